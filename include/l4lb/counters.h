@@ -1,0 +1,79 @@
+// Per-worker counters: every drop has a named reason and its own counter (grout's verdicts).
+// Layout shared by the data plane (writes its own copy) and the control plane (reads and sums).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include <rte_common.h>
+
+namespace l4lb {
+
+// Why a packet was not forwarded. Ok means "not dropped".
+enum class Drop : uint8_t {
+  Ok = 0,
+  TooShort,          // frame shorter than the headers it announces (Ethernet, VLAN, IP, L4)
+  NotIp,             // ethertype other than IPv4/IPv6 (ARP, LLDP, QinQ ...): exception path later
+  BadIpHeader,       // version mismatch, IHL < 5, bad IPv4 header checksum, IPv6 ext chain too long
+  BadLength,         // IP total/payload length beyond the frame or below the headers, bad UDP length, TCP offset
+  Fragment,          // IPv4 MF/offset or IPv6 fragment header: not balanced (no L4 ports in later fragments)
+  UnsupportedProto,  // L4 protocol other than TCP/UDP/ICMP
+  Icmp,              // ICMP/ICMPv6 not handled by the data plane yet
+  NoVip,             // destination (addr, port, proto) is not a VIP: never relayed anywhere
+  NoBackend,         // VIP has no usable backend
+  TtlExceeded,       // NAT forwarding would decrement TTL/hop limit to zero
+  TooBig,            // packet larger than the egress MTU and cannot be fragmented (ICMP sent if DF)
+  NoHeadroom,        // mbuf has no headroom for the encapsulation header
+  NoRoute,           // NAT reply: no port/next hop for the client address
+  TxFull,            // the NIC TX queue did not accept the packet
+  Count
+};
+
+constexpr std::string_view kDropNames[] = {
+    "ok",          "too_short",  "not_ip",      "bad_ip_header", "bad_length",
+    "fragment",    "unsupported_proto", "icmp",  "no_vip",        "no_backend",
+    "ttl_exceeded", "too_big",   "no_headroom", "no_route",      "tx_full",
+};
+static_assert(sizeof(kDropNames) / sizeof(kDropNames[0]) == size_t(Drop::Count));
+
+inline std::string_view toString(Drop d) { return kDropNames[size_t(d)]; }
+
+// Events that are not drops.
+enum class Ctr : uint8_t {
+  RxPackets = 0,
+  RxBytes,
+  TxPackets,
+  TxBytes,
+  FlowHit,           // packet matched an entry in the flow table
+  FlowNew,           // new flow inserted
+  FlowTableFull,     // insert failed: packet scheduled by stateless Maglev instead
+  FlowRehash,        // entry pointed at a backend no longer usable: re-picked
+  FlowExpired,       // entries removed by the sweeper
+  NatReverse,        // NAT replies rewritten back to the VIP
+  IcmpTooBigSent,    // ICMP fragmentation-needed / ICMPv6 packet-too-big generated
+  Count
+};
+
+constexpr std::string_view kCtrNames[] = {
+    "rx_packets", "rx_bytes",   "tx_packets",  "tx_bytes",    "flow_hit",         "flow_new",
+    "flow_table_full", "flow_rehash", "flow_expired", "nat_reverse", "icmp_too_big_sent",
+};
+static_assert(sizeof(kCtrNames) / sizeof(kCtrNames[0]) == size_t(Ctr::Count));
+
+// Owned and written by one worker; read (racy but word-atomic on x86-64) by the control plane.
+struct alignas(RTE_CACHE_LINE_SIZE) WorkerCounters {
+  uint64_t drops[size_t(Drop::Count)] = {};
+  uint64_t ctrs[size_t(Ctr::Count)] = {};
+
+  void drop(Drop d) { drops[size_t(d)]++; }
+  void add(Ctr c, uint64_t n = 1) { ctrs[size_t(c)] += n; }
+  uint64_t get(Drop d) const { return drops[size_t(d)]; }
+  uint64_t get(Ctr c) const { return ctrs[size_t(c)]; }
+  uint64_t totalDrops() const {
+    uint64_t s = 0;
+    for (size_t i = 1; i < size_t(Drop::Count); i++) s += drops[i];
+    return s;
+  }
+};
+
+}  // namespace l4lb

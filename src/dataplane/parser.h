@@ -1,0 +1,58 @@
+// Packet parser: Ethernet (+ one 802.1Q tag), IPv4 (with options), IPv6 (hop-by-hop, routing and
+// destination-options headers skipped), TCP, UDP, ICMP/ICMPv6. Every length is checked before a
+// field behind it is read. Pure function over bytes, so unit tests and fuzzers need no EAL.
+#pragma once
+
+#include <cstdint>
+
+#include "l4lb/addr.h"
+#include "l4lb/counters.h"
+
+namespace l4lb::dataplane {
+
+inline constexpr uint8_t kProtoIcmp = 1;
+inline constexpr uint8_t kProtoTcp = 6;
+inline constexpr uint8_t kProtoUdp = 17;
+inline constexpr uint8_t kProtoIcmp6 = 58;
+
+inline constexpr uint8_t kTcpFin = 0x01;
+inline constexpr uint8_t kTcpSyn = 0x02;
+inline constexpr uint8_t kTcpRst = 0x04;
+inline constexpr uint8_t kTcpAck = 0x10;
+
+struct PacketInfo {
+  uint16_t l3_off = 0;    // 14, or 18 with one 802.1Q tag
+  uint16_t l4_off = 0;    // l3_off + IPv4 IHL*4, or l3_off + 40 + IPv6 extension headers
+  uint16_t l3_len = 0;    // IPv4 total length, or 40 + IPv6 payload length: the IP packet's size
+  Family family = Family::V4;
+  uint8_t proto = 0;      // final L4 protocol (kProtoTcp, kProtoUdp, kProtoIcmp, kProtoIcmp6)
+  uint8_t ttl = 0;        // IPv4 TTL or IPv6 hop limit
+  uint8_t tcp_flags = 0;  // TCP flags byte (offset 13); 0 for other protocols
+  bool df = false;        // IPv4 DF bit; true for IPv6 (routers never fragment IPv6)
+  bool has_vlan = false;
+  uint16_t sport_be = 0;  // L4 ports in network byte order; 0 for ICMP
+  uint16_t dport_be = 0;
+  // Offsets of the source / destination addresses in the frame (4 or 16 bytes each).
+  uint16_t saddr_off = 0;
+  uint16_t daddr_off = 0;
+};
+
+// Returns Drop::Ok and fills `out`, or the reason the frame is not a valid IP packet we handle.
+// Rules, in order:
+//  - < 14 bytes: TooShort. Ethertype 0x8100: need 18 bytes (TooShort), inner ethertype read at
+//    16; a second tag (0x8100 / 0x88a8) or any non-IP ethertype: NotIp.
+//  - IPv4: < 20 bytes after L2: TooShort. Version != 4 or IHL < 5: BadIpHeader. Header beyond the
+//    frame: TooShort. Header checksum wrong: BadIpHeader. Total length < IHL*4 or beyond the
+//    frame: BadLength. MF set or fragment offset != 0: Fragment.
+//  - IPv6: < 40 bytes after L2: TooShort. Version != 6: BadIpHeader. 40 + payload length beyond
+//    the frame: BadLength. Extension headers 0 (only first), 43, 60 are skipped, each must fit
+//    in the IP payload (BadLength); 44: Fragment; hop-by-hop not first or more than 8 extension
+//    headers: BadIpHeader.
+//  - L4 must fit inside the IP length (not just the frame): TCP >= 20 bytes with 5 <= data
+//    offset and data offset*4 within it, UDP >= 8 bytes with its length field == the remaining IP
+//    payload (so zero-length UDP is BadLength), ICMP/ICMPv6 >= 8 bytes; else BadLength.
+//  - Other L4 protocols: UnsupportedProto.
+// Ethernet padding after the IP packet is allowed (l3_len tells the real size).
+Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out);
+
+}  // namespace l4lb::dataplane
