@@ -1,1 +1,183 @@
-// placeholder: implementation in progress
+#include "control/daemon.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include "control/config.h"
+#include "control/ports.h"
+#include "control/snapshot_builder.h"
+#include "dataplane/worker.h"
+
+namespace l4lb::control {
+
+namespace {
+
+void logMsg(const char* level, const std::string& msg) {
+  std::time_t t = std::time(nullptr);
+  char ts[32];
+  std::strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
+  std::fprintf(stderr, "%s l4lb %s: %s\n", ts, level, msg.c_str());
+}
+
+nlohmann::json countersJson(const WorkerCounters& c) {
+  nlohmann::json drops = nlohmann::json::object(), ctrs = nlohmann::json::object();
+  for (size_t i = 1; i < size_t(Drop::Count); i++) drops[std::string(kDropNames[i])] = c.drops[i];
+  for (size_t i = 0; i < size_t(Ctr::Count); i++) ctrs[std::string(kCtrNames[i])] = c.ctrs[i];
+  return {{"drops", drops}, {"counters", ctrs}};
+}
+
+}  // namespace
+
+int checkConfig(const std::string& path) {
+  ConfigResult r = loadConfigFile(path);
+  if (!r.ok()) {
+    std::fprintf(stderr, "%s\n", r.error.str().c_str());
+    return 1;
+  }
+  size_t nb = 0;
+  for (const auto& v : r.config->vips) nb += v.backends.size();
+  std::printf("%s: OK (%zu ports, %zu VIPs, %zu backends, %zu workers)\n", path.c_str(), r.config->ports.size(),
+              r.config->vips.size(), nb, r.config->eal.worker_cores.size());
+  return 0;
+}
+
+int runDaemon(const DaemonOptions& opts) {
+  ConfigResult cr = loadConfigFile(opts.config_path);
+  if (!cr.ok()) {
+    std::fprintf(stderr, "%s\n", cr.error.str().c_str());
+    return 1;
+  }
+  const Config& cfg = *cr.config;
+
+  // Signals are taken synchronously by the main thread; block them before EAL starts threads
+  // so every thread inherits the mask and none is interrupted.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  std::string err;
+  if (!initEal(cfg, err)) {
+    logMsg("error", err);
+    return 1;
+  }
+  const unsigned nworkers = unsigned(cfg.eal.worker_cores.size());
+  Ports ports;
+  if (!setupPorts(cfg, nworkers, ports, err)) {
+    logMsg("error", err);
+    rte_eal_cleanup();
+    return 1;
+  }
+
+  SnapshotBuilder builder;
+  std::unique_ptr<Snapshot> snap = builder.build(cfg, ports.runtime, err);
+  if (!snap) {
+    logMsg("error", opts.config_path + ": " + err);
+    stopPorts(ports);
+    rte_eal_cleanup();
+    return 1;
+  }
+
+  dataplane::DataplaneShared shared;
+  size_t qsz = rte_rcu_qsbr_get_memsize(nworkers);
+  shared.qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("l4lb_qsbr", qsz, RTE_CACHE_LINE_SIZE));
+  if (shared.qsbr == nullptr || rte_rcu_qsbr_init(shared.qsbr, nworkers) != 0) {
+    logMsg("error", "RCU QSBR: " + std::string(rte_strerror(rte_errno)));
+    stopPorts(ports);
+    rte_eal_cleanup();
+    return 1;
+  }
+
+  std::vector<std::unique_ptr<dataplane::WorkerState>> states;
+  std::vector<dataplane::WorkerArgs> args(nworkers);
+  for (unsigned w = 0; w < nworkers; w++) {
+    auto st = std::make_unique<dataplane::WorkerState>();
+    st->index = uint16_t(w);
+    int socket = int(rte_lcore_to_socket_id(cfg.eal.worker_cores[w]));
+    st->flows4 = dataplane::FlowTable::create("flows4_w" + std::to_string(w), cfg.flow_table.capacity,
+                                              sizeof(dataplane::FlowKey4), socket, err);
+    if (st->flows4)
+      st->flows6 = dataplane::FlowTable::create("flows6_w" + std::to_string(w), cfg.flow_table.capacity,
+                                                sizeof(dataplane::FlowKey6), socket, err);
+    if (!st->flows4 || !st->flows6) {
+      logMsg("error", err + " (lower flow_table.capacity or give EAL more memory)");
+      stopPorts(ports);
+      rte_eal_cleanup();
+      return 1;
+    }
+    args[w].state = st.get();
+    args[w].shared = &shared;
+    states.push_back(std::move(st));
+  }
+  // RX queue q of every port goes to worker q % workers; every worker has TX queue = its index.
+  for (size_t p = 0; p < ports.runtime.size(); p++)
+    for (uint16_t q = 0; q < ports.rx_queues[p]; q++)
+      args[q % nworkers].rx.push_back({uint16_t(p), ports.runtime[p].port_id, q});
+
+  shared.snapshot.store(snap.release(), std::memory_order_release);
+  for (unsigned w = 0; w < nworkers; w++) {
+    int ret = rte_eal_remote_launch(dataplane::workerMain, &args[w], cfg.eal.worker_cores[w]);
+    if (ret != 0) {
+      logMsg("error", "launching worker on core " + std::to_string(cfg.eal.worker_cores[w]) + ": " +
+                          rte_strerror(-ret));
+      shared.stop = true;
+      rte_eal_mp_wait_lcore();
+      stopPorts(ports);
+      rte_eal_cleanup();
+      return 1;
+    }
+  }
+  size_t nvips = shared.snapshot.load()->vips.size();
+  logMsg("info", "started: " + std::to_string(nworkers) + " workers, " + std::to_string(ports.runtime.size()) +
+                     " ports, " + std::to_string(nvips) + " VIPs (config " + opts.config_path + ")");
+
+  while (true) {
+    int sig = sigwaitinfo(&sigs, nullptr);
+    if (sig == SIGINT || sig == SIGTERM) {
+      logMsg("info", std::string("signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ": stopping");
+      break;
+    }
+    if (sig == SIGHUP) logMsg("warning", "SIGHUP: live reload is not implemented yet; configuration unchanged");
+  }
+
+  shared.stop.store(true);
+  rte_eal_mp_wait_lcore();  // workers return after sending what they had (TX is per burst)
+
+  WorkerCounters total;
+  nlohmann::json workers = nlohmann::json::array();
+  for (const auto& st : states) {
+    workers.push_back(countersJson(st->counters));
+    for (size_t i = 0; i < size_t(Drop::Count); i++) total.drops[i] += st->counters.drops[i];
+    for (size_t i = 0; i < size_t(Ctr::Count); i++) total.ctrs[i] += st->counters.ctrs[i];
+  }
+  logMsg("info", "stopped: rx " + std::to_string(total.get(Ctr::RxPackets)) + " tx " +
+                     std::to_string(total.get(Ctr::TxPackets)) + " dropped " + std::to_string(total.totalDrops()));
+  if (!opts.stats_file.empty()) {
+    std::ofstream f(opts.stats_file);
+    f << nlohmann::json{{"total", countersJson(total)}, {"workers", workers}}.dump(2) << "\n";
+    if (!f) logMsg("error", "cannot write " + opts.stats_file);
+  }
+
+  stopPorts(ports);
+  states.clear();
+  delete shared.snapshot.exchange(nullptr);
+  rte_free(shared.qsbr);
+  if (ports.pool) rte_mempool_free(ports.pool);
+  rte_eal_cleanup();
+  return 0;
+}
+
+}  // namespace l4lb::control

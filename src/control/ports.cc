@@ -1,1 +1,164 @@
-// placeholder: implementation in progress
+#include "control/ports.h"
+
+#include <algorithm>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+namespace l4lb::control {
+
+namespace {
+constexpr uint16_t kRxDesc = 1024;
+constexpr uint16_t kTxDesc = 1024;
+constexpr unsigned kPoolCache = 256;
+
+std::string dpdkErr(const std::string& what, int ret) {
+  return what + ": " + rte_strerror(ret < 0 ? -ret : ret);
+}
+
+bool isVdev(const std::string& dev) { return dev.rfind("net_", 0) == 0; }
+
+std::string devName(const std::string& dev) { return dev.substr(0, dev.find(',')); }
+}  // namespace
+
+std::vector<std::string> buildEalArgs(const Config& cfg) {
+  std::vector<std::string> a;
+  std::string cores = std::to_string(cfg.eal.main_core);
+  for (uint32_t c : cfg.eal.worker_cores) cores += "," + std::to_string(c);
+  a.insert(a.end(), {"-l", cores, "--main-lcore", std::to_string(cfg.eal.main_core)});
+  if (!cfg.eal.hugepages) a.push_back("--no-huge");
+  if (cfg.eal.memory_mb) a.insert(a.end(), {"-m", std::to_string(cfg.eal.memory_mb)});
+  if (cfg.eal.in_memory) a.push_back("--in-memory");
+  a.insert(a.end(), {"--file-prefix", cfg.eal.file_prefix});
+  bool any_pci = false;
+  for (const auto& p : cfg.ports) {
+    if (isVdev(p.device)) {
+      a.insert(a.end(), {"--vdev", p.device});
+    } else {
+      a.insert(a.end(), {"-a", p.device});
+      any_pci = true;
+    }
+  }
+  if (!any_pci) a.push_back("--no-pci");  // do not probe (and grab) NICs we were not given
+  for (const auto& e : cfg.eal.extra_args) a.push_back(e);
+  return a;
+}
+
+bool initEal(const Config& cfg, std::string& err) {
+  std::vector<std::string> args = buildEalArgs(cfg);
+  args.insert(args.begin(), "l4lb");
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  if (rte_eal_init(int(args.size()), argv.data()) < 0) {
+    std::string line;
+    for (size_t i = 1; i < args.size(); i++) line += (i > 1 ? " " : "") + args[i];
+    err = "EAL init (" + line + "): " + rte_strerror(rte_errno);
+    return false;
+  }
+  return true;
+}
+
+bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& err) {
+  uint16_t max_mtu = 1500;
+  unsigned queues_total = 0;
+  for (const auto& p : cfg.ports) {
+    max_mtu = std::max(max_mtu, p.mtu);
+    uint16_t rxq = p.queues ? p.queues : uint16_t(workers);
+    queues_total += rxq * kRxDesc + workers * kTxDesc;
+  }
+  // Room for the largest frame plus an encapsulation header in front of it.
+  uint16_t data_room = uint16_t(std::max<unsigned>(RTE_MBUF_DEFAULT_BUF_SIZE, max_mtu + 18u + RTE_PKTMBUF_HEADROOM));
+  unsigned n = queues_total + (workers + 1) * (kPoolCache + 64) + 4096;
+  unsigned pool_size = 1;
+  while (pool_size < n + 1) pool_size <<= 1;
+  out.pool = rte_pktmbuf_pool_create("l4lb_mbufs", pool_size - 1, kPoolCache, 0, data_room, int(rte_socket_id()));
+  if (out.pool == nullptr) {
+    err = "mbuf pool (" + std::to_string(pool_size - 1) + " mbufs): " + rte_strerror(rte_errno) +
+          " (too little hugepage memory? see scripts/setup-hugepages.sh)";
+    return false;
+  }
+  for (size_t i = 0; i < cfg.ports.size(); i++) {
+    const PortConfig& pc = cfg.ports[i];
+    const std::string what = "ports[" + std::to_string(i) + "] (" + pc.name + ", " + pc.device + ")";
+    uint16_t pid;
+    if (rte_eth_dev_get_port_by_name(devName(pc.device).c_str(), &pid) != 0) {
+      err = what + ": device not found (is it bound to a DPDK driver, or is the vdev name right?)";
+      stopPorts(out);
+      return false;
+    }
+    rte_eth_dev_info info;
+    int ret = rte_eth_dev_info_get(pid, &info);
+    if (ret != 0) {
+      err = dpdkErr(what + ": dev_info_get", ret);
+      stopPorts(out);
+      return false;
+    }
+    uint16_t rxq = pc.queues ? pc.queues : uint16_t(workers);
+    uint16_t txq = uint16_t(workers);
+    if (rxq > info.max_rx_queues || txq > info.max_tx_queues) {
+      err = what + ": needs " + std::to_string(rxq) + " RX / " + std::to_string(txq) + " TX queues, device has " +
+            std::to_string(info.max_rx_queues) + " / " + std::to_string(info.max_tx_queues);
+      stopPorts(out);
+      return false;
+    }
+    rte_eth_conf conf{};
+    if (rxq > 1 && info.flow_type_rss_offloads != 0) {
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_hf =
+          (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    }
+    if ((ret = rte_eth_dev_configure(pid, rxq, txq, &conf)) != 0) {
+      err = dpdkErr(what + ": configure", ret);
+      stopPorts(out);
+      return false;
+    }
+    if ((ret = rte_eth_dev_set_mtu(pid, pc.mtu)) != 0 && ret != -ENOTSUP) {
+      err = dpdkErr(what + ": set MTU " + std::to_string(pc.mtu), ret);
+      stopPorts(out);
+      return false;
+    }
+    uint16_t nrx = kRxDesc, ntx = kTxDesc;
+    rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nrx, &ntx);
+    for (uint16_t q = 0; q < rxq; q++) {
+      if ((ret = rte_eth_rx_queue_setup(pid, q, nrx, rte_eth_dev_socket_id(pid), nullptr, out.pool)) != 0) {
+        err = dpdkErr(what + ": RX queue " + std::to_string(q), ret);
+        stopPorts(out);
+        return false;
+      }
+    }
+    for (uint16_t q = 0; q < txq; q++) {
+      if ((ret = rte_eth_tx_queue_setup(pid, q, ntx, rte_eth_dev_socket_id(pid), nullptr)) != 0) {
+        err = dpdkErr(what + ": TX queue " + std::to_string(q), ret);
+        stopPorts(out);
+        return false;
+      }
+    }
+    if ((ret = rte_eth_dev_start(pid)) != 0) {
+      err = dpdkErr(what + ": start", ret);
+      stopPorts(out);
+      return false;
+    }
+    PortRuntime r;
+    r.port_id = pid;
+    rte_ether_addr mac;
+    if (rte_eth_macaddr_get(pid, &mac) == 0) std::copy(mac.addr_bytes, mac.addr_bytes + 6, r.mac.bytes.begin());
+    out.runtime.push_back(r);
+    out.rx_queues.push_back(rxq);
+  }
+  return true;
+}
+
+void stopPorts(Ports& p) {
+  for (const auto& r : p.runtime) {
+    rte_eth_dev_stop(r.port_id);
+    rte_eth_dev_close(r.port_id);
+  }
+  p.runtime.clear();
+  p.rx_queues.clear();
+}
+
+}  // namespace l4lb::control

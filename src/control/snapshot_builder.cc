@@ -1,1 +1,255 @@
-// placeholder: implementation in progress
+#include "control/snapshot_builder.h"
+
+#include <numeric>
+#include <sstream>
+
+#include <rte_byteorder.h>
+
+#include "l4lb/maglev.h"
+
+namespace l4lb::control {
+
+namespace {
+
+std::string backendIdentity(const VipConfig& v, const BackendConfig& b) {
+  return v.address.str() + "/" + std::to_string(v.port) + "/" + std::string(toString(v.protocol)) + "|" +
+         b.address.str() + ":" + std::to_string(b.port);
+}
+
+uint64_t backendKey(const BackendConfig& b) {
+  std::string s = b.address.str() + ":" + std::to_string(b.port);
+  return hash64(s.data(), s.size(), 0x6c34);
+}
+
+}  // namespace
+
+uint32_t SnapshotBuilder::idFor(const std::string& identity) {
+  auto it = ids_.find(identity);
+  if (it != ids_.end()) return it->second;
+  uint32_t id = next_id_++;
+  ids_.emplace(identity, id);
+  return id;
+}
+
+std::vector<uint32_t> buildWrrSequence(const std::vector<std::pair<uint32_t, uint32_t>>& id_weights,
+                                       uint32_t max_len) {
+  std::vector<std::pair<uint32_t, uint64_t>> w;
+  uint64_t g = 0, total = 0;
+  for (auto [id, wt] : id_weights)
+    if (wt > 0) g = std::gcd(g, uint64_t(wt));
+  for (auto [id, wt] : id_weights)
+    if (wt > 0) {
+      w.emplace_back(id, wt / g);
+      total += wt / g;
+    }
+  if (w.empty()) return {};
+  if (total > max_len) {  // scale down, every backend keeps at least one turn
+    uint64_t t2 = 0;
+    for (auto& [id, wt] : w) {
+      wt = std::max<uint64_t>(1, wt * max_len / total);
+      t2 += wt;
+    }
+    total = t2;
+  }
+  std::vector<int64_t> current(w.size(), 0);
+  std::vector<uint32_t> seq;
+  seq.reserve(total);
+  for (uint64_t n = 0; n < total; n++) {
+    size_t best = 0;
+    for (size_t i = 0; i < w.size(); i++) {
+      current[i] += int64_t(w[i].second);
+      if (current[i] > current[best]) best = i;
+    }
+    current[best] -= int64_t(total);
+    seq.push_back(w[best].first);
+  }
+  return seq;
+}
+
+std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::vector<PortRuntime>& rt,
+                                                 std::string& err) {
+  std::ostringstream errs;
+  auto s = std::make_unique<Snapshot>();
+  s->generation = ++generation_;
+  s->timeouts = {cfg.flow_table.tcp_syn_timeout_ms, cfg.flow_table.tcp_established_timeout_ms,
+                 cfg.flow_table.tcp_fin_timeout_ms, cfg.flow_table.udp_timeout_ms};
+
+  // Neighbours: static entries, plus each backend's static MAC.
+  std::vector<std::pair<AddrKey, MacAddr>> neigh;
+  std::map<std::string, MacAddr> neigh_by_addr;
+  auto addNeigh = [&](const IpAddr& a, const MacAddr& m) {
+    neigh.emplace_back(AddrKey::make(a), m);
+    neigh_by_addr[a.str()] = m;
+  };
+  for (const auto& n : cfg.neighbours) addNeigh(n.address, n.mac);
+  for (const auto& v : cfg.vips)
+    for (const auto& b : v.backends)
+      if (b.mac) addNeigh(b.address, *b.mac);
+  s->neighbours = FlatMap<AddrKey, MacAddr>(neigh);
+  auto macOf = [&](const IpAddr& a) -> const MacAddr* {
+    auto it = neigh_by_addr.find(a.str());
+    return it == neigh_by_addr.end() ? nullptr : &it->second;
+  };
+
+  if (rt.size() != cfg.ports.size() || cfg.ports.size() > kMaxPorts) {
+    err = "ports: " + std::to_string(cfg.ports.size()) + " configured, at most " + std::to_string(kMaxPorts);
+    return nullptr;
+  }
+  for (size_t i = 0; i < cfg.ports.size(); i++) {
+    const PortConfig& pc = cfg.ports[i];
+    SnapPort p;
+    p.name = pc.name;
+    p.port_id = rt[i].port_id;
+    p.mtu = pc.mtu;
+    p.mac = pc.mac ? *pc.mac : rt[i].mac;
+    if (pc.ipv4) p.has_v4 = true, p.v4 = *pc.ipv4;
+    if (pc.ipv6) p.has_v6 = true, p.v6 = *pc.ipv6;
+    auto gw = [&](const std::optional<IpAddr>& g, bool& has, MacAddr& mac, const char* key) {
+      if (!g) return;
+      if (const MacAddr* m = macOf(*g)) {
+        has = true;
+        mac = *m;
+      } else {
+        errs << "ports[" << i << "]." << key << ": no MAC known for " << g->str()
+             << " (add a [[neighbours]] entry)\n";
+      }
+    };
+    gw(pc.gateway4, p.has_gw4, p.gw4_mac, "gateway4");
+    gw(pc.gateway6, p.has_gw6, p.gw6_mac, "gateway6");
+    if (s->port_index_by_id.size() <= p.port_id) s->port_index_by_id.resize(p.port_id + 1u, -1);
+    s->port_index_by_id[p.port_id] = int16_t(i);
+    s->ports.push_back(p);
+  }
+
+  if (cfg.vips.size() > 4096) errs << "vips: " << cfg.vips.size() << " VIPs, at most 4096\n";
+  std::vector<std::pair<ServiceKey, uint32_t>> vip_keys;
+  std::vector<std::pair<ServiceKey, NatReverse>> nat_keys;
+  std::map<std::string, size_t> nat_owner;
+  std::vector<SnapBackend> backends;
+  for (size_t vi = 0; vi < cfg.vips.size(); vi++) {
+    const VipConfig& vc = cfg.vips[vi];
+    const std::string where = "vips[" + std::to_string(vi) + "]";
+    SnapVip v;
+    v.name = vc.name;
+    v.addr = vc.address;
+    v.port_be = rte_cpu_to_be_16(vc.port);
+    v.proto = vc.protocol;
+    v.scheduler = vc.scheduler;
+    v.mode = vc.forwarding;
+    v.gue_port_be = rte_cpu_to_be_16(vc.gue_port);
+    const bool tunnel = vc.forwarding == FwdMode::Ipip || vc.forwarding == FwdMode::Gue;
+    vip_keys.emplace_back(ServiceKey::make(vc.address, v.port_be, uint8_t(vc.protocol)), uint32_t(vi));
+
+    std::vector<MaglevEndpoint> eps;
+    std::vector<std::pair<uint32_t, uint32_t>> rr;
+    for (size_t bi = 0; bi < vc.backends.size(); bi++) {
+      const BackendConfig& bc = vc.backends[bi];
+      const std::string bwhere = where + ".backends[" + std::to_string(bi) + "]";
+      SnapBackend b;
+      b.id = idFor(backendIdentity(vc, bc));
+      if (b.id > kMaxBackendId) {
+        errs << bwhere << ": backend ids exhausted (restart to renumber)\n";
+        continue;
+      }
+      b.addr = bc.address;
+      b.port_be = rte_cpu_to_be_16(bc.port);
+      b.weight = uint16_t(bc.weight);
+      b.vip_index = uint16_t(vi);
+      b.state = BackendState::Healthy;
+      // Egress: the named port, else the port whose connected prefix holds the backend, else a
+      // port with a gateway of the backend's family.
+      int egress = -1;
+      bool connected = false;
+      for (size_t pi = 0; pi < s->ports.size(); pi++) {
+        const SnapPort& p = s->ports[pi];
+        if (!bc.via.empty()) {
+          if (p.name == bc.via) egress = int(pi);
+          continue;
+        }
+        if ((bc.address.isV4() && p.has_v4 && p.v4.contains(bc.address)) ||
+            (!bc.address.isV4() && p.has_v6 && p.v6.contains(bc.address))) {
+          egress = int(pi);
+          connected = true;
+          break;
+        }
+      }
+      if (egress < 0 && bc.via.empty()) {
+        for (size_t pi = 0; pi < s->ports.size() && egress < 0; pi++)
+          if (bc.address.isV4() ? s->ports[pi].has_gw4 : s->ports[pi].has_gw6) egress = int(pi);
+        if (egress < 0 && s->ports.size() == 1) egress = 0, connected = true;
+      }
+      if (egress < 0) {
+        errs << bwhere << ": no port reaches " << bc.address.str()
+             << " (give a port a connected prefix or gateway for it, or set via)\n";
+        continue;
+      }
+      if (!bc.via.empty()) {
+        const SnapPort& p = s->ports[size_t(egress)];
+        connected = bc.address.isV4() ? (p.has_v4 && p.v4.contains(bc.address)) || !p.has_gw4
+                                      : (p.has_v6 && p.v6.contains(bc.address)) || !p.has_gw6;
+      }
+      b.egress = uint16_t(egress);
+      const SnapPort& out = s->ports[b.egress];
+      if (bc.mac) {
+        b.next_hop_mac = *bc.mac;
+      } else if (connected) {
+        if (const MacAddr* m = macOf(bc.address)) b.next_hop_mac = *m;
+        else errs << bwhere << ".mac: no MAC known for " << bc.address.str()
+                  << " (set mac, or add a [[neighbours]] entry)\n";
+      } else {
+        b.next_hop_mac = bc.address.isV4() ? out.gw4_mac : out.gw6_mac;
+      }
+      if (tunnel) {
+        const auto& src = bc.address.isV4() ? vc.tunnel_source4 : vc.tunnel_source6;
+        IpAddr& dst = bc.address.isV4() ? v.tunnel_src4 : v.tunnel_src6;
+        if (src) dst = *src;
+        else if (bc.address.isV4() && out.has_v4) dst = out.v4.addr;
+        else if (!bc.address.isV4() && out.has_v6) dst = out.v6.addr;
+        else errs << where << ": tunnel_source" << (bc.address.isV4() ? "4" : "6")
+                  << ": needed for backend " << bc.address.str() << " (port " << out.name
+                  << " has no address of that family)\n";
+      }
+      if (vc.forwarding == FwdMode::Nat) {
+        // Replies are matched statelessly on the backend's (address, source port, protocol),
+        // so every worker can reverse them whatever RSS queue they land on; that needs the key
+        // to name one VIP.
+        uint16_t rport = bc.port ? bc.port : vc.port;
+        if (vc.port == 0 && bc.port != 0) {
+          errs << bwhere << ".port: must be 0 when the VIP's port is 0 (replies could not be mapped back)\n";
+        }
+        std::string nk = bc.address.str() + ":" + std::to_string(rport) + "/" + std::string(toString(vc.protocol));
+        auto [it, fresh] = nat_owner.emplace(nk, vi);
+        if (!fresh && it->second != vi) {
+          errs << bwhere << ": NAT backend " << nk << " already serves vips[" << it->second
+               << "]; replies could not be told apart\n";
+        }
+        nat_keys.emplace_back(ServiceKey::make(bc.address, rte_cpu_to_be_16(rport), uint8_t(vc.protocol)),
+                              NatReverse{uint32_t(vi), b.id});
+      }
+      v.backends.push_back(b.id);
+      if (b.state == BackendState::Healthy) {
+        eps.push_back({b.id, backendKey(bc), bc.weight});
+        rr.emplace_back(b.id, vc.scheduler == Scheduler::WeightedRoundRobin ? bc.weight : 1);
+      }
+      backends.push_back(b);
+    }
+    v.maglev = buildMaglevTable(eps, vc.maglev_table_size);
+    v.rr = buildWrrSequence(rr);
+    s->vips.push_back(std::move(v));
+  }
+  uint32_t max_id = 0;
+  for (const auto& b : backends) max_id = std::max(max_id, b.id);
+  s->backends.resize(size_t(max_id) + 1);
+  for (const auto& b : backends) s->backends[b.id] = b;
+  s->vip_by_key = FlatMap<ServiceKey, uint32_t>(vip_keys);
+  s->nat_reverse = FlatMap<ServiceKey, NatReverse>(nat_keys);
+
+  err = errs.str();
+  if (!err.empty()) {
+    if (err.back() == '\n') err.pop_back();
+    return nullptr;
+  }
+  return s;
+}
+
+}  // namespace l4lb::control

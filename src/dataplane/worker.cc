@@ -1,1 +1,293 @@
-// placeholder: implementation in progress
+#include "dataplane/worker.h"
+
+#include <cstring>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_prefetch.h>
+
+#include "dataplane/parser.h"
+
+namespace l4lb::dataplane {
+
+uint32_t nowMs() {
+  static const uint64_t hz_ms = rte_get_tsc_hz() / 1000;
+  return uint32_t(rte_rdtsc() / hz_ms);
+}
+
+namespace {
+
+// Per-packet scratch for one burst.
+struct PktCtx {
+  PacketInfo pi;
+  const SnapVip* vip;
+  uint32_t vip_index;
+  hash_sig_t sig;
+  bool reverse;  // NAT reply from a backend
+};
+
+inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f, uint16_t dport_be, uint8_t proto,
+                              uint32_t& index) {
+  ServiceKey k;
+  std::memcpy(k.addr.data(), daddr, f == Family::V4 ? 4 : 16);
+  k.port_be = dport_be;
+  k.proto = proto;
+  k.family = uint8_t(f);
+  const uint32_t* i = s.vip_by_key.find(k);
+  if (i == nullptr) {
+    k.port_be = 0;  // a VIP on all ports
+    i = s.vip_by_key.find(k);
+    if (i == nullptr) return nullptr;
+  }
+  index = *i;
+  return &s.vips[*i];
+}
+
+inline const SnapVip* findNatReply(const Snapshot& s, const uint8_t* saddr, Family f, uint16_t sport_be,
+                                   uint8_t proto, uint32_t& index) {
+  if (s.nat_reverse.size() == 0) return nullptr;
+  ServiceKey k;
+  std::memcpy(k.addr.data(), saddr, f == Family::V4 ? 4 : 16);
+  k.port_be = sport_be;
+  k.proto = proto;
+  k.family = uint8_t(f);
+  const NatReverse* r = s.nat_reverse.find(k);
+  if (r == nullptr) {
+    k.port_be = 0;  // backend that keeps the client's port
+    r = s.nat_reverse.find(k);
+    if (r == nullptr) return nullptr;
+  }
+  index = r->vip_index;
+  return &s.vips[r->vip_index];
+}
+
+// Scheduler: a new flow's backend. kNoBackend when the VIP has no usable backend.
+inline uint32_t pickBackend(WorkerState& w, const SnapVip& v, uint32_t vip_index, hash_sig_t sig,
+                            const uint8_t* saddr, Family f) {
+  switch (v.scheduler) {
+    case Scheduler::Maglev:
+      return v.maglev[sig % v.maglev.size()];
+    case Scheduler::SourceHash: {
+      uint32_t h = rte_hash_crc(saddr, f == Family::V4 ? 4 : 16, 0x5eed);
+      return v.maglev[h % v.maglev.size()];
+    }
+    case Scheduler::RoundRobin:
+    case Scheduler::WeightedRoundRobin: {
+      if (v.rr.empty()) return kNoBackend;
+      uint32_t& c = w.rr_cursor[vip_index % kMaxVips];
+      if (c >= v.rr.size()) c = 0;
+      return v.rr[c++];
+    }
+  }
+  return kNoBackend;
+}
+
+inline bool usableForExisting(const SnapBackend* b, uint32_t vip_index) {
+  return b != nullptr && b->vip_index == vip_index && b->state != BackendState::Unhealthy;
+}
+
+inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
+
+inline void dropPkt(WorkerState& w, rte_mbuf* m, Drop d) {
+  w.counters.drop(d);
+  rte_pktmbuf_free(m);
+}
+
+}  // namespace
+
+void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,
+                  uint32_t now_ms, TxBatch& tx) {
+  PktCtx ctx[kBurst];
+  FlowKey4 k4[kBurst];
+  FlowKey6 k6[kBurst];
+  const void* keys4[kBurst];
+  const void* keys6[kBurst];
+  hash_sig_t sigs4[kBurst], sigs6[kBurst];
+  uint16_t idx4[kBurst], idx6[kBurst];
+  uint16_t n4 = 0, n6 = 0;
+  rte_mbuf* live[kBurst];
+  uint16_t nlive = 0;
+
+  // Stage 1: parse, find the VIP, build the flow key and its hash.
+  for (uint16_t i = 0; i < n; i++) {
+    if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
+    rte_mbuf* m = pkts[i];
+    w.counters.add(Ctr::RxPackets);
+    w.counters.add(Ctr::RxBytes, rte_pktmbuf_pkt_len(m));
+    const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
+    PktCtx& c = ctx[nlive];
+    Drop d = parsePacket(data, rte_pktmbuf_data_len(m), c.pi);
+    if (d != Drop::Ok) {
+      dropPkt(w, m, d);
+      continue;
+    }
+    if (c.pi.proto != kProtoTcp && c.pi.proto != kProtoUdp) {
+      dropPkt(w, m, Drop::Icmp);  // ICMP: echo and errors for VIP flows come with the control plane
+      continue;
+    }
+    const uint8_t* saddr = data + c.pi.saddr_off;
+    const uint8_t* daddr = data + c.pi.daddr_off;
+    c.reverse = false;
+    c.vip = findVip(s, daddr, c.pi.family, c.pi.dport_be, c.pi.proto, c.vip_index);
+    if (c.vip == nullptr) {
+      c.vip = findNatReply(s, saddr, c.pi.family, c.pi.sport_be, c.pi.proto, c.vip_index);
+      if (c.vip == nullptr || c.vip->mode != FwdMode::Nat) {
+        dropPkt(w, m, Drop::NoVip);  // never relayed: no open relay
+        continue;
+      }
+      c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
+    } else if (c.pi.family == Family::V4) {
+      FlowKey4& k = k4[n4];
+      std::memcpy(&k.saddr, saddr, 4);
+      std::memcpy(&k.daddr, daddr, 4);
+      k.sport = c.pi.sport_be;
+      k.dport = c.pi.dport_be;
+      k.proto = c.pi.proto;
+      c.sig = FlowTable::hashKey(&k, sizeof(k));
+      keys4[n4] = &k;
+      sigs4[n4] = c.sig;
+      idx4[n4++] = nlive;
+    } else {
+      FlowKey6& k = k6[n6];
+      std::memcpy(k.saddr, saddr, 16);
+      std::memcpy(k.daddr, daddr, 16);
+      k.sport = c.pi.sport_be;
+      k.dport = c.pi.dport_be;
+      k.proto = c.pi.proto;
+      c.sig = FlowTable::hashKey(&k, sizeof(k));
+      keys6[n6] = &k;
+      sigs6[n6] = c.sig;
+      idx6[n6++] = nlive;
+    }
+    live[nlive++] = m;
+  }
+
+  // Stage 2: bulk flow lookups (rte_hash prefetches buckets and keys across the batch).
+  uint64_t vals4[kBurst], vals6[kBurst];
+  uint64_t hit4 = w.flows4->lookupBulk(keys4, sigs4, n4, vals4);
+  uint64_t hit6 = w.flows6->lookupBulk(keys6, sigs6, n6, vals6);
+  // Per live packet: which table slot (or none for NAT replies).
+  int16_t slot_of[kBurst];
+  bool is6[kBurst];
+  for (uint16_t i = 0; i < nlive; i++) slot_of[i] = -1;
+  for (uint16_t j = 0; j < n4; j++) slot_of[idx4[j]] = int16_t(j), is6[idx4[j]] = false;
+  for (uint16_t j = 0; j < n6; j++) slot_of[idx6[j]] = int16_t(j), is6[idx6[j]] = true;
+
+  // Stage 3: decide and rewrite.
+  for (uint16_t i = 0; i < nlive; i++) {
+    rte_mbuf* m = live[i];
+    PktCtx& c = ctx[i];
+    FwdResult r;
+    if (c.reverse) {
+      r = reverseNat(m, c.pi, *c.vip, s, ingress);
+      if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
+    } else {
+      const int j = slot_of[i];
+      const bool v6 = is6[i];
+      FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
+      const void* key = v6 ? keys6[j] : keys4[j];
+      const bool hit = ((v6 ? hit6 : hit4) >> j) & 1;
+      const bool tcp = c.pi.proto == kProtoTcp;
+      const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
+      uint32_t bid = kNoBackend;
+      bool store = true;
+      FlowValue fv;
+      const bool live_hit = hit && !isExpired(fv = FlowValue::unpack(v6 ? vals6[j] : vals4[j]), now_ms, s.timeouts);
+      if (live_hit) {
+        const SnapBackend* b = s.backend(fv.backend_id);
+        if (usableForExisting(b, c.vip_index)) {
+          w.counters.add(Ctr::FlowHit);
+          bid = fv.backend_id;
+          FlowState ns = nextState(fv.state, tcp, c.pi.tcp_flags);
+          store = ns != fv.state || uint32_t(now_ms - fv.last_seen_ms) >= FlowTable::kRefreshMs;
+          fv.state = ns;
+        } else {
+          w.counters.add(Ctr::FlowRehash);  // its backend left the pool or failed
+        }
+      }
+      if (bid == kNoBackend) {
+        bid = pickBackend(w, *c.vip, c.vip_index, c.sig, saddr, c.pi.family);
+        fv.state = nextState(FlowState::TcpSyn, tcp, c.pi.tcp_flags);
+        if (!live_hit) w.counters.add(Ctr::FlowNew);
+      }
+      if (bid == kNoBackend) {
+        dropPkt(w, m, Drop::NoBackend);
+        continue;
+      }
+      if (store) {
+        fv.backend_id = bid;
+        fv.last_seen_ms = now_ms;
+        if (!ft.upsert(key, c.sig, fv)) {
+          // Full: stay correct without state. Maglev on the 5-tuple gives the same answer for
+          // every packet of the flow while the table does not change (RR would not).
+          w.counters.add(Ctr::FlowTableFull);
+          if (c.vip->scheduler == Scheduler::RoundRobin || c.vip->scheduler == Scheduler::WeightedRoundRobin) {
+            bid = c.vip->maglev[c.sig % c.vip->maglev.size()];
+            if (bid == kNoBackend) {
+              dropPkt(w, m, Drop::NoBackend);
+              continue;
+            }
+          }
+        }
+      }
+      const SnapBackend& b = s.backends[bid];
+      switch (c.vip->mode) {
+        case FwdMode::Dsr: r = forwardDsr(m, c.pi, b, s, ingress); break;
+        case FwdMode::Ipip: r = forwardIpip(m, c.pi, *c.vip, b, s, c.sig, ingress); break;
+        case FwdMode::Gue: r = forwardGue(m, c.pi, *c.vip, b, s, c.sig, ingress); break;
+        case FwdMode::Nat: r = forwardNat(m, c.pi, b, s, ingress); break;
+      }
+    }
+    if (r.drop != Drop::Ok) {
+      dropPkt(w, m, r.drop);
+      continue;
+    }
+    if (r.icmp_sent) {
+      w.counters.drop(Drop::TooBig);
+      w.counters.add(Ctr::IcmpTooBigSent);
+    }
+    emit(tx, m, r.egress);
+  }
+}
+
+int workerMain(void* arg) {
+  auto* a = static_cast<WorkerArgs*>(arg);
+  WorkerState& w = *a->state;
+  DataplaneShared& sh = *a->shared;
+  TxBatch tx;
+  rte_mbuf* pkts[kBurst];
+  rte_rcu_qsbr_thread_register(sh.qsbr, w.index);
+  rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
+  while (!sh.stop.load(std::memory_order_relaxed)) {
+    // Quiescent: this worker holds no snapshot pointer from the previous iteration.
+    rte_rcu_qsbr_quiescent(sh.qsbr, w.index);
+    const Snapshot* s = sh.snapshot.load(std::memory_order_acquire);
+    const uint32_t now = nowMs();
+    for (const RxQueue& q : a->rx) {
+      uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, kBurst);
+      if (n == 0) continue;
+      tx.clear();
+      processBurst(w, *s, pkts, n, q.port_index, now, tx);
+      for (uint16_t p = 0; p < s->ports.size(); p++) {
+        const uint16_t cnt = tx.n[p];
+        if (cnt == 0) continue;
+        uint64_t bytes = 0;  // read before the driver owns (and may free) the mbufs
+        for (uint16_t k = 0; k < cnt; k++) bytes += rte_pktmbuf_pkt_len(tx.pkts[p][k]);
+        uint16_t sent = rte_eth_tx_burst(s->ports[p].port_id, w.index, tx.pkts[p].data(), cnt);
+        for (uint16_t k = sent; k < cnt; k++) {
+          bytes -= rte_pktmbuf_pkt_len(tx.pkts[p][k]);
+          dropPkt(w, tx.pkts[p][k], Drop::TxFull);
+        }
+        w.counters.add(Ctr::TxPackets, sent);
+        w.counters.add(Ctr::TxBytes, bytes);
+      }
+    }
+    uint32_t expired = w.flows4->sweep(now, s->timeouts, kSweepBudget) + w.flows6->sweep(now, s->timeouts, kSweepBudget);
+    if (expired) w.counters.add(Ctr::FlowExpired, expired);
+  }
+  rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
+  rte_rcu_qsbr_thread_unregister(sh.qsbr, w.index);
+  return 0;
+}
+
+}  // namespace l4lb::dataplane

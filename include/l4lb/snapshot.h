@@ -1,0 +1,111 @@
+// The immutable tables the control plane publishes to the workers (RCU-style: built whole off the
+// hot path, published with one atomic pointer store, freed after every worker has passed a
+// quiescent state). Workers only read a Snapshot; nothing in it changes after publication.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "l4lb/addr.h"
+#include "l4lb/flat_map.h"
+#include "l4lb/types.h"
+
+namespace l4lb {
+
+// Backend id 0 means "none" (as in Katran): a Maglev slot or flow entry holding 0 has no backend.
+inline constexpr uint32_t kNoBackend = 0;
+inline constexpr uint32_t kMaxBackendId = (1u << 24) - 1;  // flow entries keep 24 bits
+inline constexpr uint16_t kMaxPorts = 8;
+
+// (address, port, protocol) of a VIP, or of a NAT backend for the reverse lookup. Ports in network
+// byte order. 20 bytes, no padding: hashed and compared bytewise.
+struct ServiceKey {
+  std::array<uint8_t, 16> addr{};
+  uint16_t port_be = 0;
+  uint8_t proto = 0;
+  uint8_t family = 0;
+  static ServiceKey make(const IpAddr& a, uint16_t port_be, uint8_t proto) {
+    ServiceKey k;
+    k.addr = a.bytes;
+    k.port_be = port_be;
+    k.proto = proto;
+    k.family = uint8_t(a.family);
+    return k;
+  }
+};
+static_assert(sizeof(ServiceKey) == 20);
+
+struct AddrKey {
+  std::array<uint8_t, 16> addr{};
+  uint32_t family = 0;
+  static AddrKey make(const IpAddr& a) { return AddrKey{a.bytes, uint32_t(a.family)}; }
+};
+static_assert(sizeof(AddrKey) == 20);
+
+struct SnapPort {
+  uint16_t port_id = 0;      // DPDK port id
+  uint16_t mtu = 1500;
+  MacAddr mac;
+  bool has_v4 = false, has_v6 = false;
+  Prefix v4, v6;             // own address + connected prefix
+  bool has_gw4 = false, has_gw6 = false;
+  MacAddr gw4_mac, gw6_mac;  // next hop for destinations outside the connected prefixes
+  std::string name;
+};
+
+struct SnapBackend {
+  uint32_t id = kNoBackend;  // kNoBackend: this id is not in the snapshot
+  IpAddr addr;
+  uint16_t port_be = 0;      // NAT destination port; 0 = keep the client's
+  uint16_t weight = 0;
+  BackendState state = BackendState::Healthy;
+  uint16_t vip_index = 0;
+  uint16_t egress = 0;       // index into Snapshot::ports
+  MacAddr next_hop_mac;      // resolved next hop (the backend itself when connected)
+};
+
+struct SnapVip {
+  std::string name;
+  IpAddr addr;
+  uint16_t port_be = 0;      // 0 = all ports
+  Proto proto = Proto::Tcp;
+  Scheduler scheduler = Scheduler::Maglev;
+  FwdMode mode = FwdMode::Dsr;
+  IpAddr tunnel_src4, tunnel_src6;  // outer sources for ipip/gue by backend family
+  uint16_t gue_port_be = 0;
+  std::vector<uint32_t> maglev;     // slot -> backend id (healthy backends only); prime size
+  std::vector<uint32_t> rr;         // round-robin sequence of backend ids (weighted for wrr)
+  std::vector<uint32_t> backends;   // every backend id of this VIP, whatever its state
+};
+
+struct NatReverse {
+  uint32_t vip_index = 0;
+  uint32_t backend_id = 0;
+};
+
+struct FlowTimeouts {
+  uint32_t tcp_syn_ms = 10'000;
+  uint32_t tcp_established_ms = 300'000;
+  uint32_t tcp_fin_ms = 10'000;
+  uint32_t udp_ms = 30'000;
+};
+
+struct Snapshot {
+  uint64_t generation = 0;
+  std::vector<SnapPort> ports;            // index = our port index (egress in SnapBackend)
+  std::vector<int16_t> port_index_by_id;  // DPDK port id -> our index (-1: not ours)
+  std::vector<SnapVip> vips;
+  std::vector<SnapBackend> backends;      // indexed by backend id; [0] is "none"
+  FlatMap<ServiceKey, uint32_t> vip_by_key;      // (addr, port|0, proto) -> vips index
+  FlatMap<ServiceKey, NatReverse> nat_reverse;   // (backend addr, backend port, proto) -> VIP
+  FlatMap<AddrKey, MacAddr> neighbours;          // static neighbour table
+  FlowTimeouts timeouts;
+
+  const SnapBackend* backend(uint32_t id) const {
+    return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;
+  }
+};
+
+}  // namespace l4lb

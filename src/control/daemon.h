@@ -1,0 +1,19 @@
+// The l4lb daemon's life cycle: config -> EAL -> ports -> flow tables -> snapshot -> workers ->
+// wait for a signal -> stop workers -> flush -> close ports -> exit 0.
+#pragma once
+
+#include <string>
+
+namespace l4lb::control {
+
+struct DaemonOptions {
+  std::string config_path = "/etc/l4lb/l4lb.toml";
+  std::string stats_file;  // written as JSON on exit when set
+};
+
+int runDaemon(const DaemonOptions& opts);
+
+// --check-config: 0 when valid, 1 with messages on stderr.
+int checkConfig(const std::string& path);
+
+}  // namespace l4lb::control

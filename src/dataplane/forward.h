@@ -1,0 +1,71 @@
+// Packet rewriting for each forwarding mode. Called by the worker once the backend is chosen;
+// each function edits the mbuf in place (or prepends headers) and returns Drop::Ok with the
+// egress port index, or the reason the packet cannot be sent. No allocation, no locks.
+//
+// Output frames are always untagged: an 802.1Q tag on input is removed (ports carry no VLAN
+// configuration yet).
+#pragma once
+
+#include <cstdint>
+
+#include <rte_mbuf.h>
+
+#include "dataplane/parser.h"
+#include "l4lb/counters.h"
+#include "l4lb/snapshot.h"
+
+namespace l4lb::dataplane {
+
+// Encapsulation overheads on the IP packet.
+inline constexpr uint16_t kIpv4HdrLen = 20;
+inline constexpr uint16_t kIpv6HdrLen = 40;
+inline constexpr uint16_t kUdpHdrLen = 8;
+inline constexpr uint8_t kTunnelTtl = 64;
+
+// Result of a forwarding step.
+struct FwdResult {
+  Drop drop = Drop::Ok;
+  uint16_t egress = 0;      // Snapshot::ports index when drop == Ok
+  bool icmp_sent = false;   // the packet was turned into an ICMP too-big reply to the client
+};
+
+// L2 direct server return: only the Ethernet header changes (RFC-free; IPVS "DR", Katran's L2).
+FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
+                     uint16_t ingress);
+
+// IP-in-IP: RFC 2003 (IPv4 outer), RFC 2473 (IPv6 outer); the inner packet is untouched.
+FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
+                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress);
+
+// GUE variant 1 (draft-ietf-intarea-gue §4: direct IP encapsulation, no GUE header), as Katran:
+// UDP to v.gue_port, source port from the flow hash for ECMP entropy.
+FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
+                     const Snapshot& s, uint32_t flow_hash, uint16_t ingress);
+
+// Two-arm NAT, client -> backend: destination VIP:port becomes backend:port; TTL decremented.
+FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
+                     uint16_t ingress);
+
+// Two-arm NAT, backend -> client: source backend:port becomes VIP:port; TTL decremented;
+// routed toward the client by connected prefix or the port's gateway.
+FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const Snapshot& s,
+                     uint16_t ingress);
+
+// Turns `m` into an ICMP "fragmentation needed" (IPv4, DF set) or ICMPv6 "packet too big"
+// reply to the client, advertising `mtu` as the largest packet that fits, sent back out of the
+// ingress port. `ingress` is a Snapshot::ports index.
+FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t mtu);
+
+// RFC 1624 incremental checksum update: `sum` is a 16-bit checksum field (as stored, network
+// order); old/new are the replaced 16-bit words as stored.
+inline void csumReplace16(uint16_t* sum, uint16_t old_be, uint16_t new_be) {
+  uint32_t s = uint16_t(~*sum);
+  s += uint16_t(~old_be);
+  s += new_be;
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  *sum = uint16_t(~s);
+}
+void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len);
+
+}  // namespace l4lb::dataplane
