@@ -17,6 +17,7 @@
 
 #include <rte_hash.h>
 
+#include "dataplane/parser.h"
 #include "l4lb/snapshot.h"
 
 namespace l4lb::dataplane {
@@ -70,9 +71,9 @@ inline bool isExpired(const FlowValue& v, uint32_t now_ms, const FlowTimeouts& t
 // The state after seeing a packet with `tcp_flags` (TCP) in a flow in state `s`.
 inline FlowState nextState(FlowState s, bool tcp, uint8_t tcp_flags) {
   if (!tcp) return FlowState::Udp;
-  if (tcp_flags & (0x01 | 0x04)) return FlowState::TcpClosing;  // FIN or RST
+  if (tcp_flags & (kTcpFin | kTcpRst)) return FlowState::TcpClosing;
   if (s == FlowState::TcpClosing) return s;
-  if (tcp_flags & 0x02) return s == FlowState::TcpEstablished ? s : FlowState::TcpSyn;  // SYN
+  if (tcp_flags & kTcpSyn) return s == FlowState::TcpEstablished ? s : FlowState::TcpSyn;  // SYN
   return FlowState::TcpEstablished;  // an ACK without SYN: handshake done (or flow picked up mid-way)
 }
 

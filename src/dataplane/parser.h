@@ -51,8 +51,12 @@ struct PacketInfo {
 //  - L4 must fit inside the IP length (not just the frame): TCP >= 20 bytes with 5 <= data
 //    offset and data offset*4 within it, UDP >= 8 bytes with its length field == the remaining IP
 //    payload (so zero-length UDP is BadLength), ICMP/ICMPv6 >= 8 bytes; else BadLength.
-//  - Other L4 protocols: UnsupportedProto.
-// Ethernet padding after the IP packet is allowed (l3_len tells the real size).
+//  - Other L4 protocols: UnsupportedProto. ICMP counts only inside IPv4 and ICMPv6 only inside
+//    IPv6; the crossed combinations are UnsupportedProto too.
+// `out` is written only on Ok; a dropped frame leaves it unchanged.
+// Ethernet padding after the IP packet is allowed (l3_len tells the real size). Only the first
+// 65535 bytes of a longer frame are considered (an mbuf segment never holds more), so every
+// offset and l3_len fit in PacketInfo's 16-bit fields.
 Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out);
 
 }  // namespace l4lb::dataplane

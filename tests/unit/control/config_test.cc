@@ -1,1 +1,852 @@
+// Config loader: the shipped example loads, defaults are what config.h promises, and each
+// rejection produces its exact "file:line:col: key.path: message".
+#include "control/config.h"
+
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace l4lb::control {
+namespace {
+
+// The source tree's config/l4lb.toml, found from this file's path. Meson passes sources
+// relative to the build directory ("../tests/unit/..."), which is the working directory under
+// `meson test` but not when the binary is run from elsewhere; then resolve it against the build
+// directory, the binary's grandparent (<build>/tests/config_test).
+std::string exampleConfigPath() {
+  namespace fs = std::filesystem;
+  const std::string here = __FILE__;
+  const std::string rel = here.substr(0, here.rfind("/tests/")) + "/config/l4lb.toml";
+  if (fs::path(rel).is_absolute() || fs::exists(rel)) return rel;
+  std::error_code ec;
+  fs::path buildDir = fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path();
+  return (buildDir / rel).lexically_normal().string();
+}
+
+// Lines 1-5 of most documents below: a valid [eal] and one port. VIPs start on line 6.
+const std::string kPrelude =
+    "[eal]\n"
+    "worker_cores = [1]\n"
+    "[[ports]]\n"
+    "name = \"wan\"\n"
+    "device = \"0000:01:00.0\"\n";
+
+// A valid VIP for documents that test something else; lines 6-9 after kPrelude.
+const std::string kVip =
+    "[[vips]]\n"
+    "address = \"198.18.1.10\"\n"
+    "[[vips.backends]]\n"
+    "address = \"198.18.2.11\"\n";
+
+// Loads a document that must fail and returns all its messages.
+std::string errorsOf(const std::string& doc) {
+  ConfigResult r = loadConfigString(doc, "t.toml");
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.config.has_value());
+  return r.error.str();
+}
+
+IpAddr ip(std::string_view s) { return IpAddr::parse(s).value(); }
+MacAddr macOf(std::string_view s) { return MacAddr::parse(s).value(); }
+
+TEST(ConfigExample, LoadsWithoutErrors) {
+  const std::string path = exampleConfigPath();
+  ConfigResult r = loadConfigFile(path);
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  const Config& c = *r.config;
+  EXPECT_EQ(c.path, path);
+  EXPECT_EQ(c.eal.main_core, 0u);
+  EXPECT_EQ(c.eal.worker_cores, (std::vector<uint32_t>{1, 2}));
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0].name, "wan");
+  EXPECT_EQ(c.ports[0].device, "net_af_xdp0,iface=l4lb-wan,start_queue=0");
+  EXPECT_EQ(c.ports[0].gateway4, ip("198.18.0.254"));
+  EXPECT_EQ(c.ports[1].name, "lan");
+  EXPECT_EQ(c.ports[1].mtu, 9000);
+  ASSERT_EQ(c.neighbours.size(), 2u);
+  EXPECT_EQ(c.neighbours[1].address, ip("2001:db8::fe"));
+  ASSERT_EQ(c.vips.size(), 3u);
+  EXPECT_EQ(c.vips[0].name, "web");
+  EXPECT_EQ(c.vips[0].port, 80);
+  EXPECT_EQ(c.vips[0].forwarding, FwdMode::Dsr);
+  ASSERT_EQ(c.vips[0].backends.size(), 2u);
+  EXPECT_EQ(c.vips[0].backends[1].weight, 2u);
+  EXPECT_EQ(c.vips[0].backends[1].via, "lan");
+  EXPECT_EQ(c.vips[1].name, "198.18.1.20:53/udp");
+  EXPECT_EQ(c.vips[1].protocol, Proto::Udp);
+  EXPECT_EQ(c.vips[1].forwarding, FwdMode::Nat);
+  EXPECT_EQ(c.vips[1].maglev_table_size, 251u);
+  EXPECT_EQ(c.vips[1].backends[0].port, 5353);  // host byte order
+  EXPECT_EQ(c.vips[2].address, ip("2001:db8:1::10"));
+  EXPECT_EQ(c.vips[2].forwarding, FwdMode::Ipip);
+  EXPECT_EQ(c.vips[2].tunnel_source4, ip("198.18.2.1"));
+  EXPECT_EQ(c.vips[2].tunnel_source6, ip("2001:db8:2::1"));
+  EXPECT_FALSE(c.vips[2].backends[1].address.isV4() == c.vips[2].address.isV4());
+}
+
+TEST(ConfigLoad, MinimalConfigGetsDefaults) {
+  ConfigResult r = loadConfigString(kPrelude + kVip, "min.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  const Config& c = *r.config;
+  EXPECT_EQ(c.path, "min.toml");
+
+  EXPECT_EQ(c.eal.main_core, 0u);
+  EXPECT_EQ(c.eal.worker_cores, (std::vector<uint32_t>{1}));
+  EXPECT_TRUE(c.eal.hugepages);
+  EXPECT_EQ(c.eal.memory_mb, 0u);
+  EXPECT_FALSE(c.eal.in_memory);
+  EXPECT_EQ(c.eal.file_prefix, "l4lb");
+  EXPECT_TRUE(c.eal.extra_args.empty());
+
+  EXPECT_EQ(c.flow_table.capacity, 1u << 20);
+  EXPECT_EQ(c.flow_table.tcp_syn_timeout_ms, 10'000u);
+  EXPECT_EQ(c.flow_table.tcp_established_timeout_ms, 300'000u);
+  EXPECT_EQ(c.flow_table.tcp_fin_timeout_ms, 10'000u);
+  EXPECT_EQ(c.flow_table.udp_timeout_ms, 30'000u);
+
+  ASSERT_EQ(c.ports.size(), 1u);
+  const PortConfig& p = c.ports[0];
+  EXPECT_EQ(p.name, "wan");
+  EXPECT_EQ(p.device, "0000:01:00.0");
+  EXPECT_EQ(p.queues, 0);
+  EXPECT_EQ(p.mtu, 1500);
+  EXPECT_FALSE(p.mac);
+  EXPECT_FALSE(p.ipv4);
+  EXPECT_FALSE(p.ipv6);
+  EXPECT_FALSE(p.gateway4);
+  EXPECT_FALSE(p.gateway6);
+
+  EXPECT_TRUE(c.neighbours.empty());
+
+  ASSERT_EQ(c.vips.size(), 1u);
+  const VipConfig& v = c.vips[0];
+  EXPECT_EQ(v.name, "198.18.1.10:0/tcp");
+  EXPECT_EQ(v.address, ip("198.18.1.10"));
+  EXPECT_EQ(v.port, 0);
+  EXPECT_EQ(v.protocol, Proto::Tcp);
+  EXPECT_EQ(v.scheduler, Scheduler::Maglev);
+  EXPECT_EQ(v.forwarding, FwdMode::Dsr);
+  EXPECT_EQ(v.maglev_table_size, 65537u);
+  EXPECT_FALSE(v.tunnel_source4);
+  EXPECT_FALSE(v.tunnel_source6);
+  EXPECT_EQ(v.gue_port, 6080);
+  ASSERT_EQ(v.backends.size(), 1u);
+  const BackendConfig& b = v.backends[0];
+  EXPECT_EQ(b.address, ip("198.18.2.11"));
+  EXPECT_EQ(b.port, 0);
+  EXPECT_EQ(b.weight, 1u);
+  EXPECT_FALSE(b.mac);
+  EXPECT_EQ(b.via, "");
+}
+
+TEST(ConfigLoad, EveryKeySet) {
+  const std::string doc = R"([eal]
+main_core = 3
+worker_cores = [4, 5, 6]
+hugepages = true
+memory_mb = 512
+in_memory = true
+file_prefix = "lb_2"
+extra_args = ["--a", "--b"]
+[flow_table]
+capacity = 1024
+tcp_syn_timeout = 2.5
+tcp_established_timeout = 86400
+tcp_fin_timeout = 0.001
+udp_timeout = 1
+[[ports]]
+name = "p-1"
+device = "net_ring0"
+queues = 64
+mtu = 68
+mac = "02:AA:bb:cc:dd:ee"
+ipv4 = "198.18.0.1/24"
+ipv6 = "2001:db8::1/64"
+gateway4 = "198.18.0.254"
+gateway6 = "2001:db8::fe"
+[[neighbours]]
+address = "2001:db8::fe"
+mac = "02:00:00:00:00:fe"
+[[vips]]
+name = "v6"
+address = "2001:db8:1::10"
+port = 65535
+protocol = "udp"
+scheduler = "weighted_round_robin"
+forwarding = "gue"
+maglev_table_size = 7
+tunnel_source4 = "198.18.0.1"
+tunnel_source6 = "2001:db8::1"
+gue_port = 1
+[[vips.backends]]
+address = "198.18.2.11"
+weight = 65535
+mac = "02:00:00:00:02:11"
+via = "p-1"
+[[vips]]
+address = "2001:db8:1::11"
+port = 8080
+forwarding = "nat"
+[[vips.backends]]
+address = "2001:db8:2::11"
+port = 80
+)";
+  ConfigResult r = loadConfigString(doc, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  const Config& c = *r.config;
+  EXPECT_EQ(c.eal.main_core, 3u);
+  EXPECT_EQ(c.eal.worker_cores, (std::vector<uint32_t>{4, 5, 6}));
+  EXPECT_TRUE(c.eal.hugepages);
+  EXPECT_EQ(c.eal.memory_mb, 512u);
+  EXPECT_TRUE(c.eal.in_memory);
+  EXPECT_EQ(c.eal.file_prefix, "lb_2");
+  EXPECT_EQ(c.eal.extra_args, (std::vector<std::string>{"--a", "--b"}));
+  EXPECT_EQ(c.flow_table.capacity, 1024u);
+  EXPECT_EQ(c.flow_table.tcp_syn_timeout_ms, 2500u);
+  EXPECT_EQ(c.flow_table.tcp_established_timeout_ms, 86'400'000u);
+  EXPECT_EQ(c.flow_table.tcp_fin_timeout_ms, 1u);
+  EXPECT_EQ(c.flow_table.udp_timeout_ms, 1000u);
+  const PortConfig& p = c.ports.at(0);
+  EXPECT_EQ(p.name, "p-1");
+  EXPECT_EQ(p.queues, 64);
+  EXPECT_EQ(p.mtu, 68);
+  EXPECT_EQ(p.mac, macOf("02:aa:bb:cc:dd:ee"));
+  EXPECT_EQ(p.ipv4, Prefix::parse("198.18.0.1/24"));
+  EXPECT_EQ(p.ipv6, Prefix::parse("2001:db8::1/64"));
+  EXPECT_EQ(p.gateway4, ip("198.18.0.254"));
+  EXPECT_EQ(p.gateway6, ip("2001:db8::fe"));
+  ASSERT_EQ(c.neighbours.size(), 1u);
+  EXPECT_EQ(c.neighbours[0].address, ip("2001:db8::fe"));
+  EXPECT_EQ(c.neighbours[0].mac, macOf("02:00:00:00:00:fe"));
+  const VipConfig& v = c.vips.at(0);
+  EXPECT_EQ(v.name, "v6");
+  EXPECT_EQ(v.port, 65535);
+  EXPECT_EQ(v.protocol, Proto::Udp);
+  EXPECT_EQ(v.scheduler, Scheduler::WeightedRoundRobin);
+  EXPECT_EQ(v.forwarding, FwdMode::Gue);
+  EXPECT_EQ(v.maglev_table_size, 7u);
+  EXPECT_EQ(v.tunnel_source4, ip("198.18.0.1"));
+  EXPECT_EQ(v.tunnel_source6, ip("2001:db8::1"));
+  EXPECT_EQ(v.gue_port, 1);
+  EXPECT_EQ(v.backends.at(0).weight, 65535u);
+  EXPECT_EQ(v.backends.at(0).mac, macOf("02:00:00:00:02:11"));
+  EXPECT_EQ(v.backends.at(0).via, "p-1");
+  EXPECT_EQ(c.vips.at(1).name, "[2001:db8:1::11]:8080/tcp");
+  EXPECT_EQ(c.vips.at(1).backends.at(0).port, 80);
+}
+
+TEST(ConfigLoad, UnreadableFile) {
+  ConfigResult r = loadConfigFile("/nonexistent/l4lb.toml");
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.error.str(), "/nonexistent/l4lb.toml: cannot read: No such file or directory");
+}
+
+TEST(ConfigLoad, DirectoryIsUnreadable) {
+  ConfigResult r = loadConfigFile("/");
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.error.str(), "/: cannot read: Is a directory");
+}
+
+TEST(ConfigError, StrJoinsWithNewlines) {
+  ConfigError e;
+  EXPECT_EQ(e.str(), "");
+  e.messages = {"a", "b", "c"};
+  EXPECT_EQ(e.str(), "a\nb\nc");
+}
+
+TEST(ConfigReject, SyntaxError) {
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1,\n"),
+            "t.toml:2:20: syntax error: Error while parsing array: encountered end-of-file");
+  EXPECT_EQ(errorsOf("a = 1\na = 2\n"),
+            "t.toml:2:5: syntax error: Error while parsing key-value pair: cannot redefine "
+            "existing integer 'a'");
+}
+
+TEST(ConfigReject, EmptyDocument) {
+  EXPECT_EQ(errorsOf(""),
+            "t.toml:1:1: eal.worker_cores: is required (at least one worker core)\n"
+            "t.toml:1:1: ports: at least one [[ports]] is required\n"
+            "t.toml:1:1: vips: at least one [[vips]] is required");
+}
+
+TEST(ConfigReject, EmptyPortsAndVipsArrays) {
+  EXPECT_EQ(errorsOf("ports = []\nvips = []\n[eal]\nworker_cores = [1]\n"),
+            "t.toml:1:9: ports: at least one [[ports]] is required\n"
+            "t.toml:2:8: vips: at least one [[vips]] is required");
+}
+
+TEST(ConfigReject, SectionsOfTheWrongShape) {
+  EXPECT_EQ(errorsOf("eal = 1\nflow_table = []\nports = 2\nvips = [3]\nneighbours = {}\n"),
+            "t.toml:1:7: eal: must be a table\n"
+            "t.toml:2:14: flow_table: must be a table\n"
+            "t.toml:3:9: ports: must be an array of tables ([[ports]])\n"
+            "t.toml:4:9: vips[0]: must be a table\n"
+            "t.toml:5:14: neighbours: must be an array of tables ([[neighbours]])");
+}
+
+TEST(ConfigReject, WorkerCoresMissingOrEmpty) {
+  EXPECT_EQ(errorsOf("[eal]\nmain_core = 0\n[[ports]]\nname = \"a\"\ndevice = \"d\"\n" + kVip),
+            "t.toml:1:1: eal.worker_cores: is required (at least one worker core)");
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = []\n[[ports]]\nname = \"a\"\ndevice = \"d\"\n" + kVip),
+            "t.toml:2:16: eal.worker_cores: must list at least one worker core");
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = 1\n[[ports]]\nname = \"a\"\ndevice = \"d\"\n" + kVip),
+            "t.toml:2:16: eal.worker_cores: must be an array of integers");
+}
+
+TEST(ConfigReject, OverlappingCores) {
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1, 1, 0, 2, -1]\n" + kPrelude.substr(25) + kVip),
+            "t.toml:2:20: eal.worker_cores[1]: core 1 is listed twice\n"
+            "t.toml:2:23: eal.worker_cores[2]: core 0 is the main core\n"
+            "t.toml:2:29: eal.worker_cores[4]: must be >= 0");
+  EXPECT_EQ(errorsOf("[eal]\nmain_core = 2\nworker_cores = [1, 2]\n" + kPrelude.substr(25) + kVip),
+            "t.toml:3:20: eal.worker_cores[1]: core 2 is the main core");
+}
+
+TEST(ConfigReject, EalValues) {
+  const std::string doc = R"([eal]
+main_core = 4294967296
+worker_cores = [1]
+hugepages = 1
+memory_mb = -1
+in_memory = "no"
+file_prefix = "a/b"
+extra_args = ["ok", 2]
+)";
+  EXPECT_EQ(errorsOf(doc + kPrelude.substr(25) + kVip),
+            "t.toml:2:13: eal.main_core: must be <= 4294967295\n"
+            "t.toml:4:13: eal.hugepages: must be a boolean\n"
+            "t.toml:5:13: eal.memory_mb: must be >= 0\n"
+            "t.toml:6:13: eal.in_memory: must be a boolean\n"
+            "t.toml:7:15: eal.file_prefix: must be non-empty and use only A-Z a-z 0-9 _ -\n"
+            "t.toml:8:21: eal.extra_args[1]: must be a string");
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nfile_prefix = \"\"\nextra_args = \"-v\"\n" +
+                     kPrelude.substr(25) + kVip),
+            "t.toml:3:15: eal.file_prefix: must be non-empty and use only A-Z a-z 0-9 _ -\n"
+            "t.toml:4:14: eal.extra_args: must be an array of strings");
+}
+
+TEST(ConfigReject, InMemoryNeedsHugepages) {
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nhugepages = false\nin_memory = true\n" +
+                     kPrelude.substr(25) + kVip),
+            "t.toml:4:13: eal.in_memory: cannot be true with hugepages = false (EAL refuses the pair)");
+}
+
+TEST(ConfigReject, FlowTableValues) {
+  const std::string doc = kPrelude + kVip + R"([flow_table]
+capacity = 1023
+tcp_syn_timeout = 0
+tcp_established_timeout = 86400.5
+tcp_fin_timeout = "10"
+udp_timeout = 0.0004
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:11:12: flow_table.capacity: must be 1024..134217728\n"
+            "t.toml:12:19: flow_table.tcp_syn_timeout: must be > 0 and <= 86400 seconds\n"
+            "t.toml:13:27: flow_table.tcp_established_timeout: must be > 0 and <= 86400 seconds\n"
+            "t.toml:14:19: flow_table.tcp_fin_timeout: must be a number (seconds)\n"
+            "t.toml:15:15: flow_table.udp_timeout: must be > 0 and <= 86400 seconds");
+  EXPECT_EQ(errorsOf(kPrelude + kVip + "[flow_table]\ncapacity = 134217729\n"),
+            "t.toml:11:12: flow_table.capacity: must be 1024..134217728");
+}
+
+TEST(ConfigReject, WrongTypes) {
+  const std::string doc = R"([eal]
+worker_cores = [1]
+[[ports]]
+name = 7
+device = true
+mtu = "1500"
+queues = 1.0
+[[vips]]
+address = 198
+port = "80"
+[[vips.backends]]
+address = "198.18.2.11"
+weight = [1]
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:4:8: ports[0].name: must be a string\n"
+            "t.toml:5:10: ports[0].device: must be a string\n"
+            "t.toml:6:7: ports[0].mtu: must be an integer\n"
+            "t.toml:7:10: ports[0].queues: must be an integer\n"
+            "t.toml:9:11: vips[0].address: must be a string\n"
+            "t.toml:10:8: vips[0].port: must be an integer\n"
+            "t.toml:13:10: vips[0].backends[0].weight: must be an integer");
+}
+
+TEST(ConfigReject, MissingRequiredKeysPointAtTheirTable) {
+  const std::string doc = R"([eal]
+worker_cores = [1]
+[[ports]]
+mtu = 1500
+[[vips]]
+port = 80
+  [[vips.backends]]
+  weight = 2
+[[neighbours]]
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:3:1: ports[0].name: is required\n"
+            "t.toml:3:1: ports[0].device: is required\n"
+            "t.toml:5:1: vips[0].address: is required\n"
+            "t.toml:7:3: vips[0].backends[0].address: is required\n"
+            "t.toml:9:1: neighbours[0].address: is required\n"
+            "t.toml:9:1: neighbours[0].mac: is required");
+}
+
+TEST(ConfigReject, DuplicateVip) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+port = 80
+[[vips.backends]]
+address = "198.18.2.11"
+[[vips]]
+address = "198.18.1.10"
+port = 80
+protocol = "tcp"
+[[vips.backends]]
+address = "198.18.2.12"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:11:1: vips[1]: duplicate of vips[0] (same address, port and protocol)");
+}
+
+TEST(ConfigReject, SameAddressAndPortWithOtherProtocolIsNotADuplicate) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+port = 53
+[[vips.backends]]
+address = "198.18.2.11"
+[[vips]]
+address = "198.18.1.10"
+port = 53
+protocol = "udp"
+[[vips.backends]]
+address = "198.18.2.11"
+)";
+  ConfigResult r = loadConfigString(doc, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  EXPECT_EQ(r.config->vips[0].name, "198.18.1.10:53/tcp");
+  EXPECT_EQ(r.config->vips[1].name, "198.18.1.10:53/udp");
+}
+
+TEST(ConfigReject, DuplicateVipName) {
+  const std::string doc = kPrelude + R"([[vips]]
+name = "web"
+address = "198.18.1.10"
+[[vips.backends]]
+address = "198.18.2.11"
+[[vips]]
+name = "web"
+address = "198.18.1.11"
+[[vips.backends]]
+address = "198.18.2.11"
+[[vips]]
+name = ""
+address = "198.18.1.12"
+[[vips.backends]]
+address = "198.18.2.11"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:12:8: vips[1].name: \"web\" is already used by vips[0]\n"
+            "t.toml:17:8: vips[2].name: must not be empty");
+}
+
+TEST(ConfigReject, DuplicateBackend) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+forwarding = "nat"
+  [[vips.backends]]
+  address = "198.18.2.11"
+  port = 80
+  [[vips.backends]]
+  address = "198.18.2.11"
+  port = 81
+  [[vips.backends]]
+  address = "198.18.2.11"
+  port = 80
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:15:3: vips[0].backends[2]: duplicate of vips[0].backends[0] (same address "
+            "and port)");
+}
+
+TEST(ConfigReject, BackendFamilyNeedsTunnelForDsrAndNat) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+[[vips.backends]]
+address = "2001:db8::11"
+[[vips]]
+address = "2001:db8:1::10"
+forwarding = "nat"
+[[vips.backends]]
+address = "198.18.2.11"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:9:11: vips[0].backends[0].address: IPv6 backend for an IPv4 VIP needs "
+            "forwarding ipip or gue\n"
+            "t.toml:14:11: vips[1].backends[0].address: IPv4 backend for an IPv6 VIP needs "
+            "forwarding ipip or gue");
+  // The same backends are fine once tunnelled.
+  std::string tunnelled = doc;
+  tunnelled.replace(tunnelled.find("[[vips.backends]]"), 0, "forwarding = \"ipip\"\n");
+  tunnelled.replace(tunnelled.find("\"nat\""), 5, "\"gue\"");
+  ConfigResult r = loadConfigString(tunnelled, "t.toml");
+  EXPECT_TRUE(r.ok()) << r.error.str();
+}
+
+TEST(ConfigReject, TunnelOptions) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+forwarding = "ipip"
+tunnel_source4 = "2001:db8::1"
+tunnel_source6 = "198.18.0.1"
+gue_port = 6080
+[[vips.backends]]
+address = "198.18.2.11"
+[[vips]]
+address = "198.18.1.11"
+tunnel_source4 = "198.18.0.1"
+tunnel_source6 = "2001:db8::1"
+[[vips.backends]]
+address = "198.18.2.11"
+[[vips]]
+address = "198.18.1.12"
+forwarding = "gue"
+gue_port = 0
+[[vips.backends]]
+address = "198.18.2.11"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:9:18: vips[0].tunnel_source4: must be an IPv4 address (got \"2001:db8::1\")\n"
+            "t.toml:10:18: vips[0].tunnel_source6: must be an IPv6 address (got \"198.18.0.1\")\n"
+            "t.toml:11:12: vips[0].gue_port: only allowed with forwarding gue\n"
+            "t.toml:16:18: vips[1].tunnel_source4: only allowed with forwarding ipip or gue\n"
+            "t.toml:17:18: vips[1].tunnel_source6: only allowed with forwarding ipip or gue\n"
+            "t.toml:23:12: vips[2].gue_port: must be 1..65535");
+}
+
+TEST(ConfigReject, MaglevTableSize) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+maglev_table_size = 65536
+[[vips.backends]]
+address = "198.18.2.11"
+[[vips]]
+address = "198.18.1.11"
+maglev_table_size = 5
+[[vips.backends]]
+address = "198.18.2.11"
+[[vips]]
+address = "198.18.1.12"
+maglev_table_size = 16777259
+[[vips.backends]]
+address = "198.18.2.11"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:8:21: vips[0].maglev_table_size: must be a prime number (e.g. 65537)\n"
+            "t.toml:13:21: vips[1].maglev_table_size: must be 7..16777213\n"
+            "t.toml:18:21: vips[2].maglev_table_size: must be 7..16777213");
+}
+
+TEST(ConfigReject, MaglevTableSizeMustExceedBackendCount) {
+  std::string doc = kPrelude + "[[vips]]\naddress = \"198.18.1.10\"\nmaglev_table_size = 7\n";
+  for (int i = 1; i <= 7; i++)
+    doc += "[[vips.backends]]\naddress = \"198.18.2." + std::to_string(i) + "\"\n";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:8:21: vips[0].maglev_table_size: must be larger than the number of backends "
+            "(7)");
+}
+
+TEST(ConfigReject, VipWithoutBackends) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+[[vips]]
+address = "198.18.1.11"
+backends = []
+[[vips]]
+address = "198.18.1.12"
+backends = 3
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:6:1: vips[0].backends: a VIP needs at least one backend\n"
+            "t.toml:10:12: vips[1].backends: a VIP needs at least one backend\n"
+            "t.toml:13:12: vips[2].backends: must be an array of tables ([[vips.backends]])");
+}
+
+TEST(ConfigReject, BackendValues) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+  [[vips.backends]]
+  address = "198.18.2.11"
+  port = 8080
+  weight = 0
+  [[vips.backends]]
+  address = "198.18.2.300"
+  weight = 65536
+  [[vips.backends]]
+  address = "198.18.2.12"
+  port = 65536
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:10:10: vips[0].backends[0].port: a nonzero backend port needs forwarding nat\n"
+            "t.toml:11:12: vips[0].backends[0].weight: must be 1..65535\n"
+            "t.toml:13:13: vips[0].backends[1].address: must be an IPv4 or IPv6 address (got "
+            "\"198.18.2.300\")\n"
+            "t.toml:14:12: vips[0].backends[1].weight: must be 1..65535\n"
+            "t.toml:17:10: vips[0].backends[2].port: must be 0..65535");
+}
+
+TEST(ConfigReject, DuplicatePortNamesAndDevices) {
+  const std::string doc = R"([eal]
+worker_cores = [1]
+[[ports]]
+name = "wan"
+device = "0000:01:00.0"
+[[ports]]
+name = "wan"
+device = "0000:01:00.0"
+[[ports]]
+name = "this-name-is-much-longer-than-32c"
+device = ""
+[[ports]]
+name = "a b"
+device = "x"
+)" + kVip;
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:7:8: ports[1].name: \"wan\" is already used by ports[0]\n"
+            "t.toml:8:10: ports[1].device: \"0000:01:00.0\" is already used by ports[0]\n"
+            "t.toml:10:8: ports[2].name: must be 1..32 characters from A-Z a-z 0-9 _ -\n"
+            "t.toml:11:10: ports[2].device: must not be empty\n"
+            "t.toml:13:8: ports[3].name: must be 1..32 characters from A-Z a-z 0-9 _ -");
+}
+
+TEST(ConfigReject, PortValues) {
+  const std::string doc = R"([eal]
+worker_cores = [1]
+[[ports]]
+name = "wan"
+device = "d0"
+queues = 65
+mtu = 67
+ipv4 = "2001:db8::1/64"
+ipv6 = "198.18.0.1/24"
+[[ports]]
+name = "lan"
+device = "d1"
+mtu = 9001
+ipv4 = "198.18.0.1"
+ipv6 = "2001:db8::1/129"
+)" + kVip;
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:6:10: ports[0].queues: must be 0..64\n"
+            "t.toml:7:7: ports[0].mtu: must be 68..9000\n"
+            "t.toml:8:8: ports[0].ipv4: must be an IPv4 prefix like 198.18.0.1/24 (got "
+            "\"2001:db8::1/64\")\n"
+            "t.toml:9:8: ports[0].ipv6: must be an IPv6 prefix like 2001:db8::1/64 (got "
+            "\"198.18.0.1/24\")\n"
+            "t.toml:13:7: ports[1].mtu: must be 68..9000\n"
+            "t.toml:14:8: ports[1].ipv4: must be an IPv4 prefix like 198.18.0.1/24 (got "
+            "\"198.18.0.1\")\n"
+            "t.toml:15:8: ports[1].ipv6: must be an IPv6 prefix like 2001:db8::1/64 (got "
+            "\"2001:db8::1/129\")");
+}
+
+TEST(ConfigReject, Gateways) {
+  const std::string doc = R"([eal]
+worker_cores = [1]
+[[ports]]
+name = "a"
+device = "d0"
+ipv4 = "198.18.0.1/24"
+gateway4 = "198.18.1.254"
+ipv6 = "2001:db8::1/64"
+gateway6 = "2001:db8::1"
+[[ports]]
+name = "b"
+device = "d1"
+gateway4 = "198.18.0.254"
+gateway6 = "198.18.0.254"
+)" + kVip;
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:7:12: ports[0].gateway4: 198.18.1.254 is not inside ipv4 198.18.0.1/24\n"
+            "t.toml:9:12: ports[0].gateway6: 2001:db8::1 is the port's own address\n"
+            "t.toml:13:12: ports[1].gateway4: needs ipv4 to be set on this port\n"
+            "t.toml:14:12: ports[1].gateway6: must be an IPv6 address (got \"198.18.0.254\")");
+}
+
+TEST(ConfigReject, UnknownVia) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+  [[vips.backends]]
+  address = "198.18.2.11"
+  via = "wna"
+  [[vips.backends]]
+  address = "198.18.2.12"
+  via = "internal"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:10:9: vips[0].backends[0].via: no port named \"wna\", did you mean \"wan\"?\n"
+            "t.toml:13:9: vips[0].backends[1].via: no port named \"internal\"");
+}
+
+TEST(ConfigReject, UnknownKeysAtEveryLevel) {
+  const std::string doc = R"(vip = 1
+[eal]
+worker_cores = [1]
+main_cores = 0
+[flow_table]
+capacityy = 5
+[[ports]]
+name = "wan"
+device = "d"
+mtux = 1500
+[[neighbours]]
+address = "198.18.0.254"
+mac = "02:00:00:00:00:fe"
+macc = "x"
+[[vips]]
+address = "198.18.1.10"
+schedular = "maglev"
+completely_unrelated = true
+  [[vips.backends]]
+  address = "198.18.2.11"
+  wieght = 2
+  [vips.backends.nested]
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:1:1: vip: unknown key, did you mean \"vips\"?\n"
+            "t.toml:4:1: eal.main_cores: unknown key, did you mean \"main_core\"?\n"
+            "t.toml:6:1: flow_table.capacityy: unknown key, did you mean \"capacity\"?\n"
+            "t.toml:10:1: ports[0].mtux: unknown key, did you mean \"mtu\"?\n"
+            "t.toml:14:1: neighbours[0].macc: unknown key, did you mean \"mac\"?\n"
+            "t.toml:17:1: vips[0].schedular: unknown key, did you mean \"scheduler\"?\n"
+            "t.toml:18:1: vips[0].completely_unrelated: unknown key\n"
+            "t.toml:21:3: vips[0].backends[0].wieght: unknown key, did you mean \"weight\"?\n"
+            "t.toml:22:18: vips[0].backends[0].nested: unknown key");
+}
+
+TEST(ConfigReject, UnknownEnumStringsListTheValidOnes) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+protocol = "sctp"
+scheduler = "random"
+forwarding = "DSR"
+[[vips.backends]]
+address = "198.18.2.11"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:8:12: vips[0].protocol: must be one of tcp, udp (got \"sctp\")\n"
+            "t.toml:9:13: vips[0].scheduler: must be one of maglev, source_hash, round_robin, "
+            "weighted_round_robin (got \"random\")\n"
+            "t.toml:10:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat (got \"DSR\")");
+}
+
+TEST(ConfigReject, MacAddresses) {
+  const std::string doc = R"([eal]
+worker_cores = [1]
+[[ports]]
+name = "wan"
+device = "d"
+mac = "02:00:00:00:00"
+[[neighbours]]
+address = "198.18.0.254"
+mac = "01:00:5e:00:00:01"
+[[neighbours]]
+address = "198.18.0.253"
+mac = "00:00:00:00:00:00"
+[[vips]]
+address = "198.18.1.10"
+[[vips.backends]]
+address = "198.18.2.11"
+mac = "02-00-00-00-02-11"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:6:7: ports[0].mac: must be a MAC address like 02:00:00:00:00:01 (got "
+            "\"02:00:00:00:00\")\n"
+            "t.toml:9:7: neighbours[0].mac: must be a unicast MAC address (got "
+            "\"01:00:5e:00:00:01\")\n"
+            "t.toml:12:7: neighbours[1].mac: must be a unicast MAC address (got "
+            "\"00:00:00:00:00:00\")\n"
+            "t.toml:17:7: vips[0].backends[0].mac: must be a MAC address like 02:00:00:00:00:01 "
+            "(got \"02-00-00-00-02-11\")");
+}
+
+TEST(ConfigReject, NeighbourAddresses) {
+  const std::string doc = kPrelude + kVip + R"([[neighbours]]
+address = "198.18.0.254"
+mac = "02:00:00:00:00:fe"
+[[neighbours]]
+address = "198.18.0.254"
+mac = "02:00:00:00:00:fd"
+[[neighbours]]
+address = "gateway"
+mac = "02:00:00:00:00:fc"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:13:1: neighbours[1]: duplicate of neighbours[0] (same address)\n"
+            "t.toml:17:11: neighbours[2].address: must be an IPv4 or IPv6 address (got "
+            "\"gateway\")");
+}
+
+TEST(ConfigReject, ControlCharactersAreEscapedInMessages) {
+  const std::string doc = kPrelude + "[[vips]]\naddress = \"1\\n2\"\n" +
+                          "[[vips.backends]]\naddress = \"198.18.2.11\"\n";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:7:11: vips[0].address: must be an IPv4 or IPv6 address (got \"1\\x0a2\")");
+}
+
+TEST(ConfigReject, ManyErrorsAreCollectedInFileOrder) {
+  // vips come before eal and ports in the file; messages follow the file, not the schema.
+  const std::string doc = R"([[vips]]
+address = "198.18.1.10"
+forwarding = "tunnel"
+maglev_table_size = 100
+  [[vips.backends]]
+  address = "198.18.2.11"
+  weight = 0
+  via = "lan"
+[eal]
+worker_cores = [0]
+[[ports]]
+name = "wan"
+device = "d"
+mtu = 10000
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:3:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat (got \"tunnel\")\n"
+            "t.toml:4:21: vips[0].maglev_table_size: must be a prime number (e.g. 65537)\n"
+            "t.toml:7:12: vips[0].backends[0].weight: must be 1..65535\n"
+            "t.toml:8:9: vips[0].backends[0].via: no port named \"lan\", did you mean \"wan\"?\n"
+            "t.toml:10:17: eal.worker_cores[0]: core 0 is the main core\n"
+            "t.toml:14:7: ports[0].mtu: must be 68..9000");
+}
+
+TEST(ConfigReject, BrokenConfigsNeverYieldAConfig) {
+  const std::string broken[] = {
+      "",
+      "=",
+      "[eal]\nworker_cores = [1]\n",
+      kPrelude,
+      kPrelude + kVip + "[[vips.backends]]\naddress = \"198.18.2.11\"\n",
+      kPrelude + kVip + "bogus = 1\n",
+      kPrelude + kVip + "weight = 0\n",
+      "[eal]\nworker_cores = [1,1]\n" + kPrelude.substr(25) + kVip,
+      kPrelude + "[[vips]]\naddress = \"198.18.1.10\"\nbackends = [1]\n",
+      std::string("\xff\xfe", 2),
+      std::string("a = \"\0\"", 7),
+  };
+  for (const std::string& doc : broken) {
+    ConfigResult r = loadConfigString(doc, "t.toml");
+    EXPECT_FALSE(r.ok()) << doc;
+    EXPECT_FALSE(r.error.messages.empty()) << doc;
+    for (const std::string& m : r.error.messages) EXPECT_EQ(m.rfind("t.toml:", 0), 0u) << m;
+  }
+}
+
+}  // namespace
+}  // namespace l4lb::control

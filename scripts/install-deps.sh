@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package l4lb's build, tests and benchmarks need. Idempotent: packages
+# already present are skipped without touching the network.
+set -euo pipefail
+
+PKGS=(
+  build-essential meson ninja-build pkg-config
+  libdpdk-dev dpdk            # DPDK 22.11: EAL, ethdev, hash, RCU, PMDs (af_xdp, pcap, ring, tap), testpmd
+  libbpf-dev libelf-dev        # XDP program loading (AF_XDP deployments)
+  libtomlplusplus-dev          # config parser
+  nlohmann-json3-dev           # JSON for stats / control API
+  libgtest-dev googletest      # unit tests
+  python3-scapy                # independent packet decoder for integration tests
+  iproute2 ethtool             # test namespaces and veths
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
