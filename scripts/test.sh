@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The whole l4lb test suite on a fresh Debian 12 machine (run as root):
+#   1. installs the Debian packages it needs (scripts/install-deps.sh),
+#   2. builds with warnings as errors and runs the unit tests,
+#   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit tests,
+#   4. runs the integration tests: the real l4lb binary on net_pcap ports, output decoded by scapy.
+# Ends with one summary line "N passed, N failed, N skipped"; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+results=$(mktemp -d /tmp/l4lb-test.XXXXXX)
+trap 'rm -rf "$results"' EXIT
+
+step() { printf '\n=== %s\n' "$*"; }
+die() { echo "test.sh: $*" >&2; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+
+step "dependencies"
+scripts/install-deps.sh || die "installing dependencies failed"
+
+build() {  # build DIR [meson options...]
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" --werror "$@" >"$results/setup-$(basename "$dir").log" 2>&1 ||
+      { cat "$results/setup-$(basename "$dir").log"; return 1; }
+  fi
+  ninja -C "$dir" || return 1
+}
+
+unit() {  # unit DIR LABEL: each gtest binary writes an XML report we count from
+  local dir=$1 label=$2
+  mkdir -p "$results/$label"
+  GTEST_OUTPUT="xml:$results/$label/" meson test -C "$dir" --suite unit --print-errorlogs --num-processes 2
+}
+
+step "build (warnings are errors)"
+build build-ci -Dbuildtype=debugoptimized || die "build failed"
+step "unit tests"
+unit build-ci unit
+
+step "build with AddressSanitizer + UndefinedBehaviorSanitizer"
+build build-ci-asan -Db_sanitize=address,undefined -Db_lundef=false -Dperf=false || die "sanitizer build failed"
+step "unit tests under ASan/UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 unit build-ci-asan unit-asan
+
+step "integration tests (l4lb on net_pcap, decoded by scapy)"
+tests/integration/run.sh "$root/build-ci" | tee "$results/integration.log"
+
+/usr/bin/python3 - "$results" <<'PY'
+import glob, os, re, sys, xml.etree.ElementTree as ET
+res = sys.argv[1]
+p = f = s = 0
+for label, builddir in (("unit", "build-ci"), ("unit-asan", "build-ci-asan")):
+    files = glob.glob(os.path.join(res, label, "*.xml"))
+    lp = lf = ls = 0
+    for x in files:
+        r = ET.parse(x).getroot()
+        t, fl, er = (int(r.get(k, 0)) for k in ("tests", "failures", "errors"))
+        sk = sum(1 for c in r.iter("testcase") if c.get("result") == "skipped")
+        lf += fl + er; ls += sk; lp += t - fl - er - sk
+    # A test program that crashed (sanitizer abort, segfault) writes no XML: meson's count does.
+    log = os.path.join(builddir, "meson-logs", "testlog.txt")
+    m = re.findall(r"^Fail:\s+(\d+)", open(log).read(), re.M) if os.path.exists(log) else []
+    failed_programs = int(m[-1]) if m else 0
+    if failed_programs and lf == 0:
+        lf = failed_programs
+    print(f"{label}: {lp} passed, {lf} failed, {ls} skipped ({len(files)} test programs)")
+    p += lp; f += lf; s += ls
+integ = open(os.path.join(res, "integration.log")).read()
+m = re.findall(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", integ, re.M)
+if m:
+    ip, ifl, isk = (int(x or 0) for x in m[-1])
+    print(f"integration: {ip} passed, {ifl} failed, {isk} skipped")
+    p += ip; f += ifl; s += isk
+else:
+    print("integration: no summary line (the runner failed)")
+    f += 1
+print(f"{p} passed, {f} failed, {s} skipped")
+sys.exit(1 if f else 0)
+PY
