@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include <rte_hash_crc.h>
+#include "l4lb/hash.h"
 
 namespace l4lb {
 
@@ -50,7 +50,7 @@ class FlatMap {
       if (s.used) f(s.key, s.value);
   }
 
-  static uint32_t hashOf(const Key& k) { return rte_hash_crc(&k, sizeof(Key), 0x9e3779b9); }
+  static uint32_t hashOf(const Key& k) { return crcHash(&k, sizeof(Key), 0x9e3779b9); }
 
  private:
   struct Slot {

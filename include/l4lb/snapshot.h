@@ -20,12 +20,13 @@ inline constexpr uint32_t kMaxBackendId = (1u << 24) - 1;  // flow entries keep 
 inline constexpr uint16_t kMaxPorts = 8;
 
 // (address, port, protocol) of a VIP, or of a NAT backend for the reverse lookup. Ports in network
-// byte order. 20 bytes, no padding: hashed and compared bytewise.
-struct ServiceKey {
+// byte order. No implicit padding (hashed and compared bytewise); 8-byte aligned for the hash.
+struct alignas(8) ServiceKey {
   std::array<uint8_t, 16> addr{};
   uint16_t port_be = 0;
   uint8_t proto = 0;
   uint8_t family = 0;
+  uint32_t pad = 0;
   static ServiceKey make(const IpAddr& a, uint16_t port_be, uint8_t proto) {
     ServiceKey k;
     k.addr = a.bytes;
@@ -35,14 +36,15 @@ struct ServiceKey {
     return k;
   }
 };
-static_assert(sizeof(ServiceKey) == 20);
+static_assert(sizeof(ServiceKey) == 24);
 
-struct AddrKey {
+struct alignas(8) AddrKey {
   std::array<uint8_t, 16> addr{};
   uint32_t family = 0;
-  static AddrKey make(const IpAddr& a) { return AddrKey{a.bytes, uint32_t(a.family)}; }
+  uint32_t pad = 0;
+  static AddrKey make(const IpAddr& a) { return AddrKey{a.bytes, uint32_t(a.family), 0}; }
 };
-static_assert(sizeof(AddrKey) == 20);
+static_assert(sizeof(AddrKey) == 24);
 
 struct SnapPort {
   uint16_t port_id = 0;      // DPDK port id

@@ -1,5 +1,6 @@
 #include "control/snapshot_builder.h"
 
+#include <algorithm>
 #include <numeric>
 #include <sstream>
 
@@ -43,11 +44,19 @@ std::vector<uint32_t> buildWrrSequence(const std::vector<std::pair<uint32_t, uin
       total += wt / g;
     }
   if (w.empty()) return {};
-  if (total > max_len) {  // scale down, every backend keeps at least one turn
+  if (total > max_len) {
+    // Scale down, every backend keeping at least one turn; raising the ones that round to 0
+    // can overshoot max_len by up to one per backend, taken back from the heaviest.
     uint64_t t2 = 0;
     for (auto& [id, wt] : w) {
       wt = std::max<uint64_t>(1, wt * max_len / total);
       t2 += wt;
+    }
+    while (t2 > max_len) {
+      auto heaviest = std::max_element(w.begin(), w.end(), [](auto& a, auto& b) { return a.second < b.second; });
+      if (heaviest->second <= 1) break;  // more backends than max_len: one turn each
+      heaviest->second--;
+      t2--;
     }
     total = t2;
   }

@@ -12,7 +12,7 @@ std::unique_ptr<FlowTable> FlowTable::create(const std::string& name, uint32_t c
   p.entries = capacity;
   p.key_len = key_len;
   p.hash_func = rte_hash_crc;
-  p.hash_func_init_val = 0xf10c4a5e;  // must match hashKey()
+  p.hash_func_init_val = kHashSeed;  // hashKey() gives the same values
   p.socket_id = socket;
   // EXT_TABLE: extendable buckets, so exactly `capacity` keys fit whatever their hashes.
   p.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
@@ -22,7 +22,7 @@ std::unique_ptr<FlowTable> FlowTable::create(const std::string& name, uint32_t c
           rte_strerror(rte_errno);
     return nullptr;
   }
-  return std::unique_ptr<FlowTable>(new FlowTable(h, capacity));
+  return std::unique_ptr<FlowTable>(new FlowTable(h, capacity, key_len));
 }
 
 FlowTable::~FlowTable() { rte_hash_free(h_); }
@@ -41,7 +41,7 @@ uint32_t FlowTable::sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budge
     if (isExpired(v, now_ms, t)) {
       // Deleting the entry just returned by the iterator is safe for a single-writer rte_hash:
       // the iterator resumes from sweep_next_, a key-store index.
-      rte_hash_del_key(h_, key);
+      rte_hash_del_key_with_hash(h_, key, hashKey(key, key_len_));
       removed++;
     }
   }

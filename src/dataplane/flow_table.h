@@ -18,12 +18,13 @@
 #include <rte_hash.h>
 
 #include "dataplane/parser.h"
+#include "l4lb/hash.h"
 #include "l4lb/snapshot.h"
 
 namespace l4lb::dataplane {
 
 // Keys: addresses and ports in network byte order, padding zeroed (compared bytewise).
-struct FlowKey4 {
+struct alignas(8) FlowKey4 {
   uint32_t saddr = 0, daddr = 0;
   uint16_t sport = 0, dport = 0;
   uint8_t proto = 0;
@@ -31,7 +32,7 @@ struct FlowKey4 {
 };
 static_assert(sizeof(FlowKey4) == 16);
 
-struct FlowKey6 {
+struct alignas(8) FlowKey6 {
   uint8_t saddr[16] = {}, daddr[16] = {};
   uint16_t sport = 0, dport = 0;
   uint8_t proto = 0;
@@ -81,6 +82,8 @@ class FlowTable {
  public:
   static constexpr uint32_t kRefreshMs = 1000;
   static constexpr unsigned kMaxBulk = 64;  // RTE_HASH_LOOKUP_BULK_MAX
+  // rte_hash is created with rte_hash_crc and this seed; crcHash() gives the same values.
+  static constexpr uint32_t kHashSeed = 0xf10c4a5e;
 
   // Returns nullptr and sets `err` when rte_hash cannot be created (no memory).
   static std::unique_ptr<FlowTable> create(const std::string& name, uint32_t capacity, uint32_t key_len,
@@ -89,9 +92,7 @@ class FlowTable {
   FlowTable(const FlowTable&) = delete;
   FlowTable& operator=(const FlowTable&) = delete;
 
-  static hash_sig_t hashKey(const void* key, uint32_t key_len) {
-    return rte_hash_crc(key, key_len, 0xf10c4a5e);
-  }
+  static hash_sig_t hashKey(const void* key, uint32_t key_len) { return crcHash(key, key_len, kHashSeed); }
 
   // Looks up n <= kMaxBulk keys with precomputed signatures; bit i of the result is set on a hit
   // and values[i] filled.
@@ -100,6 +101,13 @@ class FlowTable {
     if (n == 0) return 0;
     rte_hash_lookup_with_hash_bulk_data(h_, keys, sigs, n, &hit_mask, reinterpret_cast<void**>(values));
     return hit_mask;
+  }
+
+  bool lookup(const void* key, hash_sig_t sig, uint64_t& value) const {
+    void* d;
+    if (rte_hash_lookup_with_hash_data(h_, key, sig, &d) < 0) return false;
+    value = reinterpret_cast<uintptr_t>(d);
+    return true;
   }
 
   // Inserts or overwrites. False when the table is full (the caller falls back to stateless).
@@ -117,9 +125,10 @@ class FlowTable {
   uint32_t capacity() const { return capacity_; }
 
  private:
-  FlowTable(rte_hash* h, uint32_t capacity) : h_(h), capacity_(capacity) {}
+  FlowTable(rte_hash* h, uint32_t capacity, uint32_t key_len) : h_(h), capacity_(capacity), key_len_(key_len) {}
   rte_hash* h_;
   uint32_t capacity_;
+  uint32_t key_len_;
   uint32_t sweep_next_ = 0;
 };
 

@@ -68,7 +68,7 @@ inline uint32_t pickBackend(WorkerState& w, const SnapVip& v, uint32_t vip_index
     case Scheduler::Maglev:
       return v.maglev[sig % v.maglev.size()];
     case Scheduler::SourceHash: {
-      uint32_t h = rte_hash_crc(saddr, f == Family::V4 ? 4 : 16, 0x5eed);
+      uint32_t h = crcHash(saddr, f == Family::V4 ? 4 : 16, 0x5eed);
       return v.maglev[h % v.maglev.size()];
     }
     case Scheduler::RoundRobin:
@@ -173,7 +173,9 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   for (uint16_t j = 0; j < n4; j++) slot_of[idx4[j]] = int16_t(j), is6[idx4[j]] = false;
   for (uint16_t j = 0; j < n6; j++) slot_of[idx6[j]] = int16_t(j), is6[idx6[j]] = true;
 
-  // Stage 3: decide and rewrite.
+  // Stage 3: decide and rewrite. `inserted`: a packet of this burst added an entry to that
+  // table, so a later miss must look again (it may be the same new flow: SYN, ACK in one burst).
+  bool inserted[2] = {false, false};
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i];
@@ -186,13 +188,15 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       const bool v6 = is6[i];
       FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
       const void* key = v6 ? keys6[j] : keys4[j];
-      const bool hit = ((v6 ? hit6 : hit4) >> j) & 1;
+      bool hit = ((v6 ? hit6 : hit4) >> j) & 1;
+      uint64_t raw = v6 ? vals6[j] : vals4[j];
+      if (!hit && inserted[v6]) hit = ft.lookup(key, c.sig, raw);
       const bool tcp = c.pi.proto == kProtoTcp;
       const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
       uint32_t bid = kNoBackend;
       bool store = true;
       FlowValue fv;
-      const bool live_hit = hit && !isExpired(fv = FlowValue::unpack(v6 ? vals6[j] : vals4[j]), now_ms, s.timeouts);
+      const bool live_hit = hit && !isExpired(fv = FlowValue::unpack(raw), now_ms, s.timeouts);
       if (live_hit) {
         const SnapBackend* b = s.backend(fv.backend_id);
         if (usableForExisting(b, c.vip_index)) {
@@ -217,7 +221,9 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       if (store) {
         fv.backend_id = bid;
         fv.last_seen_ms = now_ms;
-        if (!ft.upsert(key, c.sig, fv)) {
+        if (ft.upsert(key, c.sig, fv)) {
+          inserted[v6] = true;
+        } else {
           // Full: stay correct without state. Maglev on the 5-tuple gives the same answer for
           // every packet of the flow while the table does not change (RR would not).
           w.counters.add(Ctr::FlowTableFull);
