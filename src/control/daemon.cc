@@ -37,6 +37,25 @@ nlohmann::json countersJson(const WorkerCounters& c) {
   return {{"drops", drops}, {"counters", ctrs}};
 }
 
+// The checks that need the whole picture (routes, neighbours, NAT reply keys) live in the
+// snapshot builder; run it on stand-in port ids so --check-config and start-up refuse the same
+// files, and a bad file is refused before the EAL starts. Messages are "file: key.path: ...".
+bool validateSnapshot(const Config& cfg, const std::string& path) {
+  std::vector<PortRuntime> rt(cfg.ports.size());
+  for (size_t i = 0; i < rt.size(); i++) rt[i].port_id = uint16_t(i);
+  std::string err;
+  SnapshotBuilder builder;
+  if (builder.build(cfg, rt, err)) return true;
+  size_t start = 0;
+  while (start < err.size()) {
+    size_t end = err.find('\n', start);
+    if (end == std::string::npos) end = err.size();
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), err.substr(start, end - start).c_str());
+    start = end + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 int checkConfig(const std::string& path) {
@@ -45,6 +64,7 @@ int checkConfig(const std::string& path) {
     std::fprintf(stderr, "%s\n", r.error.str().c_str());
     return 1;
   }
+  if (!validateSnapshot(*r.config, path)) return 1;
   size_t nb = 0;
   for (const auto& v : r.config->vips) nb += v.backends.size();
   std::printf("%s: OK (%zu ports, %zu VIPs, %zu backends, %zu workers)\n", path.c_str(), r.config->ports.size(),
@@ -59,6 +79,7 @@ int runDaemon(const DaemonOptions& opts) {
     return 1;
   }
   const Config& cfg = *cr.config;
+  if (!validateSnapshot(cfg, opts.config_path)) return 1;
 
   // Signals are taken synchronously by the main thread; block them before EAL starts threads
   // so every thread inherits the mask and none is interrupted.

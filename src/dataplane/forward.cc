@@ -47,13 +47,13 @@ inline FwdResult tooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, ui
 // Writes the outer IP header (and returns a pointer just past it) for a packet of `inner_len`
 // bytes after the outer header, from `src` to `dst`, carrying `proto`.
 inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, uint8_t proto,
-                             uint16_t inner_len, uint8_t tos, bool df, uint32_t flow_hash) {
+                             uint16_t inner_len, uint8_t tos, bool df, uint32_t flow_hash, uint16_t ip_id = 0) {
   if (dst.isV4()) {
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p);
     ip->version_ihl = RTE_IPV4_VHL_DEF;
     ip->type_of_service = tos;
     ip->total_length = rte_cpu_to_be_16(uint16_t(inner_len + kIpv4HdrLen));
-    ip->packet_id = 0;
+    ip->packet_id = rte_cpu_to_be_16(ip_id);
     ip->fragment_offset = df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
     ip->time_to_live = kTunnelTtl;
     ip->next_proto_id = proto;
@@ -81,7 +81,7 @@ inline uint8_t innerTos(const uint8_t* ip, Family f) {
 
 // Common body of IP-in-IP and GUE: strip L2, prepend [eth][outer ip][udp if gue].
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress) {
+                      const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id) {
   const SnapPort& out = s.ports[b.egress];
   const bool outer4 = b.addr.isV4();
   const uint16_t ip_hdr = outer4 ? kIpv4HdrLen : kIpv6HdrLen;
@@ -106,7 +106,7 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
   const IpAddr& src = outer4 ? v.tunnel_src4 : v.tunnel_src6;
   uint8_t proto = gue ? kProtoUdp : (pi.family == Family::V4 ? uint8_t(IPPROTO_IPIP) : uint8_t(IPPROTO_IPV6));
   uint16_t after_ip = uint16_t(pi.l3_len + (gue ? kUdpHdrLen : 0));
-  uint8_t* l4 = writeOuterIp(p + kEthLen, src, b.addr, proto, after_ip, tos, outer4 && df, flow_hash);
+  uint8_t* l4 = writeOuterIp(p + kEthLen, src, b.addr, proto, after_ip, tos, outer4 && df, flow_hash, ip_id);
   if (gue) {
     auto* udp = reinterpret_cast<rte_udp_hdr*>(l4);
     // Source port in 32768..65535 from the flow hash: stable per flow, spread across flows.
@@ -144,13 +144,13 @@ FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, co
 }
 
 FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress) {
-  return encapsulate(m, pi, v, b, s, flow_hash, false, ingress);
+                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+  return encapsulate(m, pi, v, b, s, flow_hash, false, ingress, ip_id);
 }
 
 FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                     const Snapshot& s, uint32_t flow_hash, uint16_t ingress) {
-  return encapsulate(m, pi, v, b, s, flow_hash, true, ingress);
+                     const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+  return encapsulate(m, pi, v, b, s, flow_hash, true, ingress, ip_id);
 }
 
 namespace {

@@ -34,13 +34,14 @@ FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, co
                      uint16_t ingress);
 
 // IP-in-IP: RFC 2003 (IPv4 outer), RFC 2473 (IPv6 outer); the inner packet is untouched.
+// `ip_id`: the outer IPv4 identification, from the worker's counter (unique while DF is clear).
 FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress);
+                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id);
 
 // GUE variant 1 (draft-ietf-intarea-gue §4: direct IP encapsulation, no GUE header), as Katran:
 // UDP to v.gue_port, source port from the flow hash for ECMP entropy.
 FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                     const Snapshot& s, uint32_t flow_hash, uint16_t ingress);
+                     const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id);
 
 // Two-arm NAT, client -> backend: destination VIP:port becomes backend:port; TTL decremented.
 FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,

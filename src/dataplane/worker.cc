@@ -212,7 +212,6 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       if (bid == kNoBackend) {
         bid = pickBackend(w, *c.vip, c.vip_index, c.sig, saddr, c.pi.family);
         fv.state = nextState(FlowState::TcpSyn, tcp, c.pi.tcp_flags);
-        if (!live_hit) w.counters.add(Ctr::FlowNew);
       }
       if (bid == kNoBackend) {
         dropPkt(w, m, Drop::NoBackend);
@@ -223,6 +222,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
         fv.last_seen_ms = now_ms;
         if (ft.upsert(key, c.sig, fv)) {
           inserted[v6] = true;
+          if (!live_hit) w.counters.add(Ctr::FlowNew);
         } else {
           // Full: stay correct without state. Maglev on the 5-tuple gives the same answer for
           // every packet of the flow while the table does not change (RR would not).
@@ -239,8 +239,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       const SnapBackend& b = s.backends[bid];
       switch (c.vip->mode) {
         case FwdMode::Dsr: r = forwardDsr(m, c.pi, b, s, ingress); break;
-        case FwdMode::Ipip: r = forwardIpip(m, c.pi, *c.vip, b, s, c.sig, ingress); break;
-        case FwdMode::Gue: r = forwardGue(m, c.pi, *c.vip, b, s, c.sig, ingress); break;
+        case FwdMode::Ipip: r = forwardIpip(m, c.pi, *c.vip, b, s, c.sig, ingress, w.ip_id++); break;
+        case FwdMode::Gue: r = forwardGue(m, c.pi, *c.vip, b, s, c.sig, ingress, w.ip_id++); break;
         case FwdMode::Nat: r = forwardNat(m, c.pi, b, s, ingress); break;
       }
     }

@@ -37,6 +37,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   std::unique_ptr<FlowTable> flows4, flows6;
   WorkerCounters counters;
   std::array<uint32_t, kMaxVips> rr_cursor{};  // round-robin position per VIP index
+  uint16_t ip_id = 0;  // next outer IPv4 ID for tunnelled packets (RFC 6864: unique when DF is clear)
 };
 
 // Processes up to kBurst packets received on Snapshot::ports[ingress]. Each packet is either put

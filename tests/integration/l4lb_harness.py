@@ -1,0 +1,335 @@
+"""Runs the real l4lb binary on net_pcap ports (STYLE.md, Tests: "the real binary on net_pcap
+ports, golden packets in, expected bytes out, checked by an independent parser").
+
+One call to run_daemon() = one daemon run: it writes the config and one input pcap per port,
+starts `l4lb -c cfg --stats-file stats.json`, waits until the output pcaps stop growing (the
+daemon writes stats only on exit, so progress is observed on the output side), sends SIGINT,
+expects exit 0 and returns the transmitted frames per port plus the parsed stats. The process,
+the EAL runtime directory /var/run/dpdk/<file_prefix> (left behind with --no-huge) and the temp
+directory are removed whatever happens.
+
+Packets are decoded by the tests with scapy, so run everything with Debian's /usr/bin/python3.
+Addresses: IPv4 only from 198.18.0.0/15, IPv6 only from 2001:db8::/32 (RFC 2544 / RFC 3849).
+"""
+
+import itertools
+import json
+import math
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD_DIR = os.environ.get("L4LB_BUILD_DIR", os.path.join(REPO_ROOT, "build"))
+DPDK_RUN_DIR = "/var/run/dpdk"
+
+# Drop reasons and counters, in the order of include/l4lb/counters.h.
+DROP_NAMES = ("too_short", "not_ip", "bad_ip_header", "bad_length", "fragment", "unsupported_proto",
+              "icmp", "no_vip", "no_backend", "ttl_exceeded", "too_big", "no_headroom", "no_route",
+              "tx_full")
+CTR_NAMES = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "flow_hit", "flow_new",
+             "flow_table_full", "flow_rehash", "flow_expired", "nat_reverse", "icmp_too_big_sent")
+
+STARTUP_TIMEOUT_S = 20.0   # EAL init with --no-huge takes ~0.25 s here
+RUN_TIMEOUT_S = 30.0       # whole run after start-up
+EXIT_TIMEOUT_S = 10.0      # SIGINT -> exit
+SETTLE_S = 0.3             # output unchanged this long (and input consumed long ago) = done
+
+_run_ids = itertools.count()
+
+
+def _record(kind, value):
+    """Tells run.sh what to clean up if this Python process is killed before its finally blocks
+    run: the daemons it started (by pid), their EAL runtime directories and temp directories."""
+    path = os.environ.get("L4LB_IT_CLEANUP_FILE")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{kind} {value}\n")
+
+
+def l4lb_binary():
+    return os.path.join(BUILD_DIR, "l4lb")
+
+
+class DaemonError(AssertionError):
+    """The daemon did not start, crashed, hung or exited non-zero. An AssertionError so that a
+    test reports it as a failure, with the daemon's stderr in the message."""
+
+
+# ---------------------------------------------------------------------------------------------
+# pcap files (libpcap format, written and read here so every byte is under the test's control)
+# ---------------------------------------------------------------------------------------------
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+LINKTYPE_ETHERNET = 1
+
+
+def write_pcap(path, frames):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", PCAP_MAGIC_US, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
+        for i, fr in enumerate(frames):
+            fr = bytes(fr)
+            f.write(struct.pack("<IIII", 1_700_000_000 + i // 1_000_000, i % 1_000_000, len(fr), len(fr)))
+            f.write(fr)
+
+
+def read_pcap(path):
+    """Frames of a pcap file; a record still being written (truncated) is left out."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    if len(data) < 24:
+        return []
+    magic_le = struct.unpack_from("<I", data, 0)[0]
+    if magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+        endian = "<"
+    elif struct.unpack_from(">I", data, 0)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+        endian = ">"
+    else:
+        raise ValueError(f"{path}: not a pcap file")
+    frames, off = [], 24
+    while off + 16 <= len(data):
+        _, _, incl, orig = struct.unpack_from(endian + "IIII", data, off)
+        if off + 16 + incl > len(data):
+            break
+        if incl != orig:
+            raise ValueError(f"{path}: frame {len(frames)} truncated by snaplen ({incl} of {orig})")
+        frames.append(data[off + 16: off + 16 + incl])
+        off += 16 + incl
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------
+# config
+# ---------------------------------------------------------------------------------------------
+
+def toml_str(s):
+    # TOML basic strings accept JSON's escapes for the characters used here.
+    return json.dumps(str(s))
+
+
+@dataclass
+class Port:
+    name: str
+    mac: str
+    ipv4: str = None
+    ipv6: str = None
+    gateway4: str = None
+    gateway6: str = None
+    mtu: int = None
+    rx: list = field(default_factory=list)   # frames (bytes or scapy packets) received here
+
+
+@dataclass
+class DaemonResult:
+    out: dict           # port name -> list of transmitted frames (bytes), in order
+    stats: dict         # stats.json as written by the daemon
+    stderr: str
+    config: str
+    elapsed: float
+
+    @property
+    def drops(self):
+        return self.stats["total"]["drops"]
+
+    @property
+    def counters(self):
+        return self.stats["total"]["counters"]
+
+    def nonzero_drops(self):
+        return {k: v for k, v in self.drops.items() if v}
+
+
+def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096):
+    lines = [
+        "[eal]",
+        "main_core = 0",
+        "worker_cores = [1]",
+        "hugepages = false",
+        "memory_mb = 512",
+        f"file_prefix = {toml_str(prefix)}",
+        'extra_args = ["--log-level=lib.eal:notice"]',
+        "",
+        "[flow_table]",
+        f"capacity = {flow_capacity}",
+        "",
+    ]
+    for i, p in enumerate(ports):
+        dev = (f"net_pcap{i},rx_pcap={pcap_dir}/{p.name}.in.pcap,"
+               f"tx_pcap={pcap_dir}/{p.name}.out.pcap")
+        lines += ["[[ports]]", f"name = {toml_str(p.name)}", f"device = {toml_str(dev)}",
+                  f"mac = {toml_str(p.mac)}"]
+        for key in ("ipv4", "ipv6", "gateway4", "gateway6"):
+            if getattr(p, key) is not None:
+                lines.append(f"{key} = {toml_str(getattr(p, key))}")
+        if p.mtu is not None:
+            lines.append(f"mtu = {p.mtu}")
+        lines.append("")
+    return "\n".join(lines) + "\n" + body.strip() + "\n"
+
+
+def _cleanup_runtime_dir(prefix):
+    path = os.path.join(DPDK_RUN_DIR, prefix)
+    # Only our own, uniquely named prefix.
+    if prefix.startswith("l4lb_it_") and os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _stop(proc):
+    """SIGINT, then SIGKILL of our own process (group) if it does not exit."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(EXIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S):
+    """Runs the daemon once. `body` is the TOML after [eal]/[flow_table]/[[ports]] ([[vips]],
+    [[neighbours]]). `expect_tx`: total frames expected on all output pcaps; the run ends as soon
+    as that many arrived and nothing more came for `settle` seconds (without it: as soon as the
+    output is unchanged for `settle` seconds). Raises DaemonError on any daemon failure, and also
+    when the stats show that not every input frame was received (the run would prove nothing)."""
+    prefix = f"l4lb_it_{os.getpid()}_{next(_run_ids)}"
+    tmp = tempfile.mkdtemp(prefix="l4lb_it_")
+    _record("tmpdir", tmp)
+    proc = None
+    t0 = time.monotonic()
+    try:
+        for p in ports:
+            write_pcap(os.path.join(tmp, f"{p.name}.in.pcap"), p.rx)
+        cfg_text = make_config(ports, body, prefix, tmp, flow_capacity)
+        cfg = os.path.join(tmp, "l4lb.toml")
+        with open(cfg, "w") as f:
+            f.write(cfg_text)
+        stats_path = os.path.join(tmp, "stats.json")
+        err_path = os.path.join(tmp, "stderr.txt")
+        out_paths = {p.name: os.path.join(tmp, f"{p.name}.out.pcap") for p in ports}
+        _record("prefix", prefix)
+        with open(err_path, "wb") as err_f:
+            proc = subprocess.Popen([l4lb_binary(), "-c", cfg, "--stats-file", stats_path],
+                                    stdin=subprocess.DEVNULL, stdout=err_f, stderr=err_f,
+                                    start_new_session=True)
+        _record("pid", proc.pid)
+
+        def stderr_text():
+            with open(err_path, "rb") as f:
+                return f.read().decode(errors="replace")
+
+        # Start-up: the daemon logs "started:" once the workers run.
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while "l4lb info: started:" not in stderr_text():
+            if proc.poll() is not None:
+                raise DaemonError(f"l4lb exited with {proc.returncode} before starting:\n"
+                                  f"{stderr_text()}\n--- config ---\n{cfg_text}")
+            if time.monotonic() > deadline:
+                raise DaemonError(f"l4lb did not start within {STARTUP_TIMEOUT_S} s:\n{stderr_text()}")
+            time.sleep(0.02)
+
+        # Run: wait for the output to reach expect_tx and then stay unchanged.
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        last, last_change = -1, time.monotonic()
+        while True:
+            if proc.poll() is not None:
+                raise DaemonError(f"l4lb died while running (exit {proc.returncode}):\n{stderr_text()}")
+            n = sum(len(read_pcap(pth)) for pth in out_paths.values())
+            now = time.monotonic()
+            if n != last:
+                last, last_change = n, now
+            if (expect_tx is None or n >= expect_tx) and now - last_change >= settle:
+                break
+            if now > deadline:
+                break  # let the assertions below say what is missing
+            time.sleep(0.05)
+
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise DaemonError(f"l4lb did not exit within {EXIT_TIMEOUT_S} s of SIGINT:\n{stderr_text()}")
+        if rc != 0:
+            raise DaemonError(f"l4lb exited with {rc} after SIGINT:\n{stderr_text()}")
+        with open(stats_path) as f:
+            stats = json.load(f)
+        out = {name: read_pcap(pth) for name, pth in out_paths.items()}
+        n_in = sum(len(p.rx) for p in ports)
+        rx = stats["total"]["counters"]["rx_packets"]
+        if rx != n_in:
+            raise DaemonError(f"daemon received {rx} of {n_in} input frames")
+        return DaemonResult(out=out, stats=stats, stderr=stderr_text(), config=cfg_text,
+                            elapsed=time.monotonic() - t0)
+    finally:
+        if proc is not None:
+            _stop(proc)
+            if proc.poll() is not None:
+                _record("reaped", proc.pid)
+        _cleanup_runtime_dir(prefix)
+        if os.environ.get("L4LB_IT_KEEP"):
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_cli(args, timeout=20):
+    """Runs l4lb with `args`; returns (returncode, stdout, stderr)."""
+    p = subprocess.run([l4lb_binary()] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+# ---------------------------------------------------------------------------------------------
+
+def _gamma_q(a, x):
+    """Regularized upper incomplete gamma Q(a, x) (Numerical Recipes 6.2)."""
+    if x <= 0:
+        return 1.0
+    if x < a + 1:
+        term = total = 1.0 / a
+        ap = a
+        for _ in range(1000):
+            ap += 1
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return 1.0 - total * math.exp(-x + a * math.log(x) - math.lgamma(a))
+    b, c, d = x + 1 - a, 1e300, 1 / (x + 1 - a)
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = 1e-300 if abs(d) < 1e-300 else d
+        c = b + an / c
+        c = 1e-300 if abs(c) < 1e-300 else c
+        d = 1 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-15:
+            break
+    return math.exp(-x + a * math.log(x) - math.lgamma(a)) * h
+
+
+def chi_square_p(observed, weights):
+    """p-value of Pearson's chi-square goodness-of-fit test of `observed` counts against shares
+    proportional to `weights` (df = len - 1)."""
+    n = sum(observed)
+    total_w = sum(weights)
+    chi2 = sum((o - n * w / total_w) ** 2 / (n * w / total_w) for o, w in zip(observed, weights))
+    return chi2, _gamma_q((len(observed) - 1) / 2.0, chi2 / 2.0)
