@@ -26,19 +26,28 @@ struct PktCtx {
   bool reverse;  // NAT reply from a backend
 };
 
-inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f, uint16_t dport_be, uint8_t proto,
-                              uint32_t& index) {
+// Exact (address, port, protocol) first, then the same address on port 0 ("all ports" for a
+// VIP, "keeps the client's port" for a NAT backend).
+template <typename V>
+inline const V* findService(const FlatMap<ServiceKey, V>& map, const uint8_t* addr, Family f, uint16_t port_be,
+                            uint8_t proto) {
   ServiceKey k;
-  std::memcpy(k.addr.data(), daddr, f == Family::V4 ? 4 : 16);
-  k.port_be = dport_be;
+  std::memcpy(k.addr.data(), addr, f == Family::V4 ? 4 : 16);
+  k.port_be = port_be;
   k.proto = proto;
   k.family = uint8_t(f);
-  const uint32_t* i = s.vip_by_key.find(k);
-  if (i == nullptr) {
-    k.port_be = 0;  // a VIP on all ports
-    i = s.vip_by_key.find(k);
-    if (i == nullptr) return nullptr;
+  const V* v = map.find(k);
+  if (v == nullptr) {
+    k.port_be = 0;
+    v = map.find(k);
   }
+  return v;
+}
+
+inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f, uint16_t dport_be, uint8_t proto,
+                              uint32_t& index) {
+  const uint32_t* i = findService(s.vip_by_key, daddr, f, dport_be, proto);
+  if (i == nullptr) return nullptr;
   index = *i;
   return &s.vips[*i];
 }
@@ -46,17 +55,8 @@ inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f,
 inline const SnapVip* findNatReply(const Snapshot& s, const uint8_t* saddr, Family f, uint16_t sport_be,
                                    uint8_t proto, uint32_t& index) {
   if (s.nat_reverse.size() == 0) return nullptr;
-  ServiceKey k;
-  std::memcpy(k.addr.data(), saddr, f == Family::V4 ? 4 : 16);
-  k.port_be = sport_be;
-  k.proto = proto;
-  k.family = uint8_t(f);
-  const NatReverse* r = s.nat_reverse.find(k);
-  if (r == nullptr) {
-    k.port_be = 0;  // backend that keeps the client's port
-    r = s.nat_reverse.find(k);
-    if (r == nullptr) return nullptr;
-  }
+  const NatReverse* r = findService(s.nat_reverse, saddr, f, sport_be, proto);
+  if (r == nullptr) return nullptr;
   index = r->vip_index;
   return &s.vips[r->vip_index];
 }
