@@ -86,6 +86,18 @@ inline bool usableForExisting(const SnapBackend* b, uint32_t vip_index) {
   return b != nullptr && b->vip_index == vip_index && b->state != BackendState::Unhealthy;
 }
 
+// Fills a flow key (FlowKey4 or FlowKey6: the address size follows the key type) and returns
+// its hash, used for the flow table, Maglev and the tunnel entropy fields.
+template <typename Key>
+inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi) {
+  std::memcpy(&k.saddr, saddr, sizeof(k.saddr));
+  std::memcpy(&k.daddr, daddr, sizeof(k.daddr));
+  k.sport = pi.sport_be;
+  k.dport = pi.dport_be;
+  k.proto = pi.proto;
+  return FlowTable::hashKey(&k, sizeof(k));
+}
+
 inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
 
 inline void dropPkt(WorkerState& w, rte_mbuf* m, Drop d) {
@@ -137,25 +149,13 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       }
       c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
     } else if (c.pi.family == Family::V4) {
-      FlowKey4& k = k4[n4];
-      std::memcpy(&k.saddr, saddr, 4);
-      std::memcpy(&k.daddr, daddr, 4);
-      k.sport = c.pi.sport_be;
-      k.dport = c.pi.dport_be;
-      k.proto = c.pi.proto;
-      c.sig = FlowTable::hashKey(&k, sizeof(k));
-      keys4[n4] = &k;
+      c.sig = addFlowKey(k4[n4], saddr, daddr, c.pi);
+      keys4[n4] = &k4[n4];
       sigs4[n4] = c.sig;
       idx4[n4++] = nlive;
     } else {
-      FlowKey6& k = k6[n6];
-      std::memcpy(k.saddr, saddr, 16);
-      std::memcpy(k.daddr, daddr, 16);
-      k.sport = c.pi.sport_be;
-      k.dport = c.pi.dport_be;
-      k.proto = c.pi.proto;
-      c.sig = FlowTable::hashKey(&k, sizeof(k));
-      keys6[n6] = &k;
+      c.sig = addFlowKey(k6[n6], saddr, daddr, c.pi);
+      keys6[n6] = &k6[n6];
       sigs6[n6] = c.sig;
       idx6[n6++] = nlive;
     }
