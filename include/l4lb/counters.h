@@ -26,6 +26,7 @@ enum class Drop : uint8_t {
   NoHeadroom,        // mbuf has no headroom for the encapsulation header
   NoRoute,           // NAT reply: no port/next hop for the client address
   TxFull,            // the NIC TX queue did not accept the packet
+  NoKernelPath,      // not balancer traffic, and the port has no exception path to the kernel
   Count
 };
 
@@ -33,6 +34,7 @@ constexpr std::string_view kDropNames[] = {
     "ok",          "too_short",  "not_ip",      "bad_ip_header", "bad_length",
     "fragment",    "unsupported_proto", "icmp",  "no_vip",        "no_backend",
     "ttl_exceeded", "too_big",   "no_headroom", "no_route",      "tx_full",
+    "no_kernel_path",
 };
 static_assert(sizeof(kDropNames) / sizeof(kDropNames[0]) == size_t(Drop::Count));
 
@@ -51,12 +53,19 @@ enum class Ctr : uint8_t {
   FlowExpired,       // entries removed by the sweeper
   NatReverse,        // NAT replies rewritten back to the VIP
   IcmpTooBigSent,    // ICMP fragmentation-needed / ICMPv6 packet-too-big generated
+  ToKernel,          // handed to the port's kernel side (exception path)
+  FromKernel,        // sent on the port on behalf of the kernel (exception path)
+  ArpReply,          // ARP replies for VIP addresses
+  NdReply,           // neighbour advertisements for VIP addresses
+  EchoReply,         // ICMP/ICMPv6 echo replies from VIP addresses
+  IcmpErrorForwarded,  // ICMP errors about a VIP flow sent to the backend that owns the flow
   Count
 };
 
 constexpr std::string_view kCtrNames[] = {
     "rx_packets", "rx_bytes",   "tx_packets",  "tx_bytes",    "flow_hit",         "flow_new",
     "flow_table_full", "flow_rehash", "flow_expired", "nat_reverse", "icmp_too_big_sent",
+    "to_kernel",  "from_kernel", "arp_reply",   "nd_reply",    "echo_reply",       "icmp_error_forwarded",
 };
 static_assert(sizeof(kCtrNames) / sizeof(kCtrNames[0]) == size_t(Ctr::Count));
 

@@ -55,6 +55,12 @@ struct SnapPort {
   bool has_gw4 = false, has_gw6 = false;
   MacAddr gw4_mac, gw6_mac;  // next hop for destinations outside the connected prefixes
   std::string name;
+  // Exception path (tap): the kernel's side of this port is Snapshot::ports[kernel_port], and
+  // that port's kernel_port points back. -1: no kernel side (non-balancer traffic is dropped
+  // and counted). A port with is_kernel set is a tap: everything received on it is sent
+  // unchanged out of its kernel_port; it is never a backend's egress.
+  int16_t kernel_port = -1;
+  bool is_kernel = false;
 };
 
 struct SnapBackend {
@@ -102,7 +108,8 @@ struct Snapshot {
   std::vector<SnapBackend> backends;      // indexed by backend id; [0] is "none"
   FlatMap<ServiceKey, uint32_t> vip_by_key;      // (addr, port|0, proto) -> vips index
   FlatMap<ServiceKey, NatReverse> nat_reverse;   // (backend addr, backend port, proto) -> VIP
-  FlatMap<AddrKey, MacAddr> neighbours;          // static neighbour table
+  FlatMap<AddrKey, MacAddr> neighbours;          // neighbour table (static + resolved)
+  FlatMap<AddrKey, uint32_t> vip_addrs;          // VIP address -> a vips index (ARP/ND/echo replies)
   FlowTimeouts timeouts;
 
   const SnapBackend* backend(uint32_t id) const {

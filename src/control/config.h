@@ -22,6 +22,15 @@ struct EalConfig {
   std::vector<std::string> extra_args; // appended verbatim
 };
 
+// How traffic that is not the balancer's reaches the kernel (ARP, ND, SSH, health-check replies).
+//  none: it is counted and dropped (test ports, or a NIC whose kernel side is elsewhere).
+//  tap:  a net_tap kernel interface `kernel_iface` with the port's MAC and addresses is created;
+//        workers hand it every packet that is not balancer traffic and send what the kernel
+//        sends out of it on the port (DPDK-driven NICs).
+//  xdp:  the device is net_af_xdp; our XDP program (xdp_program) redirects only balancer
+//        traffic to DPDK and passes the rest to the kernel on the same interface.
+enum class ExceptionPath : uint8_t { None, Tap, Xdp };
+
 struct PortConfig {
   std::string name;                 // operator's name ("wan", "lan")
   std::string device;               // devargs: PCI address or vdev ("net_pcap0,rx_pcap=...")
@@ -32,14 +41,46 @@ struct PortConfig {
   std::optional<Prefix> ipv6;
   std::optional<IpAddr> gateway4;   // next hop for IPv4 destinations outside every connected prefix
   std::optional<IpAddr> gateway6;
+  ExceptionPath exception_path = ExceptionPath::None;
+  std::string kernel_iface;         // tap: name of the created interface (default "l4lb-<name>");
+                                    // xdp: the af_xdp iface= devarg (filled in by the loader)
+  std::string xdp_program;          // xdp: BPF object path; empty = the one installed with l4lb
 };
+
+enum class HealthType : uint8_t { None, Tcp, Http, Udp };
+
+// One backend's health check (a VIP's [vips.health_check] merged with the backend's own
+// [vips.backends.health_check], key by key). Envoy/keepalived semantics: `rise` consecutive
+// successes make a backend healthy, `fall` consecutive failures unhealthy; a reply slower than
+// `max_latency_ms` is a failure ("slow" counts as well as "unresponsive").
+struct HealthCheckConfig {
+  HealthType type = HealthType::None;
+  uint32_t interval_ms = 1000;      // 10..3600000
+  uint32_t timeout_ms = 1000;       // 1..interval_ms
+  uint32_t rise = 2;                // 1..100
+  uint32_t fall = 3;                // 1..100
+  uint32_t max_latency_ms = 0;      // 0 = only the timeout applies; else 1..timeout_ms
+  uint32_t jitter_pct = 10;         // each interval is drawn from interval * (1 +- jitter/100); 0..50
+  uint16_t port = 0;                // 0 = the backend's port, else the VIP's port (error if both 0)
+  std::string http_path = "/";      // http: request target
+  std::string http_host;            // http: Host header; empty = backend address
+  std::vector<std::pair<uint16_t, uint16_t>> http_expect;  // accepted status ranges; empty = 200..299
+  std::string udp_payload = "ping"; // udp: datagram sent
+  std::optional<std::string> udp_expect;  // udp: required reply; nullopt = any reply
+};
+
+// What a VIP does when none of its backends is usable.
+//  drop: its packets are dropped and counted (no_backend).
+//  keep: it keeps the last set of backends that were healthy (better a degraded pool than none).
+enum class AllDownPolicy : uint8_t { Drop, Keep };
 
 struct BackendConfig {
   IpAddr address;
   uint16_t port = 0;                // NAT: destination port; 0 = keep the client's port
-  uint32_t weight = 1;              // 1..65535
-  std::optional<MacAddr> mac;       // static next-hop MAC (neighbour resolution comes later)
+  uint32_t weight = 1;              // 0..65535; 0 = draining (no new flows, existing ones continue)
+  std::optional<MacAddr> mac;       // static next-hop MAC; else resolved through the kernel (ARP/ND)
   std::string via;                  // port name; empty = chosen by connected prefix / gateway
+  HealthCheckConfig health;         // effective check (VIP's merged with the backend's overrides)
 };
 
 struct VipConfig {
@@ -53,7 +94,17 @@ struct VipConfig {
   std::optional<IpAddr> tunnel_source4;  // ipip/gue outer source for IPv4 backends; default port's ipv4
   std::optional<IpAddr> tunnel_source6;  // ... for IPv6 backends; default port's ipv6
   uint16_t gue_port = 6080;         // GUE outer UDP destination port (Katran's default)
+  AllDownPolicy on_all_down = AllDownPolicy::Drop;
+  HealthCheckConfig health;         // the VIP's check as written (backends hold the merged one)
   std::vector<BackendConfig> backends;
+};
+
+// [health]: where checks come from. Default: the egress port's own address when that port has
+// an exception path (the kernel holds the address), else the kernel's choice (a management
+// interface).
+struct HealthGlobalConfig {
+  std::optional<IpAddr> source4;
+  std::optional<IpAddr> source6;
 };
 
 struct NeighbourConfig {
@@ -76,6 +127,7 @@ struct Config {
   std::vector<VipConfig> vips;
   std::vector<NeighbourConfig> neighbours;
   FlowTableConfig flow_table;
+  HealthGlobalConfig health;
 };
 
 // Every problem found, each as "file:line:col: key.path: message". Loading collects all

@@ -251,6 +251,12 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
   s->backends.resize(size_t(max_id) + 1);
   for (const auto& b : backends) s->backends[b.id] = b;
   s->vip_by_key = FlatMap<ServiceKey, uint32_t>(vip_keys);
+  std::vector<std::pair<AddrKey, uint32_t>> vip_addrs;
+  std::map<std::string, bool> seen_addr;
+  for (size_t vi = 0; vi < s->vips.size(); vi++)
+    if (seen_addr.emplace(s->vips[vi].addr.str(), true).second)
+      vip_addrs.emplace_back(AddrKey::make(s->vips[vi].addr), uint32_t(vi));
+  s->vip_addrs = FlatMap<AddrKey, uint32_t>(vip_addrs);
   s->nat_reverse = FlatMap<ServiceKey, NatReverse>(nat_keys);
 
   err = errs.str();
