@@ -10,12 +10,17 @@
 
 namespace l4lb::control {
 
-namespace {
+std::string vipIdentity(const VipConfig& v) {
+  return v.address.str() + "/" + std::to_string(v.port) + "/" + std::string(toString(v.protocol));
+}
 
 std::string backendIdentity(const VipConfig& v, const BackendConfig& b) {
-  return v.address.str() + "/" + std::to_string(v.port) + "/" + std::string(toString(v.protocol)) + "|" +
-         b.address.str() + ":" + std::to_string(b.port);
+  return vipIdentity(v) + "|" + b.address.str() + ":" + std::to_string(b.port);
 }
+
+namespace {
+
+bool resolvesNeighbours(const PortConfig& p) { return p.exception_path != ExceptionPath::None; }
 
 uint64_t backendKey(const BackendConfig& b) {
   std::string s = b.address.str() + ":" + std::to_string(b.port);
@@ -76,7 +81,7 @@ std::vector<uint32_t> buildWrrSequence(const std::vector<std::pair<uint32_t, uin
 }
 
 std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::vector<PortRuntime>& rt,
-                                                 std::string& err) {
+                                                 std::string& err, const DynamicState* dyn) {
   std::ostringstream errs;
   auto s = std::make_unique<Snapshot>();
   s->generation = ++generation_;
@@ -94,6 +99,10 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
   for (const auto& v : cfg.vips)
     for (const auto& b : v.backends)
       if (b.mac) addNeigh(b.address, *b.mac);
+  if (dyn != nullptr)  // learned entries never override static ones
+    for (const auto& [a, m] : dyn->resolved)
+      if (!neigh_by_addr.count(a))
+        if (auto ip = IpAddr::parse(a)) addNeigh(*ip, m);
   s->neighbours = FlatMap<AddrKey, MacAddr>(neigh);
   auto macOf = [&](const IpAddr& a) -> const MacAddr* {
     auto it = neigh_by_addr.find(a.str());
@@ -118,6 +127,8 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
       if (const MacAddr* m = macOf(*g)) {
         has = true;
         mac = *m;
+      } else if (resolvesNeighbours(pc)) {
+        // Not resolved yet: no route through it until the kernel learns its MAC.
       } else {
         errs << "ports[" << i << "]." << key << ": no MAC known for " << g->str()
              << " (add a [[neighbours]] entry)\n";
@@ -129,6 +140,23 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
     s->port_index_by_id[p.port_id] = int16_t(i);
     s->ports.push_back(p);
   }
+  // Kernel sides (exception_path = tap) come after the configured ports, paired both ways.
+  for (size_t i = 0; i < cfg.ports.size() && i < rt.size(); i++) {
+    if (rt[i].tap_port_id < 0) continue;
+    SnapPort k;
+    k.name = cfg.ports[i].name + "-kernel";
+    k.port_id = uint16_t(rt[i].tap_port_id);
+    k.mtu = cfg.ports[i].mtu;
+    k.mac = s->ports[i].mac;
+    k.is_kernel = true;
+    k.kernel_port = int16_t(i);
+    s->ports[i].kernel_port = int16_t(s->ports.size());
+    if (s->port_index_by_id.size() <= k.port_id) s->port_index_by_id.resize(k.port_id + 1u, -1);
+    s->port_index_by_id[k.port_id] = int16_t(s->ports.size());
+    s->ports.push_back(k);
+  }
+  if (s->ports.size() > kMaxPorts)
+    errs << "ports: " << s->ports.size() << " ports with their kernel interfaces, at most " << kMaxPorts << "\n";
 
   if (cfg.vips.size() > 4096) errs << "vips: " << cfg.vips.size() << " VIPs, at most 4096\n";
   std::vector<std::pair<ServiceKey, uint32_t>> vip_keys;
@@ -149,22 +177,34 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
     const bool tunnel = vc.forwarding == FwdMode::Ipip || vc.forwarding == FwdMode::Gue;
     vip_keys.emplace_back(ServiceKey::make(vc.address, v.port_be, uint8_t(vc.protocol)), uint32_t(vi));
 
-    std::vector<MaglevEndpoint> eps;
-    std::vector<std::pair<uint32_t, uint32_t>> rr;
+    struct Candidate {
+      uint32_t id;
+      uint64_t key;
+      uint32_t weight;
+      std::string identity;
+    };
+    std::vector<Candidate> in_service, fallback;  // fallback: down but not drained (on_all_down = keep)
     for (size_t bi = 0; bi < vc.backends.size(); bi++) {
       const BackendConfig& bc = vc.backends[bi];
       const std::string bwhere = where + ".backends[" + std::to_string(bi) + "]";
       SnapBackend b;
-      b.id = idFor(backendIdentity(vc, bc));
+      const std::string identity = backendIdentity(vc, bc);
+      b.id = idFor(identity);
       if (b.id > kMaxBackendId) {
         errs << bwhere << ": backend ids exhausted (restart to renumber)\n";
         continue;
       }
       b.addr = bc.address;
       b.port_be = rte_cpu_to_be_16(bc.port);
-      b.weight = uint16_t(bc.weight);
+      const BackendRuntime* br = nullptr;
+      if (dyn != nullptr) {
+        auto it = dyn->backends.find(identity);
+        if (it != dyn->backends.end()) br = &it->second;
+      }
+      const uint32_t weight = br && br->weight ? *br->weight : bc.weight;
+      b.weight = uint16_t(weight);
       b.vip_index = uint16_t(vi);
-      b.state = BackendState::Healthy;
+      bool down = br && br->down;
       // Egress: the named port, else the port whose connected prefix holds the backend, else a
       // port with a gateway of the backend's family.
       int egress = -1;
@@ -183,9 +223,10 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
         }
       }
       if (egress < 0 && bc.via.empty()) {
-        for (size_t pi = 0; pi < s->ports.size() && egress < 0; pi++)
-          if (bc.address.isV4() ? s->ports[pi].has_gw4 : s->ports[pi].has_gw6) egress = int(pi);
-        if (egress < 0 && s->ports.size() == 1) egress = 0, connected = true;
+        for (size_t pi = 0; pi < cfg.ports.size() && egress < 0; pi++)
+          if (bc.address.isV4() ? cfg.ports[pi].gateway4.has_value() : cfg.ports[pi].gateway6.has_value())
+            egress = int(pi);
+        if (egress < 0 && cfg.ports.size() == 1) egress = 0, connected = true;
       }
       if (egress < 0) {
         errs << bwhere << ": no port reaches " << bc.address.str()
@@ -194,20 +235,28 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
       }
       if (!bc.via.empty()) {
         const SnapPort& p = s->ports[size_t(egress)];
-        connected = bc.address.isV4() ? (p.has_v4 && p.v4.contains(bc.address)) || !p.has_gw4
-                                      : (p.has_v6 && p.v6.contains(bc.address)) || !p.has_gw6;
+        const PortConfig& pcfg = cfg.ports[size_t(egress)];
+        connected = bc.address.isV4() ? (p.has_v4 && p.v4.contains(bc.address)) || !pcfg.gateway4
+                                      : (p.has_v6 && p.v6.contains(bc.address)) || !pcfg.gateway6;
       }
       b.egress = uint16_t(egress);
       const SnapPort& out = s->ports[b.egress];
+      const bool resolves = resolvesNeighbours(cfg.ports[b.egress]);
       if (bc.mac) {
         b.next_hop_mac = *bc.mac;
       } else if (connected) {
         if (const MacAddr* m = macOf(bc.address)) b.next_hop_mac = *m;
+        else if (resolves) down = true;  // until ARP/ND answers
         else errs << bwhere << ".mac: no MAC known for " << bc.address.str()
-                  << " (set mac, or add a [[neighbours]] entry)\n";
-      } else {
+                  << " (set mac, add a [[neighbours]] entry, or give port " << out.name << " an exception_path)\n";
+      } else if (bc.address.isV4() ? out.has_gw4 : out.has_gw6) {
         b.next_hop_mac = bc.address.isV4() ? out.gw4_mac : out.gw6_mac;
+      } else {
+        down = true;  // its gateway is not resolved yet
       }
+      // Unhealthy wins over draining: a backend that cannot answer must lose its flows too.
+      b.state = down ? BackendState::Unhealthy
+                     : (weight == 0 || (br && br->drained)) ? BackendState::Draining : BackendState::Healthy;
       if (tunnel) {
         const auto& src = bc.address.isV4() ? vc.tunnel_source4 : vc.tunnel_source6;
         IpAddr& dst = bc.address.isV4() ? v.tunnel_src4 : v.tunnel_src6;
@@ -236,11 +285,34 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
                               NatReverse{uint32_t(vi), b.id});
       }
       v.backends.push_back(b.id);
-      if (b.state == BackendState::Healthy) {
-        eps.push_back({b.id, backendKey(bc), bc.weight});
-        rr.emplace_back(b.id, vc.scheduler == Scheduler::WeightedRoundRobin ? bc.weight : 1);
-      }
+      if (b.state == BackendState::Healthy) in_service.push_back({b.id, backendKey(bc), weight, identity});
+      else if (b.state == BackendState::Unhealthy && weight > 0 && !(br && br->drained) && b.next_hop_mac != MacAddr{})
+        fallback.push_back({b.id, backendKey(bc), weight, identity});
       backends.push_back(b);
+    }
+    // on_all_down = keep: with nothing in service, keep sending to the set that was last in
+    // service (those of it still configured and reachable), marked healthy for the workers so
+    // their flows stay put. A degraded pool rather than none.
+    const std::string vid = vipIdentity(vc);
+    if (vc.on_all_down == AllDownPolicy::Keep) {
+      if (!in_service.empty()) {
+        std::vector<std::string> ids;
+        for (const auto& c : in_service) ids.push_back(c.identity);
+        last_in_service_[vid] = ids;
+      } else if (auto it = last_in_service_.find(vid); it != last_in_service_.end()) {
+        for (const auto& c : fallback)
+          if (std::find(it->second.begin(), it->second.end(), c.identity) != it->second.end()) {
+            in_service.push_back(c);
+            for (auto& b : backends)
+              if (b.id == c.id) b.state = BackendState::Healthy;
+          }
+      }
+    }
+    std::vector<MaglevEndpoint> eps;
+    std::vector<std::pair<uint32_t, uint32_t>> rr;
+    for (const auto& c : in_service) {
+      eps.push_back({c.id, c.key, c.weight});
+      rr.emplace_back(c.id, vc.scheduler == Scheduler::WeightedRoundRobin ? c.weight : 1);
     }
     v.maglev = buildMaglevTable(eps, vc.maglev_table_size);
     v.rr = buildWrrSequence(rr);
@@ -265,6 +337,48 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
     return nullptr;
   }
   return s;
+}
+
+std::vector<std::pair<IpAddr, std::string>> SnapshotBuilder::neighboursToResolve(const Config& cfg) {
+  std::vector<std::pair<IpAddr, std::string>> out;
+  std::map<std::string, bool> seen;
+  std::map<std::string, bool> static_macs;
+  for (const auto& n : cfg.neighbours) static_macs[n.address.str()] = true;
+  auto add = [&](const IpAddr& a, const PortConfig& p) {
+    if (!resolvesNeighbours(p) || static_macs.count(a.str())) return;
+    if (seen.emplace(a.str() + "%" + p.kernel_iface, true).second) out.emplace_back(a, p.kernel_iface);
+  };
+  for (const auto& p : cfg.ports) {
+    if (p.gateway4) add(*p.gateway4, p);
+    if (p.gateway6) add(*p.gateway6, p);
+  }
+  for (const auto& v : cfg.vips)
+    for (const auto& b : v.backends) {
+      if (b.mac) continue;
+      // The same egress choice as build(): via, connected prefix, a single port.
+      const PortConfig* port = nullptr;
+      for (const auto& p : cfg.ports) {
+        if (!b.via.empty()) {
+          if (p.name == b.via) port = &p;
+          continue;
+        }
+        if ((b.address.isV4() && p.ipv4 && p.ipv4->contains(b.address)) ||
+            (!b.address.isV4() && p.ipv6 && p.ipv6->contains(b.address))) {
+          port = &p;
+          break;
+        }
+      }
+      if (port == nullptr && b.via.empty()) {
+        bool gw = false;
+        for (const auto& p : cfg.ports) gw = gw || (b.address.isV4() ? p.gateway4 : p.gateway6).has_value();
+        if (!gw && cfg.ports.size() == 1) port = &cfg.ports[0];
+      }
+      if (port == nullptr) continue;  // behind a gateway: the gateway is resolved instead
+      const bool connected_via = b.via.empty() || (b.address.isV4() ? !port->gateway4 || (port->ipv4 && port->ipv4->contains(b.address))
+                                                                   : !port->gateway6 || (port->ipv6 && port->ipv6->contains(b.address)));
+      if (connected_via) add(b.address, *port);
+    }
+  return out;
 }
 
 }  // namespace l4lb::control

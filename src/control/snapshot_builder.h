@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,19 +19,46 @@ namespace l4lb::control {
 struct PortRuntime {
   uint16_t port_id = 0;
   MacAddr mac;
+  int32_t tap_port_id = -1;  // exception_path = tap: the DPDK port id of its kernel interface
 };
+
+// What the control plane knows beyond the config file: health results, operator drains and
+// weights, and MAC addresses the kernel resolved. Keys are backendIdentity().
+struct BackendRuntime {
+  bool down = false;                  // failed health checks (or unresolvable next hop)
+  bool drained = false;               // drained by command: no new flows, existing ones continue
+  std::optional<uint32_t> weight;     // weight set by command, overriding the file's
+};
+struct DynamicState {
+  std::map<std::string, BackendRuntime> backends;
+  std::map<std::string, MacAddr> resolved;  // IpAddr::str() -> MAC learned through ARP/ND
+};
+
+// Stable name of a backend within its VIP ("vip addr/port/proto|backend addr:port").
+std::string backendIdentity(const VipConfig& v, const BackendConfig& b);
+std::string vipIdentity(const VipConfig& v);
 
 class SnapshotBuilder {
  public:
   // Builds a snapshot or returns nullptr with `err` set (one message per line). Errors here are
   // the ones that need the whole picture (routing, neighbours, NAT reply ambiguity).
-  std::unique_ptr<Snapshot> build(const Config& cfg, const std::vector<PortRuntime>& ports, std::string& err);
+  // `dyn` (may be null) adds health, drains and resolved MACs. A backend whose next hop has no MAC
+  // is an error unless its egress port has a kernel side that resolves it (exception_path tap
+  // or xdp): then it is out of service (Unhealthy) until the MAC is known.
+  std::unique_ptr<Snapshot> build(const Config& cfg, const std::vector<PortRuntime>& ports, std::string& err,
+                                  const DynamicState* dyn = nullptr);
+
+  // Next hops (backends and gateways) with no static MAC whose port resolves them: the control
+  // plane asks the kernel for these. (address, kernel interface name).
+  static std::vector<std::pair<IpAddr, std::string>> neighboursToResolve(const Config& cfg);
 
  private:
   uint32_t idFor(const std::string& identity);
   std::map<std::string, uint32_t> ids_;  // "vip|backend" -> stable id
   uint32_t next_id_ = 1;                 // 0 is kNoBackend
   uint64_t generation_ = 0;
+  // on_all_down = keep: per VIP identity, the backend identities last seen in service.
+  std::map<std::string, std::vector<std::string>> last_in_service_;
 };
 
 // Smooth weighted round robin (as nginx): a sequence where each id appears in proportion to its

@@ -351,7 +351,7 @@ TEST(SnapshotBuilderErrors, BackendWithoutMacOrNeighbour) {
   Config c = baseConfig();
   c.vips[0].backends[1].mac.reset();  // 10.0.0.12, connected on "lan"
   EXPECT_EQ(buildError(c),
-            "vips[0].backends[1].mac: no MAC known for 10.0.0.12 (set mac, or add a [[neighbours]] entry)");
+            "vips[0].backends[1].mac: no MAC known for 10.0.0.12 (set mac, add a [[neighbours]] entry, or give port lan an exception_path)");
   // A neighbour entry fixes it and is used as the next hop.
   c.neighbours.push_back({ipAddr("10.0.0.12"), macAddr("02:00:00:00:0a:0c")});
   SnapshotBuilder sb;
@@ -518,6 +518,168 @@ TEST(SnapshotBuilderErrors, PortCountMismatch) {
   std::string err;
   EXPECT_EQ(sb.build(c, {}, err), nullptr);
   EXPECT_FALSE(err.empty());
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic state: health, drains, weights set at run time, resolved neighbours, all-down policy
+
+namespace dyn {
+
+std::set<uint32_t> inMaglev(const Snapshot& s, size_t vip) {
+  return std::set<uint32_t>(s.vips.at(vip).maglev.begin(), s.vips.at(vip).maglev.end());
+}
+
+std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c, const DynamicState& d,
+                                std::vector<PortRuntime> rt = {}) {
+  std::string err;
+  if (rt.empty()) rt = runtimeFor(c);
+  auto s = sb.build(c, rt, err, &d);
+  EXPECT_NE(s, nullptr) << err;
+  return s;
+}
+
+}  // namespace dyn
+
+TEST(SnapshotBuilderDynamic, DownDrainedAndWeightOverrides) {
+  SnapshotBuilder sb;
+  Config c = baseConfig();
+  c.vips[0].backends[2].weight = 0;  // 10.0.0.13: draining from the file
+  DynamicState d;
+  const std::string b11 = backendIdentity(c.vips[0], c.vips[0].backends[0]);
+  const std::string b12 = backendIdentity(c.vips[0], c.vips[0].backends[1]);
+  EXPECT_EQ(b11, "192.0.2.1/80/tcp|10.0.0.11:0");
+  d.backends[b11].down = true;
+  auto s = dyn::build(sb, c, d);
+  ASSERT_TRUE(s);
+  auto ids = idsOf(*s, 0);
+  EXPECT_EQ(s->backend(ids["10.0.0.11"])->state, BackendState::Unhealthy);
+  EXPECT_EQ(s->backend(ids["10.0.0.12"])->state, BackendState::Healthy);
+  EXPECT_EQ(s->backend(ids["10.0.0.13"])->state, BackendState::Draining);
+  EXPECT_EQ(dyn::inMaglev(*s, 0), std::set<uint32_t>{ids["10.0.0.12"]});
+
+  // Drain by command; weight raised by command on 13 brings it back into service.
+  DynamicState d2;
+  d2.backends[b12].drained = true;
+  d2.backends[backendIdentity(c.vips[0], c.vips[0].backends[2])].weight = 3;
+  s = dyn::build(sb, c, d2);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->backend(ids["10.0.0.12"])->state, BackendState::Draining);
+  EXPECT_EQ(s->backend(ids["10.0.0.13"])->state, BackendState::Healthy);
+  EXPECT_EQ(s->backend(ids["10.0.0.13"])->weight, 3);
+  EXPECT_EQ(dyn::inMaglev(*s, 0), (std::set<uint32_t>{ids["10.0.0.11"], ids["10.0.0.13"]}));
+  // Weights 1:3 in the table.
+  size_t n11 = std::count(s->vips[0].maglev.begin(), s->vips[0].maglev.end(), ids["10.0.0.11"]);
+  size_t n13 = std::count(s->vips[0].maglev.begin(), s->vips[0].maglev.end(), ids["10.0.0.13"]);
+  EXPECT_NEAR(double(n13) / double(n11), 3.0, 0.3);
+
+  // Down beats drained: a backend that cannot answer loses its flows.
+  d2.backends[b12].down = true;
+  s = dyn::build(sb, c, d2);
+  EXPECT_EQ(s->backend(ids["10.0.0.12"])->state, BackendState::Unhealthy);
+}
+
+TEST(SnapshotBuilderDynamic, AllDownDropsOrKeepsTheLastSetInService) {
+  for (AllDownPolicy policy : {AllDownPolicy::Drop, AllDownPolicy::Keep}) {
+    SnapshotBuilder sb;
+    Config c = baseConfig();
+    c.vips[0].on_all_down = policy;
+    DynamicState d;
+    d.backends[backendIdentity(c.vips[0], c.vips[0].backends[0])].down = true;
+    auto s = dyn::build(sb, c, d);  // 12 and 13 in service
+    ASSERT_TRUE(s);
+    auto ids = idsOf(*s, 0);
+    for (auto& b : c.vips[0].backends) d.backends[backendIdentity(c.vips[0], b)].down = true;
+    s = dyn::build(sb, c, d);
+    ASSERT_TRUE(s);
+    if (policy == AllDownPolicy::Drop) {
+      EXPECT_TRUE(s->vips[0].maglev.empty() ||
+                  std::all_of(s->vips[0].maglev.begin(), s->vips[0].maglev.end(), [](uint32_t id) { return id == kNoBackend; }));
+      EXPECT_EQ(s->backend(ids["10.0.0.12"])->state, BackendState::Unhealthy);
+    } else {
+      EXPECT_EQ(dyn::inMaglev(*s, 0), (std::set<uint32_t>{ids["10.0.0.12"], ids["10.0.0.13"]}));
+      EXPECT_EQ(s->backend(ids["10.0.0.12"])->state, BackendState::Healthy);
+      EXPECT_EQ(s->backend(ids["10.0.0.11"])->state, BackendState::Unhealthy);
+      // One comes back: only it is in service again, the fallback ends.
+      d.backends[backendIdentity(c.vips[0], c.vips[0].backends[0])].down = false;
+      s = dyn::build(sb, c, d);
+      EXPECT_EQ(dyn::inMaglev(*s, 0), std::set<uint32_t>{ids["10.0.0.11"]});
+      EXPECT_EQ(s->backend(ids["10.0.0.12"])->state, BackendState::Unhealthy);
+    }
+  }
+}
+
+TEST(SnapshotBuilderDynamic, UnresolvedNeighboursAreOutOfServiceUntilLearned) {
+  SnapshotBuilder sb;
+  Config c = baseConfig();
+  c.ports[0].exception_path = ExceptionPath::Tap;
+  c.ports[0].kernel_iface = "l4lb-lan";
+  c.ports[0].gateway4 = ipAddr("10.0.0.254");
+  c.vips[0].backends[1].mac.reset();                            // 10.0.0.12: resolved by the kernel
+  c.vips[0].backends.push_back(makeBackend("203.0.113.9", ""));  // behind the gateway
+  c.vips[0].backends[2].mac.reset();  // 10.0.0.13: a static [[neighbours]] entry
+  c.neighbours.push_back({ipAddr("10.0.0.13"), macAddr("02:00:00:00:01:33")});
+  auto want = SnapshotBuilder::neighboursToResolve(c);
+  std::vector<std::string> names;
+  for (auto& [a, ifn] : want) names.push_back(a.str() + "%" + ifn);
+  EXPECT_EQ(names, (std::vector<std::string>{"10.0.0.254%l4lb-lan", "10.0.0.12%l4lb-lan"}));
+
+  DynamicState d;
+  auto s = dyn::build(sb, c, d);
+  ASSERT_TRUE(s);
+  auto ids = idsOf(*s, 0);
+  EXPECT_EQ(s->backend(ids["10.0.0.12"])->state, BackendState::Unhealthy);
+  EXPECT_EQ(s->backend(ids["203.0.113.9"])->state, BackendState::Unhealthy);
+  EXPECT_FALSE(s->ports[0].has_gw4);
+  EXPECT_EQ(dyn::inMaglev(*s, 0), (std::set<uint32_t>{ids["10.0.0.11"], ids["10.0.0.13"]}));
+
+  d.resolved["10.0.0.12"] = macAddr("02:00:00:00:01:22");
+  d.resolved["10.0.0.254"] = macAddr("02:00:00:00:0f:fe");
+  d.resolved["10.0.0.13"] = macAddr("02:00:00:00:99:99");  // static entries win
+  s = dyn::build(sb, c, d);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->backend(ids["10.0.0.12"])->state, BackendState::Healthy);
+  EXPECT_EQ(s->backend(ids["10.0.0.12"])->next_hop_mac, macAddr("02:00:00:00:01:22"));
+  EXPECT_EQ(s->backend(ids["203.0.113.9"])->next_hop_mac, macAddr("02:00:00:00:0f:fe"));
+  EXPECT_EQ(s->backend(ids["10.0.0.13"])->next_hop_mac, macAddr("02:00:00:00:01:33"));
+  EXPECT_TRUE(s->ports[0].has_gw4);
+  EXPECT_EQ(dyn::inMaglev(*s, 0).size(), 4u);
+}
+
+TEST(SnapshotBuilderDynamic, TapPortsArePairedWithTheirPort) {
+  SnapshotBuilder sb;
+  Config c = baseConfig();
+  c.ports.push_back(makePort("wan", "198.18.0.1/24"));
+  c.ports[1].exception_path = ExceptionPath::Tap;
+  auto rt = runtimeFor(c);
+  rt[1].tap_port_id = 7;
+  auto s = dyn::build(sb, c, DynamicState{}, rt);
+  ASSERT_TRUE(s);
+  ASSERT_EQ(s->ports.size(), 3u);
+  EXPECT_EQ(s->ports[0].kernel_port, -1);
+  EXPECT_EQ(s->ports[1].kernel_port, 2);
+  EXPECT_TRUE(s->ports[2].is_kernel);
+  EXPECT_EQ(s->ports[2].kernel_port, 1);
+  EXPECT_EQ(s->ports[2].port_id, 7);
+  EXPECT_EQ(s->ports[2].mac, s->ports[1].mac);
+  EXPECT_EQ(s->port_index_by_id.at(7), 2);
+}
+
+TEST(SnapshotBuilder, VipAddressMap) {
+  SnapshotBuilder sb;
+  Config c = baseConfig();
+  c.vips.push_back(makeVip("192.0.2.1", 443, Proto::Tcp, {makeBackend("10.0.0.21", "02:00:00:00:02:01")}));
+  c.vips.push_back(makeVip("192.0.2.2", 53, Proto::Udp, {makeBackend("10.0.0.22", "02:00:00:00:02:02")}));
+  auto s = mustBuild(sb, c);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->vip_addrs.size(), 2u);
+  const uint32_t* a = s->vip_addrs.find(AddrKey::make(ipAddr("192.0.2.1")));
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(*a, 0u);
+  const uint32_t* b = s->vip_addrs.find(AddrKey::make(ipAddr("192.0.2.2")));
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(*b, 2u);
+  EXPECT_EQ(s->vip_addrs.find(AddrKey::make(ipAddr("192.0.2.3"))), nullptr);
 }
 
 }  // namespace
