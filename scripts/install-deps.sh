@@ -9,6 +9,7 @@ PKGS=(
   libbpf-dev libelf-dev        # XDP program loading (AF_XDP deployments)
   libtomlplusplus-dev          # config parser
   nlohmann-json3-dev           # JSON for stats / control API
+  libnl-3-dev libnl-route-3-dev  # rtnetlink: neighbour resolution, kernel interface addresses
   libgtest-dev googletest      # unit tests
   python3-scapy                # independent packet decoder for integration tests
   iproute2 ethtool             # test namespaces and veths

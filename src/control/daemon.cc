@@ -15,6 +15,8 @@
 #include <rte_rcu_qsbr.h>
 
 #include "control/config.h"
+#include "control/control_plane.h"
+#include "control/log.h"
 #include "control/ports.h"
 #include "control/snapshot_builder.h"
 #include "dataplane/worker.h"
@@ -22,13 +24,6 @@
 namespace l4lb::control {
 
 namespace {
-
-void logMsg(const char* level, const std::string& msg) {
-  std::time_t t = std::time(nullptr);
-  char ts[32];
-  std::strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
-  std::fprintf(stderr, "%s l4lb %s: %s\n", ts, level, msg.c_str());
-}
 
 nlohmann::json countersJson(const WorkerCounters& c) {
   nlohmann::json drops = nlohmann::json::object(), ctrs = nlohmann::json::object();
@@ -78,11 +73,11 @@ int runDaemon(const DaemonOptions& opts) {
     std::fprintf(stderr, "%s\n", cr.error.str().c_str());
     return 1;
   }
-  const Config& cfg = *cr.config;
+  const Config cfg = *cr.config;
   if (!validateSnapshot(cfg, opts.config_path)) return 1;
 
-  // Signals are taken synchronously by the main thread; block them before EAL starts threads
-  // so every thread inherits the mask and none is interrupted.
+  // Signals are taken synchronously by the control loop (signalfd); block them before EAL
+  // starts threads so every thread inherits the mask and none is interrupted.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
@@ -92,22 +87,13 @@ int runDaemon(const DaemonOptions& opts) {
 
   std::string err;
   if (!initEal(cfg, err)) {
-    logMsg("error", err);
+    logError(err);
     return 1;
   }
   const unsigned nworkers = unsigned(cfg.eal.worker_cores.size());
   Ports ports;
   if (!setupPorts(cfg, nworkers, ports, err)) {
-    logMsg("error", err);
-    rte_eal_cleanup();
-    return 1;
-  }
-
-  SnapshotBuilder builder;
-  std::unique_ptr<Snapshot> snap = builder.build(cfg, ports.runtime, err);
-  if (!snap) {
-    logMsg("error", opts.config_path + ": " + err);
-    stopPorts(ports);
+    logError(err);
     rte_eal_cleanup();
     return 1;
   }
@@ -116,10 +102,23 @@ int runDaemon(const DaemonOptions& opts) {
   size_t qsz = rte_rcu_qsbr_get_memsize(nworkers);
   shared.qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("l4lb_qsbr", qsz, RTE_CACHE_LINE_SIZE));
   if (shared.qsbr == nullptr || rte_rcu_qsbr_init(shared.qsbr, nworkers) != 0) {
-    logMsg("error", "RCU QSBR: " + std::string(rte_strerror(rte_errno)));
+    logError("RCU QSBR: " + std::string(rte_strerror(rte_errno)));
     stopPorts(ports);
     rte_eal_cleanup();
     return 1;
+  }
+  auto fail = [&](const std::string& msg) {
+    logError(msg);
+    stopPorts(ports);
+    rte_free(shared.qsbr);
+    rte_eal_cleanup();
+    return 1;
+  };
+
+  auto cp = std::make_unique<ControlPlane>(cfg, opts.config_path, ports, shared);
+  if (!cp->start(err)) {
+    cp.reset();
+    return fail(opts.config_path + ": " + err);
   }
 
   std::vector<std::unique_ptr<dataplane::WorkerState>> states;
@@ -134,45 +133,38 @@ int runDaemon(const DaemonOptions& opts) {
       st->flows6 = dataplane::FlowTable::create("flows6_w" + std::to_string(w), cfg.flow_table.capacity,
                                                 sizeof(dataplane::FlowKey6), socket, err);
     if (!st->flows4 || !st->flows6) {
-      logMsg("error", err + " (lower flow_table.capacity or give EAL more memory)");
-      stopPorts(ports);
-      rte_eal_cleanup();
-      return 1;
+      cp.reset();
+      return fail(err + " (lower flow_table.capacity or give EAL more memory)");
     }
     args[w].state = st.get();
     args[w].shared = &shared;
     states.push_back(std::move(st));
   }
   // RX queue q of every port goes to worker q % workers; every worker has TX queue = its index.
-  for (size_t p = 0; p < ports.runtime.size(); p++)
+  // A tap's single RX queue (what the kernel sends) is polled by worker 0.
+  const Snapshot* first = cp->current();
+  for (size_t p = 0; p < ports.runtime.size(); p++) {
     for (uint16_t q = 0; q < ports.rx_queues[p]; q++)
       args[q % nworkers].rx.push_back({uint16_t(p), ports.runtime[p].port_id, q});
+    if (ports.runtime[p].tap_port_id >= 0) {
+      const uint16_t tap = uint16_t(ports.runtime[p].tap_port_id);
+      args[0].rx.push_back({uint16_t(first->port_index_by_id.at(tap)), tap, 0});
+    }
+  }
 
-  shared.snapshot.store(snap.release(), std::memory_order_release);
   for (unsigned w = 0; w < nworkers; w++) {
     int ret = rte_eal_remote_launch(dataplane::workerMain, &args[w], cfg.eal.worker_cores[w]);
     if (ret != 0) {
-      logMsg("error", "launching worker on core " + std::to_string(cfg.eal.worker_cores[w]) + ": " +
-                          rte_strerror(-ret));
       shared.stop = true;
       rte_eal_mp_wait_lcore();
-      stopPorts(ports);
-      rte_eal_cleanup();
-      return 1;
+      cp.reset();
+      return fail("launching worker on core " + std::to_string(cfg.eal.worker_cores[w]) + ": " + rte_strerror(-ret));
     }
   }
-  size_t nvips = shared.snapshot.load()->vips.size();
-  logMsg("info", "started: " + std::to_string(nworkers) + " workers, " + std::to_string(ports.runtime.size()) +
-                     " ports, " + std::to_string(nvips) + " VIPs (config " + opts.config_path + ")");
+  logInfo("started: " + std::to_string(nworkers) + " workers, " + std::to_string(ports.runtime.size()) + " ports, " +
+          std::to_string(first->vips.size()) + " VIPs (config " + opts.config_path + ")");
 
-  while (true) {
-    int sig = sigwaitinfo(&sigs, nullptr);
-    if (sig == SIGINT || sig == SIGTERM) {
-      logMsg("info", std::string("signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ": stopping");
-      break;
-    }
-    if (sig == SIGHUP) logMsg("warning", "SIGHUP: live reload is not implemented yet; configuration unchanged");
-  }
+  cp->run();
 
   shared.stop.store(true);
   rte_eal_mp_wait_lcore();  // workers return after sending what they had (TX is per burst)
@@ -184,17 +176,28 @@ int runDaemon(const DaemonOptions& opts) {
     for (size_t i = 0; i < size_t(Drop::Count); i++) total.drops[i] += st->counters.drops[i];
     for (size_t i = 0; i < size_t(Ctr::Count); i++) total.ctrs[i] += st->counters.ctrs[i];
   }
-  logMsg("info", "stopped: rx " + std::to_string(total.get(Ctr::RxPackets)) + " tx " +
-                     std::to_string(total.get(Ctr::TxPackets)) + " dropped " + std::to_string(total.totalDrops()));
+  logInfo("stopped: rx " + std::to_string(total.get(Ctr::RxPackets)) + " tx " +
+          std::to_string(total.get(Ctr::TxPackets)) + " dropped " + std::to_string(total.totalDrops()));
   if (!opts.stats_file.empty()) {
+    const ControlStats& cs = cp->stats();
+    nlohmann::json control{{"reloads_ok", cs.reloads_ok},
+                           {"reloads_failed", cs.reloads_failed},
+                           {"publishes", cs.publishes},
+                           {"health_transitions", cs.health_transitions},
+                           {"neighbour_changes", cs.neighbour_changes}};
     std::ofstream f(opts.stats_file);
-    f << nlohmann::json{{"total", countersJson(total)}, {"workers", workers}}.dump(2) << "\n";
-    if (!f) logMsg("error", "cannot write " + opts.stats_file);
+    f << nlohmann::json{{"total", countersJson(total)},
+                        {"workers", workers},
+                        {"control", control},
+                        {"backends", nlohmann::json::parse(cp->backendsJson())}}
+             .dump(2)
+      << "\n";
+    if (!f) logError("cannot write " + opts.stats_file);
   }
 
+  cp.reset();  // frees the last snapshot: workers have stopped
   stopPorts(ports);
   states.clear();
-  delete shared.snapshot.exchange(nullptr);
   rte_free(shared.qsbr);
   if (ports.pool) rte_mempool_free(ports.pool);
   rte_eal_cleanup();

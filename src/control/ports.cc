@@ -1,5 +1,8 @@
 #include "control/ports.h"
 
+#include "control/neighbours.h"
+#include "control/xdp_map.h"
+
 #include <algorithm>
 
 #include <rte_eal.h>
@@ -22,6 +25,57 @@ std::string dpdkErr(const std::string& what, int ret) {
 bool isVdev(const std::string& dev) { return dev.rfind("net_", 0) == 0; }
 
 std::string devName(const std::string& dev) { return dev.substr(0, dev.find(',')); }
+
+// The tap vdev that is port i's kernel side (exception_path = tap).
+std::string tapName(size_t i) { return "net_tap_l4lb" + std::to_string(i); }
+
+// Configures queues and MTU and starts one port; on failure the port is left stopped.
+bool startPort(uint16_t pid, uint16_t rxq, uint16_t txq, uint16_t mtu, rte_mempool* pool, const std::string& what,
+               std::string& err) {
+  rte_eth_dev_info info;
+  int ret = rte_eth_dev_info_get(pid, &info);
+  if (ret != 0) {
+    err = dpdkErr(what + ": dev_info_get", ret);
+    return false;
+  }
+  if (rxq > info.max_rx_queues || txq > info.max_tx_queues) {
+    err = what + ": needs " + std::to_string(rxq) + " RX / " + std::to_string(txq) + " TX queues, device has " +
+          std::to_string(info.max_rx_queues) + " / " + std::to_string(info.max_tx_queues);
+    return false;
+  }
+  rte_eth_conf conf{};
+  if (rxq > 1 && info.flow_type_rss_offloads != 0) {
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+  }
+  if ((ret = rte_eth_dev_configure(pid, rxq, txq, &conf)) != 0) {
+    err = dpdkErr(what + ": configure", ret);
+    return false;
+  }
+  if ((ret = rte_eth_dev_set_mtu(pid, mtu)) != 0 && ret != -ENOTSUP) {
+    err = dpdkErr(what + ": set MTU " + std::to_string(mtu), ret);
+    return false;
+  }
+  uint16_t nrx = kRxDesc, ntx = kTxDesc;
+  rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nrx, &ntx);
+  for (uint16_t q = 0; q < rxq; q++) {
+    if ((ret = rte_eth_rx_queue_setup(pid, q, nrx, rte_eth_dev_socket_id(pid), nullptr, pool)) != 0) {
+      err = dpdkErr(what + ": RX queue " + std::to_string(q), ret);
+      return false;
+    }
+  }
+  for (uint16_t q = 0; q < txq; q++) {
+    if ((ret = rte_eth_tx_queue_setup(pid, q, ntx, rte_eth_dev_socket_id(pid), nullptr)) != 0) {
+      err = dpdkErr(what + ": TX queue " + std::to_string(q), ret);
+      return false;
+    }
+  }
+  if ((ret = rte_eth_dev_start(pid)) != 0) {
+    err = dpdkErr(what + ": start", ret);
+    return false;
+  }
+  return true;
+}
 }  // namespace
 
 std::vector<std::string> buildEalArgs(const Config& cfg) {
@@ -34,8 +88,13 @@ std::vector<std::string> buildEalArgs(const Config& cfg) {
   if (cfg.eal.in_memory) a.push_back("--in-memory");
   a.insert(a.end(), {"--file-prefix", cfg.eal.file_prefix});
   bool any_pci = false;
-  for (const auto& p : cfg.ports) {
-    if (isVdev(p.device)) {
+  for (size_t i = 0; i < cfg.ports.size(); i++) {
+    const PortConfig& p = cfg.ports[i];
+    if (p.exception_path == ExceptionPath::Tap)
+      a.insert(a.end(), {"--vdev", tapName(i) + ",iface=" + p.kernel_iface});
+    if (p.exception_path == ExceptionPath::Xdp && p.device.find("xdp_prog=") == std::string::npos) {
+      a.insert(a.end(), {"--vdev", p.device + ",xdp_prog=" + (p.xdp_program.empty() ? defaultXdpProgram() : p.xdp_program)});
+    } else if (isVdev(p.device)) {
       a.insert(a.end(), {"--vdev", p.device});
     } else {
       a.insert(a.end(), {"-a", p.device});
@@ -69,6 +128,7 @@ bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& er
     max_mtu = std::max(max_mtu, p.mtu);
     uint16_t rxq = p.queues ? p.queues : uint16_t(workers);
     queues_total += rxq * kRxDesc + workers * kTxDesc;
+    if (p.exception_path == ExceptionPath::Tap) queues_total += kRxDesc + workers * kTxDesc;
   }
   // Room for the largest frame plus an encapsulation header in front of it.
   uint16_t data_room = uint16_t(std::max<unsigned>(RTE_MBUF_DEFAULT_BUF_SIZE, max_mtu + 18u + RTE_PKTMBUF_HEADROOM));
@@ -90,55 +150,9 @@ bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& er
       stopPorts(out);
       return false;
     }
-    rte_eth_dev_info info;
-    int ret = rte_eth_dev_info_get(pid, &info);
-    if (ret != 0) {
-      err = dpdkErr(what + ": dev_info_get", ret);
-      stopPorts(out);
-      return false;
-    }
     uint16_t rxq = pc.queues ? pc.queues : uint16_t(workers);
-    uint16_t txq = uint16_t(workers);
-    if (rxq > info.max_rx_queues || txq > info.max_tx_queues) {
-      err = what + ": needs " + std::to_string(rxq) + " RX / " + std::to_string(txq) + " TX queues, device has " +
-            std::to_string(info.max_rx_queues) + " / " + std::to_string(info.max_tx_queues);
-      stopPorts(out);
-      return false;
-    }
-    rte_eth_conf conf{};
-    if (rxq > 1 && info.flow_type_rss_offloads != 0) {
-      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-      conf.rx_adv_conf.rss_conf.rss_hf =
-          (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
-    }
-    if ((ret = rte_eth_dev_configure(pid, rxq, txq, &conf)) != 0) {
-      err = dpdkErr(what + ": configure", ret);
-      stopPorts(out);
-      return false;
-    }
-    if ((ret = rte_eth_dev_set_mtu(pid, pc.mtu)) != 0 && ret != -ENOTSUP) {
-      err = dpdkErr(what + ": set MTU " + std::to_string(pc.mtu), ret);
-      stopPorts(out);
-      return false;
-    }
-    uint16_t nrx = kRxDesc, ntx = kTxDesc;
-    rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nrx, &ntx);
-    for (uint16_t q = 0; q < rxq; q++) {
-      if ((ret = rte_eth_rx_queue_setup(pid, q, nrx, rte_eth_dev_socket_id(pid), nullptr, out.pool)) != 0) {
-        err = dpdkErr(what + ": RX queue " + std::to_string(q), ret);
-        stopPorts(out);
-        return false;
-      }
-    }
-    for (uint16_t q = 0; q < txq; q++) {
-      if ((ret = rte_eth_tx_queue_setup(pid, q, ntx, rte_eth_dev_socket_id(pid), nullptr)) != 0) {
-        err = dpdkErr(what + ": TX queue " + std::to_string(q), ret);
-        stopPorts(out);
-        return false;
-      }
-    }
-    if ((ret = rte_eth_dev_start(pid)) != 0) {
-      err = dpdkErr(what + ": start", ret);
+    if (!startPort(pid, rxq, uint16_t(workers), pc.mtu, out.pool, what, err)) {
+      rte_eth_dev_close(pid);
       stopPorts(out);
       return false;
     }
@@ -146,16 +160,57 @@ bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& er
     r.port_id = pid;
     rte_ether_addr mac;
     if (rte_eth_macaddr_get(pid, &mac) == 0) std::copy(mac.addr_bytes, mac.addr_bytes + 6, r.mac.bytes.begin());
+    if (pc.mac) {
+      rte_ether_addr m;
+      std::copy(pc.mac->bytes.begin(), pc.mac->bytes.end(), m.addr_bytes);
+      rte_eth_dev_default_mac_addr_set(pid, &m);  // best effort: the snapshot uses pc.mac anyway
+      r.mac = *pc.mac;
+    }
     out.runtime.push_back(r);
     out.rx_queues.push_back(rxq);
+    if (pc.exception_path == ExceptionPath::Tap && !startTap(pc, i, r.mac, workers, out, err)) {
+      stopPorts(out);
+      return false;
+    }
   }
   return true;
+}
+
+bool startTap(const PortConfig& pc, size_t i, const MacAddr& mac, unsigned workers, Ports& out, std::string& err) {
+  const std::string what = "ports[" + std::to_string(i) + "] (" + pc.name + ") kernel interface " + pc.kernel_iface;
+  uint16_t tid;
+  if (rte_eth_dev_get_port_by_name(tapName(i).c_str(), &tid) != 0) {
+    err = what + ": tap device " + tapName(i) + " not found";
+    return false;
+  }
+  // One RX queue (the kernel's few packets), one TX queue per worker; the same MAC as the port
+  // so the kernel's ARP/ND answers name the address the wire knows.
+  if (!startPort(tid, 1, uint16_t(workers), pc.mtu, out.pool, what, err)) {
+    rte_eth_dev_close(tid);
+    return false;
+  }
+  out.runtime.back().tap_port_id = tid;
+  rte_ether_addr m;
+  std::copy(mac.bytes.begin(), mac.bytes.end(), m.addr_bytes);
+  int ret = rte_eth_dev_default_mac_addr_set(tid, &m);
+  if (ret != 0) {
+    err = dpdkErr(what + ": set MAC " + mac.str(), ret);
+    return false;
+  }
+  std::vector<Prefix> addrs;
+  if (pc.ipv4) addrs.push_back(*pc.ipv4);
+  if (pc.ipv6) addrs.push_back(*pc.ipv6);
+  return configureKernelInterface(pc.kernel_iface, addrs, pc.mtu, err);
 }
 
 void stopPorts(Ports& p) {
   for (const auto& r : p.runtime) {
     rte_eth_dev_stop(r.port_id);
     rte_eth_dev_close(r.port_id);
+    if (r.tap_port_id >= 0) {
+      rte_eth_dev_stop(uint16_t(r.tap_port_id));
+      rte_eth_dev_close(uint16_t(r.tap_port_id));  // removes the kernel interface
+    }
   }
   p.runtime.clear();
   p.rx_queues.clear();

@@ -31,4 +31,8 @@ bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& er
 
 void stopPorts(Ports& p);
 
+// exception_path = tap: starts port i's tap (created by the EAL from buildEalArgs) with the
+// port's MAC, MTU and addresses on its kernel interface; sets out.runtime.back().tap_port_id.
+bool startTap(const PortConfig& pc, size_t i, const MacAddr& mac, unsigned workers, Ports& out, std::string& err);
+
 }  // namespace l4lb::control

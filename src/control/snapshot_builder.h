@@ -52,6 +52,12 @@ class SnapshotBuilder {
   // plane asks the kernel for these. (address, kernel interface name).
   static std::vector<std::pair<IpAddr, std::string>> neighboursToResolve(const Config& cfg);
 
+  // The id a backend identity was given (kNoBackend if never built).
+  uint32_t idOf(const std::string& identity) const {
+    auto it = ids_.find(identity);
+    return it == ids_.end() ? kNoBackend : it->second;
+  }
+
  private:
   uint32_t idFor(const std::string& identity);
   std::map<std::string, uint32_t> ids_;  // "vip|backend" -> stable id

@@ -1,0 +1,308 @@
+#include "control/control_plane.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "control/log.h"
+#include "control/reload.h"
+
+namespace l4lb::control {
+
+namespace {
+
+const char* stateWord(BackendState s) {
+  return s == BackendState::Healthy ? "healthy" : s == BackendState::Draining ? "draining" : "unhealthy";
+}
+
+std::vector<PortRuntime> runtimeOf(const Ports& p) { return p.runtime; }
+
+}  // namespace
+
+ControlPlane::ControlPlane(Config cfg, std::string path, const Ports& ports, dataplane::DataplaneShared& shared)
+    : cfg_(std::move(cfg)), path_(std::move(path)), ports_(ports), publisher_(shared) {}
+
+bool ControlPlane::start(std::string& err) {
+  std::string nerr;
+  netlink_ok_ = neighbours_.open(nerr);
+  if (!netlink_ok_) logWarn("neighbour resolution disabled: " + nerr);
+  neighbours_.setWanted(SnapshotBuilder::neighboursToResolve(cfg_));
+  if (netlink_ok_) {
+    std::map<std::string, MacAddr> out;
+    if (neighbours_.refresh(out, true, nerr)) dyn_.resolved = out;
+  }
+  std::unique_ptr<Snapshot> s = builder_.build(cfg_, runtimeOf(ports_), err, &dyn_);
+  if (!s) return false;
+  for (const PortConfig& p : cfg_.ports) {
+    if (p.exception_path != ExceptionPath::Xdp) continue;
+    std::string xerr;
+    auto m = XdpAddrMap::open(p.kernel_iface, xerr);
+    if (!m) {
+      err = "ports " + p.name + ": " + xerr;
+      return false;
+    }
+    xdp_[p.kernel_iface] = std::move(m);
+  }
+  syncXdp(*s);
+  health_.setTargets(healthTargets(cfg_, *s));
+  publisher_.publish(std::move(s));
+  stats_.publishes++;
+  return true;
+}
+
+std::vector<HealthTarget> ControlPlane::healthTargets(const Config& cfg, const Snapshot& s) const {
+  std::vector<HealthTarget> out;
+  for (const VipConfig& v : cfg.vips)
+    for (const BackendConfig& b : v.backends) {
+      if (b.health.type == HealthType::None) continue;
+      HealthTarget t;
+      t.key = backendIdentity(v, b);
+      t.addr = b.address;
+      t.port = b.health.port ? b.health.port : b.port ? b.port : v.port;
+      t.cfg = b.health;
+      // Source: [health] source4/6, else the egress port's own address when the kernel holds it
+      // (tap / xdp exception path), so checks leave through the data path's port.
+      const auto& global = b.address.isV4() ? cfg.health.source4 : cfg.health.source6;
+      if (global) {
+        t.source = *global;
+      } else if (uint32_t id = builder_.idOf(t.key); const SnapBackend* sb = s.backend(id)) {
+        if (sb->egress < cfg.ports.size()) {
+          const PortConfig& p = cfg.ports[sb->egress];
+          if (p.exception_path != ExceptionPath::None) {
+            if (b.address.isV4() && p.ipv4) t.source = p.ipv4->addr;
+            if (!b.address.isV4() && p.ipv6) t.source = p.ipv6->addr;
+          }
+        }
+      }
+      out.push_back(std::move(t));
+    }
+  return out;
+}
+
+void ControlPlane::pruneDynamic() {
+  std::set<std::string> live;
+  for (const VipConfig& v : cfg_.vips)
+    for (const BackendConfig& b : v.backends) live.insert(backendIdentity(v, b));
+  for (auto it = dyn_.backends.begin(); it != dyn_.backends.end();)
+    it = live.count(it->first) ? std::next(it) : dyn_.backends.erase(it);
+}
+
+bool ControlPlane::rebuild(const std::string& why) {
+  std::string err;
+  const Snapshot* old = publisher_.current();
+  std::map<uint32_t, BackendState> before;
+  if (old)
+    for (const SnapBackend& b : old->backends)
+      if (b.id != kNoBackend) before[b.id] = b.state;
+  std::unique_ptr<Snapshot> s = builder_.build(cfg_, runtimeOf(ports_), err, &dyn_);
+  if (!s) {  // cannot happen for a config that built before; keep the running tables
+    logError("rebuild after " + why + " failed, tables unchanged: " + err);
+    return false;
+  }
+  for (const SnapBackend& b : s->backends) {
+    if (b.id == kNoBackend) continue;
+    auto it = before.find(b.id);
+    if (it != before.end() && it->second != b.state)
+      logInfo("backend " + b.addr.str() + " of VIP " + s->vips[b.vip_index].name + ": " + stateWord(it->second) +
+              " -> " + stateWord(b.state) + " (" + why + ")");
+  }
+  syncXdp(*s);
+  publisher_.publish(std::move(s));
+  stats_.publishes++;
+  return true;
+}
+
+void ControlPlane::applyHealth(const std::vector<HealthTransition>& ts) {
+  if (ts.empty()) return;
+  std::string why;
+  for (const HealthTransition& t : ts) {
+    stats_.health_transitions++;
+    logInfo("health " + t.key + ": " + std::string(toString(t.from)) + " -> " + std::string(toString(t.to)) + " (" +
+            t.reason + ")");
+    dyn_.backends[t.key].down = t.to == Health::Down;
+    why = "health check: " + t.reason;
+  }
+  rebuild(ts.size() == 1 ? why : std::to_string(ts.size()) + " health transitions");
+}
+
+void ControlPlane::refreshNeighbours(bool request) {
+  if (!netlink_ok_) return;
+  std::map<std::string, MacAddr> out;
+  std::string err;
+  if (!neighbours_.refresh(out, request, err)) {
+    logWarn(err);
+    return;
+  }
+  for (const auto& [k, st] : neighbours_.unresolved())
+    if (unresolved_logged_[k] != st) {
+      unresolved_logged_[k] = st;
+      logWarn("neighbour " + k + " unresolved: " + st);
+    }
+  for (auto it = unresolved_logged_.begin(); it != unresolved_logged_.end();)
+    it = neighbours_.unresolved().count(it->first) ? std::next(it) : unresolved_logged_.erase(it);
+  if (out == dyn_.resolved) return;
+  for (const auto& [a, m] : out) {
+    auto it = dyn_.resolved.find(a);
+    if (it == dyn_.resolved.end()) logInfo("neighbour " + a + " resolved: " + m.str());
+    else if (!(it->second == m)) logInfo("neighbour " + a + " changed: " + it->second.str() + " -> " + m.str());
+  }
+  for (const auto& [a, m] : dyn_.resolved)
+    if (!out.count(a)) logWarn("neighbour " + a + " lost (was " + m.str() + ")");
+  stats_.neighbour_changes++;
+  dyn_.resolved = std::move(out);
+  rebuild("neighbour table");
+}
+
+void ControlPlane::syncXdp(const Snapshot& s) {
+  if (xdp_.empty()) return;
+  std::vector<XdpAddr> want;
+  for (const SnapVip& v : s.vips) {
+    want.push_back({v.addr, kXdpVip});
+    if (v.mode == FwdMode::Nat)
+      for (uint32_t id : v.backends)
+        if (const SnapBackend* b = s.backend(id)) want.push_back({b->addr, kXdpNatBackend});
+  }
+  for (const PortConfig& p : cfg_.ports) {
+    if (p.ipv4) want.push_back({p.ipv4->addr, kXdpOwn});
+    if (p.ipv6) want.push_back({p.ipv6->addr, kXdpOwn});
+  }
+  for (auto& [ifname, m] : xdp_) {
+    std::string err;
+    if (!m->sync(want, err)) logError("XDP map on " + ifname + ": " + err);
+  }
+}
+
+bool ControlPlane::reload() {
+  logInfo("reload: reading " + path_);
+  ConfigResult r = loadConfigFile(path_);
+  if (!r.ok()) {
+    stats_.reloads_failed++;
+    for (const std::string& m : r.error.messages) logError("reload rejected: " + m);
+    logError("reload rejected: the running configuration is unchanged");
+    return false;
+  }
+  Config next = std::move(*r.config);
+  std::vector<std::string> restart = restartRequired(cfg_, next);
+  if (!restart.empty()) {
+    stats_.reloads_failed++;
+    for (const std::string& m : restart) logError("reload refused: " + path_ + ": " + m);
+    logError("reload refused: the running configuration is unchanged");
+    return false;
+  }
+  // Build on a copy of the builder: a failed build leaves ids and history untouched.
+  SnapshotBuilder trial = builder_;
+  std::string err;
+  std::unique_ptr<Snapshot> s = trial.build(next, runtimeOf(ports_), err, &dyn_);
+  if (!s) {
+    stats_.reloads_failed++;
+    for (size_t a = 0, b; a < err.size(); a = b + 1) {
+      b = err.find('\n', a);
+      if (b == std::string::npos) b = err.size();
+      logError("reload rejected: " + path_ + ": " + err.substr(a, b - a));
+    }
+    logError("reload rejected: the running configuration is unchanged");
+    return false;
+  }
+  const std::string summary = diffSummary(cfg_, next);
+  builder_ = std::move(trial);
+  cfg_ = std::move(next);
+  pruneDynamic();
+  neighbours_.setWanted(SnapshotBuilder::neighboursToResolve(cfg_));
+  health_.setTargets(healthTargets(cfg_, *s));
+  syncXdp(*s);
+  publisher_.publish(std::move(s));
+  stats_.publishes++;
+  stats_.reloads_ok++;
+  logInfo("reload applied: " + summary);
+  refreshNeighbours(true);
+  return true;
+}
+
+std::string ControlPlane::backendsJson() const {
+  nlohmann::json out = nlohmann::json::array();
+  const Snapshot* s = publisher_.current();
+  for (const VipConfig& v : cfg_.vips)
+    for (const BackendConfig& b : v.backends) {
+      const std::string key = backendIdentity(v, b);
+      nlohmann::json j{{"key", key}, {"vip", v.name}, {"address", b.address.str()}, {"port", b.port},
+                       {"weight", b.weight}};
+      if (s)
+        if (const SnapBackend* sb = s->backend(builder_.idOf(key))) {
+          j["state"] = stateWord(sb->state);
+          j["next_hop_mac"] = sb->next_hop_mac.str();
+        }
+      if (const HealthChecker::Status* st = health_.status(key)) {
+        j["health"] = {{"state", std::string(toString(st->state))}, {"checks", st->checks},
+                       {"last_reason", st->last_reason}, {"last_latency_ms", st->last_latency_ms},
+                       {"last_change_reason", st->last_change_reason}};
+      }
+      out.push_back(j);
+    }
+  return out.dump();
+}
+
+void ControlPlane::run() {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  const int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+  const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  itimerspec its{{1, 0}, {1, 0}};
+  timerfd_settime(tfd, 0, &its, nullptr);
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  auto add = [&](int fd) {
+    if (fd < 0) return;
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.fd = fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+  };
+  add(sfd);
+  add(tfd);
+  add(health_.fd());
+  const int nfd = netlink_ok_ ? neighbours_.eventFd() : -1;
+  add(nfd);
+
+  bool running = true;
+  while (running) {
+    epoll_event evs[8];
+    int n = epoll_wait(ep, evs, 8, health_.timeoutMs());
+    for (int i = 0; i < n; i++) {
+      const int fd = evs[i].data.fd;
+      if (fd == sfd) {
+        signalfd_siginfo si;
+        while (read(sfd, &si, sizeof(si)) == ssize_t(sizeof(si))) {
+          if (si.ssi_signo == SIGHUP) {
+            reload();
+          } else {
+            logInfo(std::string("signal ") + (si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") + ": stopping");
+            running = false;
+          }
+        }
+      } else if (fd == tfd) {
+        uint64_t ticks;
+        if (read(tfd, &ticks, sizeof(ticks)) < 0) continue;
+        refreshNeighbours(true);
+      } else if (fd == nfd) {
+        neighbours_.drainEvents();
+        refreshNeighbours(false);
+      }
+    }
+    // The checker's epoll fd only says "something is ready"; poll() also runs due checks.
+    applyHealth(health_.poll());
+  }
+  close(ep);
+  close(tfd);
+  close(sfd);
+}
+
+}  // namespace l4lb::control

@@ -1,0 +1,116 @@
+#include "control/reload.h"
+
+#include <map>
+#include <sstream>
+
+#include "control/snapshot_builder.h"
+
+namespace l4lb::control {
+
+namespace {
+
+template <typename T>
+std::string show(const T& v) {
+  if constexpr (std::is_same_v<T, std::string>) return "\"" + v + "\"";
+  else if constexpr (std::is_arithmetic_v<T>) return std::to_string(v);
+  else return "";
+}
+template <typename T>
+std::string show(const std::optional<T>& v) {
+  return v ? v->str() : "unset";
+}
+std::string show(const std::vector<uint32_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + std::to_string(v[i]);
+  return s + "]";
+}
+std::string show(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + v[i];
+  return s + "]";
+}
+std::string show(ExceptionPath e) {
+  return e == ExceptionPath::None ? "none" : e == ExceptionPath::Tap ? "tap" : "xdp";
+}
+
+struct Differ {
+  std::vector<std::string>& out;
+  template <typename T>
+  void operator()(const std::string& key, const T& a, const T& b) {
+    if (!(a == b)) out.push_back(key + " changed (" + show(a) + " -> " + show(b) + "): needs a restart");
+  }
+};
+
+}  // namespace
+
+std::vector<std::string> restartRequired(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  Differ d{out};
+  d("eal.main_core", a.eal.main_core, b.eal.main_core);
+  d("eal.worker_cores", a.eal.worker_cores, b.eal.worker_cores);
+  d("eal.hugepages", a.eal.hugepages, b.eal.hugepages);
+  d("eal.memory_mb", a.eal.memory_mb, b.eal.memory_mb);
+  d("eal.in_memory", a.eal.in_memory, b.eal.in_memory);
+  d("eal.file_prefix", a.eal.file_prefix, b.eal.file_prefix);
+  d("eal.extra_args", a.eal.extra_args, b.eal.extra_args);
+  d("flow_table.capacity", a.flow_table.capacity, b.flow_table.capacity);
+  if (a.ports.size() != b.ports.size()) {
+    out.push_back("ports: " + std::to_string(a.ports.size()) + " -> " + std::to_string(b.ports.size()) +
+                  " ports: needs a restart");
+    return out;
+  }
+  for (size_t i = 0; i < a.ports.size(); i++) {
+    const PortConfig& p = a.ports[i];
+    const PortConfig& q = b.ports[i];
+    const std::string k = "ports[" + std::to_string(i) + "].";
+    d(k + "name", p.name, q.name);
+    d(k + "device", p.device, q.device);
+    d(k + "queues", p.queues, q.queues);
+    d(k + "mtu", p.mtu, q.mtu);
+    d(k + "mac", p.mac, q.mac);
+    d(k + "ipv4", p.ipv4, q.ipv4);
+    d(k + "ipv6", p.ipv6, q.ipv6);
+    d(k + "exception_path", p.exception_path, q.exception_path);
+    d(k + "kernel_iface", p.kernel_iface, q.kernel_iface);
+    d(k + "xdp_program", p.xdp_program, q.xdp_program);
+    // Gateways may change live: the snapshot carries their MACs and neighbours are re-resolved.
+  }
+  return out;
+}
+
+std::string diffSummary(const Config& a, const Config& b) {
+  std::map<std::string, const VipConfig*> va, vb;
+  for (const auto& v : a.vips) va[vipIdentity(v)] = &v;
+  for (const auto& v : b.vips) vb[vipIdentity(v)] = &v;
+  int vadd = 0, vdel = 0, vchg = 0, badd = 0, bdel = 0, bchg = 0;
+  std::map<std::string, const BackendConfig*> ba, bb;
+  for (const auto& [id, v] : va) {
+    if (!vb.count(id)) vdel++;
+    for (const auto& be : v->backends) ba[backendIdentity(*v, be)] = &be;
+  }
+  for (const auto& [id, v] : vb) {
+    auto it = va.find(id);
+    if (it == va.end()) {
+      vadd++;
+    } else {
+      const VipConfig& o = *it->second;
+      if (o.name != v->name || o.scheduler != v->scheduler || o.forwarding != v->forwarding ||
+          o.maglev_table_size != v->maglev_table_size || o.tunnel_source4 != v->tunnel_source4 ||
+          o.tunnel_source6 != v->tunnel_source6 || o.gue_port != v->gue_port || o.on_all_down != v->on_all_down)
+        vchg++;
+    }
+    for (const auto& be : v->backends) bb[backendIdentity(*v, be)] = &be;
+  }
+  for (const auto& [id, be] : ba)
+    if (!bb.count(id)) bdel++;
+  for (const auto& [id, be] : bb) {
+    auto it = ba.find(id);
+    if (it == ba.end()) badd++;
+    else if (it->second->weight != be->weight || it->second->mac != be->mac || it->second->via != be->via) bchg++;
+  }
+  std::ostringstream s;
+  s << "vips +" << vadd << " -" << vdel << " ~" << vchg << ", backends +" << badd << " -" << bdel << " ~" << bchg;
+  return s.str();
+}
+
+}  // namespace l4lb::control
