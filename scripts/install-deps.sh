@@ -7,6 +7,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config
   libdpdk-dev dpdk            # DPDK 22.11: EAL, ethdev, hash, RCU, PMDs (af_xdp, pcap, ring, tap), testpmd
   libbpf-dev libelf-dev        # XDP program loading (AF_XDP deployments)
+  clang                        # compiles the XDP program (clang -target bpf)
   libtomlplusplus-dev          # config parser
   nlohmann-json3-dev           # JSON for stats / control API
   libnl-3-dev libnl-route-3-dev  # rtnetlink: neighbour resolution, kernel interface addresses

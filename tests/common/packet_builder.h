@@ -1,7 +1,8 @@
 // Synthetic frames for unit tests, integration tests and benchmarks: Ethernet (+ 802.1Q tags),
-// IPv4 (options, fragments), IPv6 (extension headers), TCP / UDP / ICMP echo / ICMPv6 echo, with
-// correct checksums unless a test asks for a broken one. Also an independent checksum checker,
-// so a test can assert that a frame rewritten by the data plane still has correct checksums.
+// IPv4 (options, fragments), IPv6 (extension headers), TCP / UDP / ICMP echo / ICMPv6 echo and
+// neighbour solicitation, ARP, with correct checksums unless a test asks for a broken one. Also an
+// independent checksum checker, so a test can assert that a frame rewritten by the data plane
+// still has correct checksums.
 //
 //   using namespace l4lb::test;
 //   auto frame = PacketBuilder()
@@ -63,6 +64,15 @@ inline MacAddr macAddr(std::string_view s) {
   auto m = MacAddr::parse(s);
   if (!m) throw std::invalid_argument("bad MAC address: " + std::string(s));
   return *m;
+}
+
+// The solicited-node multicast address of an IPv6 address (RFC 4291 §2.7.1): ff02::1:ff00:0/104
+// with its low 24 bits.
+inline IpAddr solicitedNode(const IpAddr& a) {
+  if (a.family != Family::V6) throw std::invalid_argument("solicited-node needs IPv6");
+  IpAddr m = ipAddr("ff02::1:ff00:0");
+  std::copy(a.bytes.begin() + 13, a.bytes.end(), m.bytes.begin() + 13);
+  return m;
 }
 
 // First n bytes of a frame (n may exceed the size: then the whole frame).
@@ -416,6 +426,36 @@ class PacketBuilder {
     echo_reply_ = reply;
     return *this;
   }
+  // ICMPv6 neighbour solicitation for `target` (RFC 4861 §4.3), with a source link-layer address
+  // option when `source_mac` is given (it must not be, from the unspecified address: §4.3).
+  // Use with ipv6(src, solicitedNode(target)) and ttl(255), as a real one is sent.
+  PacketBuilder& neighborSolicit(const IpAddr& target, std::optional<MacAddr> source_mac = std::nullopt) {
+    if (target.family != Family::V6) throw std::invalid_argument("NS target must be IPv6");
+    l4_ = L4::Icmp6Ns;
+    ns_target_ = target;
+    ns_source_mac_ = source_mac;
+    return *this;
+  }
+  // ARP for Ethernet / IPv4 (RFC 826): op 1 request, 2 reply. Sets the ethertype to ARP; the ARP
+  // body follows the Ethernet header (do not also call ipv4()/ipv6()).
+  PacketBuilder& arp(uint16_t op, const MacAddr& sender_mac, const IpAddr& sender_ip,
+                     const MacAddr& target_mac, const IpAddr& target_ip) {
+    if (!sender_ip.isV4() || !target_ip.isV4()) throw std::invalid_argument("ARP needs IPv4");
+    std::vector<uint8_t> a(28, 0);
+    put16(a, 0, 1);       // hardware type: Ethernet
+    put16(a, 2, kEtherTypeIpv4);
+    a[4] = 6;             // hardware address length
+    a[5] = 4;             // protocol address length
+    put16(a, 6, op);
+    std::copy(sender_mac.bytes.begin(), sender_mac.bytes.end(), a.begin() + 8);
+    std::copy(sender_ip.bytes.begin(), sender_ip.bytes.begin() + 4, a.begin() + 14);
+    std::copy(target_mac.bytes.begin(), target_mac.bytes.end(), a.begin() + 18);
+    std::copy(target_ip.bytes.begin(), target_ip.bytes.begin() + 4, a.begin() + 24);
+    l4_ = L4::Raw;
+    raw_l4_ = std::move(a);
+    ether_type_ = kEtherTypeArp;
+    return *this;
+  }
   // Arbitrary L4 bytes under protocol number `proto` (GRE, SCTP, ...); no checksum is computed.
   PacketBuilder& l4Raw(uint8_t proto, std::vector<uint8_t> hdr) {
     l4_ = L4::Raw;
@@ -472,7 +512,7 @@ class PacketBuilder {
   }
 
  private:
-  enum class L4 { None, Tcp, Udp, IcmpEcho, Raw };
+  enum class L4 { None, Tcp, Udp, IcmpEcho, Raw, Icmp6Ns };
   struct Ext {
     uint8_t type;
     std::vector<uint8_t> body;
@@ -493,6 +533,7 @@ class PacketBuilder {
       case L4::Tcp: return kIpProtoTcp;
       case L4::Udp: return kIpProtoUdp;
       case L4::IcmpEcho: return family_ == Family::V6 ? kIpProtoIcmp6 : kIpProtoIcmp;
+      case L4::Icmp6Ns: return kIpProtoIcmp6;
       default: return family_ == Family::V6 ? kIpProtoNoNext : 255;
     }
   }
@@ -529,6 +570,16 @@ class PacketBuilder {
         put16(h, 6, dport_);
         break;
       case L4::Raw: h = raw_l4_; break;
+      case L4::Icmp6Ns:
+        h.assign(8, 0);  // type, code, checksum, reserved
+        h[0] = 135;
+        h.insert(h.end(), ns_target_.bytes.begin(), ns_target_.bytes.end());
+        if (ns_source_mac_) {
+          h.push_back(1);  // option: source link-layer address, length 1 (8 bytes)
+          h.push_back(1);
+          h.insert(h.end(), ns_source_mac_->bytes.begin(), ns_source_mac_->bytes.end());
+        }
+        break;
     }
     h.insert(h.end(), payload_.begin(), payload_.end());
     return h;
@@ -627,6 +678,8 @@ class PacketBuilder {
   std::optional<uint16_t> udp_len_;
   bool echo_reply_ = false;
   std::vector<uint8_t> raw_l4_;
+  IpAddr ns_target_;
+  std::optional<MacAddr> ns_source_mac_;
   bool bad_l4_cksum_ = false;
 
   std::vector<uint8_t> payload_;
