@@ -15,6 +15,7 @@
 #include <map>
 #include <span>
 #include <toml++/toml.h>
+#include <tuple>
 #include <utility>
 
 namespace l4lb::control {
@@ -32,25 +33,37 @@ namespace {
 
 using KeyList = std::span<const std::string_view>;
 
-constexpr std::string_view kRootKeys[] = {"eal", "flow_table", "ports", "neighbours", "vips"};
+constexpr std::string_view kRootKeys[] = {"eal", "flow_table", "ports", "neighbours", "vips",
+                                         "health"};
 constexpr std::string_view kEalKeys[] = {"main_core", "worker_cores", "hugepages", "memory_mb",
                                          "in_memory", "file_prefix", "extra_args"};
 constexpr std::string_view kFlowTableKeys[] = {"capacity", "tcp_syn_timeout",
                                                "tcp_established_timeout", "tcp_fin_timeout",
                                                "udp_timeout"};
-constexpr std::string_view kPortKeys[] = {"name", "device",   "queues",   "mtu",     "mac",
-                                          "ipv4", "ipv6",     "gateway4", "gateway6"};
+constexpr std::string_view kPortKeys[] = {"name",     "device",         "queues",       "mtu",
+                                          "mac",      "ipv4",           "ipv6",         "gateway4",
+                                          "gateway6", "exception_path", "kernel_iface", "xdp_program"};
 constexpr std::string_view kNeighbourKeys[] = {"address", "mac"};
 constexpr std::string_view kVipKeys[] = {"name",           "address",           "port",
                                          "protocol",       "scheduler",         "forwarding",
                                          "maglev_table_size", "tunnel_source4", "tunnel_source6",
-                                         "gue_port",       "backends"};
-constexpr std::string_view kBackendKeys[] = {"address", "port", "weight", "mac", "via"};
+                                         "gue_port",       "on_all_down",    "health_check",
+                                         "backends"};
+constexpr std::string_view kBackendKeys[] = {"address", "port", "weight", "mac", "via",
+                                             "health_check"};
+constexpr std::string_view kHealthCheckKeys[] = {
+    "type",      "interval_ms", "timeout_ms",  "rise",        "fall",
+    "max_latency_ms", "jitter_pct", "port",   "http_path",   "http_host",
+    "http_expect", "udp_payload", "udp_expect"};
+constexpr std::string_view kHealthGlobalKeys[] = {"source4", "source6"};
 
 constexpr std::string_view kProtoNames[] = {"tcp", "udp"};
 constexpr std::string_view kSchedulerNames[] = {"maglev", "source_hash", "round_robin",
                                                 "weighted_round_robin"};
 constexpr std::string_view kFwdModeNames[] = {"dsr", "ipip", "gue", "nat"};
+constexpr std::string_view kExceptionPathNames[] = {"none", "tap", "xdp"};
+constexpr std::string_view kAllDownNames[] = {"drop", "keep"};
+constexpr std::string_view kHealthTypeNames[] = {"none", "tcp", "http", "udp"};
 
 constexpr int64_t kMaxU32 = std::numeric_limits<uint32_t>::max();
 constexpr int64_t kMinFlowCapacity = 1024;
@@ -60,6 +73,18 @@ constexpr int64_t kMaxMaglevSize = 16777213;  // largest prime below 2^24
 constexpr double kMaxTimeoutSeconds = 86400;
 constexpr int64_t kMaxPortQueues = 64;
 constexpr size_t kMaxPortNameLen = 32;
+// Linux IFNAMSIZ (16) including the terminating NUL.
+constexpr size_t kMaxIfaceNameLen = 15;
+constexpr int64_t kMaxHealthIntervalMs = 3'600'000;
+constexpr int64_t kMinHealthIntervalMs = 10;
+constexpr int64_t kMaxHealthThreshold = 100;
+constexpr int64_t kMaxJitterPct = 50;
+// One datagram that fits any path's MTU after IPv6 + UDP headers (RFC 8200 minimum MTU 1280).
+constexpr size_t kMaxUdpPayload = 1024;
+constexpr size_t kMaxHttpPathLen = 1024;
+constexpr size_t kMaxHttpHostLen = 255;
+constexpr int kMinHttpStatus = 100;
+constexpr int kMaxHttpStatus = 599;
 // A suggestion further away than this is more likely noise than the intended key.
 constexpr size_t kMaxSuggestDistance = 2;
 
@@ -138,6 +163,75 @@ bool isNameString(std::string_view s) { return std::all_of(s.begin(), s.end(), i
 std::string_view familyName(const IpAddr& a) { return a.isV4() ? "IPv4" : "IPv6"; }
 
 bool tunnels(FwdMode m) { return m == FwdMode::Ipip || m == FwdMode::Gue; }
+
+// types.h only carries the enums the data plane shares; these three are control-plane only.
+std::optional<ExceptionPath> parseExceptionPath(std::string_view s) {
+  if (s == "none") return ExceptionPath::None;
+  if (s == "tap") return ExceptionPath::Tap;
+  if (s == "xdp") return ExceptionPath::Xdp;
+  return std::nullopt;
+}
+
+std::optional<AllDownPolicy> parseAllDown(std::string_view s) {
+  if (s == "drop") return AllDownPolicy::Drop;
+  if (s == "keep") return AllDownPolicy::Keep;
+  return std::nullopt;
+}
+
+std::optional<HealthType> parseHealthType(std::string_view s) {
+  if (s == "none") return HealthType::None;
+  if (s == "tcp") return HealthType::Tcp;
+  if (s == "http") return HealthType::Http;
+  if (s == "udp") return HealthType::Udp;
+  return std::nullopt;
+}
+
+// What the kernel accepts as an interface name (dev_valid_name): no '/', ':' or whitespace. We
+// are stricter and allow only characters that need no quoting in ip(8) commands and logs.
+bool isIfaceName(std::string_view s) {
+  return !s.empty() && s.size() <= kMaxIfaceNameLen && s != "." && s != ".." &&
+         std::all_of(s.begin(), s.end(), [](char c) { return isNameChar(c) || c == '.'; });
+}
+
+// Visible ASCII only: the value is copied into an HTTP/1.1 request line or header
+// (RFC 9112 §3.2 request-target, RFC 9110 §7.2 Host), where a space or CR/LF would split it.
+bool isVisibleAscii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+bool startsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// The value of `key=` in a devargs string "driver,key=value,key=value".
+std::optional<std::string> devarg(std::string_view device, std::string_view key) {
+  size_t pos = device.find(',');
+  while (pos != std::string_view::npos) {
+    size_t start = pos + 1;
+    size_t end = device.find(',', start);
+    std::string_view kv = device.substr(start, end == std::string_view::npos ? end : end - start);
+    if (kv.size() > key.size() && startsWith(kv, key) && kv[key.size()] == '=')
+      return std::string(kv.substr(key.size() + 1));
+    pos = end;
+  }
+  return std::nullopt;
+}
+
+// Parses "200", or "200-399"; both ends inside kMinHttpStatus..kMaxHttpStatus, lo <= hi.
+std::optional<std::pair<uint16_t, uint16_t>> parseStatusRange(std::string_view s) {
+  auto number = [](std::string_view d) -> std::optional<int> {
+    if (d.size() != 3 || !std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return std::nullopt;
+    int v = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+    if (v < kMinHttpStatus || v > kMaxHttpStatus) return std::nullopt;
+    return v;
+  };
+  size_t dash = s.find('-');
+  auto lo = number(s.substr(0, dash));
+  auto hi = dash == std::string_view::npos ? lo : number(s.substr(dash + 1));
+  if (!lo || !hi || *lo > *hi) return std::nullopt;
+  return std::pair(static_cast<uint16_t>(*lo), static_cast<uint16_t>(*hi));
+}
 
 class Loader {
  public:
@@ -374,6 +468,7 @@ class Loader {
     }
     loadPorts(root);
     loadNeighbours(root);
+    loadHealthGlobal(root);
     loadVips(root);
   }
 
@@ -539,6 +634,7 @@ class Loader {
       if (auto* v = t.get("mac")) port.mac = mac(*v, child(path, "mac"));
       loadPortFamily(t, path, port, Family::V4);
       loadPortFamily(t, path, port, Family::V6);
+      loadExceptionPath(t, path, port);
       config_.ports.push_back(std::move(port));
     }
   }
@@ -567,6 +663,271 @@ class Loader {
       else if (*gw == pfx->addr)
         report(*gn, p, gw->str() + " is the port's own address");
     }
+  }
+
+  // exception_path, kernel_iface, xdp_program (config.h, ExceptionPath).
+  void loadExceptionPath(const toml::table& t, const std::string& path, PortConfig& port) {
+    const toml::node* modeNode = t.get("exception_path");
+    bool modeOk = true;
+    if (modeNode != nullptr) {
+      auto x = enumValue<ExceptionPath>(*modeNode, child(path, "exception_path"),
+                                        parseExceptionPath, kExceptionPathNames);
+      if (x) port.exception_path = *x;
+      modeOk = x.has_value();
+    }
+
+    const toml::node* ifaceNode = t.get("kernel_iface");
+    const std::string ifacePath = child(path, "kernel_iface");
+    std::optional<std::string> iface;
+    if (ifaceNode != nullptr) {
+      if (auto x = string(*ifaceNode, ifacePath)) {
+        if (!isIfaceName(*x))
+          report(*ifaceNode, ifacePath,
+                 "must be 1..15 characters from A-Z a-z 0-9 _ - . (a Linux interface name)");
+        else if (modeOk && port.exception_path == ExceptionPath::None)
+          report(*ifaceNode, ifacePath, "only allowed with exception_path tap or xdp");
+        else
+          iface = *x;
+      }
+    }
+
+    if (auto* v = t.get("xdp_program")) {
+      const std::string p = child(path, "xdp_program");
+      if (auto x = string(*v, p)) {
+        if (x->empty())
+          report(*v, p, "must not be empty (omit it for the program installed with l4lb)");
+        else if (modeOk && port.exception_path != ExceptionPath::Xdp)
+          report(*v, p, "only allowed with exception_path xdp");
+        else
+          port.xdp_program = *x;
+      }
+    }
+
+    if (!modeOk) return;
+    const toml::node& at = modeNode != nullptr ? *modeNode : static_cast<const toml::node&>(t);
+    const std::string modePath = child(path, "exception_path");
+    switch (port.exception_path) {
+      case ExceptionPath::None:
+        break;
+      case ExceptionPath::Tap:
+        if (startsWith(port.device, "net_tap")) {
+          // The device is already a kernel interface; a second TAP in front of it would loop.
+          report(at, modePath, "tap cannot be used on a net_tap device (" + quote(port.device) +
+                                   " is already a kernel interface)");
+        } else if (iface) {
+          port.kernel_iface = *iface;
+        } else if (!port.name.empty()) {
+          std::string def = "l4lb-" + port.name;
+          if (def.size() > kMaxIfaceNameLen)
+            report(at, ifacePath, "the default " + quote(def) +
+                                      " is longer than 15 characters; set kernel_iface");
+          else
+            port.kernel_iface = def;
+        }
+        break;
+      case ExceptionPath::Xdp: {
+        if (port.device.empty()) break;  // already reported
+        if (!startsWith(port.device, "net_af_xdp")) {
+          report(at, modePath, "xdp needs a net_af_xdp device (got " + quote(port.device) + ")");
+          break;
+        }
+        auto devIface = devarg(port.device, "iface");
+        if (!devIface || devIface->empty()) {
+          report(at, modePath, "xdp needs an iface= argument in device " + quote(port.device));
+          break;
+        }
+        if (iface && *iface != *devIface) {
+          report(*ifaceNode, ifacePath, "must match the device's iface= (" + quote(*devIface) +
+                                            ") with exception_path xdp");
+          break;
+        }
+        port.kernel_iface = *devIface;
+        break;
+      }
+    }
+  }
+
+  // The keys one [vips.health_check] or [vips.backends.health_check] table set, so that checks
+  // across keys report at the table that caused them and only once.
+  struct HealthKeys {
+    std::map<std::string_view, const toml::node*> set;  // keys present and valid
+    bool failed = false;                                // some key was present and invalid
+    const toml::node* get(std::string_view k) const {
+      auto it = set.find(k);
+      return it == set.end() ? nullptr : it->second;
+    }
+  };
+
+  // Applies the keys of one health_check table on top of `cfg` (the VIP's check for a backend,
+  // the defaults for a VIP): key by key, so a backend can override just its port.
+  HealthKeys readHealth(const toml::table& t, const std::string& path, HealthCheckConfig& cfg) {
+    HealthKeys keys;
+    checkKeys(t, path, kHealthCheckKeys);
+    auto note = [&](std::string_view k, const toml::node& n, bool ok) {
+      if (ok)
+        keys.set[k] = &n;
+      else
+        keys.failed = true;
+    };
+    if (auto* v = t.get("type")) {
+      auto x = enumValue<HealthType>(*v, child(path, "type"), parseHealthType, kHealthTypeNames);
+      if (x) cfg.type = *x;
+      note("type", *v, x.has_value());
+    }
+    const std::tuple<std::string_view, uint32_t*, int64_t, int64_t> numbers[] = {
+        {"interval_ms", &cfg.interval_ms, kMinHealthIntervalMs, kMaxHealthIntervalMs},
+        {"timeout_ms", &cfg.timeout_ms, 1, kMaxHealthIntervalMs},
+        {"rise", &cfg.rise, 1, kMaxHealthThreshold},
+        {"fall", &cfg.fall, 1, kMaxHealthThreshold},
+        {"max_latency_ms", &cfg.max_latency_ms, 0, kMaxHealthIntervalMs},
+        {"jitter_pct", &cfg.jitter_pct, 0, kMaxJitterPct},
+    };
+    for (auto [key, field, lo, hi] : numbers) {
+      if (auto* v = t.get(key)) {
+        auto x = integer(*v, child(path, key), lo, hi);
+        if (x) *field = static_cast<uint32_t>(*x);
+        note(key, *v, x.has_value());
+      }
+    }
+    if (auto* v = t.get("port")) {
+      auto x = integer(*v, child(path, "port"), 0, 65535);
+      if (x) cfg.port = static_cast<uint16_t>(*x);
+      note("port", *v, x.has_value());
+    }
+    if (auto* v = t.get("http_path")) {
+      const std::string p = child(path, "http_path");
+      auto x = string(*v, p);
+      bool ok = x && !x->empty() && (*x)[0] == '/' && x->size() <= kMaxHttpPathLen &&
+                isVisibleAscii(*x);
+      if (x && !ok)
+        report(*v, p, "must start with \"/\" and be at most 1024 visible ASCII characters (no "
+                      "spaces)");
+      if (ok) cfg.http_path = *x;
+      note("http_path", *v, ok);
+    }
+    if (auto* v = t.get("http_host")) {
+      const std::string p = child(path, "http_host");
+      auto x = string(*v, p);
+      bool ok = x && !x->empty() && x->size() <= kMaxHttpHostLen && isVisibleAscii(*x);
+      if (x && !ok) report(*v, p, "must be 1..255 visible ASCII characters (no spaces)");
+      if (ok) cfg.http_host = *x;
+      note("http_host", *v, ok);
+    }
+    if (auto* v = t.get("http_expect")) {
+      auto x = statusRanges(*v, child(path, "http_expect"));
+      if (x) cfg.http_expect = std::move(*x);
+      note("http_expect", *v, x.has_value());
+    }
+    if (auto* v = t.get("udp_payload")) {
+      const std::string p = child(path, "udp_payload");
+      auto x = string(*v, p);
+      bool ok = x && !x->empty() && x->size() <= kMaxUdpPayload;
+      if (x && !ok) report(*v, p, "must be 1..1024 bytes");
+      if (ok) cfg.udp_payload = *x;
+      note("udp_payload", *v, ok);
+    }
+    if (auto* v = t.get("udp_expect")) {
+      const std::string p = child(path, "udp_expect");
+      auto x = string(*v, p);
+      bool ok = x && x->size() <= kMaxUdpPayload;
+      if (x && !ok) report(*v, p, "must be at most 1024 bytes");
+      if (ok) cfg.udp_expect = *x;
+      note("udp_expect", *v, ok);
+    }
+    return keys;
+  }
+
+  std::optional<std::vector<std::pair<uint16_t, uint16_t>>> statusRanges(const toml::node& n,
+                                                                         const std::string& path) {
+    auto* arr = n.as_array();
+    if (arr == nullptr) {
+      report(n, path, "must be an array of status codes and ranges like \"200-399\"");
+      return std::nullopt;
+    }
+    if (arr->empty()) {
+      report(n, path, "must not be empty (omit it to accept 200-299)");
+      return std::nullopt;
+    }
+    std::vector<std::pair<uint16_t, uint16_t>> out;
+    bool ok = true;
+    for (size_t i = 0; i < arr->size(); i++) {
+      const toml::node& e = *arr->get(i);
+      const std::string p = element(path, i);
+      if (e.is_integer()) {
+        auto x = integer(e, p, kMinHttpStatus, kMaxHttpStatus);
+        if (x) out.emplace_back(static_cast<uint16_t>(*x), static_cast<uint16_t>(*x));
+        ok = ok && x.has_value();
+      } else if (auto* str = e.as_string()) {
+        auto r = parseStatusRange(str->get());
+        if (r)
+          out.push_back(*r);
+        else
+          report(e, p, "must be a status code or a range like \"200-399\" within 100..599 (got " +
+                           quote(str->get()) + ")");
+        ok = ok && r.has_value();
+      } else {
+        report(e, p, "must be an integer or a string like \"200-399\"");
+        ok = false;
+      }
+    }
+    if (!ok) return std::nullopt;
+    return out;
+  }
+
+  // Checks across keys of an effective check; reports at the keys `keys` set, so a backend that
+  // only inherits a problem from its VIP does not repeat the VIP's message.
+  void validateHealth(const HealthCheckConfig& cfg, const HealthKeys& keys, const std::string& path) {
+    if (keys.failed) return;  // one message per mistake
+    const toml::node* interval = keys.get("interval_ms");
+    const toml::node* timeout = keys.get("timeout_ms");
+    const toml::node* latency = keys.get("max_latency_ms");
+    if (cfg.timeout_ms > cfg.interval_ms) {
+      // A probe still running when the next one is due would overlap it.
+      if (timeout != nullptr)
+        report(*timeout, child(path, "timeout_ms"),
+               "must be 1..interval_ms (" + std::to_string(cfg.interval_ms) + ")");
+      else if (interval != nullptr)
+        report(*interval, child(path, "interval_ms"),
+               "must be >= timeout_ms (" + std::to_string(cfg.timeout_ms) + ")");
+    } else if (cfg.max_latency_ms > cfg.timeout_ms) {
+      // A reply slower than the timeout is a timeout: the threshold could never apply.
+      std::string bound = std::to_string(cfg.max_latency_ms);
+      if (latency != nullptr)
+        report(*latency, child(path, "max_latency_ms"),
+               "must be 0 or 1..timeout_ms (" + std::to_string(cfg.timeout_ms) + ")");
+      else if (timeout != nullptr)
+        report(*timeout, child(path, "timeout_ms"), "must be >= max_latency_ms (" + bound + ")");
+      else if (interval != nullptr)
+        report(*interval, child(path, "interval_ms"),
+               "must be >= max_latency_ms (" + bound + ") (the timeout defaults to the interval "
+               "when shorter than 1000 ms)");
+    }
+    constexpr std::string_view kHttpOnly[] = {"http_path", "http_host", "http_expect"};
+    constexpr std::string_view kUdpOnly[] = {"udp_payload", "udp_expect"};
+    for (auto k : kHttpOnly) {
+      if (auto* n = keys.get(k); n != nullptr && cfg.type != HealthType::Http)
+        report(*n, child(path, k), "only allowed with type http");
+    }
+    for (auto k : kUdpOnly) {
+      if (auto* n = keys.get(k); n != nullptr && cfg.type != HealthType::Udp)
+        report(*n, child(path, k), "only allowed with type udp");
+    }
+  }
+
+  // Without an explicit timeout_ms anywhere, a short interval shortens the default timeout
+  // rather than making the pair invalid.
+  static void defaultTimeout(HealthCheckConfig& cfg, bool explicitTimeout) {
+    if (!explicitTimeout) cfg.timeout_ms = std::min(HealthCheckConfig{}.timeout_ms, cfg.interval_ms);
+  }
+
+  void loadHealthGlobal(const toml::table& root) {
+    const toml::node* n = root.get("health");
+    if (n == nullptr) return;
+    const toml::table* t = asTable(*n, "health");
+    if (t == nullptr) return;
+    checkKeys(*t, "health", kHealthGlobalKeys);
+    if (auto* v = t->get("source4")) config_.health.source4 = address(*v, "health.source4", Family::V4);
+    if (auto* v = t->get("source6")) config_.health.source6 = address(*v, "health.source6", Family::V6);
   }
 
   void loadNeighbours(const toml::table& root) {
@@ -682,11 +1043,26 @@ class Loader {
         vip.gue_port = static_cast<uint16_t>(*x);
     }
 
+    if (auto* v = t.get("on_all_down")) {
+      auto x = enumValue<AllDownPolicy>(*v, child(path, "on_all_down"), parseAllDown, kAllDownNames);
+      if (x) vip.on_all_down = *x;
+    }
+    bool vipTimeoutSet = false;
+    if (auto* v = t.get("health_check")) {
+      const std::string p = child(path, "health_check");
+      if (auto* ht = asTable(*v, p)) {
+        HealthKeys set = readHealth(*ht, p, vip.health);
+        vipTimeoutSet = set.get("timeout_ms") != nullptr;
+        defaultTimeout(vip.health, vipTimeoutSet);
+        validateHealth(vip.health, set, p);
+      }
+    }
+
     const toml::node* bn = t.get("backends");
     if (bn == nullptr) {
       report(t, child(path, "backends"), "a VIP needs at least one backend");
     } else {
-      loadBackends(*bn, path, vip, addrOk, fwdOk);
+      loadBackends(*bn, path, vip, addrOk, fwdOk, portOk, vipTimeoutSet);
     }
     if (sizeOk && !vip.backends.empty() && vip.maglev_table_size <= vip.backends.size()) {
       std::string msg = "must be larger than the number of backends (" +
@@ -737,7 +1113,7 @@ class Loader {
   }
 
   void loadBackends(const toml::node& n, const std::string& vipPath, VipConfig& vip, bool addrOk,
-                    bool fwdOk) {
+                    bool fwdOk, bool vipPortOk, bool vipTimeoutSet) {
     const std::string path = child(vipPath, "backends");
     auto tables = tableArray(n, path, "[[vips.backends]]");
     if (n.is_array() && tables.empty()) {
@@ -780,7 +1156,7 @@ class Loader {
         }
       }
       if (auto* v = t.get("weight")) {
-        if (auto x = integer(*v, child(bpath, "weight"), 1, 65535))
+        if (auto x = integer(*v, child(bpath, "weight"), 0, 65535))
           be.weight = static_cast<uint32_t>(*x);
       }
       if (auto* v = t.get("mac")) be.mac = mac(*v, child(bpath, "mac"));
@@ -791,12 +1167,35 @@ class Loader {
           checkVia(*v, p, *x);
         }
       }
+      loadBackendHealth(t, bpath, be, vip, vipPortOk && bePortOk, vipTimeoutSet);
       if (beAddrOk && bePortOk) {
         std::string key = be.address.str() + "|" + std::to_string(be.port);
         if (auto [it, fresh] = seen.emplace(key, i); !fresh)
           report(t, bpath, "duplicate of " + element(path, it->second) + " (same address and port)");
       }
       vip.backends.push_back(std::move(be));
+    }
+  }
+
+  // BackendConfig::health: the VIP's check with this backend's [vips.backends.health_check]
+  // keys on top.
+  void loadBackendHealth(const toml::table& t, const std::string& bpath, BackendConfig& be,
+                         const VipConfig& vip, bool portsOk, bool vipTimeoutSet) {
+    be.health = vip.health;
+    const std::string p = child(bpath, "health_check");
+    const toml::node* hn = t.get("health_check");
+    const toml::table* ht = hn != nullptr ? asTable(*hn, p) : nullptr;
+    if (hn != nullptr && ht == nullptr) return;
+    HealthKeys keys;
+    if (ht != nullptr) {
+      keys = readHealth(*ht, p, be.health);
+      defaultTimeout(be.health, vipTimeoutSet || keys.get("timeout_ms") != nullptr);
+      validateHealth(be.health, keys, p);
+    }
+    if (keys.failed || !portsOk) return;
+    if (be.health.type != HealthType::None && be.health.port == 0 && be.port == 0 && vip.port == 0) {
+      const toml::node& at = ht != nullptr ? static_cast<const toml::node&>(*ht) : t;
+      report(at, child(p, "port"), "is required: the backend's and the VIP's port are 0");
     }
   }
 

@@ -86,6 +86,24 @@ TEST(ConfigExample, LoadsWithoutErrors) {
   EXPECT_EQ(c.vips[2].tunnel_source4, ip("198.18.2.1"));
   EXPECT_EQ(c.vips[2].tunnel_source6, ip("2001:db8:2::1"));
   EXPECT_FALSE(c.vips[2].backends[1].address.isV4() == c.vips[2].address.isV4());
+
+  EXPECT_EQ(c.ports[0].exception_path, ExceptionPath::Xdp);
+  EXPECT_EQ(c.ports[0].kernel_iface, "l4lb-wan");
+  EXPECT_EQ(c.ports[1].exception_path, ExceptionPath::Tap);
+  EXPECT_EQ(c.ports[1].kernel_iface, "l4lb-lan");
+  EXPECT_EQ(c.health.source4, ip("198.18.2.1"));
+  EXPECT_EQ(c.health.source6, ip("2001:db8:2::1"));
+  EXPECT_EQ(c.vips[0].on_all_down, AllDownPolicy::Drop);
+  EXPECT_EQ(c.vips[0].health.type, HealthType::Http);
+  EXPECT_EQ(c.vips[0].health.max_latency_ms, 200u);
+  EXPECT_EQ(c.vips[0].backends[0].health.port, 0);
+  EXPECT_EQ(c.vips[0].backends[1].health.port, 8080);
+  EXPECT_EQ(c.vips[0].backends[1].health.http_path, "/healthz");
+  EXPECT_EQ(c.vips[1].on_all_down, AllDownPolicy::Keep);
+  EXPECT_EQ(c.vips[1].backends[0].health.type, HealthType::Udp);
+  EXPECT_EQ(c.vips[1].backends[0].health.udp_expect, std::optional<std::string>("ok"));
+  EXPECT_EQ(c.vips[2].backends[0].health.timeout_ms, 500u);
+  EXPECT_EQ(c.vips[2].backends[1].weight, 0u);
 }
 
 TEST(ConfigLoad, MinimalConfigGetsDefaults) {
@@ -584,7 +602,7 @@ address = "198.18.1.10"
   [[vips.backends]]
   address = "198.18.2.11"
   port = 8080
-  weight = 0
+  weight = -1
   [[vips.backends]]
   address = "198.18.2.300"
   weight = 65536
@@ -594,10 +612,10 @@ address = "198.18.1.10"
 )";
   EXPECT_EQ(errorsOf(doc),
             "t.toml:10:10: vips[0].backends[0].port: a nonzero backend port needs forwarding nat\n"
-            "t.toml:11:12: vips[0].backends[0].weight: must be 1..65535\n"
+            "t.toml:11:12: vips[0].backends[0].weight: must be 0..65535\n"
             "t.toml:13:13: vips[0].backends[1].address: must be an IPv4 or IPv6 address (got "
             "\"198.18.2.300\")\n"
-            "t.toml:14:12: vips[0].backends[1].weight: must be 1..65535\n"
+            "t.toml:14:12: vips[0].backends[1].weight: must be 0..65535\n"
             "t.toml:17:10: vips[0].backends[2].port: must be 0..65535");
 }
 
@@ -808,7 +826,7 @@ forwarding = "tunnel"
 maglev_table_size = 100
   [[vips.backends]]
   address = "198.18.2.11"
-  weight = 0
+  weight = -1
   via = "lan"
 [eal]
 worker_cores = [0]
@@ -820,7 +838,7 @@ mtu = 10000
   EXPECT_EQ(errorsOf(doc),
             "t.toml:3:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat (got \"tunnel\")\n"
             "t.toml:4:21: vips[0].maglev_table_size: must be a prime number (e.g. 65537)\n"
-            "t.toml:7:12: vips[0].backends[0].weight: must be 1..65535\n"
+            "t.toml:7:12: vips[0].backends[0].weight: must be 0..65535\n"
             "t.toml:8:9: vips[0].backends[0].via: no port named \"lan\", did you mean \"wan\"?\n"
             "t.toml:10:17: eal.worker_cores[0]: core 0 is the main core\n"
             "t.toml:14:7: ports[0].mtu: must be 68..9000");
@@ -834,7 +852,8 @@ TEST(ConfigReject, BrokenConfigsNeverYieldAConfig) {
       kPrelude,
       kPrelude + kVip + "[[vips.backends]]\naddress = \"198.18.2.11\"\n",
       kPrelude + kVip + "bogus = 1\n",
-      kPrelude + kVip + "weight = 0\n",
+      kPrelude + kVip + "weight = 65536\n",
+      kPrelude + kVip + "[vips.backends.health_check]\ntype = \"tcp\"\n",
       "[eal]\nworker_cores = [1,1]\n" + kPrelude.substr(25) + kVip,
       kPrelude + "[[vips]]\naddress = \"198.18.1.10\"\nbackends = [1]\n",
       std::string("\xff\xfe", 2),
@@ -846,6 +865,491 @@ TEST(ConfigReject, BrokenConfigsNeverYieldAConfig) {
     EXPECT_FALSE(r.error.messages.empty()) << doc;
     for (const std::string& m : r.error.messages) EXPECT_EQ(m.rfind("t.toml:", 0), 0u) << m;
   }
+}
+
+// ---- exception path, health checks, on_all_down, [health] ----
+
+TEST(ConfigHealth, Defaults) {
+  ConfigResult r = loadConfigString(kPrelude + kVip, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  const Config& c = *r.config;
+  EXPECT_EQ(c.ports.at(0).exception_path, ExceptionPath::None);
+  EXPECT_EQ(c.ports.at(0).kernel_iface, "");
+  EXPECT_EQ(c.ports.at(0).xdp_program, "");
+  EXPECT_FALSE(c.health.source4);
+  EXPECT_FALSE(c.health.source6);
+  const VipConfig& v = c.vips.at(0);
+  EXPECT_EQ(v.on_all_down, AllDownPolicy::Drop);
+  for (const HealthCheckConfig* h : {&v.health, &v.backends.at(0).health}) {
+    EXPECT_EQ(h->type, HealthType::None);
+    EXPECT_EQ(h->interval_ms, 1000u);
+    EXPECT_EQ(h->timeout_ms, 1000u);
+    EXPECT_EQ(h->rise, 2u);
+    EXPECT_EQ(h->fall, 3u);
+    EXPECT_EQ(h->max_latency_ms, 0u);
+    EXPECT_EQ(h->jitter_pct, 10u);
+    EXPECT_EQ(h->port, 0);
+    EXPECT_EQ(h->http_path, "/");
+    EXPECT_EQ(h->http_host, "");
+    EXPECT_TRUE(h->http_expect.empty());
+    EXPECT_EQ(h->udp_payload, "ping");
+    EXPECT_FALSE(h->udp_expect);
+  }
+}
+
+TEST(ConfigHealth, EveryKeySetAndBackendOverridesMerge) {
+  const std::string doc = R"([eal]
+worker_cores = [1]
+[health]
+source4 = "198.18.0.1"
+source6 = "2001:db8::1"
+[[ports]]
+name = "wan"
+device = "net_af_xdp0,iface=veth-wan,start_queue=0"
+exception_path = "xdp"
+kernel_iface = "veth-wan"
+xdp_program = "/usr/lib/l4lb/redirect.o"
+[[ports]]
+name = "lan"
+device = "0000:01:00.1"
+exception_path = "tap"
+[[ports]]
+name = "mgmt"
+device = "0000:01:00.2"
+exception_path = "tap"
+kernel_iface = "lb.mgmt_0"
+[[ports]]
+name = "x"
+device = "net_af_xdp1,start_queue=0,iface=eth7"
+exception_path = "xdp"
+[[vips]]
+address = "198.18.1.10"
+port = 80
+on_all_down = "keep"
+[vips.health_check]
+type = "http"
+interval_ms = 2000
+timeout_ms = 1500
+rise = 1
+fall = 100
+max_latency_ms = 1500
+jitter_pct = 50
+port = 8080
+http_path = "/healthz?full=1"
+http_host = "www.example.test"
+http_expect = [200, "300-399", "404"]
+  [[vips.backends]]
+  address = "198.18.2.11"
+  weight = 0
+  [[vips.backends]]
+  address = "198.18.2.12"
+  [vips.backends.health_check]
+  port = 9090
+  rise = 5
+  http_expect = ["100-599"]
+  [[vips.backends]]
+  address = "198.18.2.13"
+  [vips.backends.health_check]
+  type = "udp"
+  udp_payload = "hello"
+  udp_expect = ""
+  [[vips.backends]]
+  address = "198.18.2.14"
+  [vips.backends.health_check]
+  type = "none"
+)";
+  ConfigResult r = loadConfigString(doc, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  const Config& c = *r.config;
+  EXPECT_EQ(c.health.source4, ip("198.18.0.1"));
+  EXPECT_EQ(c.health.source6, ip("2001:db8::1"));
+  ASSERT_EQ(c.ports.size(), 4u);
+  EXPECT_EQ(c.ports[0].exception_path, ExceptionPath::Xdp);
+  EXPECT_EQ(c.ports[0].kernel_iface, "veth-wan");
+  EXPECT_EQ(c.ports[0].xdp_program, "/usr/lib/l4lb/redirect.o");
+  EXPECT_EQ(c.ports[1].exception_path, ExceptionPath::Tap);
+  EXPECT_EQ(c.ports[1].kernel_iface, "l4lb-lan");
+  EXPECT_EQ(c.ports[2].kernel_iface, "lb.mgmt_0");
+  EXPECT_EQ(c.ports[3].exception_path, ExceptionPath::Xdp);
+  EXPECT_EQ(c.ports[3].kernel_iface, "eth7");
+  EXPECT_EQ(c.ports[3].xdp_program, "");
+
+  const VipConfig& v = c.vips.at(0);
+  EXPECT_EQ(v.on_all_down, AllDownPolicy::Keep);
+  const HealthCheckConfig& h = v.health;
+  EXPECT_EQ(h.type, HealthType::Http);
+  EXPECT_EQ(h.interval_ms, 2000u);
+  EXPECT_EQ(h.timeout_ms, 1500u);
+  EXPECT_EQ(h.rise, 1u);
+  EXPECT_EQ(h.fall, 100u);
+  EXPECT_EQ(h.max_latency_ms, 1500u);
+  EXPECT_EQ(h.jitter_pct, 50u);
+  EXPECT_EQ(h.port, 8080);
+  EXPECT_EQ(h.http_path, "/healthz?full=1");
+  EXPECT_EQ(h.http_host, "www.example.test");
+  using Ranges = std::vector<std::pair<uint16_t, uint16_t>>;
+  EXPECT_EQ(h.http_expect, (Ranges{{200, 200}, {300, 399}, {404, 404}}));
+
+  ASSERT_EQ(v.backends.size(), 4u);
+  EXPECT_EQ(v.backends[0].weight, 0u);
+  // No table of its own: exactly the VIP's check.
+  const HealthCheckConfig& b0 = v.backends[0].health;
+  EXPECT_EQ(b0.type, HealthType::Http);
+  EXPECT_EQ(b0.port, 8080);
+  EXPECT_EQ(b0.rise, 1u);
+  EXPECT_EQ(b0.http_expect, h.http_expect);
+  // Overrides key by key; the rest is the VIP's.
+  const HealthCheckConfig& b1 = v.backends[1].health;
+  EXPECT_EQ(b1.type, HealthType::Http);
+  EXPECT_EQ(b1.port, 9090);
+  EXPECT_EQ(b1.rise, 5u);
+  EXPECT_EQ(b1.fall, 100u);
+  EXPECT_EQ(b1.interval_ms, 2000u);
+  EXPECT_EQ(b1.timeout_ms, 1500u);
+  EXPECT_EQ(b1.http_path, "/healthz?full=1");
+  EXPECT_EQ(b1.http_expect, (Ranges{{100, 599}}));
+  const HealthCheckConfig& b2 = v.backends[2].health;
+  EXPECT_EQ(b2.type, HealthType::Udp);
+  EXPECT_EQ(b2.port, 8080);
+  EXPECT_EQ(b2.udp_payload, "hello");
+  EXPECT_EQ(b2.udp_expect, std::optional<std::string>(""));
+  EXPECT_EQ(v.backends[3].health.type, HealthType::None);
+  // The VIP's own check is not changed by its backends' overrides.
+  EXPECT_EQ(v.health.rise, 1u);
+  EXPECT_EQ(v.health.port, 8080);
+}
+
+TEST(ConfigHealth, ShortIntervalShortensTheDefaultTimeoutOnly) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+port = 80
+[vips.health_check]
+type = "tcp"
+interval_ms = 300
+  [[vips.backends]]
+  address = "198.18.2.11"
+  [[vips.backends]]
+  address = "198.18.2.12"
+  [vips.backends.health_check]
+  interval_ms = 5000
+[[vips]]
+address = "198.18.1.11"
+port = 80
+[vips.health_check]
+type = "tcp"
+interval_ms = 300
+timeout_ms = 200
+  [[vips.backends]]
+  address = "198.18.2.13"
+  [vips.backends.health_check]
+  interval_ms = 5000
+)";
+  ConfigResult r = loadConfigString(doc, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  const Config& c = *r.config;
+  EXPECT_EQ(c.vips[0].health.timeout_ms, 300u);
+  EXPECT_EQ(c.vips[0].backends[0].health.timeout_ms, 300u);
+  EXPECT_EQ(c.vips[0].backends[1].health.interval_ms, 5000u);
+  EXPECT_EQ(c.vips[0].backends[1].health.timeout_ms, 1000u);
+  // An explicit timeout is inherited as written.
+  EXPECT_EQ(c.vips[1].backends[0].health.timeout_ms, 200u);
+}
+
+TEST(ConfigHealth, CheckPortMayComeFromTheBackendOrTheVip) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+forwarding = "nat"
+[vips.health_check]
+type = "tcp"
+  [[vips.backends]]
+  address = "198.18.2.11"
+  port = 8080
+  [[vips.backends]]
+  address = "198.18.2.12"
+  [vips.backends.health_check]
+  port = 22
+  [[vips.backends]]
+  address = "198.18.2.13"
+  [vips.backends.health_check]
+  type = "none"
+)";
+  ConfigResult r = loadConfigString(doc, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  EXPECT_EQ(r.config->vips[0].backends[0].health.port, 0);  // resolved by the daemon: 8080
+  EXPECT_EQ(r.config->vips[0].backends[1].health.port, 22);
+}
+
+TEST(ConfigReject, ExceptionPath) {
+  const std::string doc = R"([eal]
+worker_cores = [1]
+[[ports]]
+name = "p0"
+device = "d0"
+exception_path = "kernel"
+[[ports]]
+name = "p1"
+device = "d1"
+kernel_iface = "p1"
+xdp_program = "/x.o"
+[[ports]]
+name = "p2"
+device = "net_tap0,iface=t0"
+exception_path = "tap"
+[[ports]]
+name = "a-very-long-name"
+device = "d3"
+exception_path = "tap"
+[[ports]]
+name = "p4"
+device = "d4"
+exception_path = "tap"
+kernel_iface = "sixteen-chars-xx"
+xdp_program = ""
+[[ports]]
+name = "p5"
+device = "d5"
+exception_path = "tap"
+kernel_iface = "a/b"
+[[ports]]
+name = "p6"
+device = "0000:01:00.0"
+exception_path = "xdp"
+[[ports]]
+name = "p7"
+device = "net_af_xdp0,start_queue=0"
+exception_path = "xdp"
+[[ports]]
+name = "p8"
+device = "net_af_xdp1,iface=veth0"
+exception_path = "xdp"
+kernel_iface = "veth1"
+xdp_program = 7
+[[ports]]
+name = "p9"
+device = "d9"
+exception_path = "tap"
+xdp_program = "/x.o"
+)" + kVip;
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:6:18: ports[0].exception_path: must be one of none, tap, xdp (got \"kernel\")\n"
+            "t.toml:10:16: ports[1].kernel_iface: only allowed with exception_path tap or xdp\n"
+            "t.toml:11:15: ports[1].xdp_program: only allowed with exception_path xdp\n"
+            "t.toml:15:18: ports[2].exception_path: tap cannot be used on a net_tap device "
+            "(\"net_tap0,iface=t0\" is already a kernel interface)\n"
+            "t.toml:19:18: ports[3].kernel_iface: the default \"l4lb-a-very-long-name\" is longer "
+            "than 15 characters; set kernel_iface\n"
+            "t.toml:24:16: ports[4].kernel_iface: must be 1..15 characters from A-Z a-z 0-9 _ - . "
+            "(a Linux interface name)\n"
+            "t.toml:25:15: ports[4].xdp_program: must not be empty (omit it for the program "
+            "installed with l4lb)\n"
+            "t.toml:30:16: ports[5].kernel_iface: must be 1..15 characters from A-Z a-z 0-9 _ - . "
+            "(a Linux interface name)\n"
+            "t.toml:34:18: ports[6].exception_path: xdp needs a net_af_xdp device (got "
+            "\"0000:01:00.0\")\n"
+            "t.toml:38:18: ports[7].exception_path: xdp needs an iface= argument in device "
+            "\"net_af_xdp0,start_queue=0\"\n"
+            "t.toml:43:16: ports[8].kernel_iface: must match the device's iface= (\"veth0\") with "
+            "exception_path xdp\n"
+            "t.toml:44:15: ports[8].xdp_program: must be a string\n"
+            "t.toml:49:15: ports[9].xdp_program: only allowed with exception_path xdp");
+}
+
+TEST(ConfigReject, HealthCheckValues) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+port = 80
+on_all_down = "fail"
+[vips.health_check]
+type = "icmp"
+interval_ms = 9
+timeout_ms = 0
+rise = 0
+fall = 101
+max_latency_ms = -1
+jitter_pct = 51
+port = 65536
+http_path = "healthz"
+http_host = "a b"
+http_expect = []
+udp_payload = ""
+udp_expect = 1
+  [[vips.backends]]
+  address = "198.18.2.11"
+  [vips.backends.health_check]
+  interval_ms = 3600001
+  timeout_ms = "1s"
+  http_path = "/a\r\nX: y"
+  http_host = ""
+  http_expect = [99, "200-", "399-200", "2xx", 600, true]
+  udp_payload = """)" + std::string(1025, 'x') + R"("""
+  udp_expect = """)" + std::string(1025, 'y') + R"("""
+  intervall_ms = 1
+  [[vips.backends]]
+  address = "198.18.2.12"
+  health_check = 1
+  [[vips.backends]]
+  address = "198.18.2.13"
+  [vips.backends.health_check]
+  http_expect = "200"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:9:15: vips[0].on_all_down: must be one of drop, keep (got \"fail\")\n"
+            "t.toml:11:8: vips[0].health_check.type: must be one of none, tcp, http, udp (got "
+            "\"icmp\")\n"
+            "t.toml:12:15: vips[0].health_check.interval_ms: must be 10..3600000\n"
+            "t.toml:13:14: vips[0].health_check.timeout_ms: must be 1..3600000\n"
+            "t.toml:14:8: vips[0].health_check.rise: must be 1..100\n"
+            "t.toml:15:8: vips[0].health_check.fall: must be 1..100\n"
+            "t.toml:16:18: vips[0].health_check.max_latency_ms: must be 0..3600000\n"
+            "t.toml:17:14: vips[0].health_check.jitter_pct: must be 0..50\n"
+            "t.toml:18:8: vips[0].health_check.port: must be 0..65535\n"
+            "t.toml:19:13: vips[0].health_check.http_path: must start with \"/\" and be at most "
+            "1024 visible ASCII characters (no spaces)\n"
+            "t.toml:20:13: vips[0].health_check.http_host: must be 1..255 visible ASCII "
+            "characters (no spaces)\n"
+            "t.toml:21:15: vips[0].health_check.http_expect: must not be empty (omit it to "
+            "accept 200-299)\n"
+            "t.toml:22:15: vips[0].health_check.udp_payload: must be 1..1024 bytes\n"
+            "t.toml:23:14: vips[0].health_check.udp_expect: must be a string\n"
+            "t.toml:27:17: vips[0].backends[0].health_check.interval_ms: must be 10..3600000\n"
+            "t.toml:28:16: vips[0].backends[0].health_check.timeout_ms: must be an integer\n"
+            "t.toml:29:15: vips[0].backends[0].health_check.http_path: must start with \"/\" and "
+            "be at most 1024 visible ASCII characters (no spaces)\n"
+            "t.toml:30:15: vips[0].backends[0].health_check.http_host: must be 1..255 visible "
+            "ASCII characters (no spaces)\n"
+            "t.toml:31:18: vips[0].backends[0].health_check.http_expect[0]: must be 100..599\n"
+            "t.toml:31:22: vips[0].backends[0].health_check.http_expect[1]: must be a status code "
+            "or a range like \"200-399\" within 100..599 (got \"200-\")\n"
+            "t.toml:31:30: vips[0].backends[0].health_check.http_expect[2]: must be a status code "
+            "or a range like \"200-399\" within 100..599 (got \"399-200\")\n"
+            "t.toml:31:41: vips[0].backends[0].health_check.http_expect[3]: must be a status code "
+            "or a range like \"200-399\" within 100..599 (got \"2xx\")\n"
+            "t.toml:31:48: vips[0].backends[0].health_check.http_expect[4]: must be 100..599\n"
+            "t.toml:31:53: vips[0].backends[0].health_check.http_expect[5]: must be an integer or "
+            "a string like \"200-399\"\n"
+            "t.toml:32:17: vips[0].backends[0].health_check.udp_payload: must be 1..1024 bytes\n"
+            "t.toml:33:16: vips[0].backends[0].health_check.udp_expect: must be at most 1024 "
+            "bytes\n"
+            "t.toml:34:3: vips[0].backends[0].health_check.intervall_ms: unknown key, did you mean "
+            "\"interval_ms\"?\n"
+            "t.toml:37:18: vips[0].backends[1].health_check: must be a table\n"
+            "t.toml:41:17: vips[0].backends[2].health_check.http_expect: must be an array of "
+            "status codes and ranges like \"200-399\"");
+}
+
+TEST(ConfigReject, HealthCheckAcrossKeys) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+port = 80
+[vips.health_check]
+type = "tcp"
+interval_ms = 1000
+timeout_ms = 1001
+http_path = "/x"
+udp_expect = "pong"
+  [[vips.backends]]
+  address = "198.18.2.11"
+[[vips]]
+address = "198.18.1.11"
+port = 80
+[vips.health_check]
+type = "http"
+timeout_ms = 500
+max_latency_ms = 600
+  [[vips.backends]]
+  address = "198.18.2.12"
+  [[vips.backends]]
+  address = "198.18.2.13"
+  [vips.backends.health_check]
+  type = "udp"
+  http_host = "h"
+  udp_payload = "p"
+[[vips]]
+address = "198.18.1.12"
+port = 80
+[vips.health_check]
+type = "http"
+timeout_ms = 800
+max_latency_ms = 700
+http_expect = [204]
+  [[vips.backends]]
+  address = "198.18.2.14"
+  [vips.backends.health_check]
+  interval_ms = 500
+  [[vips.backends]]
+  address = "198.18.2.15"
+  [vips.backends.health_check]
+  timeout_ms = 600
+  [[vips.backends]]
+  address = "198.18.2.16"
+  [vips.backends.health_check]
+  type = "tcp"
+[[vips]]
+address = "198.18.1.13"
+port = 80
+[vips.health_check]
+type = "tcp"
+max_latency_ms = 700
+  [[vips.backends]]
+  address = "198.18.2.17"
+  [vips.backends.health_check]
+  interval_ms = 500
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:12:14: vips[0].health_check.timeout_ms: must be 1..interval_ms (1000)\n"
+            "t.toml:13:13: vips[0].health_check.http_path: only allowed with type http\n"
+            "t.toml:14:14: vips[0].health_check.udp_expect: only allowed with type udp\n"
+            "t.toml:23:18: vips[1].health_check.max_latency_ms: must be 0 or 1..timeout_ms (500)\n"
+            "t.toml:30:15: vips[1].backends[1].health_check.http_host: only allowed with type "
+            "http\n"
+            "t.toml:43:17: vips[2].backends[0].health_check.interval_ms: must be >= timeout_ms "
+            "(800)\n"
+            "t.toml:47:16: vips[2].backends[1].health_check.timeout_ms: must be >= max_latency_ms "
+            "(700)\n"
+            "t.toml:61:17: vips[3].backends[0].health_check.interval_ms: must be >= max_latency_ms "
+            "(700) (the timeout defaults to the interval when shorter than 1000 ms)");
+}
+
+TEST(ConfigReject, HealthCheckPortZero) {
+  const std::string doc = kPrelude + R"([[vips]]
+address = "198.18.1.10"
+[vips.health_check]
+type = "tcp"
+  [[vips.backends]]
+  address = "198.18.2.11"
+  [[vips.backends]]
+  address = "198.18.2.12"
+  [vips.backends.health_check]
+  rise = 3
+  [[vips.backends]]
+  address = "198.18.2.13"
+  [vips.backends.health_check]
+  port = 0
+  [[vips.backends]]
+  address = "198.18.2.14"
+  [vips.backends.health_check]
+  port = 80
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:10:3: vips[0].backends[0].health_check.port: is required: the backend's and "
+            "the VIP's port are 0\n"
+            "t.toml:14:3: vips[0].backends[1].health_check.port: is required: the backend's and "
+            "the VIP's port are 0\n"
+            "t.toml:18:3: vips[0].backends[2].health_check.port: is required: the backend's and "
+            "the VIP's port are 0");
+}
+
+TEST(ConfigReject, HealthSources) {
+  const std::string doc = kPrelude + kVip + R"([health]
+source4 = "2001:db8::1"
+source6 = "198.18.0.1"
+source = "198.18.0.1"
+)";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:11:11: health.source4: must be an IPv4 address (got \"2001:db8::1\")\n"
+            "t.toml:12:11: health.source6: must be an IPv6 address (got \"198.18.0.1\")\n"
+            "t.toml:13:1: health.source: unknown key, did you mean \"source4\"?");
+  EXPECT_EQ(errorsOf("health = 1\n" + kPrelude + kVip), "t.toml:1:10: health: must be a table");
 }
 
 }  // namespace
