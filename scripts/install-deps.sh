@@ -13,7 +13,7 @@ PKGS=(
   libnl-3-dev libnl-route-3-dev  # rtnetlink: neighbour resolution, kernel interface addresses
   libgtest-dev googletest      # unit tests
   python3-scapy                # independent packet decoder for integration tests
-  iproute2 ethtool             # test namespaces and veths
+  iproute2 ethtool iputils-ping curl  # test namespaces and veths, lab clients
 )
 
 missing=()

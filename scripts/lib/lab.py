@@ -1,0 +1,310 @@
+#!/usr/bin/python3
+"""The l4lb lab: network namespaces joined by veths, with real servers, for the demo and tests.
+
+Topologies (addresses only from 198.18.0.0/15 and 2001:db8::/32):
+
+  nat  client (P-c) --veth-- [wan] balancer (P-lb) [lan] --veth-- switch (P-sw, bridge) -- backends (P-b1..)
+       wan 198.18.20.0/24 (lb .1, client .10), VIP 198.18.20.100; lan 198.18.30.0/24 (lb .1,
+       backend i at .10+i, default route via the balancer). IPv6: 2001:db8:20::/64, 2001:db8:30::/64.
+  dsr  one L2 segment (P-sw bridge): balancer .1, client .10, backend i .10+i in 198.18.10.0/24,
+       VIP 198.18.10.100 held by every backend on its loopback with ARP for it suppressed, so
+       backends answer the client directly. IPv6: 2001:db8:10::/64.
+
+The balancer's ports are net_af_xdp on its veths with exception_path = "xdp": our XDP program
+sends VIP traffic to DPDK and everything else (ARP for its own address, health-check replies)
+to the balancer namespace's kernel. Every backend runs scripts/lib/lab_server.py (HTTP :80,
+UDP echo :5353). TX checksum offload is off on every veth (AF_XDP takes frames as they are:
+a partial checksum would reach the backend unfinished).
+
+Usage: lab.py up|down|status [--prefix P] [--topology nat|dsr] [--ipv6] [--backends N]
+Names derive from the prefix (at most 6 characters), so labs with different prefixes coexist;
+`down` removes every namespace and process of a prefix even without state (after a crash).
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUN_DIR = "/run/l4lb-lab"
+
+
+def sh(*cmd, check=True, ns=None, capture=False):
+    if ns:
+        cmd = ("ip", "netns", "exec", ns) + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()}")
+    return r.stdout if capture else r.returncode
+
+
+class Lab:
+    def __init__(self, prefix="l4lb", topology="nat", ipv6=False, backends=3):
+        if not (1 <= len(prefix) <= 6) or not prefix.replace("-", "").isalnum():
+            raise ValueError("prefix: 1..6 letters or digits")
+        if topology not in ("nat", "dsr"):
+            raise ValueError("topology: nat or dsr")
+        if not (1 <= backends <= 9):
+            raise ValueError("backends: 1..9")
+        self.prefix, self.topology, self.ipv6, self.n = prefix, topology, ipv6, backends
+        p = prefix
+        self.ns_client, self.ns_lb, self.ns_sw = f"{p}-c", f"{p}-lb", f"{p}-sw"
+        self.ns_backends = [f"{p}-b{i}" for i in range(1, backends + 1)]
+        self.state_dir = os.path.join(RUN_DIR, prefix)
+        if topology == "nat":
+            self.wan_if, self.lan_if = f"{p}lw", f"{p}l0"
+            self.lb_wan4, self.client4, self.vip4 = "198.18.20.1", "198.18.20.10", "198.18.20.100"
+            self.lb_lan4 = "198.18.30.1"
+            self.lb_wan6, self.client6, self.vip6 = "2001:db8:20::1", "2001:db8:20::10", "2001:db8:20::100"
+            self.lb_lan6 = "2001:db8:30::1"
+            self.backend4 = [f"198.18.30.{10 + i}" for i in range(1, backends + 1)]
+            self.backend6 = [f"2001:db8:30::{10 + i}" for i in range(1, backends + 1)]
+        else:
+            self.wan_if, self.lan_if = None, f"{p}l0"
+            self.lb_lan4, self.client4, self.vip4 = "198.18.10.1", "198.18.10.10", "198.18.10.100"
+            self.lb_lan6, self.client6, self.vip6 = "2001:db8:10::1", "2001:db8:10::10", "2001:db8:10::100"
+            self.backend4 = [f"198.18.10.{10 + i}" for i in range(1, backends + 1)]
+            self.backend6 = [f"2001:db8:10::{10 + i}" for i in range(1, backends + 1)]
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _veth(self, a, ns_a, b, ns_b):
+        sh("ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer", b, "netns", ns_b)
+        for name, ns in ((a, ns_a), (b, ns_b)):
+            sh("ip", "link", "set", name, "up", ns=ns)
+            sh("ethtool", "-K", name, "tx", "off", ns=ns, check=False)
+
+    def _addr(self, ns, ifname, v4, plen4, v6=None, plen6=64):
+        sh("ip", "addr", "add", f"{v4}/{plen4}", "dev", ifname, ns=ns)
+        if self.ipv6 and v6:
+            sh("ip", "addr", "add", f"{v6}/{plen6}", "dev", ifname, "nodad", ns=ns)
+
+    def _bridge(self, port):
+        sh("ip", "link", "set", port, "master", "br0", ns=self.ns_sw)
+
+    def namespaces(self):
+        return [self.ns_client, self.ns_lb, self.ns_sw] + self.ns_backends
+
+    # -- up / down ---------------------------------------------------------------------------
+    def up(self):
+        if self.is_up():
+            return self
+        Lab.down_prefix(self.prefix)  # a half-made lab from a crash
+        os.makedirs(self.state_dir, exist_ok=True)
+        p = self.prefix
+        try:
+            for ns in self.namespaces():
+                sh("ip", "netns", "add", ns)
+                sh("ip", "link", "set", "lo", "up", ns=ns)
+                if self.ipv6:
+                    sh("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=ns)
+                    sh("sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", ns=ns)
+            sh("ip", "link", "add", "br0", "type", "bridge", ns=self.ns_sw)
+            sh("ip", "link", "set", "br0", "up", ns=self.ns_sw)
+            # The balancer's lan (or only) port, on the switch.
+            self._veth(self.lan_if, self.ns_lb, f"{p}sl", self.ns_sw)
+            self._bridge(f"{p}sl")
+            self._addr(self.ns_lb, self.lan_if, self.lb_lan4, 24, self.lb_lan6)
+            if self.topology == "nat":
+                self._veth(f"{p}c0", self.ns_client, self.wan_if, self.ns_lb)
+                self._addr(self.ns_lb, self.wan_if, self.lb_wan4, 24, self.lb_wan6)
+                self._addr(self.ns_client, f"{p}c0", self.client4, 24, self.client6)
+            else:
+                self._veth(f"{p}c0", self.ns_client, f"{p}sc", self.ns_sw)
+                self._bridge(f"{p}sc")
+                self._addr(self.ns_client, f"{p}c0", self.client4, 24, self.client6)
+            for i, ns in enumerate(self.ns_backends):
+                ifname = f"{p}b{i + 1}"
+                self._veth(ifname, ns, f"{p}s{i + 1}", self.ns_sw)
+                self._bridge(f"{p}s{i + 1}")
+                self._addr(ns, ifname, self.backend4[i], 24, self.backend6[i])
+                if self.topology == "nat":
+                    sh("ip", "route", "add", "default", "via", self.lb_lan4, ns=ns)
+                    if self.ipv6:
+                        sh("ip", "-6", "route", "add", "default", "via", self.lb_lan6, ns=ns)
+                else:
+                    # DSR (as IPVS -g): the VIP on loopback, never announced by ARP on the segment.
+                    sh("ip", "addr", "add", f"{self.vip4}/32", "dev", "lo", ns=ns)
+                    if self.ipv6:
+                        sh("ip", "addr", "add", f"{self.vip6}/128", "dev", "lo", ns=ns)
+                    for k, v in (("arp_ignore", "1"), ("arp_announce", "2")):
+                        sh("sysctl", "-qw", f"net.ipv4.conf.all.{k}={v}", ns=ns)
+                        sh("sysctl", "-qw", f"net.ipv4.conf.{ifname}.{k}={v}", ns=ns)
+                self.start_server(i)
+            with open(os.path.join(self.state_dir, "lab.json"), "w") as f:
+                json.dump(self.describe(), f, indent=2)
+            self.wait_servers()
+        except Exception:
+            Lab.down_prefix(self.prefix)
+            raise
+        return self
+
+    def start_server(self, i):
+        name = f"b{i + 1}"
+        log = open(os.path.join(self.state_dir, f"{name}.log"), "ab")
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns_backends[i], "/usr/bin/python3",
+                                 os.path.join(HERE, "lab_server.py"), name, self.state_dir],
+                                stdout=log, stderr=log, start_new_session=True)
+        with open(os.path.join(self.state_dir, f"{name}.pid"), "w") as f:
+            f.write(str(proc.pid))
+
+    def stop_server(self, i):
+        """Kills backend i's server (the test's "backend died")."""
+        for pid in sh("ip", "netns", "pids", self.ns_backends[i], capture=True, check=False).split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+    def wait_servers(self, timeout=10.0):
+        end = time.monotonic() + timeout
+        for i, ns in enumerate(self.ns_backends):
+            while sh("ip", "netns", "exec", ns, "/usr/bin/python3", "-c",
+                     "import socket; socket.create_connection(('127.0.0.1', 80), 1).close()", check=False) != 0:
+                if time.monotonic() > end:
+                    raise RuntimeError(f"backend b{i + 1} server did not start")
+                time.sleep(0.1)
+
+    def set_knob(self, i, kind, value):
+        """Backend i's HTTP status / delay (see lab_server.py); None removes the knob."""
+        path = os.path.join(self.state_dir, f"b{i + 1}.{kind}")
+        if value is None:
+            if os.path.exists(path):
+                os.unlink(path)
+        else:
+            with open(path, "w") as f:
+                f.write(str(value))
+
+    def is_up(self):
+        have = set(sh("ip", "netns", "list", capture=True).split())
+        return all(ns in have for ns in self.namespaces()) and os.path.exists(os.path.join(self.state_dir, "lab.json"))
+
+    @staticmethod
+    def down_prefix(prefix):
+        have = [l.split()[0] for l in sh("ip", "netns", "list", capture=True).splitlines() if l.strip()]
+        mine = [ns for ns in have if ns.startswith(prefix + "-")]
+        for ns in mine:  # processes first (servers, a balancer), then the namespace
+            for pid in sh("ip", "netns", "pids", ns, capture=True, check=False).split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+        for ns in mine:
+            sh("ip", "netns", "del", ns, check=False)
+        d = os.path.join(RUN_DIR, prefix)
+        if os.path.isdir(d):
+            for f in os.listdir(d):
+                os.unlink(os.path.join(d, f))
+            os.rmdir(d)
+
+    def down(self):
+        Lab.down_prefix(self.prefix)
+
+    # -- description and balancer config -----------------------------------------------------
+    def describe(self):
+        return {"prefix": self.prefix, "topology": self.topology, "ipv6": self.ipv6,
+                "namespaces": self.namespaces(), "vip4": self.vip4, "vip6": self.vip6 if self.ipv6 else None,
+                "client4": self.client4, "backends4": self.backend4,
+                "backends6": self.backend6 if self.ipv6 else [], "state_dir": self.state_dir}
+
+    def lb_mac(self, ifname):
+        out = sh("ip", "-j", "link", "show", ifname, ns=self.ns_lb, capture=True)
+        return json.loads(out)[0]["address"]
+
+    def config(self, weights=(1, 2, 3), scheduler="maglev", health=None, mode=None, udp=True,
+               file_prefix=None, extra_vip="", flow_capacity=65536):
+        """A balancer config for this lab. `health`: dict of [vips.health_check] keys (None: http
+        GET / every 500 ms). `mode`: forwarding (default nat or dsr by topology)."""
+        mode = mode or self.topology
+        weights = list(weights) + [1] * (self.n - len(weights))
+        if health is None:
+            health = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
+                      "max_latency_ms": 300, "http_path": "/"}
+
+        def tv(v):
+            return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+
+        hc = "\n".join(f"{k} = {tv(v)}" for k, v in health.items())
+        out = [f'''# Generated by scripts/lib/lab.py for lab "{self.prefix}" ({self.topology}).
+[eal]
+main_core = 0
+worker_cores = [1]
+hugepages = false
+memory_mb = 512
+file_prefix = "{file_prefix or 'l4lb_lab_' + self.prefix}"
+
+[flow_table]
+capacity = {flow_capacity}
+tcp_established_timeout_ms = 60000
+''']
+        if self.topology == "nat":
+            out.append(f'''[[ports]]
+name = "wan"
+device = "net_af_xdp0,iface={self.wan_if}"
+exception_path = "xdp"
+ipv4 = "{self.lb_wan4}/24"
+gateway4 = "{self.client4}"
+''' + (f'ipv6 = "{self.lb_wan6}/64"\ngateway6 = "{self.client6}"\n' if self.ipv6 else ""))
+        out.append(f'''[[ports]]
+name = "lan"
+device = "net_af_xdp1,iface={self.lan_if}"
+exception_path = "xdp"
+ipv4 = "{self.lb_lan4}/24"
+''' + (f'ipv6 = "{self.lb_lan6}/64"\n' if self.ipv6 else ""))
+        vips = [(self.vip4, self.backend4)] + ([(self.vip6, self.backend6)] if self.ipv6 else [])
+        for vip, backends in vips:
+            protos = [("tcp", 80)] + ([("udp", 5353)] if udp else [])
+            for proto, port in protos:
+                out.append(f'''[[vips]]
+address = "{vip}"
+port = {port}
+protocol = "{proto}"
+scheduler = "{scheduler}"
+forwarding = "{mode}"
+maglev_table_size = 65537
+''')
+                if proto == "tcp":
+                    out.append("[vips.health_check]\n" + hc + "\n")
+                else:
+                    out.append('[vips.health_check]\ntype = "udp"\ninterval_ms = 500\ntimeout_ms = 400\n'
+                               'rise = 2\nfall = 2\nudp_payload = "hc"\n')
+                for i, b in enumerate(backends):
+                    out.append(f'[[vips.backends]]\naddress = "{b}"\nweight = {weights[i]}\n')
+        out.append(extra_vip)
+        return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="l4lb lab of network namespaces")
+    ap.add_argument("action", choices=["up", "down", "status", "config"])
+    ap.add_argument("--prefix", default="l4lb")
+    ap.add_argument("--topology", default="nat", choices=["nat", "dsr"])
+    ap.add_argument("--ipv6", action="store_true")
+    ap.add_argument("--backends", type=int, default=3)
+    a = ap.parse_args()
+    lab = Lab(a.prefix, a.topology, a.ipv6, a.backends)
+    if a.action == "up":
+        lab.up()
+        print(json.dumps(lab.describe(), indent=2))
+    elif a.action == "down":
+        lab.down()
+        print(f"lab {a.prefix}: down")
+    elif a.action == "config":
+        print(lab.config())
+    else:
+        path = os.path.join(RUN_DIR, a.prefix, "lab.json")
+        if os.path.exists(path):
+            print(open(path).read())
+            have = set(sh("ip", "netns", "list", capture=True).split())
+            for ns in json.load(open(path))["namespaces"]:
+                print(f"{ns}: {'present' if ns in have else 'MISSING'}")
+        else:
+            print(f"lab {a.prefix}: down")
+            return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""A lab backend: HTTP on TCP port 80 and a UDP echo on port 5353, both dual-stack.
+
+Every HTTP reply names the backend ("backend=b1"). Behaviour is steered by files in STATE_DIR so
+tests can break and heal a backend without restarting it:
+  STATE_DIR/NAME.status  HTTP status to answer (default 200)
+  STATE_DIR/NAME.delay   seconds to wait before answering (default 0): a slow backend
+  STATE_DIR/NAME.blob    GET /blob returns this many bytes of a deterministic stream (default 1 MiB)
+Usage: lab_server.py NAME STATE_DIR
+"""
+import http.server
+import os
+import socket
+import socketserver
+import sys
+import threading
+import time
+
+NAME, STATE = sys.argv[1], sys.argv[2]
+
+
+def knob(kind, default, cast):
+    try:
+        with open(os.path.join(STATE, f"{NAME}.{kind}")) as f:
+            return cast(f.read().strip())
+    except (OSError, ValueError):
+        return default
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        time.sleep(knob("delay", 0.0, float))
+        status = knob("status", 200, int)
+        if self.path.startswith("/blob"):
+            n = knob("blob", 1 << 20, int)
+            self.send_response(status)
+            self.send_header("Content-Length", str(n))
+            self.send_header("X-Backend", NAME)
+            self.end_headers()
+            chunk = bytes((i * 7 + 3) & 0xFF for i in range(65536))
+            sent = 0
+            while sent < n:
+                part = chunk[: min(len(chunk), n - sent)]
+                self.wfile.write(part)
+                sent += len(part)
+            return
+        body = f"backend={NAME}\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Backend", NAME)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def udp_echo():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", 5353))
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.sendto(f"{NAME}:".encode() + data, peer)
+
+
+threading.Thread(target=udp_echo, daemon=True).start()
+Server(("::", 80), Handler).serve_forever()
