@@ -270,11 +270,10 @@ struct Quote {
 // client; the error quotes that. RFC 5508 §4.2: translate the outer destination back to the
 // backend and the quoted source to backend:bport, with the outer IP header, quoted IP header,
 // quoted TCP/UDP (when the quote holds its checksum) and ICMP checksums fixed. TTL decremented as
-// forwardNat does; never an ICMP error about it (the caller cleared pi.df).
+// forwardNat does (the caller checked the egress MTU).
 FwdResult natIcmpError(rte_mbuf* m, const PacketInfo& pi, const Quote& q, const SnapBackend& b, const Snapshot& s) {
   const SnapPort& out = s.ports[b.egress];
   if (pi.ttl <= 1) return {Drop::TtlExceeded};
-  if (pi.l3_len > out.mtu) return {Drop::TooBig};
   trimPadding(m, pi);
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* l3 = d + pi.l3_off;
@@ -413,16 +412,19 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     if (bid == kNoBackend) return dropPkt(w, m, Drop::NoBackend);
   }
   const SnapBackend& b = s.backends[bid];
-  // RFC 1122 §3.2.2: no ICMP error about an ICMP error. With df clear, a too-big error is a
-  // counted drop (too_big) instead of a reply.
-  PacketInfo fpi = pi;
-  fpi.df = false;
+  // RFC 1122 §3.2.2: no ICMP error about an ICMP error. One that does not fit the egress MTU is
+  // dropped here (too_big), before the forwarders could answer it with fragmentation-needed.
+  uint32_t overhead = 0;
+  if (v->mode == FwdMode::Ipip || v->mode == FwdMode::Gue) {
+    overhead = (b.addr.isV4() ? kIpv4HdrLen : kIpv6HdrLen) + (v->mode == FwdMode::Gue ? kUdpHdrLen : 0);
+  }
+  if (pi.l3_len + overhead > s.ports[b.egress].mtu) return dropPkt(w, m, Drop::TooBig);
   FwdResult r;
   switch (v->mode) {
-    case FwdMode::Dsr: r = forwardDsr(m, fpi, b, s, ingress); break;
-    case FwdMode::Ipip: r = forwardIpip(m, fpi, *v, b, s, sig, ingress, w.ip_id++); break;
-    case FwdMode::Gue: r = forwardGue(m, fpi, *v, b, s, sig, ingress, w.ip_id++); break;
-    case FwdMode::Nat: r = natIcmpError(m, fpi, q, b, s); break;
+    case FwdMode::Dsr: r = forwardDsr(m, pi, b, s, ingress); break;
+    case FwdMode::Ipip: r = forwardIpip(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
+    case FwdMode::Gue: r = forwardGue(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
+    case FwdMode::Nat: r = natIcmpError(m, pi, q, b, s); break;
   }
   if (r.drop != Drop::Ok) return dropPkt(w, m, r.drop);
   w.counters.add(Ctr::IcmpErrorForwarded);
