@@ -13,12 +13,14 @@ namespace l4lb {
 enum class Drop : uint8_t {
   Ok = 0,
   TooShort,          // frame shorter than the headers it announces (Ethernet, VLAN, IP, L4)
-  NotIp,             // ethertype other than IPv4/IPv6 (ARP, LLDP, QinQ ...): exception path later
+  NotIp,             // ethertype other than IPv4/IPv6 (LLDP, QinQ, ARP not asking for a VIP ...)
+                     // on a port without an exception path
   BadIpHeader,       // version mismatch, IHL < 5, bad IPv4 header checksum, IPv6 ext chain too long
   BadLength,         // IP total/payload length beyond the frame or below the headers, bad UDP length, TCP offset
   Fragment,          // IPv4 MF/offset or IPv6 fragment header: not balanced (no L4 ports in later fragments)
   UnsupportedProto,  // L4 protocol other than TCP/UDP/ICMP
-  Icmp,              // ICMP/ICMPv6 not handled by the data plane yet
+  Icmp,              // ICMP/ICMPv6 that is not echo, NS or an error about a VIP flow (to a VIP
+                     // address, or on a port without an exception path)
   NoVip,             // destination (addr, port, proto) is not a VIP: never relayed anywhere
   NoBackend,         // VIP has no usable backend
   TtlExceeded,       // NAT forwarding would decrement TTL/hop limit to zero
@@ -26,7 +28,11 @@ enum class Drop : uint8_t {
   NoHeadroom,        // mbuf has no headroom for the encapsulation header
   NoRoute,           // NAT reply: no port/next hop for the client address
   TxFull,            // the NIC TX queue did not accept the packet
-  NoKernelPath,      // not balancer traffic, and the port has no exception path to the kernel
+  NoKernelPath,      // received on a kernel (tap) port whose kernel_port is not a valid port
+  BadIcmp,           // echo request or ICMP error for a VIP with a wrong ICMP checksum
+  BadNd,             // neighbour solicitation for a VIP failing RFC 4861 §7.1.1 validation
+  BadIcmpQuote,      // ICMP error to a VIP whose quoted packet is truncated or not VIP -> client TCP/UDP
+  IcmpErrorNoFlow,   // ICMP error about a round-robin VIP flow this worker has no entry for
   Count
 };
 
@@ -34,7 +40,7 @@ constexpr std::string_view kDropNames[] = {
     "ok",          "too_short",  "not_ip",      "bad_ip_header", "bad_length",
     "fragment",    "unsupported_proto", "icmp",  "no_vip",        "no_backend",
     "ttl_exceeded", "too_big",   "no_headroom", "no_route",      "tx_full",
-    "no_kernel_path",
+    "no_kernel_path", "bad_icmp",  "bad_nd",     "bad_icmp_quote", "icmp_error_no_flow",
 };
 static_assert(sizeof(kDropNames) / sizeof(kDropNames[0]) == size_t(Drop::Count));
 

@@ -13,28 +13,6 @@ namespace l4lb::dataplane {
 
 namespace {
 
-constexpr uint16_t kEthLen = sizeof(rte_ether_hdr);
-
-// Makes the frame start with an untagged 14-byte Ethernet header for `ethertype` (host order),
-// stripping pi.l3_off - 14 bytes of VLAN tag, and returns it.
-inline rte_ether_hdr* rewriteEth(rte_mbuf* m, const PacketInfo& pi, const MacAddr& dst, const MacAddr& src,
-                                 uint16_t ethertype) {
-  if (pi.l3_off > kEthLen) rte_pktmbuf_adj(m, uint16_t(pi.l3_off - kEthLen));
-  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-  std::memcpy(&eth->dst_addr, dst.bytes.data(), 6);
-  std::memcpy(&eth->src_addr, src.bytes.data(), 6);
-  eth->ether_type = rte_cpu_to_be_16(ethertype);
-  return eth;
-}
-
-// Removes Ethernet padding after the IP packet so lengths of what we send are exact.
-inline void trimPadding(rte_mbuf* m, const PacketInfo& pi) {
-  uint32_t want = uint32_t(pi.l3_off) + pi.l3_len;
-  if (rte_pktmbuf_pkt_len(m) > want) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_pkt_len(m) - want));
-}
-
-inline uint16_t ethertypeOf(Family f) { return f == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6; }
-
 // Too big for the egress port: ICMP back to the client when the sender asked not to fragment
 // (always for IPv6), else a counted drop (outer fragmentation is not implemented).
 inline FwdResult tooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress,

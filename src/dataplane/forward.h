@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
+#include <rte_ether.h>
 #include <rte_mbuf.h>
 
 #include "dataplane/parser.h"
@@ -21,6 +23,28 @@ inline constexpr uint16_t kIpv4HdrLen = 20;
 inline constexpr uint16_t kIpv6HdrLen = 40;
 inline constexpr uint16_t kUdpHdrLen = 8;
 inline constexpr uint8_t kTunnelTtl = 64;
+
+inline constexpr uint16_t kEthLen = sizeof(rte_ether_hdr);
+
+// Makes the frame start with an untagged 14-byte Ethernet header for `ethertype` (host order),
+// stripping pi.l3_off - 14 bytes of VLAN tag, and returns it.
+inline rte_ether_hdr* rewriteEth(rte_mbuf* m, const PacketInfo& pi, const MacAddr& dst, const MacAddr& src,
+                                 uint16_t ethertype) {
+  if (pi.l3_off > kEthLen) rte_pktmbuf_adj(m, uint16_t(pi.l3_off - kEthLen));
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  std::memcpy(&eth->dst_addr, dst.bytes.data(), 6);
+  std::memcpy(&eth->src_addr, src.bytes.data(), 6);
+  eth->ether_type = rte_cpu_to_be_16(ethertype);
+  return eth;
+}
+
+// Removes Ethernet padding after the IP packet so lengths of what we send are exact.
+inline void trimPadding(rte_mbuf* m, const PacketInfo& pi) {
+  uint32_t want = uint32_t(pi.l3_off) + pi.l3_len;
+  if (rte_pktmbuf_pkt_len(m) > want) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_pkt_len(m) - want));
+}
+
+inline uint16_t ethertypeOf(Family f) { return f == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6; }
 
 // Result of a forwarding step.
 struct FwdResult {

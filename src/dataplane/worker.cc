@@ -6,7 +6,9 @@
 #include <rte_ethdev.h>
 #include <rte_prefetch.h>
 
+#include "dataplane/lookup.h"
 #include "dataplane/parser.h"
+#include "dataplane/slow_path.h"
 
 namespace l4lb::dataplane {
 
@@ -26,89 +28,32 @@ struct PktCtx {
   bool reverse;  // NAT reply from a backend
 };
 
-// Exact (address, port, protocol) first, then the same address on port 0 ("all ports" for a
-// VIP, "keeps the client's port" for a NAT backend).
-template <typename V>
-inline const V* findService(const FlatMap<ServiceKey, V>& map, const uint8_t* addr, Family f, uint16_t port_be,
-                            uint8_t proto) {
-  ServiceKey k;
-  std::memcpy(k.addr.data(), addr, f == Family::V4 ? 4 : 16);
-  k.port_be = port_be;
-  k.proto = proto;
-  k.family = uint8_t(f);
-  const V* v = map.find(k);
-  if (v == nullptr) {
-    k.port_be = 0;
-    v = map.find(k);
-  }
-  return v;
-}
-
-inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f, uint16_t dport_be, uint8_t proto,
-                              uint32_t& index) {
-  const uint32_t* i = findService(s.vip_by_key, daddr, f, dport_be, proto);
-  if (i == nullptr) return nullptr;
-  index = *i;
-  return &s.vips[*i];
-}
-
-inline const SnapVip* findNatReply(const Snapshot& s, const uint8_t* saddr, Family f, uint16_t sport_be,
-                                   uint8_t proto, uint32_t& index) {
-  if (s.nat_reverse.size() == 0) return nullptr;
-  const NatReverse* r = findService(s.nat_reverse, saddr, f, sport_be, proto);
-  if (r == nullptr) return nullptr;
-  index = r->vip_index;
-  return &s.vips[r->vip_index];
-}
-
 // Scheduler: a new flow's backend. kNoBackend when the VIP has no usable backend.
 inline uint32_t pickBackend(WorkerState& w, const SnapVip& v, uint32_t vip_index, hash_sig_t sig,
                             const uint8_t* saddr, Family f) {
-  switch (v.scheduler) {
-    case Scheduler::Maglev:
-      return v.maglev[sig % v.maglev.size()];
-    case Scheduler::SourceHash: {
-      uint32_t h = crcHash(saddr, f == Family::V4 ? 4 : 16, 0x5eed);
-      return v.maglev[h % v.maglev.size()];
-    }
-    case Scheduler::RoundRobin:
-    case Scheduler::WeightedRoundRobin: {
-      if (v.rr.empty()) return kNoBackend;
-      uint32_t& c = w.rr_cursor[vip_index % kMaxVips];
-      if (c >= v.rr.size()) c = 0;
-      return v.rr[c++];
-    }
+  if (v.scheduler == Scheduler::RoundRobin || v.scheduler == Scheduler::WeightedRoundRobin) {
+    if (v.rr.empty()) return kNoBackend;
+    uint32_t& c = w.rr_cursor[vip_index % kMaxVips];
+    if (c >= v.rr.size()) c = 0;
+    return v.rr[c++];
   }
-  return kNoBackend;
+  return statelessBackend(v, sig, saddr, f);
 }
 
-inline bool usableForExisting(const SnapBackend* b, uint32_t vip_index) {
-  return b != nullptr && b->vip_index == vip_index && b->state != BackendState::Unhealthy;
-}
-
-// Fills a flow key (FlowKey4 or FlowKey6: the address size follows the key type) and returns
-// its hash, used for the flow table, Maglev and the tunnel entropy fields.
 template <typename Key>
 inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi) {
-  std::memcpy(&k.saddr, saddr, sizeof(k.saddr));
-  std::memcpy(&k.daddr, daddr, sizeof(k.daddr));
-  k.sport = pi.sport_be;
-  k.dport = pi.dport_be;
-  k.proto = pi.proto;
-  return FlowTable::hashKey(&k, sizeof(k));
-}
-
-inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
-
-inline void dropPkt(WorkerState& w, rte_mbuf* m, Drop d) {
-  w.counters.drop(d);
-  rte_pktmbuf_free(m);
+  return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto);
 }
 
 }  // namespace
 
 void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,
                   uint32_t now_ms, TxBatch& tx) {
+  // A tap's burst is the kernel's traffic for the wire: relayed whole, never parsed.
+  if (unlikely(s.ports[ingress].is_kernel)) {
+    relayFromKernel(w, s, pkts, n, ingress, tx);
+    return;
+  }
   PktCtx ctx[kBurst];
   FlowKey4 k4[kBurst];
   FlowKey6 k6[kBurst];
@@ -129,12 +74,14 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
     PktCtx& c = ctx[nlive];
     Drop d = parsePacket(data, rte_pktmbuf_data_len(m), c.pi);
-    if (d != Drop::Ok) {
-      dropPkt(w, m, d);
+    // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
+    // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
+    if (unlikely(d != Drop::Ok)) {
+      handleUnparsed(w, s, m, d, ingress, tx);
       continue;
     }
-    if (c.pi.proto != kProtoTcp && c.pi.proto != kProtoUdp) {
-      dropPkt(w, m, Drop::Icmp);  // ICMP: echo and errors for VIP flows come with the control plane
+    if (unlikely(c.pi.proto != kProtoTcp && c.pi.proto != kProtoUdp)) {
+      handleIcmp(w, s, m, c.pi, ingress, now_ms, tx);
       continue;
     }
     const uint8_t* saddr = data + c.pi.saddr_off;
@@ -143,8 +90,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     c.vip = findVip(s, daddr, c.pi.family, c.pi.dport_be, c.pi.proto, c.vip_index);
     if (c.vip == nullptr) {
       c.vip = findNatReply(s, saddr, c.pi.family, c.pi.sport_be, c.pi.proto, c.vip_index);
-      if (c.vip == nullptr || c.vip->mode != FwdMode::Nat) {
-        dropPkt(w, m, Drop::NoVip);  // never relayed: no open relay
+      if (unlikely(c.vip == nullptr || c.vip->mode != FwdMode::Nat)) {
+        handleNotForVip(w, s, m, c.pi, ingress, tx);  // never relayed: the kernel's, or dropped
         continue;
       }
       c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)

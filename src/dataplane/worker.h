@@ -40,6 +40,13 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   uint16_t ip_id = 0;  // next outer IPv4 ID for tunnelled packets (RFC 6864: unique when DF is clear)
 };
 
+inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
+
+inline void dropPkt(WorkerState& w, rte_mbuf* m, Drop d) {
+  w.counters.drop(d);
+  rte_pktmbuf_free(m);
+}
+
 // Processes up to kBurst packets received on Snapshot::ports[ingress]. Each packet is either put
 // in `tx` or freed with its drop reason counted. `now_ms` is the worker's clock (flow timeouts).
 void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,

@@ -1,8 +1,8 @@
 // Synthetic frames for unit tests, integration tests and benchmarks: Ethernet (+ 802.1Q tags),
-// IPv4 (options, fragments), IPv6 (extension headers), TCP / UDP / ICMP echo / ICMPv6 echo and
-// neighbour solicitation, ARP, with correct checksums unless a test asks for a broken one. Also an
-// independent checksum checker, so a test can assert that a frame rewritten by the data plane
-// still has correct checksums.
+// IPv4 (options, fragments), IPv6 (extension headers), TCP / UDP / ICMP / ICMPv6 (echo, neighbour
+// solicitation or any message), ARP, with correct checksums unless a test asks for a broken one.
+// Also an independent checksum checker, so a test can assert that a frame rewritten by the data
+// plane still has correct checksums.
 //
 //   using namespace l4lb::test;
 //   auto frame = PacketBuilder()
@@ -436,24 +436,26 @@ class PacketBuilder {
     ns_source_mac_ = source_mac;
     return *this;
   }
-  // ARP for Ethernet / IPv4 (RFC 826): op 1 request, 2 reply. Sets the ethertype to ARP; the ARP
-  // body follows the Ethernet header (do not also call ipv4()/ipv6()).
-  PacketBuilder& arp(uint16_t op, const MacAddr& sender_mac, const IpAddr& sender_ip,
-                     const MacAddr& target_mac, const IpAddr& target_ip) {
-    if (!sender_ip.isV4() || !target_ip.isV4()) throw std::invalid_argument("ARP needs IPv4");
-    std::vector<uint8_t> a(28, 0);
-    put16(a, 0, 1);       // hardware type: Ethernet
-    put16(a, 2, kEtherTypeIpv4);
-    a[4] = 6;             // hardware address length
-    a[5] = 4;             // protocol address length
-    put16(a, 6, op);
-    std::copy(sender_mac.bytes.begin(), sender_mac.bytes.end(), a.begin() + 8);
-    std::copy(sender_ip.bytes.begin(), sender_ip.bytes.begin() + 4, a.begin() + 14);
-    std::copy(target_mac.bytes.begin(), target_mac.bytes.end(), a.begin() + 18);
-    std::copy(target_ip.bytes.begin(), target_ip.bytes.begin() + 4, a.begin() + 24);
-    l4_ = L4::Raw;
-    raw_l4_ = std::move(a);
+  // Any ICMP (IPv4) / ICMPv6 (IPv6) message: type, code, the 4 bytes after the checksum
+  // ("rest of header": echo id/seq, next-hop MTU, NA flags ...), then payload() (an error's
+  // quoted packet, an NS target and options). The checksum is computed like the others.
+  PacketBuilder& icmp(uint8_t type, uint8_t code, uint32_t rest = 0) {
+    l4_ = L4::IcmpAny;
+    icmp_type_ = type;
+    icmp_code_ = code;
+    icmp_rest_ = rest;
+    return *this;
+  }
+  // An Ethernet/IPv4 ARP message (RFC 826; op 1 request, 2 reply) as the frame's payload, with
+  // ethertype 0x0806. Use instead of ipv4()/ipv6().
+  PacketBuilder& arp(uint16_t op, const MacAddr& sha, const IpAddr& spa, const MacAddr& tha, const IpAddr& tpa) {
+    if (!spa.isV4() || !tpa.isV4()) throw std::invalid_argument("ARP needs IPv4 addresses");
     ether_type_ = kEtherTypeArp;
+    payload_ = {0x00, 0x01, 0x08, 0x00, 6, 4, static_cast<uint8_t>(op >> 8), static_cast<uint8_t>(op)};
+    payload_.insert(payload_.end(), sha.bytes.begin(), sha.bytes.end());
+    payload_.insert(payload_.end(), spa.bytes.begin(), spa.bytes.begin() + 4);
+    payload_.insert(payload_.end(), tha.bytes.begin(), tha.bytes.end());
+    payload_.insert(payload_.end(), tpa.bytes.begin(), tpa.bytes.begin() + 4);
     return *this;
   }
   // Arbitrary L4 bytes under protocol number `proto` (GRE, SCTP, ...); no checksum is computed.
@@ -512,7 +514,7 @@ class PacketBuilder {
   }
 
  private:
-  enum class L4 { None, Tcp, Udp, IcmpEcho, Raw, Icmp6Ns };
+  enum class L4 { None, Tcp, Udp, IcmpEcho, IcmpAny, Raw, Icmp6Ns };
   struct Ext {
     uint8_t type;
     std::vector<uint8_t> body;
@@ -532,7 +534,8 @@ class PacketBuilder {
     switch (l4_) {
       case L4::Tcp: return kIpProtoTcp;
       case L4::Udp: return kIpProtoUdp;
-      case L4::IcmpEcho: return family_ == Family::V6 ? kIpProtoIcmp6 : kIpProtoIcmp;
+      case L4::IcmpEcho:
+      case L4::IcmpAny: return family_ == Family::V6 ? kIpProtoIcmp6 : kIpProtoIcmp;
       case L4::Icmp6Ns: return kIpProtoIcmp6;
       default: return family_ == Family::V6 ? kIpProtoNoNext : 255;
     }
@@ -568,6 +571,12 @@ class PacketBuilder {
         else h[0] = echo_reply_ ? 0 : 8;
         put16(h, 4, sport_);
         put16(h, 6, dport_);
+        break;
+      case L4::IcmpAny:
+        h.assign(8, 0);
+        h[0] = icmp_type_;
+        h[1] = icmp_code_;
+        put32(h, 4, icmp_rest_);
         break;
       case L4::Raw: h = raw_l4_; break;
       case L4::Icmp6Ns:
@@ -677,6 +686,8 @@ class PacketBuilder {
   std::optional<uint8_t> tcp_doff_;
   std::optional<uint16_t> udp_len_;
   bool echo_reply_ = false;
+  uint8_t icmp_type_ = 0, icmp_code_ = 0;
+  uint32_t icmp_rest_ = 0;
   std::vector<uint8_t> raw_l4_;
   IpAddr ns_target_;
   std::optional<MacAddr> ns_source_mac_;

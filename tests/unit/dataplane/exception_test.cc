@@ -1,0 +1,858 @@
+// The worker's slow path (src/dataplane/slow_path.cc) through processBurst: ARP / ND / echo
+// replies for VIPs, ICMP errors about VIP flows sent to the flow's backend in every forwarding
+// mode, the exception path to and from the kernel, and one test per new drop reason. Expected
+// frames are built independently with the test PacketBuilder (or by hand for outer headers) and
+// compared byte for byte.
+#include "dataplane/worker.h"
+
+#include <gtest/gtest.h>
+
+#include <rte_byteorder.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/snapshot_builder.h"
+#include "packet_builder.h"
+
+namespace l4lb::dataplane {
+namespace {
+
+using control::BackendConfig;
+using control::Config;
+using control::PortConfig;
+using control::PortRuntime;
+using control::SnapshotBuilder;
+using control::VipConfig;
+using test::get16;
+using test::ipAddr;
+using test::macAddr;
+using test::PacketBuilder;
+using Frame = std::vector<uint8_t>;
+
+// Port 0 "wan" faces the clients (behind a gateway), port 1 "lan" holds the backends; the
+// kernel fixtures add port 2, the tap of wan.
+const MacAddr kWanMac = macAddr("02:00:00:00:00:10");
+const MacAddr kLanMac = macAddr("02:00:00:00:00:20");
+const MacAddr kTapMac = macAddr("02:00:00:00:00:30");
+const MacAddr kGwMac = macAddr("02:00:00:00:00:fe");
+const MacAddr kB4Mac = macAddr("02:00:00:00:01:01");
+const MacAddr kB6Mac = macAddr("02:00:00:00:01:02");
+const MacAddr kBroadcast = macAddr("ff:ff:ff:ff:ff:ff");
+const IpAddr kWan4 = ipAddr("198.18.0.1");
+const IpAddr kWan6 = ipAddr("2001:db8:ff::1");
+const IpAddr kGw4 = ipAddr("198.18.0.254");
+const IpAddr kGw6 = ipAddr("2001:db8:ff::fe");
+const IpAddr kRouter4 = ipAddr("198.18.0.9");  // a router on the client's path
+const IpAddr kRouter6 = ipAddr("2001:db8:ff::9");
+const IpAddr kClient4 = ipAddr("198.19.7.1");
+const IpAddr kClient6 = ipAddr("2001:db8:100::7");
+const IpAddr kVip4 = ipAddr("198.18.1.10");
+const IpAddr kVip6 = ipAddr("2001:db8:1::10");
+const IpAddr kB4 = ipAddr("198.18.2.11");
+const IpAddr kB6 = ipAddr("2001:db8:2::11");
+const IpAddr kLan4 = ipAddr("198.18.2.1");
+const IpAddr kLan6 = ipAddr("2001:db8:2::1");
+constexpr uint16_t kWan = 0, kLan = 1, kTap = 2;
+constexpr uint16_t kCport4 = 40000, kCport6 = 40001;
+
+// ---------------------------------------------------------------------------------------------
+// Plumbing (as worker_test.cc)
+
+rte_mempool* pool() {
+  static rte_mempool* p =
+      rte_pktmbuf_pool_create("exception_test_pool", 2047, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  return p;
+}
+
+rte_mbuf* toMbuf(const Frame& f) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool());
+  if (m == nullptr) return nullptr;
+  auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(f.size())));
+  if (p == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memcpy(p, f.data(), f.size());
+  return m;
+}
+
+std::unique_ptr<WorkerState> makeWorker() {
+  static int n = 0;
+  auto w = std::make_unique<WorkerState>();
+  std::string err;
+  const std::string id = std::to_string(n++);
+  w->flows4 = FlowTable::create("et4_" + id, 1024, sizeof(FlowKey4), SOCKET_ID_ANY, err);
+  EXPECT_TRUE(w->flows4) << err;
+  w->flows6 = FlowTable::create("et6_" + id, 1024, sizeof(FlowKey6), SOCKET_ID_ANY, err);
+  EXPECT_TRUE(w->flows6) << err;
+  return w;
+}
+
+struct Out {
+  uint16_t port;
+  Frame bytes;
+};
+
+// Runs `frames` in bursts of kBurst; returns what was sent (per burst: port order, then arrival
+// order) and frees it.
+std::vector<Out> run(WorkerState& w, const Snapshot& s, const std::vector<Frame>& frames, uint16_t ingress = kWan,
+                     uint32_t now = 0) {
+  std::vector<Out> out;
+  for (size_t i = 0; i < frames.size(); i += kBurst) {
+    rte_mbuf* pkts[kBurst];
+    uint16_t n = 0;
+    for (size_t j = i; j < frames.size() && n < kBurst; j++) {
+      pkts[n] = toMbuf(frames[j]);
+      EXPECT_NE(pkts[n], nullptr);
+      if (pkts[n] == nullptr) return out;
+      n++;
+    }
+    TxBatch tx;
+    tx.clear();
+    processBurst(w, s, pkts, n, ingress, now, tx);
+    for (uint16_t p = 0; p < kMaxPorts; p++) {
+      for (uint16_t k = 0; k < tx.n[p]; k++) {
+        rte_mbuf* m = tx.pkts[p][k];
+        EXPECT_EQ(m->nb_segs, 1);
+        EXPECT_EQ(rte_pktmbuf_pkt_len(m), rte_pktmbuf_data_len(m));
+        const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+        out.push_back({p, Frame(d, d + rte_pktmbuf_data_len(m))});
+        rte_pktmbuf_free(m);
+      }
+    }
+  }
+  return out;
+}
+
+std::optional<Out> runOne(WorkerState& w, const Snapshot& s, const Frame& f, uint16_t ingress = kWan) {
+  auto out = run(w, s, {f}, ingress);
+  EXPECT_LE(out.size(), 1u);
+  if (out.empty()) return std::nullopt;
+  return out[0];
+}
+
+uint64_t ctr(const WorkerState& w, Ctr c) { return w.counters.get(c); }
+
+void expectOnlyDrop(const WorkerState& w, Drop d, uint64_t n = 1) {
+  for (size_t i = 1; i < size_t(Drop::Count); i++) {
+    EXPECT_EQ(w.counters.drops[i], i == size_t(d) ? n : 0) << "drop counter " << toString(Drop(i));
+  }
+}
+
+void expectFrame(const Frame& got, const Frame& want, const std::string& what) {
+  EXPECT_EQ(got.size(), want.size()) << what;
+  if (got == want) return;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); i++) {
+    if (got[i] != want[i]) {
+      ADD_FAILURE() << what << ": first difference at byte " << i << ": got 0x" << std::hex << int(got[i])
+                    << " want 0x" << int(want[i]);
+      return;
+    }
+  }
+}
+
+Frame cat(std::initializer_list<Frame> parts) {
+  Frame f;
+  for (const auto& p : parts) f.insert(f.end(), p.begin(), p.end());
+  return f;
+}
+
+Frame bytesOf(const IpAddr& a) { return Frame(a.bytes.begin(), a.bytes.begin() + (a.isV4() ? 4 : 16)); }
+Frame bytesOf(const MacAddr& m) { return Frame(m.bytes.begin(), m.bytes.end()); }
+
+// The IP packet inside a frame built by PacketBuilder (untagged).
+Frame ipOf(const Frame& frame) { return Frame(frame.begin() + 14, frame.end()); }
+
+Frame ethHdr(const MacAddr& dst, const MacAddr& src, uint16_t type) {
+  return cat({bytesOf(dst), bytesOf(src), Frame{uint8_t(type >> 8), uint8_t(type)}});
+}
+
+Frame ipv4Hdr(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint16_t payload_len, uint8_t tos, bool df,
+              uint8_t ttl, uint16_t id) {
+  Frame h(20, 0);
+  h[0] = 0x45;
+  h[1] = tos;
+  test::put16(h, 2, uint16_t(20 + payload_len));
+  test::put16(h, 4, id);
+  test::put16(h, 6, df ? 0x4000 : 0);
+  h[8] = ttl;
+  h[9] = proto;
+  std::copy(src.bytes.begin(), src.bytes.begin() + 4, h.begin() + 12);
+  std::copy(dst.bytes.begin(), dst.bytes.begin() + 4, h.begin() + 16);
+  test::put16(h, 10, test::ipv4HeaderChecksum(h, 0));
+  return h;
+}
+
+Frame ipv6Hdr(const IpAddr& src, const IpAddr& dst, uint8_t next, uint16_t payload_len, uint32_t flow) {
+  Frame h(40, 0);
+  test::put32(h, 0, (6u << 28) | (flow & 0xfffff));
+  test::put16(h, 4, payload_len);
+  h[6] = next;
+  h[7] = 64;
+  std::copy(src.bytes.begin(), src.bytes.end(), h.begin() + 8);
+  std::copy(dst.bytes.begin(), dst.bytes.end(), h.begin() + 24);
+  return h;
+}
+
+Frame udpHdr(uint16_t sport, uint16_t dport, uint16_t len) {
+  Frame h(8, 0);
+  test::put16(h, 0, sport);
+  test::put16(h, 2, dport);
+  test::put16(h, 4, len);
+  return h;
+}
+
+// The worker's flow hash of client -> VIP (see worker_test.cc: copy into words before hashing).
+template <typename Key>
+uint32_t hashOfKey(const Key& k) {
+  uint64_t words[sizeof(Key) / 8];
+  std::memcpy(words, &k, sizeof(Key));
+  return FlowTable::hashKey(words, sizeof(Key));
+}
+uint32_t flowHash(const IpAddr& c, const IpAddr& v, uint16_t cp, uint16_t vp, uint8_t proto) {
+  if (c.isV4()) {
+    FlowKey4 k;
+    k.saddr = c.v4be();
+    k.daddr = v.v4be();
+    k.sport = rte_cpu_to_be_16(cp);
+    k.dport = rte_cpu_to_be_16(vp);
+    k.proto = proto;
+    return hashOfKey(k);
+  }
+  FlowKey6 k;
+  std::memcpy(k.saddr, c.bytes.data(), 16);
+  std::memcpy(k.daddr, v.bytes.data(), 16);
+  k.sport = rte_cpu_to_be_16(cp);
+  k.dport = rte_cpu_to_be_16(vp);
+  k.proto = proto;
+  return hashOfKey(k);
+}
+
+PortConfig makePort(const std::string& name, const std::string& v4, const std::string& v6) {
+  PortConfig p;
+  p.name = name;
+  p.device = "net_null_" + name;
+  p.ipv4 = *Prefix::parse(v4);
+  p.ipv6 = *Prefix::parse(v6);
+  return p;
+}
+
+BackendConfig makeBackend(const IpAddr& a, const MacAddr& mac, uint16_t port = 0) {
+  BackendConfig b;
+  b.address = a;
+  b.mac = mac;
+  b.port = port;
+  return b;
+}
+
+Config topology() {
+  Config c;
+  c.ports.push_back(makePort("wan", "198.18.0.1/24", "2001:db8:ff::1/64"));
+  c.ports[0].gateway4 = kGw4;
+  c.ports[0].gateway6 = kGw6;
+  c.ports.push_back(makePort("lan", "198.18.2.1/24", "2001:db8:2::1/64"));
+  c.neighbours.push_back({kGw4, kGwMac});
+  c.neighbours.push_back({kGw6, kGwMac});
+  return c;
+}
+
+// vips[0] = 198.18.1.10:80/tcp -> 198.18.2.11 (:8080 for NAT); vips[1] = [2001:db8:1::10]:53/udp
+// -> 2001:db8:2::11 (:5353 for NAT).
+Config fwdConfig(FwdMode mode, Scheduler sched = Scheduler::Maglev) {
+  Config c = topology();
+  const bool nat = mode == FwdMode::Nat;
+  VipConfig v4;
+  v4.address = kVip4;
+  v4.port = 80;
+  v4.protocol = Proto::Tcp;
+  v4.forwarding = mode;
+  v4.scheduler = sched;
+  v4.backends.push_back(makeBackend(kB4, kB4Mac, nat ? 8080 : 0));
+  VipConfig v6 = v4;
+  v6.address = kVip6;
+  v6.port = 53;
+  v6.protocol = Proto::Udp;
+  v6.backends = {makeBackend(kB6, kB6Mac, nat ? 5353 : 0)};
+  c.vips = {v4, v6};
+  return c;
+}
+
+std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c) {
+  std::string err;
+  std::vector<PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
+  auto s = sb.build(c, rt, err);
+  EXPECT_TRUE(s) << err;
+  return s;
+}
+
+// The snapshot with wan's exception path: port 2 is wan's tap (the daemon will create a real
+// net_tap; here it is only a port index).
+std::unique_ptr<Snapshot> withKernel(const Snapshot& s) {
+  auto k = std::make_unique<Snapshot>(s);
+  SnapPort tap;
+  tap.port_id = 2;
+  tap.name = "wan-tap";
+  tap.mac = kTapMac;
+  tap.is_kernel = true;
+  tap.kernel_port = kWan;
+  k->ports.push_back(tap);
+  k->ports[kWan].kernel_port = kTap;
+  k->port_index_by_id.resize(3, -1);
+  k->port_index_by_id[2] = kTap;
+  return k;
+}
+
+struct Fixture : ::testing::Test {
+  void SetUp() override {
+    s = build(sb, fwdConfig(FwdMode::Dsr));
+    ASSERT_TRUE(s);
+    k = withKernel(*s);
+    w = makeWorker();
+  }
+  SnapshotBuilder sb;
+  std::unique_ptr<Snapshot> s, k;
+  std::unique_ptr<WorkerState> w;
+};
+
+// ---------------------------------------------------------------------------------------------
+// ARP (RFC 826)
+
+Frame arpRequest(const IpAddr& target) {
+  return PacketBuilder().eth(kGwMac, kBroadcast).arp(1, kGwMac, kGw4, MacAddr{}, target).padTo(60).build();
+}
+
+TEST_F(Fixture, ArpRequestForVipGetsReplyFromPortMac) {
+  for (const Snapshot* snap : {s.get(), k.get()}) {  // with or without an exception path
+    auto o = runOne(*w, *snap, arpRequest(kVip4));
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->port, kWan);
+    const Frame want = PacketBuilder().eth(kWanMac, kGwMac).arp(2, kWanMac, kVip4, kGwMac, kGw4).build();
+    ASSERT_EQ(want.size(), 42u);
+    expectFrame(o->bytes, want, "arp reply");
+  }
+  EXPECT_EQ(ctr(*w, Ctr::ArpReply), 2u);
+  EXPECT_EQ(ctr(*w, Ctr::ToKernel), 0u);
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+}
+
+TEST_F(Fixture, ArpNotAnsweredWithoutKernelPathStaysNotIp) {
+  // For the port's own address, a gratuitous ARP for the VIP, a tagged request, an ARP reply,
+  // a truncated request: none is answered; without an exception path they stay not_ip.
+  Frame tagged = PacketBuilder().eth(kGwMac, kBroadcast).vlan(7).arp(1, kGwMac, kGw4, MacAddr{}, kVip4).build();
+  Frame truncated = test::truncate(arpRequest(kVip4), 14 + 27);
+  std::vector<Frame> fs = {arpRequest(kWan4),
+                           PacketBuilder().eth(kGwMac, kBroadcast).arp(1, kGwMac, kVip4, MacAddr{}, kVip4).build(),
+                           tagged,
+                           PacketBuilder().eth(kGwMac, kWanMac).arp(2, kGwMac, kGw4, kWanMac, kVip4).build(),
+                           truncated};
+  EXPECT_TRUE(run(*w, *s, fs).empty());
+  expectOnlyDrop(*w, Drop::NotIp, fs.size());
+  EXPECT_EQ(ctr(*w, Ctr::ArpReply), 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Neighbour discovery (RFC 4861)
+
+IpAddr solicitedNode(const IpAddr& a) {
+  IpAddr m = ipAddr("ff02::1:ff00:0");
+  std::copy(a.bytes.begin() + 13, a.bytes.end(), m.bytes.begin() + 13);
+  return m;
+}
+MacAddr multicastMac(const IpAddr& a) {
+  return MacAddr{{0x33, 0x33, a.bytes[12], a.bytes[13], a.bytes[14], a.bytes[15]}};
+}
+
+PacketBuilder ns(const IpAddr& target, bool slla = true) {
+  Frame body = bytesOf(target);
+  if (slla) body = cat({body, Frame{1, 1}, bytesOf(kGwMac)});
+  PacketBuilder b;
+  b.eth(kGwMac, multicastMac(solicitedNode(target))).ipv6(kGw6, solicitedNode(target)).ttl(255).icmp(135, 0, 0);
+  b.payload(body);
+  return b;
+}
+
+Frame naFor(const IpAddr& target, const MacAddr& dst_mac, const IpAddr& dst, uint32_t flags) {
+  return PacketBuilder()
+      .eth(kWanMac, dst_mac)
+      .ipv6(target, dst)
+      .ttl(255)
+      .icmp(136, 0, flags)
+      .payload(cat({bytesOf(target), Frame{2, 1}, bytesOf(kWanMac)}))
+      .build();
+}
+
+TEST_F(Fixture, NeighbourSolicitationForVipGetsSolicitedOverrideAdvert) {
+  for (const Snapshot* snap : {s.get(), k.get()}) {
+    auto o = runOne(*w, *snap, ns(kVip6).build());
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->port, kWan);
+    const Frame want = naFor(kVip6, kGwMac, kGw6, 0x60000000);  // S and O, not R
+    ASSERT_EQ(want.size(), 14u + 40 + 32);
+    expectFrame(o->bytes, want, "neighbour advertisement");
+    EXPECT_TRUE(test::l4ChecksumOk(o->bytes));
+  }
+  // Unicast solicitation (unreachability detection) without the source option: same answer.
+  auto o = runOne(*w, *s, PacketBuilder().eth(kGwMac, kWanMac).ipv6(kGw6, kVip6).ttl(255).icmp(135, 0, 0)
+                              .payload(bytesOf(kVip6)).build());
+  ASSERT_TRUE(o);
+  expectFrame(o->bytes, naFor(kVip6, kGwMac, kGw6, 0x60000000), "NUD advertisement");
+  EXPECT_EQ(ctr(*w, Ctr::NdReply), 3u);
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+}
+
+TEST_F(Fixture, DuplicateAddressDetectionGetsAllNodesAdvert) {
+  // RFC 4862 §5.4.3 / RFC 4861 §7.2.4: to ff02::1, Solicited clear.
+  auto o = runOne(*w, *s, PacketBuilder().eth(kGwMac, multicastMac(solicitedNode(kVip6)))
+                              .ipv6(ipAddr("::"), solicitedNode(kVip6)).ttl(255).icmp(135, 0, 0)
+                              .payload(bytesOf(kVip6)).build());
+  ASSERT_TRUE(o);
+  expectFrame(o->bytes, naFor(kVip6, macAddr("33:33:00:00:00:01"), ipAddr("ff02::1"), 0x20000000), "DAD advert");
+  EXPECT_EQ(ctr(*w, Ctr::NdReply), 1u);
+}
+
+TEST_F(Fixture, BadNd) {
+  // Every RFC 4861 §7.1.1 rule, for a VIP target.
+  Frame bad_ck = ns(kVip6).badL4Checksum().build();
+  Frame bad_opt = ns(kVip6, false).payload(cat({bytesOf(kVip6), Frame{1, 0, 0, 0, 0, 0, 0, 0}})).build();
+  Frame long_opt = ns(kVip6, false).payload(cat({bytesOf(kVip6), Frame{1, 2, 0, 0, 0, 0, 0, 0}})).build();
+  Frame dad_slla = PacketBuilder().eth(kGwMac, kWanMac).ipv6(ipAddr("::"), solicitedNode(kVip6)).ttl(255)
+                       .icmp(135, 0, 0).payload(cat({bytesOf(kVip6), Frame{1, 1}, bytesOf(kGwMac)})).build();
+  Frame dad_unicast = PacketBuilder().eth(kGwMac, kWanMac).ipv6(ipAddr("::"), kVip6).ttl(255).icmp(135, 0, 0)
+                          .payload(bytesOf(kVip6)).build();
+  const std::vector<Frame> fs = {ns(kVip6).ttl(254).build(), ns(kVip6).icmp(135, 1, 0).build(), bad_ck, bad_opt,
+                                 long_opt, dad_slla, dad_unicast};
+  EXPECT_TRUE(run(*w, *s, fs).empty());
+  expectOnlyDrop(*w, Drop::BadNd, fs.size());
+  EXPECT_EQ(ctr(*w, Ctr::NdReply), 0u);
+}
+
+TEST_F(Fixture, NeighbourSolicitationForOtherTargetIsNotOurs) {
+  // For the port's own address: the kernel's (or icmp without an exception path).
+  const Frame f = ns(kWan6).build();
+  EXPECT_TRUE(run(*w, *s, {f}).empty());
+  expectOnlyDrop(*w, Drop::Icmp);
+  auto o = runOne(*w, *k, f);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->port, kTap);
+  expectFrame(o->bytes, f, "NS to kernel");
+  EXPECT_EQ(ctr(*w, Ctr::NdReply), 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Echo (RFC 792, RFC 4443 §4.1)
+
+TEST_F(Fixture, EchoRequestToVipV4) {
+  const Frame in = PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).tos(0x28).ipId(0x77).ttl(57)
+                       .icmpEcho(0x1234, 7).payload(40).build();
+  const Frame want = PacketBuilder().eth(kWanMac, kGwMac).ipv4(kVip4, kClient4).tos(0x28).df()
+                         .icmpEcho(0x1234, 7, true).payload(40).build();
+  auto o = runOne(*w, *s, in);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->port, kWan);
+  expectFrame(o->bytes, want, "echo reply v4");
+  EXPECT_TRUE(test::ipv4HeaderChecksumOk(o->bytes));
+  EXPECT_TRUE(test::l4ChecksumOk(o->bytes));
+  // IP options are not echoed; Ethernet padding is not either.
+  auto opt = runOne(*w, *s, PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).ipOptions({0x94, 0x04, 0, 0})
+                                .icmpEcho(1, 2).payload(4).padTo(60).build());
+  ASSERT_TRUE(opt);
+  expectFrame(opt->bytes, PacketBuilder().eth(kWanMac, kGwMac).ipv4(kVip4, kClient4).df().icmpEcho(1, 2, true)
+                              .payload(4).build(), "echo reply, options and padding dropped");
+  EXPECT_EQ(ctr(*w, Ctr::EchoReply), 2u);
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+}
+
+TEST_F(Fixture, EchoRequestToVipV6) {
+  const Frame in = PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kVip6).tos(0xb8).ttl(50)
+                       .icmpEcho(9, 1).payload(56).build();
+  const Frame want = PacketBuilder().eth(kWanMac, kGwMac).ipv6(kVip6, kClient6).tos(0xb8).icmpEcho(9, 1, true)
+                         .payload(56).build();
+  auto o = runOne(*w, *k, in);  // the exception path does not take it
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->port, kWan);
+  expectFrame(o->bytes, want, "echo reply v6");
+  EXPECT_TRUE(test::l4ChecksumOk(o->bytes));
+  auto ext = runOne(*w, *s, PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kVip6).ipv6Ext(test::kIpv6DestOpts)
+                                .icmpEcho(9, 2).payload(8).build());
+  ASSERT_TRUE(ext);
+  expectFrame(ext->bytes, PacketBuilder().eth(kWanMac, kGwMac).ipv6(kVip6, kClient6).icmpEcho(9, 2, true).payload(8)
+                              .build(), "echo reply v6 without the extension header");
+  EXPECT_EQ(ctr(*w, Ctr::EchoReply), 2u);
+  EXPECT_EQ(ctr(*w, Ctr::ToKernel), 0u);
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+}
+
+TEST_F(Fixture, BadIcmpEcho) {
+  const std::vector<Frame> fs = {
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).icmpEcho(1, 1).payload(8).badL4Checksum().build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kVip6).icmpEcho(1, 1).payload(8).badL4Checksum().build()};
+  EXPECT_TRUE(run(*w, *k, fs).empty());
+  expectOnlyDrop(*w, Drop::BadIcmp, 2);
+  EXPECT_EQ(ctr(*w, Ctr::EchoReply), 0u);
+}
+
+TEST_F(Fixture, IcmpToVipNotHandledStaysIcmpDrop) {
+  // A tagged echo request (replies are only made untagged), a timestamp request, an echo reply:
+  // to a VIP address, so never the kernel's.
+  const std::vector<Frame> fs = {
+      PacketBuilder().eth(kGwMac, kWanMac).vlan(5).ipv4(kClient4, kVip4).icmpEcho(1, 1).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).icmp(13, 0, 0).payload(12).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kVip6).icmpEcho(1, 1, true).build()};
+  EXPECT_TRUE(run(*w, *k, fs).empty());
+  expectOnlyDrop(*w, Drop::Icmp, 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ICMP errors about a VIP flow
+
+// What the VIP's side sent (VIP:vport -> client:cport), as the error quotes it.
+Frame quotedV4(const IpAddr& src, uint16_t sport, size_t quote_len = SIZE_MAX) {
+  Frame ip = ipOf(PacketBuilder().ipv4(src, kClient4).df().ipId(0x4242).tcp(sport, kCport4, kTcpAck | kTcpSyn)
+                      .tcpSeq(5000, 1001).payload(60).build());
+  if (ip.size() > quote_len) ip.resize(quote_len);
+  return ip;
+}
+Frame quotedV6(const IpAddr& src, uint16_t sport) {
+  return ipOf(PacketBuilder().ipv6(src, kClient6).udp(sport, kCport6).payload(30).build());
+}
+
+// Fragmentation needed (next-hop MTU 1400) from a router on the client's path, to the VIP.
+PacketBuilder fragNeeded(const Frame& quote) {
+  PacketBuilder b;
+  b.eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).ttl(64).icmp(3, 4, 1400).payload(quote);
+  return b;
+}
+PacketBuilder packetTooBig(const Frame& quote) {
+  PacketBuilder b;
+  b.eth(kGwMac, kWanMac).ipv6(kRouter6, kVip6).ttl(64).icmp(2, 0, 1280).payload(quote);
+  return b;
+}
+
+Frame clientSyn4() {
+  return PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).tcp(kCport4, 80, kTcpSyn).payload(10).build();
+}
+Frame clientUdp6() {
+  return PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kVip6).udp(kCport6, 53).payload(10).build();
+}
+
+// What the backend must receive for the ICMP error `in` (whose IP packet is `ip`), in `mode`.
+// `outer_id`: the worker's outer IPv4 ID counter at that packet (tunnels).
+Frame expectedError(FwdMode mode, const Frame& in, Family f, uint16_t outer_id) {
+  const Frame ip = ipOf(in);
+  const bool v4 = f == Family::V4;
+  const MacAddr& bmac = v4 ? kB4Mac : kB6Mac;
+  const uint16_t et = v4 ? 0x0800 : 0x86dd;
+  const uint32_t h = v4 ? flowHash(kClient4, kVip4, kCport4, 80, kProtoTcp) : flowHash(kClient6, kVip6, kCport6, 53, kProtoUdp);
+  switch (mode) {
+    case FwdMode::Dsr: return cat({ethHdr(bmac, kLanMac, et), ip});
+    case FwdMode::Ipip:
+      return v4 ? cat({ethHdr(bmac, kLanMac, et), ipv4Hdr(kLan4, kB4, 4, uint16_t(ip.size()), 0, false, 64, outer_id), ip})
+                : cat({ethHdr(bmac, kLanMac, et), ipv6Hdr(kLan6, kB6, 41, uint16_t(ip.size()), h), ip});
+    case FwdMode::Gue: {
+      const uint16_t l = uint16_t(8 + ip.size());
+      const Frame udp = udpHdr(uint16_t(0x8000 | (h & 0x7fff)), 6080, l);
+      if (v4) return cat({ethHdr(bmac, kLanMac, et), ipv4Hdr(kLan4, kB4, 17, l, 0, false, 64, outer_id), udp, ip});
+      Frame g = cat({ethHdr(bmac, kLanMac, et), ipv6Hdr(kLan6, kB6, 17, l, h), udp, ip});
+      test::put16(g, 14 + 40 + 6, *test::l4Checksum(g, *test::locate(g)));
+      return g;
+    }
+    case FwdMode::Nat:
+      // Built from scratch: the error as if it had been about the backend's own packet.
+      if (v4) {
+        return PacketBuilder().eth(kLanMac, bmac).ipv4(kRouter4, kB4).ttl(63).icmp(3, 4, 1400)
+            .payload(quotedV4(kB4, 8080, ip.size() - 28)).build();
+      }
+      return PacketBuilder().eth(kLanMac, bmac).ipv6(kRouter6, kB6).ttl(63).icmp(2, 0, 1280)
+          .payload(quotedV6(kB6, 5353)).build();
+  }
+  return {};
+}
+
+class IcmpError : public ::testing::TestWithParam<FwdMode> {};
+
+TEST_P(IcmpError, FragNeededAndPacketTooBigReachTheFlowsBackend) {
+  const FwdMode mode = GetParam();
+  SnapshotBuilder sb;
+  auto s = build(sb, fwdConfig(mode));
+  ASSERT_TRUE(s);
+  auto w = makeWorker();
+  // The flows exist; tunnels used outer IPv4 IDs 0 and 1 (the counter moves for IPv6 outers too).
+  ASSERT_EQ(run(*w, *s, {clientSyn4(), clientUdp6()}).size(), 2u);
+  // A whole quoted packet and a minimal one (IP header + 8 bytes).
+  const Frame full4 = fragNeeded(quotedV4(kVip4, 80)).build();
+  const Frame short4 = fragNeeded(quotedV4(kVip4, 80, 28)).build();
+  const Frame full6 = packetTooBig(quotedV6(kVip6, 53)).build();
+  auto out = run(*w, *s, {full4, short4, full6});
+  ASSERT_EQ(out.size(), 3u);
+  for (const auto& o : out) EXPECT_EQ(o.port, kLan);
+  expectFrame(out[0].bytes, expectedError(mode, full4, Family::V4, 2), "frag needed, whole quote");
+  expectFrame(out[1].bytes, expectedError(mode, short4, Family::V4, 3), "frag needed, 28-byte quote");
+  expectFrame(out[2].bytes, expectedError(mode, full6, Family::V6, 0), "packet too big");
+  if (mode == FwdMode::Nat) {
+    EXPECT_TRUE(test::ipv4HeaderChecksumOk(out[0].bytes));
+    EXPECT_TRUE(test::l4ChecksumOk(out[0].bytes));  // ICMP
+    EXPECT_TRUE(test::ipv4HeaderChecksumOk(out[0].bytes, 14 + 28));  // quoted header
+    EXPECT_TRUE(test::l4ChecksumOkAt(out[0].bytes, 14 + 28));        // quoted TCP
+    EXPECT_TRUE(test::l4ChecksumOk(out[2].bytes));                   // ICMPv6
+    EXPECT_TRUE(test::l4ChecksumOkAt(out[2].bytes, 14 + 48));        // quoted UDP
+  }
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 3u);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 2u);  // errors create no flow
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+}
+
+TEST_P(IcmpError, OtherErrorTypesAndStatelessWorker) {
+  // Time exceeded, other unreachable codes, ICMPv6 unreachable and time exceeded, on a worker
+  // that never saw the flow (one backend: the stateless choice is it).
+  const FwdMode mode = GetParam();
+  SnapshotBuilder sb;
+  auto s = build(sb, fwdConfig(mode));
+  ASSERT_TRUE(s);
+  auto w = makeWorker();
+  const Frame q4 = quotedV4(kVip4, 80, 48), q6 = quotedV6(kVip6, 53);
+  auto mk4 = [&](uint8_t type, uint8_t code) {
+    return PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).icmp(type, code, 0).payload(q4).build();
+  };
+  auto mk6 = [&](uint8_t type, uint8_t code) {
+    return PacketBuilder().eth(kGwMac, kWanMac).ipv6(kRouter6, kVip6).icmp(type, code, 0).payload(q6).build();
+  };
+  auto out = run(*w, *s, {mk4(11, 0), mk4(3, 1), mk4(3, 3), mk6(1, 4), mk6(3, 0)});
+  ASSERT_EQ(out.size(), 5u);
+  for (size_t i = 0; i < out.size(); i++) {
+    EXPECT_EQ(out[i].port, kLan);
+    const MacAddr want = i < 3 ? kB4Mac : kB6Mac;
+    EXPECT_TRUE(std::equal(want.bytes.begin(), want.bytes.end(), out[i].bytes.begin())) << i;
+  }
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 5u);
+  EXPECT_EQ(w->flows4->size() + w->flows6->size(), 0u);
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModes, IcmpError,
+                         ::testing::Values(FwdMode::Dsr, FwdMode::Ipip, FwdMode::Gue, FwdMode::Nat),
+                         [](const auto& p) { return std::string(toString(p.param)); });
+
+// Three DSR backends behind vips[0], so which one an error reaches is visible.
+MacAddr backendMac(int i) { return macAddr("02:00:00:00:01:1" + std::to_string(i)); }
+Config threeBackends(Scheduler sched, int n = 3) {
+  Config c = fwdConfig(FwdMode::Dsr, sched);
+  c.vips[0].backends.clear();
+  for (int i = 0; i < n; i++)
+    c.vips[0].backends.push_back(makeBackend(ipAddr("198.18.2." + std::to_string(20 + i)), backendMac(i)));
+  return c;
+}
+int backendOf(const Frame& f) {
+  for (int i = 0; i < 8; i++)
+    if (std::equal(f.begin(), f.begin() + 6, backendMac(i).bytes.begin())) return i;
+  return -1;
+}
+IpAddr client(uint32_t i) { return IpAddr::v4(rte_cpu_to_be_32(0xc6130000u + i)); }  // 198.19.0.0/16
+Frame synFrom(uint32_t i) {
+  return PacketBuilder().eth(kGwMac, kWanMac).ipv4(client(i), kVip4).tcp(uint16_t(1000 + i), 80, kTcpSyn).build();
+}
+Frame errorFor(uint32_t i) {
+  Frame q = ipOf(PacketBuilder().ipv4(kVip4, client(i)).tcp(80, uint16_t(1000 + i), kTcpAck).build());
+  return PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).icmp(3, 4, 1400).payload(q).build();
+}
+std::vector<int> backendsOf(const std::vector<Out>& out) {
+  std::vector<int> r;
+  for (const auto& o : out) r.push_back(backendOf(o.bytes));
+  return r;
+}
+
+TEST(IcmpErrorScheduling, StatelessChoiceWhenAnotherWorkerHasTheFlow) {
+  for (Scheduler sched : {Scheduler::Maglev, Scheduler::SourceHash}) {
+    SCOPED_TRACE(std::string(toString(sched)));
+    SnapshotBuilder sb;
+    auto s = build(sb, threeBackends(sched));
+    ASSERT_TRUE(s);
+    auto owner = makeWorker(), other = makeWorker();
+    std::vector<Frame> syns, errs;
+    for (uint32_t i = 0; i < 30; i++) syns.push_back(synFrom(i)), errs.push_back(errorFor(i));
+    const auto want = backendsOf(run(*owner, *s, syns));
+    ASSERT_EQ(want.size(), 30u);
+    EXPECT_EQ(backendsOf(run(*other, *s, errs)), want);
+    EXPECT_EQ(ctr(*other, Ctr::IcmpErrorForwarded), 30u);
+    EXPECT_EQ(other->flows4->size(), 0u);
+  }
+}
+
+TEST(IcmpErrorScheduling, FlowEntryWinsOverTheCurrentTable) {
+  SnapshotBuilder sb;
+  auto s1 = build(sb, threeBackends(Scheduler::Maglev, 2));
+  auto s2 = build(sb, threeBackends(Scheduler::Maglev, 3));  // backend 2 added
+  ASSERT_TRUE(s1 && s2);
+  auto w = makeWorker(), probe = makeWorker();
+  std::vector<Frame> syns, errs;
+  for (uint32_t i = 0; i < 60; i++) syns.push_back(synFrom(i)), errs.push_back(errorFor(i));
+  const auto before = backendsOf(run(*w, *s1, syns));
+  const auto fresh = backendsOf(run(*probe, *s2, errs));  // stateless under the new table
+  ASSERT_GT(std::count(fresh.begin(), fresh.end(), 2), 0) << "no flow the added backend would take";
+  EXPECT_EQ(backendsOf(run(*w, *s2, errs)), before);
+}
+
+TEST(IcmpErrorScheduling, IcmpErrorNoFlow) {
+  // Round robin: only the worker that holds the flow knows its backend.
+  SnapshotBuilder sb;
+  auto s = build(sb, threeBackends(Scheduler::RoundRobin));
+  ASSERT_TRUE(s);
+  auto w = makeWorker();
+  EXPECT_TRUE(run(*w, *s, {errorFor(1)}).empty());
+  expectOnlyDrop(*w, Drop::IcmpErrorNoFlow);
+  auto syn = run(*w, *s, {synFrom(7), synFrom(8)});
+  ASSERT_EQ(syn.size(), 2u);
+  EXPECT_EQ(backendsOf(run(*w, *s, {errorFor(8), errorFor(7)})),
+            (std::vector<int>{backendOf(syn[1].bytes), backendOf(syn[0].bytes)}));
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 2u);
+  expectOnlyDrop(*w, Drop::IcmpErrorNoFlow);
+}
+
+TEST_F(Fixture, BadIcmpError) {
+  EXPECT_TRUE(run(*w, *s, {fragNeeded(quotedV4(kVip4, 80)).badL4Checksum().build(),
+                           packetTooBig(quotedV6(kVip6, 53)).badL4Checksum().build()}).empty());
+  expectOnlyDrop(*w, Drop::BadIcmp, 2);
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 0u);
+}
+
+TEST_F(Fixture, BadIcmpQuote) {
+  Frame icmp_quote = ipOf(PacketBuilder().ipv4(kVip4, kClient4).icmpEcho(1, 1).build());
+  Frame frag_quote = ipOf(PacketBuilder().ipv4(kVip4, kClient4).fragOffset(10).tcp(80, kCport4, kTcpAck).build());
+  Frame v6_in_v4 = quotedV6(kVip6, 53);
+  Frame ext6 = ipOf(PacketBuilder().ipv6(kVip6, kClient6).ipv6Ext(test::kIpv6DestOpts).udp(53, kCport6).build());
+  const std::vector<Frame> fs = {
+      fragNeeded(quotedV4(kVip4, 80, 27)).build(),           // 7 bytes of TCP: no ports
+      fragNeeded(quotedV4(kVip4, 80, 12)).build(),           // not even an IP header
+      fragNeeded(quotedV4(kWan4, 80)).build(),               // not sent by the VIP it went to
+      fragNeeded(quotedV4(kVip4, 81)).build(),               // VIP address, but no VIP on port 81
+      fragNeeded(icmp_quote).build(),                        // quoted protocol not TCP/UDP
+      fragNeeded(frag_quote).build(),                        // quoted non-first fragment
+      fragNeeded(v6_in_v4).build(),                          // IPv6 inside ICMPv4
+      packetTooBig(quotedV6(kVip6, 53)).payload(test::truncate(quotedV6(kVip6, 53), 44)).build(),
+      packetTooBig(ext6).build(),                            // extension header before the ports
+  };
+  EXPECT_TRUE(run(*w, *k, fs).empty());  // to a VIP: never the kernel's
+  expectOnlyDrop(*w, Drop::BadIcmpQuote, fs.size());
+}
+
+TEST_F(Fixture, IcmpErrorTooBigForEgressIsDroppedNotAnswered) {
+  Config c = fwdConfig(FwdMode::Ipip);
+  c.ports[1].mtu = 1300;
+  auto small = build(sb, c);
+  ASSERT_TRUE(small);
+  // 1281-byte error + 20 bytes of IPIP > 1300: no ICMP about an ICMP error (RFC 1122 §3.2.2).
+  Frame q = quotedV4(kVip4, 80);
+  q.resize(1253, 0);
+  const Frame big = fragNeeded(q).build();
+  ASSERT_EQ(get16(big, 16), 1281);
+  EXPECT_TRUE(run(*w, *small, {big}).empty());
+  expectOnlyDrop(*w, Drop::TooBig);
+  EXPECT_EQ(ctr(*w, Ctr::IcmpTooBigSent), 0u);
+  // One byte less fits; the outer header copies the error's DF bit, as for data.
+  q.resize(1252);
+  auto fits = run(*w, *small, {fragNeeded(q).df().build()});
+  ASSERT_EQ(fits.size(), 1u);
+  EXPECT_EQ(get16(fits[0].bytes, 14 + 6), 0x4000);
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exception path
+
+TEST_F(Fixture, NotBalancerTrafficGoesToTheKernelUnchanged) {
+  const std::vector<Frame> fs = {
+      arpRequest(kWan4),
+      PacketBuilder().eth(kGwMac, kWanMac).arp(2, kGwMac, kGw4, kWanMac, kWan4).build(),
+      ns(kWan6).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv6(kGw6, ipAddr("ff02::1")).ttl(255).icmp(134, 0, 0).payload(8).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kWan4).tcp(50000, 22, kTcpSyn).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kWan6).udp(5000, 53).payload(20).build(),
+      PacketBuilder().eth(kGwMac, macAddr("01:00:5e:00:00:fb")).ipv4(kGw4, ipAddr("224.0.0.251")).udp(5353, 5353).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kWan4).icmpEcho(3, 4).payload(16).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kWan4).mf().udp(1, 2).payload(64).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kGw4, kWan4).l4Raw(test::kIpProtoGre, {0, 0, 8, 0}).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).etherType(0x88cc).payload(40).build(),  // LLDP
+      PacketBuilder().eth(kGwMac, kWanMac).vlan(7).arp(1, kGwMac, kGw4, MacAddr{}, kVip4).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kGw4).tcp(1, 2, kTcpAck).build(),  // not ours at all
+  };
+  auto out = run(*w, *k, fs);
+  ASSERT_EQ(out.size(), fs.size());
+  for (size_t i = 0; i < fs.size(); i++) {
+    EXPECT_EQ(out[i].port, kTap) << i;
+    expectFrame(out[i].bytes, fs[i], "to kernel " + std::to_string(i));
+  }
+  EXPECT_EQ(ctr(*w, Ctr::ToKernel), fs.size());
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+  // The same frames without an exception path: the reasons they always had.
+  auto w2 = makeWorker();
+  EXPECT_TRUE(run(*w2, *s, fs).empty());
+  EXPECT_EQ(w2->counters.get(Drop::NotIp), 4u);
+  EXPECT_EQ(w2->counters.get(Drop::Icmp), 3u);
+  EXPECT_EQ(w2->counters.get(Drop::NoVip), 4u);
+  EXPECT_EQ(w2->counters.get(Drop::Fragment), 1u);
+  EXPECT_EQ(w2->counters.get(Drop::UnsupportedProto), 1u);
+  EXPECT_EQ(w2->counters.totalDrops(), fs.size());
+  EXPECT_EQ(ctr(*w2, Ctr::ToKernel), 0u);
+}
+
+TEST_F(Fixture, BalancerTrafficAndMalformedFramesStayOffTheKernelPath) {
+  // VIP data is forwarded; malformed frames and anything else to a VIP address are dropped.
+  Frame bad_ip = clientSyn4();
+  bad_ip[14 + 10] ^= 0xff;
+  const std::vector<Frame> drops = {
+      Frame(10, 0xab),                                                                        // too_short
+      bad_ip,                                                                                 // bad_ip_header
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kWan4).udp(1, 2).udpLength(99).build(),  // bad_length
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).tcp(1, 81, kTcpSyn).build(),     // no_vip
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).mf().tcp(1, 80, kTcpSyn).build(),  // fragment
+      PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kVip6).l4Raw(test::kIpProtoSctp, Frame(12, 0)).build(),
+  };
+  auto out = run(*w, *k, {clientSyn4(), clientUdp6()});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].port, kLan);
+  EXPECT_EQ(out[1].port, kLan);
+  EXPECT_TRUE(run(*w, *k, drops).empty());
+  for (Drop d : {Drop::TooShort, Drop::BadIpHeader, Drop::BadLength, Drop::NoVip, Drop::Fragment,
+                 Drop::UnsupportedProto}) {
+    EXPECT_EQ(w->counters.get(d), 1u) << toString(d);
+  }
+  EXPECT_EQ(w->counters.totalDrops(), drops.size());
+  EXPECT_EQ(ctr(*w, Ctr::ToKernel), 0u);
+}
+
+TEST_F(Fixture, FromKernelLeavesOnThePortUnchanged) {
+  // Whatever the kernel sends, even what the parser would reject, goes out as it is.
+  const std::vector<Frame> fs = {
+      PacketBuilder().eth(kWanMac, kGwMac).arp(2, kWanMac, kWan4, kGwMac, kGw4).build(),
+      PacketBuilder().eth(kWanMac, kGwMac).ipv4(kWan4, kClient4).tcp(22, 50000, kTcpAck).payload(100).build(),
+      PacketBuilder().eth(kWanMac, kGwMac).ipv4(kVip4, kClient4).tcp(80, 50000, kTcpAck).build(),
+      Frame(10, 0x5a),
+  };
+  auto out = run(*w, *k, fs, kTap);
+  ASSERT_EQ(out.size(), fs.size());
+  for (size_t i = 0; i < fs.size(); i++) {
+    EXPECT_EQ(out[i].port, kWan);
+    expectFrame(out[i].bytes, fs[i], "from kernel " + std::to_string(i));
+  }
+  EXPECT_EQ(ctr(*w, Ctr::FromKernel), fs.size());
+  EXPECT_EQ(ctr(*w, Ctr::RxPackets), fs.size());
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+}
+
+TEST_F(Fixture, NoKernelPath) {
+  // A tap without a valid peer, and a port whose kernel_port names no port.
+  Snapshot broken = *k;
+  broken.ports[kTap].kernel_port = -1;
+  broken.ports[kWan].kernel_port = 7;
+  EXPECT_TRUE(run(*w, broken, {arpRequest(kWan4)}, kTap).empty());
+  expectOnlyDrop(*w, Drop::NoKernelPath);
+  EXPECT_TRUE(run(*w, broken, {arpRequest(kWan4)}, kWan).empty());
+  expectOnlyDrop(*w, Drop::NoKernelPath, 2);
+  EXPECT_EQ(ctr(*w, Ctr::ToKernel) + ctr(*w, Ctr::FromKernel), 0u);
+}
+
+}  // namespace
+}  // namespace l4lb::dataplane
