@@ -100,9 +100,12 @@ int main(int argc, char** argv) {
   std::vector<XdpAddr> addrs;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--iface") iface = v;
-    else if (k == "--obj") obj = v;
-    else if (k == "--prefix") prefix = v;
+    if (k == "--iface")
+      iface = v;
+    else if (k == "--obj")
+      obj = v;
+    else if (k == "--prefix")
+      prefix = v;
     else if (k == "--addr") {
       auto eq = v.find('=');
       auto a = IpAddr::parse(v.substr(0, eq));
@@ -124,12 +127,15 @@ int main(int argc, char** argv) {
   if (XdpAddrMap::open(iface, before)) before = "(opened)";
 
   std::string vdev = "net_af_xdp0,iface=" + iface + ",xdp_prog=" + obj;
-  std::vector<std::string> args = {"xdp_pmd_probe", "-l", "0", "--no-huge", "-m", "256",
-                                   "--no-pci", "--no-shconf", "--file-prefix", prefix,
-                                   "--log-level", "*:warning", "--vdev", vdev};
+  std::vector<std::string> args = {"xdp_pmd_probe", "-l",          "0",
+                                   "--no-huge",     "-m",          "256",
+                                   "--no-pci",      "--no-shconf", "--file-prefix",
+                                   prefix,          "--log-level", "*:warning",
+                                   "--vdev",        vdev};
   std::vector<char*> av;
   for (auto& a : args) av.push_back(a.data());
-  if (rte_eal_init(int(av.size()), av.data()) < 0) return fail(std::string("EAL: ") + rte_strerror(rte_errno));
+  if (rte_eal_init(int(av.size()), av.data()) < 0)
+    return fail(std::string("EAL: ") + rte_strerror(rte_errno));
   std::signal(SIGINT, [](int) { g_stop = 1; });
   std::signal(SIGTERM, [](int) { g_stop = 1; });
 
@@ -149,16 +155,21 @@ int main(int argc, char** argv) {
 
   rte_eth_conf conf{};
   // The PMD's UMEM holds the fill ring (2 x 2048) plus RX/TX in flight: 8192 mbufs is ample.
-  pool = rte_pktmbuf_pool_create("probe", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
+  pool = rte_pktmbuf_pool_create("probe", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                 int(rte_socket_id()));
   if (rte_eth_dev_count_avail() != 1) {
-    rc = fail("expected one port (net_af_xdp0), found " + std::to_string(rte_eth_dev_count_avail()));
+    rc =
+        fail("expected one port (net_af_xdp0), found " + std::to_string(rte_eth_dev_count_avail()));
   } else if (!pool) {
     rc = fail(std::string("mempool: ") + rte_strerror(rte_errno));
   } else if (int r = rte_eth_dev_configure(port, 1, 1, &conf); r < 0) {
     rc = fail(std::string("configure: ") + rte_strerror(-r));
-  } else if (int r1 = rte_eth_rx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), nullptr, pool); r1 < 0) {
+  } else if (int r1 =
+                 rte_eth_rx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), nullptr, pool);
+             r1 < 0) {
     rc = fail(std::string("rx queue (loading ") + obj + "): " + rte_strerror(-r1));
-  } else if (int r2 = rte_eth_tx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), nullptr); r2 < 0) {
+  } else if (int r2 = rte_eth_tx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), nullptr);
+             r2 < 0) {
     rc = fail(std::string("tx queue: ") + rte_strerror(-r2));
   } else if (int r3 = rte_eth_dev_start(port); r3 < 0) {
     rc = fail(std::string("start: ") + rte_strerror(-r3));
@@ -168,7 +179,8 @@ int main(int argc, char** argv) {
     rc = fail("sync: " + err);
   }
   if (rc == 0) {
-    std::printf("{\"event\":\"ready\",\"before\":%s,\"addrs\":%zu}\n", jsonStr(before).c_str(), map->dump().size());
+    std::printf("{\"event\":\"ready\",\"before\":%s,\"addrs\":%zu}\n", jsonStr(before).c_str(),
+                map->dump().size());
     std::fflush(stdout);
     std::string line;
     while (!g_stop) {
@@ -191,8 +203,10 @@ int main(int argc, char** argv) {
         line += c;
         continue;
       }
-      if (line == "stats") statsLine("stats");
-      else if (line == "quit") break;
+      if (line == "stats")
+        statsLine("stats");
+      else if (line == "quit")
+        break;
       line.clear();
     }
     statsLine("final");
