@@ -51,7 +51,8 @@ std::optional<IpAddr> addrOf(const l4lb_xdp_addr_key& k) {
   if (k.family == 4) {
     IpAddr a;
     std::memcpy(a.bytes.data(), k.addr, 4);
-    if (!std::all_of(k.addr + 4, k.addr + 16, [](uint8_t b) { return b == 0; })) return std::nullopt;
+    if (!std::all_of(k.addr + 4, k.addr + 16, [](uint8_t b) { return b == 0; }))
+      return std::nullopt;
     return a;
   }
   if (k.family == 6) return IpAddr::v6(k.addr);
@@ -229,8 +230,10 @@ std::unique_ptr<XdpAddrMap> XdpAddrMap::open(const std::string& ifname, std::str
     Fd m(bpf_map_get_fd_by_id(id));
     bpf_map_info mi;
     if (m.get() < 0 || !mapInfo(m.get(), mi)) continue;  // freed meanwhile: not ours anyway
-    if (std::strcmp(mi.name, kAddrsMap) == 0) addrs = std::move(m);
-    else if (std::strcmp(mi.name, kStatsMap) == 0) stats = std::move(m);
+    if (std::strcmp(mi.name, kAddrsMap) == 0)
+      addrs = std::move(m);
+    else if (std::strcmp(mi.name, kStatsMap) == 0)
+      stats = std::move(m);
   }
   if (addrs.get() < 0) {
     err = "the XDP program on " + ifname + " is not l4lb's (no " + kAddrsMap + " map)";

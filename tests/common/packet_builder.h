@@ -429,7 +429,8 @@ class PacketBuilder {
   // ICMPv6 neighbour solicitation for `target` (RFC 4861 §4.3), with a source link-layer address
   // option when `source_mac` is given (it must not be, from the unspecified address: §4.3).
   // Use with ipv6(src, solicitedNode(target)) and ttl(255), as a real one is sent.
-  PacketBuilder& neighborSolicit(const IpAddr& target, std::optional<MacAddr> source_mac = std::nullopt) {
+  PacketBuilder& neighborSolicit(const IpAddr& target,
+                                 std::optional<MacAddr> source_mac = std::nullopt) {
     if (target.family != Family::V6) throw std::invalid_argument("NS target must be IPv6");
     l4_ = L4::Icmp6Ns;
     ns_target_ = target;

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Integration tests: the real l4lb binary on net_pcap ports, every output frame decoded by scapy.
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
-# Runs test_config, test_malformed and test_forwarding with Debian's /usr/bin/python3 (which has
-# python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line per test, and
-# ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any failure.
+# Runs test_config, test_malformed, test_forwarding and test_xdp (the XDP program under the
+# net_af_xdp PMD on a veth between two network namespaces; root) with Debian's /usr/bin/python3
+# (which has python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line
+# per test, and ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any
+# failure.
 # Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,19 +20,23 @@ build=$(cd "$build" && pwd)
 $PY -c 'import scapy.all' 2>/dev/null || fail "$PY cannot import scapy (apt-get install python3-scapy)"
 
 # If the runner dies before its own cleanup, stop the daemons it started (by pid, only if they
-# are still l4lb) and remove their EAL runtime directories and temp directories.
+# are still l4lb or xdp_pmd_probe), remove their EAL runtime directories, temp directories and
+# network namespaces.
 cleanup_file=$(mktemp /tmp/l4lb_it_cleanup.XXXXXX)
 cleanup() {
-  local reaped
+  local reaped comm
   reaped=$(awk '$1 == "reaped" {print $2}' "$cleanup_file")
   while read -r kind value; do
     case $kind in
       pid)  # started and never reaped by the harness: still ours
-        if ! grep -qx "$value" <<<"$reaped" && [ "$(cat "/proc/$value/comm" 2>/dev/null)" = "l4lb" ]; then
+        comm=$(cat "/proc/$value/comm" 2>/dev/null)
+        if ! grep -qx "$value" <<<"$reaped" && { [ "$comm" = "l4lb" ] || [ "$comm" = "xdp_pmd_probe" ]; }; then
           kill -INT "$value" 2>/dev/null; sleep 1; kill -KILL "$value" 2>/dev/null
         fi ;;
       prefix)
         case $value in l4lb_it_*) rm -rf "/var/run/dpdk/$value" ;; esac ;;
+      netns)
+        case $value in l4lb-it-*) ip netns del "$value" 2>/dev/null ;; esac ;;
       tmpdir)
         case $value in */l4lb_it_*) rm -rf "$value" ;; esac ;;
     esac
@@ -47,7 +53,7 @@ import sys
 import time
 import unittest
 
-MODULES = ["test_config", "test_malformed", "test_forwarding"]
+MODULES = ["test_config", "test_malformed", "test_forwarding", "test_xdp"]
 
 
 class Result(unittest.TextTestResult):

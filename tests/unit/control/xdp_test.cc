@@ -2,8 +2,6 @@
 // builder, its address map filled through XdpAddrMap: one test per verdict of the decision list
 // (l4lb_xdp.bpf.c), each asserting the exact counters that moved; and XdpAddrMap::sync()
 // semantics. Needs root (CAP_BPF + CAP_NET_ADMIN); skipped otherwise, with the reason.
-#include "control/xdp_map.h"
-
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -17,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "control/xdp_map.h"
 #include "dataplane/xdp/l4lb_xdp.h"
 #include "packet_builder.h"
 
@@ -87,9 +86,9 @@ class XdpProgramTest : public testing::Test {
   Counts run(const std::vector<uint8_t>& frame) {
     Counts before = map_->stats();
     std::vector<uint8_t> out(frame.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                .data_out = out.data(), .data_size_in = uint32_t(frame.size()),
-                .data_size_out = uint32_t(out.size()), .repeat = 1);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
+                .data_size_in = uint32_t(frame.size()), .data_size_out = uint32_t(out.size()),
+                .repeat = 1);
     int rc = bpf_prog_test_run_opts(prog_fd_, &opts);
     EXPECT_EQ(rc, 0) << std::strerror(errno);
     action_ = opts.retval;
@@ -138,7 +137,12 @@ TEST_F(XdpProgramTest, OneVlanTagIsSkipped) {
 }
 
 TEST_F(XdpProgramTest, SecondVlanTagIsNotParsed) {
-  EXPECT_EQ(run(PacketBuilder().vlan(100, kEtherTypeQinQ).vlan(200).ipv4(kClient4, kVip4).udp(1, 2).build()),
+  EXPECT_EQ(run(PacketBuilder()
+                    .vlan(100, kEtherTypeQinQ)
+                    .vlan(200)
+                    .ipv4(kClient4, kVip4)
+                    .udp(1, 2)
+                    .build()),
             (Counts{{"pass_not_ip", 1}}));
 }
 
@@ -153,8 +157,9 @@ TEST_F(XdpProgramTest, ArpForVipIsRedirected) {
 TEST_F(XdpProgramTest, OtherArpPasses) {
   EXPECT_EQ(run(PacketBuilder().arp(1, kPeerMac, kClient4, MacAddr{}, kOwn4).build()),
             (Counts{{"pass_arp", 1}}));
-  EXPECT_EQ(run(PacketBuilder().arp(1, kPeerMac, kClient4, MacAddr{}, ipAddr("198.18.9.9")).build()),
-            (Counts{{"pass_arp", 1}}));
+  EXPECT_EQ(
+      run(PacketBuilder().arp(1, kPeerMac, kClient4, MacAddr{}, ipAddr("198.18.9.9")).build()),
+      (Counts{{"pass_arp", 1}}));
   // The sender being a VIP does not matter: the target decides.
   EXPECT_EQ(run(PacketBuilder().arp(2, kOurMac, kVip4, kPeerMac, kClient4).build()),
             (Counts{{"pass_arp", 1}}));
@@ -169,7 +174,8 @@ TEST_F(XdpProgramTest, OwnAddressPasses) {
   EXPECT_EQ(run(PacketBuilder().ipv6(kClient6, kOwn6).tcp(40000, 22, 0x02).build()),
             (Counts{{"pass_own", 1}}));
   // OWN is checked before VIP, and before NAT_BACKEND (a backend's health-check reply).
-  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kBoth4).udp(1, 2).build()), (Counts{{"pass_own", 1}}));
+  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kBoth4).udp(1, 2).build()),
+            (Counts{{"pass_own", 1}}));
   EXPECT_EQ(run(PacketBuilder().ipv4(kNat4, kOwn4).tcp(80, 40000, 0x12).build()),
             (Counts{{"pass_own", 1}}));
 }
@@ -182,18 +188,33 @@ TEST_F(XdpProgramTest, NeighbourSolicitationForVipIsRedirected) {
                     .build()),
             redirected("redirect_nd_vip"));
   // Duplicate address detection: from the unspecified address, no option.
-  EXPECT_EQ(run(PacketBuilder().ipv6(ipAddr("::"), solicitedNode(kVip6)).ttl(255).neighborSolicit(kVip6).build()),
+  EXPECT_EQ(run(PacketBuilder()
+                    .ipv6(ipAddr("::"), solicitedNode(kVip6))
+                    .ttl(255)
+                    .neighborSolicit(kVip6)
+                    .build()),
             redirected("redirect_nd_vip"));
 }
 
 TEST_F(XdpProgramTest, OtherNeighbourDiscoveryPasses) {
-  EXPECT_EQ(run(PacketBuilder().ipv6(kClient6, solicitedNode(kOwn6)).ttl(255).neighborSolicit(kOwn6, kPeerMac).build()),
+  EXPECT_EQ(run(PacketBuilder()
+                    .ipv6(kClient6, solicitedNode(kOwn6))
+                    .ttl(255)
+                    .neighborSolicit(kOwn6, kPeerMac)
+                    .build()),
             (Counts{{"pass_nd", 1}}));
   // A NAT backend resolving its gateway: ND is the host's, not a NAT reply.
-  EXPECT_EQ(run(PacketBuilder().ipv6(kNat6, solicitedNode(kOwn6)).ttl(255).neighborSolicit(kOwn6, kPeerMac).build()),
+  EXPECT_EQ(run(PacketBuilder()
+                    .ipv6(kNat6, solicitedNode(kOwn6))
+                    .ttl(255)
+                    .neighborSolicit(kOwn6, kPeerMac)
+                    .build()),
             (Counts{{"pass_nd", 1}}));
   // A router advertisement (type 134) from a NAT backend.
-  EXPECT_EQ(run(PacketBuilder().ipv6(kNat6, ipAddr("ff02::1")).l4Raw(kIpProtoIcmp6, {134, 0, 0, 0, 64, 0, 0, 0}).build()),
+  EXPECT_EQ(run(PacketBuilder()
+                    .ipv6(kNat6, ipAddr("ff02::1"))
+                    .l4Raw(kIpProtoIcmp6, {134, 0, 0, 0, 64, 0, 0, 0})
+                    .build()),
             (Counts{{"pass_nd", 1}}));
 }
 
@@ -215,7 +236,11 @@ TEST_F(XdpProgramTest, EverythingElsePasses) {
   EXPECT_EQ(run(PacketBuilder().ipv6(kClient6, ipAddr("2001:db8:9::9")).icmpEcho(1, 1).build()),
             (Counts{{"pass_other", 1}}));
   // ICMPv6 behind an extension header is not parsed as ND (real ND never has one).
-  EXPECT_EQ(run(PacketBuilder().ipv6(kClient6, solicitedNode(kVip6)).ipv6Ext(kIpv6HopByHop).neighborSolicit(kVip6).build()),
+  EXPECT_EQ(run(PacketBuilder()
+                    .ipv6(kClient6, solicitedNode(kVip6))
+                    .ipv6Ext(kIpv6HopByHop)
+                    .neighborSolicit(kVip6)
+                    .build()),
             (Counts{{"pass_other", 1}}));
   EXPECT_EQ(run(PacketBuilder().payload(46).build()), (Counts{{"pass_not_ip", 1}}));
 }
@@ -224,8 +249,8 @@ TEST_F(XdpProgramTest, ShortOrMalformedPasses) {
   const Counts malformed{{"pass_malformed", 1}};
   auto v4 = PacketBuilder().ipv4(kClient4, kVip4).tcp(40000, 80, 0x02).build();
   auto v6 = PacketBuilder().ipv6(kClient6, kVip6).tcp(40000, 80, 0x02).build();
-  EXPECT_EQ(run(truncate(v4, 14 + 19)), malformed);              // IPv4 header cut
-  EXPECT_EQ(run(truncate(v6, 14 + 39)), malformed);              // IPv6 header cut
+  EXPECT_EQ(run(truncate(v4, 14 + 19)), malformed);  // IPv4 header cut
+  EXPECT_EQ(run(truncate(v6, 14 + 39)), malformed);  // IPv6 header cut
   EXPECT_EQ(run(truncate(PacketBuilder().vlan(5).ipv4(kClient4, kVip4).build(), 14)), malformed);
   EXPECT_EQ(run(truncate(PacketBuilder().vlan(5).ipv4(kClient4, kVip4).build(), 17)), malformed);
   EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).ihl(4).udp(1, 2).build()), malformed);
@@ -237,7 +262,8 @@ TEST_F(XdpProgramTest, ShortOrMalformedPasses) {
   arp[14 + 5] = 16;  // protocol address length: not IPv4
   EXPECT_EQ(run(arp), malformed);
   // An NS cut inside its target address (to a multicast destination: no other rule matches).
-  auto ns = PacketBuilder().ipv6(kClient6, solicitedNode(kVip6)).ttl(255).neighborSolicit(kVip6).build();
+  auto ns =
+      PacketBuilder().ipv6(kClient6, solicitedNode(kVip6)).ttl(255).neighborSolicit(kVip6).build();
   EXPECT_EQ(run(truncate(ns, 14 + 40 + 23)), malformed);
   EXPECT_EQ(run(truncate(ns, 14 + 40)), malformed);
 }
@@ -257,21 +283,23 @@ class XdpSyncTest : public XdpProgramTest {
 
 TEST_F(XdpSyncTest, AddsAndDumpsSorted) {
   std::string err;
-  ASSERT_TRUE(map_->sync({{kVip6, kXdpVip}, {kNat4, kXdpNatBackend}, {kVip4, kXdpVip}, {kOwn4, kXdpOwn}}, err))
+  ASSERT_TRUE(map_->sync(
+      {{kVip6, kXdpVip}, {kNat4, kXdpNatBackend}, {kVip4, kXdpVip}, {kOwn4, kXdpOwn}}, err))
       << err;
   EXPECT_EQ(map_->lastSync().added, 4u);
   EXPECT_EQ(map_->lastSync().updated + map_->lastSync().removed + map_->lastSync().unchanged, 0u);
-  EXPECT_EQ(map_->dump(), (std::vector<XdpAddr>{{kOwn4, kXdpOwn},
-                                                {kVip4, kXdpVip},
-                                                {kNat4, kXdpNatBackend},
-                                                {kVip6, kXdpVip}}));
+  EXPECT_EQ(map_->dump(),
+            (std::vector<XdpAddr>{
+                {kOwn4, kXdpOwn}, {kVip4, kXdpVip}, {kNat4, kXdpNatBackend}, {kVip6, kXdpVip}}));
   // The program sees them at once.
-  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).build()), redirected("redirect_vip"));
+  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).build()),
+            redirected("redirect_vip"));
 }
 
 TEST_F(XdpSyncTest, FlagsOfOneAddressAreOred) {
   std::string err;
-  ASSERT_TRUE(map_->sync({{kVip4, kXdpVip}, {kVip4, kXdpNatBackend}, {kVip4, kXdpVip}}, err)) << err;
+  ASSERT_TRUE(map_->sync({{kVip4, kXdpVip}, {kVip4, kXdpNatBackend}, {kVip4, kXdpVip}}, err))
+      << err;
   EXPECT_EQ(map_->lastSync().added, 1u);
   EXPECT_EQ(map_->dump(), (std::vector<XdpAddr>{{kVip4, kXdpVip | kXdpNatBackend}}));
 }
@@ -279,18 +307,21 @@ TEST_F(XdpSyncTest, FlagsOfOneAddressAreOred) {
 TEST_F(XdpSyncTest, ChangesFlagsInPlace) {
   std::string err;
   ASSERT_TRUE(map_->sync({{kVip4, kXdpVip}, {kOwn4, kXdpOwn}}, err)) << err;
-  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).build()), redirected("redirect_vip"));
+  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).build()),
+            redirected("redirect_vip"));
   ASSERT_TRUE(map_->sync({{kVip4, kXdpOwn}, {kOwn4, kXdpOwn}}, err)) << err;
   EXPECT_EQ(map_->lastSync().updated, 1u);
   EXPECT_EQ(map_->lastSync().unchanged, 1u);
   EXPECT_EQ(map_->lastSync().added + map_->lastSync().removed, 0u);
   EXPECT_EQ(map_->dump(), (std::vector<XdpAddr>{{kOwn4, kXdpOwn}, {kVip4, kXdpOwn}}));
-  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).build()), (Counts{{"pass_own", 1}}));
+  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).build()),
+            (Counts{{"pass_own", 1}}));
 }
 
 TEST_F(XdpSyncTest, DeletesStaleEntriesIncludingForeignOnes) {
   std::string err;
-  ASSERT_TRUE(map_->sync({{kVip4, kXdpVip}, {kVip6, kXdpVip}, {kNat6, kXdpNatBackend}}, err)) << err;
+  ASSERT_TRUE(map_->sync({{kVip4, kXdpVip}, {kVip6, kXdpVip}, {kNat6, kXdpNatBackend}}, err))
+      << err;
   // An entry sync() never wrote, and one no address maps to (family 5): both stale.
   l4lb_xdp_addr_key foreign{};
   foreign.family = 4;
@@ -305,14 +336,16 @@ TEST_F(XdpSyncTest, DeletesStaleEntriesIncludingForeignOnes) {
   EXPECT_EQ(map_->lastSync().unchanged, 1u);
   EXPECT_EQ(map_->lastSync().added + map_->lastSync().updated, 0u);
   EXPECT_EQ(map_->dump(), (std::vector<XdpAddr>{{kVip6, kXdpVip}}));
-  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).build()), (Counts{{"pass_other", 1}}));
+  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).build()),
+            (Counts{{"pass_other", 1}}));
   ASSERT_TRUE(map_->sync({}, err)) << err;
   EXPECT_EQ(map_->lastSync().removed, 1u);
   EXPECT_TRUE(map_->dump().empty());
 }
 
 TEST_F(XdpSyncTest, SecondSyncRewritesNothing) {
-  const std::vector<XdpAddr> want{{kVip4, kXdpVip}, {kOwn6, kXdpOwn}, {kNat4, kXdpNatBackend | kXdpVip}};
+  const std::vector<XdpAddr> want{
+      {kVip4, kXdpVip}, {kOwn6, kXdpOwn}, {kNat4, kXdpNatBackend | kXdpVip}};
   std::string err;
   ASSERT_TRUE(map_->sync(want, err)) << err;
   EXPECT_EQ(map_->lastSync().added, 3u);
@@ -327,11 +360,16 @@ TEST_F(XdpSyncTest, BadInputChangesNothing) {
   std::string err;
   ASSERT_TRUE(map_->sync({{kVip4, kXdpVip}}, err)) << err;
   EXPECT_FALSE(map_->sync({{kOwn4, kXdpOwn}, {kVip6, 0}}, err));
-  EXPECT_EQ(err, "XDP address 2001:db8:1::10: flags 0 (expected a non-empty set of vip=1, own=2, nat_backend=4)");
+  EXPECT_EQ(err,
+            "XDP address 2001:db8:1::10: flags 0 (expected a non-empty set of vip=1, own=2, "
+            "nat_backend=4)");
   EXPECT_FALSE(map_->sync({{kVip6, 8}}, err));
-  EXPECT_EQ(err, "XDP address 2001:db8:1::10: flags 8 (expected a non-empty set of vip=1, own=2, nat_backend=4)");
+  EXPECT_EQ(err,
+            "XDP address 2001:db8:1::10: flags 8 (expected a non-empty set of vip=1, own=2, "
+            "nat_backend=4)");
   std::vector<XdpAddr> many;
-  for (uint32_t i = 0; i <= L4LB_XDP_MAX_ADDRS; i++) many.push_back({IpAddr::v4(htonl(0xc6120000u + i)), kXdpVip});
+  for (uint32_t i = 0; i <= L4LB_XDP_MAX_ADDRS; i++)
+    many.push_back({IpAddr::v4(htonl(0xc6120000u + i)), kXdpVip});
   EXPECT_FALSE(map_->sync(many, err));
   EXPECT_EQ(err, "XDP address map: 16385 addresses, the program holds 16384");
   EXPECT_EQ(map_->dump(), (std::vector<XdpAddr>{{kVip4, kXdpVip}}));
