@@ -237,7 +237,7 @@ file_prefix = "{file_prefix or 'l4lb_lab_' + self.prefix}"
 
 [flow_table]
 capacity = {flow_capacity}
-tcp_established_timeout_ms = 60000
+tcp_established_timeout = 60
 ''']
         if self.topology == "nat":
             out.append(f'''[[ports]]

@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+"""Real clients for the lab, run inside the client namespace; prints one JSON object.
+
+  lab_client.py conns  VIP PORT N [THREADS]      N new TCP connections, one HTTP GET each
+  lab_client.py stream VIP PORT SECONDS RATE     new connections at RATE/s for SECONDS, each timed
+  lab_client.py hold   VIP PORT N SECONDS        N keep-alive connections, a GET on each every 0.2 s
+  lab_client.py udp    VIP PORT N                N UDP flows (own source port each), 3 requests each
+  lab_client.py blob   VIP PORT N                N concurrent GET /blob, sha256 of each body
+"""
+import hashlib
+import http.client
+import json
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+TIMEOUT = 3.0
+
+
+def fam(vip):
+    return socket.AF_INET6 if ":" in vip else socket.AF_INET
+
+
+def get_once(vip, port, path="/"):
+    """One new connection, one GET; returns (backend or None, error or None, seconds)."""
+    t0 = time.monotonic()
+    c = http.client.HTTPConnection(vip, port, timeout=TIMEOUT)
+    try:
+        c.request("GET", path, headers={"Connection": "close"})
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200:
+            return None, f"status {r.status}", time.monotonic() - t0
+        return r.getheader("X-Backend"), None, time.monotonic() - t0
+    except Exception as e:  # refused, reset, timeout: all are failures the tests count
+        return None, type(e).__name__ + ": " + str(e), time.monotonic() - t0
+    finally:
+        c.close()
+
+
+def conns(vip, port, n, threads=8):
+    res = {"ok": 0, "fail": 0, "backends": {}, "errors": []}
+    with ThreadPoolExecutor(threads) as ex:
+        for b, err, _ in ex.map(lambda _: get_once(vip, port), range(n)):
+            if err:
+                res["fail"] += 1
+                if len(res["errors"]) < 10:
+                    res["errors"].append(err)
+            else:
+                res["ok"] += 1
+                res["backends"][b] = res["backends"].get(b, 0) + 1
+    return res
+
+
+def stream(vip, port, seconds, rate):
+    out, lock = [], threading.Lock()
+    t0 = time.time()
+
+    def one(_):
+        start = time.time()
+        b, err, dt = get_once(vip, port)
+        with lock:
+            out.append({"t": start, "backend": b, "error": err, "s": round(dt, 4)})
+
+    with ThreadPoolExecutor(16) as ex:
+        i = 0
+        while time.time() - t0 < seconds:
+            ex.submit(one, i)
+            i += 1
+            time.sleep(max(0.0, t0 + i / rate - time.time()))
+    out.sort(key=lambda r: r["t"])
+    return {"requests": out}
+
+
+def hold(vip, port, n, seconds):
+    conns_ = []
+    for _ in range(n):
+        c = http.client.HTTPConnection(vip, port, timeout=TIMEOUT)
+        conns_.append({"c": c, "seq": [], "errors": []})
+    end = time.time() + seconds
+    while time.time() < end:
+        for h in conns_:
+            if h["errors"]:
+                continue  # a broken connection stays broken: that is what the test looks for
+            try:
+                h["c"].request("GET", "/")
+                r = h["c"].getresponse()
+                r.read()
+                b = r.getheader("X-Backend")
+                if not h["seq"] or h["seq"][-1][0] != b:
+                    h["seq"].append([b, 1])
+                else:
+                    h["seq"][-1][1] += 1
+            except Exception as e:
+                h["errors"].append(type(e).__name__ + ": " + str(e))
+        time.sleep(0.2)
+    for h in conns_:
+        h["c"].close()
+    return {"connections": [{"seq": h["seq"], "errors": h["errors"]} for h in conns_]}
+
+
+def udp(vip, port, n):
+    flows = []
+    for i in range(n):
+        s = socket.socket(fam(vip), socket.SOCK_DGRAM)
+        s.settimeout(1.0)
+        s.connect((vip, port))
+        got = []
+        for k in range(3):
+            try:
+                s.send(f"q{i}.{k}".encode())
+                data = s.recv(2048).decode()
+                name, _, echo = data.partition(":")
+                got.append(name if echo == f"q{i}.{k}" else "mismatch:" + data)
+            except OSError as e:
+                got.append("error:" + type(e).__name__)
+        flows.append({"sport": s.getsockname()[1], "replies": got})
+        s.close()
+    return {"flows": flows}
+
+
+def blob(vip, port, n):
+    def one(_):
+        c = http.client.HTTPConnection(vip, port, timeout=30)
+        try:
+            c.request("GET", "/blob")
+            r = c.getresponse()
+            h = hashlib.sha256()
+            size = 0
+            while True:
+                chunk = r.read(65536)
+                if not chunk:
+                    break
+                h.update(chunk)
+                size += len(chunk)
+            return {"backend": r.getheader("X-Backend"), "size": size, "sha256": h.hexdigest(),
+                    "length": int(r.getheader("Content-Length") or -1)}
+        except Exception as e:
+            return {"error": type(e).__name__ + ": " + str(e)}
+        finally:
+            c.close()
+
+    with ThreadPoolExecutor(n) as ex:
+        return {"transfers": list(ex.map(one, range(n)))}
+
+
+def main():
+    mode, vip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    a = [float(x) if "." in x else int(x) for x in sys.argv[4:]]
+    fn = {"conns": conns, "stream": stream, "hold": hold, "udp": udp, "blob": blob}[mode]
+    print(json.dumps(fn(vip, port, *a)))
+
+
+if __name__ == "__main__":
+    main()
