@@ -524,8 +524,12 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
   pub.publish(build(sb, 1));
   completed.store(1);
 
-  for (uint16_t w = 0; w < nworkers_; w++)
-    ASSERT_EQ(rte_eal_remote_launch(dataplane::workerMain, &args[w], lcores_[w]), 0);
+  // From here on a failure must not return before the workers are stopped: no ASSERT.
+  bool launched = true;
+  for (uint16_t w = 0; w < nworkers_ && launched; w++) {
+    launched = rte_eal_remote_launch(dataplane::workerMain, &args[w], lcores_[w]) == 0;
+    EXPECT_TRUE(launched) << "lcore " << lcores_[w];
+  }
 
   StressResult res;
   Checker checker(res);
@@ -568,9 +572,9 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
 
   const auto start = std::chrono::steady_clock::now();
   uint64_t g = 1;
-  while (g - 1 < kTargetSwaps && std::chrono::steady_clock::now() - start < kMaxPublishTime) {
+  while (launched && g - 1 < kTargetSwaps && std::chrono::steady_clock::now() - start < kMaxPublishTime) {
     auto next = build(sb, g + 1);
-    ASSERT_TRUE(next);
+    if (!next) break;  // reported by build()
     announced.store(g + 1, std::memory_order_release);
     pub.publish(std::move(next));
     completed.store(++g, std::memory_order_release);
@@ -655,16 +659,22 @@ int main(int argc, char** argv) {
   if (const char* e = getenv("L4LB_TEST_LCORES")) lcores = e;
   std::string prefix = "l4lb_rcu_" + std::to_string(getpid());
   std::vector<std::string> args = {"publisher_test", "--lcores", lcores, "--no-huge", "-m", "512", "--no-shconf",
-                                   "--no-pci", "--file-prefix", prefix, "--log-level", "*:error"};
+                                   "--no-pci", "--no-telemetry", "--file-prefix", prefix, "--log-level", "*:error"};
   std::vector<char*> av;
   for (auto& a : args) av.push_back(a.data());
+  const std::string run_dir = "/var/run/dpdk/" + prefix;
+  std::error_code ec;
   if (rte_eal_init(int(av.size()), av.data()) < 0) {
     fprintf(stderr, "EAL init failed (--lcores %s)\n", lcores.c_str());
+    std::filesystem::remove_all(run_dir, ec);
     return 1;
   }
+  // --no-huge forbids --in-memory, so EAL leaves its runtime dir. With --no-shconf and no
+  // telemetry nothing uses it after init: remove it now, so even a sanitizer abort (which skips
+  // every exit path) leaves nothing behind.
+  std::filesystem::remove_all(run_dir, ec);
   int rc = RUN_ALL_TESTS();
   rte_eal_cleanup();
-  std::error_code ec;  // --no-huge forbids --in-memory, so EAL leaves its runtime dir
-  std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+  std::filesystem::remove_all(run_dir, ec);
   return rc;
 }
