@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Integration tests: the real l4lb binary on net_pcap ports, every output frame decoded by scapy.
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
-# Runs test_config, test_malformed and test_forwarding with Debian's /usr/bin/python3 (which has
-# python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line per test, and
-# ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any failure.
+# Runs test_config, test_malformed, test_forwarding and test_health with Debian's /usr/bin/python3
+# (which has python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line per
+# test, and ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any failure.
 # Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +33,12 @@ cleanup() {
         case $value in l4lb_it_*) rm -rf "/var/run/dpdk/$value" ;; esac ;;
       tmpdir)
         case $value in */l4lb_it_*) rm -rf "$value" ;; esac ;;
+      hcproc)  # test_health.py's servers and health_driver, by pid, only if still theirs
+        if tr '\0' ' ' <"/proc/$value/cmdline" 2>/dev/null | grep -qE 'health_driver|test_health.py --serve'; then
+          kill -KILL "$value" 2>/dev/null
+        fi ;;
+      netns)  # the namespace (and its veth) goes once its processes are gone
+        case $value in l4lbhc-*) ip netns del "$value" 2>/dev/null ;; esac ;;
     esac
   done < "$cleanup_file"
   rm -f "$cleanup_file"
@@ -47,7 +53,7 @@ import sys
 import time
 import unittest
 
-MODULES = ["test_config", "test_malformed", "test_forwarding"]
+MODULES = ["test_config", "test_malformed", "test_forwarding", "test_health"]
 
 
 class Result(unittest.TextTestResult):
