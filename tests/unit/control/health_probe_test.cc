@@ -412,5 +412,43 @@ TEST(HealthProbeTcp, BackToUpAfterTheListenerReturns) {
   EXPECT_EQ(c.status("k")->successes, 2u);
 }
 
+TEST(HealthProbeIpv6, HttpOverLoopbackWithABracketedHost) {
+  int l = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  if (::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(l);
+    GTEST_SKIP() << "no IPv6 loopback";
+  }
+  ASSERT_EQ(::listen(l, 8), 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t port = ntohs(a.sin6_port);
+  std::string request;
+  std::thread srv([&] {
+    pollfd p{l, POLLIN, 0};
+    if (::poll(&p, 1, 3000) != 1) return;  // no check came: the assertions below fail
+    int c = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+    request = readRequest(c);
+    sendAll(c, "HTTP/1.1 204 No Content\r\n\r\n");
+    ::close(c);
+  });
+  HealthTarget t = target(HealthType::Http, port);
+  t.addr = IpAddr::parse("::1").value();
+  t.source = IpAddr::parse("::1");
+  Health st = Health::Unknown;
+  EXPECT_EQ(firstReason(t, &st), "status 204");
+  EXPECT_EQ(st, Health::Up);
+  srv.join();
+  ::close(l);
+  EXPECT_NE(request.find("\r\nHost: [::1]:" + std::to_string(port) + "\r\n"), std::string::npos)
+      << request;
+
+  t.cfg.type = HealthType::Tcp;  // the listener is gone now
+  EXPECT_EQ(firstReason(t, &st), "connection refused");
+  EXPECT_EQ(st, Health::Down);
+}
+
 }  // namespace
 }  // namespace l4lb::control
