@@ -11,7 +11,7 @@
 // SIGTERM, or --duration-ms, ends the run.
 //
 // Output, one object per line, flushed at once:
-//   {"event":"start","mono_ms":..,"targets":N}
+//   {"event":"start","mono_ms":..,"set_us":..,"targets":N}   (set_us: when setTargets ran)
 //   {"event":"transition","key","from","to","reason","at_ms","latency_ms","time"}
 //   {"event":"check","key","due_us","start_us","end_us","ok","reason","latency_ms"}  (--checks)
 //   {"event":"status","key","state","checks","successes","failures","last_reason"}   (at exit)
@@ -41,11 +41,13 @@ using nlohmann::json;
 
 namespace {
 
-uint64_t monoMs() {
+uint64_t monoUs() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
+
+uint64_t monoMs() { return monoUs() / 1000; }
 
 std::string wallTime() {
   timespec ts{};
@@ -189,11 +191,15 @@ int main(int argc, char** argv) {
   ev.data.fd = sfd;
   ::epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
 
-  const uint64_t t0 = monoMs();
   std::vector<std::string> keys;
   for (auto& t : targets) keys.push_back(t.key);
-  emit({{"event", "start"}, {"mono_ms", t0}, {"targets", targets.size()}});
+  const size_t count = targets.size();
+  // First checks are due within the jitter window after this instant (setTargets reads the
+  // clock first thing).
+  const uint64_t set_us = monoUs();
   checker.setTargets(std::move(targets));
+  const uint64_t t0 = set_us / 1000;
+  emit({{"event", "start"}, {"mono_ms", t0}, {"set_us", set_us}, {"targets", count}});
 
   bool running = true;
   while (running) {
