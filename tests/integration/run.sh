@@ -34,7 +34,7 @@ cleanup() {
       tmpdir)
         case $value in */l4lb_it_*) rm -rf "$value" ;; esac ;;
       hcproc)  # test_health.py's servers and health_driver, by pid, only if still theirs
-        if tr '\0' ' ' <"/proc/$value/cmdline" 2>/dev/null | grep -qE 'health_driver|test_health.py --serve'; then
+        if tr '\0' ' ' 2>/dev/null <"/proc/$value/cmdline" | grep -qE 'health_driver|test_health.py --serve'; then
           kill -KILL "$value" 2>/dev/null
         fi ;;
       netns)  # the namespace (and its veth) goes once its processes are gone
