@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Integration tests: the real l4lb binary on net_pcap ports, every output frame decoded by scapy.
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
-# Runs test_config, test_malformed, test_forwarding and test_xdp (the XDP program under the
-# net_af_xdp PMD on a veth between two network namespaces; root) with Debian's /usr/bin/python3
-# (which has python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line
-# per test, and ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any
-# failure.
+# Runs test_config, test_malformed, test_forwarding, test_xdp (the XDP program under the
+# net_af_xdp PMD on a veth between two network namespaces; root) and test_health (the health
+# checker against real servers in namespaces) with Debian's /usr/bin/python3 (which has
+# python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line per test,
+# and ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any failure.
 # Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,10 +35,14 @@ cleanup() {
         fi ;;
       prefix)
         case $value in l4lb_it_*) rm -rf "/var/run/dpdk/$value" ;; esac ;;
-      netns)
-        case $value in l4lb-it-*) ip netns del "$value" 2>/dev/null ;; esac ;;
       tmpdir)
         case $value in */l4lb_it_*) rm -rf "$value" ;; esac ;;
+      hcproc)  # test_health.py's servers and health_driver, by pid, only if still theirs
+        if tr '\0' ' ' 2>/dev/null <"/proc/$value/cmdline" | grep -qE 'health_driver|test_health.py --serve'; then
+          kill -KILL "$value" 2>/dev/null
+        fi ;;
+      netns)  # the namespace (and its veth) goes once its processes are gone
+        case $value in l4lb-it-*|l4lbhc-*) ip netns del "$value" 2>/dev/null ;; esac ;;
     esac
   done < "$cleanup_file"
   rm -f "$cleanup_file"
@@ -53,7 +57,7 @@ import sys
 import time
 import unittest
 
-MODULES = ["test_config", "test_malformed", "test_forwarding", "test_xdp"]
+MODULES = ["test_config", "test_malformed", "test_forwarding", "test_xdp", "test_health"]
 
 
 class Result(unittest.TextTestResult):
