@@ -42,14 +42,20 @@ def sh(*cmd, check=True, ns=None, capture=False):
 
 
 class Lab:
-    def __init__(self, prefix="l4lb", topology="nat", ipv6=False, backends=3):
+    def __init__(self, prefix="l4lb", topology="nat", ipv6=False, backends=3, exception="xdp"):
         if not (1 <= len(prefix) <= 6) or not prefix.replace("-", "").isalnum():
             raise ValueError("prefix: 1..6 letters or digits")
         if topology not in ("nat", "dsr"):
             raise ValueError("topology: nat or dsr")
         if not (1 <= backends <= 9):
             raise ValueError("backends: 1..9")
+        if exception not in ("xdp", "tap"):
+            raise ValueError("exception: xdp or tap")
         self.prefix, self.topology, self.ipv6, self.n = prefix, topology, ipv6, backends
+        # xdp: the balancer's own addresses live on its veths (our XDP program passes the
+        # kernel's traffic up). tap: the PMD's default program takes everything, so the
+        # addresses go on the tap interfaces l4lb creates, and the veths carry none.
+        self.exception = exception
         p = prefix
         self.ns_client, self.ns_lb, self.ns_sw = f"{p}-c", f"{p}-lb", f"{p}-sw"
         self.ns_backends = [f"{p}-b{i}" for i in range(1, backends + 1)]
@@ -106,10 +112,12 @@ class Lab:
             # The balancer's lan (or only) port, on the switch.
             self._veth(self.lan_if, self.ns_lb, f"{p}sl", self.ns_sw)
             self._bridge(f"{p}sl")
-            self._addr(self.ns_lb, self.lan_if, self.lb_lan4, 24, self.lb_lan6)
+            if self.exception == "xdp":
+                self._addr(self.ns_lb, self.lan_if, self.lb_lan4, 24, self.lb_lan6)
             if self.topology == "nat":
                 self._veth(f"{p}c0", self.ns_client, self.wan_if, self.ns_lb)
-                self._addr(self.ns_lb, self.wan_if, self.lb_wan4, 24, self.lb_wan6)
+                if self.exception == "xdp":
+                    self._addr(self.ns_lb, self.wan_if, self.lb_wan4, 24, self.lb_wan6)
                 self._addr(self.ns_client, f"{p}c0", self.client4, 24, self.client6)
             else:
                 self._veth(f"{p}c0", self.ns_client, f"{p}sc", self.ns_sw)
@@ -204,7 +212,7 @@ class Lab:
 
     # -- description and balancer config -----------------------------------------------------
     def describe(self):
-        return {"prefix": self.prefix, "topology": self.topology, "ipv6": self.ipv6,
+        return {"prefix": self.prefix, "topology": self.topology, "ipv6": self.ipv6, "exception": self.exception,
                 "namespaces": self.namespaces(), "vip4": self.vip4, "vip6": self.vip6 if self.ipv6 else None,
                 "client4": self.client4, "backends4": self.backend4,
                 "backends6": self.backend6 if self.ipv6 else [], "state_dir": self.state_dir}
@@ -243,14 +251,14 @@ tcp_established_timeout = 60
             out.append(f'''[[ports]]
 name = "wan"
 device = "net_af_xdp0,iface={self.wan_if}"
-exception_path = "xdp"
+exception_path = "{self.exception}"
 ipv4 = "{self.lb_wan4}/24"
 gateway4 = "{self.client4}"
 ''' + (f'ipv6 = "{self.lb_wan6}/64"\ngateway6 = "{self.client6}"\n' if self.ipv6 else ""))
         out.append(f'''[[ports]]
 name = "lan"
 device = "net_af_xdp1,iface={self.lan_if}"
-exception_path = "xdp"
+exception_path = "{self.exception}"
 ipv4 = "{self.lb_lan4}/24"
 ''' + (f'ipv6 = "{self.lb_lan6}/64"\n' if self.ipv6 else ""))
         vips = [(self.vip4, self.backend4)] + ([(self.vip6, self.backend6)] if self.ipv6 else [])
@@ -283,8 +291,9 @@ def main():
     ap.add_argument("--topology", default="nat", choices=["nat", "dsr"])
     ap.add_argument("--ipv6", action="store_true")
     ap.add_argument("--backends", type=int, default=3)
+    ap.add_argument("--exception", default="xdp", choices=["xdp", "tap"])
     a = ap.parse_args()
-    lab = Lab(a.prefix, a.topology, a.ipv6, a.backends)
+    lab = Lab(a.prefix, a.topology, a.ipv6, a.backends, a.exception)
     if a.action == "up":
         lab.up()
         print(json.dumps(lab.describe(), indent=2))

@@ -28,6 +28,11 @@ struct PktCtx {
   bool reverse;  // NAT reply from a backend
 };
 
+inline bool isOwnAddress(const SnapPort& p, const uint8_t* addr, Family f) {
+  return f == Family::V4 ? p.has_v4 && std::memcmp(addr, p.v4.addr.bytes.data(), 4) == 0
+                         : p.has_v6 && std::memcmp(addr, p.v6.addr.bytes.data(), 16) == 0;
+}
+
 // Scheduler: a new flow's backend. kNoBackend when the VIP has no usable backend.
 inline uint32_t pickBackend(WorkerState& w, const SnapVip& v, uint32_t vip_index, hash_sig_t sig,
                             const uint8_t* saddr, Family f) {
@@ -90,7 +95,9 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     c.vip = findVip(s, daddr, c.pi.family, c.pi.dport_be, c.pi.proto, c.vip_index);
     if (c.vip == nullptr) {
       c.vip = findNatReply(s, saddr, c.pi.family, c.pi.sport_be, c.pi.proto, c.vip_index);
-      if (unlikely(c.vip == nullptr || c.vip->mode != FwdMode::Nat)) {
+      // A backend talking to the balancer's own address is not a NAT reply: it answers the
+      // kernel (health checks go out from that address), so it takes the exception path.
+      if (unlikely(c.vip == nullptr || c.vip->mode != FwdMode::Nat || isOwnAddress(s.ports[ingress], daddr, c.pi.family))) {
         handleNotForVip(w, s, m, c.pi, ingress, tx);  // never relayed: the kernel's, or dropped
         continue;
       }

@@ -26,11 +26,11 @@ def _record(kind, value):
             f.write(f"{kind} {value}\n")
 
 
-def new_lab(topology="nat", ipv6=False, backends=3):
+def new_lab(topology="nat", ipv6=False, backends=3, exception="xdp"):
     """A lab with a prefix no other run uses (pid-derived), registered for run.sh's cleanup."""
     prefix = f"e{os.getpid() % 1000}{next(_labs)}"[:6]
     _record("lab", prefix)
-    return Lab(prefix, topology, ipv6, backends).up()
+    return Lab(prefix, topology, ipv6, backends, exception).up()
 
 
 def client(lab, *args, timeout=120):

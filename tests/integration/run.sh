@@ -34,7 +34,9 @@ cleanup() {
           kill -INT "$value" 2>/dev/null; sleep 1; kill -KILL "$value" 2>/dev/null
         fi ;;
       prefix)
-        case $value in l4lb_it_*) rm -rf "/var/run/dpdk/$value" ;; esac ;;
+        case $value in l4lb_it_*|l4lb_lab_*) rm -rf "/var/run/dpdk/$value" ;; esac ;;
+      lab)  # an e2e lab (scripts/lib/lab.py): its namespaces and every process in them
+        $PY "$here/../../scripts/lib/lab.py" down --prefix "$value" >/dev/null 2>&1 ;;
       tmpdir)
         case $value in */l4lb_it_*) rm -rf "$value" ;; esac ;;
       hcproc)  # test_health.py's servers and health_driver, by pid, only if still theirs
@@ -50,14 +52,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cd "$here"
+# tests/e2e/run.sh reuses this runner for its own directory and modules.
+suite_dir=${L4LB_SUITE_DIR:-$here}
+cd "$suite_dir"
 # Optional further arguments select tests, as for unittest: run.sh BUILD test_forwarding.MtuTest
 L4LB_BUILD_DIR=$build L4LB_IT_CLEANUP_FILE=$cleanup_file $PY - "${@:2}" <<'PYEOF'
 import sys
 import time
 import unittest
 
-MODULES = ["test_config", "test_malformed", "test_forwarding", "test_xdp", "test_health"]
+import os
+MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_xdp test_health").split()
 
 
 class Result(unittest.TextTestResult):

@@ -144,14 +144,14 @@ class ConfigTest(unittest.TestCase):
         self.assert_rejected("duplicate_vip.toml", text,
                              [f"{n}:1: vips[1]: duplicate of vips[0] (same address, port and protocol)"])
 
-    def test_weight_zero(self):
-        text = replace_line(self.base, L_WEIGHT, "  weight = 0")
-        self.assert_rejected("weight0.toml", text, [f"{L_WEIGHT}:12: vips[0].backends[0].weight: must be 1..65535"])
+    def test_weight_negative(self):  # 0 is valid: a draining backend
+        text = replace_line(self.base, L_WEIGHT, "  weight = -1")
+        self.assert_rejected("weight_neg.toml", text, [f"{L_WEIGHT}:12: vips[0].backends[0].weight: must be 0..65535"])
 
     def test_weight_too_large(self):
         text = replace_line(self.base, L_WEIGHT, "  weight = 65536")
         self.assert_rejected("weight_big.toml", text,
-                             [f"{L_WEIGHT}:12: vips[0].backends[0].weight: must be 1..65535"])
+                             [f"{L_WEIGHT}:12: vips[0].backends[0].weight: must be 0..65535"])
 
     def test_weight_not_an_integer(self):
         text = replace_line(self.base, L_WEIGHT, '  weight = "2"')
@@ -206,7 +206,7 @@ class ConfigTest(unittest.TestCase):
     # ---- several errors at once --------------------------------------------------------------
 
     def test_all_errors_reported_in_file_order(self):
-        text = replace_line(self.base, L_WEIGHT, "  weight = 0")
+        text = replace_line(self.base, L_WEIGHT, "  weight = 70000")
         text = replace_line(text, L_BACKEND_ADDR, '  address = "2001:db8::11"')
         text = replace_line(text, L_WORKER_CORES, "worker_cores = [1, 1]")
         text = replace_line(text, L_PORT_MAC, 'mac = "02:00:00:00:00"')
@@ -216,7 +216,7 @@ class ConfigTest(unittest.TestCase):
             f"{L_WORKER_CORES}:20: eal.worker_cores[1]: core 1 is listed twice",
             f'{L_PORT_MAC}:7: ports[0].mac: must be a MAC address like 02:00:00:00:00:01 (got "02:00:00:00:00")',
             f"{L_BACKEND_ADDR}:13: vips[0].backends[0].address: IPv6 backend for an IPv4 VIP needs forwarding ipip or gue",
-            f"{L_WEIGHT}:12: vips[0].backends[0].weight: must be 1..65535",
+            f"{L_WEIGHT}:12: vips[0].backends[0].weight: must be 0..65535",
             f"{n}:1: vips[1]: duplicate of vips[0] (same address, port and protocol)",
             f"{n + 7}:3: vips[1].backends[0].colour: unknown key",
         ])
