@@ -3,7 +3,10 @@
 #   1. installs the Debian packages it needs (scripts/install-deps.sh),
 #   2. builds with warnings as errors and runs the unit tests,
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit tests,
-#   4. runs the integration tests: the real l4lb binary on net_pcap ports, output decoded by scapy.
+#   4. runs the snapshot publisher's stress test under ThreadSanitizer,
+#   5. runs the integration tests: the real l4lb binary on net_pcap ports, output decoded by scapy,
+#   6. runs the end-to-end tests: the lab of network namespaces with real servers and clients,
+#      l4lb on net_af_xdp ports with the XDP and tap exception paths.
 # Ends with one summary line "N passed, N failed, N skipped"; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,14 +45,21 @@ build build-ci-asan -Db_sanitize=address,undefined -Db_lundef=false -Dperf=false
 step "unit tests under ASan/UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 unit build-ci-asan unit-asan
 
+step "publisher stress test under ThreadSanitizer"
+mkdir -p "$results/unit-tsan"
+GTEST_OUTPUT="xml:$results/unit-tsan/" tests/tsan.sh build-ci-tsan || echo "exit $?" >"$results/tsan-exit"
+
 step "integration tests (l4lb on net_pcap, decoded by scapy)"
 tests/integration/run.sh "$root/build-ci" | tee "$results/integration.log"
+
+step "end-to-end tests (the lab: namespaces, real servers and clients, l4lb on AF_XDP)"
+tests/e2e/run.sh "$root/build-ci" | tee "$results/e2e.log"
 
 /usr/bin/python3 - "$results" <<'PY'
 import glob, os, re, sys, xml.etree.ElementTree as ET
 res = sys.argv[1]
 p = f = s = 0
-for label, builddir in (("unit", "build-ci"), ("unit-asan", "build-ci-asan")):
+for label, builddir in (("unit", "build-ci"), ("unit-asan", "build-ci-asan"), ("unit-tsan", "build-ci-tsan")):
     files = glob.glob(os.path.join(res, label, "*.xml"))
     lp = lf = ls = 0
     for x in files:
@@ -63,17 +73,23 @@ for label, builddir in (("unit", "build-ci"), ("unit-asan", "build-ci-asan")):
     failed_programs = int(m[-1]) if m else 0
     if failed_programs and lf == 0:
         lf = failed_programs
+    if not files:  # nothing ran (build failed, or the program died before writing its report)
+        lf = max(lf, 1)
+    if label == "unit-tsan" and os.path.exists(os.path.join(res, "tsan-exit")):
+        lf = max(lf, 1)  # a race report exits non-zero even after the tests passed
     print(f"{label}: {lp} passed, {lf} failed, {ls} skipped ({len(files)} test programs)")
     p += lp; f += lf; s += ls
-integ = open(os.path.join(res, "integration.log")).read()
-m = re.findall(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", integ, re.M)
-if m:
-    ip, ifl, isk = (int(x or 0) for x in m[-1])
-    print(f"integration: {ip} passed, {ifl} failed, {isk} skipped")
-    p += ip; f += ifl; s += isk
-else:
-    print("integration: no summary line (the runner failed)")
-    f += 1
+for suite in ("integration", "e2e"):
+    path = os.path.join(res, suite + ".log")
+    text = open(path).read() if os.path.exists(path) else ""
+    m = re.findall(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", text, re.M)
+    if m:
+        ip, ifl, isk = (int(x or 0) for x in m[-1])
+        print(f"{suite}: {ip} passed, {ifl} failed, {isk} skipped")
+        p += ip; f += ifl; s += isk
+    else:
+        print(f"{suite}: no summary line (the runner failed)")
+        f += 1
 print(f"{p} passed, {f} failed, {s} skipped")
 sys.exit(1 if f else 0)
 PY

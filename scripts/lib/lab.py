@@ -222,7 +222,7 @@ class Lab:
         return json.loads(out)[0]["address"]
 
     def config(self, weights=(1, 2, 3), scheduler="maglev", health=None, mode=None, udp=True,
-               file_prefix=None, extra_vip="", flow_capacity=65536):
+               file_prefix=None, extra_vip="", flow_capacity=65536, on_all_down="drop", extra_backends=()):
         """A balancer config for this lab. `health`: dict of [vips.health_check] keys (None: http
         GET / every 500 ms). `mode`: forwarding (default nat or dsr by topology)."""
         mode = mode or self.topology
@@ -272,6 +272,7 @@ protocol = "{proto}"
 scheduler = "{scheduler}"
 forwarding = "{mode}"
 maglev_table_size = 65537
+on_all_down = "{on_all_down}"
 ''')
                 if proto == "tcp":
                     out.append("[vips.health_check]\n" + hc + "\n")
@@ -280,6 +281,9 @@ maglev_table_size = 65537
                                'rise = 2\nfall = 2\nudp_payload = "hc"\n')
                 for i, b in enumerate(backends):
                     out.append(f'[[vips.backends]]\naddress = "{b}"\nweight = {weights[i]}\n')
+                for b in extra_backends:  # addresses with no server (tests)
+                    if (":" in b) == (":" in vip):
+                        out.append(f'[[vips.backends]]\naddress = "{b}"\nweight = 1\n')
         out.append(extra_vip)
         return "\n".join(out)
 

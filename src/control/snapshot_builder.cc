@@ -294,12 +294,13 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
     // service (those of it still configured and reachable), marked healthy for the workers so
     // their flows stay put. A degraded pool rather than none.
     const std::string vid = vipIdentity(vc);
-    if (vc.on_all_down == AllDownPolicy::Keep) {
-      if (!in_service.empty()) {
-        std::vector<std::string> ids;
-        for (const auto& c : in_service) ids.push_back(c.identity);
-        last_in_service_[vid] = ids;
-      } else if (auto it = last_in_service_.find(vid); it != last_in_service_.end()) {
+    // Recorded whatever the policy, so a reload that switches to keep has a set to keep.
+    if (!in_service.empty()) {
+      std::vector<std::string> ids;
+      for (const auto& c : in_service) ids.push_back(c.identity);
+      last_in_service_[vid] = ids;
+    } else if (vc.on_all_down == AllDownPolicy::Keep) {
+      if (auto it = last_in_service_.find(vid); it != last_in_service_.end()) {
         for (const auto& c : fallback)
           if (std::find(it->second.begin(), it->second.end(), c.identity) != it->second.end()) {
             in_service.push_back(c);

@@ -208,3 +208,43 @@ class ExceptionPath(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AllDownAndNeighbours(unittest.TestCase):
+    """A backend whose address nobody answers ARP for is out of service (the unresolved
+    neighbour is logged); with every backend failing, on_all_down = drop counts the VIP's
+    packets as no_backend, and keep sends to the last healthy set."""
+
+    def test_unresolved_backend_and_all_down_policies(self):
+        lab = new_lab("nat")
+        ghost = "198.18.30.19"  # on the lan prefix, no host
+        cfg = lambda policy: lab.config(health=HEALTH, udp=False, on_all_down=policy, extra_backends=[ghost])
+        lb = Balancer(lab, cfg("drop"))
+        try:
+            lb.start(healthy_backends=3)
+            lb.wait_log(re.escape(f"neighbour {ghost}%{lab.lan_if} unresolved: "), timeout=5)
+            r = client(lab, "conns", lab.vip4, 80, 200)
+            self.assertEqual(r["fail"], 0, r)  # nothing went to the unresolved backend
+            self.assertEqual(set(r["backends"]), {"b1", "b2", "b3"})
+
+            pos = lb.log_size()
+            for i in range(3):
+                lab.set_knob(i, "status", 503)
+            for i in range(3):
+                lb.wait_log(re.escape(f"health {key(lab, i)}: up -> down (status 503)"), pos, timeout=5)
+            r = client(lab, "conns", lab.vip4, 80, 5)  # drop: the SYNs go nowhere
+            self.assertEqual(r["ok"], 0, r)
+            self.assertTrue(all("timed out" in e for e in r["errors"]), r)
+
+            pos = lb.reload(cfg("keep"))
+            lb.wait_log(r"reload applied: vips \+0 -0 ~1", pos)
+            r = client(lab, "conns", lab.vip4, 80, 30)  # keep: served by the last healthy set
+            self.assertEqual(r["fail"], 30, r)
+            self.assertEqual(set(r["errors"]), {"status 503"}, r)
+            stats = lb.stop()
+            self.assertGreaterEqual(stats["total"]["drops"]["no_backend"], 5)
+            states = {b["address"]: b["state"] for b in stats["backends"]}
+            self.assertEqual(states[ghost], "unhealthy")
+        finally:
+            lb.kill()
+            lab.down()
