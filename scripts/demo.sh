@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# l4lb's main job on an embedded default: installs dependencies, builds, then balances 3000 TCP
-# flows (3 packets each) sent to one VIP over three backends weighted 1:2:3, on DPDK net_pcap
-# ports (no NIC needed), and prints each backend's share next to its weight, for DSR and for
-# IPIP. Exits non-zero if any share is more than 2 percentage points off its weight.
-# (The network-namespace lab with real clients and servers comes with the lab issue.)
+# l4lb's main job on an embedded default (README command 1): installs the Debian packages,
+# builds, reserves hugepages, brings up the lab (scripts/lab.sh: client, balancer and three
+# backend namespaces with real HTTP servers), runs l4lb on net_af_xdp ports with
+# config/lab.toml, sends real HTTP requests and prints each backend's share next to its weight,
+# kills a backend under load and shows its health transition while requests keep succeeding,
+# brings it back, and tears everything down. Non-zero exit if any step did not happen.
+#   scripts/demo.sh          the lab demo (about a minute)
+#   scripts/demo.sh --pcap   the offline one: net_pcap files, DSR and IPIP decoded by scapy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
 if [ ! -f build/build.ninja ]; then meson setup build >/dev/null; fi
 ninja -C build l4lb >/dev/null
-exec /usr/bin/python3 scripts/lib/demo_pcap.py build/l4lb
+ninja -C build src/dataplane/xdp/l4lb_xdp.o >/dev/null 2>&1 || ninja -C build >/dev/null
+if [ "${1:-}" = "--pcap" ]; then
+  exec /usr/bin/python3 scripts/lib/demo_pcap.py build/l4lb
+fi
+exec /usr/bin/python3 scripts/lib/demo_lab.py build

@@ -23,6 +23,7 @@ Names derive from the prefix (at most 6 characters), so labs with different pref
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -222,7 +223,8 @@ class Lab:
         return json.loads(out)[0]["address"]
 
     def config(self, weights=(1, 2, 3), scheduler="maglev", health=None, mode=None, udp=True,
-               file_prefix=None, extra_vip="", flow_capacity=65536, on_all_down="drop", extra_backends=()):
+               file_prefix=None, extra_vip="", flow_capacity=65536, on_all_down="drop", extra_backends=(),
+               hugepages=False):
         """A balancer config for this lab. `health`: dict of [vips.health_check] keys (None: http
         GET / every 500 ms). `mode`: forwarding (default nat or dsr by topology)."""
         mode = mode or self.topology
@@ -239,7 +241,7 @@ class Lab:
 [eal]
 main_core = 0
 worker_cores = [1]
-hugepages = false
+{"hugepages = true" + chr(10) + "in_memory = true" if hugepages else "hugepages = false"}
 memory_mb = 512
 file_prefix = "{file_prefix or 'l4lb_lab_' + self.prefix}"
 
@@ -288,6 +290,127 @@ on_all_down = "{on_all_down}"
         return "\n".join(out)
 
 
+# -- running l4lb and clients in the lab ---------------------------------------------------------
+
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+CLIENT = os.path.join(REPO_ROOT, "tests", "e2e", "lab_client.py")
+
+
+def _record(kind, value):
+    """Tells tests/integration/run.sh what to clean up if the test process dies."""
+    path = os.environ.get("L4LB_IT_CLEANUP_FILE")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{kind} {value}\n")
+
+
+def client(lab, *args, timeout=120):
+    """Runs tests/e2e/lab_client.py in the client namespace; returns its JSON."""
+    out = sh("timeout", str(timeout), "/usr/bin/python3", CLIENT, *map(str, args), ns=lab.ns_client, capture=True)
+    return json.loads(out)
+
+
+class Balancer:
+    """l4lb running in the lab's balancer namespace. Log lines are read from its stderr file."""
+
+    def __init__(self, lab, config_text, build_dir=None):
+        self.lab = lab
+        self.dir = lab.state_dir
+        self.cfg = os.path.join(self.dir, "l4lb.toml")
+        self.stats_path = os.path.join(self.dir, "stats.json")
+        self.log_path = os.path.join(self.dir, "l4lb.log")
+        self.write_config(config_text)
+        m = re.search(r'file_prefix = "([^"]+)"', config_text)
+        self.file_prefix = m.group(1) if m else None
+        self.proc = None
+        self.binary = os.path.join(build_dir or os.environ.get("L4LB_BUILD_DIR", os.path.join(REPO_ROOT, "build")), "l4lb")
+
+    def write_config(self, text):
+        tmp = self.cfg + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.cfg)
+
+    def start(self, healthy_backends=None, timeout=30.0):
+        """Starts l4lb; waits for "started" and, if given, for that many backends to come up."""
+        if self.file_prefix:
+            _record("prefix", self.file_prefix)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.lab.ns_lb, self.binary,
+                                      "-c", self.cfg, "--stats-file", self.stats_path],
+                                     stdout=log, stderr=log, start_new_session=True)
+        _record("pid", self.proc.pid)
+        self.wait_log(r"l4lb info: started", timeout=timeout)
+        if healthy_backends:
+            end = time.monotonic() + timeout
+            while len(re.findall(r"health \S+: unknown -> up", self.log())) < healthy_backends:
+                if time.monotonic() > end:
+                    raise AssertionError(f"backends did not come up; log:\n{self.log()[-4000:]}")
+                self.check_alive()
+                time.sleep(0.05)
+        return self
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"l4lb exited with {self.proc.returncode}; log:\n{self.log()[-4000:]}")
+
+    def wait_log(self, pattern, start=0, timeout=10.0):
+        """Waits for `pattern` in the log after offset `start`; returns (match, monotonic time
+        at which it was seen; polled every 10 ms)."""
+        end = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            m = rx.search(self.log(), start)
+            if m:
+                return m, time.monotonic()
+            self.check_alive()
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out waiting for /{pattern}/; log tail:\n{self.log()[-3000:]}")
+            time.sleep(0.01)
+
+    def log_size(self):
+        return len(self.log())
+
+    def reload(self, text=None):
+        if text is not None:
+            self.write_config(text)
+        pos = self.log_size()
+        os.kill(self.proc.pid, signal.SIGHUP)  # `ip netns exec` execs l4lb: same pid
+        return pos
+
+    def stop(self):
+        """SIGINT, exit 0 expected; returns the stats file."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            rc = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("l4lb did not stop on SIGINT")
+        finally:
+            self.proc = None
+            if self.file_prefix:
+                subprocess.run(["rm", "-rf", f"/var/run/dpdk/{self.file_prefix}"])
+        if rc != 0:
+            raise AssertionError(f"l4lb exited {rc}; log:\n{self.log()[-3000:]}")
+        with open(self.stats_path) as f:
+            return json.load(f)
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        if self.file_prefix:
+            subprocess.run(["rm", "-rf", f"/var/run/dpdk/{self.file_prefix}"])
+
+
 def main():
     ap = argparse.ArgumentParser(description="l4lb lab of network namespaces")
     ap.add_argument("action", choices=["up", "down", "status", "config"])
@@ -305,7 +428,7 @@ def main():
         lab.down()
         print(f"lab {a.prefix}: down")
     elif a.action == "config":
-        print(lab.config())
+        print(lab.config(hugepages=True, file_prefix="l4lb_lab"), end="")
     else:
         path = os.path.join(RUN_DIR, a.prefix, "lab.json")
         if os.path.exists(path):
