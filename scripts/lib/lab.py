@@ -124,6 +124,13 @@ class Lab:
                 self._veth(f"{p}c0", self.ns_client, f"{p}sc", self.ns_sw)
                 self._bridge(f"{p}sc")
                 self._addr(self.ns_client, f"{p}c0", self.client4, 24, self.client6)
+            # More client addresses (198.18.21.0/24, 2001:db8:21::/64) for many-client tests: on
+            # the client's loopback, reached through the client as the balancer's gateway (NAT)
+            # or the backends' route (DSR).
+            sh("ip", "addr", "add", "198.18.21.1/24", "dev", "lo", ns=self.ns_client)
+            if self.ipv6:
+                sh("ip", "-6", "route", "add", "local", "2001:db8:21::/64", "dev", "lo", ns=self.ns_client)
+                sh("sysctl", "-qw", "net.ipv6.ip_nonlocal_bind=1", ns=self.ns_client)
             for i, ns in enumerate(self.ns_backends):
                 ifname = f"{p}b{i + 1}"
                 self._veth(ifname, ns, f"{p}s{i + 1}", self.ns_sw)
@@ -138,6 +145,9 @@ class Lab:
                     sh("ip", "addr", "add", f"{self.vip4}/32", "dev", "lo", ns=ns)
                     if self.ipv6:
                         sh("ip", "addr", "add", f"{self.vip6}/128", "dev", "lo", ns=ns)
+                    sh("ip", "route", "add", "198.18.21.0/24", "via", self.client4, ns=ns)
+                    if self.ipv6:
+                        sh("ip", "-6", "route", "add", "2001:db8:21::/64", "via", self.client6, ns=ns)
                     for k, v in (("arp_ignore", "1"), ("arp_announce", "2")):
                         sh("sysctl", "-qw", f"net.ipv4.conf.all.{k}={v}", ns=ns)
                         sh("sysctl", "-qw", f"net.ipv4.conf.{ifname}.{k}={v}", ns=ns)
@@ -212,6 +222,11 @@ class Lab:
         Lab.down_prefix(self.prefix)
 
     # -- description and balancer config -----------------------------------------------------
+    def extra_clients(self, n, v6=False):
+        """n client source addresses (a /24 or /64 on the client's loopback: any address in it
+        is local there, so a socket can bind to it)."""
+        return [f"2001:db8:21::{i + 2:x}" if v6 else f"198.18.21.{i + 2}" for i in range(n)]
+
     def describe(self):
         return {"prefix": self.prefix, "topology": self.topology, "ipv6": self.ipv6, "exception": self.exception,
                 "namespaces": self.namespaces(), "vip4": self.vip4, "vip6": self.vip6 if self.ipv6 else None,
@@ -224,7 +239,7 @@ class Lab:
 
     def config(self, weights=(1, 2, 3), scheduler="maglev", health=None, mode=None, udp=True,
                file_prefix=None, extra_vip="", flow_capacity=65536, on_all_down="drop", extra_backends=(),
-               hugepages=False):
+               hugepages=False, count=None):
         """A balancer config for this lab. `health`: dict of [vips.health_check] keys (None: http
         GET / every 500 ms). `mode`: forwarding (default nat or dsr by topology)."""
         mode = mode or self.topology
@@ -263,7 +278,8 @@ device = "net_af_xdp1,iface={self.lan_if}"
 exception_path = "{self.exception}"
 ipv4 = "{self.lb_lan4}/24"
 ''' + (f'ipv6 = "{self.lb_lan6}/64"\n' if self.ipv6 else ""))
-        vips = [(self.vip4, self.backend4)] + ([(self.vip6, self.backend6)] if self.ipv6 else [])
+        n = count or self.n  # the first `count` backends of the lab
+        vips = [(self.vip4, self.backend4[:n])] + ([(self.vip6, self.backend6[:n])] if self.ipv6 else [])
         for vip, backends in vips:
             protos = [("tcp", 80)] + ([("udp", 5353)] if udp else [])
             for proto, port in protos:

@@ -6,6 +6,7 @@ tests can break and heal a backend without restarting it:
   STATE_DIR/NAME.status  HTTP status to answer (default 200)
   STATE_DIR/NAME.delay   seconds to wait before answering (default 0): a slow backend
   STATE_DIR/NAME.blob    GET /blob returns this many bytes of a deterministic stream (default 1 MiB)
+  STATE_DIR/NAME.rate    /blob sending rate in bytes per second (default unlimited): long transfers
 Usage: lab_server.py NAME STATE_DIR
 """
 import http.server
@@ -43,11 +44,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("X-Backend", NAME)
             self.end_headers()
             chunk = bytes((i * 7 + 3) & 0xFF for i in range(65536))
-            sent = 0
+            rate = knob("rate", 0.0, float)
+            sent, t0 = 0, time.monotonic()
             while sent < n:
                 part = chunk[: min(len(chunk), n - sent)]
                 self.wfile.write(part)
                 sent += len(part)
+                if rate > 0:
+                    time.sleep(max(0.0, t0 + sent / rate - time.monotonic()))
             return
         body = f"backend={NAME}\n".encode()
         self.send_response(status)

@@ -96,27 +96,28 @@ void ControlPlane::pruneDynamic() {
 
 bool ControlPlane::rebuild(const std::string& why) {
   std::string err;
-  const Snapshot* old = publisher_.current();
-  std::map<uint32_t, BackendState> before;
-  if (old)
-    for (const SnapBackend& b : old->backends)
-      if (b.id != kNoBackend) before[b.id] = b.state;
   std::unique_ptr<Snapshot> s = builder_.build(cfg_, runtimeOf(ports_), err, &dyn_);
   if (!s) {  // cannot happen for a config that built before; keep the running tables
     logError("rebuild after " + why + " failed, tables unchanged: " + err);
     return false;
   }
-  for (const SnapBackend& b : s->backends) {
-    if (b.id == kNoBackend) continue;
-    auto it = before.find(b.id);
-    if (it != before.end() && it->second != b.state)
-      logInfo("backend " + b.addr.str() + " of VIP " + s->vips[b.vip_index].name + ": " + stateWord(it->second) +
-              " -> " + stateWord(b.state) + " (" + why + ")");
-  }
+  publish(std::move(s), why);
+  return true;
+}
+
+void ControlPlane::publish(std::unique_ptr<Snapshot> s, const std::string& why) {
+  // Backend state changes are logged against the running snapshot (same ids across builds).
+  if (const Snapshot* old = publisher_.current())
+    for (const SnapBackend& b : s->backends) {
+      if (b.id == kNoBackend) continue;
+      const SnapBackend* o = old->backend(b.id);
+      if (o != nullptr && o->state != b.state)
+        logInfo("backend " + b.addr.str() + " of VIP " + s->vips[b.vip_index].name + ": " + stateWord(o->state) +
+                " -> " + stateWord(b.state) + " (" + why + ")");
+    }
   syncXdp(*s);
   publisher_.publish(std::move(s));
   stats_.publishes++;
-  return true;
 }
 
 void ControlPlane::applyHealth(const std::vector<HealthTransition>& ts) {
@@ -216,9 +217,7 @@ bool ControlPlane::reload() {
   pruneDynamic();
   neighbours_.setWanted(SnapshotBuilder::neighboursToResolve(cfg_));
   health_.setTargets(healthTargets(cfg_, *s));
-  syncXdp(*s);
-  publisher_.publish(std::move(s));
-  stats_.publishes++;
+  publish(std::move(s), "reload");
   stats_.reloads_ok++;
   logInfo("reload applied: " + summary);
   refreshNeighbours(true);

@@ -47,6 +47,7 @@ class ControlPlane {
 
  private:
   bool rebuild(const std::string& why);
+  void publish(std::unique_ptr<Snapshot> s, const std::string& why);
   std::vector<HealthTarget> healthTargets(const Config& cfg, const Snapshot& s) const;
   void applyHealth(const std::vector<HealthTransition>& ts);
   void refreshNeighbours(bool request);

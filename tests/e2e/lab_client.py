@@ -6,6 +6,7 @@
   lab_client.py hold   VIP PORT N SECONDS        N keep-alive connections, a GET on each every 0.2 s
   lab_client.py udp    VIP PORT N                N UDP flows (own source port each), 3 requests each
   lab_client.py blob   VIP PORT N                N concurrent GET /blob, sha256 of each body
+  lab_client.py sticky VIP PORT N SRC...         N connections from each source address
 """
 import hashlib
 import http.client
@@ -23,10 +24,10 @@ def fam(vip):
     return socket.AF_INET6 if ":" in vip else socket.AF_INET
 
 
-def get_once(vip, port, path="/"):
+def get_once(vip, port, path="/", src=None):
     """One new connection, one GET; returns (backend or None, error or None, seconds)."""
     t0 = time.monotonic()
-    c = http.client.HTTPConnection(vip, port, timeout=TIMEOUT)
+    c = http.client.HTTPConnection(vip, port, timeout=TIMEOUT, source_address=(src, 0) if src else None)
     try:
         c.request("GET", path, headers={"Connection": "close"})
         r = c.getresponse()
@@ -146,8 +147,23 @@ def blob(vip, port, n):
         return {"transfers": list(ex.map(one, range(n)))}
 
 
+def sticky(vip, port, n, *srcs):
+    out = {}
+    with ThreadPoolExecutor(8) as ex:
+        for src in srcs:
+            seen = {}
+            for b, err, _ in ex.map(lambda _: get_once(vip, port, src=src), range(n)):
+                k = err if err else b
+                seen[k] = seen.get(k, 0) + 1
+            out[src] = seen
+    return {"sources": out}
+
+
 def main():
     mode, vip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if mode == "sticky":
+        print(json.dumps(sticky(vip, port, int(sys.argv[4]), *sys.argv[5:])))
+        return
     a = [float(x) if "." in x else int(x) for x in sys.argv[4:]]
     fn = {"conns": conns, "stream": stream, "hold": hold, "udp": udp, "blob": blob}[mode]
     print(json.dumps(fn(vip, port, *a)))
