@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Integration tests: the real l4lb binary on net_pcap ports, every output frame decoded by scapy.
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
-# Runs test_config, test_malformed and test_forwarding with Debian's /usr/bin/python3 (which has
-# python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line per test, and
+# Runs test_config, test_malformed, test_forwarding and test_edge with Debian's /usr/bin/python3
+# (which has python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line per test, and
 # ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any failure.
 # Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute.
 set -uo pipefail
@@ -47,7 +47,7 @@ import sys
 import time
 import unittest
 
-MODULES = ["test_config", "test_malformed", "test_forwarding"]
+MODULES = ["test_config", "test_malformed", "test_forwarding", "test_edge"]
 
 
 class Result(unittest.TextTestResult):
