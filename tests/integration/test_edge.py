@@ -100,7 +100,8 @@ class EdgeRun:
                                                 pdst=fc.GW4))))
         # NS for the VIP, to its solicited-node address (RFC 4861 §4.3) -> solicited, override NA.
         nsma = in6_getnsma(inet_pton(socket.AF_INET6, dsr6.addr))
-        add(Ether(src=fc.GW6_MAC, dst=in6_getnsmac(nsma)) / IPv6(src=fc.GW6, dst=inet_ntop(socket.AF_INET6, nsma), hlim=255)
+        add(Ether(src=fc.GW6_MAC, dst=in6_getnsmac(nsma))
+            / IPv6(src=fc.GW6, dst=inet_ntop(socket.AF_INET6, nsma), hlim=255)
             / ICMPv6ND_NS(tgt=dsr6.addr) / ICMPv6NDOptSrcLLAddr(lladdr=fc.GW6_MAC))
         self.replies.append(("na", bytes(Ether(src=fc.CLIENT_MAC, dst=fc.GW6_MAC)
                                          / IPv6(src=dsr6.addr, dst=fc.GW6, hlim=255)
@@ -173,7 +174,8 @@ def expected_error(v, ip, qlen, out_frame, data_frame):
         msg = bytearray(ip[20:28] + q)
         msg[2:4] = b"\0\0"
         msg[2:4] = checksum(bytes(msg)).to_bytes(2, "big")
-        outer = IP(src=ROUTER4, dst=b.addr, ttl=63, id=orig.id, flags=orig.flags, tos=orig.tos, proto=1) / Raw(bytes(msg))
+        outer = (IP(src=ROUTER4, dst=b.addr, ttl=63, id=orig.id, flags=orig.flags, tos=orig.tos, proto=1)
+                 / Raw(bytes(msg)))
     else:
         msg = bytearray(ip[40:48] + q)
         msg[2:4] = b"\0\0"
