@@ -17,18 +17,22 @@ enum class Drop : uint8_t {
                      // on a port without an exception path
   BadIpHeader,       // version mismatch, IHL < 5, bad IPv4 header checksum, IPv6 ext chain too long
   BadLength,         // IP total/payload length beyond the frame or below the headers, bad UDP length, TCP offset
-  Fragment,          // IPv4 MF/offset or IPv6 fragment header: not balanced (no L4 ports in later fragments)
-  UnsupportedProto,  // L4 protocol other than TCP/UDP/ICMP
+  Fragment,          // IPv4 MF/offset or IPv6 fragment header: not balanced (no L4 ports in later
+                     // fragments); to a VIP address, or on a port without an exception path
+  UnsupportedProto,  // L4 protocol other than TCP/UDP/ICMP; to a VIP address, or without an exception path
   Icmp,              // ICMP/ICMPv6 that is not echo, NS or an error about a VIP flow (to a VIP
                      // address, or on a port without an exception path)
-  NoVip,             // destination (addr, port, proto) is not a VIP: never relayed anywhere
+  NoVip,             // TCP/UDP neither for a VIP (addr, port, proto) nor a NAT reply: never relayed;
+                     // to a VIP address, or on a port without an exception path
   NoBackend,         // VIP has no usable backend
   TtlExceeded,       // NAT forwarding would decrement TTL/hop limit to zero
-  TooBig,            // packet larger than the egress MTU and cannot be fragmented (ICMP sent if DF)
-  NoHeadroom,        // mbuf has no headroom for the encapsulation header
+  TooBig,            // packet larger than the egress MTU and cannot be fragmented (ICMP sent if DF,
+                     // never for a forwarded ICMP error)
+  NoHeadroom,        // mbuf has no room for the encapsulation header (or a neighbour advertisement)
   NoRoute,           // NAT reply: no port/next hop for the client address
   TxFull,            // the NIC TX queue did not accept the packet
-  NoKernelPath,      // received on a kernel (tap) port whose kernel_port is not a valid port
+  NoKernelPath,      // a port's or a tap's kernel_port is set but names no valid port (never on a
+                     // port without an exception path: its non-balancer traffic keeps the reasons above)
   BadIcmp,           // echo request or ICMP error for a VIP with a wrong ICMP checksum
   BadNd,             // neighbour solicitation for a VIP failing RFC 4861 §7.1.1 validation
   BadIcmpQuote,      // ICMP error to a VIP whose quoted packet is truncated or not VIP -> client TCP/UDP

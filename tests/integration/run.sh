@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Integration tests: the real l4lb binary on net_pcap ports, every output frame decoded by scapy.
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
-# Runs test_config, test_malformed, test_forwarding, test_xdp (the XDP program under the
-# net_af_xdp PMD on a veth between two network namespaces; root) and test_health (the health
-# checker against real servers in namespaces) with Debian's /usr/bin/python3 (which has
-# python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line per test,
-# and ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any failure.
+# Runs the modules in MODULES (config, malformed input, forwarding, edge replies, the XDP
+# program under the net_af_xdp PMD, the health checker against real servers, the operator
+# scripts) with Debian's /usr/bin/python3 (which has python3-scapy; a pyenv python3 on PATH does
+# not) through unittest, prints one line per test, and ends with exactly one line
+# "N passed, N failed, N skipped". Exit status 1 on any failure.
 # Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,7 +62,7 @@ import time
 import unittest
 
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_xdp test_health").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_edge test_xdp test_health test_scripts").split()
 
 
 class Result(unittest.TextTestResult):

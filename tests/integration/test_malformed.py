@@ -119,7 +119,10 @@ def hand_corpus():
     add("VLAN without payload (IPv6)", eth(0x86DD, vlan=100), "too_short")
     add("QinQ 8100/8100", eth()[:12] + b"\x81\x00\x00\x64\x81\x00\x00\x65\x08\x00" + good4, "not_ip")
     add("QinQ 88a8 outer", eth()[:12] + b"\x88\xa8\x00\x64\x81\x00\x00\x65\x08\x00" + good4, "not_ip")
-    add("ARP request", Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=C4, pdst=VIP4), "not_ip")
+    # An ARP request for a VIP is answered and an untagged echo to a VIP gets a reply (slow_path.h):
+    # these ask for another address, which stays a drop on a port without an exception path.
+    add("ARP request for a non-VIP address",
+        Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=C4, pdst="198.18.1.11"), "not_ip")
     add("ARP in VLAN", eth(0x0806, vlan=7) + bytes(ARP(psrc=C4, pdst=VIP4)), "not_ip")
     add("LLDP ethertype", eth(0x88CC) + b"\x02\x07\x04" + b"\x00" * 40, "not_ip")
     add("802.3 length field", eth(0x0040) + good4, "not_ip")
@@ -156,7 +159,7 @@ def hand_corpus():
     add("UDP length < IP payload", eth() + v4(udp(len=8)), "bad_length")
     add("zero-length UDP (length 0)", eth() + v4(udp(len=0)), "bad_length")
     add("UDP header 4 bytes", eth() + patch_v4(v4(udp())[:24], tot_len=24), "bad_length")
-    add("ICMP echo to the VIP", eth() + v4(ICMP() / Raw(b"ping")), "icmp")
+    add("ICMP echo to a non-VIP address", eth() + v4(ICMP() / Raw(b"ping"), dst="198.18.1.11"), "icmp")
     add("ICMP 4 bytes", eth() + patch_v4(v4(ICMP())[:24], tot_len=24), "bad_length")
     add("ICMPv6 inside IPv4", eth() + patch_v4(v4(ICMP()), proto=58), "unsupported_proto")
     add("GRE", eth() + v4(GRE() / Raw(b"x" * 20)), "unsupported_proto")
@@ -189,7 +192,8 @@ def hand_corpus():
     add("IPv6 ext header, 4 bytes of payload", eth(0x86DD) + v6(Raw(b"\x06\x00\x01\x00"), nh=60), "bad_length")
     add("IPv6 no next header (59)", eth(0x86DD) + v6(Raw(b"\x00" * 8), nh=59), "unsupported_proto")
     add("ICMP (v4) inside IPv6", eth(0x86DD) + v6(ICMP() / Raw(b"ping"), nh=1), "unsupported_proto")
-    add("ICMPv6 echo to the VIP", eth(0x86DD) + v6(ICMPv6EchoRequest(data=b"ping")), "icmp")
+    add("ICMPv6 echo to a non-VIP address", eth(0x86DD) + v6(ICMPv6EchoRequest(data=b"ping"), dst="2001:db8:1::11"),
+        "icmp")
     add("ICMPv6 4 bytes", eth(0x86DD) + v6(Raw(b"\x80\x00\x00\x00"), nh=58), "bad_length")
     add("IPv6 header cut in VLAN frame", eth(0x86DD, vlan=3) + good6[:30], "too_short")
 

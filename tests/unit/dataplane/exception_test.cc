@@ -546,12 +546,15 @@ Frame expectedError(FwdMode mode, const Frame& in, Family f, uint16_t outer_id) 
   const bool v4 = f == Family::V4;
   const MacAddr& bmac = v4 ? kB4Mac : kB6Mac;
   const uint16_t et = v4 ? 0x0800 : 0x86dd;
-  const uint32_t h = v4 ? flowHash(kClient4, kVip4, kCport4, 80, kProtoTcp) : flowHash(kClient6, kVip6, kCport6, 53, kProtoUdp);
+  const uint32_t h =
+      v4 ? flowHash(kClient4, kVip4, kCport4, 80, kProtoTcp) : flowHash(kClient6, kVip6, kCport6, 53, kProtoUdp);
   switch (mode) {
     case FwdMode::Dsr: return cat({ethHdr(bmac, kLanMac, et), ip});
     case FwdMode::Ipip:
-      return v4 ? cat({ethHdr(bmac, kLanMac, et), ipv4Hdr(kLan4, kB4, 4, uint16_t(ip.size()), 0, false, 64, outer_id), ip})
-                : cat({ethHdr(bmac, kLanMac, et), ipv6Hdr(kLan6, kB6, 41, uint16_t(ip.size()), h), ip});
+      if (v4) {
+        return cat({ethHdr(bmac, kLanMac, et), ipv4Hdr(kLan4, kB4, 4, uint16_t(ip.size()), 0, false, 64, outer_id), ip});
+      }
+      return cat({ethHdr(bmac, kLanMac, et), ipv6Hdr(kLan6, kB6, 41, uint16_t(ip.size()), h), ip});
     case FwdMode::Gue: {
       const uint16_t l = uint16_t(8 + ip.size());
       const Frame udp = udpHdr(uint16_t(0x8000 | (h & 0x7fff)), 6080, l);
@@ -770,7 +773,8 @@ TEST_F(Fixture, NotBalancerTrafficGoesToTheKernelUnchanged) {
       PacketBuilder().eth(kGwMac, kWanMac).ipv6(kGw6, ipAddr("ff02::1")).ttl(255).icmp(134, 0, 0).payload(8).build(),
       PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kWan4).tcp(50000, 22, kTcpSyn).build(),
       PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kWan6).udp(5000, 53).payload(20).build(),
-      PacketBuilder().eth(kGwMac, macAddr("01:00:5e:00:00:fb")).ipv4(kGw4, ipAddr("224.0.0.251")).udp(5353, 5353).build(),
+      PacketBuilder().eth(kGwMac, macAddr("01:00:5e:00:00:fb")).ipv4(kGw4, ipAddr("224.0.0.251")).udp(5353, 5353)
+          .build(),  // multicast
       PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kWan4).icmpEcho(3, 4).payload(16).build(),
       PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kWan4).mf().udp(1, 2).payload(64).build(),
       PacketBuilder().eth(kGwMac, kWanMac).ipv4(kGw4, kWan4).l4Raw(test::kIpProtoGre, {0, 0, 8, 0}).build(),
