@@ -160,7 +160,11 @@ struct Measure {
   uint64_t packets = 0, cycles = 0, sent = 0;
 };
 
-Measure measure(Contender& c, BurstSource& src, MbufStock& stock, uint64_t packets, bool sweep, bool callgrind) {
+// `frozen_ms`: 0 = the real clock (nowMs, once per burst, as workerMain); else a fixed time, so
+// no flow ever reaches its refresh interval (kRefreshMs) and the instruction count does not
+// depend on how slowly the run goes (valgrind).
+Measure measure(Contender& c, BurstSource& src, MbufStock& stock, uint64_t packets, bool sweep, bool callgrind,
+                uint32_t frozen_ms) {
   Measure r;
   rte_mbuf* pkts[kBurst];
   rte_mbuf* out[kBurst];
@@ -179,7 +183,7 @@ Measure measure(Contender& c, BurstSource& src, MbufStock& stock, uint64_t packe
       r.sent += kBurst;
     } else {
       WorkerState& w = *c.worker;
-      const uint32_t now = dataplane::nowMs();  // the worker reads its clock once per loop too
+      const uint32_t now = frozen_ms ? frozen_ms : dataplane::nowMs();  // workerMain: once per loop
       tx.clear();
       const uint64_t t0 = rte_rdtsc();
       if (callgrind) L4LB_CALLGRIND_TOGGLE();
@@ -211,6 +215,8 @@ int fwdMain(const Options& o) {
   const uint32_t backends = uint32_t(o.u64("backends", 16));
   const bool sweep = o.flag("sweep");
   const bool callgrind = o.flag("callgrind");
+  const std::string clock = o.str("clock", "real");  // "frozen": see measure()
+  if (clock != "real" && clock != "frozen") die("--clock: real or frozen");
   const std::string label = o.str("label", "fwd");
   const unsigned core = unsigned(o.u64("core", 1));
   const uint64_t new_per_run = uint64_t(double(packets) * t.new_flow_share * 1.05) + kBurst;
@@ -241,6 +247,7 @@ int fwdMain(const Options& o) {
       }
       cs.push_back(std::move(c));
     }
+    const uint32_t frozen_ms = dataplane::nowMs();  // just after the warm-up
     const double hz = double(rte_get_tsc_hz());
     std::fprintf(stderr, "fwd %s: flows=%u frame=%u %s/IPv%d %s new-share=%.2f capacity=%u backends=%u tsc=%.0f MHz\n",
                  label.c_str(), t.flows, effectiveFrameSize(t), t.tcp ? "TCP" : "UDP", t.ipv6 ? 6 : 4,
@@ -258,7 +265,7 @@ int fwdMain(const Options& o) {
         }
         BurstSource src(t, seq);  // same seed: every contender gets the same packets
         const WorkerCounters before = c.baseline ? WorkerCounters{} : c.worker->counters;
-        const Measure m = measure(c, src, stock, packets, sweep, callgrind);
+        const Measure m = measure(c, src, stock, packets, sweep, callgrind, clock == "frozen" ? frozen_ms : 0);
         if (m.sent != m.packets) {
           die(label + "/" + c.name + ": " + std::to_string(m.packets - m.sent) + " of " + std::to_string(m.packets) +
               " packets not forwarded; counters:" + countersLine(*c.worker));
