@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+"""Aggregates l4lb-bench's JSON lines into perf/results.json and prints the summary table.
+
+usage: aggregate.py RAW.jsonl RESULTS.json  (machine facts come from the environment run.sh sets)
+
+Every figure is the median, min and max over the runs of one benchmark invocation (at least 5);
+a _vs_ figure is a ratio taken inside each run (both sides measured back to back on the same
+packets), then aggregated like the others.
+"""
+import json
+import os
+import statistics
+import sys
+
+# name -> (bench, label, mode or None, field, unit)
+FIGURES = {
+    "fwd_10k_mpps": ("fwd", "fwd_10k", "dsr", "mpps", "Mpps"),
+    "fwd_10k_ns_per_pkt": ("fwd", "fwd_10k", "dsr", "ns_per_pkt", "ns"),
+    "fwd_10k_cycles_per_pkt": ("fwd", "fwd_10k", "dsr", "cycles_per_pkt", "TSC cycles"),
+    "baseline_5tswap_mpps": ("fwd", "fwd_10k", "5tswap", "mpps", "Mpps"),
+    "baseline_5tswap_ns_per_pkt": ("fwd", "fwd_10k", "5tswap", "ns_per_pkt", "ns"),
+    "fwd_10k_vs_baseline": ("fwd", "fwd_10k", "dsr", "vs_5tswap", "ratio"),
+    "fwd_1m_mpps": ("fwd", "fwd_1m", "dsr", "mpps", "Mpps"),
+    "fwd_1m_ns_per_pkt": ("fwd", "fwd_1m", "dsr", "ns_per_pkt", "ns"),
+    "fwd_1m_vs_baseline": ("fwd", "fwd_1m", "dsr", "vs_5tswap", "ratio"),
+    "fwd_1m_zipf_mpps": ("fwd", "fwd_1m_zipf", "dsr", "mpps", "Mpps"),
+    "fwd_1m_zipf_vs_baseline": ("fwd", "fwd_1m_zipf", "dsr", "vs_5tswap", "ratio"),
+    "fwd_10m_mpps": ("fwd", "fwd_10m", "dsr", "mpps", "Mpps"),
+    "fwd_10m_vs_baseline": ("fwd", "fwd_10m", "dsr", "vs_5tswap", "ratio"),
+    "fwd_10k_udp_mpps": ("fwd", "fwd_10k_udp", "dsr", "mpps", "Mpps"),
+    "fwd_10k_udp_vs_baseline": ("fwd", "fwd_10k_udp", "dsr", "vs_5tswap", "ratio"),
+    "fwd_10k_ipv6_mpps": ("fwd", "fwd_10k_ipv6", "dsr", "mpps", "Mpps"),
+    "fwd_10k_ipv6_vs_baseline": ("fwd", "fwd_10k_ipv6", "dsr", "vs_5tswap", "ratio"),
+    "fwd_10k_1500b_mpps": ("fwd", "fwd_10k_1500b", "dsr", "mpps", "Mpps"),
+    "fwd_10k_1500b_vs_baseline": ("fwd", "fwd_10k_1500b", "dsr", "vs_5tswap", "ratio"),
+    "fwd_10k_syn10_mpps": ("fwd", "fwd_10k_syn10", "dsr", "mpps", "Mpps"),
+    "fwd_10k_syn10_vs_baseline": ("fwd", "fwd_10k_syn10", "dsr", "vs_5tswap", "ratio"),
+    "fwd_10k_with_sweep_mpps": ("fwd", "fwd_10k_sweep", "dsr", "mpps", "Mpps"),
+    "fwd_10k_with_sweep_vs_baseline": ("fwd", "fwd_10k_sweep", "dsr", "vs_5tswap", "ratio"),
+    "new_flows_mps": ("fwd", "new_flows", "dsr", "mpps", "M flows/s"),
+    "new_flows_vs_baseline": ("fwd", "new_flows", "dsr", "vs_5tswap", "ratio"),
+    "ipip_mpps": ("fwd", "modes", "ipip", "mpps", "Mpps"),
+    "gue_mpps": ("fwd", "modes", "gue", "mpps", "Mpps"),
+    "nat_mpps": ("fwd", "modes", "nat", "mpps", "Mpps"),
+    "ipip_vs_dsr": ("fwd", "modes", "ipip", "vs_first", "ratio"),
+    "gue_vs_dsr": ("fwd", "modes", "gue", "vs_first", "ratio"),
+    "nat_vs_dsr": ("fwd", "modes", "nat", "vs_first", "ratio"),
+    "ipip_vs_baseline": ("fwd", "modes", "ipip", "vs_5tswap", "ratio"),
+    "gue_vs_baseline": ("fwd", "modes", "gue", "vs_5tswap", "ratio"),
+    "nat_vs_baseline": ("fwd", "modes", "nat", "vs_5tswap", "ratio"),
+    "callgrind_fwd_10k_ir_per_pkt": ("callgrind", "fwd_10k", "dsr", "ir_per_pkt", "instructions"),
+    "callgrind_5tswap_ir_per_pkt": ("callgrind", "fwd_10k", "5tswap", "ir_per_pkt", "instructions"),
+    "callgrind_ipip_ir_per_pkt": ("callgrind", "fwd_10k", "ipip", "ir_per_pkt", "instructions"),
+    "callgrind_gue_ir_per_pkt": ("callgrind", "fwd_10k", "gue", "ir_per_pkt", "instructions"),
+    "callgrind_nat_ir_per_pkt": ("callgrind", "fwd_10k", "nat", "ir_per_pkt", "instructions"),
+    "testpmd_5tswap_pcap_mpps": ("testpmd", "5tswap_pcap", None, "mpps", "Mpps"),
+    "publish_p50_ms": ("publish", "publish_rt", None, "publish_p50_ms", "ms"),
+    "publish_p99_ms": ("publish", "publish_rt", None, "publish_p99_ms", "ms"),
+    "publish_nosweep_p50_ms": ("publish", "publish_rt_nosweep", None, "publish_p50_ms", "ms"),
+    "publish_nosweep_p99_ms": ("publish", "publish_rt_nosweep", None, "publish_p99_ms", "ms"),
+    "publish_shared_p99_ms": ("publish", "publish_cfs", None, "publish_p99_ms", "ms"),
+    "snapshot_build_p50_ms": ("publish", "publish_rt", None, "build_p50_ms", "ms"),
+    "snapshot_build_p99_ms": ("publish", "publish_rt", None, "build_p99_ms", "ms"),
+    "flow_entry_bytes": ("flowmem", "flowmem_1m_v4", None, "bytes_per_entry", "bytes"),
+    "flow_entry_bytes_10m": ("flowmem", "flowmem_10m_v4", None, "bytes_per_entry", "bytes"),
+    "flow_table_10m_mb": ("flowmem", "flowmem_10m_v4", None, "mb", "MiB"),
+    "flow_entry6_bytes_10m": ("flowmem", "flowmem_10m_v6", None, "bytes_per_entry", "bytes"),
+    "flow_table6_10m_mb": ("flowmem", "flowmem_10m_v6", None, "mb", "MiB"),
+}
+for size in (65537, 655373):
+    for n in (10, 100, 1000):
+        # Thread CPU time (what the build costs); the _wall_ figures add other processes' slices.
+        FIGURES[f"maglev_build_{size}x{n}_ms"] = ("maglev", f"maglev_{size}x{n}", None, "cpu_ms", "ms")
+        FIGURES[f"maglev_build_{size}x{n}_weighted_ms"] = ("maglev", f"maglev_{size}x{n}_w", None, "cpu_ms", "ms")
+        FIGURES[f"maglev_build_{size}x{n}_wall_ms"] = ("maglev", f"maglev_{size}x{n}", None, "ms", "ms")
+        FIGURES[f"maglev_build_{size}x{n}_weighted_wall_ms"] = ("maglev", f"maglev_{size}x{n}_w", None, "ms", "ms")
+
+# name -> (comparison, bound, text)
+TARGETS = {
+    "fwd_10k_mpps": (">=", 25, "10k flows, 64 B TCP, DSR >= 25 Mpps"),
+    "fwd_10k_vs_baseline": (">=", 0.5, "... and >= 0.5 x baseline"),
+    "fwd_1m_mpps": (">=", 12, "1M flows uniform >= 12 Mpps"),
+    "new_flows_mps": (">=", 5, "new flows >= 5 M/s"),
+    "ipip_vs_dsr": (">=", 0.85, "IPIP within 15 % of DSR"),
+    "gue_vs_dsr": (">=", 0.85, "GUE within 15 % of DSR"),
+    "nat_vs_dsr": (">=", 0.85, "NAT within 15 % of DSR"),
+    "maglev_build_65537x1000_ms": ("<=", 10, "Maglev 65537 x 1000 <= 10 ms"),
+    "maglev_build_65537x1000_weighted_ms": ("<=", 10, "... weighted"),
+    "publish_p99_ms": ("<=", 1, "publish p99 <= 1 ms, worker busy"),
+}
+
+
+def main():
+    raw, out = sys.argv[1], sys.argv[2]
+    recs = []
+    with open(raw) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                recs.append(json.loads(line))
+    figures, missing = {}, []
+    for name, (bench, label, mode, field, unit) in FIGURES.items():
+        vals = [r[field] for r in recs
+                if r.get("bench") == bench and r.get("label") == label
+                and (mode is None or r.get("mode") == mode) and r.get(field) is not None]
+        if not vals:
+            missing.append(name)
+            continue
+        figures[name] = {"median": round(statistics.median(vals), 6), "min": round(min(vals), 6),
+                         "max": round(max(vals), 6), "unit": unit, "runs": len(vals)}
+    result = {
+        "machine": {
+            "cpu": os.environ.get("PERF_CPU", ""),
+            "cores": int(os.environ.get("PERF_CORES", "0")),
+            "kernel": os.environ.get("PERF_KERNEL", ""),
+            "load_average_at_start": os.environ.get("PERF_LOAD", ""),
+            "note": "2 vCPUs (KVM) shared with other builds while measuring; worker pinned to core 1",
+        },
+        "dpdk": os.environ.get("PERF_DPDK", ""),
+        "compiler": os.environ.get("PERF_CXX", ""),
+        "commit": os.environ.get("PERF_COMMIT", ""),
+        "figures": figures,
+        "not_measured": {
+            "e2e_vs_testpmd": "needs the namespace lab (later issue)",
+            "health_checker_cpu": "needs the health checker (later issue)",
+        },
+    }
+    if missing:
+        result["not_measured"]["missing_this_run"] = missing
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+    print(f"{'figure':40s} {'median':>12s} {'min':>12s} {'max':>12s}  unit")
+    for name, v in figures.items():
+        print(f"{name:40s} {v['median']:12.4g} {v['min']:12.4g} {v['max']:12.4g}  {v['unit']}")
+    print()
+    print(f"{'target':40s} {'median':>12s}  verdict")
+    failed = 0
+    for name, (op, bound, text) in TARGETS.items():
+        if name not in figures:
+            print(f"{text:40s} {'-':>12s}  NOT MEASURED")
+            continue
+        m = figures[name]["median"]
+        ok = m >= bound if op == ">=" else m <= bound
+        failed += not ok
+        print(f"{text:40s} {m:12.4g}  {'met' if ok else 'MISSED'}")
+    if missing:
+        print("\nnot measured this run: " + ", ".join(missing))
+    print(f"\nwrote {out}: {len(figures)} figures, {len(TARGETS) - failed} of {len(TARGETS)} targets met")
+
+
+if __name__ == "__main__":
+    main()

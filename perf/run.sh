@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Builds l4lb in release mode and runs every benchmark: forwarding (production processBurst vs
+# the 5tswap baseline, same packets, same run), forwarding modes, new flows, callgrind
+# instructions per packet, dpdk-testpmd 5tswap on net_pcap as a cross-check, Maglev build,
+# snapshot publish latency, flow-table memory. Prints a summary table with the targets and
+# writes perf/results.json. Not part of CI (scripts/test.sh): numbers are not asserted.
+#
+#   perf/run.sh [--quick]        BUILD_DIR (default build-perf) and RUNS (default 5) from the env
+#
+# --quick: fewer packets per run (a smoke test of the whole pipeline, about 2 minutes).
+# Takes about 6-8 minutes on 2 shared cores. Cores: the measured thread runs on core 1
+# (WORKER_CORE), the publish benchmark's control thread on core 0.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD_DIR:-$ROOT/build-perf}
+RUNS=${RUNS:-5}
+CORE=${WORKER_CORE:-1}
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+if [ "$RUNS" -lt 5 ]; then echo "run.sh: RUNS must be >= 5 (figures are medians of >= 5 runs)" >&2; exit 2; fi
+
+# Packets per run: enough for ~0.3-1 s of timed work per contender.
+P=10e6; P_SMALL=5e6; P_1M=10e6
+if [ $QUICK = 1 ]; then P=1e6; P_SMALL=5e5; P_1M=2e6; fi
+
+"$ROOT/scripts/install-deps.sh"
+# Benchmark-only tools (not CI's): valgrind (callgrind, and valgrind/callgrind.h for the
+# client requests), dpdk-dev (dpdk-testpmd), linux-perf (profiles).
+need=()
+for p in valgrind dpdk-dev linux-perf; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# Release build. Not --werror: GCC 12 at -O3 reports a false -Wrestrict inside std::string in
+# src/control/ports.cc (buildEalArgs), which the debug and CI builds (-O2) do not see.
+if [ ! -f "$BUILD/build.ninja" ]; then
+  meson setup "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=false -Dperf=true >/dev/null
+fi
+ninja -C "$BUILD" perf/l4lb-bench >/dev/null
+BENCH=$BUILD/perf/l4lb-bench
+
+WORK=$(mktemp -d /tmp/l4lb-perf.XXXXXX)
+TPMD_PREFIX=l4lb_perf_tpmd_$$
+cleanup() {
+  rm -rf "$WORK" "/var/run/dpdk/$TPMD_PREFIX"
+  # Benchmarks remove their own EAL runtime dir (/var/run/dpdk/l4lb_perf_<pid>) on exit, even on
+  # error; this catches one killed by a signal.
+  for d in /var/run/dpdk/l4lb_perf_*; do
+    [ -d "$d" ] || continue
+    pid=${d##*_}
+    kill -0 "$pid" 2>/dev/null || rm -rf "$d"
+  done
+}
+trap cleanup EXIT
+RAW=$WORK/raw.jsonl
+: >"$RAW"
+
+step() { echo "== $*" >&2; }
+fwd() { "$BENCH" fwd --core "$CORE" --runs "$RUNS" "$@" >>"$RAW"; }
+
+START=$(date +%s)
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+
+step "forwarding: 10k flows, 64 B TCP/IPv4, uniform (DSR vs 5tswap)"
+fwd --label fwd_10k --flows 10000 --packets $P
+step "forwarding: 1M flows uniform"
+fwd --label fwd_1m --flows 1000000 --packets $P_1M
+step "forwarding: 1M flows Zipf(1.0)"
+fwd --label fwd_1m_zipf --flows 1000000 --dist zipf --packets $P_SMALL
+step "forwarding: 10M flows uniform"
+fwd --label fwd_10m --flows 10000000 --packets $P_SMALL --mem 3072
+step "forwarding: variants (UDP, IPv6, 1500 B, 10 % new flows)"
+fwd --label fwd_10k_udp --flows 10000 --proto udp --packets $P_SMALL
+fwd --label fwd_10k_ipv6 --flows 10000 --family 6 --packets $P_SMALL
+fwd --label fwd_10k_1500b --flows 10000 --size 1500 --packets $P_SMALL
+fwd --label fwd_10k_syn10 --flows 10000 --new-share 0.1 --packets $P_SMALL
+step "forwarding modes: DSR, IPIP, GUE, NAT (10k flows)"
+fwd --label modes --flows 10000 --modes dsr,ipip,gue,nat,5tswap --packets $P_SMALL
+step "new flows: every packet a SYN of a new flow (Maglev pick + insert)"
+fwd --label new_flows --flows 10000 --new-share 1 --packets 2e6 --capacity 4194304 --mem 3072
+step "forwarding with the worker loop's FlowTable::sweep (see RESULTS.md)"
+fwd --label fwd_10k_sweep --flows 10000 --packets 32000 --sweep
+
+step "callgrind: instructions per packet (processBurst / swap5Tuple only)"
+for mode in dsr ipip gue nat 5tswap; do
+  valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
+    --callgrind-out-file="$WORK/cg.$mode" "$BENCH" fwd --core "$CORE" --runs "$RUNS" --label cg \
+    --flows 10000 --packets 64000 --modes "$mode" --callgrind --clock frozen >"$WORK/cg.$mode.jsonl" 2>"$WORK/cg.$mode.log"
+  for i in $(seq 1 "$RUNS"); do
+    ir=$(sed -n 's/^totals: //p' "$WORK/cg.$mode.$i")
+    awk -v ir="$ir" -v m="$mode" -v i="$i" \
+      'BEGIN { printf "{\"bench\": \"callgrind\", \"label\": \"fwd_10k\", \"mode\": \"%s\", \"run\": %d, \"ir_per_pkt\": %.2f}\n", m, i, ir / 64000 }' >>"$RAW"
+  done
+done
+callgrind_annotate "$WORK/cg.dsr.1" 2>/dev/null | sed -n '/^Ir/,$p' | head -20 >"$WORK/cg_top.txt" || true
+
+step "dpdk-testpmd --forward-mode=5tswap on net_pcap,infinite_rx=1 (cross-check)"
+"$BENCH" pcap --flows 10000 --count 2048 --out "$WORK/in.pcap"
+# Stats every second on stdout; the first seconds load the pcap, so wait for RUNS+2 samples.
+timeout -s INT $((RUNS + 12)) dpdk-testpmd -l 0,"$CORE" --no-huge -m 1024 --no-pci --no-shconf \
+  --file-prefix "$TPMD_PREFIX" --vdev "net_pcap0,rx_pcap=$WORK/in.pcap,infinite_rx=1" -- \
+  --forward-mode=5tswap --nb-cores=1 --stats-period=1 --auto-start >"$WORK/testpmd.log" 2>&1 || true
+# Drop zero samples (start-up) and the first non-zero one (a partial second).
+grep -a 'Rx-pps:' "$WORK/testpmd.log" | awk '{print $2}' | awk '$1 > 0' | tail -n +2 |
+  awk -v n=0 '{printf "{\"bench\": \"testpmd\", \"label\": \"5tswap_pcap\", \"run\": %d, \"mpps\": %f}\n", n++, $1 / 1e6}' >>"$RAW"
+
+step "Maglev table build"
+# 11 runs of the small table (2-3 ms each): the median then survives a few preempted runs.
+for size in 65537 655373; do
+  r=$RUNS
+  [ $size = 65537 ] && [ "$r" -lt 11 ] && r=11
+  for n in 10 100 1000; do
+    "$BENCH" maglev --core "$CORE" --runs "$r" --size $size --backends $n --label "maglev_${size}x${n}" >>"$RAW"
+    "$BENCH" maglev --core "$CORE" --runs "$r" --size $size --backends $n --weighted --label "maglev_${size}x${n}_w" >>"$RAW"
+  done
+done
+
+step "snapshot publish latency with a busy worker"
+# --rt: SCHED_FIFO worker and control thread, as on isolated cores (the kernel still leaves
+# other tasks 5 % of the core); publish_cfs: the same on this shared machine's normal scheduler.
+"$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 300 --rt --label publish_rt >>"$RAW"
+"$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 300 --rt --no-sweep --label publish_rt_nosweep >>"$RAW"
+"$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 100 --label publish_cfs >>"$RAW"
+
+step "flow-table memory (DPDK heap)"
+"$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 1000000 --label flowmem_1m_v4 >>"$RAW"
+"$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 10000000 --label flowmem_10m_v4 >>"$RAW"
+"$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 10000000 --family 6 --label flowmem_10m_v6 >>"$RAW"
+
+export PERF_CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+export PERF_CORES="$(nproc)"
+export PERF_KERNEL="$(uname -r)"
+export PERF_LOAD="$LOAD"
+export PERF_DPDK="$(pkg-config --modversion libdpdk) (Debian $(dpkg-query -W -f='${Version}' libdpdk-dev))"
+export PERF_CXX="$(c++ --version | head -1)"
+export PERF_COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+OUT=$ROOT/perf/results.json
+[ $QUICK = 1 ] && OUT=$WORK/results.json
+/usr/bin/python3 "$ROOT/perf/aggregate.py" "$RAW" "$OUT"
+echo
+echo "callgrind, DSR 10k flows, top functions (Ir over $((64000)) packets):"
+cat "$WORK/cg_top.txt"
+echo "total time: $(( $(date +%s) - START )) s (load average at start: $LOAD)"
