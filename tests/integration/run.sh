@@ -2,8 +2,9 @@
 # Integration tests: the real l4lb binary on net_pcap ports, every output frame decoded by scapy.
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
 # Runs test_config, test_malformed, test_forwarding, test_xdp (the XDP program under the
-# net_af_xdp PMD on a veth between two network namespaces; root) and test_health (the health
-# checker against real servers in namespaces) with Debian's /usr/bin/python3 (which has
+# net_af_xdp PMD on a veth between two network namespaces; root), test_health (the health
+# checker against real servers in namespaces) and test_scripts (setup-hugepages.sh, bind-nic.sh's
+# refusals in a namespace, the systemd unit, meson install) with Debian's /usr/bin/python3 (which has
 # python3-scapy; a pyenv python3 on PATH does not) through unittest, prints one line per test,
 # and ends with exactly one line "N passed, N failed, N skipped". Exit status 1 on any failure.
 # Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute.
@@ -62,7 +63,7 @@ import time
 import unittest
 
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_xdp test_health").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_xdp test_health test_scripts").split()
 
 
 class Result(unittest.TextTestResult):
