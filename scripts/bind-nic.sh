@@ -204,7 +204,9 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$mode" = status ]; then
-  [ -z "$device" ] && [ "$force$noiommu$dry_run" = 000 ] || bad_usage "--status takes no other argument"
+  if [ -n "$device" ] || [ "$force$noiommu$dry_run" != 000 ]; then
+    bad_usage "--status takes no other argument"
+  fi
   status
   exit 0
 fi

@@ -74,13 +74,13 @@ pool_value() { cat "$SYSFS_HP/hugepages-$1kB/$2"; }  # pool_value KB nr_hugepage
 
 # hugetlbfs mounts as "DIR PAGESIZE_KB" lines (the kernel always shows pagesize=).
 hugetlbfs_mounts() {
-  local dev dir type opts rest o kb
-  while read -r dev dir type opts rest; do
+  local dir type opts o x kb
+  while read -r _ dir type opts _; do
     [ "$type" = hugetlbfs ] || continue
     kb=""
     IFS=, read -ra o <<<"$opts"
     for x in "${o[@]}"; do
-      [[ $x == pagesize=* ]] && kb=$(parse_kb "${x#pagesize=}") || true
+      if [[ $x == pagesize=* ]]; then kb=$(parse_kb "${x#pagesize=}") || kb=""; fi
     done
     [ -n "$kb" ] || kb=$(default_kb)
     echo "$dir $kb"
@@ -147,8 +147,9 @@ amount_pages() {
 # --check: read-only, no root needed
 # ---------------------------------------------------------------------------------------------
 if [ "$check" = 1 ]; then
-  [ "$exact$persist" = 00 ] && [ -z "$mount_dir" ] && [ "$mount" = 1 ] ||
+  if [ "$exact$persist" != 00 ] || [ -n "$mount_dir" ] || [ "$mount" != 1 ]; then
     bad_usage "--check takes only --size and AMOUNT"
+  fi
   def=$(default_kb)
   echo "hugepages:"
   for kb in $supported; do
