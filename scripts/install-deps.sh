@@ -14,6 +14,7 @@ PKGS=(
   libgtest-dev googletest      # unit tests
   python3-scapy                # independent packet decoder for integration tests
   iproute2 ethtool iputils-ping curl  # test namespaces and veths, lab clients
+  systemd                      # systemd-analyze verifies the l4lb.service unit (tests)
 )
 
 missing=()

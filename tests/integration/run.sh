@@ -62,6 +62,7 @@ import time
 import unittest
 
 import os
+import os
 MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_edge test_xdp test_health test_scripts").split()
 
 
