@@ -117,9 +117,11 @@ class FlowTable {
 
   bool erase(const void* key, hash_sig_t sig) { return rte_hash_del_key_with_hash(h_, key, sig) >= 0; }
 
-  // Removes up to `budget` expired entries, visiting at most `budget` entries from where the
-  // previous call stopped (wrapping). Returns how many were removed.
+  // Visits exactly `budget` table positions (occupied or free) from where the previous call
+  // stopped, wrapping at capacity(), and removes the expired entries among them. Returns how
+  // many were removed. Bounded work per call, whatever the table's fill.
   uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget);
+  uint32_t sweepCursor() const { return sweep_next_; }
 
   uint32_t size() const { return uint32_t(rte_hash_count(h_)); }
   uint32_t capacity() const { return capacity_; }

@@ -108,14 +108,30 @@ TEST(FlowTable, SweepRemovesOnlyExpiredWithinBudget) {
   }
   uint32_t removed = t->sweep(500, to, 64);
   EXPECT_LE(removed, 64u);
+  EXPECT_EQ(t->sweepCursor(), 64u);  // exactly `budget` positions visited
   uint32_t total = removed;
   for (int i = 0; i < 200; i++) total += t->sweep(500, to, 64);
+  EXPECT_EQ(t->sweepCursor(), (201u * 64u) % t->capacity());  // wraps at capacity
   EXPECT_EQ(total, 500u);
   EXPECT_EQ(t->size(), 500u);
   FlowValue v;
   FlowKey4 even = key(10), odd = key(11);
   EXPECT_TRUE(lookup(*t, even, v));
   EXPECT_FALSE(lookup(*t, odd, v));
+}
+
+TEST(FlowTable, SweepWorkIsBoundedOnAnEmptyTable) {
+  // The cursor moves by exactly the budget on an empty table too: no hidden full scan.
+  auto t = make(1u << 16);
+  FlowTimeouts to{100, 1000, 100, 100};
+  for (int i = 0; i < 10; i++) EXPECT_EQ(t->sweep(500, to, 16), 0u);
+  EXPECT_EQ(t->sweepCursor(), 160u);
+  FlowKey4 k = key(7);
+  ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {1, FlowState::Udp, 0}));
+  uint32_t removed = 0;
+  for (uint32_t i = 0; i < t->capacity() / 16 + 1; i++) removed += t->sweep(500, to, 16);
+  EXPECT_EQ(removed, 1u);  // one full pass finds it wherever it sits
+  EXPECT_EQ(t->size(), 0u);
 }
 
 }  // namespace
