@@ -95,4 +95,30 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerCounters {
   }
 };
 
+// Per-backend traffic, indexed by backend id (stable across reloads, so a counter keeps
+// counting through them). Backend ids >= kMaxCountedBackends are not counted per backend.
+// Owned and written by one worker; the control plane sums the workers' arrays.
+inline constexpr uint32_t kMaxCountedBackends = 1u << 16;
+struct BackendCounters {
+  uint64_t packets = 0;      // forwarded to this backend (client -> backend direction)
+  uint64_t bytes = 0;
+  uint64_t flows_new = 0;    // flow entries created for it
+  uint64_t flows_ended = 0;  // its entries expired or moved away (rehash); active = new - ended
+};
+
+// Per port (Snapshot::ports index), both directions, as the worker saw them.
+struct PortCounters {
+  uint64_t rx_packets = 0, rx_bytes = 0;
+  uint64_t tx_packets = 0, tx_bytes = 0;
+};
+
+// How busy a worker is: loops that received packets, and TSC cycles spent in them versus all
+// (l4lb_worker_busy_ratio = busy_cycles / total_cycles).
+struct alignas(RTE_CACHE_LINE_SIZE) WorkerLoad {
+  uint64_t loops = 0;
+  uint64_t busy_loops = 0;
+  uint64_t busy_cycles = 0;
+  uint64_t total_cycles = 0;
+};
+
 }  // namespace l4lb

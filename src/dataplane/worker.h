@@ -37,6 +37,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   uint16_t index = 0;  // worker number: TX queue on every port, QSBR thread id
   std::unique_ptr<FlowTable> flows4, flows6;
   WorkerCounters counters;
+  // Filled by the worker (processBurst / workerMain); read and summed by the control plane.
+  std::unique_ptr<BackendCounters[]> backend_ctrs{new BackendCounters[kMaxCountedBackends]};
+  std::array<PortCounters, kMaxPorts> port_ctrs{};
+  WorkerLoad load;
   std::array<uint32_t, kMaxVips> rr_cursor{};  // round-robin position per VIP index
   uint16_t ip_id = 0;  // next outer IPv4 ID for tunnelled packets (RFC 6864: unique when DF is clear)
 };
