@@ -116,6 +116,9 @@ bool initEal(const Config& cfg, std::string& err) {
     std::string line;
     for (size_t i = 1; i < args.size(); i++) line += (i > 1 ? " " : "") + args[i];
     err = "EAL init (" + line + "): " + rte_strerror(rte_errno);
+    if (cfg.eal.hugepages && (rte_errno == EACCES || rte_errno == ENOMEM))
+      err += " (no usable hugepages? reserve them with scripts/setup-hugepages.sh, installed as "
+             "l4lb-setup-hugepages, or set eal.hugepages = false for a small lab)";
     return false;
   }
   return true;
