@@ -7,6 +7,8 @@ tests can break and heal a backend without restarting it:
   STATE_DIR/NAME.delay   seconds to wait before answering (default 0): a slow backend
   STATE_DIR/NAME.blob    GET /blob returns this many bytes of a deterministic stream (default 1 MiB)
   STATE_DIR/NAME.rate    /blob sending rate in bytes per second (default unlimited): long transfers
+It writes STATE_DIR/NAME.peers: every distinct client address it has seen (tests check where
+health checks come from).
 Usage: lab_server.py NAME STATE_DIR
 """
 import http.server
@@ -28,6 +30,21 @@ def knob(kind, default, cast):
         return default
 
 
+PEERS, PEERS_LOCK = set(), threading.Lock()
+
+
+def note_peer(addr):
+    addr = addr[7:] if addr.startswith("::ffff:") else addr
+    with PEERS_LOCK:
+        if addr in PEERS:
+            return
+        PEERS.add(addr)
+        tmp = os.path.join(STATE, f".{NAME}.peers")
+        with open(tmp, "w") as f:
+            f.write("\n".join(sorted(PEERS)) + "\n")
+        os.replace(tmp, os.path.join(STATE, f"{NAME}.peers"))
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -35,6 +52,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        note_peer(self.client_address[0])
         time.sleep(knob("delay", 0.0, float))
         status = knob("status", 200, int)
         if self.path.startswith("/blob"):

@@ -58,6 +58,11 @@ class HealthChecks(unittest.TestCase):
     def setUp(self):
         self.pos = self.lb.log_size()
 
+    def test_checks_come_from_the_balancers_own_lan_address(self):
+        for i in range(3):
+            with open(os.path.join(self.lab.state_dir, f"b{i + 1}.peers")) as f:
+                self.assertIn(self.lab.lb_lan4, f.read().split())
+
     def test_http_status_503_then_200(self):
         lab = self.lab
         t0 = time.monotonic()
@@ -183,6 +188,11 @@ class ExceptionPath(unittest.TestCase):
                 r = client(lab, "conns", vip, 80, 60)
                 self.assertEqual(r["fail"], 0, r)
                 self.assertEqual(set(r["backends"]), {"b1", "b2", "b3"}, r)
+            for i in range(3):  # health checks left from the port's own address, through the kernel path
+                with open(os.path.join(lab.state_dir, f"b{i + 1}.peers")) as f:
+                    peers = f.read().split()
+                self.assertIn(lab.lb_lan4, peers)
+                self.assertIn(lab.lb_lan6, peers)
             stats = lb.stop()
             c = stats["total"]["counters"]
             self.assertEqual(c["echo_reply"], 6)
