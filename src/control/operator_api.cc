@@ -306,18 +306,21 @@ json ControlPlane::cmdStats() const {
 // BACKEND is ADDR, ADDR:PORT or [ADDR6]:PORT, optionally prefixed "VIP/" to pick one VIP.
 std::vector<std::pair<const VipConfig*, const BackendConfig*>> ControlPlane::matchBackends(
     const std::vector<std::string>& args, size_t first) const {
+  // VIP names default to "addr:port/proto": the backend is what follows the last '/'.
   std::string spec = args[first], vip;
-  if (size_t slash = spec.find('/'); slash != std::string::npos) {
+  if (size_t slash = spec.rfind('/'); slash != std::string::npos) {
     vip = spec.substr(0, slash);
     spec = spec.substr(slash + 1);
   }
   std::optional<IpAddr> addr = IpAddr::parse(spec);
   std::optional<uint16_t> port;
   if (!addr) {
-    auto l = parseListenAddr(spec);
+    // Port 0 is a backend's "keeps the client's port": accepted here, unlike in listen addresses.
+    const bool zero = spec.size() > 2 && spec.compare(spec.size() - 2, 2, ":0") == 0;
+    auto l = parseListenAddr(zero ? spec.substr(0, spec.size() - 1) + "1" : spec);
     if (!l) throw ApiError{"bad backend '" + args[first] + "': expected ADDR, ADDR:PORT or [ADDR6]:PORT (optionally VIP/...)"};
     addr = l->first;
-    port = l->second;
+    port = zero ? 0 : l->second;
   }
   std::vector<std::pair<const VipConfig*, const BackendConfig*>> out;
   bool vip_found = vip.empty();
