@@ -2,14 +2,20 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 
 namespace l4lb::control {
 
 namespace {
 
+// Shortest form that reads back as the same double (bucket bounds print as 0.0025, not
+// 0.0025000000000000001: `le` labels are compared as text by some tools).
 std::string num(double v) {
   char b[64];
-  std::snprintf(b, sizeof(b), "%.17g", v);
+  for (int prec = 6; prec <= 17; prec++) {
+    std::snprintf(b, sizeof(b), "%.*g", prec, v);
+    if (std::strtod(b, nullptr) == v) break;
+  }
   return b;
 }
 std::string num(uint64_t v) { return std::to_string(v); }
