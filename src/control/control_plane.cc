@@ -74,7 +74,12 @@ bool ControlPlane::start(std::string& err) {
     xdp_[p.kernel_iface] = std::move(m);
   }
   if (!cfg_.control.socket.empty()) {
-    if (!api_.listenUnix(cfg_.control.socket, cfg_.control.mode, err)) return false;
+    // A listener that cannot be opened (another daemon owns the socket, the address is not
+    // configured in this namespace) disables that interface, never the balancing: logged as
+    // an error, and l4lbctl/metrics then say there is no daemon to talk to.
+    std::string lerr;
+    if (!api_.listenUnix(cfg_.control.socket, cfg_.control.mode, lerr))
+      logError(lerr + "; the control API is disabled");
     api_.setHandler(
         [this](const std::string& in, bool eof) -> std::optional<std::string> {
           // One request per connection: a line, or everything up to the client's shutdown.
@@ -83,10 +88,12 @@ bool ControlPlane::start(std::string& err) {
           return handleRequest(in.substr(0, nl)) + "\n";
         },
         R"({"ok":false,"error":"request too long"})" "\n");
-    logInfo("control socket " + cfg_.control.socket);
+    if (api_.listening()) logInfo("control socket " + cfg_.control.socket);
   }
   if (cfg_.metrics.addr) {
-    if (!metrics_.listenTcp(*cfg_.metrics.addr, cfg_.metrics.port, err)) return false;
+    std::string lerr;
+    if (!metrics_.listenTcp(*cfg_.metrics.addr, cfg_.metrics.port, lerr))
+      logError(lerr + "; metrics are disabled");
     metrics_.setHandler(
         [this](const std::string& in, bool eof) -> std::optional<std::string> {
           size_t end = in.find("\r\n\r\n");
@@ -105,7 +112,7 @@ bool ControlPlane::start(std::string& err) {
           return resp("200 OK", "text/plain; version=0.0.4; charset=utf-8", renderMetrics(observe()));
         },
         "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-    logInfo("metrics on http://" + cfg_.metrics.listen + "/metrics (port " + std::to_string(metrics_.port()) + ")");
+    if (metrics_.listening()) logInfo("metrics on http://" + cfg_.metrics.listen + "/metrics");
   }
   health_.setCheckObserver([this](const CheckRecord& r) {
     (r.ok ? health_ok_ : health_failed_).observe(double(r.end_us - r.start_us) / 1e6);

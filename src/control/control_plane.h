@@ -40,8 +40,8 @@ class ControlPlane {
  public:
   ControlPlane(Config cfg, std::string path, const Ports& ports, dataplane::DataplaneShared& shared);
   // Builds and publishes the first snapshot, opens netlink and the XDP maps, starts checks,
-  // opens the control socket and the metrics listener. False with `err` when the config cannot
-  // be built on these ports or a listener cannot be opened.
+  // opens the control socket and the metrics listener (a listener that fails is logged and
+  // left off). False with `err` when the config cannot be built on these ports.
   bool start(std::string& err);
   // The workers whose counters the API and metrics sum (read-only; each written by its worker).
   void setWorkers(std::vector<const dataplane::WorkerState*> w, uint32_t flow_capacity);

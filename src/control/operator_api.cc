@@ -189,7 +189,7 @@ json ControlPlane::cmdStatus() const {
           {"generation", s ? s->generation : 0},
           {"reloads", {{"ok", stats_.reloads_ok}, {"failed", stats_.reloads_failed}}},
           {"log_level", cfg_.log.level},
-          {"metrics", cfg_.metrics.listen},
+          {"metrics", metrics_.listening() ? cfg_.metrics.listen : ""},
           {"drift", drift}};
 }
 

@@ -546,20 +546,35 @@ class DaemonDownTest(unittest.TestCase):
             d.stop()
             d.remove()
 
-    def test_second_daemon_refused(self):
+    def test_second_daemon_leaves_the_socket_alone(self):
         d = Daemon([])
         try:
-            # Same socket path: the second one must refuse to start rather than steal the socket.
+            # Same socket path: the second daemon must not steal it; it runs without an API.
             prefix = d.prefix + "b"
             text = open(d.cfg).read().replace(d.prefix, prefix).replace(str(d.metrics_port), str(free_port()))
+            text = text.replace(f"{d.tmp}/client.out", f"{d.tmp}/client2.out").replace(f"{d.tmp}/server.out", f"{d.tmp}/server2.out")
             cfg2 = os.path.join(d.tmp, "second.toml")
             with open(cfg2, "w") as f:
                 f.write(text)
-            p = subprocess.run([h.l4lb_binary(), "-c", cfg2], stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
-            h._cleanup_runtime_dir(prefix)
-            self.assertEqual(p.returncode, 1)
-            self.assertIn(f"control socket {d.sock}: another process is listening", p.stderr.decode())
-            self.assertEqual(ctl_json(d, "status")["pid"], d.proc.pid)
+            err2 = os.path.join(d.tmp, "second.err")
+            with open(err2, "wb") as f:
+                p = subprocess.Popen([h.l4lb_binary(), "-c", cfg2], stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                                     start_new_session=True)
+            h._record("pid", p.pid)
+            try:
+                deadline = time.monotonic() + h.STARTUP_TIMEOUT_S
+                while "l4lb info: started:" not in open(err2).read():
+                    self.assertIsNone(p.poll(), open(err2).read())
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.02)
+                self.assertIn(f"l4lb error: control socket {d.sock}: another process is listening "
+                              "(is l4lb already running?); the control API is disabled", open(err2).read())
+                self.assertEqual(ctl_json(d, "status")["pid"], d.proc.pid)
+            finally:
+                h._stop(p)
+                h._cleanup_runtime_dir(prefix)
+            self.assertEqual(p.returncode, 0)
+            self.assertEqual(ctl_json(d, "status")["pid"], d.proc.pid)  # still there after the second exits
         finally:
             d.stop()
             d.remove()
