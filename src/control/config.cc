@@ -34,7 +34,11 @@ namespace {
 using KeyList = std::span<const std::string_view>;
 
 constexpr std::string_view kRootKeys[] = {"eal", "flow_table", "ports", "neighbours", "vips",
-                                         "health"};
+                                         "health", "control", "metrics", "log"};
+constexpr std::string_view kControlKeys[] = {"socket", "mode"};
+constexpr std::string_view kMetricsKeys[] = {"listen"};
+constexpr std::string_view kLogKeys[] = {"level"};
+constexpr std::string_view kLogLevels[] = {"debug", "info", "warning", "error"};
 constexpr std::string_view kEalKeys[] = {"main_core", "worker_cores", "hugepages", "memory_mb",
                                          "in_memory", "file_prefix", "extra_args"};
 constexpr std::string_view kFlowTableKeys[] = {"capacity", "tcp_syn_timeout",
@@ -469,7 +473,57 @@ class Loader {
     loadPorts(root);
     loadNeighbours(root);
     loadHealthGlobal(root);
+    loadOperator(root);
     loadVips(root);
+  }
+
+  // [control], [metrics], [log]: the operator interface.
+  void loadOperator(const toml::table& root) {
+    if (const toml::node* n = root.get("control"))
+      if (const toml::table* t = asTable(*n, "control")) {
+        checkKeys(*t, "control", kControlKeys);
+        if (auto* v = t->get("socket"))
+          if (auto x = string(*v, "control.socket")) {
+            if (!x->empty() && (*x)[0] != '/') report(*v, "control.socket", "must be an absolute path (or \"\" to disable)");
+            else if (x->size() >= 108) report(*v, "control.socket", "must be shorter than 108 bytes (sun_path)");
+            else config_.control.socket = *x;
+          }
+        if (auto* v = t->get("mode"))
+          if (auto x = string(*v, "control.mode")) {
+            // A string of octal digits as chmod takes it ("0600"): TOML's 0o600 is easy to
+            // mistype as decimal 600.
+            bool ok = !x->empty() && x->size() <= 4 &&
+                      std::all_of(x->begin(), x->end(), [](char c) { return c >= '0' && c <= '7'; });
+            uint32_t m = ok ? uint32_t(std::stoul(*x, nullptr, 8)) : 0;
+            if (!ok || m > 0777) report(*v, "control.mode", "must be octal permission bits such as \"0600\" (got " + quote(*x) + ")");
+            else if (m & 0111) report(*v, "control.mode", "must not contain execute bits (got " + quote(*x) + ")");
+            else config_.control.mode = m;
+          }
+      }
+    if (const toml::node* n = root.get("metrics"))
+      if (const toml::table* t = asTable(*n, "metrics")) {
+        checkKeys(*t, "metrics", kMetricsKeys);
+        if (auto* v = t->get("listen"))
+          if (auto x = string(*v, "metrics.listen")) {
+            if (!x->empty() && !parseListenAddr(*x))
+              report(*v, "metrics.listen", "must be \"ADDR:PORT\", \"[ADDR6]:PORT\" or \"\" (got " + quote(*x) + ")");
+            else config_.metrics.listen = *x;
+          }
+      }
+    if (auto l = parseListenAddr(config_.metrics.listen)) {
+      config_.metrics.addr = l->first;
+      config_.metrics.port = l->second;
+    }
+    if (const toml::node* n = root.get("log"))
+      if (const toml::table* t = asTable(*n, "log")) {
+        checkKeys(*t, "log", kLogKeys);
+        if (auto* v = t->get("level"))
+          if (auto x = string(*v, "log.level")) {
+            if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *x) == std::end(kLogLevels))
+              report(*v, "log.level", "must be one of debug, info, warning, error (got " + quote(*x) + ")");
+            else config_.log.level = *x;
+          }
+      }
   }
 
   void loadEal(const toml::table& root) {
@@ -1260,6 +1314,35 @@ ConfigResult loadConfigFile(const std::string& path) {
     r.error.messages.push_back(path + ": internal error: " + e.what());
     return r;
   }
+}
+
+}  // namespace l4lb::control
+
+namespace l4lb::control {
+
+std::optional<std::pair<IpAddr, uint16_t>> parseListenAddr(std::string_view s) {
+  std::string_view host, port;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return std::nullopt;
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string_view::npos || s.find(':') != colon) return std::nullopt;
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+  }
+  if (port.empty() || port.size() > 5) return std::nullopt;
+  uint32_t p = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    p = p * 10 + uint32_t(c - '0');
+  }
+  if (p == 0 || p > 65535) return std::nullopt;
+  auto a = IpAddr::parse(host);
+  if (!a || (s[0] == '[') == a->isV4()) return std::nullopt;
+  return std::make_pair(*a, uint16_t(p));
 }
 
 }  // namespace l4lb::control

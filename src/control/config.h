@@ -120,6 +120,24 @@ struct FlowTableConfig {
   uint32_t udp_timeout_ms = 30'000;
 };
 
+// [control]: the operator API's Unix socket (l4lbctl). socket = "" disables it.
+struct ControlApiConfig {
+  std::string socket = "/run/l4lb/l4lb.sock";
+  uint32_t mode = 0600;             // permission bits of the socket file (owner root)
+};
+
+// [metrics]: Prometheus text exposition over HTTP. listen = "" disables it.
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9100";  // "ADDR:PORT" or "[ADDR6]:PORT"
+  std::optional<IpAddr> addr;             // parsed from listen (nullopt when disabled)
+  uint16_t port = 0;
+};
+
+// [log]: the control plane's log level (debug, info, warning, error).
+struct LogConfig {
+  std::string level = "info";
+};
+
 struct Config {
   std::string path;                 // file it came from (for messages)
   EalConfig eal;
@@ -128,7 +146,13 @@ struct Config {
   std::vector<NeighbourConfig> neighbours;
   FlowTableConfig flow_table;
   HealthGlobalConfig health;
+  ControlApiConfig control;
+  MetricsConfig metrics;
+  LogConfig log;
 };
+
+// "host:port" / "[v6]:port" -> address and port; nullopt when malformed.
+std::optional<std::pair<IpAddr, uint16_t>> parseListenAddr(std::string_view s);
 
 // Every problem found, each as "file:line:col: key.path: message". Loading collects all
 // errors it can rather than stopping at the first.

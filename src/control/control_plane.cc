@@ -6,13 +6,18 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <algorithm>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "control/log.h"
 #include "control/reload.h"
+#include "control/sha256.h"
 
 namespace l4lb::control {
 
@@ -24,7 +29,25 @@ const char* stateWord(BackendState s) {
 
 std::vector<PortRuntime> runtimeOf(const Ports& p) { return p.runtime; }
 
+LogLevel levelOf(const std::string& s) {
+  return s == "debug" ? LogLevel::Debug : s == "warning" ? LogLevel::Warning : s == "error" ? LogLevel::Error : LogLevel::Info;
+}
+
 }  // namespace
+
+uint64_t monoMsNow() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+std::string fileSha256Of(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return sha256Hex(ss.str());
+}
 
 ControlPlane::ControlPlane(Config cfg, std::string path, const Ports& ports, dataplane::DataplaneShared& shared)
     : cfg_(std::move(cfg)), path_(std::move(path)), ports_(ports), publisher_(shared) {}
@@ -50,11 +73,84 @@ bool ControlPlane::start(std::string& err) {
     }
     xdp_[p.kernel_iface] = std::move(m);
   }
+  if (!cfg_.control.socket.empty()) {
+    // A listener that cannot be opened (another daemon owns the socket, the address is not
+    // configured in this namespace) disables that interface, never the balancing: logged as
+    // an error, and l4lbctl/metrics then say there is no daemon to talk to.
+    std::string lerr;
+    if (!api_.listenUnix(cfg_.control.socket, cfg_.control.mode, lerr))
+      logError(lerr + "; the control API is disabled");
+    api_.setHandler(
+        [this](const std::string& in, bool eof) -> std::optional<std::string> {
+          // One request per connection: a line, or everything up to the client's shutdown.
+          size_t nl = in.find('\n');
+          if (nl == std::string::npos && !eof) return std::nullopt;
+          return handleRequest(in.substr(0, nl)) + "\n";
+        },
+        R"({"ok":false,"error":"request too long"})" "\n");
+    if (api_.listening()) logInfo("control socket " + cfg_.control.socket);
+  }
+  if (cfg_.metrics.addr) {
+    std::string lerr;
+    if (!metrics_.listenTcp(*cfg_.metrics.addr, cfg_.metrics.port, lerr))
+      logError(lerr + "; metrics are disabled");
+    metrics_.setHandler(
+        [this](const std::string& in, bool eof) -> std::optional<std::string> {
+          size_t end = in.find("\r\n\r\n");
+          if (end == std::string::npos) end = in.find("\n\n");
+          if (end == std::string::npos && !eof) return std::nullopt;
+          const size_t sp1 = in.find(' '), sp2 = in.find(' ', sp1 + 1);
+          const std::string method = in.substr(0, sp1);
+          const std::string target = sp1 == std::string::npos ? "" : in.substr(sp1 + 1, sp2 - sp1 - 1);
+          auto resp = [](const std::string& status, const std::string& ctype, const std::string& body) {
+            return "HTTP/1.1 " + status + "\r\nContent-Type: " + ctype +
+                   "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+          };
+          if (method != "GET") return resp("405 Method Not Allowed", "text/plain", "only GET\n");
+          if (target != "/metrics" && target.rfind("/metrics?", 0) != 0)
+            return resp("404 Not Found", "text/plain", "metrics are at /metrics\n");
+          return resp("200 OK", "text/plain; version=0.0.4; charset=utf-8", renderMetrics(observe()));
+        },
+        "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    if (metrics_.listening()) logInfo("metrics on http://" + cfg_.metrics.listen + "/metrics");
+  }
+  health_.setCheckObserver([this](const CheckRecord& r) {
+    (r.ok ? health_ok_ : health_failed_).observe(double(r.end_us - r.start_us) / 1e6);
+  });
+  setLogLevel(levelOf(cfg_.log.level));
+  config_sha256_ = fileSha256Of(path_);
+  started_mono_ms_ = prev_tick_ms_ = monoMsNow();
+  started_unix_ = int64_t(time(nullptr));
   syncXdp(*s);
   health_.setTargets(healthTargets(cfg_, *s));
   publisher_.publish(std::move(s));
   stats_.publishes++;
   return true;
+}
+
+void ControlPlane::setWorkers(std::vector<const dataplane::WorkerState*> w, uint32_t flow_capacity) {
+  workers_ = std::move(w);
+  flow_capacity_ = flow_capacity;
+  prev_load_.assign(workers_.size(), WorkerLoad{});
+  busy_ratio_.assign(workers_.size(), 0.0);
+}
+
+// Once a second: rates that need two samples (busy ratio, new flows per second).
+void ControlPlane::tick() {
+  const uint64_t now = monoMsNow();
+  uint64_t flows_new = 0;
+  for (size_t i = 0; i < workers_.size(); i++) {
+    const WorkerLoad l = workers_[i]->load;
+    const uint64_t dt = l.total_cycles - prev_load_[i].total_cycles;
+    busy_ratio_[i] = dt == 0 ? 0.0 : double(l.busy_cycles - prev_load_[i].busy_cycles) / double(dt);
+    prev_load_[i] = l;
+    flows_new += workers_[i]->counters.get(Ctr::FlowNew);
+  }
+  if (now > prev_tick_ms_) flows_per_s_ = double(flows_new - prev_flows_new_) * 1000.0 / double(now - prev_tick_ms_);
+  prev_flows_new_ = flows_new;
+  prev_tick_ms_ = now;
+  api_.poll();  // closes idle connections even when no event arrives
+  metrics_.poll();
 }
 
 std::vector<HealthTarget> ControlPlane::healthTargets(const Config& cfg, const Snapshot& s) const {
@@ -108,13 +204,18 @@ bool ControlPlane::rebuild(const std::string& why) {
 void ControlPlane::publish(std::unique_ptr<Snapshot> s, const std::string& why) {
   // Backend state changes are logged against the running snapshot (same ids across builds).
   if (const Snapshot* old = publisher_.current())
-    for (const SnapBackend& b : s->backends) {
-      if (b.id == kNoBackend) continue;
-      const SnapBackend* o = old->backend(b.id);
-      if (o != nullptr && o->state != b.state)
-        logInfo("backend " + b.addr.str() + " of VIP " + s->vips[b.vip_index].name + ": " + stateWord(o->state) +
-                " -> " + stateWord(b.state) + " (" + why + ")");
-    }
+    for (const VipConfig& v : cfg_.vips)
+      for (const BackendConfig& bc : v.backends) {
+        const std::string key = backendIdentity(v, bc);
+        const SnapBackend* b = s->backend(builder_.idOf(key));
+        if (b == nullptr) continue;
+        const SnapBackend* o = old->backend(b->id);
+        if (o != nullptr && o->state != b->state) {
+          logInfo("backend " + b->addr.str() + " of VIP " + s->vips[b->vip_index].name + ": " + stateWord(o->state) +
+                  " -> " + stateWord(b->state) + " (" + why + ")");
+          transitions_[key] = {int64_t(time(nullptr)), stateWord(o->state), stateWord(b->state), why};
+        }
+      }
   syncXdp(*s);
   publisher_.publish(std::move(s));
   stats_.publishes++;
@@ -181,20 +282,31 @@ void ControlPlane::syncXdp(const Snapshot& s) {
 }
 
 bool ControlPlane::reload() {
+  std::vector<std::string>& msgs = last_reload_messages_;
+  msgs.clear();
+  // Every message goes to the log and to the API caller (l4lbctl reload).
+  auto error = [&](const std::string& m) {
+    logError(m);
+    msgs.push_back(m);
+  };
   logInfo("reload: reading " + path_);
   ConfigResult r = loadConfigFile(path_);
   if (!r.ok()) {
     stats_.reloads_failed++;
-    for (const std::string& m : r.error.messages) logError("reload rejected: " + m);
-    logError("reload rejected: the running configuration is unchanged");
+    for (const std::string& m : r.error.messages) error("reload rejected: " + m);
+    error("reload rejected: the running configuration is unchanged");
     return false;
   }
   Config next = std::move(*r.config);
   std::vector<std::string> restart = restartRequired(cfg_, next);
+  // The listeners are opened once, as root, before anything else runs.
+  if (next.control.socket != cfg_.control.socket) restart.push_back("control.socket: needs a restart");
+  if (next.control.mode != cfg_.control.mode) restart.push_back("control.mode: needs a restart");
+  if (next.metrics.listen != cfg_.metrics.listen) restart.push_back("metrics.listen: needs a restart");
   if (!restart.empty()) {
     stats_.reloads_failed++;
-    for (const std::string& m : restart) logError("reload refused: " + path_ + ": " + m);
-    logError("reload refused: the running configuration is unchanged");
+    for (const std::string& m : restart) error("reload refused: " + path_ + ": " + m);
+    error("reload refused: the running configuration is unchanged");
     return false;
   }
   // Build on a copy of the builder: a failed build leaves ids and history untouched.
@@ -206,20 +318,23 @@ bool ControlPlane::reload() {
     for (size_t a = 0, b; a < err.size(); a = b + 1) {
       b = err.find('\n', a);
       if (b == std::string::npos) b = err.size();
-      logError("reload rejected: " + path_ + ": " + err.substr(a, b - a));
+      error("reload rejected: " + path_ + ": " + err.substr(a, b - a));
     }
-    logError("reload rejected: the running configuration is unchanged");
+    error("reload rejected: the running configuration is unchanged");
     return false;
   }
   const std::string summary = diffSummary(cfg_, next);
   builder_ = std::move(trial);
   cfg_ = std::move(next);
+  setLogLevel(levelOf(cfg_.log.level));
+  config_sha256_ = fileSha256Of(path_);
   pruneDynamic();
   neighbours_.setWanted(SnapshotBuilder::neighboursToResolve(cfg_));
   health_.setTargets(healthTargets(cfg_, *s));
   publish(std::move(s), "reload");
   stats_.reloads_ok++;
   logInfo("reload applied: " + summary);
+  msgs.push_back("reload applied: " + summary);
   refreshNeighbours(true);
   return true;
 }
@@ -270,6 +385,8 @@ void ControlPlane::run() {
   add(health_.fd());
   const int nfd = netlink_ok_ ? neighbours_.eventFd() : -1;
   add(nfd);
+  add(api_.fd());
+  add(metrics_.fd());
 
   bool running = true;
   while (running) {
@@ -291,9 +408,14 @@ void ControlPlane::run() {
         uint64_t ticks;
         if (read(tfd, &ticks, sizeof(ticks)) < 0) continue;
         refreshNeighbours(true);
+        tick();
       } else if (fd == nfd) {
         neighbours_.drainEvents();
         refreshNeighbours(false);
+      } else if (fd == api_.fd()) {
+        api_.poll();
+      } else if (fd == metrics_.fd()) {
+        metrics_.poll();
       }
     }
     // The checker's epoll fd only says "something is ready"; poll() also runs due checks.
@@ -302,6 +424,8 @@ void ControlPlane::run() {
   close(ep);
   close(tfd);
   close(sfd);
+  api_.close();  // removes the socket file: l4lbctl then says the daemon is not running
+  metrics_.close();
 }
 
 }  // namespace l4lb::control

@@ -10,8 +10,12 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
+#include "control/api_server.h"
 #include "control/config.h"
 #include "control/health/health_checker.h"
+#include "control/metrics.h"
 #include "control/neighbours.h"
 #include "control/ports.h"
 #include "control/publisher.h"
@@ -28,12 +32,19 @@ struct ControlStats {
   uint64_t neighbour_changes = 0;
 };
 
+uint64_t monoMsNow();
+// SHA-256 of a file's bytes, "" when it cannot be read.
+std::string fileSha256Of(const std::string& path);
+
 class ControlPlane {
  public:
   ControlPlane(Config cfg, std::string path, const Ports& ports, dataplane::DataplaneShared& shared);
-  // Builds and publishes the first snapshot, opens netlink and the XDP maps, starts checks.
-  // False with `err` when the config cannot be built on these ports.
+  // Builds and publishes the first snapshot, opens netlink and the XDP maps, starts checks,
+  // opens the control socket and the metrics listener (a listener that fails is logged and
+  // left off). False with `err` when the config cannot be built on these ports.
   bool start(std::string& err);
+  // The workers whose counters the API and metrics sum (read-only; each written by its worker).
+  void setWorkers(std::vector<const dataplane::WorkerState*> w, uint32_t flow_capacity);
   // Runs until SIGINT/SIGTERM (signals must be blocked in every thread).
   void run();
 
@@ -45,6 +56,13 @@ class ControlPlane {
   // Backend states and health detail as JSON (stats file; the operator API builds on it).
   std::string backendsJson() const;
 
+  // The operator API (docs/OPERATIONS.md): one JSON request {"cmd": ..., "args": [...]}, one
+  // JSON reply {"ok": bool, "error"?: ..., ...}. Public for unit tests; the API server calls it.
+  std::string handleRequest(const std::string& request);
+  Observation observe() const;
+  const OneShotServer& apiServer() const { return api_; }
+  const OneShotServer& metricsServer() const { return metrics_; }
+
  private:
   bool rebuild(const std::string& why);
   void publish(std::unique_ptr<Snapshot> s, const std::string& why);
@@ -53,6 +71,20 @@ class ControlPlane {
   void refreshNeighbours(bool request);
   void syncXdp(const Snapshot& s);
   void pruneDynamic();
+  void tick();
+  std::vector<std::string> reloadMessages(const Config& next) const;
+  // Operator commands (operator_api.cc); each returns the reply body or throws ApiError.
+  nlohmann::json cmdStatus() const;
+  nlohmann::json cmdVips() const;
+  nlohmann::json cmdBackends(const std::vector<std::string>& args) const;
+  nlohmann::json cmdStats() const;
+  nlohmann::json cmdDrain(const std::vector<std::string>& args, bool drain);
+  nlohmann::json cmdWeight(const std::vector<std::string>& args);
+  nlohmann::json cmdReload();
+  nlohmann::json cmdExplain(const std::vector<std::string>& args) const;
+  nlohmann::json cmdDiff(const std::vector<std::string>& args) const;
+  std::vector<std::pair<const VipConfig*, const BackendConfig*>> matchBackends(const std::vector<std::string>& args,
+                                                                                size_t first) const;
 
   Config cfg_;
   std::string path_;
@@ -66,6 +98,25 @@ class ControlPlane {
   std::map<std::string, std::unique_ptr<XdpAddrMap>> xdp_;  // kernel iface -> map
   std::map<std::string, std::string> unresolved_logged_;
   ControlStats stats_;
+
+  // Operator interface.
+  std::vector<const dataplane::WorkerState*> workers_;
+  uint32_t flow_capacity_ = 0;
+  OneShotServer api_, metrics_;
+  uint64_t started_mono_ms_ = 0;
+  int64_t started_unix_ = 0;
+  std::string config_sha256_;         // of the file as last loaded (start or reload)
+  Histogram health_ok_, health_failed_;
+  std::vector<WorkerLoad> prev_load_;
+  std::vector<double> busy_ratio_;
+  uint64_t prev_flows_new_ = 0, prev_tick_ms_ = 0;
+  double flows_per_s_ = 0;
+  struct Transition {
+    int64_t unix_time = 0;
+    std::string from, to, why;
+  };
+  std::map<std::string, Transition> transitions_;  // backend identity -> last state change
+  std::vector<std::string> last_reload_messages_;
 };
 
 }  // namespace l4lb::control

@@ -140,6 +140,11 @@ int runDaemon(const DaemonOptions& opts) {
     args[w].shared = &shared;
     states.push_back(std::move(st));
   }
+  {
+    std::vector<const dataplane::WorkerState*> ro;
+    for (const auto& st : states) ro.push_back(st.get());
+    cp->setWorkers(std::move(ro), cfg.flow_table.capacity);
+  }
   // RX queue q of every port goes to worker q % workers; every worker has TX queue = its index.
   // A tap's single RX queue (what the kernel sends) is polled by worker 0.
   const Snapshot* first = cp->current();

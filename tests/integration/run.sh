@@ -63,7 +63,7 @@ import unittest
 
 import os
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_edge test_xdp test_health test_scripts").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_edge test_xdp test_health test_scripts test_ctl").split()
 
 
 class Result(unittest.TextTestResult):

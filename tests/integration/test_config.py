@@ -134,9 +134,9 @@ class ConfigTest(unittest.TestCase):
                              [f'{L_WEIGHT}:3: vips[0].backends[0].wieght: unknown key, did you mean "weight"?'])
 
     def test_unknown_table(self):
-        text = self.base + "\n[metrics]\nlisten = 9100\n"
+        text = self.base + "\n[metricz]\nlisten = 9100\n"
         n = self.base.count("\n") + 2
-        self.assert_rejected("unknown_table.toml", text, [f"{n}:2: metrics: unknown key"])
+        self.assert_rejected("unknown_table.toml", text, [f'{n}:2: metricz: unknown key, did you mean "metrics"?'])
 
     def test_duplicate_vip(self):
         text = self.base + SECOND_VIP

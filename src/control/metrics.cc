@@ -1,0 +1,143 @@
+#include "control/metrics.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+
+namespace l4lb::control {
+
+namespace {
+
+// Shortest form that reads back as the same double (bucket bounds print as 0.0025, not
+// 0.0025000000000000001: `le` labels are compared as text by some tools).
+std::string num(double v) {
+  char b[64];
+  for (int prec = 6; prec <= 17; prec++) {
+    std::snprintf(b, sizeof(b), "%.*g", prec, v);
+    if (std::strtod(b, nullptr) == v) break;
+  }
+  return b;
+}
+std::string num(uint64_t v) { return std::to_string(v); }
+
+class Writer {
+ public:
+  void family(const char* name, const char* type, const char* help) {
+    out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  }
+  void sample(const std::string& name, const std::string& labels, const std::string& value) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += " " + value + "\n";
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+std::string label(const char* k, const std::string& v) { return std::string(k) + "=\"" + escapeLabel(v) + "\""; }
+
+}  // namespace
+
+void Histogram::observe(double seconds) {
+  for (size_t i = 0; i < kBounds.size(); i++)
+    if (seconds <= kBounds[i]) cumulative_[i]++;
+  count_++;
+  sum_ += seconds;
+}
+
+std::string escapeLabel(const std::string& v) {
+  std::string o;
+  for (char c : v) {
+    if (c == '\\') o += "\\\\";
+    else if (c == '"') o += "\\\"";
+    else if (c == '\n') o += "\\n";
+    else o += c;
+  }
+  return o;
+}
+
+std::string renderMetrics(const Observation& o) {
+  Writer w;
+  w.family("l4lb_build_info", "gauge", "Version of the running l4lb (value is always 1).");
+  w.sample("l4lb_build_info", label("version", o.version), "1");
+  w.family("l4lb_uptime_seconds", "gauge", "Seconds since the daemon started.");
+  w.sample("l4lb_uptime_seconds", "", num(o.uptime_s));
+
+  auto be = [](const ObservedBackend& b) { return label("vip", b.vip) + "," + label("backend", b.backend); };
+  w.family("l4lb_packets_total", "counter", "Packets forwarded to a backend (client to backend direction).");
+  for (const auto& b : o.backends) w.sample("l4lb_packets_total", be(b), num(b.c.packets));
+  w.family("l4lb_bytes_total", "counter", "Bytes forwarded to a backend (frames as received).");
+  for (const auto& b : o.backends) w.sample("l4lb_bytes_total", be(b), num(b.c.bytes));
+  w.family("l4lb_flows_total", "counter", "Flow-table entries created for a backend.");
+  for (const auto& b : o.backends) w.sample("l4lb_flows_total", be(b), num(b.c.flows_new));
+  w.family("l4lb_backend_active_flows", "gauge", "Flow-table entries pointing at a backend (created minus ended).");
+  for (const auto& b : o.backends)
+    w.sample("l4lb_backend_active_flows", be(b), num(b.c.flows_new >= b.c.flows_ended ? b.c.flows_new - b.c.flows_ended : 0));
+  w.family("l4lb_backend_up", "gauge", "1 when the backend receives new flows (healthy), else 0 (draining or unhealthy).");
+  for (const auto& b : o.backends) w.sample("l4lb_backend_up", be(b), b.state == "healthy" ? "1" : "0");
+  w.family("l4lb_backend_weight", "gauge", "Effective backend weight (after l4lbctl weight).");
+  for (const auto& b : o.backends) w.sample("l4lb_backend_weight", be(b), num(uint64_t(b.weight)));
+
+  w.family("l4lb_drops_total", "counter", "Packets dropped, by reason (summed over workers).");
+  for (size_t r = 1; r < size_t(Drop::Count); r++) {
+    uint64_t s = 0;
+    for (const auto& wk : o.workers) s += wk.counters.drops[r];
+    w.sample("l4lb_drops_total", label("reason", std::string(kDropNames[r])), num(s));
+  }
+  w.family("l4lb_events_total", "counter", "Data-path events that are not drops (summed over workers).");
+  for (size_t c = 0; c < size_t(Ctr::Count); c++) {
+    uint64_t s = 0;
+    for (const auto& wk : o.workers) s += wk.counters.ctrs[c];
+    w.sample("l4lb_events_total", label("event", std::string(kCtrNames[c])), num(s));
+  }
+  w.family("l4lb_flow_table_entries", "gauge", "Entries in a worker's flow table.");
+  for (size_t i = 0; i < o.workers.size(); i++) {
+    w.sample("l4lb_flow_table_entries", label("worker", std::to_string(i)) + "," + label("family", "ipv4"),
+             num(o.workers[i].flows4));
+    w.sample("l4lb_flow_table_entries", label("worker", std::to_string(i)) + "," + label("family", "ipv6"),
+             num(o.workers[i].flows6));
+  }
+  w.family("l4lb_flow_table_capacity", "gauge", "Capacity of each worker's flow table per address family.");
+  for (size_t i = 0; i < o.workers.size(); i++)
+    w.sample("l4lb_flow_table_capacity", label("worker", std::to_string(i)), num(o.workers[i].capacity));
+  w.family("l4lb_worker_busy_ratio", "gauge", "Share of a worker's cycles spent on loops that received packets (last second).");
+  for (size_t i = 0; i < o.workers.size(); i++)
+    w.sample("l4lb_worker_busy_ratio", label("worker", std::to_string(i)), num(o.workers[i].busy_ratio));
+  w.family("l4lb_worker_loops_total", "counter", "Worker poll loops.");
+  for (size_t i = 0; i < o.workers.size(); i++)
+    w.sample("l4lb_worker_loops_total", label("worker", std::to_string(i)), num(o.workers[i].load.loops));
+
+  w.family("l4lb_port_packets_total", "counter", "Packets on a port by direction.");
+  for (const auto& p : o.ports) {
+    w.sample("l4lb_port_packets_total", label("port", p.name) + ",direction=\"rx\"", num(p.c.rx_packets));
+    w.sample("l4lb_port_packets_total", label("port", p.name) + ",direction=\"tx\"", num(p.c.tx_packets));
+  }
+  w.family("l4lb_port_bytes_total", "counter", "Bytes on a port by direction.");
+  for (const auto& p : o.ports) {
+    w.sample("l4lb_port_bytes_total", label("port", p.name) + ",direction=\"rx\"", num(p.c.rx_bytes));
+    w.sample("l4lb_port_bytes_total", label("port", p.name) + ",direction=\"tx\"", num(p.c.tx_bytes));
+  }
+
+  w.family("l4lb_health_check_duration_seconds", "histogram", "Duration of health checks, by result.");
+  for (const auto& [res, h] : {std::pair<const char*, const Histogram*>{"ok", &o.health_ok}, {"failed", &o.health_failed}}) {
+    const std::string r = label("result", res);
+    for (size_t i = 0; i < Histogram::kBounds.size(); i++)
+      w.sample("l4lb_health_check_duration_seconds_bucket", r + "," + label("le", num(Histogram::kBounds[i])),
+               num(h->cumulative()[i]));
+    w.sample("l4lb_health_check_duration_seconds_bucket", r + ",le=\"+Inf\"", num(h->count()));
+    w.sample("l4lb_health_check_duration_seconds_sum", r, num(h->sum()));
+    w.sample("l4lb_health_check_duration_seconds_count", r, num(h->count()));
+  }
+  w.family("l4lb_config_reloads_total", "counter", "Configuration reloads (SIGHUP or l4lbctl reload), by result.");
+  w.sample("l4lb_config_reloads_total", "result=\"ok\"", num(o.reloads_ok));
+  w.sample("l4lb_config_reloads_total", "result=\"failed\"", num(o.reloads_failed));
+  w.family("l4lb_snapshot_publishes_total", "counter", "Snapshots published to the workers.");
+  w.sample("l4lb_snapshot_publishes_total", "", num(o.publishes));
+  w.family("l4lb_health_transitions_total", "counter", "Backend health state changes.");
+  w.sample("l4lb_health_transitions_total", "", num(o.health_transitions));
+  return w.take();
+}
+
+}  // namespace l4lb::control
