@@ -45,6 +45,14 @@ inline uint32_t pickBackend(WorkerState& w, const SnapVip& v, uint32_t vip_index
   return statelessBackend(v, sig, saddr, f);
 }
 
+// Receive counters, once per burst: the worker's totals and the ingress port's.
+inline void countRx(WorkerState& w, uint16_t ingress, uint16_t n, uint64_t bytes) {
+  w.counters.add(Ctr::RxPackets, n);
+  w.counters.add(Ctr::RxBytes, bytes);
+  w.port_ctrs[ingress].rx_packets += n;
+  w.port_ctrs[ingress].rx_bytes += bytes;
+}
+
 template <typename Key>
 inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi) {
   return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto);
@@ -56,6 +64,9 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
                   uint32_t now_ms, TxBatch& tx) {
   // A tap's burst is the kernel's traffic for the wire: relayed whole, never parsed.
   if (unlikely(s.ports[ingress].is_kernel)) {
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; i++) bytes += rte_pktmbuf_pkt_len(pkts[i]);
+    countRx(w, ingress, n, bytes);
     relayFromKernel(w, s, pkts, n, ingress, tx);
     return;
   }
@@ -71,11 +82,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   uint16_t nlive = 0;
 
   // Stage 1: parse, find the VIP, build the flow key and its hash.
+  uint64_t rx_bytes = 0;
   for (uint16_t i = 0; i < n; i++) {
     if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
     rte_mbuf* m = pkts[i];
-    w.counters.add(Ctr::RxPackets);
-    w.counters.add(Ctr::RxBytes, rte_pktmbuf_pkt_len(m));
+    rx_bytes += rte_pktmbuf_pkt_len(m);
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
     PktCtx& c = ctx[nlive];
     Drop d = parsePacket(data, rte_pktmbuf_data_len(m), c.pi);
@@ -115,6 +126,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     }
     live[nlive++] = m;
   }
+  countRx(w, ingress, n, rx_bytes);
 
   // Stage 2: bulk flow lookups (rte_hash prefetches buckets and keys across the batch).
   uint64_t vals4[kBurst], vals6[kBurst];
@@ -134,6 +146,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i];
     FwdResult r;
+    uint32_t bid = kNoBackend;  // the backend a forward packet goes to (counted once sent)
     if (c.reverse) {
       r = reverseNat(m, c.pi, *c.vip, s, ingress);
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
@@ -147,10 +160,12 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       if (!hit && inserted[v6]) hit = ft.lookup(key, c.sig, raw);
       const bool tcp = c.pi.proto == kProtoTcp;
       const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
-      uint32_t bid = kNoBackend;
       bool store = true;
       FlowValue fv;
-      const bool live_hit = hit && !isExpired(fv = FlowValue::unpack(raw), now_ms, s.timeouts);
+      // The entry's backend before this packet: kNoBackend when there was no entry. An expired
+      // entry, or one whose backend is no longer usable, ends here if it is overwritten.
+      const uint32_t old_bid = hit ? (fv = FlowValue::unpack(raw)).backend_id : kNoBackend;
+      const bool live_hit = hit && !isExpired(fv, now_ms, s.timeouts);
       if (live_hit) {
         const SnapBackend* b = s.backend(fv.backend_id);
         if (usableForExisting(b, c.vip_index)) {
@@ -163,7 +178,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
           w.counters.add(Ctr::FlowRehash);  // its backend left the pool or failed
         }
       }
-      if (bid == kNoBackend) {
+      const bool kept = bid != kNoBackend;
+      if (!kept) {
         bid = pickBackend(w, *c.vip, c.vip_index, c.sig, saddr, c.pi.family);
         fv.state = nextState(FlowState::TcpSyn, tcp, c.pi.tcp_flags);
       }
@@ -177,6 +193,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
         if (ft.upsert(key, c.sig, fv)) {
           inserted[v6] = true;
           if (!live_hit) w.counters.add(Ctr::FlowNew);
+          if (!kept) {
+            // A new entry, or an old one re-pointed: per backend, active = new - ended.
+            if (old_bid < kMaxCountedBackends && old_bid != kNoBackend) w.backend_ctrs[old_bid].flows_ended++;
+            if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+          }
         } else {
           // Full: stay correct without state. Maglev on the 5-tuple gives the same answer for
           // every packet of the flow while the table does not change (RR would not).
@@ -205,6 +226,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     if (r.icmp_sent) {
       w.counters.drop(Drop::TooBig);
       w.counters.add(Ctr::IcmpTooBigSent);
+    } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
+      // The frame as sent to the backend (after rewrite or encapsulation).
+      BackendCounters& bc = w.backend_ctrs[bid];
+      bc.packets++;
+      bc.bytes += rte_pktmbuf_pkt_len(m);
     }
     emit(tx, m, r.egress);
   }
@@ -218,7 +244,9 @@ int workerMain(void* arg) {
   rte_mbuf* pkts[kBurst];
   rte_rcu_qsbr_thread_register(sh.qsbr, w.index);
   rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
+  uint64_t loop_start = rte_rdtsc();
   while (!sh.stop.load(std::memory_order_relaxed)) {
+    bool busy = false;
     // Quiescent: this worker holds no snapshot pointer from the previous iteration.
     rte_rcu_qsbr_quiescent(sh.qsbr, w.index);
     const Snapshot* s = sh.snapshot.load(std::memory_order_acquire);
@@ -226,6 +254,7 @@ int workerMain(void* arg) {
     for (const RxQueue& q : a->rx) {
       uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, kBurst);
       if (n == 0) continue;
+      busy = true;
       tx.clear();
       processBurst(w, *s, pkts, n, q.port_index, now, tx);
       for (uint16_t p = 0; p < s->ports.size(); p++) {
@@ -240,10 +269,24 @@ int workerMain(void* arg) {
         }
         w.counters.add(Ctr::TxPackets, sent);
         w.counters.add(Ctr::TxBytes, bytes);
+        w.port_ctrs[p].tx_packets += sent;
+        w.port_ctrs[p].tx_bytes += bytes;
       }
     }
-    uint32_t expired = w.flows4->sweep(now, s->timeouts, kSweepBudget) + w.flows6->sweep(now, s->timeouts, kSweepBudget);
+    BackendCounters* ended = w.backend_ctrs.get();
+    uint32_t expired = w.flows4->sweep(now, s->timeouts, kSweepBudget, ended) +
+                       w.flows6->sweep(now, s->timeouts, kSweepBudget, ended);
     if (expired) w.counters.add(Ctr::FlowExpired, expired);
+    // One TSC read per loop: this loop's end is the next one's start.
+    const uint64_t loop_end = rte_rdtsc();
+    const uint64_t cycles = loop_end - loop_start;
+    loop_start = loop_end;
+    w.load.loops++;
+    w.load.total_cycles += cycles;
+    if (busy) {
+      w.load.busy_loops++;
+      w.load.busy_cycles += cycles;
+    }
   }
   rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
   rte_rcu_qsbr_thread_unregister(sh.qsbr, w.index);
