@@ -1,5 +1,6 @@
 #include "dataplane/worker.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <rte_cycles.h>
@@ -45,6 +46,12 @@ inline uint32_t pickBackend(WorkerState& w, const SnapVip& v, uint32_t vip_index
   return statelessBackend(v, sig, saddr, f);
 }
 
+template <typename T>
+union Uninit {
+  Uninit() {}
+  T v;
+};
+
 // Receive counters, once per burst: the worker's totals and the ingress port's.
 inline void countRx(WorkerState& w, uint16_t ingress, uint16_t n, uint64_t bytes) {
   w.counters.add(Ctr::RxPackets, n);
@@ -70,9 +77,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     relayFromKernel(w, s, pkts, n, ingress, tx);
     return;
   }
-  PktCtx ctx[kBurst];
-  FlowKey4 k4[kBurst];
-  FlowKey6 k6[kBurst];
+  // Per-burst scratch left uninitialised (the types' default member initialisers would zero
+  // ~3 KiB per burst): each element is written in full before it is read.
+  Uninit<PktCtx> ctx[kBurst];
+  Uninit<FlowKey4> k4[kBurst];
+  Uninit<FlowKey6> k6[kBurst];
   const void* keys4[kBurst];
   const void* keys6[kBurst];
   hash_sig_t sigs4[kBurst], sigs6[kBurst];
@@ -88,7 +97,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     rte_mbuf* m = pkts[i];
     rx_bytes += rte_pktmbuf_pkt_len(m);
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
-    PktCtx& c = ctx[nlive];
+    PktCtx& c = ctx[nlive].v;
     Drop d = parsePacket(data, rte_pktmbuf_data_len(m), c.pi);
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
@@ -114,13 +123,13 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       }
       c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
     } else if (c.pi.family == Family::V4) {
-      c.sig = addFlowKey(k4[n4], saddr, daddr, c.pi);
-      keys4[n4] = &k4[n4];
+      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi);
+      keys4[n4] = &k4[n4].v;
       sigs4[n4] = c.sig;
       idx4[n4++] = nlive;
     } else {
-      c.sig = addFlowKey(k6[n6], saddr, daddr, c.pi);
-      keys6[n6] = &k6[n6];
+      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi);
+      keys6[n6] = &k6[n6].v;
       sigs6[n6] = c.sig;
       idx6[n6++] = nlive;
     }
@@ -144,7 +153,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   bool inserted[2] = {false, false};
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
-    PktCtx& c = ctx[i];
+    PktCtx& c = ctx[i].v;
     FwdResult r;
     uint32_t bid = kNoBackend;  // the backend a forward packet goes to (counted once sent)
     if (c.reverse) {
@@ -236,6 +245,42 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   }
 }
 
+namespace {
+
+inline uint32_t sweepShare(FlowTable& ft, uint32_t& debt, uint32_t elapsed_ms) {
+  const uint32_t per_ms = std::max((ft.capacity() + kSweepPassMs - 1) / kSweepPassMs, kSweepMinPerMs);
+  debt = uint32_t(std::min<uint64_t>(uint64_t(debt) + uint64_t(per_ms) * elapsed_ms, ft.capacity()));
+  return debt;
+}
+
+}  // namespace
+
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
+  if (now_ms != w.sweep_last_ms) {
+    // At most 10 ms accrue at once: the first call (sweep_last_ms 0) or a stalled worker does
+    // not owe a whole pass; the pass then just takes a little longer.
+    const uint32_t elapsed = std::min(now_ms - w.sweep_last_ms, 10u);
+    w.sweep_last_ms = now_ms;
+    sweepShare(*w.flows4, w.sweep_debt4, elapsed);
+    sweepShare(*w.flows6, w.sweep_debt6, elapsed);
+  }
+  if ((w.sweep_debt4 | w.sweep_debt6) == 0) return 0;
+  BackendCounters* ended = w.backend_ctrs.get();
+  uint32_t expired = 0;
+  if (w.sweep_debt4 != 0) {
+    const uint32_t b = std::min(w.sweep_debt4, kSweepChunk);
+    w.sweep_debt4 -= b;
+    expired += w.flows4->sweep(now_ms, t, b, ended);
+  }
+  if (w.sweep_debt6 != 0) {
+    const uint32_t b = std::min(w.sweep_debt6, kSweepChunk);
+    w.sweep_debt6 -= b;
+    expired += w.flows6->sweep(now_ms, t, b, ended);
+  }
+  if (expired) w.counters.add(Ctr::FlowExpired, expired);
+  return expired;
+}
+
 int workerMain(void* arg) {
   auto* a = static_cast<WorkerArgs*>(arg);
   WorkerState& w = *a->state;
@@ -273,10 +318,7 @@ int workerMain(void* arg) {
         w.port_ctrs[p].tx_bytes += bytes;
       }
     }
-    BackendCounters* ended = w.backend_ctrs.get();
-    uint32_t expired = w.flows4->sweep(now, s->timeouts, kSweepBudget, ended) +
-                       w.flows6->sweep(now, s->timeouts, kSweepBudget, ended);
-    if (expired) w.counters.add(Ctr::FlowExpired, expired);
+    sweepFlows(w, now, s->timeouts);
     // One TSC read per loop: this loop's end is the next one's start.
     const uint64_t loop_end = rte_rdtsc();
     const uint64_t cycles = loop_end - loop_start;
