@@ -148,9 +148,17 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   for (uint16_t j = 0; j < n4; j++) slot_of[idx4[j]] = int16_t(j), is6[idx4[j]] = false;
   for (uint16_t j = 0; j < n6; j++) slot_of[idx6[j]] = int16_t(j), is6[idx6[j]] = true;
 
-  // Stage 3: decide and rewrite. `inserted`: a packet of this burst added an entry to that
-  // table, so a later miss must look again (it may be the same new flow: SYN, ACK in one burst).
-  bool inserted[2] = {false, false};
+  // Stage 3: decide and rewrite. A miss must look again when a packet of this burst added an
+  // entry with the same hash (it may be the same new flow: SYN, ACK in one burst). The hashes
+  // inserted so far, per table, are a cheap filter: most misses of a burst of new flows do not
+  // look twice.
+  hash_sig_t inserted_sig[2][kBurst];
+  uint16_t n_inserted[2] = {0, 0};
+  auto insertedBefore = [&](bool v6, hash_sig_t sig) {
+    for (uint16_t k = 0; k < n_inserted[v6]; k++)
+      if (inserted_sig[v6][k] == sig) return true;
+    return false;
+  };
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i].v;
@@ -166,7 +174,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       const void* key = v6 ? keys6[j] : keys4[j];
       bool hit = ((v6 ? hit6 : hit4) >> j) & 1;
       uint64_t raw = v6 ? vals6[j] : vals4[j];
-      if (!hit && inserted[v6]) hit = ft.lookup(key, c.sig, raw);
+      if (!hit && insertedBefore(v6, c.sig)) hit = ft.lookup(key, c.sig, raw);
       const bool tcp = c.pi.proto == kProtoTcp;
       const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
       bool store = true;
@@ -200,7 +208,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
         fv.backend_id = bid;
         fv.last_seen_ms = now_ms;
         if (ft.upsert(key, c.sig, fv)) {
-          inserted[v6] = true;
+          if (!hit) inserted_sig[v6][n_inserted[v6]++] = c.sig;
           if (!live_hit) w.counters.add(Ctr::FlowNew);
           if (!kept) {
             // A new entry, or an old one re-pointed: per backend, active = new - ended.
