@@ -91,6 +91,32 @@ inline void csumReplace16(uint16_t* sum, uint16_t old_be, uint16_t new_be) {
   s = (s & 0xffff) + (s >> 16);
   *sum = uint16_t(~s);
 }
-void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len);
+
+// The same over `len` (even) bytes, e.g. an address: RFC 1624 eqn. 3 summed over 32-bit words
+// (2^16 = 1 mod 0xffff, so a 32-bit word adds as its two halves) and folded once. The result is
+// the one csumReplace16 word by word gives (both keep the sum in 1..0xffff).
+inline void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len) {
+  uint64_t s = uint16_t(~*sum);
+  unsigned i = 0;
+  for (; i + 4 <= len; i += 4) {
+    uint32_t o, n;
+    std::memcpy(&o, old_bytes + i, 4);
+    std::memcpy(&n, new_bytes + i, 4);
+    s += uint32_t(~o);
+    s += n;
+  }
+  if (i + 2 <= len) {
+    uint16_t o, n;
+    std::memcpy(&o, old_bytes + i, 2);
+    std::memcpy(&n, new_bytes + i, 2);
+    s += uint16_t(~o);
+    s += n;
+  }
+  s = (s & 0xffffffffu) + (s >> 32);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  *sum = uint16_t(~s);
+}
 
 }  // namespace l4lb::dataplane
