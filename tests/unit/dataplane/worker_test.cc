@@ -660,6 +660,40 @@ TEST(BackendCounters, ExpiredEntryReplacedEndsTheOldOne) {
   EXPECT_EQ(w->flows4->size(), 1u);
 }
 
+TEST(SweepFlows, PacedByTimeAndCountsEnded) {
+  SnapshotBuilder sb;
+  auto s = build(sb, schedConfig(Scheduler::Maglev, {1, 1}));
+  ASSERT_TRUE(s);
+  auto w = makeWorker(8192, 1024);  // both below kSweepPassMs: kSweepMinPerMs positions per ms
+  ASSERT_EQ(kSweepMinPerMs, 16u);
+  ASSERT_EQ(kSweepChunk, 64u);
+  const uint32_t n = 100;
+  ASSERT_EQ(backendsFor(*w, *s, flows(n), 0).size(), n);
+  // 5 ms accrue 80 positions per table, visited in chunks of at most 64 per call.
+  EXPECT_EQ(sweepFlows(*w, 5, s->timeouts), 0u);
+  EXPECT_EQ(w->flows4->sweepCursor(), 64u);
+  EXPECT_EQ(w->flows6->sweepCursor(), 64u);
+  sweepFlows(*w, 5, s->timeouts);
+  EXPECT_EQ(w->flows4->sweepCursor(), 80u);
+  sweepFlows(*w, 5, s->timeouts);  // same millisecond, nothing owed
+  EXPECT_EQ(w->flows4->sweepCursor(), 80u);
+  EXPECT_EQ(w->flows6->sweepCursor(), 80u);
+  sweepFlows(*w, 1000, s->timeouts);  // a gap accrues at most 10 ms
+  EXPECT_EQ(w->flows4->sweepCursor(), 144u);
+  EXPECT_EQ(w->flows4->size(), n);
+  EXPECT_EQ(ctr(*w, Ctr::FlowExpired), 0u);
+  // Past the SYN timeout, one whole pass (8192 / 16 = 512 ms) removes every entry.
+  uint32_t removed = 0;
+  for (uint32_t now = 20'000; now <= 20'000 + 520; now++)
+    for (int k = 0; k < 4; k++) removed += sweepFlows(*w, now, s->timeouts);
+  EXPECT_EQ(removed, n);
+  EXPECT_EQ(ctr(*w, Ctr::FlowExpired), n);
+  EXPECT_EQ(w->flows4->size(), 0u);
+  const auto ids = backendIds(*s, 2);
+  EXPECT_EQ(w->backend_ctrs[ids[0]].flows_ended + w->backend_ctrs[ids[1]].flows_ended, n);
+  EXPECT_EQ(w->backend_ctrs[ids[0]].flows_ended, w->backend_ctrs[ids[0]].flows_new);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) Forwarding: golden bytes
 
