@@ -9,6 +9,7 @@
 
 #include "dataplane/lookup.h"
 #include "dataplane/parser.h"
+#include "dataplane/parser_inline.h"
 #include "dataplane/slow_path.h"
 
 namespace l4lb::dataplane {
@@ -98,7 +99,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     rx_bytes += rte_pktmbuf_pkt_len(m);
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
     PktCtx& c = ctx[nlive].v;
-    Drop d = parsePacket(data, rte_pktmbuf_data_len(m), c.pi);
+    Drop d = parsePacketInline(data, rte_pktmbuf_data_len(m), c.pi);
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
     if (unlikely(d != Drop::Ok)) {
