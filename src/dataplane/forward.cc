@@ -13,13 +13,9 @@ namespace l4lb::dataplane {
 
 namespace {
 
-// Too big for the egress port: ICMP back to the client when the sender asked not to fragment
-// (always for IPv6), else a counted drop (outer fragmentation is not implemented).
 inline FwdResult tooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress,
                         uint16_t egress_mtu, uint16_t overhead) {
-  if (!pi.df) return {Drop::TooBig};
-  uint16_t mtu = egress_mtu > overhead ? uint16_t(egress_mtu - overhead) : 0;
-  return replyTooBig(m, pi, s, ingress, mtu);
+  return tooBigFor(m, pi, s, ingress, egress_mtu, overhead);
 }
 
 // Writes the outer IP header (and returns a pointer just past it) for a packet of `inner_len`
@@ -111,15 +107,6 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
 }
 
 }  // namespace
-
-FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
-                     uint16_t ingress) {
-  const SnapPort& out = s.ports[b.egress];
-  if (pi.l3_len > out.mtu) return tooBig(m, pi, s, ingress, out.mtu, 0);
-  trimPadding(m, pi);
-  rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
-  return {Drop::Ok, b.egress};
-}
 
 FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
                       const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
@@ -237,6 +224,13 @@ FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const 
   natRewrite(l3, pi, pi.saddr_off - pi.l3_off, v.addr.bytes.data(), 0, v.port_be);
   rewriteEth(m, pi, mac, s.ports[egress].mac, ethertypeOf(pi.family));
   return {Drop::Ok, egress};
+}
+
+FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
+                    uint16_t overhead) {
+  if (!pi.df) return {Drop::TooBig};
+  uint16_t mtu = egress_mtu > overhead ? uint16_t(egress_mtu - overhead) : 0;
+  return replyTooBig(m, pi, s, ingress, mtu);
 }
 
 FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t mtu) {

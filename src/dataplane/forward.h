@@ -53,9 +53,22 @@ struct FwdResult {
   bool icmp_sent = false;   // the packet was turned into an ICMP too-big reply to the client
 };
 
+// Too big for the egress port (`overhead`: what encapsulation adds): ICMP back to the client
+// when the sender asked not to fragment (always for IPv6), else a counted drop (outer
+// fragmentation is not implemented). Out of line: the rare path.
+FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
+                    uint16_t overhead);
+
 // L2 direct server return: only the Ethernet header changes (RFC-free; IPVS "DR", Katran's L2).
-FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
-                     uint16_t ingress);
+// Inline: the whole of it is a few stores on the worker's hot path.
+inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
+                            uint16_t ingress) {
+  const SnapPort& out = s.ports[b.egress];
+  if (unlikely(pi.l3_len > out.mtu)) return tooBigFor(m, pi, s, ingress, out.mtu, 0);
+  trimPadding(m, pi);
+  rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
+  return {Drop::Ok, b.egress};
+}
 
 // IP-in-IP: RFC 2003 (IPv4 outer), RFC 2473 (IPv6 outer); the inner packet is untouched.
 // `ip_id`: the outer IPv4 identification, from the worker's counter (unique while DF is clear).
