@@ -189,8 +189,7 @@ Measure measure(Contender& c, BurstSource& src, MbufStock& stock, uint64_t packe
       if (callgrind) L4LB_CALLGRIND_TOGGLE();
       dataplane::processBurst(w, *c.snap, pkts, kBurst, 0, now, tx);
       if (sweep) {  // what workerMain does after each loop
-        w.flows4->sweep(now, c.snap->timeouts, dataplane::kSweepBudget);
-        w.flows6->sweep(now, c.snap->timeouts, dataplane::kSweepBudget);
+        dataplane::sweepFlows(w, now, c.snap->timeouts);
       }
       if (callgrind) L4LB_CALLGRIND_TOGGLE();
       r.cycles += rte_rdtsc() - t0;

@@ -73,8 +73,7 @@ int busyWorkerMain(void* arg) {
       sent += tx.n[p];
     }
     if (b->sweep) {
-      w.flows4->sweep(now, s->timeouts, dataplane::kSweepBudget);
-      w.flows6->sweep(now, s->timeouts, dataplane::kSweepBudget);
+      dataplane::sweepFlows(w, now, s->timeouts);
     }
     packets += kBurst;
     if ((++loops & 255) == 0) {

@@ -101,9 +101,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerCounters {
 inline constexpr uint32_t kMaxCountedBackends = 1u << 16;
 struct BackendCounters {
   uint64_t packets = 0;      // forwarded to this backend (client -> backend direction)
-  uint64_t bytes = 0;
-  uint64_t flows_new = 0;    // flow entries created for it
-  uint64_t flows_ended = 0;  // its entries expired or moved away (rehash); active = new - ended
+  uint64_t bytes = 0;        // of those frames as sent (after rewrite / encapsulation)
+  uint64_t flows_new = 0;    // flow entries created for it, or re-pointed to it (rehash)
+  uint64_t flows_ended = 0;  // its entries expired (swept, or found expired and replaced) or
+                             // moved away (rehash); active = new - ended
 };
 
 // Per port (Snapshot::ports index), both directions, as the worker saw them.

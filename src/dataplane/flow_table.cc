@@ -27,7 +27,7 @@ std::unique_ptr<FlowTable> FlowTable::create(const std::string& name, uint32_t c
 
 FlowTable::~FlowTable() { rte_hash_free(h_); }
 
-uint32_t FlowTable::sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget) {
+uint32_t FlowTable::sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended) {
   // Walks key-store positions, occupied or not, so the work per call is bounded by `budget`
   // whatever the fill. (rte_hash_iterate skips empty slots without a bound: on a nearly empty
   // table of 1M entries every call would scan the whole bucket array, ~1.6 ms per worker loop.)
@@ -42,9 +42,12 @@ uint32_t FlowTable::sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budge
     const hash_sig_t sig = hashKey(key, key_len_);
     void* data;
     if (rte_hash_lookup_with_hash_data(h_, key, sig, &data) < 0) continue;
-    if (isExpired(FlowValue::unpack(reinterpret_cast<uintptr_t>(data)), now_ms, t)) {
+    const FlowValue v = FlowValue::unpack(reinterpret_cast<uintptr_t>(data));
+    if (isExpired(v, now_ms, t)) {
       rte_hash_del_key_with_hash(h_, key, sig);  // single writer: this worker
       removed++;
+      if (ended != nullptr && v.backend_id < kMaxCountedBackends && v.backend_id != kNoBackend)
+        ended[v.backend_id].flows_ended++;
     }
   }
   return removed;

@@ -18,6 +18,7 @@
 #include <rte_hash.h>
 
 #include "dataplane/parser.h"
+#include "l4lb/counters.h"
 #include "l4lb/hash.h"
 #include "l4lb/snapshot.h"
 
@@ -119,8 +120,9 @@ class FlowTable {
 
   // Visits exactly `budget` table positions (occupied or free) from where the previous call
   // stopped, wrapping at capacity(), and removes the expired entries among them. Returns how
-  // many were removed. Bounded work per call, whatever the table's fill.
-  uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget);
+  // many were removed. Bounded work per call, whatever the table's fill. With `ended`, the
+  // removed entries' backends get flows_ended counted (indexed by backend id).
+  uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended = nullptr);
   uint32_t sweepCursor() const { return sweep_next_; }
 
   uint32_t size() const { return uint32_t(rte_hash_count(h_)); }

@@ -13,13 +13,9 @@ namespace l4lb::dataplane {
 
 namespace {
 
-// Too big for the egress port: ICMP back to the client when the sender asked not to fragment
-// (always for IPv6), else a counted drop (outer fragmentation is not implemented).
 inline FwdResult tooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress,
                         uint16_t egress_mtu, uint16_t overhead) {
-  if (!pi.df) return {Drop::TooBig};
-  uint16_t mtu = egress_mtu > overhead ? uint16_t(egress_mtu - overhead) : 0;
-  return replyTooBig(m, pi, s, ingress, mtu);
+  return tooBigFor(m, pi, s, ingress, egress_mtu, overhead);
 }
 
 // Writes the outer IP header (and returns a pointer just past it) for a packet of `inner_len`
@@ -35,10 +31,19 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
     ip->fragment_offset = df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
     ip->time_to_live = kTunnelTtl;
     ip->next_proto_id = proto;
-    ip->hdr_checksum = 0;
     ip->src_addr = src.v4be();
     ip->dst_addr = dst.v4be();
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    // RFC 1071 sum of the header as written, from the values in registers (not reloaded from
+    // the just-written bytes): 32-bit words as they sit in memory, folded to 16 bits.
+    const uint16_t len_be = ip->total_length, id_be = ip->packet_id, frag_be = ip->fragment_offset;
+    uint64_t sum = uint64_t(RTE_IPV4_VHL_DEF | uint32_t(tos) << 8 | uint32_t(len_be) << 16) +
+                   (uint32_t(id_be) | uint32_t(frag_be) << 16) + (uint32_t(kTunnelTtl) | uint32_t(proto) << 8) +
+                   ip->src_addr + ip->dst_addr;
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    ip->hdr_checksum = uint16_t(~sum);
     return p + kIpv4HdrLen;
   }
   auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(p);
@@ -102,24 +107,6 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
 }
 
 }  // namespace
-
-void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len) {
-  for (unsigned i = 0; i + 1 < len; i += 2) {
-    uint16_t o, n;
-    std::memcpy(&o, old_bytes + i, 2);
-    std::memcpy(&n, new_bytes + i, 2);
-    csumReplace16(sum, o, n);
-  }
-}
-
-FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
-                     uint16_t ingress) {
-  const SnapPort& out = s.ports[b.egress];
-  if (pi.l3_len > out.mtu) return tooBig(m, pi, s, ingress, out.mtu, 0);
-  trimPadding(m, pi);
-  rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
-  return {Drop::Ok, b.egress};
-}
 
 FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
                       const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
@@ -237,6 +224,13 @@ FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const 
   natRewrite(l3, pi, pi.saddr_off - pi.l3_off, v.addr.bytes.data(), 0, v.port_be);
   rewriteEth(m, pi, mac, s.ports[egress].mac, ethertypeOf(pi.family));
   return {Drop::Ok, egress};
+}
+
+FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
+                    uint16_t overhead) {
+  if (!pi.df) return {Drop::TooBig};
+  uint16_t mtu = egress_mtu > overhead ? uint16_t(egress_mtu - overhead) : 0;
+  return replyTooBig(m, pi, s, ingress, mtu);
 }
 
 FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t mtu) {

@@ -53,9 +53,22 @@ struct FwdResult {
   bool icmp_sent = false;   // the packet was turned into an ICMP too-big reply to the client
 };
 
+// Too big for the egress port (`overhead`: what encapsulation adds): ICMP back to the client
+// when the sender asked not to fragment (always for IPv6), else a counted drop (outer
+// fragmentation is not implemented). Out of line: the rare path.
+FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
+                    uint16_t overhead);
+
 // L2 direct server return: only the Ethernet header changes (RFC-free; IPVS "DR", Katran's L2).
-FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
-                     uint16_t ingress);
+// Inline: the whole of it is a few stores on the worker's hot path.
+inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
+                            uint16_t ingress) {
+  const SnapPort& out = s.ports[b.egress];
+  if (unlikely(pi.l3_len > out.mtu)) return tooBigFor(m, pi, s, ingress, out.mtu, 0);
+  trimPadding(m, pi);
+  rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
+  return {Drop::Ok, b.egress};
+}
 
 // IP-in-IP: RFC 2003 (IPv4 outer), RFC 2473 (IPv6 outer); the inner packet is untouched.
 // `ip_id`: the outer IPv4 identification, from the worker's counter (unique while DF is clear).
@@ -91,6 +104,32 @@ inline void csumReplace16(uint16_t* sum, uint16_t old_be, uint16_t new_be) {
   s = (s & 0xffff) + (s >> 16);
   *sum = uint16_t(~s);
 }
-void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len);
+
+// The same over `len` (even) bytes, e.g. an address: RFC 1624 eqn. 3 summed over 32-bit words
+// (2^16 = 1 mod 0xffff, so a 32-bit word adds as its two halves) and folded once. The result is
+// the one csumReplace16 word by word gives (both keep the sum in 1..0xffff).
+inline void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len) {
+  uint64_t s = uint16_t(~*sum);
+  unsigned i = 0;
+  for (; i + 4 <= len; i += 4) {
+    uint32_t o, n;
+    std::memcpy(&o, old_bytes + i, 4);
+    std::memcpy(&n, new_bytes + i, 4);
+    s += uint32_t(~o);
+    s += n;
+  }
+  if (i + 2 <= len) {
+    uint16_t o, n;
+    std::memcpy(&o, old_bytes + i, 2);
+    std::memcpy(&n, new_bytes + i, 2);
+    s += uint16_t(~o);
+    s += n;
+  }
+  s = (s & 0xffffffffu) + (s >> 32);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  *sum = uint16_t(~s);
+}
 
 }  // namespace l4lb::dataplane

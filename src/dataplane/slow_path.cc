@@ -452,9 +452,7 @@ void relayFromKernel(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_
                      TxBatch& tx) {
   const int16_t kp = s.ports[ingress].kernel_port;
   const bool ok = validKernelPort(s, kp, ingress);
-  for (uint16_t i = 0; i < n; i++) {
-    w.counters.add(Ctr::RxPackets);
-    w.counters.add(Ctr::RxBytes, rte_pktmbuf_pkt_len(pkts[i]));
+  for (uint16_t i = 0; i < n; i++) {  // received: counted by processBurst
     if (!ok) {
       dropPkt(w, pkts[i], Drop::NoKernelPath);
       continue;

@@ -1,5 +1,6 @@
 #include "dataplane/worker.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <rte_cycles.h>
@@ -8,6 +9,7 @@
 
 #include "dataplane/lookup.h"
 #include "dataplane/parser.h"
+#include "dataplane/parser_inline.h"
 #include "dataplane/slow_path.h"
 
 namespace l4lb::dataplane {
@@ -45,6 +47,20 @@ inline uint32_t pickBackend(WorkerState& w, const SnapVip& v, uint32_t vip_index
   return statelessBackend(v, sig, saddr, f);
 }
 
+template <typename T>
+union Uninit {
+  Uninit() {}
+  T v;
+};
+
+// Receive counters, once per burst: the worker's totals and the ingress port's.
+inline void countRx(WorkerState& w, uint16_t ingress, uint16_t n, uint64_t bytes) {
+  w.counters.add(Ctr::RxPackets, n);
+  w.counters.add(Ctr::RxBytes, bytes);
+  w.port_ctrs[ingress].rx_packets += n;
+  w.port_ctrs[ingress].rx_bytes += bytes;
+}
+
 template <typename Key>
 inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi) {
   return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto);
@@ -56,12 +72,17 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
                   uint32_t now_ms, TxBatch& tx) {
   // A tap's burst is the kernel's traffic for the wire: relayed whole, never parsed.
   if (unlikely(s.ports[ingress].is_kernel)) {
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; i++) bytes += rte_pktmbuf_pkt_len(pkts[i]);
+    countRx(w, ingress, n, bytes);
     relayFromKernel(w, s, pkts, n, ingress, tx);
     return;
   }
-  PktCtx ctx[kBurst];
-  FlowKey4 k4[kBurst];
-  FlowKey6 k6[kBurst];
+  // Per-burst scratch left uninitialised (the types' default member initialisers would zero
+  // ~3 KiB per burst): each element is written in full before it is read.
+  Uninit<PktCtx> ctx[kBurst];
+  Uninit<FlowKey4> k4[kBurst];
+  Uninit<FlowKey6> k6[kBurst];
   const void* keys4[kBurst];
   const void* keys6[kBurst];
   hash_sig_t sigs4[kBurst], sigs6[kBurst];
@@ -71,14 +92,14 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   uint16_t nlive = 0;
 
   // Stage 1: parse, find the VIP, build the flow key and its hash.
+  uint64_t rx_bytes = 0;
   for (uint16_t i = 0; i < n; i++) {
     if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
     rte_mbuf* m = pkts[i];
-    w.counters.add(Ctr::RxPackets);
-    w.counters.add(Ctr::RxBytes, rte_pktmbuf_pkt_len(m));
+    rx_bytes += rte_pktmbuf_pkt_len(m);
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
-    PktCtx& c = ctx[nlive];
-    Drop d = parsePacket(data, rte_pktmbuf_data_len(m), c.pi);
+    PktCtx& c = ctx[nlive].v;
+    Drop d = parsePacketInline(data, rte_pktmbuf_data_len(m), c.pi);
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
     if (unlikely(d != Drop::Ok)) {
@@ -103,18 +124,19 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       }
       c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
     } else if (c.pi.family == Family::V4) {
-      c.sig = addFlowKey(k4[n4], saddr, daddr, c.pi);
-      keys4[n4] = &k4[n4];
+      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi);
+      keys4[n4] = &k4[n4].v;
       sigs4[n4] = c.sig;
       idx4[n4++] = nlive;
     } else {
-      c.sig = addFlowKey(k6[n6], saddr, daddr, c.pi);
-      keys6[n6] = &k6[n6];
+      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi);
+      keys6[n6] = &k6[n6].v;
       sigs6[n6] = c.sig;
       idx6[n6++] = nlive;
     }
     live[nlive++] = m;
   }
+  countRx(w, ingress, n, rx_bytes);
 
   // Stage 2: bulk flow lookups (rte_hash prefetches buckets and keys across the batch).
   uint64_t vals4[kBurst], vals6[kBurst];
@@ -127,13 +149,22 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   for (uint16_t j = 0; j < n4; j++) slot_of[idx4[j]] = int16_t(j), is6[idx4[j]] = false;
   for (uint16_t j = 0; j < n6; j++) slot_of[idx6[j]] = int16_t(j), is6[idx6[j]] = true;
 
-  // Stage 3: decide and rewrite. `inserted`: a packet of this burst added an entry to that
-  // table, so a later miss must look again (it may be the same new flow: SYN, ACK in one burst).
-  bool inserted[2] = {false, false};
+  // Stage 3: decide and rewrite. A miss must look again when a packet of this burst added an
+  // entry with the same hash (it may be the same new flow: SYN, ACK in one burst). The hashes
+  // inserted so far, per table, are a cheap filter: most misses of a burst of new flows do not
+  // look twice.
+  hash_sig_t inserted_sig[2][kBurst];
+  uint16_t n_inserted[2] = {0, 0};
+  auto insertedBefore = [&](bool v6, hash_sig_t sig) {
+    for (uint16_t k = 0; k < n_inserted[v6]; k++)
+      if (inserted_sig[v6][k] == sig) return true;
+    return false;
+  };
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
-    PktCtx& c = ctx[i];
+    PktCtx& c = ctx[i].v;
     FwdResult r;
+    uint32_t bid = kNoBackend;  // the backend a forward packet goes to (counted once sent)
     if (c.reverse) {
       r = reverseNat(m, c.pi, *c.vip, s, ingress);
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
@@ -144,13 +175,15 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       const void* key = v6 ? keys6[j] : keys4[j];
       bool hit = ((v6 ? hit6 : hit4) >> j) & 1;
       uint64_t raw = v6 ? vals6[j] : vals4[j];
-      if (!hit && inserted[v6]) hit = ft.lookup(key, c.sig, raw);
+      if (!hit && insertedBefore(v6, c.sig)) hit = ft.lookup(key, c.sig, raw);
       const bool tcp = c.pi.proto == kProtoTcp;
       const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
-      uint32_t bid = kNoBackend;
       bool store = true;
       FlowValue fv;
-      const bool live_hit = hit && !isExpired(fv = FlowValue::unpack(raw), now_ms, s.timeouts);
+      // The entry's backend before this packet: kNoBackend when there was no entry. An expired
+      // entry, or one whose backend is no longer usable, ends here if it is overwritten.
+      const uint32_t old_bid = hit ? (fv = FlowValue::unpack(raw)).backend_id : kNoBackend;
+      const bool live_hit = hit && !isExpired(fv, now_ms, s.timeouts);
       if (live_hit) {
         const SnapBackend* b = s.backend(fv.backend_id);
         if (usableForExisting(b, c.vip_index)) {
@@ -163,7 +196,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
           w.counters.add(Ctr::FlowRehash);  // its backend left the pool or failed
         }
       }
-      if (bid == kNoBackend) {
+      const bool kept = bid != kNoBackend;
+      if (!kept) {
         bid = pickBackend(w, *c.vip, c.vip_index, c.sig, saddr, c.pi.family);
         fv.state = nextState(FlowState::TcpSyn, tcp, c.pi.tcp_flags);
       }
@@ -175,8 +209,13 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
         fv.backend_id = bid;
         fv.last_seen_ms = now_ms;
         if (ft.upsert(key, c.sig, fv)) {
-          inserted[v6] = true;
+          if (!hit) inserted_sig[v6][n_inserted[v6]++] = c.sig;
           if (!live_hit) w.counters.add(Ctr::FlowNew);
+          if (!kept) {
+            // A new entry, or an old one re-pointed: per backend, active = new - ended.
+            if (old_bid < kMaxCountedBackends && old_bid != kNoBackend) w.backend_ctrs[old_bid].flows_ended++;
+            if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+          }
         } else {
           // Full: stay correct without state. Maglev on the 5-tuple gives the same answer for
           // every packet of the flow while the table does not change (RR would not).
@@ -205,9 +244,50 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     if (r.icmp_sent) {
       w.counters.drop(Drop::TooBig);
       w.counters.add(Ctr::IcmpTooBigSent);
+    } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
+      // The frame as sent to the backend (after rewrite or encapsulation).
+      BackendCounters& bc = w.backend_ctrs[bid];
+      bc.packets++;
+      bc.bytes += rte_pktmbuf_pkt_len(m);
     }
     emit(tx, m, r.egress);
   }
+}
+
+namespace {
+
+inline uint32_t sweepShare(FlowTable& ft, uint32_t& debt, uint32_t elapsed_ms) {
+  const uint32_t per_ms = std::max((ft.capacity() + kSweepPassMs - 1) / kSweepPassMs, kSweepMinPerMs);
+  debt = uint32_t(std::min<uint64_t>(uint64_t(debt) + uint64_t(per_ms) * elapsed_ms, ft.capacity()));
+  return debt;
+}
+
+}  // namespace
+
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
+  if (now_ms != w.sweep_last_ms) {
+    // At most 10 ms accrue at once: the first call (sweep_last_ms 0) or a stalled worker does
+    // not owe a whole pass; the pass then just takes a little longer.
+    const uint32_t elapsed = std::min(now_ms - w.sweep_last_ms, 10u);
+    w.sweep_last_ms = now_ms;
+    sweepShare(*w.flows4, w.sweep_debt4, elapsed);
+    sweepShare(*w.flows6, w.sweep_debt6, elapsed);
+  }
+  if ((w.sweep_debt4 | w.sweep_debt6) == 0) return 0;
+  BackendCounters* ended = w.backend_ctrs.get();
+  uint32_t expired = 0;
+  if (w.sweep_debt4 != 0) {
+    const uint32_t b = std::min(w.sweep_debt4, kSweepChunk);
+    w.sweep_debt4 -= b;
+    expired += w.flows4->sweep(now_ms, t, b, ended);
+  }
+  if (w.sweep_debt6 != 0) {
+    const uint32_t b = std::min(w.sweep_debt6, kSweepChunk);
+    w.sweep_debt6 -= b;
+    expired += w.flows6->sweep(now_ms, t, b, ended);
+  }
+  if (expired) w.counters.add(Ctr::FlowExpired, expired);
+  return expired;
 }
 
 int workerMain(void* arg) {
@@ -218,7 +298,9 @@ int workerMain(void* arg) {
   rte_mbuf* pkts[kBurst];
   rte_rcu_qsbr_thread_register(sh.qsbr, w.index);
   rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
+  uint64_t loop_start = rte_rdtsc();
   while (!sh.stop.load(std::memory_order_relaxed)) {
+    bool busy = false;
     // Quiescent: this worker holds no snapshot pointer from the previous iteration.
     rte_rcu_qsbr_quiescent(sh.qsbr, w.index);
     const Snapshot* s = sh.snapshot.load(std::memory_order_acquire);
@@ -226,6 +308,7 @@ int workerMain(void* arg) {
     for (const RxQueue& q : a->rx) {
       uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, kBurst);
       if (n == 0) continue;
+      busy = true;
       tx.clear();
       processBurst(w, *s, pkts, n, q.port_index, now, tx);
       for (uint16_t p = 0; p < s->ports.size(); p++) {
@@ -240,10 +323,21 @@ int workerMain(void* arg) {
         }
         w.counters.add(Ctr::TxPackets, sent);
         w.counters.add(Ctr::TxBytes, bytes);
+        w.port_ctrs[p].tx_packets += sent;
+        w.port_ctrs[p].tx_bytes += bytes;
       }
     }
-    uint32_t expired = w.flows4->sweep(now, s->timeouts, kSweepBudget) + w.flows6->sweep(now, s->timeouts, kSweepBudget);
-    if (expired) w.counters.add(Ctr::FlowExpired, expired);
+    sweepFlows(w, now, s->timeouts);
+    // One TSC read per loop: this loop's end is the next one's start.
+    const uint64_t loop_end = rte_rdtsc();
+    const uint64_t cycles = loop_end - loop_start;
+    loop_start = loop_end;
+    w.load.loops++;
+    w.load.total_cycles += cycles;
+    if (busy) {
+      w.load.busy_loops++;
+      w.load.busy_cycles += cycles;
+    }
   }
   rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
   rte_rcu_qsbr_thread_unregister(sh.qsbr, w.index);

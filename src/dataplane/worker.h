@@ -20,9 +20,17 @@ namespace l4lb::dataplane {
 
 inline constexpr uint16_t kBurst = 32;
 inline constexpr uint32_t kMaxVips = 4096;
-// Table positions the sweeper visits per loop and table (two hash lookups per occupied one):
-// a full pass over 1M positions takes 64k loops, a fraction of a second busy or idle, far
-// below the shortest flow timeout, for well under one position per packet at full bursts.
+// The sweeper only reclaims memory (a lookup already treats an expired entry as a miss), so it
+// is paced by time, not by loops: each table is walked once per kSweepPassMs (faster for small
+// tables: at least kSweepMinPerMs positions per ms), whatever the load, in chunks of at most
+// kSweepChunk positions per loop so no loop stalls the worker. A position costs a hash and a
+// full lookup even when empty (rte_hash_get_key_with_position), ~100 ns on a 1M table: at 16
+// positions every loop that was 20-25 % of a busy worker; paced, a 1M table costs ~105
+// positions (~1 %) per ms, and an expired entry is reclaimed within timeout + 10 s.
+inline constexpr uint32_t kSweepPassMs = 10'000;
+inline constexpr uint32_t kSweepMinPerMs = 16;
+inline constexpr uint32_t kSweepChunk = 64;
+// Kept for callers that sweep a fixed amount per call (tests, benchmarks of FlowTable::sweep).
 inline constexpr uint32_t kSweepBudget = 16;
 
 // Packets ready to send, grouped by egress port (Snapshot::ports index).
@@ -43,6 +51,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   WorkerLoad load;
   std::array<uint32_t, kMaxVips> rr_cursor{};  // round-robin position per VIP index
   uint16_t ip_id = 0;  // next outer IPv4 ID for tunnelled packets (RFC 6864: unique when DF is clear)
+  // Sweep pacing (sweepFlows): positions owed per table, and when they were last accrued.
+  uint32_t sweep_last_ms = 0;
+  uint32_t sweep_debt4 = 0, sweep_debt6 = 0;
 };
 
 inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
@@ -56,6 +67,10 @@ inline void dropPkt(WorkerState& w, rte_mbuf* m, Drop d) {
 // in `tx` or freed with its drop reason counted. `now_ms` is the worker's clock (flow timeouts).
 void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,
                   uint32_t now_ms, TxBatch& tx);
+
+// The worker loop's share of the flow-table sweep (see kSweepPassMs); returns the number of
+// entries removed (counted as Ctr::FlowExpired and per backend as flows_ended).
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t);
 
 // One RX queue a worker polls.
 struct RxQueue {

@@ -1,0 +1,202 @@
+// The packet parser's body (rules in parser.h), inline so the worker's per-packet loop can
+// inline it; parser.cc compiles the out-of-line parsePacket() from the same code. Hot path: no
+// allocation, no exceptions, every field read through memcpy or byte loads (frames are not
+// aligned: the IP header sits at offset 14 or 18).
+#pragma once
+
+#include <cstring>
+
+#include <rte_branch_prediction.h>
+
+#include "dataplane/parser.h"
+
+namespace l4lb::dataplane {
+namespace parser_detail {
+
+constexpr uint32_t kEthHdrLen = 14;
+constexpr uint32_t kVlanTagLen = 4;
+constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+constexpr uint16_t kEtherTypeVlan = 0x8100;
+
+constexpr uint32_t kIpv4MinHdrLen = 20;
+constexpr uint16_t kIpv4FlagDf = 0x4000;
+constexpr uint16_t kIpv4FragMask = 0x3fff;  // MF (0x2000) | fragment offset (0x1fff)
+
+constexpr uint32_t kIpv6HdrLen = 40;
+constexpr uint8_t kIpv6HopByHop = 0;
+constexpr uint8_t kIpv6Routing = 43;
+constexpr uint8_t kIpv6Fragment = 44;
+constexpr uint8_t kIpv6DestOpts = 60;
+constexpr uint32_t kIpv6ExtMinLen = 8;  // RFC 8200 §4: every extension header is 8n bytes, n >= 1
+constexpr unsigned kMaxIpv6ExtHeaders = 8;
+
+constexpr uint32_t kTcpMinHdrLen = 20;
+constexpr uint32_t kUdpHdrLen = 8;
+constexpr uint32_t kIcmpMinLen = 8;  // type, code, checksum, 4 bytes of rest-of-header (echo id/seq)
+
+// An mbuf segment holds at most 65535 bytes (data_len is 16 bits); clamping to that keeps every
+// offset and l3_len representable in PacketInfo's uint16_t fields.
+constexpr uint32_t kMaxFrameLen = 0xffff;
+
+inline uint16_t load16be(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+
+inline uint16_t load16raw(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// RFC 1071 §2: add 32-bit words in a 64-bit accumulator, then fold the carries back in. The
+// ones'-complement sum of a header that includes a correct checksum is 0xffff in either byte order.
+// `len` is IHL*4, so always a multiple of 4.
+inline bool ipv4HeaderChecksumOk(const uint8_t* p, uint32_t len) {
+  uint64_t sum = 0;
+  if (likely(len == kIpv4MinHdrLen)) {
+    // No options (nearly every packet): five words, straight-line.
+    uint64_t a, b;
+    uint32_t c;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + 8, 8);
+    std::memcpy(&c, p + 16, 4);
+    sum = (a & 0xffffffffu) + (a >> 32) + (b & 0xffffffffu) + (b >> 32) + c;
+  } else {
+    for (uint32_t i = 0; i < len; i += 4) {
+      uint32_t w;
+      std::memcpy(&w, p + i, sizeof(w));
+      sum += w;
+    }
+  }
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return sum == 0xffff;
+}
+
+// `l4` points at the transport header, `l4_len` is what is left of the IP packet (not of the
+// frame: Ethernet padding must not be mistaken for transport bytes).
+inline Drop parseL4(const uint8_t* l4, uint32_t l4_len, uint8_t proto, uint8_t icmp_proto,
+                    PacketInfo& info) {
+  if (likely(proto == kProtoTcp)) {
+    if (unlikely(l4_len < kTcpMinHdrLen)) return Drop::BadLength;
+    uint32_t doff = l4[12] >> 4;
+    if (unlikely(doff < 5 || doff * 4 > l4_len)) return Drop::BadLength;
+    info.sport_be = load16raw(l4);
+    info.dport_be = load16raw(l4 + 2);
+    info.tcp_flags = l4[13];
+    return Drop::Ok;
+  }
+  if (proto == kProtoUdp) {
+    if (unlikely(l4_len < kUdpHdrLen || load16be(l4 + 4) != l4_len)) return Drop::BadLength;
+    info.sport_be = load16raw(l4);
+    info.dport_be = load16raw(l4 + 2);
+    return Drop::Ok;
+  }
+  // ICMP only inside IPv4, ICMPv6 only inside IPv6: the other combination is not a protocol.
+  if (proto == icmp_proto) {
+    if (unlikely(l4_len < kIcmpMinLen)) return Drop::BadLength;
+    return Drop::Ok;
+  }
+  return Drop::UnsupportedProto;
+}
+
+inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
+                      PacketInfo& info) {
+  const uint8_t* ip = frame + l3_off;
+  uint32_t avail = frame_len - l3_off;
+  if (unlikely(avail < kIpv4MinHdrLen)) return Drop::TooShort;
+  uint8_t version_ihl = ip[0];
+  uint32_t hdr_len = (version_ihl & 0x0fu) * 4;
+  if (unlikely((version_ihl >> 4) != 4 || hdr_len < kIpv4MinHdrLen)) return Drop::BadIpHeader;
+  if (unlikely(hdr_len > avail)) return Drop::TooShort;
+  if (unlikely(!ipv4HeaderChecksumOk(ip, hdr_len))) return Drop::BadIpHeader;
+  uint32_t total_len = load16be(ip + 2);
+  if (unlikely(total_len < hdr_len || total_len > avail)) return Drop::BadLength;
+  uint16_t frag = load16be(ip + 6);
+  if (unlikely(frag & kIpv4FragMask)) return Drop::Fragment;
+
+  info.l3_off = static_cast<uint16_t>(l3_off);
+  info.l4_off = static_cast<uint16_t>(l3_off + hdr_len);
+  info.l3_len = static_cast<uint16_t>(total_len);
+  info.family = Family::V4;
+  info.proto = ip[9];
+  info.ttl = ip[8];
+  info.df = (frag & kIpv4FlagDf) != 0;
+  info.saddr_off = static_cast<uint16_t>(l3_off + 12);
+  info.daddr_off = static_cast<uint16_t>(l3_off + 16);
+  return parseL4(ip + hdr_len, total_len - hdr_len, info.proto, kProtoIcmp, info);
+}
+
+inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
+                      PacketInfo& info) {
+  const uint8_t* ip = frame + l3_off;
+  uint32_t avail = frame_len - l3_off;
+  if (unlikely(avail < kIpv6HdrLen)) return Drop::TooShort;
+  if (unlikely((ip[0] >> 4) != 6)) return Drop::BadIpHeader;
+  uint32_t ip_len = kIpv6HdrLen + load16be(ip + 4);
+  if (unlikely(ip_len > avail)) return Drop::BadLength;
+
+  uint8_t next = ip[6];
+  uint32_t off = kIpv6HdrLen;  // relative to the IPv6 header
+  // Common case: no extension header at all, so the loop body is skipped.
+  for (unsigned n = 0; unlikely(next != kProtoTcp && next != kProtoUdp); n++) {
+    if (next == kIpv6Fragment) return Drop::Fragment;
+    if (next != kIpv6HopByHop && next != kIpv6Routing && next != kIpv6DestOpts) break;
+    // RFC 8200 §4.3: hop-by-hop options must immediately follow the IPv6 header.
+    if (unlikely((next == kIpv6HopByHop && n != 0) || n == kMaxIpv6ExtHeaders)) {
+      return Drop::BadIpHeader;
+    }
+    if (unlikely(ip_len - off < kIpv6ExtMinLen)) return Drop::BadLength;
+    uint32_t ext_len = (uint32_t{ip[off + 1]} + 1) * 8;
+    if (unlikely(ext_len > ip_len - off)) return Drop::BadLength;
+    next = ip[off];
+    off += ext_len;
+  }
+
+  info.l3_off = static_cast<uint16_t>(l3_off);
+  info.l4_off = static_cast<uint16_t>(l3_off + off);
+  info.l3_len = static_cast<uint16_t>(ip_len);
+  info.family = Family::V6;
+  info.proto = next;
+  info.ttl = ip[7];
+  info.df = true;
+  info.saddr_off = static_cast<uint16_t>(l3_off + 8);
+  info.daddr_off = static_cast<uint16_t>(l3_off + 24);
+  return parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info);
+}
+
+}  // namespace parser_detail
+
+// parsePacket() inline, for the worker's fast path (saves the call and lets the compiler keep
+// PacketInfo in the caller's storage); same rules, see parser.h.
+inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out) {
+  using namespace parser_detail;
+  if (unlikely(frame_len > kMaxFrameLen)) frame_len = kMaxFrameLen;
+  if (unlikely(frame_len < kEthHdrLen)) return Drop::TooShort;
+
+  // Built in a local and copied out only on Ok, so `out` is untouched by a dropped frame.
+  PacketInfo info;
+  uint32_t l3_off = kEthHdrLen;
+  uint16_t ether_type = load16be(frame + 12);
+  if (unlikely(ether_type == kEtherTypeVlan)) {
+    if (unlikely(frame_len < kEthHdrLen + kVlanTagLen)) return Drop::TooShort;
+    // A second tag (0x8100 / 0x88a8) lands in the NotIp branch below like any other ethertype.
+    ether_type = load16be(frame + 16);
+    l3_off += kVlanTagLen;
+    info.has_vlan = true;
+  }
+
+  Drop verdict;
+  if (likely(ether_type == kEtherTypeIpv4)) {
+    verdict = parseIpv4(frame, frame_len, l3_off, info);
+  } else if (ether_type == kEtherTypeIpv6) {
+    verdict = parseIpv6(frame, frame_len, l3_off, info);
+  } else {
+    return Drop::NotIp;
+  }
+  if (likely(verdict == Drop::Ok)) out = info;
+  return verdict;
+}
+
+}  // namespace l4lb::dataplane
