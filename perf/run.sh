@@ -28,7 +28,7 @@ if [ $QUICK = 1 ]; then P=1e6; P_SMALL=5e5; P_1M=2e6; fi
 # Benchmark-only tools (not CI's): valgrind (callgrind, and valgrind/callgrind.h for the
 # client requests), dpdk-dev (dpdk-testpmd), linux-perf (profiles).
 need=()
-for p in valgrind dpdk-dev linux-perf; do
+for p in valgrind dpdk-dev linux-perf iperf3 nftables; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -39,9 +39,10 @@ fi
 # Release build. Not --werror: GCC 12 at -O3 reports a false -Wrestrict inside std::string in
 # src/control/ports.cc (buildEalArgs), which the debug and CI builds (-O2) do not see.
 if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=false -Dperf=true >/dev/null
+  meson setup "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=true -Dperf=true >/dev/null
 fi
-ninja -C "$BUILD" perf/l4lb-bench >/dev/null
+# The benchmark, plus the daemon and the XDP object (lab benchmark) and the health driver.
+ninja -C "$BUILD" perf/l4lb-bench l4lb src/dataplane/xdp/l4lb_xdp.o tests/health_driver >/dev/null
 BENCH=$BUILD/perf/l4lb-bench
 
 WORK=$(mktemp -d /tmp/l4lb-perf.XXXXXX)
@@ -131,6 +132,12 @@ step "flow-table memory (DPDK heap)"
 "$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 1000000 --label flowmem_1m_v4 >>"$RAW"
 "$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 10000000 --label flowmem_10m_v4 >>"$RAW"
 "$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 10000000 --family 6 --label flowmem_10m_v6 >>"$RAW"
+
+step "health-checker CPU: 1000 TCP backends at a 1 s interval, 10 s per run"
+BUILD_DIR="$BUILD" /usr/bin/python3 "$ROOT/perf/health_bench.py" "$RUNS" >>"$RAW"
+
+step "end to end in the lab: iperf3 through l4lb vs dpdk-testpmd (DSR) and nftables DNAT (NAT)"
+/usr/bin/python3 "$ROOT/perf/lab_bench.py" "$BUILD" "$RUNS" 4 >>"$RAW"
 
 export PERF_CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 export PERF_CORES="$(nproc)"
