@@ -76,8 +76,11 @@ def main():
         t_kill = time.monotonic()
         lab.stop_server(1)
         m, seen = lb.wait_log(r"health \S+/80/tcp\|198\.18\.30\.12:0: up -> down \(([^)]*)\)", pos, timeout=10)
-        detected = time.time() - (time.monotonic() - seen)
-        say(f"   killed b2's server; l4lb marked it down after {seen - t_kill:.2f} s ({m.group(1)})")
+        # l4lb logs the backend's state change once every worker has the new table.
+        _, applied = lb.wait_log(r"backend 198\.18\.30\.12 of VIP 198\.18\.20\.100:80/tcp: healthy -> unhealthy", pos, timeout=5)
+        detected = time.time() - (time.monotonic() - applied)
+        say(f"   killed b2's server; l4lb marked it down after {seen - t_kill:.2f} s ({m.group(1)}), "
+            f"in force after {applied - t_kill:.2f} s")
         th.join()
         reqs = result["requests"]
         before = [q for q in reqs if killed <= q["t"] < detected]

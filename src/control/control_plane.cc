@@ -202,7 +202,9 @@ bool ControlPlane::rebuild(const std::string& why) {
 }
 
 void ControlPlane::publish(std::unique_ptr<Snapshot> s, const std::string& why) {
-  // Backend state changes are logged against the running snapshot (same ids across builds).
+  // Backend state changes are found against the running snapshot (same ids across builds) and
+  // logged once the new one is in force: when the line appears, every worker uses it.
+  std::vector<std::string> changes;
   if (const Snapshot* old = publisher_.current())
     for (const VipConfig& v : cfg_.vips)
       for (const BackendConfig& bc : v.backends) {
@@ -211,14 +213,15 @@ void ControlPlane::publish(std::unique_ptr<Snapshot> s, const std::string& why) 
         if (b == nullptr) continue;
         const SnapBackend* o = old->backend(b->id);
         if (o != nullptr && o->state != b->state) {
-          logInfo("backend " + b->addr.str() + " of VIP " + s->vips[b->vip_index].name + ": " + stateWord(o->state) +
-                  " -> " + stateWord(b->state) + " (" + why + ")");
+          changes.push_back("backend " + b->addr.str() + " of VIP " + s->vips[b->vip_index].name + ": " +
+                            stateWord(o->state) + " -> " + stateWord(b->state) + " (" + why + ")");
           transitions_[key] = {int64_t(time(nullptr)), stateWord(o->state), stateWord(b->state), why};
         }
       }
   syncXdp(*s);
   publisher_.publish(std::move(s));
   stats_.publishes++;
+  for (const std::string& c : changes) logInfo(c);
 }
 
 void ControlPlane::applyHealth(const std::vector<HealthTransition>& ts) {

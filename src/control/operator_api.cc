@@ -15,6 +15,7 @@
 #include "control/log.h"
 #include "control/reload.h"
 #include "dataplane/lookup.h"
+#include "l4lb/maglev.h"
 
 namespace l4lb::control {
 
@@ -436,8 +437,8 @@ json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
   const uint64_t slot =
       v->maglev.empty() ? 0
       : v->scheduler == Scheduler::SourceHash
-          ? crcHash(src->first.bytes.data(), f == Family::V4 ? 4 : 16, 0x5eed) % v->maglev.size()
-          : sig % v->maglev.size();
+          ? maglevSlot(crcHash(src->first.bytes.data(), f == Family::V4 ? 4 : 16, 0x5eed), v->maglev.size())
+          : maglevSlot(sig, v->maglev.size());
   const SnapBackend* b = s->backend(id);
   if (b == nullptr) {
     j["backend"] = nullptr;

@@ -9,6 +9,7 @@
 
 #include "dataplane/flow_table.h"
 #include "l4lb/hash.h"
+#include "l4lb/maglev.h"
 #include "l4lb/snapshot.h"
 
 namespace l4lb::dataplane {
@@ -113,9 +114,9 @@ inline uint32_t statelessBackend(const SnapVip& v, hash_sig_t sig, const uint8_t
   if (v.maglev.empty()) return kNoBackend;
   switch (v.scheduler) {
     case Scheduler::Maglev:
-      return v.maglev[sig % v.maglev.size()];
+      return v.maglev[maglevSlot(sig, v.maglev.size())];
     case Scheduler::SourceHash:
-      return v.maglev[crcHash(saddr, f == Family::V4 ? 4 : 16, 0x5eed) % v.maglev.size()];
+      return v.maglev[maglevSlot(crcHash(saddr, f == Family::V4 ? 4 : 16, 0x5eed), v.maglev.size())];
     case Scheduler::RoundRobin:
     case Scheduler::WeightedRoundRobin:
       break;

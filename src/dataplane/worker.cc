@@ -221,7 +221,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
           // every packet of the flow while the table does not change (RR would not).
           w.counters.add(Ctr::FlowTableFull);
           if (c.vip->scheduler == Scheduler::RoundRobin || c.vip->scheduler == Scheduler::WeightedRoundRobin) {
-            bid = c.vip->maglev[c.sig % c.vip->maglev.size()];
+            bid = c.vip->maglev[maglevSlot(c.sig, c.vip->maglev.size())];
             if (bid == kNoBackend) {
               dropPkt(w, m, Drop::NoBackend);
               continue;
