@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Real clients for the lab, run inside the client namespace; prints one JSON object.
 
-  lab_client.py conns  VIP PORT N [THREADS]      N new TCP connections, one HTTP GET each
+  lab_client.py conns  VIP PORT N [THREADS [SPORT0]]  N new TCP connections, one HTTP GET each
+                                               (from source ports SPORT0, SPORT0+1, ... if given:
+                                               N distinct flows, no port reused)
   lab_client.py stream VIP PORT SECONDS RATE     new connections at RATE/s for SECONDS, each timed
   lab_client.py hold   VIP PORT N SECONDS        N keep-alive connections, a GET on each every 0.2 s
   lab_client.py udp    VIP PORT N                N UDP flows (own source port each), 3 requests each
@@ -24,10 +26,10 @@ def fam(vip):
     return socket.AF_INET6 if ":" in vip else socket.AF_INET
 
 
-def get_once(vip, port, path="/", src=None):
+def get_once(vip, port, path="/", src=None, sport=0):
     """One new connection, one GET; returns (backend or None, error or None, seconds)."""
     t0 = time.monotonic()
-    c = http.client.HTTPConnection(vip, port, timeout=TIMEOUT, source_address=(src, 0) if src else None)
+    c = http.client.HTTPConnection(vip, port, timeout=TIMEOUT, source_address=(src, sport) if src else None)
     try:
         c.request("GET", path, headers={"Connection": "close"})
         r = c.getresponse()
@@ -41,10 +43,12 @@ def get_once(vip, port, path="/", src=None):
         c.close()
 
 
-def conns(vip, port, n, threads=8):
+def conns(vip, port, n, threads=8, sport0=0):
     res = {"ok": 0, "fail": 0, "backends": {}, "errors": []}
+    src = "::" if ":" in vip else "0.0.0.0"
     with ThreadPoolExecutor(threads) as ex:
-        for b, err, _ in ex.map(lambda _: get_once(vip, port), range(n)):
+        for b, err, _ in ex.map(lambda i: get_once(vip, port, sport=sport0 + i if sport0 else 0, src=src if sport0 else None),
+                                range(n)):
             if err:
                 res["fail"] += 1
                 if len(res["errors"]) < 10:
