@@ -434,11 +434,7 @@ json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
     return j;
   }
   const uint32_t id = dataplane::statelessBackend(*v, sig, src->first.bytes.data(), f);
-  const uint64_t slot =
-      v->maglev.empty() ? 0
-      : v->scheduler == Scheduler::SourceHash
-          ? maglevSlot(crcHash(src->first.bytes.data(), f == Family::V4 ? 4 : 16, 0x5eed), v->maglev.size())
-          : maglevSlot(sig, v->maglev.size());
+  const uint64_t slot = v->maglev.empty() ? 0 : dataplane::statelessSlot(*v, sig, src->first.bytes.data(), f);
   const SnapBackend* b = s->backend(id);
   if (b == nullptr) {
     j["backend"] = nullptr;

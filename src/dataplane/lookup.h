@@ -110,13 +110,18 @@ inline hash_sig_t makeFlowKey(FlowKey6& k, const uint8_t* saddr, const uint8_t* 
 // The backend Maglev or source hashing gives a new flow: a pure function of the snapshot and
 // the flow, so every worker agrees. kNoBackend for the round-robin schedulers (their choice
 // depends on the worker's cursor) and when the table has no usable backend.
+// The Maglev-table slot behind it (Maglev and source hash only; the table must not be empty).
+inline uint32_t statelessSlot(const SnapVip& v, hash_sig_t sig, const uint8_t* saddr, Family f) {
+  const uint32_t h = v.scheduler == Scheduler::SourceHash ? crcHash(saddr, f == Family::V4 ? 4 : 16, 0x5eed) : sig;
+  return maglevSlot(h, v.maglev.size());
+}
+
 inline uint32_t statelessBackend(const SnapVip& v, hash_sig_t sig, const uint8_t* saddr, Family f) {
   if (v.maglev.empty()) return kNoBackend;
   switch (v.scheduler) {
     case Scheduler::Maglev:
-      return v.maglev[maglevSlot(sig, v.maglev.size())];
     case Scheduler::SourceHash:
-      return v.maglev[maglevSlot(crcHash(saddr, f == Family::V4 ? 4 : 16, 0x5eed), v.maglev.size())];
+      return v.maglev[statelessSlot(v, sig, saddr, f)];
     case Scheduler::RoundRobin:
     case Scheduler::WeightedRoundRobin:
       break;
