@@ -15,7 +15,6 @@
 #include "control/log.h"
 #include "control/reload.h"
 #include "dataplane/lookup.h"
-#include "l4lb/maglev.h"
 
 namespace l4lb::control {
 

@@ -22,6 +22,36 @@ namespace {
 
 bool resolvesNeighbours(const PortConfig& p) { return p.exception_path != ExceptionPath::None; }
 
+bool onLink(const PortConfig& p, const IpAddr& a) {
+  return a.isV4() ? p.ipv4 && p.ipv4->contains(a) : p.ipv6 && p.ipv6->contains(a);
+}
+bool hasGateway(const PortConfig& p, const IpAddr& a) { return (a.isV4() ? p.gateway4 : p.gateway6).has_value(); }
+
+// The port a backend leaves by (-1: none reaches it), and whether it is on that port's link
+// (its own MAC is the next hop) or behind the port's gateway. The named port (via), else the
+// port whose connected prefix holds the backend, else a port with a gateway of its family,
+// else the only port.
+struct Egress {
+  int port = -1;
+  bool connected = false;
+};
+Egress egressOf(const Config& cfg, const BackendConfig& b) {
+  Egress e;
+  for (size_t pi = 0; pi < cfg.ports.size(); pi++) {
+    const PortConfig& p = cfg.ports[pi];
+    if (!b.via.empty()) {
+      if (p.name == b.via) e.port = int(pi), e.connected = onLink(p, b.address) || !hasGateway(p, b.address);
+      continue;
+    }
+    if (onLink(p, b.address)) return {int(pi), true};
+  }
+  if (e.port >= 0 || !b.via.empty()) return e;
+  for (size_t pi = 0; pi < cfg.ports.size(); pi++)
+    if (hasGateway(cfg.ports[pi], b.address)) return {int(pi), false};
+  if (cfg.ports.size() == 1) return {0, true};
+  return e;
+}
+
 uint64_t backendKey(const BackendConfig& b) {
   std::string s = b.address.str() + ":" + std::to_string(b.port);
   return hash64(s.data(), s.size(), 0x6c34);
@@ -205,39 +235,11 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
       b.weight = uint16_t(weight);
       b.vip_index = uint16_t(vi);
       bool down = br && br->down;
-      // Egress: the named port, else the port whose connected prefix holds the backend, else a
-      // port with a gateway of the backend's family.
-      int egress = -1;
-      bool connected = false;
-      for (size_t pi = 0; pi < s->ports.size(); pi++) {
-        const SnapPort& p = s->ports[pi];
-        if (!bc.via.empty()) {
-          if (p.name == bc.via) egress = int(pi);
-          continue;
-        }
-        if ((bc.address.isV4() && p.has_v4 && p.v4.contains(bc.address)) ||
-            (!bc.address.isV4() && p.has_v6 && p.v6.contains(bc.address))) {
-          egress = int(pi);
-          connected = true;
-          break;
-        }
-      }
-      if (egress < 0 && bc.via.empty()) {
-        for (size_t pi = 0; pi < cfg.ports.size() && egress < 0; pi++)
-          if (bc.address.isV4() ? cfg.ports[pi].gateway4.has_value() : cfg.ports[pi].gateway6.has_value())
-            egress = int(pi);
-        if (egress < 0 && cfg.ports.size() == 1) egress = 0, connected = true;
-      }
+      const auto [egress, connected] = egressOf(cfg, bc);
       if (egress < 0) {
         errs << bwhere << ": no port reaches " << bc.address.str()
              << " (give a port a connected prefix or gateway for it, or set via)\n";
         continue;
-      }
-      if (!bc.via.empty()) {
-        const SnapPort& p = s->ports[size_t(egress)];
-        const PortConfig& pcfg = cfg.ports[size_t(egress)];
-        connected = bc.address.isV4() ? (p.has_v4 && p.v4.contains(bc.address)) || !pcfg.gateway4
-                                      : (p.has_v6 && p.v6.contains(bc.address)) || !pcfg.gateway6;
       }
       b.egress = uint16_t(egress);
       const SnapPort& out = s->ports[b.egress];
@@ -356,28 +358,8 @@ std::vector<std::pair<IpAddr, std::string>> SnapshotBuilder::neighboursToResolve
   for (const auto& v : cfg.vips)
     for (const auto& b : v.backends) {
       if (b.mac) continue;
-      // The same egress choice as build(): via, connected prefix, a single port.
-      const PortConfig* port = nullptr;
-      for (const auto& p : cfg.ports) {
-        if (!b.via.empty()) {
-          if (p.name == b.via) port = &p;
-          continue;
-        }
-        if ((b.address.isV4() && p.ipv4 && p.ipv4->contains(b.address)) ||
-            (!b.address.isV4() && p.ipv6 && p.ipv6->contains(b.address))) {
-          port = &p;
-          break;
-        }
-      }
-      if (port == nullptr && b.via.empty()) {
-        bool gw = false;
-        for (const auto& p : cfg.ports) gw = gw || (b.address.isV4() ? p.gateway4 : p.gateway6).has_value();
-        if (!gw && cfg.ports.size() == 1) port = &cfg.ports[0];
-      }
-      if (port == nullptr) continue;  // behind a gateway: the gateway is resolved instead
-      const bool connected_via = b.via.empty() || (b.address.isV4() ? !port->gateway4 || (port->ipv4 && port->ipv4->contains(b.address))
-                                                                   : !port->gateway6 || (port->ipv6 && port->ipv6->contains(b.address)));
-      if (connected_via) add(b.address, *port);
+      // Behind a gateway, the gateway is resolved instead.
+      if (const auto [port, connected] = egressOf(cfg, b); port >= 0 && connected) add(b.address, cfg.ports[size_t(port)]);
     }
   return out;
 }
