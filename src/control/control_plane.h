@@ -45,6 +45,9 @@ class ControlPlane {
   bool start(std::string& err);
   // The workers whose counters the API and metrics sum (read-only; each written by its worker).
   void setWorkers(std::vector<const dataplane::WorkerState*> w, uint32_t flow_capacity);
+  // The workers' flow-table question slots (l4lbctl explain), in worker order. The control
+  // thread writes them only through the FlowQuery protocol (src/dataplane/worker.h).
+  void setFlowQueries(std::vector<dataplane::FlowQuery*> q) { queries_ = std::move(q); }
   // Runs until SIGINT/SIGTERM (signals must be blocked in every thread).
   void run();
 
@@ -83,6 +86,14 @@ class ControlPlane {
   nlohmann::json cmdReload();
   nlohmann::json cmdExplain(const std::vector<std::string>& args) const;
   nlohmann::json cmdDiff(const std::vector<std::string>& args) const;
+  static constexpr uint64_t kFlowQueryWaitMs = 100;
+  // What each worker's flow table holds for a key (FlowQuery), waiting up to kFlowQueryWaitMs.
+  struct FlowAnswer {
+    bool answered = false;
+    bool hit = false;
+    uint64_t value = 0;
+  };
+  std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const;
   std::vector<std::pair<const VipConfig*, const BackendConfig*>> matchBackends(const std::vector<std::string>& args,
                                                                                 size_t first) const;
 
@@ -101,6 +112,7 @@ class ControlPlane {
 
   // Operator interface.
   std::vector<const dataplane::WorkerState*> workers_;
+  std::vector<dataplane::FlowQuery*> queries_;
   uint32_t flow_capacity_ = 0;
   OneShotServer api_, metrics_;
   uint64_t started_mono_ms_ = 0;

@@ -144,6 +144,9 @@ int runDaemon(const DaemonOptions& opts) {
     std::vector<const dataplane::WorkerState*> ro;
     for (const auto& st : states) ro.push_back(st.get());
     cp->setWorkers(std::move(ro), cfg.flow_table.capacity);
+    std::vector<dataplane::FlowQuery*> queries;
+    for (const auto& st : states) queries.push_back(&st->query);
+    cp->setFlowQueries(std::move(queries));
   }
   // RX queue q of every port goes to worker q % workers; every worker has TX queue = its index.
   // A tap's single RX queue (what the kernel sends) is polled by worker 0.

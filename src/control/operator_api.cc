@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -382,6 +383,40 @@ json ControlPlane::cmdReload() {
   return j;
 }
 
+std::vector<ControlPlane::FlowAnswer> ControlPlane::askFlowTables(bool v6, const void* key, size_t key_len,
+                                                                  uint32_t sig) const {
+  std::vector<FlowAnswer> out(queries_.size());
+  std::vector<bool> asked(queries_.size());
+  // A worker with an earlier question still unanswered (stopped or stuck) is not asked again.
+  for (size_t i = 0; i < queries_.size(); i++) asked[i] = dataplane::postFlowQuery(*queries_[i], v6, key, key_len, sig);
+  const uint64_t deadline = monoMsNow() + kFlowQueryWaitMs;
+  for (;;) {
+    bool pending = false;
+    for (size_t i = 0; i < queries_.size(); i++) {
+      if (!asked[i] || out[i].answered) continue;
+      if (dataplane::takeFlowAnswer(*queries_[i], out[i].hit, out[i].value)) out[i].answered = true;
+      else pending = true;
+    }
+    if (!pending || monoMsNow() >= deadline) break;
+    usleep(20);  // workers poll continuously: an answer takes one loop (microseconds)
+  }
+  return out;
+}
+
+namespace {
+
+const char* flowStateName(dataplane::FlowState s) {
+  switch (s) {
+    case dataplane::FlowState::TcpSyn: return "syn";
+    case dataplane::FlowState::TcpEstablished: return "established";
+    case dataplane::FlowState::TcpClosing: return "closing";
+    case dataplane::FlowState::Udp: return "udp";
+  }
+  return "?";
+}
+
+}  // namespace
+
 json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
   need(args, 3, 3, "explain tcp|udp SRC:PORT DST:PORT");
   uint8_t proto;
@@ -396,11 +431,7 @@ json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
   if (s == nullptr) throw ApiError{"no snapshot published yet"};
   const Family f = dst->first.family;
   const uint16_t sport_be = htons(src->second), dport_be = htons(dst->second);
-  json j{{"flow", args[0] + " " + args[1] + " -> " + args[2]},
-         // The workers' rte_hash flow tables are single-writer and not safe to read from this
-         // thread (no RW_CONCURRENCY): an existing flow keeps the backend of its entry, which
-         // may differ from the choice below if the pool changed since the flow began.
-         {"flow_table", "not inspected"}};
+  json j{{"flow", args[0] + " " + args[1] + " -> " + args[2]}, {"flow_table", "not inspected"}, {"flow_entry", nullptr}};
   uint32_t vi;
   const SnapVip* v = dataplane::findVip(*s, dst->first.bytes.data(), f, dport_be, proto, vi);
   if (v == nullptr) {
@@ -412,40 +443,103 @@ json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
   j["vip"] = v->name;
   j["scheduler"] = std::string(toString(v->scheduler));
   hash_sig_t sig;
+  dataplane::FlowKey4 k4{};
+  dataplane::FlowKey6 k6{};
   if (f == Family::V4) {
-    dataplane::FlowKey4 k{};
-    sig = dataplane::makeFlowKey(k, src->first.bytes.data(), dst->first.bytes.data(), sport_be, dport_be, proto);
+    sig = dataplane::makeFlowKey(k4, src->first.bytes.data(), dst->first.bytes.data(), sport_be, dport_be, proto);
   } else {
-    dataplane::FlowKey6 k{};
-    sig = dataplane::makeFlowKey(k, src->first.bytes.data(), dst->first.bytes.data(), sport_be, dport_be, proto);
+    sig = dataplane::makeFlowKey(k6, src->first.bytes.data(), dst->first.bytes.data(), sport_be, dport_be, proto);
   }
   j["hash"] = sig;
+
+  // What a new flow gets now: the scheduler over the published tables.
+  std::string fresh_why;
+  const SnapBackend* fresh = nullptr;
   if (v->scheduler == Scheduler::RoundRobin || v->scheduler == Scheduler::WeightedRoundRobin) {
     json cands = json::array();
     std::set<uint32_t> seen;
     for (uint32_t id : v->rr)
       if (seen.insert(id).second)
         if (const SnapBackend* b = s->backend(id)) cands.push_back(endpoint(b->addr, ntohs(b->port_be)));
-    j["backend"] = nullptr;
     j["candidates"] = cands;
-    j["reason"] = v->rr.empty() ? "no usable backend: dropped as no_backend"
-                                : "round robin: a new flow takes the next backend of the worker's cursor";
-    return j;
+    fresh_why = v->rr.empty() ? "no usable backend: dropped as no_backend"
+                              : "round robin: a new flow takes the next backend of the worker's cursor";
+  } else {
+    fresh = s->backend(dataplane::statelessBackend(*v, sig, src->first.bytes.data(), f));
+    if (fresh == nullptr) {
+      fresh_why = "no usable backend: dropped as no_backend";
+    } else {
+      const uint64_t slot = dataplane::statelessSlot(*v, sig, src->first.bytes.data(), f);
+      j["slot"] = slot;
+      j["table_size"] = v->maglev.size();
+      fresh_why = std::string(v->scheduler == Scheduler::SourceHash ? "source hash" : "Maglev") + " slot " +
+                  std::to_string(slot) + " of " + std::to_string(v->maglev.size());
+    }
   }
-  const uint32_t id = dataplane::statelessBackend(*v, sig, src->first.bytes.data(), f);
-  const uint64_t slot = v->maglev.empty() ? 0 : dataplane::statelessSlot(*v, sig, src->first.bytes.data(), f);
-  const SnapBackend* b = s->backend(id);
-  if (b == nullptr) {
-    j["backend"] = nullptr;
-    j["reason"] = "no usable backend: dropped as no_backend";
-    return j;
+  j["new_flow_backend"] = fresh ? json(endpoint(fresh->addr, ntohs(fresh->port_be))) : json(nullptr);
+
+  // What the flow has: each worker answers for its own table (RSS decides which one holds it).
+  const std::vector<FlowAnswer> answers = f == Family::V4 ? askFlowTables(false, &k4, sizeof(k4), sig)
+                                                          : askFlowTables(true, &k6, sizeof(k6), sig);
+  const SnapBackend* kept = nullptr;
+  std::string table_why;
+  if (!answers.empty()) {
+    std::vector<std::string> silent;
+    int hit_worker = -1;
+    dataplane::FlowValue fv;
+    for (size_t i = 0; i < answers.size(); i++) {
+      if (!answers[i].answered) silent.push_back(std::to_string(i));
+      else if (answers[i].hit && hit_worker < 0) hit_worker = int(i), fv = dataplane::FlowValue::unpack(answers[i].value);
+    }
+    if (hit_worker >= 0) {
+      const uint32_t idle = dataplane::nowMs() - fv.last_seen_ms;
+      const bool expired = dataplane::isExpired(fv, dataplane::nowMs(), s->timeouts);
+      const SnapBackend* eb = s->backend(fv.backend_id);
+      const bool usable = dataplane::usableForExisting(eb, vi);
+      j["flow_entry"] = {{"worker", hit_worker},
+                         {"backend", eb ? json(endpoint(eb->addr, ntohs(eb->port_be))) : json(nullptr)},
+                         {"backend_id", fv.backend_id},
+                         {"state", flowStateName(fv.state)},
+                         {"idle_ms", idle},
+                         {"expired", expired},
+                         {"backend_usable", usable}};
+      std::string entry = "hit on worker " + std::to_string(hit_worker) + " (" + flowStateName(fv.state) + ", idle " +
+                          std::to_string(idle / 1000) + "." + std::to_string(idle % 1000 / 100) + " s)";
+      if (expired) {
+        j["flow_table"] = entry + ", expired";
+        table_why = "its flow-table entry has expired: the next packet starts a new flow";
+      } else if (!usable) {
+        j["flow_table"] = entry + ", backend no longer usable";
+        table_why = "its flow-table entry's backend left the pool or failed: the next packet is re-hashed (flow_rehash)";
+      } else {
+        j["flow_table"] = entry;
+        kept = eb;
+        table_why = "flow-table hit on worker " + std::to_string(hit_worker) + ": an existing flow keeps its backend";
+      }
+    } else {
+      j["flow_table"] = "miss on " + std::to_string(answers.size() - silent.size()) + " of " +
+                        std::to_string(answers.size()) + " workers";
+      table_why = "no flow-table entry: a new flow";
+    }
+    if (!silent.empty()) {
+      std::string w;
+      for (const auto& x : silent) w += (w.empty() ? "" : ",") + x;
+      j["flow_table"] = j["flow_table"].get<std::string>() + "; worker " + w + " did not answer within " +
+                        std::to_string(kFlowQueryWaitMs) + " ms";
+    }
+  } else {
+    table_why = "flow tables not inspected (no workers)";
   }
-  j["slot"] = slot;
-  j["table_size"] = v->maglev.size();
-  j["backend"] = endpoint(b->addr, ntohs(b->port_be));
-  j["backend_state"] = stateName(b->state);
-  j["reason"] = std::string(v->scheduler == Scheduler::SourceHash ? "source hash" : "Maglev") + " slot " +
-                std::to_string(slot) + " of " + std::to_string(v->maglev.size()) + " (what a new flow gets now)";
+
+  const SnapBackend* now = kept ? kept : fresh;
+  j["backend"] = now ? json(endpoint(now->addr, ntohs(now->port_be))) : json(nullptr);
+  if (now) j["backend_state"] = stateName(now->state);
+  if (kept) {
+    j["reason"] = table_why + "; a new flow would get " +
+                  (fresh ? endpoint(fresh->addr, ntohs(fresh->port_be)) + " (" + fresh_why + ")" : fresh_why);
+  } else {
+    j["reason"] = table_why + "; " + fresh_why;
+  }
   return j;
 }
 

@@ -36,7 +36,7 @@ void usage(FILE* f) {
                "  undrain BACKEND              back in service\n"
                "  weight BACKEND N             set the weight (0..65535) until the next restart\n"
                "  reload                       re-read the config file (as SIGHUP)\n"
-               "  explain tcp|udp SRC:PORT DST:PORT   which backend a new flow gets now, and why\n"
+               "  explain tcp|udp SRC:PORT DST:PORT   which backend this flow goes to now, and why\n"
                "  diff FILE                    what reloading FILE would change\n"
                "BACKEND: ADDR, ADDR:PORT or [ADDR6]:PORT, optionally VIP/... to pick one VIP.\n"
                "SOCKET defaults to %s. Exit: 0 ok, 1 command failed, 2 usage, 3 daemon not reachable.\n",
@@ -232,6 +232,8 @@ void printExplain(const json& r) {
   if (r.contains("hash")) std::printf("hash:       0x%08llx\n", static_cast<unsigned long long>(r["hash"].get<uint64_t>()));
   if (r.contains("slot")) std::printf("slot:       %s of %s\n", str(r["slot"]).c_str(), str(r["table_size"]).c_str());
   std::printf("backend:    %s\n", str(r["backend"]).c_str());
+  if (r.contains("new_flow_backend") && r["new_flow_backend"] != r["backend"])
+    std::printf("new flow:   %s\n", str(r["new_flow_backend"]).c_str());
   if (r.contains("candidates")) std::printf("candidates: %s\n", r["candidates"].dump().c_str());
   std::printf("why:        %s\n", str(r["reason"]).c_str());
   std::printf("flow table: %s\n", str(r["flow_table"]).c_str());

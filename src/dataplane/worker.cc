@@ -290,6 +290,34 @@ uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
   return expired;
 }
 
+void answerFlowQuery(WorkerState& w) {
+  FlowQuery& q = w.query;
+  const uint32_t req = q.request.load(std::memory_order_acquire);
+  const FlowTable& ft = q.v6 ? *w.flows6 : *w.flows4;
+  uint64_t v = 0;
+  q.hit = ft.lookup(q.key, q.sig, v);
+  q.value = v;
+  q.answer.store(req, std::memory_order_release);
+}
+
+bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_sig_t sig) {
+  const uint32_t req = q.request.load(std::memory_order_relaxed);  // only this thread writes it
+  if (q.answer.load(std::memory_order_acquire) != req || key_len > sizeof(q.key)) return false;
+  q.v6 = v6;
+  q.sig = sig;
+  std::memset(q.key, 0, sizeof(q.key));
+  std::memcpy(q.key, key, key_len);
+  q.request.store(req + 1, std::memory_order_release);
+  return true;
+}
+
+bool takeFlowAnswer(const FlowQuery& q, bool& hit, uint64_t& value) {
+  if (q.answer.load(std::memory_order_acquire) != q.request.load(std::memory_order_relaxed)) return false;
+  hit = q.hit;
+  value = q.value;
+  return true;
+}
+
 int workerMain(void* arg) {
   auto* a = static_cast<WorkerArgs*>(arg);
   WorkerState& w = *a->state;
@@ -328,6 +356,8 @@ int workerMain(void* arg) {
       }
     }
     sweepFlows(w, now, s->timeouts);
+    if (unlikely(w.query.request.load(std::memory_order_relaxed) != w.query.answer.load(std::memory_order_relaxed)))
+      answerFlowQuery(w);
     // One TSC read per loop: this loop's end is the next one's start.
     const uint64_t loop_end = rte_rdtsc();
     const uint64_t cycles = loop_end - loop_start;

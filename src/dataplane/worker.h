@@ -40,6 +40,24 @@ struct TxBatch {
   void clear() { n.fill(0); }
 };
 
+// One flow-table question from the control thread (l4lbctl explain): what does this worker's
+// table hold for a key? Only the worker may read its table (it is the single writer, and the
+// table has no reader-writer concurrency), so the control thread leaves the question here and
+// the worker answers between bursts. Protocol: the control thread writes v6/key/sig only while
+// answer == request, then increments request (release); the worker, seeing request != answer
+// (acquire), looks the key up, writes hit/value and stores answer = request (release). One
+// question at a time; one that is never answered (a stopped worker) blocks further questions
+// to that worker instead of racing with it.
+struct alignas(RTE_CACHE_LINE_SIZE) FlowQuery {
+  std::atomic<uint32_t> request{0};
+  std::atomic<uint32_t> answer{0};
+  bool v6 = false;
+  hash_sig_t sig = 0;
+  alignas(8) uint8_t key[sizeof(FlowKey6)] = {};
+  bool hit = false;
+  uint64_t value = 0;  // FlowValue::pack() of the entry when hit
+};
+
 // Everything one worker owns. Cache-aligned so two workers never share a line.
 struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   uint16_t index = 0;  // worker number: TX queue on every port, QSBR thread id
@@ -54,7 +72,17 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   // Sweep pacing (sweepFlows): positions owed per table, and when they were last accrued.
   uint32_t sweep_last_ms = 0;
   uint32_t sweep_debt4 = 0, sweep_debt6 = 0;
+  FlowQuery query;  // written by the control thread only through the FlowQuery protocol
 };
+
+// Serves a pending FlowQuery (workerMain calls it when request != answer).
+void answerFlowQuery(WorkerState& w);
+
+// The control thread's side of the FlowQuery protocol. postFlowQuery leaves a question (false,
+// leaving the slot alone, while an earlier one is unanswered); takeFlowAnswer is true once the
+// worker has answered the last question, with its answer in `hit` / `value`.
+bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_sig_t sig);
+bool takeFlowAnswer(const FlowQuery& q, bool& hit, uint64_t& value);
 
 inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
 

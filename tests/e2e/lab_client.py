@@ -5,7 +5,8 @@
                                                (from source ports SPORT0, SPORT0+1, ... if given:
                                                N distinct flows, no port reused)
   lab_client.py stream VIP PORT SECONDS RATE     new connections at RATE/s for SECONDS, each timed
-  lab_client.py hold   VIP PORT N SECONDS        N keep-alive connections, a GET on each every 0.2 s
+  lab_client.py hold   VIP PORT N SECONDS [FILE]  N keep-alive connections, a GET on each every 0.2 s
+                                               (FILE: once all are open, their local ADDR, PORT as JSON)
   lab_client.py udp    VIP PORT N                N UDP flows (own source port each), 3 requests each
   lab_client.py blob   VIP PORT N                N concurrent GET /blob, sha256 of each body
   lab_client.py sticky VIP PORT N SRC...         N connections from each source address
@@ -13,6 +14,7 @@
 import hashlib
 import http.client
 import json
+import os
 import socket
 import sys
 import threading
@@ -79,7 +81,7 @@ def stream(vip, port, seconds, rate):
     return {"requests": out}
 
 
-def hold(vip, port, n, seconds):
+def hold(vip, port, n, seconds, ports_file=None):
     conns_ = []
     for _ in range(n):
         c = http.client.HTTPConnection(vip, port, timeout=TIMEOUT)
@@ -100,10 +102,19 @@ def hold(vip, port, n, seconds):
                     h["seq"][-1][1] += 1
             except Exception as e:
                 h["errors"].append(type(e).__name__ + ": " + str(e))
+        if ports_file:
+            # After the first round every connection is open: say which 5-tuples they are.
+            with open(ports_file + ".tmp", "w") as f:
+                json.dump([list(h["c"].sock.getsockname()[:2]) if h["c"].sock else None for h in conns_], f)
+            os.rename(ports_file + ".tmp", ports_file)
+            ports_file = None
         time.sleep(0.2)
+    out = []
     for h in conns_:
+        local = list(h["c"].sock.getsockname()[:2]) if h["c"].sock else None
         h["c"].close()
-    return {"connections": [{"seq": h["seq"], "errors": h["errors"]} for h in conns_]}
+        out.append({"seq": h["seq"], "errors": h["errors"], "local": local})
+    return {"connections": out}
 
 
 def udp(vip, port, n):
@@ -167,6 +178,9 @@ def main():
     mode, vip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == "sticky":
         print(json.dumps(sticky(vip, port, int(sys.argv[4]), *sys.argv[5:])))
+        return
+    if mode == "hold" and len(sys.argv) > 6:
+        print(json.dumps(hold(vip, port, int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])))
         return
     a = [float(x) if "." in x else int(x) for x in sys.argv[4:]]
     fn = {"conns": conns, "stream": stream, "hold": hold, "udp": udp, "blob": blob}[mode]

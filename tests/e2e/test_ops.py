@@ -5,6 +5,8 @@ on net_af_xdp ports in the lab, with real clients and servers.
   undrain it gets new connections again
   weight  shares follow the weight set at run time
   status  reports drain and weight as drift from the config file, and none once undone
+  explain names the backend each open connection really uses (the worker's flow-table entry),
+          also for connections a weight change would send elsewhere were they new
   metrics scraped and parsed (prometheus_client) during traffic
 
 The daemon's socket is in the lab's state directory (Unix sockets are reached by path from
@@ -173,6 +175,60 @@ class Ops(unittest.TestCase):
         self.assertEqual(self.json("status")["drift"], [])
         r = client(self.lab, "conns", self.lab.vip4, 80, 600, 16)
         self.assertAlmostEqual(r["backends"].get("b1", 0) / 600, 1 / 3, delta=0.08)
+
+    def test_4_explain_reads_the_flow_tables(self):
+        n = 16
+        ports_file = os.path.join(self.lab.state_dir, "held.json")
+        if os.path.exists(ports_file):
+            os.unlink(ports_file)
+        result = {}
+        th = threading.Thread(target=lambda: result.update(
+            client(self.lab, "hold", self.lab.vip4, 80, n, 5.0, ports_file)))
+        th.start()
+        moved = 0
+        try:
+            deadline = time.monotonic() + 4
+            while not os.path.exists(ports_file) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with open(ports_file) as f:
+                held = json.load(f)
+            self.assertEqual(len(held), n)
+            # Tilt the Maglev table: many open connections now sit on slots that belong to b1.
+            rc, out, err = ctl(self.sock, "weight", self.b["b1"], "6")
+            self.assertEqual(rc, 0, err)
+            explained = []
+            for addr, sport in held:
+                r = self.json("explain", "tcp", f"{addr}:{sport}", f"{self.lab.vip4}:80")
+                e = r["flow_entry"]
+                self.assertIsNotNone(e, r)
+                self.assertEqual((e["worker"], e["expired"], e["backend_usable"]), (0, False, True), r)
+                self.assertEqual(r["backend"], e["backend"], r)
+                self.assertTrue(r["flow_table"].startswith("hit on worker 0 (established"), r)
+                if r["new_flow_backend"] != r["backend"]:
+                    moved += 1
+                    self.assertIn("an existing flow keeps its backend; a new flow would get "
+                                  f"{r['new_flow_backend']} (Maglev slot", r["reason"])
+                explained.append(r["backend"])
+            rc, out, err = ctl(self.sock, "explain", "tcp", f"{held[0][0]}:{held[0][1]}", f"{self.lab.vip4}:80")
+            self.assertEqual(rc, 0, err)
+            self.assertRegex(out, r"flow table: hit on worker 0 \(established, idle \d+\.\d s\)")
+            # A 5-tuple nobody opened: no entry anywhere, the Maglev choice.
+            r = self.json("explain", "tcp", f"{held[0][0]}:1", f"{self.lab.vip4}:80")
+            self.assertEqual((r["flow_table"], r["flow_entry"]), ("miss on 1 of 1 workers", None))
+            self.assertEqual(r["backend"], r["new_flow_backend"])
+        finally:
+            th.join()
+            rc, out, err = ctl(self.sock, "weight", self.b["b1"], "1")
+        self.assertEqual(rc, 0, err)
+        # What explain said is what the connections got, before and after the weight change:
+        # each kept one backend for its whole life, without an error.
+        conns = result["connections"]
+        self.assertEqual([c["errors"] for c in conns], [[]] * n)
+        got = [f"{self.b[c['seq'][0][0]]}:0" for c in conns]
+        self.assertEqual([len(c["seq"]) for c in conns], [1] * n, conns)
+        self.assertEqual(explained, got)
+        print(f"  explain: {n} open connections, {moved} of them on a backend a new flow would not get")
+        self.assertGreater(moved, 0, "the weight change moved no open flow's slot: the test proves nothing")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ class DaemonResult:
         return {k: v for k, v in self.drops.items() if v}
 
 
-def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096):
+def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096, flow_extra=""):
     lines = [
         "[eal]",
         "main_core = 0",
@@ -160,6 +160,7 @@ def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096):
         "",
         "[flow_table]",
         f"capacity = {flow_capacity}",
+        flow_extra,
         "",
     ]
     for i, p in enumerate(ports):

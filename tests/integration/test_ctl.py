@@ -103,7 +103,8 @@ class Daemon:
             time.sleep(0.02)
 
     def config_text(self, body):
-        text = h.make_config(self.ports, body, self.prefix, self.tmp)
+        # SYN entries live 10 min: explain finds the 50 flows however long the suite takes.
+        text = h.make_config(self.ports, body, self.prefix, self.tmp, flow_extra="tcp_syn_timeout = 600")
         return text + f'\n[control]\nsocket = "{self.sock}"\nmode = "0600"\n\n[metrics]\nlisten = "127.0.0.1:{self.metrics_port}"\n\n[log]\nlevel = "info"\n'
 
     def write(self, body, path=None):
@@ -274,15 +275,49 @@ class CtlTest(unittest.TestCase):
             self.assertEqual(r["vip"], "web")
             self.assertEqual(r["scheduler"], "maglev")
             self.assertEqual(r["table_size"], TABLE)
-            self.assertEqual(r["flow_table"], "not inspected")
+            # The worker's entry for this SYN, and the Maglev choice, agree with the frame sent.
+            self.assertTrue(r["flow_table"].startswith("hit on worker 0 (syn, idle"), r)
+            self.assertEqual(r["flow_entry"]["backend"], by_mac[e.dst], f"sport {sport}")
             self.assertEqual(r["backend"], by_mac[e.dst], f"sport {sport}")
+            self.assertEqual(r["new_flow_backend"], by_mac[e.dst], f"sport {sport}")
             seen.add(r["backend"])
         self.assertEqual(len(seen), 3)  # 50 flows over 3 equal backends: all used
         rc, out, _ = ctl(self.d, "explain", "tcp", f"{CLIENT}:20000", f"{VIP}:80")
         self.assertEqual(rc, 0)
         self.assertRegex(out, r"backend:\s+198\.18\.2\.1[123]:0")
         self.assertRegex(out, rf"slot:\s+\d+ of {TABLE}")
-        self.assertIn("flow table: not inspected", out)
+        self.assertRegex(out, r"flow table: hit on worker 0 \(syn, idle \d+\.\d s\)")
+        # A flow the data plane never saw: a miss, and the Maglev choice.
+        r = ctl_json(self.d, "explain", "tcp", f"{CLIENT}:21000", f"{VIP}:80")
+        self.assertEqual((r["flow_table"], r["flow_entry"]), ("miss on 1 of 1 workers", None))
+        self.assertEqual(r["backend"], r["new_flow_backend"])
+        self.assertIn("no flow-table entry: a new flow; Maglev slot", r["reason"])
+
+    def test_explain_after_weight_change_names_the_entry(self):
+        # A weight change moves Maglev slots; the flows already in the table keep their backend,
+        # and explain must say so (the data plane forwards by the entry, not by the slot).
+        by_mac = {m: f"{a}:0" for a, m in BACKENDS}
+        target = BACKENDS[0][0]
+        rc, _, err = ctl(self.d, "weight", target, "8")
+        self.assertEqual(rc, 0, err)
+        moved = 0
+        try:
+            for f in self.frames:
+                e = Ether(f)
+                r = ctl_json(self.d, "explain", "tcp", f"{CLIENT}:{e[TCP].sport}", f"{VIP}:80")
+                self.assertEqual(r["backend"], by_mac[e.dst], r)
+                self.assertEqual(r["flow_entry"]["backend"], by_mac[e.dst], r)
+                if r["new_flow_backend"] != r["backend"]:
+                    moved += 1
+                    self.assertEqual(r["new_flow_backend"], f"{target}:0", r)
+                    self.assertIn("an existing flow keeps its backend; a new flow would get", r["reason"])
+                    rc, out, _ = ctl(self.d, "explain", "tcp", f"{CLIENT}:{e[TCP].sport}", f"{VIP}:80")
+                    self.assertIn(f"new flow:   {target}:0", out)
+        finally:
+            rc, _, err = ctl(self.d, "weight", target, "1")
+        self.assertEqual(rc, 0, err)
+        # 50 flows at 1:1:1, then 8:1:1: about 2/3 of the flows not on the target move slot.
+        self.assertGreater(moved, 5)
 
     def test_explain_errors(self):
         r = ctl_json(self.d, "explain", "tcp", f"{CLIENT}:1000", "198.18.0.99:80")

@@ -5,6 +5,8 @@
 //    thousands of snapshots. Every generation's backends (and the egress port's MAC) encode the
 //    generation, so each output frame says which table it was forwarded with; it must be a table
 //    published between the packet's injection and its output, and one table, not a mix of two.
+//    Meanwhile the control thread asks the workers about flows through their FlowQuery slots
+//    (what l4lbctl explain does): every question is answered, recurring flows are found.
 // Run it under ASan+UBSan (a freed snapshot read by a worker is a use-after-free report) and
 // ThreadSanitizer (tests/tsan.sh; DPDK itself is not instrumented, see below). Removing the
 // rte_rcu_qsbr_synchronize() call from publish() makes all three configurations fail.
@@ -38,6 +40,7 @@
 #include <vector>
 
 #include "control/snapshot_builder.h"
+#include "dataplane/lookup.h"
 #include "dataplane/worker.h"
 #include "packet_builder.h"
 
@@ -646,6 +649,38 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
     }
   };
 
+  // Flow-table questions (the FlowQuery protocol), one every 16 swaps, for an IPv4 recurring
+  // flow (makeFrame: host 0, source port 1024 + flow) to one worker in turn.
+  uint64_t q_asked = 0, q_answered = 0, q_hits = 0, q_bad = 0;
+  auto askWorker = [&](uint64_t round) {
+    const uint16_t w = uint16_t(round % nworkers_);
+    const uint32_t flow = uint32_t(round / nworkers_ % kRecurringFlows);
+    const IpAddr src = IpAddr::v4(rte_cpu_to_be_32(0xc6128000u));
+    dataplane::FlowKey4 k{};
+    const hash_sig_t sig = dataplane::makeFlowKey(k, src.bytes.data(), kVip4.bytes.data(),
+                                                  rte_cpu_to_be_16(uint16_t(1024 + flow)),
+                                                  rte_cpu_to_be_16(kVipPort), uint8_t(Proto::Tcp));
+    dataplane::FlowQuery& q = states[w]->query;
+    if (!dataplane::postFlowQuery(q, false, &k, sizeof(k), sig)) {
+      q_bad++;  // the previous question was answered before this one was posted: never busy
+      return;
+    }
+    q_asked++;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    bool hit = false;
+    uint64_t value = 0;
+    while (!dataplane::takeFlowAnswer(q, hit, value)) {
+      if (std::chrono::steady_clock::now() > until) return;  // counted as unanswered
+      trafficRound(false);
+      sched_yield();
+    }
+    q_answered++;
+    if (hit) {
+      q_hits++;
+      if (dataplane::FlowValue::unpack(value).backend_id == kNoBackend) q_bad++;
+    }
+  };
+
   const auto start = std::chrono::steady_clock::now();
   uint64_t g = 1;
   while (launched && g - 1 < kTargetSwaps && std::chrono::steady_clock::now() - start < kMaxPublishTime) {
@@ -655,6 +690,7 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
     pub.publish(std::move(next));
     completed.store(++g, std::memory_order_release);
     trafficRound(true);
+    if (g % 16 == 0) askWorker(g / 16);
   }
   const double publish_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const uint64_t swaps = g - 1;
@@ -689,6 +725,12 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
          (unsigned long long)sum.get(Ctr::FlowTableFull), (unsigned long long)ring_full,
          (unsigned long long)alloc_failures);
   for (const std::string& e : res.first_errors) printf("  violation: %s\n", e.c_str());
+  printf("[ rcu stress ] flow queries: asked %llu, answered %llu, hits %llu, bad %llu\n", (unsigned long long)q_asked,
+         (unsigned long long)q_answered, (unsigned long long)q_hits, (unsigned long long)q_bad);
+  EXPECT_GT(q_asked, 0u);
+  EXPECT_EQ(q_answered, q_asked);
+  EXPECT_GT(q_hits, 0u);
+  EXPECT_EQ(q_bad, 0u);
 
   EXPECT_EQ(res.violations, 0u);
   EXPECT_EQ(res.torn, 0u);
