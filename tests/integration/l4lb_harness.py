@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import struct
@@ -29,11 +30,18 @@ BUILD_DIR = os.environ.get("L4LB_BUILD_DIR", os.path.join(REPO_ROOT, "build"))
 DPDK_RUN_DIR = "/var/run/dpdk"
 
 # Drop reasons and counters, in the order of include/l4lb/counters.h.
-DROP_NAMES = ("too_short", "not_ip", "bad_ip_header", "bad_length", "fragment", "unsupported_proto",
-              "icmp", "no_vip", "no_backend", "ttl_exceeded", "too_big", "no_headroom", "no_route",
-              "tx_full")
-CTR_NAMES = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "flow_hit", "flow_new",
-             "flow_table_full", "flow_rehash", "flow_expired", "nat_reverse", "icmp_too_big_sent")
+def _names_from_counters_h(array):
+    """The names of kDropNames / kCtrNames in include/l4lb/counters.h, in order: the one list the
+    daemon's stats and metrics use, so the harness never drifts from it."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "l4lb", "counters.h")
+    with open(path) as f:
+        text = f.read()
+    body = re.search(r"constexpr std::string_view " + array + r"\[\] = \{(.*?)\};", text, re.S).group(1)
+    return tuple(re.findall(r'"([a-z0-9_]+)"', body))
+
+
+DROP_NAMES = _names_from_counters_h("kDropNames")[1:]  # without "ok"
+CTR_NAMES = _names_from_counters_h("kCtrNames")
 
 STARTUP_TIMEOUT_S = 20.0   # EAL init with --no-huge takes ~0.25 s here
 RUN_TIMEOUT_S = 30.0       # whole run after start-up

@@ -238,8 +238,8 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(w["flows6"], 0)
         self.assertEqual(w["capacity"], 4096)
         self.assertAlmostEqual(w["occupancy"], NFLOWS / (2 * 4096))
-        self.assertEqual(set(s["drops"]), set(h.DROP_NAMES) | {"no_kernel_path", "bad_icmp", "bad_nd",
-                                                               "bad_icmp_quote", "icmp_error_no_flow"})
+        self.assertEqual(set(s["drops"]), set(h.DROP_NAMES))
+        self.assertIn("icmp_error_no_flow", h.DROP_NAMES)
         self.assertEqual(sum(s["drops"].values()), 0)
         self.assertEqual([p["port"] for p in s["ports"]], ["client", "server"])
         self.assertEqual([v["vip"] for v in s["vips"]], ["web"])
