@@ -18,6 +18,7 @@ namespace l4lb {
 inline constexpr uint32_t kNoBackend = 0;
 inline constexpr uint32_t kMaxBackendId = (1u << 24) - 1;  // flow entries keep 24 bits
 inline constexpr uint16_t kMaxPorts = 8;
+inline constexpr uint8_t kTunnelTtl = 64;  // outer TTL / hop limit of ipip and gue packets
 
 // (address, port, protocol) of a VIP, or of a NAT backend for the reverse lookup. Ports in network
 // byte order. No implicit padding (hashed and compared bytewise); 8-byte aligned for the hash.
@@ -63,6 +64,29 @@ struct SnapPort {
   bool is_kernel = false;
 };
 
+// A backend's per-packet constants, precomputed by the snapshot builder so the worker copies and
+// adds rather than building headers field by field (Katran keeps its per-real encapsulation data
+// the same way). Checksum words are "as stored": 16-bit loads of network-order bytes, which RFC
+// 1071 §2(B) allows whatever the host's byte order.
+struct BackendRewrite {
+  // The frame's first bytes as sent. ipip/gue: [Ethernet][outer IPv4|IPv6][UDP for gue] with the
+  // per-packet fields zero (IPv4: TOS, total length, ID, flags, checksum; IPv6: traffic class,
+  // flow label, payload length; UDP: source port, length, checksum). dsr/nat: the Ethernet header.
+  std::array<uint8_t, 64> hdr{};
+  uint8_t hdr_len = 0;       // 14 + 20|40 (+ 8 for gue); 14 for dsr and nat
+  // The largest IP packet (inner, for tunnels) that fits the egress MTU with the added headers.
+  uint16_t max_l3_len = 0;
+  // ipip/gue over IPv4: RFC 1071 sum of the outer header's constant words (version/IHL, TTL and
+  // protocol, addresses), folded to 1..0xffff; the worker adds TOS, length, ID and flags.
+  uint16_t outer_sum = 0;
+  // nat: RFC 1624 eqn. 3 difference (sum of ~old + new words, folded) of what forwardNat changes,
+  // constant per (VIP, backend): the address VIP -> backend (and port, when the backend has one)
+  // in the L4 checksum, whose pseudo-header covers the address; the address and the TTL
+  // decrement in the IPv4 header checksum. 0 only when nothing changes.
+  uint16_t nat_l4_delta = 0;
+  uint16_t nat_ip_delta = 0;
+};
+
 struct SnapBackend {
   uint32_t id = kNoBackend;  // kNoBackend: this id is not in the snapshot
   IpAddr addr;
@@ -72,6 +96,7 @@ struct SnapBackend {
   uint16_t vip_index = 0;
   uint16_t egress = 0;       // index into Snapshot::ports
   MacAddr next_hop_mac;      // resolved next hop (the backend itself when connected)
+  BackendRewrite rw;
 };
 
 struct SnapVip {

@@ -1,10 +1,15 @@
 #include "control/snapshot_builder.h"
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <sstream>
 
+#include <netinet/in.h>
 #include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_udp.h>
 
 #include "l4lb/maglev.h"
 
@@ -57,7 +62,96 @@ uint64_t backendKey(const BackendConfig& b) {
   return hash64(s.data(), s.size(), 0x6c34);
 }
 
+// RFC 1071 end-around-carry fold: 0 only when every addend was 0, else 1..0xffff.
+uint16_t foldSum(uint64_t s) {
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return uint16_t(s);
+}
+
+// Sum of the 16-bit words of `len` (even) bytes, as stored.
+uint64_t sumWords(const uint8_t* p, size_t len) {
+  uint64_t s = 0;
+  for (size_t i = 0; i + 1 < len; i += 2) {
+    uint16_t w;
+    std::memcpy(&w, p + i, 2);
+    s += w;
+  }
+  return s;
+}
+
+// RFC 1624 eqn. 3 terms for replacing `len` (even) bytes `old_bytes` by `new_bytes`: ~m + m'.
+uint64_t diffWords(const uint8_t* old_bytes, const uint8_t* new_bytes, size_t len) {
+  uint64_t s = 0;
+  for (size_t i = 0; i + 1 < len; i += 2) {
+    uint16_t o, n;
+    std::memcpy(&o, old_bytes + i, 2);
+    std::memcpy(&n, new_bytes + i, 2);
+    s += uint16_t(~o);
+    s += n;
+  }
+  return s;
+}
+
 }  // namespace
+
+BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPort& out) {
+  BackendRewrite rw;
+  uint8_t* h = rw.hdr.data();
+  const bool tunnel = v.mode == FwdMode::Ipip || v.mode == FwdMode::Gue;
+  const bool gue = v.mode == FwdMode::Gue;
+  // The frame carries the outer header's family for tunnels, else the VIP's (NAT keeps it).
+  const bool l3v4 = tunnel ? b.addr.isV4() : v.addr.isV4();
+  std::memcpy(h, b.next_hop_mac.bytes.data(), 6);
+  std::memcpy(h + 6, out.mac.bytes.data(), 6);
+  const uint16_t ethertype_be = rte_cpu_to_be_16(l3v4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+  std::memcpy(h + 12, &ethertype_be, 2);
+  rw.hdr_len = RTE_ETHER_HDR_LEN;
+  rw.max_l3_len = out.mtu;
+
+  if (v.mode == FwdMode::Nat) {
+    // The packets forwardNat rewrites are addressed to exactly v.addr (the VIP lookup matched
+    // it) and, when the backend has a port, to v.port_be (a nonzero backend port needs a
+    // nonzero VIP port, checked in build()), so the old words are known here.
+    const size_t alen = v.addr.isV4() ? 4 : 16;
+    uint64_t l4 = diffWords(v.addr.bytes.data(), b.addr.bytes.data(), alen);
+    if (b.port_be != 0) l4 += diffWords(reinterpret_cast<const uint8_t*>(&v.port_be),
+                                        reinterpret_cast<const uint8_t*>(&b.port_be), 2);
+    rw.nat_l4_delta = foldSum(l4);
+    if (v.addr.isV4()) {
+      // TTL - 1: the stored word [TTL, protocol] goes down by the stored form of [1, 0], and
+      // ~m + m' = -[1, 0], which in one's complement is ~[1, 0].
+      const uint8_t ttl_one[2] = {1, 0};
+      uint16_t one;
+      std::memcpy(&one, ttl_one, 2);
+      rw.nat_ip_delta = foldSum(diffWords(v.addr.bytes.data(), b.addr.bytes.data(), 4) + uint16_t(~one));
+    }
+  }
+  if (!tunnel) return rw;
+
+  const uint16_t ip_len = b.addr.isV4() ? sizeof(rte_ipv4_hdr) : sizeof(rte_ipv6_hdr);
+  const uint16_t overhead = uint16_t(ip_len + (gue ? sizeof(rte_udp_hdr) : 0));
+  rw.hdr_len = uint8_t(RTE_ETHER_HDR_LEN + overhead);
+  rw.max_l3_len = out.mtu > overhead ? uint16_t(out.mtu - overhead) : 0;
+  // RFC 2003 §3.1 (4: IPv4 inside), RFC 2473 §3 / RFC 4213 (41: IPv6 inside); GUE: UDP.
+  const uint8_t proto = gue ? uint8_t(IPPROTO_UDP) : v.addr.isV4() ? uint8_t(IPPROTO_IPIP) : uint8_t(IPPROTO_IPV6);
+  uint8_t* ip = h + RTE_ETHER_HDR_LEN;
+  if (b.addr.isV4()) {
+    ip[0] = RTE_IPV4_VHL_DEF;
+    ip[8] = kTunnelTtl;
+    ip[9] = proto;
+    std::memcpy(ip + 12, v.tunnel_src4.bytes.data(), 4);
+    std::memcpy(ip + 16, b.addr.bytes.data(), 4);
+    rw.outer_sum = foldSum(sumWords(ip, sizeof(rte_ipv4_hdr)));  // per-packet words still 0
+  } else {
+    ip[0] = 6 << 4;
+    ip[6] = proto;
+    ip[7] = kTunnelTtl;
+    std::memcpy(ip + 8, v.tunnel_src6.bytes.data(), 16);
+    std::memcpy(ip + 24, b.addr.bytes.data(), 16);
+  }
+  if (gue) std::memcpy(ip + ip_len + 2, &v.gue_port_be, 2);  // UDP destination port
+  return rw;
+}
 
 uint32_t SnapshotBuilder::idFor(const std::string& identity) {
   auto it = ids_.find(identity);
@@ -213,6 +307,7 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
       uint32_t weight;
       std::string identity;
     };
+    const size_t first_backend = backends.size();
     std::vector<Candidate> in_service, fallback;  // fallback: down but not drained (on_all_down = keep)
     for (size_t bi = 0; bi < vc.backends.size(); bi++) {
       const BackendConfig& bc = vc.backends[bi];
@@ -317,6 +412,10 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
       eps.push_back({c.id, c.key, c.weight});
       rr.emplace_back(c.id, vc.scheduler == Scheduler::WeightedRoundRobin ? c.weight : 1);
     }
+    // After the loop: the VIP's tunnel sources are final only now (the last backend of a family
+    // sets them), and the worker writes the same ones for every backend of the VIP.
+    for (size_t i = first_backend; i < backends.size(); i++)
+      backends[i].rw = buildRewrite(v, backends[i], s->ports[backends[i].egress]);
     v.maglev = buildMaglevTable(eps, vc.maglev_table_size);
     v.rr = buildWrrSequence(rr);
     s->vips.push_back(std::move(v));

@@ -67,6 +67,10 @@ class SnapshotBuilder {
   std::map<std::string, std::vector<std::string>> last_in_service_;
 };
 
+// The per-packet constants of backend `b` of VIP `v` leaving by port `out` (see BackendRewrite).
+// `v` must have its final tunnel sources: every backend of a VIP shares them.
+BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPort& out);
+
 // Smooth weighted round robin (as nginx): a sequence where each id appears in proportion to its
 // weight, spread out rather than in runs. Weights are reduced by their gcd and scaled down so the
 // sequence has at most `max_len` entries.

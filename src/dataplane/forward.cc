@@ -57,12 +57,9 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
   return p + kIpv6HdrLen;
 }
 
-inline uint8_t innerTos(const uint8_t* ip, Family f) {
-  if (f == Family::V4) return ip[1];
-  return uint8_t(((ip[0] & 0x0f) << 4) | (ip[1] >> 4));
-}
+}  // namespace
 
-// Common body of IP-in-IP and GUE: strip L2, prepend [eth][outer ip][udp if gue].
+// Field by field from the snapshot's addresses: the reference for encapFast's templates.
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
                       const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id) {
   const SnapPort& out = s.ports[b.egress];
@@ -104,18 +101,6 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
     }
   }
   return {Drop::Ok, b.egress};
-}
-
-}  // namespace
-
-FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
-  return encapsulate(m, pi, v, b, s, flow_hash, false, ingress, ip_id);
-}
-
-FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                     const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
-  return encapsulate(m, pi, v, b, s, flow_hash, true, ingress, ip_id);
 }
 
 namespace {
@@ -167,19 +152,6 @@ inline void natRewrite(uint8_t* l3, const PacketInfo& pi, unsigned addr_off, con
 }
 
 }  // namespace
-
-FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
-                     uint16_t ingress) {
-  const SnapPort& out = s.ports[b.egress];
-  if (pi.ttl <= 1) return {Drop::TtlExceeded};
-  if (pi.l3_len > out.mtu) return tooBig(m, pi, s, ingress, out.mtu, 0);
-  trimPadding(m, pi);
-  uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, pi.l3_off);
-  // Destination address at offset 16 (IPv4) / 24 (IPv6); destination port at L4 offset 2.
-  natRewrite(l3, pi, pi.daddr_off - pi.l3_off, b.addr.bytes.data(), 2, b.port_be);
-  rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
-  return {Drop::Ok, b.egress};
-}
 
 // Next hop toward `dst` on the ports' connected prefixes, else through a port's gateway.
 static bool routeTo(const Snapshot& s, const IpAddr& dst, uint16_t& egress, MacAddr& mac) {

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include <rte_byteorder.h>
 #include <rte_ether.h>
+#include <rte_ip.h>
 #include <rte_mbuf.h>
 
 #include "dataplane/parser.h"
@@ -22,7 +24,6 @@ namespace l4lb::dataplane {
 inline constexpr uint16_t kIpv4HdrLen = 20;
 inline constexpr uint16_t kIpv6HdrLen = 40;
 inline constexpr uint16_t kUdpHdrLen = 8;
-inline constexpr uint8_t kTunnelTtl = 64;
 
 inline constexpr uint16_t kEthLen = sizeof(rte_ether_hdr);
 
@@ -70,19 +71,153 @@ inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
   return {Drop::Ok, b.egress};
 }
 
+// RFC 1624 eqn. 3 with a precomputed difference: HC' = ~(~HC + delta), `delta` folded to
+// 16 bits (BackendRewrite::nat_*_delta). One fold suffices: the sum is at most 0x1fffe. Nonzero
+// inside unless both terms are 0, so the result is the one a word-by-word update gives.
+inline uint16_t csumApplyDelta(uint16_t sum, uint16_t delta) {
+  uint32_t s = uint32_t(uint16_t(~sum)) + delta;
+  s = (s & 0xffff) + (s >> 16);
+  return uint16_t(~s);
+}
+
+// The generic encapsulation: builds every outer field from the snapshot (strip L2, prepend
+// [eth][outer ip][udp if gue]). Out of line: the path for what encapFast leaves to it (too big,
+// too little headroom, a chained mbuf), and the reference encapFast is tested against.
+FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
+                      const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id);
+
+// The inner packet's TOS / traffic class, copied to the outer header (RFC 2003 §3.1, RFC 2473 §5.1).
+inline uint8_t innerTos(const uint8_t* ip, Family f) {
+  if (f == Family::V4) return ip[1];
+  return uint8_t(((ip[0] & 0x0f) << 4) | (ip[1] >> 4));
+}
+
+// Encapsulation from the backend's precomputed header (BackendRewrite::hdr): one copy of the
+// constant bytes, then the per-packet fields (lengths, TOS, ID and DF, flow label, UDP source
+// port) and the IPv4 checksum from the precomputed sum. kOuter4 / kGue are per backend / per
+// VIP, so the callers pick the specialisation once. Output is byte-identical to encapsulate().
+template <bool kOuter4, bool kGue>
+inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
+                           const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+  constexpr uint16_t kIpLen = kOuter4 ? kIpv4HdrLen : kIpv6HdrLen;
+  constexpr uint16_t kHdrLen = kEthLen + kIpLen + (kGue ? kUdpHdrLen : 0);
+  const BackendRewrite& rw = b.rw;
+  if (unlikely(pi.l3_len > rw.max_l3_len || m->nb_segs != 1 || uint32_t(m->data_off) + pi.l3_off < kHdrLen))
+    return encapsulate(m, pi, v, b, s, flow_hash, kGue, ingress, ip_id);
+  uint8_t* inner = rte_pktmbuf_mtod_offset(m, uint8_t*, pi.l3_off);
+  const uint8_t tos = innerTos(inner, pi.family);
+  // One segment: dropping L2 and padding and prepending the outer headers is one move of the
+  // data start and one length (what rte_pktmbuf_adj + trim + prepend do in three steps).
+  uint8_t* p = inner - kHdrLen;
+  m->data_off = uint16_t(m->data_off + pi.l3_off - kHdrLen);
+  m->data_len = uint16_t(pi.l3_len + kHdrLen);
+  m->pkt_len = m->data_len;
+  std::memcpy(p, rw.hdr.data(), kHdrLen);
+  uint8_t* ip = p + kEthLen;
+  const uint16_t after_ip = uint16_t(pi.l3_len + (kGue ? kUdpHdrLen : 0));
+  if constexpr (kOuter4) {
+    // DF copied from an IPv4 inner packet (RFC 2003 §3.1); always set over IPv6 inside (IPv6 is
+    // never fragmented on the way).
+    const bool df = pi.family == Family::V4 ? pi.df : true;
+    const uint16_t tos_word = rte_cpu_to_be_16(tos);  // the stored word [0, tos]
+    const uint16_t len_be = rte_cpu_to_be_16(uint16_t(after_ip + kIpv4HdrLen));
+    const uint16_t id_be = rte_cpu_to_be_16(ip_id);
+    const uint16_t frag_be = df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
+    ip[1] = tos;
+    std::memcpy(ip + 2, &len_be, 2);
+    std::memcpy(ip + 4, &id_be, 2);
+    std::memcpy(ip + 6, &frag_be, 2);
+    // RFC 1071: the constant words' sum plus these four; at most 5 x 0xffff, so two folds.
+    uint32_t sum = uint32_t(rw.outer_sum) + tos_word + len_be + id_be + frag_be;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    const uint16_t ck = uint16_t(~sum);
+    std::memcpy(ip + 10, &ck, 2);
+  } else {
+    // Flow label from the flow hash: ECMP entropy on IPv6 underlays (RFC 6438).
+    const uint32_t vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (flow_hash & 0xfffff));
+    const uint16_t plen_be = rte_cpu_to_be_16(after_ip);
+    std::memcpy(ip, &vtc_flow, 4);
+    std::memcpy(ip + 4, &plen_be, 2);
+  }
+  if constexpr (kGue) {
+    uint8_t* udp = ip + kIpLen;
+    // Source port in 32768..65535 from the flow hash: stable per flow, spread across flows.
+    const uint16_t sport_be = rte_cpu_to_be_16(uint16_t(0x8000 | (flow_hash & 0x7fff)));
+    const uint16_t ulen_be = rte_cpu_to_be_16(after_ip);
+    std::memcpy(udp, &sport_be, 2);
+    std::memcpy(udp + 4, &ulen_be, 2);
+    // IPv4: checksum 0 (RFC 768), as in the template. IPv6 needs one (RFC 8200 §8.1; the
+    // zero-checksum exception of RFC 6935 is not something every receiver accepts).
+    if constexpr (!kOuter4) {
+      const uint16_t ck = rte_ipv6_udptcp_cksum(reinterpret_cast<const rte_ipv6_hdr*>(ip), udp);
+      std::memcpy(udp + 6, &ck, 2);
+    }
+  }
+  return {Drop::Ok, b.egress};
+}
+
 // IP-in-IP: RFC 2003 (IPv4 outer), RFC 2473 (IPv6 outer); the inner packet is untouched.
 // `ip_id`: the outer IPv4 identification, from the worker's counter (unique while DF is clear).
-FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id);
+inline FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
+                             const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+  return b.addr.isV4() ? encapFast<true, false>(m, pi, v, b, s, flow_hash, ingress, ip_id)
+                       : encapFast<false, false>(m, pi, v, b, s, flow_hash, ingress, ip_id);
+}
 
 // GUE variant 1 (draft-ietf-intarea-gue §4: direct IP encapsulation, no GUE header), as Katran:
 // UDP to v.gue_port, source port from the flow hash for ECMP entropy.
-FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                     const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id);
+inline FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
+                            const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+  return b.addr.isV4() ? encapFast<true, true>(m, pi, v, b, s, flow_hash, ingress, ip_id)
+                       : encapFast<false, true>(m, pi, v, b, s, flow_hash, ingress, ip_id);
+}
 
 // Two-arm NAT, client -> backend: destination VIP:port becomes backend:port; TTL decremented.
-FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
-                     uint16_t ingress);
+// The checksums change by the backend's precomputed RFC 1624 differences (the packet's
+// destination is the VIP's address and port, so the difference is the same for every packet).
+inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
+                            uint16_t ingress) {
+  if (unlikely(pi.ttl <= 1)) return {Drop::TtlExceeded};
+  const BackendRewrite& rw = b.rw;
+  if (unlikely(pi.l3_len > rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b.egress].mtu, 0);
+  trimPadding(m, pi);
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  uint8_t* l4 = d + pi.l4_off;
+  if (pi.proto == kProtoTcp) {
+    uint16_t ck;
+    std::memcpy(&ck, l4 + 16, 2);
+    ck = csumApplyDelta(ck, rw.nat_l4_delta);
+    std::memcpy(l4 + 16, &ck, 2);
+  } else {
+    uint16_t ck;
+    std::memcpy(&ck, l4 + 6, 2);
+    // UDP over IPv4 may carry no checksum (0): keep it that way; 0 means "none", so a computed
+    // 0 is sent as 0xffff (RFC 768).
+    if (pi.family == Family::V6 || ck != 0) {
+      ck = csumApplyDelta(ck, rw.nat_l4_delta);
+      if (ck == 0) ck = 0xffff;
+      std::memcpy(l4 + 6, &ck, 2);
+    }
+  }
+  if (b.port_be != 0) std::memcpy(l4 + 2, &b.port_be, 2);
+  uint8_t* l3 = d + pi.l3_off;
+  if (pi.family == Family::V4) {
+    uint16_t ck;
+    std::memcpy(&ck, l3 + 10, 2);
+    ck = csumApplyDelta(ck, rw.nat_ip_delta);
+    std::memcpy(l3 + 10, &ck, 2);
+    l3[8]--;  // TTL (> 1, checked above)
+    std::memcpy(d + pi.daddr_off, b.addr.bytes.data(), 4);
+  } else {
+    l3[7]--;  // hop limit
+    std::memcpy(d + pi.daddr_off, b.addr.bytes.data(), 16);
+  }
+  // The Ethernet header from the template, after any VLAN tag is dropped.
+  if (pi.l3_off > kEthLen) rte_pktmbuf_adj(m, uint16_t(pi.l3_off - kEthLen));
+  std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), rw.hdr.data(), kEthLen);
+  return {Drop::Ok, b.egress};
+}
 
 // Two-arm NAT, backend -> client: source backend:port becomes VIP:port; TTL decremented;
 // routed toward the client by connected prefix or the port's gateway.

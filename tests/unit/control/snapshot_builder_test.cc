@@ -445,6 +445,124 @@ TEST(SnapshotBuilder, TunnelSourceDefaultsToEgressPortAddress) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Per-backend rewrite constants (BackendRewrite)
+
+// One port "lan" (198.19.0.1/16, 2001:db8:1::1/64, MTU 1500, MAC 02:00:00:00:00:10).
+Config rewriteConfig() {
+  Config c;
+  c.ports.push_back(makePort("lan", "198.19.0.1/16", "2001:db8:1::1/64"));
+  return c;
+}
+
+std::vector<uint8_t> hdrOf(const BackendRewrite& rw) { return {rw.hdr.begin(), rw.hdr.begin() + rw.hdr_len}; }
+
+TEST(BackendRewrite, TunnelTemplatesExactBytes) {
+  Config c = rewriteConfig();
+  c.vips.push_back(makeVip("198.18.200.1", 80, Proto::Tcp,
+                           {makeBackend("198.19.0.11", "02:00:00:00:01:01"),
+                            makeBackend("2001:db8:1::11", "02:00:00:00:01:02")}));
+  c.vips[0].forwarding = FwdMode::Ipip;
+  c.vips.push_back(makeVip("2001:db8:200::1", 53, Proto::Udp,
+                           {makeBackend("198.19.0.12", "02:00:00:00:01:03"),
+                            makeBackend("2001:db8:1::12", "02:00:00:00:01:04")}));
+  c.vips[1].forwarding = FwdMode::Gue;
+  c.vips[1].gue_port = 6081;
+  c.ports[0].mtu = 9000;
+  SnapshotBuilder sb;
+  auto s = mustBuild(sb, c);
+  ASSERT_TRUE(s);
+  auto rwOf = [&](size_t vip, size_t i) { return s->backends[s->vips[vip].backends[i]].rw; };
+  const std::vector<uint8_t> eth1 = {2, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 0x10, 0x08, 0x00};
+  // IPIP, IPv4 in IPv4 (RFC 2003): protocol 4, TTL 64, 198.19.0.1 -> 198.19.0.11.
+  std::vector<uint8_t> want = eth1;
+  for (uint8_t x : {0x45, 0, 0, 0, 0, 0, 0, 0, 64, 4, 0, 0, 198, 19, 0, 1, 198, 19, 0, 11}) want.push_back(x);
+  BackendRewrite rw = rwOf(0, 0);
+  EXPECT_EQ(hdrOf(rw), want);
+  EXPECT_EQ(rw.max_l3_len, 9000 - 20);
+  // The constant words' sum, network order, as stored.
+  const std::span<const uint8_t> ip4(rw.hdr.data() + 14, 20);
+  EXPECT_EQ(rw.outer_sum, rte_cpu_to_be_16(test::foldSum(test::onesSum(ip4))));
+  EXPECT_EQ(rw.nat_l4_delta, 0);
+  EXPECT_EQ(rw.nat_ip_delta, 0);
+  // IPIP, IPv4 in IPv6 (RFC 2473): next header 4, hop limit 64, from the port's IPv6 address.
+  rw = rwOf(0, 1);
+  want = {2, 0, 0, 0, 1, 2, 2, 0, 0, 0, 0, 0x10, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, 4, 64};
+  for (const char* a : {"2001:db8:1::1", "2001:db8:1::11"})
+    for (uint8_t x : ipAddr(a).bytes) want.push_back(x);
+  EXPECT_EQ(hdrOf(rw), want);
+  EXPECT_EQ(rw.max_l3_len, 9000 - 40);
+  // GUE, IPv6 in IPv4: UDP (17) to port 6081, source port, length and checksum per packet.
+  rw = rwOf(1, 0);
+  want = {2, 0, 0, 0, 1, 3, 2, 0, 0, 0, 0, 0x10, 0x08, 0x00};
+  for (uint8_t x : {0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 198, 19, 0, 1, 198, 19, 0, 12}) want.push_back(x);
+  for (uint8_t x : {0, 0, 0x17, 0xc1, 0, 0, 0, 0}) want.push_back(x);
+  EXPECT_EQ(hdrOf(rw), want);
+  EXPECT_EQ(rw.max_l3_len, 9000 - 28);
+  EXPECT_EQ(rw.outer_sum, rte_cpu_to_be_16(test::foldSum(test::onesSum({rw.hdr.data() + 14, 20}))));
+  // GUE, IPv6 in IPv6.
+  rw = rwOf(1, 1);
+  want = {2, 0, 0, 0, 1, 4, 2, 0, 0, 0, 0, 0x10, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, 17, 64};
+  for (const char* a : {"2001:db8:1::1", "2001:db8:1::12"})
+    for (uint8_t x : ipAddr(a).bytes) want.push_back(x);
+  for (uint8_t x : {0, 0, 0x17, 0xc1, 0, 0, 0, 0}) want.push_back(x);
+  EXPECT_EQ(hdrOf(rw), want);
+  EXPECT_EQ(rw.max_l3_len, 9000 - 48);
+}
+
+// The NAT differences must turn the sum of the old words into the sum of the new ones (mod
+// 0xffff, one's complement), computed here in network order from the addresses themselves.
+TEST(BackendRewrite, NatDifferencesMatchTheRewrittenWords) {
+  Config c = rewriteConfig();
+  c.vips.push_back(makeVip("198.18.200.1", 80, Proto::Tcp,
+                           {makeBackend("198.19.0.11", "02:00:00:00:01:01", 1, 8080),
+                            makeBackend("198.19.255.254", "02:00:00:00:01:02", 1, 0)}));
+  c.vips[0].forwarding = FwdMode::Nat;
+  c.vips.push_back(makeVip("2001:db8:200::1", 53, Proto::Udp,
+                           {makeBackend("2001:db8:1::ffff:12", "02:00:00:00:01:03", 1, 5353)}));
+  c.vips[1].forwarding = FwdMode::Nat;
+  c.ports[0].mtu = 1400;
+  SnapshotBuilder sb;
+  auto s = mustBuild(sb, c);
+  ASSERT_TRUE(s);
+  auto words = [](std::initializer_list<std::vector<uint8_t>> parts) {
+    uint64_t sum = 0;
+    for (const auto& p : parts) sum += test::onesSum(p);
+    return sum;
+  };
+  auto bytes = [](const char* a) {
+    const IpAddr ip = ipAddr(a);
+    return std::vector<uint8_t>(ip.bytes.begin(), ip.bytes.begin() + (ip.isV4() ? 4 : 16));
+  };
+  auto port = [](uint16_t p) { return std::vector<uint8_t>{uint8_t(p >> 8), uint8_t(p)}; };
+  auto expectDelta = [](uint16_t delta_stored, uint64_t old_sum, uint64_t new_sum) {
+    EXPECT_NE(delta_stored, 0);
+    EXPECT_EQ((old_sum + rte_be_to_cpu_16(delta_stored)) % 0xffff, new_sum % 0xffff);
+  };
+  const std::vector<uint8_t> ttl_proto = {64, 6}, ttl_proto_after = {63, 6};
+  struct Want {
+    size_t vip, i;
+    const char *vip_addr, *backend;
+    uint16_t vport, bport;
+  };
+  for (const Want& w : {Want{0, 0, "198.18.200.1", "198.19.0.11", 80, 8080},
+                        Want{0, 1, "198.18.200.1", "198.19.255.254", 80, 0},
+                        Want{1, 0, "2001:db8:200::1", "2001:db8:1::ffff:12", 53, 5353}}) {
+    SCOPED_TRACE(std::string(w.backend));
+    const BackendRewrite& rw = s->backends[s->vips[w.vip].backends[w.i]].rw;
+    const uint16_t bport = w.bport ? w.bport : w.vport;
+    expectDelta(rw.nat_l4_delta, words({bytes(w.vip_addr), port(w.vport)}), words({bytes(w.backend), port(bport)}));
+    if (w.vip == 0) {
+      expectDelta(rw.nat_ip_delta, words({bytes(w.vip_addr), ttl_proto}), words({bytes(w.backend), ttl_proto_after}));
+    } else {
+      EXPECT_EQ(rw.nat_ip_delta, 0);  // no IPv6 header checksum
+    }
+    EXPECT_EQ(rw.max_l3_len, 1400);
+    EXPECT_EQ(rw.hdr_len, 14);
+    EXPECT_EQ(rw.hdr[12], w.vip == 0 ? 0x08 : 0x86);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Egress
 
 TEST(SnapshotBuilder, EgressByConnectedPrefixGatewayAndVia) {
