@@ -96,6 +96,10 @@ struct SnapBackend {
   uint16_t vip_index = 0;
   uint16_t egress = 0;       // index into Snapshot::ports
   MacAddr next_hop_mac;      // resolved next hop (the backend itself when connected)
+  // ipip/gue outer source: the VIP's tunnel_source4/6 for this backend's family, else the
+  // address of the port the backend is reached through (per backend: two backends behind two
+  // ports leave from two addresses).
+  IpAddr tunnel_src;
   BackendRewrite rw;
 };
 
@@ -106,7 +110,6 @@ struct SnapVip {
   Proto proto = Proto::Tcp;
   Scheduler scheduler = Scheduler::Maglev;
   FwdMode mode = FwdMode::Dsr;
-  IpAddr tunnel_src4, tunnel_src6;  // outer sources for ipip/gue by backend family
   uint16_t gue_port_be = 0;
   std::vector<uint32_t> maglev;     // slot -> backend id (healthy backends only); prime size
   std::vector<uint32_t> rr;         // round-robin sequence of backend ids (weighted for wrr)

@@ -139,14 +139,14 @@ BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPo
     ip[0] = RTE_IPV4_VHL_DEF;
     ip[8] = kTunnelTtl;
     ip[9] = proto;
-    std::memcpy(ip + 12, v.tunnel_src4.bytes.data(), 4);
+    std::memcpy(ip + 12, b.tunnel_src.bytes.data(), 4);
     std::memcpy(ip + 16, b.addr.bytes.data(), 4);
     rw.outer_sum = foldSum(sumWords(ip, sizeof(rte_ipv4_hdr)));  // per-packet words still 0
   } else {
     ip[0] = 6 << 4;
     ip[6] = proto;
     ip[7] = kTunnelTtl;
-    std::memcpy(ip + 8, v.tunnel_src6.bytes.data(), 16);
+    std::memcpy(ip + 8, b.tunnel_src.bytes.data(), 16);
     std::memcpy(ip + 24, b.addr.bytes.data(), 16);
   }
   if (gue) std::memcpy(ip + ip_len + 2, &v.gue_port_be, 2);  // UDP destination port
@@ -356,7 +356,7 @@ std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::v
                      : (weight == 0 || (br && br->drained)) ? BackendState::Draining : BackendState::Healthy;
       if (tunnel) {
         const auto& src = bc.address.isV4() ? vc.tunnel_source4 : vc.tunnel_source6;
-        IpAddr& dst = bc.address.isV4() ? v.tunnel_src4 : v.tunnel_src6;
+        IpAddr& dst = b.tunnel_src;
         if (src) dst = *src;
         else if (bc.address.isV4() && out.has_v4) dst = out.v4.addr;
         else if (!bc.address.isV4() && out.has_v6) dst = out.v6.addr;

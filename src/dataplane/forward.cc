@@ -83,7 +83,7 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
   std::memcpy(&eth->src_addr, out.mac.bytes.data(), 6);
   eth->ether_type = rte_cpu_to_be_16(ethertypeOf(b.addr.family));
 
-  const IpAddr& src = outer4 ? v.tunnel_src4 : v.tunnel_src6;
+  const IpAddr& src = b.tunnel_src;
   uint8_t proto = gue ? kProtoUdp : (pi.family == Family::V4 ? uint8_t(IPPROTO_IPIP) : uint8_t(IPPROTO_IPV6));
   uint16_t after_ip = uint16_t(pi.l3_len + (gue ? kUdpHdrLen : 0));
   uint8_t* l4 = writeOuterIp(p + kEthLen, src, b.addr, proto, after_ip, tos, outer4 && df, flow_hash, ip_id);

@@ -428,7 +428,7 @@ TEST(SnapshotBuilderErrors, TunnelWithoutSourceAddress) {
   c.vips[0].tunnel_source4 = ipAddr("192.0.2.250");
   auto s = mustBuild(sb, c);
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->vips[0].tunnel_src4, ipAddr("192.0.2.250"));
+  EXPECT_EQ(s->backends[s->vips[0].backends[0]].tunnel_src, ipAddr("192.0.2.250"));
 }
 
 TEST(SnapshotBuilder, TunnelSourceDefaultsToEgressPortAddress) {
@@ -439,9 +439,33 @@ TEST(SnapshotBuilder, TunnelSourceDefaultsToEgressPortAddress) {
   SnapshotBuilder sb;
   auto s = mustBuild(sb, c);
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->vips[0].tunnel_src4, ipAddr("10.0.0.1"));
-  EXPECT_EQ(s->vips[0].tunnel_src6, ipAddr("fd00::1"));
+  for (uint32_t id : s->vips[0].backends) {
+    const SnapBackend& b = s->backends[id];
+    EXPECT_EQ(b.tunnel_src, b.addr.isV4() ? ipAddr("10.0.0.1") : ipAddr("fd00::1")) << b.addr.str();
+  }
   EXPECT_EQ(s->vips[0].gue_port_be, rte_cpu_to_be_16(9999));
+}
+
+// Two IPv4 backends behind two ports, no tunnel_source4: each leaves from its own port's
+// address (the outer source must be an address of the port the packet goes out of).
+TEST(SnapshotBuilder, TunnelSourceIsPerBackendEgressPort) {
+  Config c;
+  c.ports.push_back(makePort("lan1", "10.0.0.1/24"));
+  c.ports.push_back(makePort("lan2", "10.0.1.1/24"));
+  c.vips.push_back(makeVip("192.0.2.1", 80, Proto::Tcp,
+                           {makeBackend("10.0.0.11", "02:00:00:00:01:01"), makeBackend("10.0.1.12", "02:00:00:00:01:02")}));
+  c.vips[0].forwarding = FwdMode::Ipip;
+  SnapshotBuilder sb;
+  auto s = mustBuild(sb, c);
+  ASSERT_TRUE(s);
+  std::map<std::string, std::string> src;
+  for (uint32_t id : s->vips[0].backends) {
+    const SnapBackend& b = s->backends[id];
+    src[b.addr.str()] = b.tunnel_src.str();
+    // The template's outer source (IPv4 header bytes 12..15 after Ethernet) is the same address.
+    EXPECT_EQ(0, std::memcmp(b.rw.hdr.data() + 14 + 12, b.tunnel_src.bytes.data(), 4)) << b.addr.str();
+  }
+  EXPECT_EQ(src, (std::map<std::string, std::string>{{"10.0.0.11", "10.0.0.1"}, {"10.0.1.12", "10.0.1.1"}}));
 }
 
 // ---------------------------------------------------------------------------------------------
