@@ -98,7 +98,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     rx_bytes += rte_pktmbuf_pkt_len(m);
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
     PktCtx& c = ctx[nlive].v;
-    Drop d = parsePacketInline(data, rte_pktmbuf_data_len(m), c.pi);
+    Drop d = parsePacketInline(data, rte_pktmbuf_data_len(m), c.pi, m->ol_flags);
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
     if (unlikely(d != Drop::Ok)) {
