@@ -58,9 +58,9 @@ bool FlowTable::upsertIn(const void* key, hash_sig_t sig, uint64_t value) {
     store64(L::value(b, slot), value);
     return true;
   }
-  if (size_ >= capacity_) return false;
+  if (size() >= capacity_) return false;
   // First free slot from the home bucket on; every full bucket passed counts one more entry
-  // beyond it. There is one: size_ < capacity_ <= slots().
+  // beyond it. There is one: size() < capacity_ <= slots().
   uint32_t bi = sig & mask_;
   for (;;) {
     uint8_t* b = bucketAt<L>(bi);
@@ -69,7 +69,7 @@ bool FlowTable::upsertIn(const void* key, hash_sig_t sig, uint64_t value) {
       std::memcpy(b + 5 * i, &k.tail, 5);  // little-endian: sport, dport, proto
       for (unsigned w = 0; w < L::kAddrWords; w++) store64(L::addr(b, i) + 8 * w, k.a[w]);
       store64(L::value(b, i), value);
-      size_++;
+      size_.store(size() + 1, std::memory_order_relaxed);
       return true;
     }
     uint8_t& over = b[L::kOverflowOff];
@@ -85,7 +85,7 @@ void FlowTable::removeAt(uint8_t* b, uint32_t bi, unsigned slot, uint32_t home) 
     uint8_t& over = bucketAt<L>(x)[L::kOverflowOff];
     if (over != flow_table_detail::kOverflowSticky) over--;
   }
-  size_--;
+  size_.store(size() - 1, std::memory_order_relaxed);
 }
 
 template <class L>

@@ -23,6 +23,7 @@
 // flow is a pure lookup; timeouts are therefore exact to kRefreshMs.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -226,15 +227,16 @@ class FlowTable {
   uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended = nullptr);
   uint32_t sweepCursor() const { return sweep_next_; }
 
-  uint32_t size() const { return size_; }
+  // Also read by the control thread (operator API): a relaxed atomic, so the count it sees is at
+  // worst a burst old, never a torn read. Only this table's worker writes it.
+  uint32_t size() const { return size_.load(std::memory_order_relaxed); }
   uint32_t capacity() const { return capacity_; }
   // Slots in the bucket array (>= capacity() * 100 / kMaxLoadPercent) and its bytes.
   uint64_t slots() const { return uint64_t(mask_ + 1) * slots_per_bucket_; }
   uint64_t memoryBytes() const { return uint64_t(mask_ + 1) * bucket_bytes_; }
 
-  // For tests: the bucket a key's probe would start at, and every bucket's overflow count summed
-  // (0 once every entry that probed past its home bucket is gone, unless one stuck at 255).
-  uint32_t homeBucket(hash_sig_t sig) const { return sig & mask_; }
+  // For tests: every bucket's overflow count summed (0 once every entry that probed past its
+  // home bucket is gone, unless a count stuck at 255).
   uint64_t overflowSum() const;
 
  private:
@@ -290,7 +292,7 @@ class FlowTable {
   uint32_t slots_per_bucket_;
   bool v6_;
   uint32_t capacity_;
-  uint32_t size_ = 0;
+  std::atomic<uint32_t> size_{0};  // single writer: load + store, no locked RMW
   uint32_t sweep_next_ = 0;
 };
 
