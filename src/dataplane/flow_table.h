@@ -223,7 +223,8 @@ class FlowTable {
   // many were removed. Bounded work per call, whatever the table's fill. With `ended`, the
   // removed entries' backends get flows_ended counted (indexed by backend id).
   // Position p covers slots [p * slots() / capacity(), (p + 1) * slots() / capacity()): at most
-  // ceil(slots() / capacity()) <= 3 slots, and one pass of capacity() positions covers them all.
+  // ceil(slots() / capacity()) slots (3 once the table has a few buckets: slots() < 2.5 x
+  // capacity() + one bucket), and one pass of capacity() positions covers them all.
   uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended = nullptr);
   uint32_t sweepCursor() const { return sweep_next_; }
 
