@@ -71,13 +71,18 @@ void die(const std::string& msg) {
   std::exit(2);
 }
 
-void startEal(const std::string& lcores, uint32_t memory_mb) {
+void startEal(const std::string& lcores, uint32_t memory_mb, bool huge) {
   g_prefix = "l4lb_perf_" + std::to_string(getpid());
-  std::vector<std::string> args = {"l4lb-bench", "-l", lcores, "--no-huge", "-m", std::to_string(memory_mb),
-                                   "--no-shconf", "--no-pci", "--file-prefix", g_prefix, "--log-level", "*:error"};
+  std::vector<std::string> args = {"l4lb-bench", "-l", lcores, "--no-shconf", "--no-pci",
+                                   "--file-prefix", g_prefix, "--log-level", "*:error"};
+  if (huge) {
+    args.insert(args.end(), {"--in-memory"});
+  } else {
+    args.insert(args.end(), {"--no-huge", "-m", std::to_string(memory_mb)});
+  }
   std::vector<char*> av;
   for (auto& a : args) av.push_back(a.data());
-  if (rte_eal_init(int(av.size()), av.data()) < 0) die("EAL init failed (" + lcores + ", " + std::to_string(memory_mb) + " MB)");
+  if (rte_eal_init(int(av.size()), av.data()) < 0) die("EAL init failed (" + lcores + (huge ? ", hugepages" : ", " + std::to_string(memory_mb) + " MB") + ")");
 }
 
 void stopEal() {

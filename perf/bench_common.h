@@ -33,7 +33,9 @@ class Options {
 
 // rte_eal_init with --no-huge, --no-pci, a per-process --file-prefix and the given lcores
 // (the first is the main lcore: EAL pins the calling thread to it). Exits on failure.
-void startEal(const std::string& lcores, uint32_t memory_mb);
+// `huge`: on hugepages instead (--in-memory: no hugetlbfs files; pages reserved beforehand, e.g.
+// scripts/setup-hugepages.sh --no-mount), allocated on demand, so `memory_mb` is not used.
+void startEal(const std::string& lcores, uint32_t memory_mb, bool huge = false);
 // rte_eal_cleanup and removal of /var/run/dpdk/<prefix> (--no-huge leaves it behind).
 void stopEal();
 

@@ -163,8 +163,10 @@ struct Measure {
 // `frozen_ms`: 0 = the real clock (nowMs, once per burst, as workerMain); else a fixed time, so
 // no flow ever reaches its refresh interval (kRefreshMs) and the instruction count does not
 // depend on how slowly the run goes (valgrind).
+// `rx_flags`: mbuf ol_flags the generator sets, as a NIC's receive offloads would (outside the
+// timed region).
 Measure measure(Contender& c, BurstSource& src, MbufStock& stock, uint64_t packets, bool sweep, bool callgrind,
-                uint32_t frozen_ms) {
+                uint32_t frozen_ms, uint64_t rx_flags) {
   Measure r;
   rte_mbuf* pkts[kBurst];
   rte_mbuf* out[kBurst];
@@ -173,6 +175,8 @@ Measure measure(Contender& c, BurstSource& src, MbufStock& stock, uint64_t packe
   for (uint64_t done = 0; done < packets; done += kBurst) {
     stock.take(pkts, kBurst);
     src.fill(pkts, kBurst);
+    if (rx_flags != 0)
+      for (uint16_t i = 0; i < kBurst; i++) pkts[i]->ol_flags |= rx_flags;
     if (c.baseline) {
       const uint64_t t0 = rte_rdtsc();
       if (callgrind) L4LB_CALLGRIND_TOGGLE();
@@ -224,11 +228,16 @@ int fwdMain(const Options& o) {
   const uint64_t need = uint64_t(t.flows) + (t.new_flow_share > 0 ? new_per_run : 0);
   const uint32_t cap = uint32_t(o.u64("capacity", std::max<uint64_t>(1u << 20, need + need / 4)));
   const uint32_t mem = uint32_t(o.u64("mem", 2048));
+  // --huge: EAL memory (flow tables, mbufs) on hugepages; 4 KiB pages (--no-huge) otherwise.
+  const bool huge = o.flag("huge");
+  // --rx-cksum-good: every packet arrives marked RTE_MBUF_F_RX_IP_CKSUM_GOOD, as from a NIC
+  // with IPv4 checksum offload (the parser then skips its own check).
+  const uint64_t rx_flags = o.flag("rx-cksum-good") ? RTE_MBUF_F_RX_IP_CKSUM_GOOD : 0;
   o.rejectUnknown();
   if (modes.empty()) die("--modes: empty");
   if (callgrind && !L4LB_HAVE_CALLGRIND) die("--callgrind: built without valgrind/callgrind.h");
 
-  startEal(std::to_string(core), mem);
+  startEal(std::to_string(core), mem, huge);
   {
     const size_t seq_len = std::clamp<size_t>(size_t(t.flows) * 2, 1u << 20, 1u << 24);
     const std::vector<uint32_t> seq = makeSequence(t, seq_len);
@@ -248,9 +257,12 @@ int fwdMain(const Options& o) {
     }
     const uint32_t frozen_ms = dataplane::nowMs();  // just after the warm-up
     const double hz = double(rte_get_tsc_hz());
-    std::fprintf(stderr, "fwd %s: flows=%u frame=%u %s/IPv%d %s new-share=%.2f capacity=%u backends=%u tsc=%.0f MHz\n",
+    std::fprintf(stderr,
+                 "fwd %s: flows=%u frame=%u %s/IPv%d %s new-share=%.2f capacity=%u backends=%u tsc=%.0f MHz "
+                 "pages=%s rx-cksum-good=%s\n",
                  label.c_str(), t.flows, effectiveFrameSize(t), t.tcp ? "TCP" : "UDP", t.ipv6 ? 6 : 4,
-                 t.popularity == Popularity::Zipf ? "zipf" : "uniform", t.new_flow_share, cap, backends, hz / 1e6);
+                 t.popularity == Popularity::Zipf ? "zipf" : "uniform", t.new_flow_share, cap, backends, hz / 1e6,
+                 huge ? "huge" : "4k", rx_flags ? "yes" : "no");
     for (int run = 0; run < runs; run++) {
       std::vector<double> mpps(cs.size());
       std::vector<Record> recs;
@@ -264,7 +276,7 @@ int fwdMain(const Options& o) {
         }
         BurstSource src(t, seq);  // same seed: every contender gets the same packets
         const WorkerCounters before = c.baseline ? WorkerCounters{} : c.worker->counters;
-        const Measure m = measure(c, src, stock, packets, sweep, callgrind, clock == "frozen" ? frozen_ms : 0);
+        const Measure m = measure(c, src, stock, packets, sweep, callgrind, clock == "frozen" ? frozen_ms : 0, rx_flags);
         if (m.sent != m.packets) {
           die(label + "/" + c.name + ": " + std::to_string(m.packets - m.sent) + " of " + std::to_string(m.packets) +
               " packets not forwarded; counters:" + countersLine(*c.worker));
@@ -273,6 +285,7 @@ int fwdMain(const Options& o) {
         mpps[i] = hz / cpp / 1e6;
         Record r{"fwd", label, run};
         r.tag("mode", c.name)
+            .tag("pages", huge ? "huge" : "4k")
             .add("packets", double(m.packets))
             .add("mpps", mpps[i])
             .add("ns_per_pkt", cpp / hz * 1e9)

@@ -1,9 +1,21 @@
 // Per-worker flow table: 5-tuple -> backend, so established flows keep their backend when tables
-// change. Built on DPDK's rte_hash (cuckoo hash, bulk lookups with internal prefetch), one table
-// per address family so IPv4 keys stay 16 bytes. Owned by one worker: single writer, no locks.
+// change. One table per address family. Owned by one worker: single writer, no locks.
 //
-// The value is packed into rte_hash's 64-bit data word, which lives next to the key in the key
-// store, so a hit costs no extra cache miss:
+// Layout (after VPP's lb plugin / bihash and folly's F14): a power-of-two array of cache-line
+// aligned buckets, each holding the keys and values of several entries in place, so a lookup
+// costs one cache miss (rte_hash, which this replaces, reads a signature bucket and then a
+// separate key store: two). A bucket, structure-of-arrays so every field is a plain load:
+//   [0, 5*S)          per slot: sport, dport, proto (the key's last word, low 5 bytes);
+//                     proto == 0 marks a free slot (a flow key is always TCP or UDP)
+//   [5*S]             overflow count: entries whose probe passed this bucket (F14's "outbound
+//                     overflow count"); a lookup stops at the first bucket where it is 0
+//   [8-aligned ...)   per slot: the address words (saddr | daddr for IPv4, 4 words for IPv6)
+//   [...)             per slot: the 64-bit value (FlowValue::pack)
+// IPv4: 3 slots in one 64-byte line; IPv6: 4 slots in 192 bytes (3 lines). Collisions probe
+// linearly to the next bucket. The array is sized so the table is at most ~80 % full
+// (kMaxLoadPercent) at `capacity` entries; exactly `capacity` entries fit whatever the hashes.
+//
+// The value, 64 bits:
 //   bits  0..23  backend id (Snapshot::backends index; 0 = none)
 //   bits 24..25  FlowState
 //   bits 32..63  last-seen time, milliseconds (wraps after 49 days; compared by subtraction)
@@ -11,11 +23,14 @@
 // flow is a pure lookup; timeouts are therefore exact to kRefreshMs.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
-#include <rte_hash.h>
+#include <rte_hash.h>  // hash_sig_t
+#include <rte_prefetch.h>
 
 #include "dataplane/parser.h"
 #include "l4lb/counters.h"
@@ -79,14 +94,86 @@ inline FlowState nextState(FlowState s, bool tcp, uint8_t tcp_flags) {
   return FlowState::TcpEstablished;  // an ACK without SYN: handshake done (or flow picked up mid-way)
 }
 
+namespace flow_table_detail {
+
+inline uint64_t load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline void store64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
+
+// A key's last word: sport | dport << 16 | proto << 32 (FlowKey4/6 padding above it is zero).
+constexpr uint64_t kTailMask = 0xff'ffff'ffffull;
+// An overflow count that reached this stays there (F14): lookups then probe on past the bucket,
+// which is slower but never wrong, and the count needs only one byte.
+constexpr uint8_t kOverflowSticky = 255;
+
+template <unsigned AddrWords, unsigned Slots, unsigned Bytes>
+struct Layout {
+  static constexpr unsigned kAddrWords = AddrWords;
+  static constexpr unsigned kSlots = Slots;
+  static constexpr unsigned kBytes = Bytes;
+  static constexpr unsigned kKeyLen = 8 * (AddrWords + 1);
+  static constexpr unsigned kOverflowOff = 5 * Slots;
+  static constexpr unsigned kAddrOff = (kOverflowOff + 1 + 7) / 8 * 8;
+  static constexpr unsigned kValueOff = kAddrOff + 8 * AddrWords * Slots;
+  static_assert(kValueOff + 8 * Slots <= Bytes && Bytes % 64 == 0);
+  // The last slot's tail is read as 8 bytes: it must not run past the bucket.
+  static_assert(5 * (Slots - 1) + 8 <= Bytes);
+
+  // The 8-byte load also reads the next slot's (or the overflow count's and address words')
+  // bytes; the mask drops them. One load instead of a 4- and a 1-byte one.
+  static uint64_t tail(const uint8_t* b, unsigned i) { return load64(b + 5 * i) & kTailMask; }
+  static bool used(const uint8_t* b, unsigned i) { return b[5 * i + 4] != 0; }
+  static const uint8_t* addr(const uint8_t* b, unsigned i) { return b + kAddrOff + 8 * AddrWords * i; }
+  static uint8_t* addr(uint8_t* b, unsigned i) { return b + kAddrOff + 8 * AddrWords * i; }
+  static uint8_t* value(uint8_t* b, unsigned i) { return b + kValueOff + 8 * i; }
+  static const uint8_t* value(const uint8_t* b, unsigned i) { return b + kValueOff + 8 * i; }
+};
+
+using Layout4 = Layout<1, 3, 64>;   // FlowKey4: 16 bytes, 3 slots x (5 + 8 + 8) + 1 in one line
+using Layout6 = Layout<4, 4, 192>;  // FlowKey6: 40 bytes, 4 slots x (5 + 32 + 8) + 1 in three lines
+static_assert(Layout4::kKeyLen == 16 && Layout6::kKeyLen == 40);
+
+// A key as loaded from FlowKey4/6 (whole aligned words, so a key just written by makeFlowKey is
+// forwarded from the store buffer).
+template <class L>
+struct Needle {
+  uint64_t a[L::kAddrWords];
+  uint64_t tail;
+  explicit Needle(const void* key) {
+    const auto* p = static_cast<const uint8_t*>(key);
+    for (unsigned w = 0; w < L::kAddrWords; w++) a[w] = load64(p + 8 * w);
+    tail = load64(p + 8 * L::kAddrWords) & kTailMask;
+  }
+  bool validProto() const { return (tail >> 32) != 0; }
+  bool matches(const uint8_t* b, unsigned i) const {
+    if (L::tail(b, i) != tail) return false;
+    const uint8_t* ap = L::addr(b, i);
+    uint64_t diff = 0;
+    for (unsigned w = 0; w < L::kAddrWords; w++) diff |= load64(ap + 8 * w) ^ a[w];
+    return diff == 0;
+  }
+};
+
+}  // namespace flow_table_detail
+
 class FlowTable {
  public:
   static constexpr uint32_t kRefreshMs = 1000;
-  static constexpr unsigned kMaxBulk = 64;  // RTE_HASH_LOOKUP_BULK_MAX
-  // rte_hash is created with rte_hash_crc and this seed; crcHash() gives the same values.
+  static constexpr unsigned kMaxBulk = 64;
+  // Keys hash with CRC32-C and this seed (crcHash(); lookup.h's makeFlowKey gives the same
+  // values from registers). The low bits pick the bucket.
   static constexpr uint32_t kHashSeed = 0xf10c4a5e;
+  // Linear probing over multi-slot buckets stays short up to ~80 % (F14 uses 7/8 with 14-slot
+  // chunks; fewer slots per bucket want more room).
+  static constexpr uint32_t kMaxLoadPercent = 80;
+  static constexpr uint32_t kMaxCapacity = 1u << 28;
 
-  // Returns nullptr and sets `err` when rte_hash cannot be created (no memory).
+  // Returns nullptr and sets `err` for a key length other than FlowKey4's or FlowKey6's, a
+  // capacity of 0 or above kMaxCapacity, or no memory on `socket` (rte_zmalloc_socket: hugepages
+  // when EAL has them).
   static std::unique_ptr<FlowTable> create(const std::string& name, uint32_t capacity, uint32_t key_len,
                                            int socket, std::string& err);
   ~FlowTable();
@@ -95,44 +182,118 @@ class FlowTable {
 
   static hash_sig_t hashKey(const void* key, uint32_t key_len) { return crcHash(key, key_len, kHashSeed); }
 
+  // Starts loading the home bucket of `sig` into the cache: call as soon as a packet's hash is
+  // known, look it up a few packets later (VPP lb: hash the next packet, prefetch its bucket).
+  void prefetch(hash_sig_t sig) const {
+    const uint8_t* b = mem_ + size_t(sig & mask_) * bucket_bytes_;
+    rte_prefetch0(b);
+    if (v6_) {
+      rte_prefetch0(b + 64);
+      rte_prefetch0(b + 128);
+    }
+  }
+
   // Looks up n <= kMaxBulk keys with precomputed signatures; bit i of the result is set on a hit
-  // and values[i] filled.
-  uint64_t lookupBulk(const void** keys, hash_sig_t* sigs, unsigned n, uint64_t* values) const {
+  // and values[i] filled. Prefetches every home bucket first.
+  uint64_t lookupBulk(const void** keys, const hash_sig_t* sigs, unsigned n, uint64_t* values) const {
+    for (unsigned i = 0; i < n; i++) prefetch(sigs[i]);
     uint64_t hit_mask = 0;
-    if (n == 0) return 0;
-    rte_hash_lookup_with_hash_bulk_data(h_, keys, sigs, n, &hit_mask, reinterpret_cast<void**>(values));
+    for (unsigned i = 0; i < n; i++) hit_mask |= uint64_t(lookup(keys[i], sigs[i], values[i])) << i;
     return hit_mask;
   }
 
   bool lookup(const void* key, hash_sig_t sig, uint64_t& value) const {
-    void* d;
-    if (rte_hash_lookup_with_hash_data(h_, key, sig, &d) < 0) return false;
-    value = reinterpret_cast<uintptr_t>(d);
-    return true;
+    return v6_ ? lookupIn<flow_table_detail::Layout6>(key, sig, value)
+               : lookupIn<flow_table_detail::Layout4>(key, sig, value);
   }
 
-  // Inserts or overwrites. False when the table is full (the caller falls back to stateless).
+  // Inserts or overwrites. False when the key is new and the table holds capacity() entries
+  // (the caller falls back to stateless), or the key's protocol byte is 0 (not a flow).
   bool upsert(const void* key, hash_sig_t sig, const FlowValue& v) {
-    return rte_hash_add_key_with_hash_data(h_, key, sig, reinterpret_cast<void*>(v.pack())) == 0;
+    return v6_ ? upsertIn<flow_table_detail::Layout6>(key, sig, v.pack())
+               : upsertIn<flow_table_detail::Layout4>(key, sig, v.pack());
   }
 
-  bool erase(const void* key, hash_sig_t sig) { return rte_hash_del_key_with_hash(h_, key, sig) >= 0; }
+  bool erase(const void* key, hash_sig_t sig) {
+    return v6_ ? eraseIn<flow_table_detail::Layout6>(key, sig) : eraseIn<flow_table_detail::Layout4>(key, sig);
+  }
 
   // Visits exactly `budget` table positions (occupied or free) from where the previous call
   // stopped, wrapping at capacity(), and removes the expired entries among them. Returns how
   // many were removed. Bounded work per call, whatever the table's fill. With `ended`, the
   // removed entries' backends get flows_ended counted (indexed by backend id).
+  // Position p covers slots [p * slots() / capacity(), (p + 1) * slots() / capacity()): at most
+  // ceil(slots() / capacity()) slots (3 once the table has a few buckets: slots() < 2.5 x
+  // capacity() + one bucket), and one pass of capacity() positions covers them all.
   uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended = nullptr);
   uint32_t sweepCursor() const { return sweep_next_; }
 
-  uint32_t size() const { return uint32_t(rte_hash_count(h_)); }
+  // Also read by the control thread (operator API): a relaxed atomic, so the count it sees is at
+  // worst a burst old, never a torn read. Only this table's worker writes it.
+  uint32_t size() const { return size_.load(std::memory_order_relaxed); }
   uint32_t capacity() const { return capacity_; }
+  // Slots in the bucket array (>= capacity() * 100 / kMaxLoadPercent) and its bytes.
+  uint64_t slots() const { return uint64_t(mask_ + 1) * slots_per_bucket_; }
+  uint64_t memoryBytes() const { return uint64_t(mask_ + 1) * bucket_bytes_; }
+
+  // For tests: every bucket's overflow count summed (0 once every entry that probed past its
+  // home bucket is gone, unless a count stuck at 255).
+  uint64_t overflowSum() const;
 
  private:
-  FlowTable(rte_hash* h, uint32_t capacity, uint32_t key_len) : h_(h), capacity_(capacity), key_len_(key_len) {}
-  rte_hash* h_;
+  FlowTable(uint8_t* mem, uint32_t capacity, uint32_t mask, bool v6);
+
+  template <class L>
+  uint8_t* bucketAt(uint32_t i) const {
+    return mem_ + size_t(i) * L::kBytes;
+  }
+
+  // The bucket and slot holding the key, or nullptr.
+  template <class L>
+  uint8_t* find(const flow_table_detail::Needle<L>& k, hash_sig_t sig, unsigned& slot) const {
+    uint32_t bi = sig & mask_;
+    for (uint32_t probes = 0; probes <= mask_; probes++) {
+      uint8_t* b = bucketAt<L>(bi);
+      for (unsigned i = 0; i < L::kSlots; i++) {
+        if (k.matches(b, i)) {
+          slot = i;
+          return b;
+        }
+      }
+      if (b[L::kOverflowOff] == 0) return nullptr;
+      bi = (bi + 1) & mask_;
+    }
+    return nullptr;
+  }
+
+  template <class L>
+  bool lookupIn(const void* key, hash_sig_t sig, uint64_t& value) const {
+    const flow_table_detail::Needle<L> k(key);
+    if (!k.validProto()) return false;  // would match a free slot's zero tail
+    unsigned slot;
+    const uint8_t* b = find<L>(k, sig, slot);
+    if (b == nullptr) return false;
+    value = flow_table_detail::load64(L::value(b, slot));
+    return true;
+  }
+
+  template <class L>
+  bool upsertIn(const void* key, hash_sig_t sig, uint64_t value);
+  template <class L>
+  bool eraseIn(const void* key, hash_sig_t sig);
+  // Frees `slot` of bucket `b` (index bi), whose entry's home bucket is `home`.
+  template <class L>
+  void removeAt(uint8_t* b, uint32_t bi, unsigned slot, uint32_t home);
+  template <class L>
+  uint32_t sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended);
+
+  uint8_t* mem_;
+  uint32_t mask_;  // buckets - 1
+  uint32_t bucket_bytes_;
+  uint32_t slots_per_bucket_;
+  bool v6_;
   uint32_t capacity_;
-  uint32_t key_len_;
+  std::atomic<uint32_t> size_{0};  // single writer: load + store, no locked RMW
   uint32_t sweep_next_ = 0;
 };
 

@@ -76,7 +76,7 @@ inline bool isVipAddr(const Snapshot& s, const uint8_t* addr, Family f) {
 
 // Fills a flow key (FlowKey4 or FlowKey6) and returns its hash, used for the flow table, Maglev
 // and the tunnels' entropy fields: FlowTable::hashKey() of the key's bytes. The key is built and
-// hashed as 8-byte words in registers and stored whole (rte_hash reads it back): no reload of
+// hashed as 8-byte words in registers and stored whole (the flow table reads it back): no reload of
 // narrow just-written fields (see findService).
 inline hash_sig_t makeFlowKey(FlowKey4& k, const uint8_t* saddr, const uint8_t* daddr, uint16_t sport_be,
                               uint16_t dport_be, uint8_t proto) {

@@ -59,4 +59,12 @@ struct PacketInfo {
 // offset and l3_len fit in PacketInfo's 16-bit fields.
 Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out);
 
+// The same, for a frame received with these mbuf offload flags: when the NIC reports the IPv4
+// header checksum good ((ol_flags & kRxIpCksumMask) == kRxIpCksumGood, DPDK's
+// RTE_MBUF_F_RX_IP_CKSUM_GOOD), the software check is skipped; every other rule applies as above.
+// Any other value (unknown, bad, or "none": not verified in the packet) keeps the software check.
+inline constexpr uint64_t kRxIpCksumGood = uint64_t(1) << 7;               // RTE_MBUF_F_RX_IP_CKSUM_GOOD
+inline constexpr uint64_t kRxIpCksumMask = uint64_t(1) << 4 | uint64_t(1) << 7;  // RTE_MBUF_F_RX_IP_CKSUM_MASK
+Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags);
+
 }  // namespace l4lb::dataplane

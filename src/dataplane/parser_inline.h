@@ -101,7 +101,7 @@ inline Drop parseL4(const uint8_t* l4, uint32_t l4_len, uint8_t proto, uint8_t i
   return Drop::UnsupportedProto;
 }
 
-inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
+inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off, bool cksum_verified,
                       PacketInfo& info) {
   const uint8_t* ip = frame + l3_off;
   uint32_t avail = frame_len - l3_off;
@@ -110,7 +110,7 @@ inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   uint32_t hdr_len = (version_ihl & 0x0fu) * 4;
   if (unlikely((version_ihl >> 4) != 4 || hdr_len < kIpv4MinHdrLen)) return Drop::BadIpHeader;
   if (unlikely(hdr_len > avail)) return Drop::TooShort;
-  if (unlikely(!ipv4HeaderChecksumOk(ip, hdr_len))) return Drop::BadIpHeader;
+  if (unlikely(!cksum_verified && !ipv4HeaderChecksumOk(ip, hdr_len))) return Drop::BadIpHeader;
   uint32_t total_len = load16be(ip + 2);
   if (unlikely(total_len < hdr_len || total_len > avail)) return Drop::BadLength;
   uint16_t frag = load16be(ip + 6);
@@ -166,13 +166,74 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   return parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info);
 }
 
+// Untagged IPv4 without options carrying TCP or UDP, the frame long enough for both minimal
+// headers: nearly every packet a balancer sees. The checks before the checksum (frame length,
+// ethertype, version, IHL, header within the frame) hold by the entry condition, the rest are
+// parseIpv4's and parseL4's in the same order with the same verdicts; `out` is written only on
+// Ok. Returns false (nothing decided) for anything else.
+inline bool parseIpv4Fast(const uint8_t* frame, uint32_t frame_len, bool cksum_verified, PacketInfo& out,
+                          Drop& verdict) {
+  const uint8_t* ip = frame + kEthHdrLen;
+  if (frame_len < kEthHdrLen + kIpv4MinHdrLen + kUdpHdrLen || load16be(frame + 12) != kEtherTypeIpv4 ||
+      ip[0] != 0x45 || (ip[9] != kProtoTcp && ip[9] != kProtoUdp))
+    return false;
+  const uint32_t avail = frame_len - kEthHdrLen;
+  if (unlikely(!cksum_verified && !ipv4HeaderChecksumOk(ip, kIpv4MinHdrLen))) {
+    verdict = Drop::BadIpHeader;
+    return true;
+  }
+  const uint32_t total_len = load16be(ip + 2);
+  const uint16_t frag = load16be(ip + 6);
+  const uint8_t proto = ip[9];
+  const uint8_t* l4 = ip + kIpv4MinHdrLen;
+  const uint32_t l4_len = total_len - kIpv4MinHdrLen;  // checked >= 0 below before use
+  uint8_t tcp_flags = 0;
+  if (unlikely(total_len < kIpv4MinHdrLen || total_len > avail)) {
+    verdict = Drop::BadLength;
+  } else if (unlikely(frag & kIpv4FragMask)) {
+    verdict = Drop::Fragment;
+  } else if (likely(proto == kProtoTcp)) {
+    // l4[12], l4[13] only once the 20 bytes are known to be in the IP packet (so the frame).
+    if (unlikely(l4_len < kTcpMinHdrLen)) {
+      verdict = Drop::BadLength;
+    } else {
+      const uint32_t doff = l4[12] >> 4;
+      verdict = unlikely(doff < 5 || doff * 4 > l4_len) ? Drop::BadLength : Drop::Ok;
+      tcp_flags = l4[13];
+    }
+  } else {
+    verdict = unlikely(l4_len < kUdpHdrLen || load16be(l4 + 4) != l4_len) ? Drop::BadLength : Drop::Ok;
+  }
+  if (likely(verdict == Drop::Ok)) {
+    out.l3_off = kEthHdrLen;
+    out.l4_off = kEthHdrLen + kIpv4MinHdrLen;
+    out.l3_len = static_cast<uint16_t>(total_len);
+    out.family = Family::V4;
+    out.proto = proto;
+    out.ttl = ip[8];
+    out.tcp_flags = tcp_flags;
+    out.df = (frag & kIpv4FlagDf) != 0;
+    out.has_vlan = false;
+    out.sport_be = load16raw(l4);
+    out.dport_be = load16raw(l4 + 2);
+    out.saddr_off = kEthHdrLen + 12;
+    out.daddr_off = kEthHdrLen + 16;
+  }
+  return true;
+}
+
 }  // namespace parser_detail
 
 // parsePacket() inline, for the worker's fast path (saves the call and lets the compiler keep
-// PacketInfo in the caller's storage); same rules, see parser.h.
-inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out) {
+// PacketInfo in the caller's storage); same rules, see parser.h. `ol_flags`: the mbuf's, or 0.
+inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
   using namespace parser_detail;
   if (unlikely(frame_len > kMaxFrameLen)) frame_len = kMaxFrameLen;
+  // DPDK's contract (rte_mbuf_core.h): CKSUM_GOOD alone means the NIC checked the IPv4 header
+  // checksum in the packet; CKSUM_NONE (both bits) means it is not correct in the packet.
+  const bool cksum_verified = (ol_flags & kRxIpCksumMask) == kRxIpCksumGood;
+  Drop fast;
+  if (likely(parseIpv4Fast(frame, frame_len, cksum_verified, out, fast))) return fast;
   if (unlikely(frame_len < kEthHdrLen)) return Drop::TooShort;
 
   // Built in a local and copied out only on Ok, so `out` is untouched by a dropped frame.
@@ -189,7 +250,7 @@ inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketIn
 
   Drop verdict;
   if (likely(ether_type == kEtherTypeIpv4)) {
-    verdict = parseIpv4(frame, frame_len, l3_off, info);
+    verdict = parseIpv4(frame, frame_len, l3_off, cksum_verified, info);
   } else if (ether_type == kEtherTypeIpv6) {
     verdict = parseIpv6(frame, frame_len, l3_off, info);
   } else {

@@ -27,6 +27,8 @@ struct PktCtx {
   const SnapVip* vip;
   uint32_t vip_index;
   hash_sig_t sig;
+  uint16_t key;  // index in k4 / k6 (forward packets)
+  bool v6;       // which flow table
   bool reverse;  // NAT reply from a backend
 };
 
@@ -83,15 +85,12 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   Uninit<PktCtx> ctx[kBurst];
   Uninit<FlowKey4> k4[kBurst];
   Uninit<FlowKey6> k6[kBurst];
-  const void* keys4[kBurst];
-  const void* keys6[kBurst];
-  hash_sig_t sigs4[kBurst], sigs6[kBurst];
-  uint16_t idx4[kBurst], idx6[kBurst];
   uint16_t n4 = 0, n6 = 0;
   rte_mbuf* live[kBurst];
   uint16_t nlive = 0;
 
-  // Stage 1: parse, find the VIP, build the flow key and its hash.
+  // Stage 1: parse, find the VIP, build the flow key and its hash, and prefetch the key's flow
+  // table bucket: it is read in stage 3, after the rest of the burst has been parsed.
   uint64_t rx_bytes = 0;
   for (uint16_t i = 0; i < n; i++) {
     if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
@@ -99,7 +98,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     rx_bytes += rte_pktmbuf_pkt_len(m);
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
     PktCtx& c = ctx[nlive].v;
-    Drop d = parsePacketInline(data, rte_pktmbuf_data_len(m), c.pi);
+    Drop d = parsePacketInline(data, rte_pktmbuf_data_len(m), c.pi, m->ol_flags);
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
     if (unlikely(d != Drop::Ok)) {
@@ -125,41 +124,22 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
     } else if (c.pi.family == Family::V4) {
       c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi);
-      keys4[n4] = &k4[n4].v;
-      sigs4[n4] = c.sig;
-      idx4[n4++] = nlive;
+      c.key = n4++;
+      c.v6 = false;
+      w.flows4->prefetch(c.sig);
     } else {
       c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi);
-      keys6[n6] = &k6[n6].v;
-      sigs6[n6] = c.sig;
-      idx6[n6++] = nlive;
+      c.key = n6++;
+      c.v6 = true;
+      w.flows6->prefetch(c.sig);
     }
     live[nlive++] = m;
   }
   countRx(w, ingress, n, rx_bytes);
 
-  // Stage 2: bulk flow lookups (rte_hash prefetches buckets and keys across the batch).
-  uint64_t vals4[kBurst], vals6[kBurst];
-  uint64_t hit4 = w.flows4->lookupBulk(keys4, sigs4, n4, vals4);
-  uint64_t hit6 = w.flows6->lookupBulk(keys6, sigs6, n6, vals6);
-  // Per live packet: which table slot (or none for NAT replies).
-  int16_t slot_of[kBurst];
-  bool is6[kBurst];
-  for (uint16_t i = 0; i < nlive; i++) slot_of[i] = -1;
-  for (uint16_t j = 0; j < n4; j++) slot_of[idx4[j]] = int16_t(j), is6[idx4[j]] = false;
-  for (uint16_t j = 0; j < n6; j++) slot_of[idx6[j]] = int16_t(j), is6[idx6[j]] = true;
-
-  // Stage 3: decide and rewrite. A miss must look again when a packet of this burst added an
-  // entry with the same hash (it may be the same new flow: SYN, ACK in one burst). The hashes
-  // inserted so far, per table, are a cheap filter: most misses of a burst of new flows do not
-  // look twice.
-  hash_sig_t inserted_sig[2][kBurst];
-  uint16_t n_inserted[2] = {0, 0};
-  auto insertedBefore = [&](bool v6, hash_sig_t sig) {
-    for (uint16_t k = 0; k < n_inserted[v6]; k++)
-      if (inserted_sig[v6][k] == sig) return true;
-    return false;
-  };
+  // Stage 2: per packet, look the flow up (its bucket is in cache by now), decide and rewrite.
+  // Looked up here, in arrival order, not in bulk before: a flow a packet of this burst has just
+  // added is found by the next packet of the same flow (SYN, ACK in one burst keep one backend).
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i].v;
@@ -169,13 +149,10 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       r = reverseNat(m, c.pi, *c.vip, s, ingress);
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
     } else {
-      const int j = slot_of[i];
-      const bool v6 = is6[i];
-      FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
-      const void* key = v6 ? keys6[j] : keys4[j];
-      bool hit = ((v6 ? hit6 : hit4) >> j) & 1;
-      uint64_t raw = v6 ? vals6[j] : vals4[j];
-      if (!hit && insertedBefore(v6, c.sig)) hit = ft.lookup(key, c.sig, raw);
+      FlowTable& ft = c.v6 ? *w.flows6 : *w.flows4;
+      const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
+      uint64_t raw = 0;
+      const bool hit = ft.lookup(key, c.sig, raw);
       const bool tcp = c.pi.proto == kProtoTcp;
       const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
       bool store = true;
@@ -209,7 +186,6 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
         fv.backend_id = bid;
         fv.last_seen_ms = now_ms;
         if (ft.upsert(key, c.sig, fv)) {
-          if (!hit) inserted_sig[v6][n_inserted[v6]++] = c.sig;
           if (!live_hit) w.counters.add(Ctr::FlowNew);
           if (!kept) {
             // A new entry, or an old one re-pointed: per backend, active = new - ended.

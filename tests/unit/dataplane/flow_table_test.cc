@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
 #include <rte_byteorder.h>
 #include <rte_hash_crc.h>
 
@@ -132,6 +137,285 @@ TEST(FlowTable, SweepWorkIsBoundedOnAnEmptyTable) {
   for (uint32_t i = 0; i < t->capacity() / 16 + 1; i++) removed += t->sweep(500, to, 16);
   EXPECT_EQ(removed, 1u);  // one full pass finds it wherever it sits
   EXPECT_EQ(t->size(), 0u);
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// The table against std::unordered_map, IPv4 and IPv6 keys.
+
+FlowKey4 key4(uint32_t i) { return key(i); }
+
+FlowKey6 key6(uint32_t i) {
+  FlowKey6 k;
+  k.saddr[0] = 0x20, k.saddr[1] = 0x01, k.saddr[2] = 0x0d, k.saddr[3] = 0xb8;  // 2001:db8::/32
+  k.saddr[12] = uint8_t(i >> 24), k.saddr[13] = uint8_t(i >> 16), k.saddr[14] = uint8_t(i >> 8);
+  k.saddr[15] = uint8_t(i);
+  k.daddr[0] = 0x20, k.daddr[1] = 0x01, k.daddr[2] = 0x0d, k.daddr[3] = 0xb8, k.daddr[15] = 1;
+  k.sport = rte_cpu_to_be_16(uint16_t(1024 + i % 7));
+  k.dport = rte_cpu_to_be_16(443);
+  k.proto = i % 3 ? 6 : 17;
+  return k;
+}
+
+template <typename Key>
+struct KeyOps;
+template <>
+struct KeyOps<FlowKey4> {
+  static FlowKey4 make(uint32_t i) { return key4(i); }
+  static const char* name() { return "v4"; }
+};
+template <>
+struct KeyOps<FlowKey6> {
+  static FlowKey6 make(uint32_t i) { return key6(i); }
+  static const char* name() { return "v6"; }
+};
+
+template <typename Key>
+std::unique_ptr<FlowTable> makeTable(uint32_t cap) {
+  static int n = 0;
+  std::string err;
+  auto t = FlowTable::create(std::string("ftd_") + KeyOps<Key>::name() + std::to_string(n++), cap, sizeof(Key),
+                             SOCKET_ID_ANY, err);
+  EXPECT_TRUE(t) << err;
+  return t;
+}
+
+template <typename Key>
+hash_sig_t sigOf(const Key& k) {
+  return FlowTable::hashKey(&k, sizeof(k));
+}
+
+// Random upserts, lookups, erases and full sweeps over a key universe larger than the table, so
+// the table is full part of the time; every result is checked against the model.
+template <typename Key>
+void differential(uint32_t cap, uint32_t universe, uint32_t ops, uint32_t seed) {
+  auto t = makeTable<Key>(cap);
+  ASSERT_TRUE(t);
+  std::unordered_map<uint32_t, uint64_t> model;
+  std::mt19937 rng(seed);  // 32-bit results
+  const FlowTimeouts to{100, 100, 100, 100};
+  uint32_t now = 1000;
+  uint64_t full_refusals = 0, sweeps_removed = 0;
+  for (uint32_t op = 0; op < ops; op++) {
+    const uint32_t i = rng() % universe;
+    const Key k = KeyOps<Key>::make(i);
+    const hash_sig_t sig = sigOf(k);
+    const uint32_t r = rng() % 1000;
+    if (r < 450) {
+      // Recent or stale last-seen times, so a sweep has something to remove.
+      const FlowValue v{uint32_t(1 + rng() % 1000), FlowState(rng() % 4), uint32_t(now - rng() % 120)};
+      const bool exists = model.count(i) != 0;
+      const bool ok = t->upsert(&k, sig, v);
+      ASSERT_EQ(ok, exists || model.size() < cap) << "op " << op;
+      if (ok) model[i] = v.pack();
+      else full_refusals++;
+    } else if (r < 750) {
+      uint64_t got = 0;
+      const bool hit = t->lookup(&k, sig, got);
+      const auto it = model.find(i);
+      ASSERT_EQ(hit, it != model.end()) << "op " << op;
+      if (hit) {
+        ASSERT_EQ(got, it->second) << "op " << op;
+      }
+    } else if (r < 999) {
+      ASSERT_EQ(t->erase(&k, sig), model.erase(i) == 1) << "op " << op;
+    } else {
+      now += 2;
+      // One full pass: removes exactly the expired entries.
+      uint32_t expired = 0;
+      for (auto it = model.begin(); it != model.end();) {
+        if (isExpired(FlowValue::unpack(it->second), now, to)) {
+          it = model.erase(it);
+          expired++;
+        } else {
+          ++it;
+        }
+      }
+      const uint32_t removed = t->sweep(now, to, t->capacity());
+      ASSERT_EQ(removed, expired) << "op " << op;
+      sweeps_removed += removed;
+    }
+    ASSERT_EQ(t->size(), model.size()) << "op " << op;
+  }
+  EXPECT_GT(full_refusals, 0u);  // the table was full at times
+  EXPECT_GT(sweeps_removed, 0u);
+  // Every key of the universe, looked up in bulks of kMaxBulk and singly: same answers.
+  for (uint32_t base = 0; base < universe; base += FlowTable::kMaxBulk) {
+    const unsigned n = std::min<uint32_t>(FlowTable::kMaxBulk, universe - base);
+    std::vector<Key> ks(n);
+    const void* kp[FlowTable::kMaxBulk];
+    hash_sig_t sigs[FlowTable::kMaxBulk];
+    uint64_t vals[FlowTable::kMaxBulk];
+    for (unsigned j = 0; j < n; j++) {
+      ks[j] = KeyOps<Key>::make(base + j);
+      kp[j] = &ks[j];
+      sigs[j] = sigOf(ks[j]);
+    }
+    const uint64_t hits = t->lookupBulk(kp, sigs, n, vals);
+    for (unsigned j = 0; j < n; j++) {
+      const auto it = model.find(base + j);
+      uint64_t one = 0;
+      ASSERT_EQ(t->lookup(kp[j], sigs[j], one), it != model.end());
+      ASSERT_EQ((hits >> j) & 1, uint64_t(it != model.end())) << base + j;
+      if (it != model.end()) {
+        ASSERT_EQ(vals[j], it->second);
+        ASSERT_EQ(one, it->second);
+      }
+    }
+  }
+  // Everything erased: empty, and every overflow count back to 0.
+  for (const auto& [i, v] : model) {
+    const Key k = KeyOps<Key>::make(i);
+    ASSERT_TRUE(t->erase(&k, sigOf(k)));
+  }
+  EXPECT_EQ(t->size(), 0u);
+  EXPECT_EQ(t->overflowSum(), 0u);
+}
+
+TEST(FlowTableModel, RandomOpsMatchUnorderedMapV4) { differential<FlowKey4>(4096, 9000, 200'000, 1); }
+TEST(FlowTableModel, RandomOpsMatchUnorderedMapV6) { differential<FlowKey6>(2048, 4500, 120'000, 2); }
+TEST(FlowTableModel, RandomOpsMatchUnorderedMapTiny) { differential<FlowKey4>(5, 12, 20'000, 3); }
+
+// Fills to exactly `capacity`, one more new key fails, an existing one still updates; erasing
+// and re-adding keeps it exact. Capacities around the bucket-rounding boundaries.
+TEST(FlowTable, CapacityExactThenOneMoreFails) {
+  for (uint32_t cap : {1u, 2u, 3u, 4u, 7u, 100u, 1000u, 3277u, 4096u}) {
+    SCOPED_TRACE(cap);
+    auto t = makeTable<FlowKey4>(cap);
+    ASSERT_TRUE(t);
+    EXPECT_GE(t->slots() * FlowTable::kMaxLoadPercent, uint64_t(cap) * 100);
+    for (uint32_t i = 0; i < cap; i++) {
+      const FlowKey4 k = key4(i);
+      ASSERT_TRUE(t->upsert(&k, sigOf(k), {i, FlowState::Udp, 0})) << i;
+    }
+    EXPECT_EQ(t->size(), cap);
+    const FlowKey4 extra = key4(cap);
+    EXPECT_FALSE(t->upsert(&extra, sigOf(extra), {1, FlowState::Udp, 0}));
+    const FlowKey4 k0 = key4(0);
+    EXPECT_TRUE(t->upsert(&k0, sigOf(k0), {77, FlowState::Udp, 0}));
+    uint64_t raw = 0;
+    ASSERT_TRUE(t->lookup(&k0, sigOf(k0), raw));
+    EXPECT_EQ(FlowValue::unpack(raw).backend_id, 77u);
+    EXPECT_EQ(t->size(), cap);
+    ASSERT_TRUE(t->erase(&k0, sigOf(k0)));
+    EXPECT_TRUE(t->upsert(&extra, sigOf(extra), {1, FlowState::Udp, 0}));
+    EXPECT_FALSE(t->upsert(&k0, sigOf(k0), {1, FlowState::Udp, 0}));
+    EXPECT_EQ(t->size(), cap);
+  }
+}
+
+// The caller's signature decides the home bucket: forcing every key into bucket 0 or 1 makes
+// long displacement chains. Erasing displaced entries (from the middle of a chain) must keep
+// the others findable; overflow counts return to 0.
+TEST(FlowTable, EraseOfDisplacedEntryKeepsOthersFindable) {
+  auto t = makeTable<FlowKey4>(64);
+  ASSERT_TRUE(t);
+  const uint32_t n = 40;
+  auto sig = [](uint32_t i) { return hash_sig_t(i % 2); };
+  for (uint32_t i = 0; i < n; i++) {
+    const FlowKey4 k = key4(i);
+    ASSERT_TRUE(t->upsert(&k, sig(i), {i + 1, FlowState::Udp, 0}));
+  }
+  EXPECT_GT(t->overflowSum(), 0u);
+  // Remove every third (displaced ones included), then check all the others.
+  for (uint32_t i = 0; i < n; i += 3) {
+    const FlowKey4 k = key4(i);
+    ASSERT_TRUE(t->erase(&k, sig(i)));
+    EXPECT_FALSE(t->erase(&k, sig(i)));
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const FlowKey4 k = key4(i);
+    uint64_t raw = 0;
+    const bool hit = t->lookup(&k, sig(i), raw);
+    ASSERT_EQ(hit, i % 3 != 0) << i;
+    if (hit) {
+      EXPECT_EQ(FlowValue::unpack(raw).backend_id, i + 1);
+    }
+  }
+  // Freed slots near home are reused: re-adding keeps every key findable.
+  for (uint32_t i = 0; i < n; i += 3) {
+    const FlowKey4 k = key4(i);
+    ASSERT_TRUE(t->upsert(&k, sig(i), {i + 1, FlowState::Udp, 0}));
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const FlowKey4 k = key4(i);
+    uint64_t raw = 0;
+    ASSERT_TRUE(t->lookup(&k, sig(i), raw)) << i;
+    EXPECT_EQ(FlowValue::unpack(raw).backend_id, i + 1);
+  }
+  EXPECT_EQ(t->size(), n);
+  for (uint32_t i = n; i-- > 0;) {
+    const FlowKey4 k = key4(i);
+    ASSERT_TRUE(t->erase(&k, sig(i)));
+  }
+  EXPECT_EQ(t->size(), 0u);
+  EXPECT_EQ(t->overflowSum(), 0u);
+}
+
+// More than 255 entries probing past one bucket: its count sticks at 255 (never wraps to a
+// value that would end lookups early); every key stays findable.
+TEST(FlowTable, OverflowCountSaturatesAndStaysCorrect) {
+  auto t = makeTable<FlowKey4>(1024);
+  ASSERT_TRUE(t);
+  const uint32_t n = 1024;
+  for (uint32_t i = 0; i < n; i++) {
+    const FlowKey4 k = key4(i);
+    ASSERT_TRUE(t->upsert(&k, 0, {i + 1, FlowState::Udp, 0}));
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const FlowKey4 k = key4(i);
+    uint64_t raw = 0;
+    ASSERT_TRUE(t->lookup(&k, 0, raw)) << i;
+    EXPECT_EQ(FlowValue::unpack(raw).backend_id, i + 1);
+  }
+  const FlowKey4 absent = key4(n);
+  uint64_t raw = 0;
+  EXPECT_FALSE(t->lookup(&absent, 0, raw));  // walks the chain to its first count of 0
+  for (uint32_t i = 0; i < n; i++) {
+    const FlowKey4 k = key4(i);
+    ASSERT_TRUE(t->erase(&k, 0)) << i;
+  }
+  EXPECT_EQ(t->size(), 0u);
+  // Buckets 0..k-1 were passed by more than 255 entries each and stay at 255; the rest are 0.
+  EXPECT_EQ(t->overflowSum() % 255, 0u);
+  EXPECT_GT(t->overflowSum(), 0u);
+  const FlowKey4 k = key4(5);
+  EXPECT_FALSE(t->lookup(&k, 0, raw));
+  ASSERT_TRUE(t->upsert(&k, 0, {9, FlowState::Udp, 0}));
+  ASSERT_TRUE(t->lookup(&k, 0, raw));
+  EXPECT_EQ(FlowValue::unpack(raw).backend_id, 9u);
+}
+
+TEST(FlowTable, KeyWithProtocolZeroIsRejected) {
+  auto t = makeTable<FlowKey4>(16);
+  ASSERT_TRUE(t);
+  FlowKey4 k;  // all zero: the same bytes as a free slot
+  EXPECT_FALSE(t->upsert(&k, sigOf(k), {1, FlowState::Udp, 0}));
+  uint64_t raw = 0;
+  EXPECT_FALSE(t->lookup(&k, sigOf(k), raw));
+  EXPECT_FALSE(t->erase(&k, sigOf(k)));
+  EXPECT_EQ(t->size(), 0u);
+}
+
+TEST(FlowTable, CreateRejectsBadParameters) {
+  std::string err;
+  EXPECT_FALSE(FlowTable::create("ft_bad1", 1024, 12, SOCKET_ID_ANY, err));
+  EXPECT_EQ(err, "flow table ft_bad1: key length 12 is neither FlowKey4's (16) nor FlowKey6's (40)");
+  EXPECT_FALSE(FlowTable::create("ft_bad2", 0, 16, SOCKET_ID_ANY, err));
+  EXPECT_EQ(err, "flow table ft_bad2: capacity 0 must be 1..268435456");
+  EXPECT_FALSE(FlowTable::create("ft_bad3", FlowTable::kMaxCapacity + 1, 16, SOCKET_ID_ANY, err));
+}
+
+// Bucket sizing: IPv4 3 slots per 64-byte line, IPv6 4 per 192 bytes, power-of-two buckets.
+TEST(FlowTable, SizedForTheLoadFactor) {
+  auto t4 = makeTable<FlowKey4>(1u << 20);
+  ASSERT_TRUE(t4);
+  EXPECT_EQ(t4->slots(), 3u * (1u << 19));  // 1.31M slots >= 1M / 0.8
+  EXPECT_EQ(t4->memoryBytes(), 64u * (1u << 19));
+  auto t6 = makeTable<FlowKey6>(1000);
+  ASSERT_TRUE(t6);
+  EXPECT_EQ(t6->slots(), 4u * 512);  // 1250 slots needed: 313 buckets -> 512
+  EXPECT_EQ(t6->memoryBytes(), 192u * 512);
 }
 
 }  // namespace

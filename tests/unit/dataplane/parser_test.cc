@@ -589,5 +589,66 @@ TEST(ParserRobustness, ByteFlipFuzz) {
   EXPECT_GT(verdicts[size_t(Drop::BadLength)], 100u);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Receive offload flags: the IPv4 header checksum is skipped only on RTE_MBUF_F_RX_IP_CKSUM_GOOD.
+
+Drop verdictWithFlags(const std::vector<uint8_t>& frame, uint64_t ol_flags, PacketInfo& info) {
+  std::vector<uint8_t> exact(frame.begin(), frame.end());
+  return parsePacket(exact.data(), static_cast<uint32_t>(exact.size()), info, ol_flags);
+}
+
+TEST(ParserOffload, ChecksumSkippedOnlyWhenTheNicSaysGood) {
+  const uint64_t bad = uint64_t(1) << 4;  // RTE_MBUF_F_RX_IP_CKSUM_BAD
+  ASSERT_EQ(kRxIpCksumMask, kRxIpCksumGood | bad);
+  for (const auto& frame : {v4Tcp().badIpChecksum().build(),
+                            v4Tcp().ipOptions({0x94, 0x04, 0x00, 0x00}).badIpChecksum().build(),
+                            PacketBuilder().vlan(7).ipv4(kClient4, kVip4).udp(5353, 53).payload(3).badIpChecksum().build()}) {
+    PacketInfo info;
+    EXPECT_EQ(name(verdictWithFlags(frame, kRxIpCksumGood, info)), name(Drop::Ok));
+    // Unknown (0), bad, and "none" (both bits: not correct in the packet) keep the check.
+    for (uint64_t f : {uint64_t(0), bad, kRxIpCksumMask, ~kRxIpCksumMask})
+      EXPECT_EQ(name(verdictWithFlags(frame, f, info)), name(Drop::BadIpHeader)) << f;
+  }
+  // Only the checksum: every other rule still applies with the flag.
+  PacketInfo info;
+  EXPECT_EQ(name(verdictWithFlags(v4Tcp().mf().build(), kRxIpCksumGood, info)), name(Drop::Fragment));
+  EXPECT_EQ(name(verdictWithFlags(v4Tcp().ihl(4).build(), kRxIpCksumGood, info)), name(Drop::BadIpHeader));
+  EXPECT_EQ(name(verdictWithFlags(v4Tcp().tcpDataOffset(4).build(), kRxIpCksumGood, info)), name(Drop::BadLength));
+  auto ok = v4Tcp().ttl(9).badIpChecksum().build();
+  ASSERT_EQ(name(verdictWithFlags(ok, kRxIpCksumGood, info)), name(Drop::Ok));
+  expectInfo(info, {.l3_off = 14, .l4_off = 34, .l3_len = 40, .family = Family::V4, .proto = kProtoTcp,
+                    .ttl = 9, .tcp_flags = kTcpSyn, .df = false, .has_vlan = false, .sport_be = htons(40000),
+                    .dport_be = htons(80), .saddr_off = 26, .daddr_off = 30});
+}
+
+// The straight-line IPv4 path (untagged, IHL 5, TCP/UDP) leaves fields it does not set as the
+// general path does: a UDP packet after a TCP one gets tcp_flags 0 and has_vlan false.
+TEST(ParserOk, Ipv4UdpAfterTaggedTcpResetsEveryField) {
+  PacketInfo info;
+  ASSERT_EQ(name(parse(PacketBuilder().vlan(5).ipv4(kClient4, kVip4).tcp(1, 2, kTcpAck | kTcpFin).df().build(), info)),
+            name(Drop::Ok));
+  ASSERT_TRUE(info.has_vlan);
+  auto frame = PacketBuilder().ipv4(kClient4, kVip4).udp(5353, 53).payload(7).ttl(3).build();
+  ASSERT_EQ(name(parse(frame, info)), name(Drop::Ok));
+  expectInfo(info, {.l3_off = 14, .l4_off = 34, .l3_len = 35, .family = Family::V4, .proto = kProtoUdp,
+                    .ttl = 3, .tcp_flags = 0, .df = false, .has_vlan = false, .sport_be = htons(5353),
+                    .dport_be = htons(53), .saddr_off = 26, .daddr_off = 30});
+}
+
+// Drops decided on the straight-line path leave the output untouched too.
+TEST(Parser, FastPathDropsLeaveOutputUntouched) {
+  for (const auto& frame : {v4Tcp().tcpDataOffset(4).build(), v4Tcp().mf().build(),
+                            PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).udpLength(9).build(),
+                            v4Tcp().ipTotalLength(19).build()}) {
+    PacketInfo info;
+    info.l3_off = 0xabcd;
+    info.proto = 0x77;
+    EXPECT_NE(parse(frame, info), Drop::Ok);
+    EXPECT_EQ(info.l3_off, 0xabcd);
+    EXPECT_EQ(info.proto, 0x77);
+  }
+}
+
 }  // namespace
 }  // namespace l4lb::dataplane
