@@ -14,14 +14,12 @@
 
 namespace l4lb::dataplane {
 
-// Exact (address, port, protocol) first, then the same address on port 0 ("all ports" for a
-// VIP, "keeps the client's port" for a NAT backend).
-// The key is written as three whole 8-byte words, the size FlatMap's hash reads it back in: a
-// load spanning several narrower stores still in flight cannot be forwarded from them and
-// waits for them to retire (the profile showed ~15 % of processBurst's cycles on that load).
-template <typename V>
-inline const V* findService(const FlatMap<ServiceKey, V>& map, const uint8_t* addr, Family f, uint16_t port_be,
-                            uint8_t proto) {
+// A service question as the three 8-byte words of a ServiceKey on port `port_be`.
+struct ServiceWords {
+  uint64_t a0, a1, w2;
+};
+
+inline ServiceWords serviceWords(const uint8_t* addr, Family f, uint16_t port_be, uint8_t proto) {
   static_assert(offsetof(ServiceKey, port_be) == 16 && offsetof(ServiceKey, proto) == 18 &&
                 offsetof(ServiceKey, family) == 19 && offsetof(ServiceKey, pad) == 20);
   uint64_t a0, a1 = 0;
@@ -33,20 +31,34 @@ inline const V* findService(const FlatMap<ServiceKey, V>& map, const uint8_t* ad
     std::memcpy(&a0, addr, 8);
     std::memcpy(&a1, addr + 8, 8);
   }
-  const uint64_t rest = uint64_t(proto) << 16 | uint64_t(uint8_t(f)) << 24;  // port 0, pad 0
+  return {a0, a1, uint64_t(proto) << 16 | uint64_t(uint8_t(f)) << 24 | port_be};
+}
+
+// Exact (address, port, protocol) first, then the same address on port 0 ("all ports" for a
+// VIP, "keeps the client's port" for a NAT backend).
+// The key is written as three whole 8-byte words, the size FlatMap's hash reads it back in: a
+// load spanning several narrower stores still in flight cannot be forwarded from them and
+// waits for them to retire (the profile showed ~15 % of processBurst's cycles on that load).
+template <typename V>
+inline const V* findService(const FlatMap<ServiceKey, V>& map, const ServiceWords& q) {
   ServiceKey k;
   auto* kb = reinterpret_cast<uint8_t*>(&k);
-  std::memcpy(kb, &a0, 8);
-  std::memcpy(kb + 8, &a1, 8);
-  uint64_t w2 = rest | port_be;
-  std::memcpy(kb + 16, &w2, 8);
+  std::memcpy(kb, &q.a0, 8);
+  std::memcpy(kb + 8, &q.a1, 8);
+  std::memcpy(kb + 16, &q.w2, 8);
   const V* v = map.find(k);
   if (v == nullptr) {
-    w2 = rest;
-    std::memcpy(kb + 16, &w2, 8);
+    const uint64_t any_port = q.w2 & ~uint64_t(0xffff);
+    std::memcpy(kb + 16, &any_port, 8);
     v = map.find(k);
   }
   return v;
+}
+
+template <typename V>
+inline const V* findService(const FlatMap<ServiceKey, V>& map, const uint8_t* addr, Family f, uint16_t port_be,
+                            uint8_t proto) {
+  return findService(map, serviceWords(addr, f, port_be, proto));
 }
 
 inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f, uint16_t dport_be, uint8_t proto,
@@ -55,6 +67,31 @@ inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f,
   if (i == nullptr) return nullptr;
   index = *i;
   return &s.vips[*i];
+}
+
+// The last findVip question of a burst and its answer: a burst's packets mostly go to one VIP,
+// and three word compares cost less than hashing the key and probing vip_by_key again. Lives
+// for one burst (one snapshot), so it never answers from an older table. w2 starts at 0, which
+// no question has (its protocol byte is TCP or UDP).
+struct VipMemo {
+  ServiceWords q{0, 0, 0};
+  const SnapVip* vip = nullptr;
+  uint32_t index = 0;
+};
+
+inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f, uint16_t dport_be, uint8_t proto,
+                              uint32_t& index, VipMemo& memo) {
+  const ServiceWords q = serviceWords(daddr, f, dport_be, proto);
+  if (((q.a0 ^ memo.q.a0) | (q.a1 ^ memo.q.a1) | (q.w2 ^ memo.q.w2)) == 0) {
+    index = memo.index;
+    return memo.vip;
+  }
+  const uint32_t* i = findService(s.vip_by_key, q);
+  memo.q = q;
+  memo.vip = i ? &s.vips[*i] : nullptr;
+  memo.index = i ? *i : 0;
+  index = memo.index;
+  return memo.vip;
 }
 
 inline const SnapVip* findNatReply(const Snapshot& s, const uint8_t* saddr, Family f, uint16_t sport_be,

@@ -92,6 +92,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // Stage 1: parse, find the VIP, build the flow key and its hash, and prefetch the key's flow
   // table bucket: it is read in stage 3, after the rest of the burst has been parsed.
   uint64_t rx_bytes = 0;
+  VipMemo vip_memo;
   for (uint16_t i = 0; i < n; i++) {
     if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
     rte_mbuf* m = pkts[i];
@@ -112,7 +113,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     const uint8_t* saddr = data + c.pi.saddr_off;
     const uint8_t* daddr = data + c.pi.daddr_off;
     c.reverse = false;
-    c.vip = findVip(s, daddr, c.pi.family, c.pi.dport_be, c.pi.proto, c.vip_index);
+    c.vip = findVip(s, daddr, c.pi.family, c.pi.dport_be, c.pi.proto, c.vip_index, vip_memo);
     if (c.vip == nullptr) {
       c.vip = findNatReply(s, saddr, c.pi.family, c.pi.sport_be, c.pi.proto, c.vip_index);
       // A backend talking to the balancer's own address is not a NAT reply: it answers the
@@ -154,7 +155,6 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       uint64_t raw = 0;
       const bool hit = ft.lookup(key, c.sig, raw);
       const bool tcp = c.pi.proto == kProtoTcp;
-      const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
       bool store = true;
       FlowValue fv;
       // The entry's backend before this packet: kNoBackend when there was no entry. An expired
@@ -175,6 +175,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       }
       const bool kept = bid != kNoBackend;
       if (!kept) {
+        const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
         bid = pickBackend(w, *c.vip, c.vip_index, c.sig, saddr, c.pi.family);
         fv.state = nextState(FlowState::TcpSyn, tcp, c.pi.tcp_flags);
       }

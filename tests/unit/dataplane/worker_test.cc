@@ -323,6 +323,49 @@ TEST(Scheduler, WeightedRoundRobinExactShares) {
 // ---------------------------------------------------------------------------------------------
 // (b) Flow table
 
+// The per-burst VIP memo (lookup.h VipMemo) must answer only the exact question it saw: one
+// burst alternating between three VIPs (same address on two ports, another address, UDP on the
+// TCP VIP's address and port) and a port that is no VIP gives each packet its own VIP's backend.
+TEST(Scheduler, BurstAcrossVipsEachPacketItsOwnVip) {
+  Config c = schedConfig(Scheduler::Maglev, {1});  // 192.0.2.1:80/tcp -> backend 0
+  VipConfig v81 = c.vips[0];
+  v81.port = 81;
+  v81.backends = {makeBackend(backendAddr(1), backendMac(1))};
+  VipConfig other = c.vips[0];
+  other.address = ipAddr("192.0.2.2");
+  other.backends = {makeBackend(backendAddr(2), backendMac(2))};
+  VipConfig udp = c.vips[0];
+  udp.protocol = Proto::Udp;
+  udp.backends = {makeBackend(backendAddr(3), backendMac(3))};
+  c.vips.push_back(v81);
+  c.vips.push_back(other);
+  c.vips.push_back(udp);
+  SnapshotBuilder sb;
+  auto s = build(sb, c);
+  ASSERT_TRUE(s);
+  auto w = makeWorker();
+  std::vector<Frame> burst;
+  std::vector<int> want;
+  for (uint16_t i = 0; i < 6; i++) {
+    burst.push_back(tcpTo(kClient4, uint16_t(2000 + i)));  // :80
+    want.push_back(0);
+    burst.push_back(tcpTo(kClient4, uint16_t(2000 + i), kTcpSyn, 81));
+    want.push_back(1);
+    burst.push_back(tcpTo(kClient4, uint16_t(2000 + i), kTcpSyn, 81));  // same question twice
+    want.push_back(1);
+    burst.push_back(tcpTo(kClient4, uint16_t(2000 + i), kTcpSyn, 80, ipAddr("192.0.2.2")));
+    want.push_back(2);
+    burst.push_back(udpTo(kClient4, uint16_t(2000 + i), 80));
+    want.push_back(3);
+  }
+  burst.push_back(tcpTo(kClient4, 3000, kTcpSyn, 82));  // no VIP on :82
+  ASSERT_LE(burst.size(), size_t(kBurst));
+  EXPECT_EQ(backendsFor(*w, *s, std::vector<Frame>(burst.begin(), burst.end() - 1)), want);
+  auto out = run(*w, *s, {burst.back()});
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(w->counters.get(Drop::NoVip), 1u);
+}
+
 TEST(FlowStickiness, EstablishedFlowKeepsBackendWhenBackendAdded) {
   SnapshotBuilder sb;
   auto s1 = build(sb, schedConfig(Scheduler::Maglev, {1, 1}));
