@@ -120,9 +120,9 @@ Observation ControlPlane::observe() const {
     ow.counters = w.counters;
     ow.load = w.load;
     ow.busy_ratio = i < busy_ratio_.size() ? busy_ratio_[i] : 0;
-    // rte_hash_count() only loads the free-slot ring's head and tail indices (no pointer
-    // chasing), so a concurrent insert by the worker gives a count that is off by a burst at
-    // worst, never a bad read. The tables themselves are never looked into from here.
+    // FlowTable::size() is a relaxed atomic the worker updates: a concurrent insert gives a
+    // count off by a burst at worst, never a bad read. The tables themselves are only read by
+    // their worker (explain asks it through WorkerState::query).
     ow.flows4 = w.flows4 ? w.flows4->size() : 0;
     ow.flows6 = w.flows6 ? w.flows6->size() : 0;
     ow.capacity = flow_capacity_;

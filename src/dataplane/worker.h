@@ -23,10 +23,9 @@ inline constexpr uint32_t kMaxVips = 4096;
 // The sweeper only reclaims memory (a lookup already treats an expired entry as a miss), so it
 // is paced by time, not by loops: each table is walked once per kSweepPassMs (faster for small
 // tables: at least kSweepMinPerMs positions per ms), whatever the load, in chunks of at most
-// kSweepChunk positions per loop so no loop stalls the worker. A position costs a hash and a
-// full lookup even when empty (rte_hash_get_key_with_position), ~100 ns on a 1M table: at 16
-// positions every loop that was 20-25 % of a busy worker; paced, a 1M table costs ~105
-// positions (~1 %) per ms, and an expired entry is reclaimed within timeout + 10 s.
+// kSweepChunk positions per loop so no loop stalls the worker. A position is up to three slot
+// reads (a cache miss on a large table); paced, a 1M table costs ~105 positions per ms, and an
+// expired entry is reclaimed within timeout + 10 s.
 inline constexpr uint32_t kSweepPassMs = 10'000;
 inline constexpr uint32_t kSweepMinPerMs = 16;
 inline constexpr uint32_t kSweepChunk = 64;
