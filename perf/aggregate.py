@@ -27,6 +27,8 @@ FIGURES = {
     "fwd_1m_zipf_vs_baseline": ("fwd", "fwd_1m_zipf", "dsr", "vs_5tswap", "ratio"),
     "fwd_10m_mpps": ("fwd", "fwd_10m", "dsr", "mpps", "Mpps"),
     "fwd_10m_vs_baseline": ("fwd", "fwd_10m", "dsr", "vs_5tswap", "ratio"),
+    "fwd_10k_nic_cksum_mpps": ("fwd", "fwd_10k_nic_cksum", "dsr", "mpps", "Mpps"),
+    "fwd_10k_nic_cksum_vs_baseline": ("fwd", "fwd_10k_nic_cksum", "dsr", "vs_5tswap", "ratio"),
     "fwd_10k_udp_mpps": ("fwd", "fwd_10k_udp", "dsr", "mpps", "Mpps"),
     "fwd_10k_udp_vs_baseline": ("fwd", "fwd_10k_udp", "dsr", "vs_5tswap", "ratio"),
     "fwd_10k_ipv6_mpps": ("fwd", "fwd_10k_ipv6", "dsr", "mpps", "Mpps"),

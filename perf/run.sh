@@ -89,6 +89,8 @@ step "forwarding: 1M flows Zipf(1.0)"
 fwd --label fwd_1m_zipf --flows 1000000 --dist zipf --packets $P_SMALL
 step "forwarding: 10M flows uniform"
 fwd --label fwd_10m --flows 10000000 --packets $P_SMALL --mem 3072 $(huge_opt 1200)
+step "forwarding: 10k flows with the NIC's IPv4 checksum verdict (RTE_MBUF_F_RX_IP_CKSUM_GOOD, as a NIC with RX checksum offload sets it)"
+fwd --label fwd_10k_nic_cksum --flows 10000 --packets $P --rx-cksum-good
 step "forwarding: variants (UDP, IPv6, 1500 B, 10 % new flows)"
 fwd --label fwd_10k_udp --flows 10000 --proto udp --packets $P_SMALL
 fwd --label fwd_10k_ipv6 --flows 10000 --family 6 --packets $P_SMALL
