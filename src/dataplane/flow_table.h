@@ -28,8 +28,10 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include <rte_hash.h>  // hash_sig_t
+#include <rte_debug.h>
 #include <rte_prefetch.h>
 
 #include "dataplane/parser.h"
@@ -205,6 +207,30 @@ class FlowTable {
   bool lookup(const void* key, hash_sig_t sig, uint64_t& value) const {
     return v6_ ? lookupIn<flow_table_detail::Layout6>(key, sig, value)
                : lookupIn<flow_table_detail::Layout4>(key, sig, value);
+  }
+
+  // prefetch() and lookup() for a caller that knows the table's family at compile time (the
+  // worker, which picks flows4 or flows6 by the packet's family): no dispatch on the table's
+  // layout per packet. The key's protocol must be TCP or UDP (the worker's always is).
+  template <bool V6>
+  void prefetchFamily(hash_sig_t sig) const {
+    const uint8_t* b = mem_ + size_t(sig & mask_) * (V6 ? flow_table_detail::Layout6::kBytes : flow_table_detail::Layout4::kBytes);
+    rte_prefetch0(b);
+    if constexpr (V6) {
+      rte_prefetch0(b + 64);
+      rte_prefetch0(b + 128);
+    }
+  }
+  template <bool V6>
+  bool lookupFamily(const void* key, hash_sig_t sig, uint64_t& value) const {
+    using L = std::conditional_t<V6, flow_table_detail::Layout6, flow_table_detail::Layout4>;
+    RTE_ASSERT(v6_ == V6);
+    const flow_table_detail::Needle<L> k(key);
+    unsigned slot;
+    const uint8_t* b = find<L>(k, sig, slot);
+    if (b == nullptr) return false;
+    value = flow_table_detail::load64(L::value(b, slot));
+    return true;
   }
 
   // Inserts or overwrites. False when the key is new and the table holds capacity() entries

@@ -127,12 +127,12 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi);
       c.key = n4++;
       c.v6 = false;
-      w.flows4->prefetch(c.sig);
+      w.flows4->prefetchFamily<false>(c.sig);
     } else {
       c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi);
       c.key = n6++;
       c.v6 = true;
-      w.flows6->prefetch(c.sig);
+      w.flows6->prefetchFamily<true>(c.sig);
     }
     live[nlive++] = m;
   }
@@ -141,6 +141,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // Stage 2: per packet, look the flow up (its bucket is in cache by now), decide and rewrite.
   // Looked up here, in arrival order, not in bulk before: a flow a packet of this burst has just
   // added is found by the next packet of the same flow (SYN, ACK in one burst keep one backend).
+  uint32_t hits = 0;  // Ctr::FlowHit, added once per burst
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i].v;
@@ -153,7 +154,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       FlowTable& ft = c.v6 ? *w.flows6 : *w.flows4;
       const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
       uint64_t raw = 0;
-      const bool hit = ft.lookup(key, c.sig, raw);
+      const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.sig, raw)
+                            : w.flows4->lookupFamily<false>(key, c.sig, raw);
       const bool tcp = c.pi.proto == kProtoTcp;
       bool store = true;
       FlowValue fv;
@@ -164,7 +166,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       if (live_hit) {
         const SnapBackend* b = s.backend(fv.backend_id);
         if (usableForExisting(b, c.vip_index)) {
-          w.counters.add(Ctr::FlowHit);
+          hits++;
           bid = fv.backend_id;
           FlowState ns = nextState(fv.state, tcp, c.pi.tcp_flags);
           store = ns != fv.state || uint32_t(now_ms - fv.last_seen_ms) >= FlowTable::kRefreshMs;
@@ -229,6 +231,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     }
     emit(tx, m, r.egress);
   }
+  w.counters.add(Ctr::FlowHit, hits);
 }
 
 namespace {

@@ -254,12 +254,16 @@ void differential(uint32_t cap, uint32_t universe, uint32_t ops, uint32_t seed) 
     const uint64_t hits = t->lookupBulk(kp, sigs, n, vals);
     for (unsigned j = 0; j < n; j++) {
       const auto it = model.find(base + j);
-      uint64_t one = 0;
+      uint64_t one = 0, typed = 0;
       ASSERT_EQ(t->lookup(kp[j], sigs[j], one), it != model.end());
+      // The worker's compile-time-family lookup gives the same answers.
+      constexpr bool kV6 = sizeof(Key) == sizeof(FlowKey6);
+      ASSERT_EQ(t->template lookupFamily<kV6>(kp[j], sigs[j], typed), it != model.end());
       ASSERT_EQ((hits >> j) & 1, uint64_t(it != model.end())) << base + j;
       if (it != model.end()) {
         ASSERT_EQ(vals[j], it->second);
         ASSERT_EQ(one, it->second);
+        ASSERT_EQ(typed, it->second);
       }
     }
   }
