@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "burst_harness.h"
 #include "control/snapshot_builder.h"
 #include "packet_builder.h"
 
@@ -31,7 +32,7 @@ using test::get16;
 using test::ipAddr;
 using test::macAddr;
 using test::PacketBuilder;
-using Frame = std::vector<uint8_t>;
+using test::Frame;
 
 // Port 0 "wan" faces the clients (behind a gateway), port 1 "lan" holds the backends; the
 // kernel fixtures add port 2, the tap of wan.
@@ -60,72 +61,15 @@ constexpr uint16_t kWan = 0, kLan = 1, kTap = 2;
 constexpr uint16_t kCport4 = 40000, kCport6 = 40001;
 
 // ---------------------------------------------------------------------------------------------
-// Plumbing (as worker_test.cc)
+// Plumbing (tests/common/burst_harness.h)
 
-rte_mempool* pool() {
-  static rte_mempool* p =
-      rte_pktmbuf_pool_create("exception_test_pool", 2047, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-  return p;
-}
+using Out = test::SentFrame;
 
-rte_mbuf* toMbuf(const Frame& f) {
-  rte_mbuf* m = rte_pktmbuf_alloc(pool());
-  if (m == nullptr) return nullptr;
-  auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(f.size())));
-  if (p == nullptr) {
-    rte_pktmbuf_free(m);
-    return nullptr;
-  }
-  std::memcpy(p, f.data(), f.size());
-  return m;
-}
+std::unique_ptr<WorkerState> makeWorker() { return test::makeBurstWorker("et", 1024, 1024); }
 
-std::unique_ptr<WorkerState> makeWorker() {
-  static int n = 0;
-  auto w = std::make_unique<WorkerState>();
-  std::string err;
-  const std::string id = std::to_string(n++);
-  w->flows4 = FlowTable::create("et4_" + id, 1024, sizeof(FlowKey4), SOCKET_ID_ANY, err);
-  EXPECT_TRUE(w->flows4) << err;
-  w->flows6 = FlowTable::create("et6_" + id, 1024, sizeof(FlowKey6), SOCKET_ID_ANY, err);
-  EXPECT_TRUE(w->flows6) << err;
-  return w;
-}
-
-struct Out {
-  uint16_t port;
-  Frame bytes;
-};
-
-// Runs `frames` in bursts of kBurst; returns what was sent (per burst: port order, then arrival
-// order) and frees it.
 std::vector<Out> run(WorkerState& w, const Snapshot& s, const std::vector<Frame>& frames, uint16_t ingress = kWan,
                      uint32_t now = 0) {
-  std::vector<Out> out;
-  for (size_t i = 0; i < frames.size(); i += kBurst) {
-    rte_mbuf* pkts[kBurst];
-    uint16_t n = 0;
-    for (size_t j = i; j < frames.size() && n < kBurst; j++) {
-      pkts[n] = toMbuf(frames[j]);
-      EXPECT_NE(pkts[n], nullptr);
-      if (pkts[n] == nullptr) return out;
-      n++;
-    }
-    TxBatch tx;
-    tx.clear();
-    processBurst(w, s, pkts, n, ingress, now, tx);
-    for (uint16_t p = 0; p < kMaxPorts; p++) {
-      for (uint16_t k = 0; k < tx.n[p]; k++) {
-        rte_mbuf* m = tx.pkts[p][k];
-        EXPECT_EQ(m->nb_segs, 1);
-        EXPECT_EQ(rte_pktmbuf_pkt_len(m), rte_pktmbuf_data_len(m));
-        const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
-        out.push_back({p, Frame(d, d + rte_pktmbuf_data_len(m))});
-        rte_pktmbuf_free(m);
-      }
-    }
-  }
-  return out;
+  return test::runBursts(w, s, frames, ingress, now);
 }
 
 std::optional<Out> runOne(WorkerState& w, const Snapshot& s, const Frame& f, uint16_t ingress = kWan) {

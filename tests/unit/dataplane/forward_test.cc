@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "burst_harness.h"
 #include "control/snapshot_builder.h"
 #include "packet_builder.h"
 
@@ -34,7 +35,7 @@ using test::get16;
 using test::ipAddr;
 using test::macAddr;
 using test::PacketBuilder;
-using Frame = std::vector<uint8_t>;
+using test::Frame;
 
 const MacAddr kWanMac = macAddr("02:00:00:00:00:10");
 const MacAddr kLanMac = macAddr("02:00:00:00:00:20");
@@ -43,11 +44,7 @@ const MacAddr kClientMac = macAddr("02:00:00:00:c0:01");
 const MacAddr kBackendMac = macAddr("02:00:00:00:01:01");
 constexpr uint16_t kWan = 0, kLan = 1;
 
-rte_mempool* pool() {
-  static rte_mempool* p =
-      rte_pktmbuf_pool_create("forward_test_pool", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-  return p;
-}
+rte_mempool* pool() { return test::burstPool(); }
 
 struct MbufDeleter {
   void operator()(rte_mbuf* m) const { rte_pktmbuf_free(m); }

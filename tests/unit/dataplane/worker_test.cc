@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "burst_harness.h"
 #include "control/snapshot_builder.h"
 #include "packet_builder.h"
 
@@ -33,7 +34,7 @@ using test::get16;
 using test::ipAddr;
 using test::macAddr;
 using test::PacketBuilder;
-using Frame = std::vector<uint8_t>;
+using test::Frame;
 
 // Topology used throughout: clients arrive on port 0 "wan" (reached through a gateway), backends
 // sit on port 1 "lan" (connected).
@@ -56,71 +57,17 @@ constexpr uint16_t kWan = 0, kLan = 1;
 // ---------------------------------------------------------------------------------------------
 // Plumbing: mbufs, workers, snapshots.
 
-rte_mempool* pool() {
-  static rte_mempool* p =
-      rte_pktmbuf_pool_create("worker_test_pool", 4095, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-  return p;
-}
-
-rte_mbuf* toMbuf(const Frame& f, bool no_headroom = false) {
-  rte_mbuf* m = rte_pktmbuf_alloc(pool());
-  if (m == nullptr) return nullptr;
-  if (no_headroom) m->data_off = 0;
-  auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(f.size())));
-  if (p == nullptr) {
-    rte_pktmbuf_free(m);
-    return nullptr;
-  }
-  std::memcpy(p, f.data(), f.size());
-  return m;
-}
+using Out = test::SentFrame;
 
 std::unique_ptr<WorkerState> makeWorker(uint32_t cap4 = 8192, uint32_t cap6 = 1024) {
-  static int n = 0;
-  auto w = std::make_unique<WorkerState>();
-  std::string err;
-  const std::string id = std::to_string(n++);
-  w->flows4 = FlowTable::create("wt4_" + id, cap4, sizeof(FlowKey4), SOCKET_ID_ANY, err);
-  EXPECT_TRUE(w->flows4) << err;
-  w->flows6 = FlowTable::create("wt6_" + id, cap6, sizeof(FlowKey6), SOCKET_ID_ANY, err);
-  EXPECT_TRUE(w->flows6) << err;
-  return w;
+  return test::makeBurstWorker("wt", cap4, cap6);
 }
 
-struct Out {
-  uint16_t port;
-  Frame bytes;
-};
-
-// Runs `frames` through processBurst in bursts of kBurst; returns what was sent, per burst in
-// port order then arrival order, and frees it.
+// Runs `frames` through processBurst in bursts of kBurst (test::runBursts); `no_headroom`: the
+// frames start at the very beginning of their buffers.
 std::vector<Out> run(WorkerState& w, const Snapshot& s, const std::vector<Frame>& frames, uint32_t now = 0,
                      uint16_t ingress = kWan, bool no_headroom = false) {
-  std::vector<Out> out;
-  for (size_t i = 0; i < frames.size(); i += kBurst) {
-    rte_mbuf* pkts[kBurst];
-    uint16_t n = 0;
-    for (size_t j = i; j < frames.size() && n < kBurst; j++) {
-      pkts[n] = toMbuf(frames[j], no_headroom);
-      EXPECT_NE(pkts[n], nullptr) << "mbuf pool exhausted";
-      if (pkts[n] == nullptr) return out;
-      n++;
-    }
-    TxBatch tx;
-    tx.clear();
-    processBurst(w, s, pkts, n, ingress, now, tx);
-    for (uint16_t p = 0; p < kMaxPorts; p++) {
-      for (uint16_t k = 0; k < tx.n[p]; k++) {
-        rte_mbuf* m = tx.pkts[p][k];
-        EXPECT_EQ(m->nb_segs, 1);
-        EXPECT_EQ(rte_pktmbuf_pkt_len(m), rte_pktmbuf_data_len(m));
-        const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
-        out.push_back({p, Frame(d, d + rte_pktmbuf_data_len(m))});
-        rte_pktmbuf_free(m);
-      }
-    }
-  }
-  return out;
+  return test::runBursts(w, s, frames, ingress, now, no_headroom ? 0 : RTE_PKTMBUF_HEADROOM);
 }
 
 std::optional<Out> runOne(WorkerState& w, const Snapshot& s, const Frame& f, uint32_t now = 0,

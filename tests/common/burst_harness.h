@@ -1,0 +1,94 @@
+// Test plumbing for driving the worker's processBurst on mbufs without ports (worker_test,
+// exception_test): frames into mbufs, a worker with its flow tables, and the frames it sent.
+// Needs the EAL (tests/common/eal_main.cc).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/worker.h"
+
+namespace l4lb::test {
+
+using Frame = std::vector<uint8_t>;
+
+// One pool per test program (each is its own process).
+inline rte_mempool* burstPool() {
+  static rte_mempool* p =
+      rte_pktmbuf_pool_create("burst_test_pool", 4095, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  return p;
+}
+
+// `f` in one mbuf, with `headroom` bytes before it. nullptr when the pool is empty.
+inline rte_mbuf* frameToMbuf(const Frame& f, uint16_t headroom = RTE_PKTMBUF_HEADROOM) {
+  rte_mbuf* m = rte_pktmbuf_alloc(burstPool());
+  if (m == nullptr) return nullptr;
+  m->data_off = headroom;
+  auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(f.size())));
+  if (p == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memcpy(p, f.data(), f.size());
+  return m;
+}
+
+// A worker with flow tables of the given capacities; `prefix` keeps table names unique.
+inline std::unique_ptr<dataplane::WorkerState> makeBurstWorker(const std::string& prefix, uint32_t cap4,
+                                                               uint32_t cap6) {
+  static int n = 0;
+  auto w = std::make_unique<dataplane::WorkerState>();
+  std::string err;
+  const std::string id = std::to_string(n++);
+  w->flows4 = dataplane::FlowTable::create(prefix + "4_" + id, cap4, sizeof(dataplane::FlowKey4), SOCKET_ID_ANY, err);
+  EXPECT_TRUE(w->flows4) << err;
+  w->flows6 = dataplane::FlowTable::create(prefix + "6_" + id, cap6, sizeof(dataplane::FlowKey6), SOCKET_ID_ANY, err);
+  EXPECT_TRUE(w->flows6) << err;
+  return w;
+}
+
+struct SentFrame {
+  uint16_t port;  // Snapshot::ports index it was sent on
+  Frame bytes;
+};
+
+// Runs `frames` through processBurst in bursts of kBurst; returns what was sent, per burst in
+// port order then arrival order, and frees it. Every frame sent must be one segment.
+inline std::vector<SentFrame> runBursts(dataplane::WorkerState& w, const Snapshot& s, const std::vector<Frame>& frames,
+                                        uint16_t ingress, uint32_t now, uint16_t headroom = RTE_PKTMBUF_HEADROOM) {
+  std::vector<SentFrame> out;
+  for (size_t i = 0; i < frames.size(); i += dataplane::kBurst) {
+    rte_mbuf* pkts[dataplane::kBurst];
+    uint16_t n = 0;
+    for (size_t j = i; j < frames.size() && n < dataplane::kBurst; j++) {
+      pkts[n] = frameToMbuf(frames[j], headroom);
+      EXPECT_NE(pkts[n], nullptr) << "mbuf pool exhausted";
+      if (pkts[n] == nullptr) return out;
+      n++;
+    }
+    dataplane::TxBatch tx;
+    tx.clear();
+    dataplane::processBurst(w, s, pkts, n, ingress, now, tx);
+    for (uint16_t p = 0; p < kMaxPorts; p++) {
+      for (uint16_t k = 0; k < tx.n[p]; k++) {
+        rte_mbuf* m = tx.pkts[p][k];
+        EXPECT_EQ(m->nb_segs, 1);
+        EXPECT_EQ(rte_pktmbuf_pkt_len(m), rte_pktmbuf_data_len(m));
+        const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+        out.push_back({p, Frame(d, d + rte_pktmbuf_data_len(m))});
+        rte_pktmbuf_free(m);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace l4lb::test
