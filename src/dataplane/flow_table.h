@@ -164,7 +164,6 @@ struct Needle {
 class FlowTable {
  public:
   static constexpr uint32_t kRefreshMs = 1000;
-  static constexpr unsigned kMaxBulk = 64;
   // Keys hash with CRC32-C and this seed (crcHash(); lookup.h's makeFlowKey gives the same
   // values from registers). The low bits pick the bucket.
   static constexpr uint32_t kHashSeed = 0xf10c4a5e;
@@ -184,34 +183,17 @@ class FlowTable {
 
   static hash_sig_t hashKey(const void* key, uint32_t key_len) { return crcHash(key, key_len, kHashSeed); }
 
-  // Starts loading the home bucket of `sig` into the cache: call as soon as a packet's hash is
-  // known, look it up a few packets later (VPP lb: hash the next packet, prefetch its bucket).
-  void prefetch(hash_sig_t sig) const {
-    const uint8_t* b = mem_ + size_t(sig & mask_) * bucket_bytes_;
-    rte_prefetch0(b);
-    if (v6_) {
-      rte_prefetch0(b + 64);
-      rte_prefetch0(b + 128);
-    }
-  }
-
-  // Looks up n <= kMaxBulk keys with precomputed signatures; bit i of the result is set on a hit
-  // and values[i] filled. Prefetches every home bucket first.
-  uint64_t lookupBulk(const void** keys, const hash_sig_t* sigs, unsigned n, uint64_t* values) const {
-    for (unsigned i = 0; i < n; i++) prefetch(sigs[i]);
-    uint64_t hit_mask = 0;
-    for (unsigned i = 0; i < n; i++) hit_mask |= uint64_t(lookup(keys[i], sigs[i], values[i])) << i;
-    return hit_mask;
-  }
-
+  // Looks a key up. Any key: one with protocol byte 0 (which would match a free slot) is a miss.
   bool lookup(const void* key, hash_sig_t sig, uint64_t& value) const {
-    return v6_ ? lookupIn<flow_table_detail::Layout6>(key, sig, value)
-               : lookupIn<flow_table_detail::Layout4>(key, sig, value);
+    return v6_ ? lookupFamily<true, true>(key, sig, value) : lookupFamily<false, true>(key, sig, value);
   }
 
-  // prefetch() and lookup() for a caller that knows the table's family at compile time (the
-  // worker, which picks flows4 or flows6 by the packet's family): no dispatch on the table's
-  // layout per packet. The key's protocol must be TCP or UDP (the worker's always is).
+  // For a caller that knows the table's family at compile time (the worker, which picks flows4
+  // or flows6 by the packet's family): no dispatch on the table's layout per packet. The key's
+  // protocol must be TCP or UDP (the worker's always is).
+  // prefetchFamily starts loading the home bucket of `sig` into the cache: call it as soon as a
+  // packet's hash is known and look the key up a few packets later (VPP lb: hash the next
+  // packet, prefetch its bucket).
   template <bool V6>
   void prefetchFamily(hash_sig_t sig) const {
     const uint8_t* b = mem_ + size_t(sig & mask_) * (V6 ? flow_table_detail::Layout6::kBytes : flow_table_detail::Layout4::kBytes);
@@ -221,11 +203,15 @@ class FlowTable {
       rte_prefetch0(b + 128);
     }
   }
-  template <bool V6>
+  // kAnyKey: check the protocol byte first (lookup()).
+  template <bool V6, bool kAnyKey = false>
   bool lookupFamily(const void* key, hash_sig_t sig, uint64_t& value) const {
     using L = std::conditional_t<V6, flow_table_detail::Layout6, flow_table_detail::Layout4>;
     RTE_ASSERT(v6_ == V6);
     const flow_table_detail::Needle<L> k(key);
+    if constexpr (kAnyKey) {
+      if (!k.validProto()) return false;  // would match a free slot's zero tail
+    }
     unsigned slot;
     const uint8_t* b = find<L>(k, sig, slot);
     if (b == nullptr) return false;
@@ -290,17 +276,6 @@ class FlowTable {
       bi = (bi + 1) & mask_;
     }
     return nullptr;
-  }
-
-  template <class L>
-  bool lookupIn(const void* key, hash_sig_t sig, uint64_t& value) const {
-    const flow_table_detail::Needle<L> k(key);
-    if (!k.validProto()) return false;  // would match a free slot's zero tail
-    unsigned slot;
-    const uint8_t* b = find<L>(k, sig, slot);
-    if (b == nullptr) return false;
-    value = flow_table_detail::load64(L::value(b, slot));
-    return true;
   }
 
   template <class L>
