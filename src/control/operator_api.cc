@@ -35,6 +35,9 @@ std::string endpoint(const IpAddr& a, uint16_t port) {
   return (a.isV4() ? a.str() : "[" + a.str() + "]") + ":" + std::to_string(port);
 }
 
+// A snapshot backend as ADDR:PORT, or null when there is none (JSON replies).
+json backendJson(const SnapBackend* b) { return b ? json(endpoint(b->addr, ntohs(b->port_be))) : json(nullptr); }
+
 void need(const std::vector<std::string>& args, size_t lo, size_t hi, const char* usage) {
   if (args.size() < lo || args.size() > hi) throw ApiError{std::string("usage: ") + usage};
 }
@@ -460,7 +463,7 @@ json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
     std::set<uint32_t> seen;
     for (uint32_t id : v->rr)
       if (seen.insert(id).second)
-        if (const SnapBackend* b = s->backend(id)) cands.push_back(endpoint(b->addr, ntohs(b->port_be)));
+        if (const SnapBackend* b = s->backend(id)) cands.push_back(backendJson(b));
     j["candidates"] = cands;
     fresh_why = v->rr.empty() ? "no usable backend: dropped as no_backend"
                               : "round robin: a new flow takes the next backend of the worker's cursor";
@@ -476,7 +479,7 @@ json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
                   std::to_string(slot) + " of " + std::to_string(v->maglev.size());
     }
   }
-  j["new_flow_backend"] = fresh ? json(endpoint(fresh->addr, ntohs(fresh->port_be))) : json(nullptr);
+  j["new_flow_backend"] = backendJson(fresh);
 
   // What the flow has: each worker answers for its own table (RSS decides which one holds it).
   const std::vector<FlowAnswer> answers = f == Family::V4 ? askFlowTables(false, &k4, sizeof(k4), sig)
@@ -492,12 +495,13 @@ json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
       else if (answers[i].hit && hit_worker < 0) hit_worker = int(i), fv = dataplane::FlowValue::unpack(answers[i].value);
     }
     if (hit_worker >= 0) {
-      const uint32_t idle = dataplane::nowMs() - fv.last_seen_ms;
-      const bool expired = dataplane::isExpired(fv, dataplane::nowMs(), s->timeouts);
+      const uint32_t now = dataplane::nowMs();  // the workers' clock
+      const uint32_t idle = now - fv.last_seen_ms;
+      const bool expired = dataplane::isExpired(fv, now, s->timeouts);
       const SnapBackend* eb = s->backend(fv.backend_id);
       const bool usable = dataplane::usableForExisting(eb, vi);
       j["flow_entry"] = {{"worker", hit_worker},
-                         {"backend", eb ? json(endpoint(eb->addr, ntohs(eb->port_be))) : json(nullptr)},
+                         {"backend", backendJson(eb)},
                          {"backend_id", fv.backend_id},
                          {"state", flowStateName(fv.state)},
                          {"idle_ms", idle},
@@ -531,12 +535,12 @@ json ControlPlane::cmdExplain(const std::vector<std::string>& args) const {
     table_why = "flow tables not inspected (no workers)";
   }
 
-  const SnapBackend* now = kept ? kept : fresh;
-  j["backend"] = now ? json(endpoint(now->addr, ntohs(now->port_be))) : json(nullptr);
-  if (now) j["backend_state"] = stateName(now->state);
+  const SnapBackend* chosen = kept ? kept : fresh;
+  j["backend"] = backendJson(chosen);
+  if (chosen) j["backend_state"] = stateName(chosen->state);
   if (kept) {
     j["reason"] = table_why + "; a new flow would get " +
-                  (fresh ? endpoint(fresh->addr, ntohs(fresh->port_be)) + " (" + fresh_why + ")" : fresh_why);
+                  (fresh ? backendJson(fresh).get<std::string>() + " (" + fresh_why + ")" : fresh_why);
   } else {
     j["reason"] = table_why + "; " + fresh_why;
   }
