@@ -61,14 +61,6 @@ inline const V* findService(const FlatMap<ServiceKey, V>& map, const uint8_t* ad
   return findService(map, serviceWords(addr, f, port_be, proto));
 }
 
-inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f, uint16_t dport_be, uint8_t proto,
-                              uint32_t& index) {
-  const uint32_t* i = findService(s.vip_by_key, daddr, f, dport_be, proto);
-  if (i == nullptr) return nullptr;
-  index = *i;
-  return &s.vips[*i];
-}
-
 // The last findVip question of a burst and its answer: a burst's packets mostly go to one VIP,
 // and three word compares cost less than hashing the key and probing vip_by_key again. Lives
 // for one burst (one snapshot), so it never answers from an older table. w2 starts at 0, which
@@ -92,6 +84,15 @@ inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f,
   memo.index = i ? *i : 0;
   index = memo.index;
   return memo.vip;
+}
+
+// One question, no memo (the slow path, l4lbctl explain). `index` is set only on a match.
+inline const SnapVip* findVip(const Snapshot& s, const uint8_t* daddr, Family f, uint16_t dport_be, uint8_t proto,
+                              uint32_t& index) {
+  VipMemo memo;
+  const SnapVip* v = findVip(s, daddr, f, dport_be, proto, memo.index, memo);
+  if (v != nullptr) index = memo.index;
+  return v;
 }
 
 inline const SnapVip* findNatReply(const Snapshot& s, const uint8_t* saddr, Family f, uint16_t sport_be,
