@@ -91,8 +91,8 @@ struct VipConfig {
   Scheduler scheduler = Scheduler::Maglev;
   FwdMode forwarding = FwdMode::Dsr;
   uint32_t maglev_table_size = 65537;  // prime
-  std::optional<IpAddr> tunnel_source4;  // ipip/gue outer source for IPv4 backends; default port's ipv4
-  std::optional<IpAddr> tunnel_source6;  // ... for IPv6 backends; default port's ipv6
+  std::optional<IpAddr> tunnel_source4;  // ipip/gue outer source for IPv4 backends; default: each backend's egress port's ipv4
+  std::optional<IpAddr> tunnel_source6;  // ... for IPv6 backends; default: each backend's egress port's ipv6
   uint16_t gue_port = 6080;         // GUE outer UDP destination port (Katran's default)
   AllDownPolicy on_all_down = AllDownPolicy::Drop;
   HealthCheckConfig health;         // the VIP's check as written (backends hold the merged one)
