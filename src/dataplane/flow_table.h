@@ -91,7 +91,10 @@ inline bool isExpired(const FlowValue& v, uint32_t now_ms, const FlowTimeouts& t
 inline FlowState nextState(FlowState s, bool tcp, uint8_t tcp_flags) {
   if (!tcp) return FlowState::Udp;
   if (tcp_flags & (kTcpFin | kTcpRst)) return FlowState::TcpClosing;
-  if (s == FlowState::TcpClosing) return s;
+  // A SYN without ACK on a closed connection's entry: the client reuses the 5-tuple for a new
+  // connection (ephemeral ports cycle; RFC 6191 TIME-WAIT reuse), a new handshake. Anything
+  // else after the close (the last ACKs, retransmitted FINs) keeps the entry closing.
+  if (s == FlowState::TcpClosing) return (tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn ? FlowState::TcpSyn : s;
   if (tcp_flags & kTcpSyn) return s == FlowState::TcpEstablished ? s : FlowState::TcpSyn;  // SYN
   return FlowState::TcpEstablished;  // an ACK without SYN: handshake done (or flow picked up mid-way)
 }

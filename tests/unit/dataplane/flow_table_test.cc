@@ -54,6 +54,10 @@ TEST(FlowState, TcpTransitions) {
   EXPECT_EQ(nextState(FlowState::TcpClosing, true, kTcpAck), FlowState::TcpClosing);
   EXPECT_EQ(nextState(FlowState::TcpEstablished, true, kTcpSyn), FlowState::TcpEstablished);
   EXPECT_EQ(nextState(FlowState::TcpSyn, false, 0), FlowState::Udp);
+  // The 5-tuple of a closed connection reused for a new one: a new handshake, then established.
+  EXPECT_EQ(nextState(FlowState::TcpClosing, true, kTcpSyn), FlowState::TcpSyn);
+  EXPECT_EQ(nextState(nextState(FlowState::TcpClosing, true, kTcpSyn), true, kTcpAck), FlowState::TcpEstablished);
+  EXPECT_EQ(nextState(FlowState::TcpClosing, true, kTcpSyn | kTcpAck), FlowState::TcpClosing);
 }
 
 TEST(FlowTimeouts, PerStateAndWrapSafe) {
