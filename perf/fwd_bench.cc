@@ -161,7 +161,7 @@ struct Measure {
 };
 
 // `frozen_ms`: 0 = the real clock (nowMs, once per burst, as workerMain); else a fixed time, so
-// no flow ever reaches its refresh interval (kRefreshMs) and the instruction count does not
+// no flow ever reaches its refresh interval (kFlowRefreshMs) and the instruction count does not
 // depend on how slowly the run goes (valgrind).
 // `rx_flags`: mbuf ol_flags the generator sets, as a NIC's receive offloads would (outside the
 // timed region).

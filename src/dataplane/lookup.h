@@ -167,6 +167,11 @@ inline uint32_t statelessBackend(const SnapVip& v, hash_sig_t sig, const uint8_t
   return kNoBackend;
 }
 
+// The schedulers whose choice depends on the worker's cursor, not on the flow alone.
+inline bool isRoundRobin(const SnapVip& v) {
+  return v.scheduler == Scheduler::RoundRobin || v.scheduler == Scheduler::WeightedRoundRobin;
+}
+
 inline bool usableForExisting(const SnapBackend* b, uint32_t vip_index) {
   return b != nullptr && b->vip_index == vip_index && b->state != BackendState::Unhealthy;
 }

@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 #include <rte_prefetch.h>
 
+#include "dataplane/decide.h"
 #include "dataplane/lookup.h"
 #include "dataplane/parser.h"
 #include "dataplane/parser_inline.h"
@@ -35,18 +36,6 @@ struct PktCtx {
 inline bool isOwnAddress(const SnapPort& p, const uint8_t* addr, Family f) {
   return f == Family::V4 ? p.has_v4 && std::memcmp(addr, p.v4.addr.bytes.data(), 4) == 0
                          : p.has_v6 && std::memcmp(addr, p.v6.addr.bytes.data(), 16) == 0;
-}
-
-// Scheduler: a new flow's backend. kNoBackend when the VIP has no usable backend.
-inline uint32_t pickBackend(WorkerState& w, const SnapVip& v, uint32_t vip_index, hash_sig_t sig,
-                            const uint8_t* saddr, Family f) {
-  if (v.scheduler == Scheduler::RoundRobin || v.scheduler == Scheduler::WeightedRoundRobin) {
-    if (v.rr.empty()) return kNoBackend;
-    uint32_t& c = w.rr_cursor[vip_index % kMaxVips];
-    if (c >= v.rr.size()) c = 0;
-    return v.rr[c++];
-  }
-  return statelessBackend(v, sig, saddr, f);
 }
 
 template <typename T>
@@ -90,7 +79,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   uint16_t nlive = 0;
 
   // Stage 1: parse, find the VIP, build the flow key and its hash, and prefetch the key's flow
-  // table bucket: it is read in stage 3, after the rest of the burst has been parsed.
+  // table bucket: it is read in stage 2, after the rest of the burst has been parsed.
   uint64_t rx_bytes = 0;
   VipMemo vip_memo;
   for (uint16_t i = 0; i < n; i++) {
@@ -138,7 +127,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   }
   countRx(w, ingress, n, rx_bytes);
 
-  // Stage 2: per packet, look the flow up (its bucket is in cache by now), decide and rewrite.
+  // Stage 2: per packet, look the flow up (its bucket is in cache by now), decide (decide.h),
+  // rewrite and account.
   // Looked up here, in arrival order, not in bulk before: a flow a packet of this burst has just
   // added is found by the next packet of the same flow (SYN, ACK in one burst keep one backend).
   uint32_t hits = 0;  // Ctr::FlowHit, added once per burst
@@ -156,57 +146,26 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       uint64_t raw = 0;
       const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.sig, raw)
                             : w.flows4->lookupFamily<false>(key, c.sig, raw);
-      const bool tcp = c.pi.proto == kProtoTcp;
-      bool store = true;
-      FlowValue fv;
-      // The entry's backend before this packet: kNoBackend when there was no entry. An expired
-      // entry, or one whose backend is no longer usable, ends here if it is overwritten.
-      const uint32_t old_bid = hit ? (fv = FlowValue::unpack(raw)).backend_id : kNoBackend;
-      const bool live_hit = hit && !isExpired(fv, now_ms, s.timeouts);
-      if (live_hit) {
-        const SnapBackend* b = s.backend(fv.backend_id);
-        if (usableForExisting(b, c.vip_index)) {
-          hits++;
-          bid = fv.backend_id;
-          FlowState ns = nextState(fv.state, tcp, c.pi.tcp_flags);
-          store = ns != fv.state || uint32_t(now_ms - fv.last_seen_ms) >= FlowTable::kRefreshMs;
-          fv.state = ns;
-        } else {
-          w.counters.add(Ctr::FlowRehash);  // its backend left the pool or failed
-        }
-      }
-      const bool kept = bid != kNoBackend;
-      if (!kept) {
-        const uint8_t* saddr = rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off);
-        bid = pickBackend(w, *c.vip, c.vip_index, c.sig, saddr, c.pi.family);
-        fv.state = nextState(FlowState::TcpSyn, tcp, c.pi.tcp_flags);
-      }
-      if (bid == kNoBackend) {
+      const FlowFacts facts{c.vip, c.vip_index, c.sig, rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off),
+                            c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
+      const FlowDecision d = decideFlow(s, facts, hit, raw, now_ms, &w.rr_cursor[c.vip_index % kMaxVips],
+                                        [&ft] { return ft.size() < ft.capacity(); });
+      if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
+      bid = d.backend;
+      if (unlikely(d.outcome == FlowOutcome::NoBackend)) {
         dropPkt(w, m, Drop::NoBackend);
         continue;
       }
-      if (store) {
-        fv.backend_id = bid;
-        fv.last_seen_ms = now_ms;
-        if (ft.upsert(key, c.sig, fv)) {
-          if (!live_hit) w.counters.add(Ctr::FlowNew);
-          if (!kept) {
-            // A new entry, or an old one re-pointed: per backend, active = new - ended.
-            if (old_bid < kMaxCountedBackends && old_bid != kNoBackend) w.backend_ctrs[old_bid].flows_ended++;
-            if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
-          }
-        } else {
-          // Full: stay correct without state. Maglev on the 5-tuple gives the same answer for
-          // every packet of the flow while the table does not change (RR would not).
-          w.counters.add(Ctr::FlowTableFull);
-          if (c.vip->scheduler == Scheduler::RoundRobin || c.vip->scheduler == Scheduler::WeightedRoundRobin) {
-            bid = c.vip->maglev[maglevSlot(c.sig, c.vip->maglev.size())];
-            if (bid == kNoBackend) {
-              dropPkt(w, m, Drop::NoBackend);
-              continue;
-            }
-          }
-        }
+      if (d.outcome == FlowOutcome::Hit) {
+        hits++;
+        if (d.store) ft.upsert(key, c.sig, d.value);  // the key is there: cannot fail
+      } else if (d.store && likely(ft.upsert(key, c.sig, d.value))) {
+        // A new entry, or an old one re-pointed: per backend, active = new - ended.
+        if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
+        if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
+        if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+      } else {
+        w.counters.add(Ctr::FlowTableFull);  // Untracked (or an insert the table refused)
       }
       const SnapBackend& b = s.backends[bid];
       switch (c.vip->mode) {

@@ -1,0 +1,355 @@
+// The flow decision (src/dataplane/decide.h) through the worker's burst: established flows keep
+// their backend across table changes, removed or failed backends are re-hashed, draining ones
+// keep their flows, idle entries expire per state, a full table falls back to stateless Maglev,
+// and a flow's second packet in the same burst finds the entry its first one stored.
+#include "dataplane/decide.h"
+
+#include "worker_fixture.h"
+
+namespace l4lb::dataplane {
+namespace {
+
+using namespace wtest;  // NOLINT(google-build-using-namespace): the shared fixture
+
+TEST(FlowStickiness, EstablishedFlowKeepsBackendWhenBackendAdded) {
+  SnapshotBuilder sb;
+  auto s1 = build(sb, schedConfig(Scheduler::Maglev, {1, 1}));
+  auto s2 = build(sb, schedConfig(Scheduler::Maglev, {1, 1, 1}));  // backend 2 added
+  ASSERT_TRUE(s1 && s2);
+  auto w = makeWorker();
+  const uint32_t n = 600;
+  auto before = backendsFor(*w, *s1, flows(n));
+  // What Maglev alone picks under the new table (a stateless worker).
+  auto probe = makeWorker();
+  auto fresh = backendsFor(*probe, *s2, flows(n));
+  std::vector<uint32_t> moved;
+  for (uint32_t i = 0; i < n; i++)
+    if (fresh[i] == 2) moved.push_back(i);
+  ASSERT_FALSE(moved.empty()) << "no flow that the new backend would take";
+  auto after = backendsFor(*w, *s2, flows(n, kTcpAck));
+  EXPECT_EQ(after, before);
+  for (uint32_t i : moved) EXPECT_NE(after[i], 2) << "flow " << i << " moved to the added backend";
+  EXPECT_EQ(ctr(*w, Ctr::FlowHit), n);
+  EXPECT_EQ(ctr(*w, Ctr::FlowRehash), 0u);
+  // New flows do reach the added backend.
+  auto newer = backendsFor(*w, *s2, flows(300, kTcpSyn, 10000));
+  EXPECT_GT(std::count(newer.begin(), newer.end(), 2), 50);
+}
+
+TEST(FlowStickiness, EstablishedFlowKeepsBackendWhenWeightsChange) {
+  SnapshotBuilder sb;
+  auto s1 = build(sb, schedConfig(Scheduler::Maglev, {1, 1, 1}));
+  auto s2 = build(sb, schedConfig(Scheduler::Maglev, {10, 1, 1}));
+  ASSERT_TRUE(s1 && s2);
+  auto w = makeWorker();
+  const uint32_t n = 600;
+  auto before = backendsFor(*w, *s1, flows(n));
+  auto probe = makeWorker();
+  auto fresh = backendsFor(*probe, *s2, flows(n));
+  uint32_t differ = 0;
+  for (uint32_t i = 0; i < n; i++) differ += fresh[i] != before[i];
+  ASSERT_GT(differ, 50u) << "weight change should move some flows for new connections";
+  EXPECT_EQ(backendsFor(*w, *s2, flows(n, kTcpAck)), before);
+  EXPECT_EQ(ctr(*w, Ctr::FlowHit), n);
+}
+
+TEST(FlowStickiness, RemovedBackendIsRepicked) {
+  SnapshotBuilder sb;
+  Config full = schedConfig(Scheduler::Maglev, {1, 1, 1});
+  Config less = full;
+  less.vips[0].backends.erase(less.vips[0].backends.begin() + 1);  // backend 1 removed
+  auto s1 = build(sb, full);
+  auto s2 = build(sb, less);
+  ASSERT_TRUE(s1 && s2);
+  auto w = makeWorker();
+  const uint32_t n = 600;
+  auto before = backendsFor(*w, *s1, flows(n));
+  auto probe = makeWorker();
+  auto fresh = backendsFor(*probe, *s2, flows(n));
+  const auto on1 = uint64_t(std::count(before.begin(), before.end(), 1));
+  ASSERT_GT(on1, 0u);
+  auto after = backendsFor(*w, *s2, flows(n, kTcpAck));
+  for (uint32_t i = 0; i < n; i++) {
+    if (before[i] == 1) {
+      EXPECT_EQ(after[i], fresh[i]) << "flow " << i << " re-picked by Maglev";
+    }
+    else EXPECT_EQ(after[i], before[i]) << "flow " << i << " kept";
+    EXPECT_NE(after[i], 1);
+  }
+  EXPECT_EQ(ctr(*w, Ctr::FlowRehash), on1);
+  EXPECT_EQ(ctr(*w, Ctr::FlowHit), n - on1);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), n);  // a rehash is not a new flow
+  // The re-picked entries were stored: the next round is all hits.
+  EXPECT_EQ(backendsFor(*w, *s2, flows(n, kTcpAck)), after);
+  EXPECT_EQ(ctr(*w, Ctr::FlowRehash), on1);
+  EXPECT_EQ(ctr(*w, Ctr::FlowHit), 2 * n - on1);
+}
+
+TEST(FlowStickiness, UnhealthyRehashesDrainingKeeps) {
+  SnapshotBuilder sb;
+  auto s1 = build(sb, schedConfig(Scheduler::Maglev, {1, 1, 1}));
+  ASSERT_TRUE(s1);
+  const uint32_t id0 = s1->vips[0].backends[0], id1 = s1->vips[0].backends[1];
+  // Backend 1 out of the table (its slots given to backend 0), in two states.
+  auto without1 = [&](BackendState st) {
+    Snapshot c = *s1;
+    c.backends[id1].state = st;
+    for (uint32_t& slot : c.vips[0].maglev)
+      if (slot == id1) slot = id0;
+    return c;
+  };
+  const Snapshot draining = without1(BackendState::Draining);
+  const Snapshot unhealthy = without1(BackendState::Unhealthy);
+  const uint32_t n = 300;
+  auto w = makeWorker();
+  auto before = backendsFor(*w, *s1, flows(n));
+  const auto on1 = uint64_t(std::count(before.begin(), before.end(), 1));
+  ASSERT_GT(on1, 0u);
+  EXPECT_EQ(backendsFor(*w, draining, flows(n, kTcpAck)), before);  // draining keeps its flows
+  auto nw = backendsFor(*w, draining, flows(n, kTcpSyn, 5000));
+  EXPECT_EQ(std::count(nw.begin(), nw.end(), 1), 0) << "draining backend got new flows";
+  auto after = backendsFor(*w, unhealthy, flows(n, kTcpAck));
+  for (uint32_t i = 0; i < n; i++) EXPECT_EQ(after[i], before[i] == 1 ? 0 : before[i]) << i;
+  EXPECT_EQ(ctr(*w, Ctr::FlowRehash), on1);
+}
+
+TEST(FlowTimeouts, UdpIdleIsNewTcpEstablishedIsHit) {
+  SnapshotBuilder sb;
+  Config c = schedConfig(Scheduler::RoundRobin, {1, 1, 1, 1});
+  c.vips.push_back(c.vips[0]);
+  c.vips[1].port = 53;
+  c.vips[1].protocol = Proto::Udp;
+  c.vips[1].backends.clear();
+  for (int i = 0; i < 4; i++) c.vips[1].backends.push_back(makeBackend(ipAddr("10.0.0." + std::to_string(40 + i)), backendMac(i)));
+  c.flow_table.udp_timeout_ms = 1000;
+  c.flow_table.tcp_syn_timeout_ms = 500;
+  c.flow_table.tcp_established_timeout_ms = 300'000;
+  auto s = build(sb, c);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->timeouts.udp_ms, 1000u);
+  auto w = makeWorker();
+  const Frame u = udpTo(kClient4, 4000);
+  auto b0 = backendsFor(*w, *s, {u}, 0);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 1u);
+  EXPECT_EQ(backendsFor(*w, *s, {u}, 900), b0);  // within the timeout: same backend
+  EXPECT_EQ(ctr(*w, Ctr::FlowHit), 1u);
+  // Idle 2500 ms > 1000: a new flow, and round robin moves it to the next backend.
+  auto b1 = backendsFor(*w, *s, {u}, 2500);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 2u);
+  EXPECT_EQ(ctr(*w, Ctr::FlowHit), 1u);
+  EXPECT_NE(b1, b0);
+
+  // TCP: SYN at 0, ACK at 100 (established), then hits far past the UDP / SYN timeouts.
+  const Frame syn = tcpTo(kClient4, 4000, kTcpSyn), ack = tcpTo(kClient4, 4000, kTcpAck);
+  auto t0 = backendsFor(*w, *s, {syn}, 0);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 3u);
+  EXPECT_EQ(backendsFor(*w, *s, {ack}, 100), t0);
+  EXPECT_EQ(backendsFor(*w, *s, {ack}, 2500), t0);
+  EXPECT_EQ(backendsFor(*w, *s, {ack}, 200'000), t0);
+  EXPECT_EQ(ctr(*w, Ctr::FlowHit), 4u);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 3u);
+  // 300 s after the last refresh (200'000): expired.
+  backendsFor(*w, *s, {ack}, 200'000 + 300'001);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 4u);
+
+  // A SYN-only flow uses the (short) SYN timeout.
+  const Frame syn2 = tcpTo(kClient4, 4001, kTcpSyn);
+  backendsFor(*w, *s, {syn2}, 1'000'000);
+  backendsFor(*w, *s, {tcpTo(kClient4, 4001, kTcpAck)}, 1'000'400);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 5u);
+  backendsFor(*w, *s, {syn2}, 1'000'000 + 400 + 10);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 5u);
+  const Frame syn3 = tcpTo(kClient4, 4002, kTcpSyn);
+  backendsFor(*w, *s, {syn3}, 2'000'000);
+  backendsFor(*w, *s, {syn3}, 2'000'501);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 7u);
+}
+
+TEST(FlowTableFull, AllForwardedAndRoundRobinFallbackConsistent) {
+  SnapshotBuilder sb;
+  auto s = build(sb, schedConfig(Scheduler::RoundRobin, {1, 1, 1}));
+  ASSERT_TRUE(s);
+  auto w = makeWorker(1024);
+  const uint32_t n = 2000;
+  auto first = backendsFor(*w, *s, flows(n));
+  ASSERT_EQ(first.size(), n);
+  EXPECT_EQ(std::count(first.begin(), first.end(), -1), 0);
+  EXPECT_EQ(w->flows4->size(), 1024u);
+  EXPECT_EQ(ctr(*w, Ctr::FlowTableFull), n - 1024);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 1024u);  // counted on insert; the rest are flow_table_full
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+  // Second packet of every flow: same backend, stored or not.
+  auto second = backendsFor(*w, *s, flows(n, kTcpAck));
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(ctr(*w, Ctr::FlowHit), 1024u);
+  EXPECT_EQ(ctr(*w, Ctr::FlowTableFull), 2 * (n - 1024));
+  // Same for weighted round robin.
+  auto s2 = build(sb, schedConfig(Scheduler::WeightedRoundRobin, {1, 2, 3}));
+  auto w2 = makeWorker(1024);
+  auto a = backendsFor(*w2, *s2, flows(n));
+  EXPECT_EQ(backendsFor(*w2, *s2, flows(n, kTcpAck)), a);
+}
+
+TEST(FlowTable, SameNewFlowTwiceInOneBurstRoundRobin) {
+  SnapshotBuilder sb;
+  auto s = build(sb, schedConfig(Scheduler::RoundRobin, {1, 1, 1}));
+  ASSERT_TRUE(s);
+  auto w = makeWorker();
+  // SYN and the retransmitted SYN of one new flow arrive in the same burst.
+  const Frame syn = tcpTo(kClient4, 4444, kTcpSyn);
+  auto got = backendsFor(*w, *s, {syn, syn, tcpTo(kClient4, 4444, kTcpAck)});
+  ASSERT_EQ(got.size(), 3u);
+  auto later = backendsFor(*w, *s, {tcpTo(kClient4, 4444, kTcpAck)});
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(got[1], got[0]);
+  EXPECT_EQ(got[2], got[0]);
+  EXPECT_EQ(later[0], got[0]);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 1u);
+}
+
+TEST(FlowTable, SameNewFlowTwiceInOneBurstCountsOneNewFlow) {
+  SnapshotBuilder sb;
+  auto s = build(sb, schedConfig(Scheduler::Maglev, {1, 1, 1}));
+  ASSERT_TRUE(s);
+  auto w = makeWorker();
+  const Frame syn = tcpTo(kClient4, 4444, kTcpSyn);
+  auto got = backendsFor(*w, *s, {syn, syn});
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], got[1]);  // Maglev is stateless: same answer
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// decideFlow itself, one test per named outcome, on a snapshot from the real builder.
+
+struct DecideFixture : ::testing::Test {
+  void SetUp() override {
+    cfg = schedConfig(Scheduler::Maglev, {1, 1, 1});
+    s = build(sb, cfg);
+    ASSERT_TRUE(s);
+    vip = &s->vips[0];
+  }
+  FlowFacts facts(uint32_t client, uint8_t flags, const SnapVip* v = nullptr) {
+    key_addr = clientAddr(client);
+    FlowKey4 k;
+    const uint16_t sport = rte_cpu_to_be_16(uint16_t(1000 + client)), dport = rte_cpu_to_be_16(80);
+    const hash_sig_t sig = makeFlowKey(k, key_addr.bytes.data(), kVip4.bytes.data(), sport, dport, kProtoTcp);
+    return FlowFacts{v ? v : vip, 0, sig, key_addr.bytes.data(), Family::V4, true, flags};
+  }
+  static uint64_t entry(uint32_t backend, FlowState st, uint32_t last_seen) {
+    return FlowValue{backend, st, last_seen}.pack();
+  }
+  Config cfg;
+  SnapshotBuilder sb;
+  std::unique_ptr<Snapshot> s;
+  const SnapVip* vip = nullptr;
+  IpAddr key_addr;
+  uint32_t cursor = 0;
+};
+
+auto room(bool r) {
+  return [r] { return r; };
+}
+
+TEST_F(DecideFixture, NewFlowTakesTheMaglevChoiceAndStoresASynEntry) {
+  const FlowFacts p = facts(1, kTcpSyn);
+  const FlowDecision d = decideFlow(*s, p, false, 0, 5000, &cursor, room(true));
+  EXPECT_EQ(d.outcome, FlowOutcome::New);
+  EXPECT_EQ(d.entry, EntryVerdict::None);
+  EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, p.saddr, Family::V4));
+  EXPECT_NE(d.backend, kNoBackend);
+  EXPECT_EQ(d.old_backend, kNoBackend);
+  EXPECT_TRUE(d.store);
+  EXPECT_EQ(d.value.backend_id, d.backend);
+  EXPECT_EQ(d.value.state, FlowState::TcpSyn);
+  EXPECT_EQ(d.value.last_seen_ms, 5000u);
+}
+
+TEST_F(DecideFixture, LiveEntryIsAHitAndRewritesOnlyOnStateChangeOrRefresh) {
+  const FlowFacts ack = facts(2, kTcpAck);
+  // Some backend other than the Maglev choice: a hit must keep the entry's, not re-pick.
+  const uint32_t maglev = statelessBackend(*vip, ack.sig, ack.saddr, Family::V4);
+  uint32_t other = kNoBackend;
+  for (uint32_t id : vip->backends)
+    if (id != maglev) other = id;
+  ASSERT_NE(other, kNoBackend);
+  FlowDecision d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1500, &cursor, room(false));
+  EXPECT_EQ(d.outcome, FlowOutcome::Hit);
+  EXPECT_EQ(d.backend, other);
+  EXPECT_FALSE(d.store) << "same state, refreshed 500 ms ago";
+  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1000 + kFlowRefreshMs, &cursor, room(false));
+  EXPECT_TRUE(d.store) << "refresh due";
+  EXPECT_EQ(d.value.last_seen_ms, 1000 + kFlowRefreshMs);
+  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpSyn, 1000), 1100, &cursor, room(false));
+  EXPECT_TRUE(d.store) << "SYN -> established";
+  EXPECT_EQ(d.value.state, FlowState::TcpEstablished);
+  EXPECT_EQ(cursor, 0u);
+}
+
+TEST_F(DecideFixture, ExpiredEntryIsReplacedByANewChoice) {
+  const FlowFacts p = facts(3, kTcpAck);
+  const uint32_t old = vip->backends[0];
+  const uint32_t idle = s->timeouts.tcp_established_ms + 1;
+  const FlowDecision d = decideFlow(*s, p, true, entry(old, FlowState::TcpEstablished, 0), idle, &cursor, room(false));
+  EXPECT_EQ(d.outcome, FlowOutcome::Expired);
+  EXPECT_EQ(d.entry, EntryVerdict::Expired);
+  EXPECT_EQ(d.old_backend, old);
+  EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, p.saddr, Family::V4));
+  EXPECT_TRUE(d.store) << "the key is in the table: overwriting needs no room";
+  EXPECT_EQ(d.value.state, FlowState::TcpEstablished);
+}
+
+TEST_F(DecideFixture, EntryOnARemovedOrForeignBackendIsRehashed) {
+  const FlowFacts p = facts(4, kTcpAck);
+  for (uint32_t gone : {uint32_t(999), uint32_t(kNoBackend)}) {
+    const FlowDecision d = decideFlow(*s, p, true, entry(gone, FlowState::TcpEstablished, 0), 10, &cursor, room(false));
+    EXPECT_EQ(d.outcome, FlowOutcome::Rehash) << gone;
+    EXPECT_EQ(d.entry, EntryVerdict::Unusable);
+    EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, p.saddr, Family::V4));
+    EXPECT_TRUE(d.store);
+  }
+}
+
+TEST_F(DecideFixture, FullTableLeavesTheFlowUntrackedOnMaglev) {
+  const FlowFacts p = facts(5, kTcpSyn);
+  const FlowDecision d = decideFlow(*s, p, false, 0, 10, &cursor, room(false));
+  EXPECT_EQ(d.outcome, FlowOutcome::Untracked);
+  EXPECT_FALSE(d.store);
+  EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, p.saddr, Family::V4));
+}
+
+TEST_F(DecideFixture, RoundRobinFullTableFallsBackToTheMaglevSlotAndWithoutCursorNamesNone) {
+  cfg = schedConfig(Scheduler::RoundRobin, {1, 1, 1});
+  s = build(sb, cfg);
+  vip = &s->vips[0];
+  const FlowFacts p = facts(6, kTcpSyn);
+  FlowDecision d = decideFlow(*s, p, false, 0, 10, &cursor, room(true));
+  EXPECT_EQ(d.outcome, FlowOutcome::New);
+  EXPECT_EQ(d.backend, vip->rr[0]);
+  EXPECT_EQ(cursor, 1u);
+  d = decideFlow(*s, p, false, 0, 10, &cursor, room(false));
+  EXPECT_EQ(d.outcome, FlowOutcome::Untracked);
+  EXPECT_EQ(d.backend, vip->maglev[maglevSlot(p.sig, vip->maglev.size())]);
+  // explain asks without the worker's cursor: the round-robin choice has no name.
+  d = decideFlow(*s, p, false, 0, 10, nullptr, room(true));
+  EXPECT_EQ(d.outcome, FlowOutcome::New);
+  EXPECT_EQ(d.backend, kNoBackend);
+}
+
+TEST_F(DecideFixture, NoUsableBackendIsNoBackendAndNothingStored) {
+  Config c = cfg;
+  c.vips[0].backends.clear();
+  auto empty = build(sb, c);
+  ASSERT_TRUE(empty);
+  const FlowFacts p = facts(7, kTcpSyn, &empty->vips[0]);
+  for (bool hit : {false, true}) {
+    const FlowDecision d = decideFlow(*empty, p, hit, entry(999, FlowState::TcpEstablished, 0), 10, &cursor, room(true));
+    EXPECT_EQ(d.outcome, FlowOutcome::NoBackend);
+    EXPECT_FALSE(d.store);
+    EXPECT_EQ(d.backend, kNoBackend);
+    EXPECT_EQ(d.entry, hit ? EntryVerdict::Unusable : EntryVerdict::None);
+  }
+}
+
+}  // namespace
+}  // namespace l4lb::dataplane
