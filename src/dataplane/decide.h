@@ -59,8 +59,7 @@ constexpr const char* toString(FlowOutcome o) {
 struct FlowFacts {
   const SnapVip* vip;
   uint32_t vip_index;
-  hash_sig_t sig;        // the flow key's hash (makeFlowKey): Maglev slot, flow-table bucket
-  const uint8_t* saddr;  // the client address (source hashing), read only for a new choice
+  hash_sig_t sig;  // the flow key's hash (makeFlowKey): Maglev slot, flow-table bucket
   Family family;
   bool tcp;
   uint8_t tcp_flags;
@@ -82,23 +81,27 @@ inline EntryVerdict classifyEntry(const FlowValue& fv, const Snapshot& s, uint32
 }
 
 // The scheduler's choice for a new flow. Round robin advances `rr_cursor` (the worker's, per
-// VIP); without a cursor (explain) it returns kNoBackend unless the VIP has no backend at all.
-inline uint32_t newFlowBackend(const SnapVip& v, const FlowFacts& p, uint32_t* rr_cursor) {
+// VIP); without a cursor (explain) it returns kNoBackend. source_addr() gives the client
+// address (source hashing).
+template <typename SourceAddr>
+__rte_always_inline uint32_t newFlowBackend(const SnapVip& v, const FlowFacts& p, uint32_t* rr_cursor,
+                                            SourceAddr&& source_addr) {
   if (isRoundRobin(v)) {
     if (v.rr.empty() || rr_cursor == nullptr) return kNoBackend;
     uint32_t& c = *rr_cursor;
     if (c >= v.rr.size()) c = 0;
     return v.rr[c++];
   }
-  return statelessBackend(v, p.sig, p.saddr, p.family);
+  return statelessBackend(v, p.sig, source_addr(), p.family);
 }
 
 // hit/raw: the table's lookup result (raw is FlowValue::pack() of the entry). has_room(): may a
-// new key be inserted (size below capacity)? Asked only when there is no entry, so the fast
-// path pays for it only on new flows. rr_cursor: see newFlowBackend.
-template <typename HasRoom>
+// new key be inserted (size below capacity)? source_addr(): the client address. Both are asked
+// only on the way to a new choice, so a hit pays for neither. rr_cursor: see newFlowBackend.
+template <typename HasRoom, typename SourceAddr>
 __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& p, bool hit, uint64_t raw,
-                                            uint32_t now_ms, uint32_t* rr_cursor, HasRoom&& has_room) {
+                                            uint32_t now_ms, uint32_t* rr_cursor, HasRoom&& has_room,
+                                            SourceAddr&& source_addr) {
   FlowDecision d;
   d.store = true;
   d.old_backend = kNoBackend;
@@ -118,7 +121,7 @@ __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& 
       return d;
     }
   }
-  d.backend = newFlowBackend(*p.vip, p, rr_cursor);
+  d.backend = newFlowBackend(*p.vip, p, rr_cursor, source_addr);
   // Asked without a cursor, a round-robin VIP with backends has a choice explain cannot name.
   const bool unnamed = rr_cursor == nullptr && isRoundRobin(*p.vip) && !p.vip->rr.empty();
   if (d.backend == kNoBackend && !unnamed) {

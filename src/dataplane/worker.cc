@@ -146,10 +146,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       uint64_t raw = 0;
       const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.sig, raw)
                             : w.flows4->lookupFamily<false>(key, c.sig, raw);
-      const FlowFacts facts{c.vip, c.vip_index, c.sig, rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off),
-                            c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
-      const FlowDecision d = decideFlow(s, facts, hit, raw, now_ms, &w.rr_cursor[c.vip_index % kMaxVips],
-                                        [&ft] { return ft.size() < ft.capacity(); });
+      const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
+      const FlowDecision d = decideFlow(
+          s, facts, hit, raw, now_ms, &w.rr_cursor[c.vip_index % kMaxVips],
+          [&ft] { return ft.size() < ft.capacity(); },
+          [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
       if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
       bid = d.backend;
       if (unlikely(d.outcome == FlowOutcome::NoBackend)) {
