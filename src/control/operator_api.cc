@@ -397,7 +397,8 @@ std::vector<ControlPlane::FlowAnswer> ControlPlane::askFlowTables(bool v6, const
     bool pending = false;
     for (size_t i = 0; i < queries_.size(); i++) {
       if (!asked[i] || out[i].answered) continue;
-      if (dataplane::takeFlowAnswer(*queries_[i], out[i].hit, out[i].value)) out[i].answered = true;
+      dataplane::FlowQueryAnswer a;
+      if (dataplane::takeFlowAnswer(*queries_[i], a)) out[i].answered = true, out[i].hit = a.hit, out[i].value = a.value;
       else pending = true;
     }
     if (!pending || monoMsNow() >= deadline) break;

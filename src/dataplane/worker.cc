@@ -237,6 +237,7 @@ void answerFlowQuery(WorkerState& w) {
   uint64_t v = 0;
   q.hit = ft.lookup(q.key, q.sig, v);
   q.value = v;
+  q.room = ft.size() < ft.capacity();
   q.answer.store(req, std::memory_order_release);
 }
 
@@ -251,10 +252,9 @@ bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_
   return true;
 }
 
-bool takeFlowAnswer(const FlowQuery& q, bool& hit, uint64_t& value) {
+bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out) {
   if (q.answer.load(std::memory_order_acquire) != q.request.load(std::memory_order_relaxed)) return false;
-  hit = q.hit;
-  value = q.value;
+  out = {q.hit, q.value, q.room};
   return true;
 }
 

@@ -29,8 +29,6 @@ inline constexpr uint32_t kMaxVips = 4096;
 inline constexpr uint32_t kSweepPassMs = 10'000;
 inline constexpr uint32_t kSweepMinPerMs = 16;
 inline constexpr uint32_t kSweepChunk = 64;
-// Kept for callers that sweep a fixed amount per call (tests, benchmarks of FlowTable::sweep).
-inline constexpr uint32_t kSweepBudget = 16;
 
 // Packets ready to send, grouped by egress port (Snapshot::ports index).
 struct TxBatch {
@@ -55,6 +53,14 @@ struct alignas(RTE_CACHE_LINE_SIZE) FlowQuery {
   alignas(8) uint8_t key[sizeof(FlowKey6)] = {};
   bool hit = false;
   uint64_t value = 0;  // FlowValue::pack() of the entry when hit
+  bool room = false;   // the table could take a new key (a new flow would be tracked)
+};
+
+// A worker's answer to a FlowQuery: the facts decideFlow takes from the flow table.
+struct FlowQueryAnswer {
+  bool hit = false;
+  uint64_t value = 0;
+  bool room = false;
 };
 
 // Everything one worker owns. Cache-aligned so two workers never share a line.
@@ -79,9 +85,9 @@ void answerFlowQuery(WorkerState& w);
 
 // The control thread's side of the FlowQuery protocol. postFlowQuery leaves a question (false,
 // leaving the slot alone, while an earlier one is unanswered); takeFlowAnswer is true once the
-// worker has answered the last question, with its answer in `hit` / `value`.
+// worker has answered the last question, with its answer in `out`.
 bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_sig_t sig);
-bool takeFlowAnswer(const FlowQuery& q, bool& hit, uint64_t& value);
+bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out);
 
 inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
 

@@ -667,17 +667,16 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
     }
     q_asked++;
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    bool hit = false;
-    uint64_t value = 0;
-    while (!dataplane::takeFlowAnswer(q, hit, value)) {
+    dataplane::FlowQueryAnswer a;
+    while (!dataplane::takeFlowAnswer(q, a)) {
       if (std::chrono::steady_clock::now() > until) return;  // counted as unanswered
       trafficRound(false);
       sched_yield();
     }
     q_answered++;
-    if (hit) {
+    if (a.hit) {
       q_hits++;
-      if (dataplane::FlowValue::unpack(value).backend_id == kNoBackend) q_bad++;
+      if (dataplane::FlowValue::unpack(a.value).backend_id == kNoBackend) q_bad++;
     }
   };
 
