@@ -10,6 +10,7 @@ PKGS=(
   clang                        # compiles the XDP program (clang -target bpf)
   libtomlplusplus-dev          # config parser
   nlohmann-json3-dev           # JSON for stats / control API
+  libsystemd-dev               # sd_notify: readiness, reload and watchdog under systemd
   libnl-3-dev libnl-route-3-dev  # rtnetlink: neighbour resolution, kernel interface addresses
   libgtest-dev googletest      # unit tests
   python3-scapy                # independent packet decoder for integration tests
