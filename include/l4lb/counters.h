@@ -9,75 +9,108 @@
 
 namespace l4lb {
 
-// Why a packet was not forwarded. Ok means "not dropped".
-enum class Drop : uint8_t {
-  Ok = 0,
-  TooShort,          // frame shorter than the headers it announces (Ethernet, VLAN, IP, L4)
-  NotIp,             // ethertype other than IPv4/IPv6 (LLDP, QinQ, ARP not asking for a VIP ...)
-                     // on a port without an exception path
-  BadIpHeader,       // version mismatch, IHL < 5, bad IPv4 header checksum, IPv6 ext chain too long
-  BadLength,         // IP total/payload length beyond the frame or below the headers, bad UDP length, TCP offset
-  Fragment,          // IPv4 MF/offset or IPv6 fragment header: not balanced (no L4 ports in later
-                     // fragments); to a VIP address, or on a port without an exception path
-  UnsupportedProto,  // L4 protocol other than TCP/UDP/ICMP; to a VIP address, or without an exception path
-  Icmp,              // ICMP/ICMPv6 that is not echo, NS or an error about a VIP flow (to a VIP
-                     // address, or on a port without an exception path)
-  NoVip,             // TCP/UDP neither for a VIP (addr, port, proto) nor a NAT reply: never relayed;
-                     // to a VIP address, or on a port without an exception path
-  NoBackend,         // VIP has no usable backend
-  TtlExceeded,       // NAT forwarding would decrement TTL/hop limit to zero
-  TooBig,            // packet larger than the egress MTU and cannot be fragmented (ICMP sent if DF,
-                     // never for a forwarded ICMP error)
-  NoHeadroom,        // mbuf has no room for the encapsulation header (or a neighbour advertisement)
-  NoRoute,           // NAT reply: no port/next hop for the client address
-  TxFull,            // the NIC TX queue did not accept the packet
-  NoKernelPath,      // a port's or a tap's kernel_port is set but names no valid port (never on a
-                     // port without an exception path: its non-balancer traffic keeps the reasons above)
-  BadIcmp,           // echo request or ICMP error for a VIP with a wrong ICMP checksum
-  BadNd,             // neighbour solicitation for a VIP failing RFC 4861 §7.1.1 validation
-  BadIcmpQuote,      // ICMP error to a VIP whose quoted packet is truncated or not VIP -> client TCP/UDP
-  IcmpErrorNoFlow,   // ICMP error about a round-robin VIP flow this worker has no entry for
-  Count
-};
+// Each list below is the one place a drop reason or an event is declared: the macro produces
+// the enum, its names (stats JSON, metrics and tests/integration/l4lb_harness.py use them, in
+// this order, so never reorder or rename) and, through the enum, the counter arrays (VPP's
+// foreach_lb_error). Each entry is X(Enumerator, "name"), after a comment on what it counts.
 
-constexpr std::string_view kDropNames[] = {
-    "ok",          "too_short",  "not_ip",      "bad_ip_header", "bad_length",
-    "fragment",    "unsupported_proto", "icmp",  "no_vip",        "no_backend",
-    "ttl_exceeded", "too_big",   "no_headroom", "no_route",      "tx_full",
-    "no_kernel_path", "bad_icmp",  "bad_nd",     "bad_icmp_quote", "icmp_error_no_flow",
-};
+// Why a packet was not forwarded. Ok means "not dropped".
+#define L4LB_FOREACH_DROP(X)                                                                       \
+  X(Ok, "ok")                                                                                      \
+  /* frame shorter than the headers it announces (Ethernet, VLAN, IP, L4) */                       \
+  X(TooShort, "too_short")                                                                         \
+  /* ethertype other than IPv4/IPv6 (LLDP, QinQ, ARP not asking for a VIP ...) on a port without   \
+     an exception path */                                                                          \
+  X(NotIp, "not_ip")                                                                               \
+  /* version mismatch, IHL < 5, bad IPv4 header checksum, IPv6 ext chain too long */               \
+  X(BadIpHeader, "bad_ip_header")                                                                  \
+  /* IP total/payload length beyond the frame or below the headers, bad UDP length, TCP offset */  \
+  X(BadLength, "bad_length")                                                                       \
+  /* IPv4 MF/offset or IPv6 fragment header: not balanced (no L4 ports in later fragments); to a   \
+     VIP address, or on a port without an exception path */                                       \
+  X(Fragment, "fragment")                                                                          \
+  /* L4 protocol other than TCP/UDP/ICMP; to a VIP address, or without an exception path */        \
+  X(UnsupportedProto, "unsupported_proto")                                                         \
+  /* ICMP/ICMPv6 that is not echo, NS or an error about a VIP flow (to a VIP address, or on a port \
+     without an exception path) */                                                                 \
+  X(Icmp, "icmp")                                                                                  \
+  /* TCP/UDP neither for a VIP (addr, port, proto) nor a NAT reply: never relayed; to a VIP        \
+     address, or on a port without an exception path */                                           \
+  X(NoVip, "no_vip")                                                                               \
+  /* VIP has no usable backend */                                                                  \
+  X(NoBackend, "no_backend")                                                                       \
+  /* NAT forwarding would decrement TTL/hop limit to zero */                                       \
+  X(TtlExceeded, "ttl_exceeded")                                                                   \
+  /* packet larger than the egress MTU and cannot be fragmented (ICMP sent if DF, never for a      \
+     forwarded ICMP error) */                                                                      \
+  X(TooBig, "too_big")                                                                             \
+  /* mbuf has no room for the encapsulation header (or a neighbour advertisement) */               \
+  X(NoHeadroom, "no_headroom")                                                                     \
+  /* NAT reply: no port/next hop for the client address */                                        \
+  X(NoRoute, "no_route")                                                                           \
+  /* the NIC TX queue did not accept the packet */                                                 \
+  X(TxFull, "tx_full")                                                                             \
+  /* a port's or a tap's kernel_port is set but names no valid port (never on a port without an    \
+     exception path: its non-balancer traffic keeps the reasons above) */                          \
+  X(NoKernelPath, "no_kernel_path")                                                                \
+  /* echo request or ICMP error for a VIP with a wrong ICMP checksum */                            \
+  X(BadIcmp, "bad_icmp")                                                                           \
+  /* neighbour solicitation for a VIP failing RFC 4861 §7.1.1 validation */                        \
+  X(BadNd, "bad_nd")                                                                               \
+  /* ICMP error to a VIP whose quoted packet is truncated or not VIP -> client TCP/UDP */          \
+  X(BadIcmpQuote, "bad_icmp_quote")                                                                \
+  /* ICMP error about a round-robin VIP flow this worker has no entry for */                       \
+  X(IcmpErrorNoFlow, "icmp_error_no_flow")
+
+// Events that are not drops.
+#define L4LB_FOREACH_CTR(X)                                                                        \
+  X(RxPackets, "rx_packets")                                                                       \
+  X(RxBytes, "rx_bytes")                                                                           \
+  X(TxPackets, "tx_packets")                                                                       \
+  X(TxBytes, "tx_bytes")                                                                           \
+  /* packet matched an entry in the flow table */                                                  \
+  X(FlowHit, "flow_hit")                                                                           \
+  /* new flow inserted */                                                                          \
+  X(FlowNew, "flow_new")                                                                           \
+  /* insert failed: packet scheduled by stateless Maglev instead */                                \
+  X(FlowTableFull, "flow_table_full")                                                              \
+  /* entry pointed at a backend no longer usable: re-picked */                                     \
+  X(FlowRehash, "flow_rehash")                                                                     \
+  /* entries removed by the sweeper */                                                             \
+  X(FlowExpired, "flow_expired")                                                                   \
+  /* NAT replies rewritten back to the VIP */                                                      \
+  X(NatReverse, "nat_reverse")                                                                     \
+  /* ICMP fragmentation-needed / ICMPv6 packet-too-big generated */                                \
+  X(IcmpTooBigSent, "icmp_too_big_sent")                                                           \
+  /* handed to the port's kernel side (exception path) */                                          \
+  X(ToKernel, "to_kernel")                                                                         \
+  /* sent on the port on behalf of the kernel (exception path) */                                  \
+  X(FromKernel, "from_kernel")                                                                     \
+  /* ARP replies for VIP addresses */                                                              \
+  X(ArpReply, "arp_reply")                                                                         \
+  /* neighbour advertisements for VIP addresses */                                                 \
+  X(NdReply, "nd_reply")                                                                           \
+  /* ICMP/ICMPv6 echo replies from VIP addresses */                                                \
+  X(EchoReply, "echo_reply")                                                                       \
+  /* ICMP errors about a VIP flow sent to the backend that owns the flow */                        \
+  X(IcmpErrorForwarded, "icmp_error_forwarded")
+
+#define L4LB_ENUMERATOR(e, name) e,
+#define L4LB_NAME(e, name) name,
+
+enum class Drop : uint8_t { L4LB_FOREACH_DROP(L4LB_ENUMERATOR) Count };
+constexpr std::string_view kDropNames[] = {L4LB_FOREACH_DROP(L4LB_NAME)};
 static_assert(sizeof(kDropNames) / sizeof(kDropNames[0]) == size_t(Drop::Count));
+static_assert(size_t(Drop::Ok) == 0, "Ok is 'not dropped': totalDrops() and the stats skip index 0");
 
 inline std::string_view toString(Drop d) { return kDropNames[size_t(d)]; }
 
-// Events that are not drops.
-enum class Ctr : uint8_t {
-  RxPackets = 0,
-  RxBytes,
-  TxPackets,
-  TxBytes,
-  FlowHit,           // packet matched an entry in the flow table
-  FlowNew,           // new flow inserted
-  FlowTableFull,     // insert failed: packet scheduled by stateless Maglev instead
-  FlowRehash,        // entry pointed at a backend no longer usable: re-picked
-  FlowExpired,       // entries removed by the sweeper
-  NatReverse,        // NAT replies rewritten back to the VIP
-  IcmpTooBigSent,    // ICMP fragmentation-needed / ICMPv6 packet-too-big generated
-  ToKernel,          // handed to the port's kernel side (exception path)
-  FromKernel,        // sent on the port on behalf of the kernel (exception path)
-  ArpReply,          // ARP replies for VIP addresses
-  NdReply,           // neighbour advertisements for VIP addresses
-  EchoReply,         // ICMP/ICMPv6 echo replies from VIP addresses
-  IcmpErrorForwarded,  // ICMP errors about a VIP flow sent to the backend that owns the flow
-  Count
-};
-
-constexpr std::string_view kCtrNames[] = {
-    "rx_packets", "rx_bytes",   "tx_packets",  "tx_bytes",    "flow_hit",         "flow_new",
-    "flow_table_full", "flow_rehash", "flow_expired", "nat_reverse", "icmp_too_big_sent",
-    "to_kernel",  "from_kernel", "arp_reply",   "nd_reply",    "echo_reply",       "icmp_error_forwarded",
-};
+enum class Ctr : uint8_t { L4LB_FOREACH_CTR(L4LB_ENUMERATOR) Count };
+constexpr std::string_view kCtrNames[] = {L4LB_FOREACH_CTR(L4LB_NAME)};
 static_assert(sizeof(kCtrNames) / sizeof(kCtrNames[0]) == size_t(Ctr::Count));
+
+#undef L4LB_ENUMERATOR
+#undef L4LB_NAME
 
 // Owned and written by one worker; read (racy but word-atomic on x86-64) by the control plane.
 struct alignas(RTE_CACHE_LINE_SIZE) WorkerCounters {

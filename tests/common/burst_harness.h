@@ -1,5 +1,5 @@
 // Test plumbing for driving the worker's processBurst on mbufs without ports (worker_test,
-// exception_test): frames into mbufs, a worker with its flow tables, and the frames it sent.
+// slow_path_test): frames into mbufs, a worker with its flow tables, and the frames it sent.
 // Needs the EAL (tests/common/eal_main.cc).
 #pragma once
 

@@ -30,18 +30,22 @@ BUILD_DIR = os.environ.get("L4LB_BUILD_DIR", os.path.join(REPO_ROOT, "build"))
 DPDK_RUN_DIR = "/var/run/dpdk"
 
 # Drop reasons and counters, in the order of include/l4lb/counters.h.
-def _names_from_counters_h(array):
-    """The names of kDropNames / kCtrNames in include/l4lb/counters.h, in order: the one list the
-    daemon's stats and metrics use, so the harness never drifts from it."""
+def _names_from_counters_h(macro):
+    """The names in the X-macro list `macro` (L4LB_FOREACH_DROP / L4LB_FOREACH_CTR) of
+    include/l4lb/counters.h, in order: the one list the daemon's stats and metrics use, so the
+    harness never drifts from it."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "l4lb", "counters.h")
     with open(path) as f:
         text = f.read()
-    body = re.search(r"constexpr std::string_view " + array + r"\[\] = \{(.*?)\};", text, re.S).group(1)
-    return tuple(re.findall(r'"([a-z0-9_]+)"', body))
+    # The macro's body: its continuation lines, up to the first line without a trailing backslash.
+    body = re.search(r"#define " + macro + r"\(X\)((?:.*\\\n)*.*)", text).group(1)
+    names = tuple(re.findall(r'\bX\(\s*\w+\s*,\s*"([a-z0-9_]+)"\s*\)', body))
+    assert names, f"no X(Enumerator, \"name\") entries in {macro} of {path}"
+    return names
 
 
-DROP_NAMES = _names_from_counters_h("kDropNames")[1:]  # without "ok"
-CTR_NAMES = _names_from_counters_h("kCtrNames")
+DROP_NAMES = _names_from_counters_h("L4LB_FOREACH_DROP")[1:]  # without "ok"
+CTR_NAMES = _names_from_counters_h("L4LB_FOREACH_CTR")
 
 STARTUP_TIMEOUT_S = 20.0   # EAL init with --no-huge takes ~0.25 s here
 RUN_TIMEOUT_S = 30.0       # whole run after start-up

@@ -1,12 +1,19 @@
 // l4lb's XDP program, run in the kernel with BPF_PROG_TEST_RUN on frames from the packet
 // builder, its address map filled through XdpAddrMap: one test per verdict of the decision list
-// (l4lb_xdp.bpf.c), each asserting the exact counters that moved; and XdpAddrMap::sync()
-// semantics. Needs root (CAP_BPF + CAP_NET_ADMIN); skipped otherwise, with the reason.
+// (l4lb_xdp.bpf.c), each asserting the exact counters that moved; the verdicts with an AF_XDP
+// socket in xsks_map; and XdpAddrMap::sync() semantics. Needs root (CAP_BPF + CAP_NET_ADMIN);
+// skipped otherwise, with the reason.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <linux/if_xdp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -108,7 +115,8 @@ class XdpProgramTest : public testing::Test {
 };
 
 // Every verdict hands the packet on with XDP_PASS in a test run: a pass is a pass, and a redirect
-// to the empty xsks_map falls back to it. The counters tell the two apart.
+// to the empty xsks_map falls back to it. The counters tell the two apart (XdpRedirectTest below
+// puts a socket in xsks_map, where the verdicts differ).
 
 TEST_F(XdpProgramTest, Ipv4ToVipIsRedirected) {
   EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).tcp(40000, 80, 0x02).build()),
@@ -266,6 +274,159 @@ TEST_F(XdpProgramTest, ShortOrMalformedPasses) {
       PacketBuilder().ipv6(kClient6, solicitedNode(kVip6)).ttl(255).neighborSolicit(kVip6).build();
   EXPECT_EQ(run(truncate(ns, 14 + 40 + 23)), malformed);
   EXPECT_EQ(run(truncate(ns, 14 + 40)), malformed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// With a socket in xsks_map, as the PMD leaves it: the verdicts themselves.
+//
+// bpf_redirect_map() on an XSKMAP returns XDP_REDIRECT when the key holds a socket and the
+// fallback (XDP_PASS) otherwise; BPF_PROG_TEST_RUN (without BPF_F_TEST_XDP_LIVE_FRAMES) returns
+// the program's verdict and redirects nothing, so a real socket in the map is all it takes for a
+// test run to tell XDP_REDIRECT from XDP_PASS. The test run's rx_queue_index is 0.
+
+// An AF_XDP socket (copy mode, with a UMEM, fill, completion and RX rings: what the PMD inserts)
+// bound to queue 0 of the loopback device of a network namespace of its own. The namespace is
+// unnamed: it lives exactly as long as the socket, so nothing is left behind however the test
+// ends, and no address is configured anywhere. The calling thread returns to its namespace.
+class XskSocket {
+ public:
+  ~XskSocket() {
+    if (fd_ >= 0) close(fd_);
+    if (umem_ != MAP_FAILED) munmap(umem_, kUmemSize);
+  }
+  int fd() const { return fd_; }
+
+  // Empty string on success, else what failed.
+  std::string open() {
+    int home = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) return std::string("/proc/self/ns/net: ") + std::strerror(errno);
+    if (unshare(CLONE_NEWNET) != 0) {
+      std::string err = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
+      close(home);
+      return err;
+    }
+    std::string err = bindInThisNetns();
+    if (setns(home, CLONE_NEWNET) != 0 && err.empty()) err = std::string("setns: ") + std::strerror(errno);
+    close(home);
+    return err;
+  }
+
+ private:
+  static constexpr uint32_t kFrames = 64, kFrameSize = 2048;
+  static constexpr size_t kUmemSize = size_t(kFrames) * kFrameSize;
+
+  std::string bindInThisNetns() {
+    auto fail = [](const char* what) { return std::string(what) + ": " + std::strerror(errno); };
+    fd_ = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return fail("socket(AF_XDP)");
+    umem_ = mmap(nullptr, kUmemSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (umem_ == MAP_FAILED) return fail("mmap");
+    xdp_umem_reg reg{};
+    reg.addr = reinterpret_cast<uintptr_t>(umem_);
+    reg.len = kUmemSize;
+    reg.chunk_size = kFrameSize;
+    if (setsockopt(fd_, SOL_XDP, XDP_UMEM_REG, &reg, sizeof(reg)) != 0) return fail("XDP_UMEM_REG");
+    int n = int(kFrames);
+    if (setsockopt(fd_, SOL_XDP, XDP_UMEM_FILL_RING, &n, sizeof(n)) != 0) return fail("XDP_UMEM_FILL_RING");
+    if (setsockopt(fd_, SOL_XDP, XDP_UMEM_COMPLETION_RING, &n, sizeof(n)) != 0)
+      return fail("XDP_UMEM_COMPLETION_RING");
+    if (setsockopt(fd_, SOL_XDP, XDP_RX_RING, &n, sizeof(n)) != 0) return fail("XDP_RX_RING");
+    sockaddr_xdp sa{};
+    sa.sxdp_family = AF_XDP;
+    sa.sxdp_ifindex = if_nametoindex("lo");
+    sa.sxdp_queue_id = 0;
+    sa.sxdp_flags = XDP_COPY;
+    if (sa.sxdp_ifindex == 0) return fail("lo in the new namespace");
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return fail("bind to lo queue 0");
+    return {};
+  }
+
+  int fd_ = -1;
+  void* umem_ = MAP_FAILED;
+};
+
+class XdpRedirectTest : public XdpProgramTest {
+ protected:
+  void SetUp() override {
+    XdpProgramTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    xsks_fd_ = bpf_map__fd(bpf_object__find_map_by_name(obj_, "xsks_map"));
+    std::string err = xsk_.open();
+    ASSERT_EQ(err, "") << "an AF_XDP socket for xsks_map";
+    putSocketAt(0);
+  }
+  void putSocketAt(uint32_t queue) {
+    int fd = xsk_.fd();
+    ASSERT_EQ(bpf_map_update_elem(xsks_fd_, &queue, &fd, BPF_ANY), 0)
+        << "xsks_map[" << queue << "]: " << std::strerror(errno);
+  }
+
+  XskSocket xsk_;
+  int xsks_fd_ = -1;
+};
+
+TEST_F(XdpRedirectTest, BalancerTrafficIsRedirected) {
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> frame;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"IPv4 to a VIP", PacketBuilder().ipv4(kClient4, kVip4).tcp(40000, 80, 0x02).build(), "redirect_vip"},
+      {"IPv6 to a VIP", PacketBuilder().ipv6(kClient6, kVip6).udp(40000, 53).payload(10).build(),
+       "redirect_vip"},
+      {"tagged IPv4 to a VIP", PacketBuilder().vlan(100).ipv4(kClient4, kVip4).udp(1, 2).build(),
+       "redirect_vip"},
+      {"ARP for a VIP", PacketBuilder().arp(1, kPeerMac, kClient4, MacAddr{}, kVip4).padTo(60).build(),
+       "redirect_arp_vip"},
+      {"NS for a VIP",
+       PacketBuilder().ipv6(kClient6, solicitedNode(kVip6)).ttl(255).neighborSolicit(kVip6, kPeerMac).build(),
+       "redirect_nd_vip"},
+      {"IPv4 NAT reply", PacketBuilder().ipv4(kNat4, kClient4).tcp(8080, 40000, 0x12).build(),
+       "redirect_nat_reply"},
+      {"IPv6 NAT reply", PacketBuilder().ipv6(kNat6, kClient6).udp(53, 40000).build(), "redirect_nat_reply"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    EXPECT_EQ(run(c.frame), (Counts{{c.reason, 1}}));  // no redirect_no_xsk: the socket was found
+    EXPECT_EQ(action_, uint32_t(XDP_REDIRECT));
+  }
+}
+
+TEST_F(XdpRedirectTest, EverythingElseStillPasses) {
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> frame;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"IPv4 to another address", PacketBuilder().ipv4(kClient4, ipAddr("198.18.9.9")).tcp(1, 2, 0x02).build(),
+       "pass_other"},
+      {"IPv6 from a VIP", PacketBuilder().ipv6(kVip6, kClient6).tcp(80, 40000, 0x12).build(), "pass_other"},
+      {"to an own address", PacketBuilder().ipv4(kClient4, kOwn4).tcp(40000, 22, 0x02).build(), "pass_own"},
+      {"VIP and own", PacketBuilder().ipv4(kClient4, kBoth4).udp(1, 2).build(), "pass_own"},
+      {"ARP for an own address", PacketBuilder().arp(1, kPeerMac, kClient4, MacAddr{}, kOwn4).build(), "pass_arp"},
+      {"NS for an own address",
+       PacketBuilder().ipv6(kClient6, solicitedNode(kOwn6)).ttl(255).neighborSolicit(kOwn6, kPeerMac).build(),
+       "pass_nd"},
+      {"not IP", PacketBuilder().payload(46).build(), "pass_not_ip"},
+      {"malformed to a VIP", PacketBuilder().ipv4(kClient4, kVip4).ihl(4).udp(1, 2).build(), "pass_malformed"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    EXPECT_EQ(run(c.frame), (Counts{{c.reason, 1}}));
+    EXPECT_EQ(action_, uint32_t(XDP_PASS));
+  }
+}
+
+TEST_F(XdpRedirectTest, TheKeyIsTheReceiveQueue) {
+  // The socket only at queue 1: a packet received on queue 0 finds none and falls back to pass.
+  const uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_delete_elem(xsks_fd_, &zero), 0) << std::strerror(errno);
+  putSocketAt(1);
+  EXPECT_EQ(run(PacketBuilder().ipv4(kClient4, kVip4).tcp(40000, 80, 0x02).build()),
+            redirected("redirect_vip"));
+  EXPECT_EQ(action_, uint32_t(XDP_PASS));
 }
 
 // ---------------------------------------------------------------------------------------------

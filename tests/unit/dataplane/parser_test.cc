@@ -35,6 +35,12 @@ Drop verdict(const std::vector<uint8_t>& frame) {
   return parse(frame, info);
 }
 
+// The same with the mbuf's offload flags (kRxIpCksumGood: the NIC checked the IPv4 header checksum).
+Drop verdictWithFlags(const std::vector<uint8_t>& frame, uint64_t ol_flags, PacketInfo& info) {
+  std::vector<uint8_t> exact(frame.begin(), frame.end());
+  return parsePacket(exact.data(), static_cast<uint32_t>(exact.size()), info, ol_flags);
+}
+
 // gtest prints Drop as a number otherwise.
 std::string name(Drop d) { return std::string(toString(d)); }
 
@@ -146,8 +152,40 @@ TEST(ParserBadIpHeader, VersionMismatch) {
   EXPECT_VERDICT(v4Tcp().etherType(test::kEtherTypeIpv6).payload(40).build(), Drop::BadIpHeader);
 }
 
+// With the builder's checksum (over 20 bytes) an IHL below 5 also fails the header checksum, so
+// that alone would not show the IHL check at work. Each IHL is also tried with the checksum out
+// of the way: the NIC's CKSUM_GOOD flag, and a header whose first IHL*4 bytes sum to 0xffff (for
+// IHL 1 and 2 the checksum field lies beyond them: the total length or the ID is set instead; for
+// IHL 0 no sum over nothing is valid, so only the flag covers it). Untagged and tagged, so both
+// the straight-line IPv4 path and the general one see them.
+std::vector<uint8_t> withIhlAndItsChecksum(std::vector<uint8_t> frame, size_t l3_off, uint8_t ihl) {
+  frame[l3_off] = uint8_t(0x40 | ihl);
+  const size_t len = size_t(ihl) * 4;
+  const size_t field = len > 10 ? 10 : len > 4 ? 4 : 2;  // checksum, ID or total length
+  frame[l3_off + field] = frame[l3_off + field + 1] = 0;
+  const uint16_t c = test::checksumFromSum(test::onesSum(std::span(frame).subspan(l3_off, len)));
+  frame[l3_off + field] = uint8_t(c >> 8);
+  frame[l3_off + field + 1] = uint8_t(c);
+  return frame;
+}
+
 TEST(ParserBadIpHeader, IhlBelowFive) {
-  for (uint8_t ihl = 0; ihl < 5; ihl++) EXPECT_VERDICT(v4Tcp().ihl(ihl).build(), Drop::BadIpHeader);
+  PacketInfo info;
+  for (bool vlan : {false, true}) {
+    const size_t l3_off = vlan ? 18 : 14;
+    const auto good = (vlan ? v4Tcp().vlan(5) : v4Tcp()).build();
+    for (uint8_t ihl = 0; ihl < 5; ihl++) {
+      SCOPED_TRACE(testing::Message() << "IHL " << int(ihl) << (vlan ? ", tagged" : ""));
+      auto frame = good;
+      frame[l3_off] = uint8_t(0x40 | ihl);
+      EXPECT_VERDICT(frame, Drop::BadIpHeader);
+      EXPECT_EQ(name(verdictWithFlags(frame, kRxIpCksumGood, info)), name(Drop::BadIpHeader));
+      if (ihl == 0) continue;
+      frame = withIhlAndItsChecksum(good, l3_off, ihl);
+      ASSERT_EQ(test::foldSum(test::onesSum(std::span(frame).subspan(l3_off, ihl * 4))), 0xffff);
+      EXPECT_VERDICT(frame, Drop::BadIpHeader);
+    }
+  }
 }
 
 TEST(ParserBadIpHeader, BadChecksum) {
@@ -592,11 +630,6 @@ TEST(ParserRobustness, ByteFlipFuzz) {
 
 // ---------------------------------------------------------------------------------------------
 // Receive offload flags: the IPv4 header checksum is skipped only on RTE_MBUF_F_RX_IP_CKSUM_GOOD.
-
-Drop verdictWithFlags(const std::vector<uint8_t>& frame, uint64_t ol_flags, PacketInfo& info) {
-  std::vector<uint8_t> exact(frame.begin(), frame.end());
-  return parsePacket(exact.data(), static_cast<uint32_t>(exact.size()), info, ol_flags);
-}
 
 TEST(ParserOffload, ChecksumSkippedOnlyWhenTheNicSaysGood) {
   const uint64_t bad = uint64_t(1) << 4;  // RTE_MBUF_F_RX_IP_CKSUM_BAD

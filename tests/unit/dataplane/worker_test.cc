@@ -499,7 +499,7 @@ TEST_F(DropFixture, UnsupportedProto) {
 }
 
 TEST_F(DropFixture, Icmp) {
-  // Echo to a VIP is answered (exception_test.cc); to another address, on a port without an
+  // Echo to a VIP is answered (slow_path_test.cc); to another address, on a port without an
   // exception path, it is still counted here.
   expectDropped(PacketBuilder().eth(kClientMac, kWanMac).ipv4(kClient4, ipAddr("192.0.2.99")).icmpEcho(1, 1).payload(8).build(),
                 Drop::Icmp);

@@ -642,6 +642,46 @@ TEST(IcmpErrorScheduling, FlowEntryWinsOverTheCurrentTable) {
   EXPECT_EQ(backendsOf(run(*w, *s2, errs)), before);
 }
 
+// A backend the control plane took out of the Maglev table keeps its existing flows while it
+// drains, so errors about them must still reach it (its connections' path MTU); an unhealthy
+// one's flows move on, and so do their errors: to the stateless choice, as the next packet of
+// the flow will (worker_test's FlowStickiness.UnhealthyRehashesDrainingKeeps).
+TEST(IcmpErrorScheduling, DrainingBackendKeepsItsFlowsErrorsUnhealthyDoesNot) {
+  SnapshotBuilder sb;
+  auto s1 = build(sb, threeBackends(Scheduler::Maglev));
+  ASSERT_TRUE(s1);
+  const uint32_t id0 = s1->vips[0].backends[0], id1 = s1->vips[0].backends[1];
+  // Backend 1 out of the table (its slots given to backend 0), in two states.
+  auto without1 = [&](BackendState st) {
+    Snapshot c = *s1;
+    c.backends[id1].state = st;
+    for (uint32_t& slot : c.vips[0].maglev)
+      if (slot == id1) slot = id0;
+    return c;
+  };
+  const Snapshot draining = without1(BackendState::Draining);
+  const Snapshot unhealthy = without1(BackendState::Unhealthy);
+  std::vector<Frame> syns, errs;
+  for (uint32_t i = 0; i < 60; i++) syns.push_back(synFrom(i)), errs.push_back(errorFor(i));
+  auto w = makeWorker();
+  const auto before = backendsOf(run(*w, *s1, syns));
+  ASSERT_EQ(before.size(), 60u);
+  const auto on1 = std::count(before.begin(), before.end(), 1);
+  ASSERT_GT(on1, 0) << "no flow on backend 1";
+
+  EXPECT_EQ(backendsOf(run(*w, draining, errs)), before) << "errors about a draining backend's flows";
+  std::vector<int> moved = before;
+  for (int& b : moved)
+    if (b == 1) b = 0;
+  EXPECT_EQ(backendsOf(run(*w, unhealthy, errs)), moved) << "errors about an unhealthy backend's flows";
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 120u);
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew), 60u);  // errors neither create nor re-point flows
+  EXPECT_EQ(ctr(*w, Ctr::FlowRehash), 0u);
+  // The flows themselves are untouched: back on the first table, errors find the same backends.
+  EXPECT_EQ(backendsOf(run(*w, *s1, errs)), before);
+}
+
 TEST(IcmpErrorScheduling, IcmpErrorNoFlow) {
   // Round robin: only the worker that holds the flow knows its backend.
   SnapshotBuilder sb;
