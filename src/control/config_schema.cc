@@ -31,6 +31,10 @@ bool isNameChar(char c) {
 
 bool isNameString(std::string_view s) { return std::all_of(s.begin(), s.end(), isNameChar); }
 
+bool isPortName(const std::string& s) { return !s.empty() && s.size() <= kMaxPortNameLen && isNameString(s); }
+
+bool isNonEmpty(const std::string& s) { return !s.empty(); }
+
 // What the kernel accepts as an interface name (dev_valid_name): no '/', ':' or whitespace. We
 // are stricter and allow only characters that need no quoting in ip(8) commands and logs.
 bool isIfaceName(std::string_view s) {
@@ -225,44 +229,31 @@ void ConfigSchema::loadFlowTable(const Field& f) {
 }
 
 void ConfigSchema::loadPorts(const Field& f, const toml::table& root) {
-  constexpr std::string_view kRequired = "at least one [[ports]] is required";
-  if (!f) {
-    r_.report(root.source().begin, f.path, std::string(kRequired));
-    return;
-  }
-  auto tables = r_.tableArray(f, "[[ports]]");
-  if (f->is_array() && tables.empty()) r_.report(f, std::string(kRequired));
+  auto tables = r_.requiredTableArray(f, root, "[[ports]]", "at least one [[ports]] is required");
   std::map<std::string, size_t> names, devices;
   for (size_t i = 0; i < tables.size(); i++) {
     if (tables[i] == nullptr) continue;
     TableReader t(r_, *tables[i], element(f.path, i));
     PortConfig port;
 
-    if (Field v = t.get("name"); v) {
-      if (auto x = r_.string(v)) {
-        if (x->empty() || x->size() > kMaxPortNameLen || !isNameString(*x)) {
-          r_.report(v, "must be 1..32 characters from A-Z a-z 0-9 _ -");
-        } else if (auto [it, fresh] = names.emplace(*x, i); !fresh) {
-          r_.report(v, quote(*x) + " is already used by " + element(f.path, it->second));
-        }
-        port.name = *x;
+    // name and device: required, and no two ports share one. The value is kept even when
+    // invalid, so later checks do not also complain that it is missing.
+    auto unique = [&](const Field& v, std::map<std::string, size_t>& seen, bool valid(const std::string&),
+                      const char* invalid) -> std::string {
+      if (!v) {
+        t.report(v, "is required");
+        return "";
       }
-    } else {
-      t.report(v, "is required");
-    }
-
-    if (Field v = t.get("device"); v) {
-      if (auto x = r_.string(v)) {
-        if (x->empty()) {
-          r_.report(v, "must not be empty");
-        } else if (auto [it, fresh] = devices.emplace(*x, i); !fresh) {
-          r_.report(v, quote(*x) + " is already used by " + element(f.path, it->second));
-        }
-        port.device = *x;
-      }
-    } else {
-      t.report(v, "is required");
-    }
+      auto x = r_.string(v);
+      if (!x) return "";
+      if (!valid(*x))
+        r_.report(v, invalid);
+      else if (auto [it, fresh] = seen.emplace(*x, i); !fresh)
+        r_.report(v, quote(*x) + " is already used by " + element(f.path, it->second));
+      return *x;
+    };
+    port.name = unique(t.get("name"), names, isPortName, "must be 1..32 characters from A-Z a-z 0-9 _ -");
+    port.device = unique(t.get("device"), devices, isNonEmpty, "must not be empty");
 
     if (Field v = t.get("queues")) {
       if (auto x = r_.integer(v, 0, kMaxPortQueues)) port.queues = static_cast<uint16_t>(*x);

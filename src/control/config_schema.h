@@ -50,7 +50,7 @@ class ConfigSchema {
   void loadVips(const Field& f, const toml::table& root);
   void loadVip(const toml::table& t, const std::string& arrayPath, size_t index,
                std::map<std::string, size_t>& keys, std::map<std::string, size_t>& names);
-  void loadBackends(const Field& f, VipConfig& vip, bool addrOk, bool fwdOk, bool vipPortOk,
+  void loadBackends(TableReader& vipTable, VipConfig& vip, bool addrOk, bool fwdOk, bool vipPortOk,
                     bool vipTimeoutSet);
   void loadBackendHealth(TableReader& t, BackendConfig& be, const VipConfig& vip, bool portsOk,
                          bool vipTimeoutSet);

@@ -197,13 +197,7 @@ void ConfigSchema::validateHealth(const HealthCheckConfig& cfg, const HealthKeys
 }
 
 void ConfigSchema::loadVips(const Field& f, const toml::table& root) {
-  constexpr std::string_view kRequired = "at least one [[vips]] is required";
-  if (!f) {
-    r_.report(root.source().begin, f.path, std::string(kRequired));
-    return;
-  }
-  auto tables = r_.tableArray(f, "[[vips]]");
-  if (f->is_array() && tables.empty()) r_.report(f, std::string(kRequired));
+  auto tables = r_.requiredTableArray(f, root, "[[vips]]", "at least one [[vips]] is required");
   std::map<std::string, size_t> keys, names;
   for (size_t i = 0; i < tables.size(); i++) {
     if (tables[i] == nullptr) continue;
@@ -291,10 +285,7 @@ void ConfigSchema::loadVip(const toml::table& tt, const std::string& arrayPath, 
     }
   }
 
-  if (Field v = t.get("backends"); v)
-    loadBackends(v, vip, addrOk, fwdOk, portOk, vipTimeoutSet);
-  else
-    t.report(v, "a VIP needs at least one backend");
+  loadBackends(t, vip, addrOk, fwdOk, portOk, vipTimeoutSet);
   if (sizeOk && !vip.backends.empty() && vip.maglev_table_size <= vip.backends.size()) {
     std::string msg = "must be larger than the number of backends (" + std::to_string(vip.backends.size()) + ")";
     if (sizeField)
@@ -337,13 +328,10 @@ void ConfigSchema::loadVip(const toml::table& tt, const std::string& arrayPath, 
   config_.vips.push_back(std::move(vip));
 }
 
-void ConfigSchema::loadBackends(const Field& f, VipConfig& vip, bool addrOk, bool fwdOk, bool vipPortOk,
+void ConfigSchema::loadBackends(TableReader& vipTable, VipConfig& vip, bool addrOk, bool fwdOk, bool vipPortOk,
                                 bool vipTimeoutSet) {
-  auto tables = r_.tableArray(f, "[[vips.backends]]");
-  if (f->is_array() && tables.empty()) {
-    r_.report(f, "a VIP needs at least one backend");
-    return;
-  }
+  const Field f = vipTable.get("backends");
+  auto tables = r_.requiredTableArray(f, vipTable.table(), "[[vips.backends]]", "a VIP needs at least one backend");
   std::map<std::string, size_t> seen;
   for (size_t i = 0; i < tables.size(); i++) {
     if (tables[i] == nullptr) continue;

@@ -146,6 +146,17 @@ std::vector<const toml::table*> Reader::tableArray(const Field& f, std::string_v
   return out;
 }
 
+std::vector<const toml::table*> Reader::requiredTableArray(const Field& f, const toml::node& parent,
+                                                           std::string_view header, const std::string& missing) {
+  if (!f) {
+    report(parent, f.path, missing);
+    return {};
+  }
+  auto tables = tableArray(f, header);
+  if (f->is_array() && tables.empty()) report(f, missing);
+  return tables;
+}
+
 std::optional<int64_t> Reader::integer(const Field& f, int64_t lo, int64_t hi) {
   auto* v = f->as_integer();
   if (v == nullptr) {

@@ -60,6 +60,10 @@ class Reader {
   // An array whose elements are tables (null where an element is not); `header` names the TOML
   // form for the message ("[[ports]]").
   std::vector<const toml::table*> tableArray(const Field& f, std::string_view header);
+  // The same for an array that must hold at least one table: `missing` is reported when it is
+  // empty, or at `parent` (the table that should hold it) when it is absent.
+  std::vector<const toml::table*> requiredTableArray(const Field& f, const toml::node& parent,
+                                                     std::string_view header, const std::string& missing);
   std::optional<int64_t> integer(const Field& f, int64_t lo, int64_t hi);
   // Unsigned 32-bit with no meaningful upper bound of its own (core ids, megabytes).
   std::optional<uint32_t> unsignedInt(const Field& f);
