@@ -10,17 +10,13 @@
 
 #include "l4lb/addr.h"
 #include "l4lb/flat_map.h"
+#include "l4lb/limits.h"
 #include "l4lb/types.h"
 
 namespace l4lb {
 
 // Backend id 0 means "none" (as in Katran): a Maglev slot or flow entry holding 0 has no backend.
 inline constexpr uint32_t kNoBackend = 0;
-inline constexpr uint32_t kMaxBackendId = (1u << 24) - 1;  // flow entries keep 24 bits
-inline constexpr uint16_t kMaxPorts = 8;
-// The most VIPs one snapshot holds: the snapshot builder refuses more, and each worker keeps one
-// round-robin cursor per VIP index (dataplane/worker.h).
-inline constexpr uint32_t kMaxVips = 4096;
 inline constexpr uint8_t kTunnelTtl = 64;  // outer TTL / hop limit of ipip and gue packets
 
 // (address, port, protocol) of a VIP, or of a NAT backend for the reverse lookup. Ports in network
@@ -123,15 +119,6 @@ struct NatReverse {
   uint32_t vip_index = 0;
   uint32_t backend_id = 0;
 };
-
-// Idle timeouts per flow state; these defaults are also the config file's ([flow_table]).
-struct FlowTimeouts {
-  uint32_t tcp_syn_ms = 10'000;
-  uint32_t tcp_established_ms = 300'000;
-  uint32_t tcp_fin_ms = 10'000;
-  uint32_t udp_ms = 30'000;
-};
-inline constexpr FlowTimeouts kDefaultFlowTimeouts{};
 
 struct Snapshot {
   uint64_t generation = 0;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "l4lb/addr.h"
-#include "l4lb/snapshot.h"
+#include "l4lb/limits.h"
 #include "l4lb/types.h"
 
 namespace l4lb::control {

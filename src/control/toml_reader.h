@@ -47,7 +47,7 @@ class Reader {
   void report(const toml::node& at, const std::string& path, const std::string& msg) {
     report(at.source().begin, path, msg);
   }
-  void report(const Field& f, const std::string& msg) { report(*f.node, f.path, msg); }
+  void report(const Field& f, const std::string& msg) { report(*f.node, f.path, msg); }  // f present
   // "name: internal error: what", placed before every other message.
   void internalError(const std::string& what);
 
