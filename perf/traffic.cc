@@ -95,11 +95,10 @@ control::Config benchConfig(const TrafficSpec& t, FwdMode mode, uint32_t backend
 }
 
 std::unique_ptr<Snapshot> buildSnapshot(control::SnapshotBuilder& sb, const control::Config& c) {
-  std::string err;
   std::vector<control::PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
-  auto s = sb.build(c, rt, err);
-  if (!s) die("snapshot build failed: " + err);
-  return s;
+  control::BuildResult r = sb.build(c, rt);
+  if (!r) die("snapshot build failed: " + r.joined());
+  return std::move(r.snapshot);
 }
 
 FrameWriter::FrameWriter(const TrafficSpec& t) : t_(t) {

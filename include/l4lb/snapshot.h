@@ -10,14 +10,13 @@
 
 #include "l4lb/addr.h"
 #include "l4lb/flat_map.h"
+#include "l4lb/limits.h"
 #include "l4lb/types.h"
 
 namespace l4lb {
 
 // Backend id 0 means "none" (as in Katran): a Maglev slot or flow entry holding 0 has no backend.
 inline constexpr uint32_t kNoBackend = 0;
-inline constexpr uint32_t kMaxBackendId = (1u << 24) - 1;  // flow entries keep 24 bits
-inline constexpr uint16_t kMaxPorts = 8;
 inline constexpr uint8_t kTunnelTtl = 64;  // outer TTL / hop limit of ipip and gue packets
 
 // (address, port, protocol) of a VIP, or of a NAT backend for the reverse lookup. Ports in network
@@ -119,13 +118,6 @@ struct SnapVip {
 struct NatReverse {
   uint32_t vip_index = 0;
   uint32_t backend_id = 0;
-};
-
-struct FlowTimeouts {
-  uint32_t tcp_syn_ms = 10'000;
-  uint32_t tcp_established_ms = 300'000;
-  uint32_t tcp_fin_ms = 10'000;
-  uint32_t udp_ms = 30'000;
 };
 
 struct Snapshot {

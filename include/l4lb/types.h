@@ -1,9 +1,12 @@
-// Small enums shared by the control plane and the data plane.
+// Small enums shared by the control plane and the data plane, each with its one name table
+// (enum_names.h): the names the config file accepts are the names the API and logs print.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string_view>
+
+#include "l4lb/enum_names.h"
 
 namespace l4lb {
 
@@ -17,12 +20,50 @@ enum class FwdMode : uint8_t { Dsr, Ipip, Gue, Nat };
 // but keeps existing flows. Unhealthy: out of the table, its flows are re-hashed.
 enum class BackendState : uint8_t { Healthy, Draining, Unhealthy };
 
-std::string_view toString(Proto p);
-std::string_view toString(Scheduler s);
-std::string_view toString(FwdMode m);
-std::string_view toString(BackendState s);
-std::optional<Proto> parseProto(std::string_view s);
-std::optional<Scheduler> parseScheduler(std::string_view s);
-std::optional<FwdMode> parseFwdMode(std::string_view s);
+template <>
+struct EnumNames<Proto> {
+  static constexpr std::array<EnumName<Proto>, 2> kTable{{{Proto::Tcp, "tcp"}, {Proto::Udp, "udp"}}};
+};
+static_assert(enumTableUnique<Proto>());
+
+template <>
+struct EnumNames<Scheduler> {
+  static constexpr std::array<EnumName<Scheduler>, 4> kTable{{
+      {Scheduler::Maglev, "maglev"},
+      {Scheduler::SourceHash, "source_hash"},
+      {Scheduler::RoundRobin, "round_robin"},
+      {Scheduler::WeightedRoundRobin, "weighted_round_robin"},
+  }};
+};
+static_assert(enumTableDense(Scheduler::WeightedRoundRobin));
+
+template <>
+struct EnumNames<FwdMode> {
+  static constexpr std::array<EnumName<FwdMode>, 4> kTable{{
+      {FwdMode::Dsr, "dsr"},
+      {FwdMode::Ipip, "ipip"},
+      {FwdMode::Gue, "gue"},
+      {FwdMode::Nat, "nat"},
+  }};
+};
+static_assert(enumTableDense(FwdMode::Nat));
+
+template <>
+struct EnumNames<BackendState> {
+  static constexpr std::array<EnumName<BackendState>, 3> kTable{{
+      {BackendState::Healthy, "healthy"},
+      {BackendState::Draining, "draining"},
+      {BackendState::Unhealthy, "unhealthy"},
+  }};
+};
+static_assert(enumTableDense(BackendState::Unhealthy));
+
+constexpr std::string_view toString(Proto p) { return enumName(p); }
+constexpr std::string_view toString(Scheduler s) { return enumName(s); }
+constexpr std::string_view toString(FwdMode m) { return enumName(m); }
+constexpr std::string_view toString(BackendState s) { return enumName(s); }
+constexpr std::optional<Proto> parseProto(std::string_view s) { return parseEnum<Proto>(s); }
+constexpr std::optional<Scheduler> parseScheduler(std::string_view s) { return parseEnum<Scheduler>(s); }
+constexpr std::optional<FwdMode> parseFwdMode(std::string_view s) { return parseEnum<FwdMode>(s); }
 
 }  // namespace l4lb

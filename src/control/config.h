@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "l4lb/addr.h"
+#include "l4lb/limits.h"
 #include "l4lb/types.h"
 
 namespace l4lb::control {
@@ -114,10 +115,10 @@ struct NeighbourConfig {
 
 struct FlowTableConfig {
   uint32_t capacity = 1u << 20;     // entries per worker and per address family
-  uint32_t tcp_syn_timeout_ms = 10'000;
-  uint32_t tcp_established_timeout_ms = 300'000;
-  uint32_t tcp_fin_timeout_ms = 10'000;
-  uint32_t udp_timeout_ms = 30'000;
+  uint32_t tcp_syn_timeout_ms = kDefaultFlowTimeouts.tcp_syn_ms;
+  uint32_t tcp_established_timeout_ms = kDefaultFlowTimeouts.tcp_established_ms;
+  uint32_t tcp_fin_timeout_ms = kDefaultFlowTimeouts.tcp_fin_ms;
+  uint32_t udp_timeout_ms = kDefaultFlowTimeouts.udp_ms;
 };
 
 // [control]: the operator API's Unix socket (l4lbctl). socket = "" disables it.
@@ -171,5 +172,36 @@ struct ConfigResult {
 ConfigResult loadConfigFile(const std::string& path);
 // `name` is used in messages in place of a file path.
 ConfigResult loadConfigString(std::string_view toml, const std::string& name);
+
+}  // namespace l4lb::control
+
+// The config-only enums' names: what the file accepts and what logs and the API print.
+template <>
+struct l4lb::EnumNames<l4lb::control::ExceptionPath> {
+  using E = l4lb::control::ExceptionPath;
+  static constexpr std::array<EnumName<E>, 3> kTable{{{E::None, "none"}, {E::Tap, "tap"}, {E::Xdp, "xdp"}}};
+};
+static_assert(l4lb::enumTableDense(l4lb::control::ExceptionPath::Xdp));
+
+template <>
+struct l4lb::EnumNames<l4lb::control::HealthType> {
+  using E = l4lb::control::HealthType;
+  static constexpr std::array<EnumName<E>, 4> kTable{
+      {{E::None, "none"}, {E::Tcp, "tcp"}, {E::Http, "http"}, {E::Udp, "udp"}}};
+};
+static_assert(l4lb::enumTableDense(l4lb::control::HealthType::Udp));
+
+template <>
+struct l4lb::EnumNames<l4lb::control::AllDownPolicy> {
+  using E = l4lb::control::AllDownPolicy;
+  static constexpr std::array<EnumName<E>, 2> kTable{{{E::Drop, "drop"}, {E::Keep, "keep"}}};
+};
+static_assert(l4lb::enumTableDense(l4lb::control::AllDownPolicy::Keep));
+
+namespace l4lb::control {
+
+constexpr std::string_view toString(ExceptionPath e) { return enumName(e); }
+constexpr std::string_view toString(HealthType t) { return enumName(t); }
+constexpr std::string_view toString(AllDownPolicy p) { return enumName(p); }
 
 }  // namespace l4lb::control

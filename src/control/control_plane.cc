@@ -23,14 +23,10 @@ namespace l4lb::control {
 
 namespace {
 
-const char* stateWord(BackendState s) {
-  return s == BackendState::Healthy ? "healthy" : s == BackendState::Draining ? "draining" : "unhealthy";
-}
-
 std::vector<PortRuntime> runtimeOf(const Ports& p) { return p.runtime; }
 
 LogLevel levelOf(const std::string& s) {
-  return s == "debug" ? LogLevel::Debug : s == "warning" ? LogLevel::Warning : s == "error" ? LogLevel::Error : LogLevel::Info;
+  return parseEnum<LogLevel>(s).value_or(LogLevel::Info);
 }
 
 }  // namespace
@@ -61,8 +57,12 @@ bool ControlPlane::start(std::string& err) {
     std::map<std::string, MacAddr> out;
     if (neighbours_.refresh(out, true, nerr)) dyn_.resolved = out;
   }
-  std::unique_ptr<Snapshot> s = builder_.build(cfg_, runtimeOf(ports_), err, &dyn_);
-  if (!s) return false;
+  BuildResult built = builder_.build(cfg_, runtimeOf(ports_), &dyn_);
+  if (!built) {
+    err = built.joined();
+    return false;
+  }
+  std::unique_ptr<Snapshot> s = std::move(built.snapshot);
   for (const PortConfig& p : cfg_.ports) {
     if (p.exception_path != ExceptionPath::Xdp) continue;
     std::string xerr;
@@ -191,13 +191,12 @@ void ControlPlane::pruneDynamic() {
 }
 
 bool ControlPlane::rebuild(const std::string& why) {
-  std::string err;
-  std::unique_ptr<Snapshot> s = builder_.build(cfg_, runtimeOf(ports_), err, &dyn_);
-  if (!s) {  // cannot happen for a config that built before; keep the running tables
-    logError("rebuild after " + why + " failed, tables unchanged: " + err);
+  BuildResult built = builder_.build(cfg_, runtimeOf(ports_), &dyn_);
+  if (!built) {  // cannot happen for a config that built before; keep the running tables
+    logError("rebuild after " + why + " failed, tables unchanged: " + built.joined());
     return false;
   }
-  publish(std::move(s), why);
+  publish(std::move(built.snapshot), why);
   return true;
 }
 
@@ -214,8 +213,8 @@ void ControlPlane::publish(std::unique_ptr<Snapshot> s, const std::string& why) 
         const SnapBackend* o = old->backend(b->id);
         if (o != nullptr && o->state != b->state) {
           changes.push_back("backend " + b->addr.str() + " of VIP " + s->vips[b->vip_index].name + ": " +
-                            stateWord(o->state) + " -> " + stateWord(b->state) + " (" + why + ")");
-          transitions_[key] = {int64_t(time(nullptr)), stateWord(o->state), stateWord(b->state), why};
+                            std::string(toString(o->state)) + " -> " + std::string(toString(b->state)) + " (" + why + ")");
+          transitions_[key] = {int64_t(time(nullptr)), std::string(toString(o->state)), std::string(toString(b->state)), why};
         }
       }
   syncXdp(*s);
@@ -314,18 +313,14 @@ bool ControlPlane::reload() {
   }
   // Build on a copy of the builder: a failed build leaves ids and history untouched.
   SnapshotBuilder trial = builder_;
-  std::string err;
-  std::unique_ptr<Snapshot> s = trial.build(next, runtimeOf(ports_), err, &dyn_);
-  if (!s) {
+  BuildResult built = trial.build(next, runtimeOf(ports_), &dyn_);
+  if (!built) {
     stats_.reloads_failed++;
-    for (size_t a = 0, b; a < err.size(); a = b + 1) {
-      b = err.find('\n', a);
-      if (b == std::string::npos) b = err.size();
-      error("reload rejected: " + path_ + ": " + err.substr(a, b - a));
-    }
+    for (const std::string& e : built.errors) error("reload rejected: " + path_ + ": " + e);
     error("reload rejected: the running configuration is unchanged");
     return false;
   }
+  std::unique_ptr<Snapshot> s = std::move(built.snapshot);
   const std::string summary = diffSummary(cfg_, next);
   builder_ = std::move(trial);
   cfg_ = std::move(next);
@@ -352,7 +347,7 @@ std::string ControlPlane::backendsJson() const {
                        {"weight", b.weight}};
       if (s)
         if (const SnapBackend* sb = s->backend(builder_.idOf(key))) {
-          j["state"] = stateWord(sb->state);
+          j["state"] = toString(sb->state);
           j["next_hop_mac"] = sb->next_hop_mac.str();
         }
       if (const HealthChecker::Status* st = health_.status(key)) {

@@ -63,8 +63,6 @@ class ControlPlane {
   // JSON reply {"ok": bool, "error"?: ..., ...}. Public for unit tests; the API server calls it.
   std::string handleRequest(const std::string& request);
   Observation observe() const;
-  const OneShotServer& apiServer() const { return api_; }
-  const OneShotServer& metricsServer() const { return metrics_; }
 
  private:
   bool rebuild(const std::string& why);
@@ -75,7 +73,6 @@ class ControlPlane {
   void syncXdp(const Snapshot& s);
   void pruneDynamic();
   void tick();
-  std::vector<std::string> reloadMessages(const Config& next) const;
   // Operator commands (operator_api.cc); each returns the reply body or throws ApiError.
   nlohmann::json cmdStatus() const;
   nlohmann::json cmdVips() const;

@@ -38,16 +38,10 @@ nlohmann::json countersJson(const WorkerCounters& c) {
 bool validateSnapshot(const Config& cfg, const std::string& path) {
   std::vector<PortRuntime> rt(cfg.ports.size());
   for (size_t i = 0; i < rt.size(); i++) rt[i].port_id = uint16_t(i);
-  std::string err;
   SnapshotBuilder builder;
-  if (builder.build(cfg, rt, err)) return true;
-  size_t start = 0;
-  while (start < err.size()) {
-    size_t end = err.find('\n', start);
-    if (end == std::string::npos) end = err.size();
-    std::fprintf(stderr, "%s: %s\n", path.c_str(), err.substr(start, end - start).c_str());
-    start = end + 1;
-  }
+  BuildResult built = builder.build(cfg, rt);
+  if (built) return true;
+  for (const std::string& e : built.errors) std::fprintf(stderr, "%s: %s\n", path.c_str(), e.c_str());
   return false;
 }
 

@@ -9,7 +9,6 @@ namespace l4lb::control {
 
 namespace {
 LogLevel g_level = LogLevel::Info;
-constexpr const char* kNames[] = {"debug", "info", "warning", "error"};
 }  // namespace
 
 void setLogLevel(LogLevel l) { g_level = l; }
@@ -22,7 +21,7 @@ void logMsg(LogLevel l, const std::string& msg) {
   gmtime_r(&tv.tv_sec, &tm);
   char ts[40];
   std::strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::fprintf(stderr, "%s.%03ldZ l4lb %s: %s\n", ts, long(tv.tv_usec / 1000), kNames[int(l)], msg.c_str());
+  std::fprintf(stderr, "%s.%03ldZ l4lb %s: %s\n", ts, long(tv.tv_usec / 1000), std::string(enumName(l)).c_str(), msg.c_str());
 }
 
 }  // namespace l4lb::control

@@ -558,9 +558,9 @@ json ControlPlane::cmdDiff(const std::vector<std::string>& args) const {
   if (next.control.mode != cfg_.control.mode) restart.push_back("control.mode: needs a restart");
   if (next.metrics.listen != cfg_.metrics.listen) restart.push_back("metrics.listen: needs a restart");
   SnapshotBuilder trial = builder_;
-  std::string err;
-  std::unique_ptr<Snapshot> ns = trial.build(next, ports_.runtime, err, &dyn_);
-  if (!ns) return {{"ok", false}, {"error", args[0] + " cannot be built on the running ports"}, {"messages", json::array({err})}};
+  BuildResult built = trial.build(next, ports_.runtime, &dyn_);
+  if (!built) return {{"ok", false}, {"error", args[0] + " cannot be built on the running ports"}, {"messages", built.errors}};
+  std::unique_ptr<Snapshot> ns = std::move(built.snapshot);
   const Snapshot* cur = publisher_.current();
   json vips = json::array();
   std::map<std::string, size_t> old_by_id, new_by_id;

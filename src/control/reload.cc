@@ -29,9 +29,7 @@ std::string show(const std::vector<std::string>& v) {
   for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + v[i];
   return s + "]";
 }
-std::string show(ExceptionPath e) {
-  return e == ExceptionPath::None ? "none" : e == ExceptionPath::Tap ? "tap" : "xdp";
-}
+std::string show(ExceptionPath e) { return std::string(toString(e)); }
 
 struct Differ {
   std::vector<std::string>& out;

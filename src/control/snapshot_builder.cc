@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
-#include <sstream>
+#include <set>
 
 #include <netinet/in.h>
 #include <rte_byteorder.h>
@@ -111,7 +111,7 @@ BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPo
   if (v.mode == FwdMode::Nat) {
     // The packets forwardNat rewrites are addressed to exactly v.addr (the VIP lookup matched
     // it) and, when the backend has a port, to v.port_be (a nonzero backend port needs a
-    // nonzero VIP port, checked in build()), so the old words are known here.
+    // nonzero VIP port, checked in buildVip()), so the old words are known here.
     const size_t alen = v.addr.isV4() ? 4 : 16;
     uint64_t l4 = diffWords(v.addr.bytes.data(), b.addr.bytes.data(), alen);
     if (b.port_be != 0) l4 += diffWords(reinterpret_cast<const uint8_t*>(&v.port_be),
@@ -204,241 +204,278 @@ std::vector<uint32_t> buildWrrSequence(const std::vector<std::pair<uint32_t, uin
   return seq;
 }
 
-std::unique_ptr<Snapshot> SnapshotBuilder::build(const Config& cfg, const std::vector<PortRuntime>& rt,
-                                                 std::string& err, const DynamicState* dyn) {
-  std::ostringstream errs;
+std::string BuildResult::joined() const {
+  std::string out;
+  for (const std::string& e : errors) out += (out.empty() ? "" : "\n") + e;
+  return out;
+}
+
+// One build's working state: the inputs, the snapshot being filled, what the parts hand to each
+// other, and every error found so far.
+struct SnapshotBuilder::Work {
+  const Config& cfg;
+  const std::vector<PortRuntime>& rt;
+  const DynamicState* dyn;
+  Snapshot& s;
+  std::vector<std::string> errors;
+  std::map<std::string, MacAddr> neigh_by_addr;  // IpAddr::str() -> MAC (static, then learned)
+  std::vector<std::pair<ServiceKey, uint32_t>> vip_keys;
+  std::vector<std::pair<ServiceKey, NatReverse>> nat_keys;
+  std::map<std::string, size_t> nat_owner;  // NAT reply key -> index of the VIP it serves
+  std::vector<SnapBackend> backends;        // every VIP's, in build order
+
+  const MacAddr* macOf(const IpAddr& a) const {
+    auto it = neigh_by_addr.find(a.str());
+    return it == neigh_by_addr.end() ? nullptr : &it->second;
+  }
+};
+
+BuildResult SnapshotBuilder::build(const Config& cfg, const std::vector<PortRuntime>& rt,
+                                   const DynamicState* dyn) {
+  BuildResult r;
   auto s = std::make_unique<Snapshot>();
   s->generation = ++generation_;
   s->timeouts = {cfg.flow_table.tcp_syn_timeout_ms, cfg.flow_table.tcp_established_timeout_ms,
                  cfg.flow_table.tcp_fin_timeout_ms, cfg.flow_table.udp_timeout_ms};
+  Work w{cfg, rt, dyn, *s, {}, {}, {}, {}, {}, {}};
+  buildNeighbours(w);
+  if (rt.size() != cfg.ports.size() || cfg.ports.size() > kMaxPorts) {
+    r.errors.push_back("ports: " + std::to_string(cfg.ports.size()) + " configured, at most " +
+                       std::to_string(kMaxPorts));
+    return r;
+  }
+  buildPorts(w);
+  if (cfg.vips.size() > kMaxVips)
+    w.errors.push_back("vips: " + std::to_string(cfg.vips.size()) + " VIPs, at most " + std::to_string(kMaxVips));
+  for (size_t vi = 0; vi < cfg.vips.size(); vi++) buildVip(w, vi);
+  buildIndexes(w);
+  r.errors = std::move(w.errors);
+  if (r.errors.empty()) r.snapshot = std::move(s);
+  return r;
+}
 
-  // Neighbours: static entries, plus each backend's static MAC.
+// Neighbours: static entries, each backend's static MAC, then what the kernel resolved.
+void SnapshotBuilder::buildNeighbours(Work& w) {
   std::vector<std::pair<AddrKey, MacAddr>> neigh;
-  std::map<std::string, MacAddr> neigh_by_addr;
   auto addNeigh = [&](const IpAddr& a, const MacAddr& m) {
     neigh.emplace_back(AddrKey::make(a), m);
-    neigh_by_addr[a.str()] = m;
+    w.neigh_by_addr[a.str()] = m;
   };
-  for (const auto& n : cfg.neighbours) addNeigh(n.address, n.mac);
-  for (const auto& v : cfg.vips)
+  for (const auto& n : w.cfg.neighbours) addNeigh(n.address, n.mac);
+  for (const auto& v : w.cfg.vips)
     for (const auto& b : v.backends)
       if (b.mac) addNeigh(b.address, *b.mac);
-  if (dyn != nullptr)  // learned entries never override static ones
-    for (const auto& [a, m] : dyn->resolved)
-      if (!neigh_by_addr.count(a))
+  if (w.dyn != nullptr)  // learned entries never override static ones
+    for (const auto& [a, m] : w.dyn->resolved)
+      if (!w.neigh_by_addr.count(a))
         if (auto ip = IpAddr::parse(a)) addNeigh(*ip, m);
-  s->neighbours = FlatMap<AddrKey, MacAddr>(neigh);
-  auto macOf = [&](const IpAddr& a) -> const MacAddr* {
-    auto it = neigh_by_addr.find(a.str());
-    return it == neigh_by_addr.end() ? nullptr : &it->second;
-  };
+  w.s.neighbours = FlatMap<AddrKey, MacAddr>(neigh);
+}
 
-  if (rt.size() != cfg.ports.size() || cfg.ports.size() > kMaxPorts) {
-    err = "ports: " + std::to_string(cfg.ports.size()) + " configured, at most " + std::to_string(kMaxPorts);
-    return nullptr;
-  }
+// The configured ports with their gateways' MACs, then their kernel sides.
+void SnapshotBuilder::buildPorts(Work& w) {
+  const Config& cfg = w.cfg;
+  Snapshot& s = w.s;
   for (size_t i = 0; i < cfg.ports.size(); i++) {
     const PortConfig& pc = cfg.ports[i];
     SnapPort p;
     p.name = pc.name;
-    p.port_id = rt[i].port_id;
+    p.port_id = w.rt[i].port_id;
     p.mtu = pc.mtu;
-    p.mac = pc.mac ? *pc.mac : rt[i].mac;
+    p.mac = pc.mac ? *pc.mac : w.rt[i].mac;
     if (pc.ipv4) p.has_v4 = true, p.v4 = *pc.ipv4;
     if (pc.ipv6) p.has_v6 = true, p.v6 = *pc.ipv6;
     auto gw = [&](const std::optional<IpAddr>& g, bool& has, MacAddr& mac, const char* key) {
       if (!g) return;
-      if (const MacAddr* m = macOf(*g)) {
+      if (const MacAddr* m = w.macOf(*g)) {
         has = true;
         mac = *m;
       } else if (resolvesNeighbours(pc)) {
         // Not resolved yet: no route through it until the kernel learns its MAC.
       } else {
-        errs << "ports[" << i << "]." << key << ": no MAC known for " << g->str()
-             << " (add a [[neighbours]] entry)\n";
+        w.errors.push_back("ports[" + std::to_string(i) + "]." + key + ": no MAC known for " + g->str() +
+                           " (add a [[neighbours]] entry)");
       }
     };
     gw(pc.gateway4, p.has_gw4, p.gw4_mac, "gateway4");
     gw(pc.gateway6, p.has_gw6, p.gw6_mac, "gateway6");
-    if (s->port_index_by_id.size() <= p.port_id) s->port_index_by_id.resize(p.port_id + 1u, -1);
-    s->port_index_by_id[p.port_id] = int16_t(i);
-    s->ports.push_back(p);
+    if (s.port_index_by_id.size() <= p.port_id) s.port_index_by_id.resize(p.port_id + 1u, -1);
+    s.port_index_by_id[p.port_id] = int16_t(i);
+    s.ports.push_back(p);
   }
   // Kernel sides (exception_path = tap) come after the configured ports, paired both ways.
-  for (size_t i = 0; i < cfg.ports.size() && i < rt.size(); i++) {
-    if (rt[i].tap_port_id < 0) continue;
+  for (size_t i = 0; i < cfg.ports.size(); i++) {
+    if (w.rt[i].tap_port_id < 0) continue;
     SnapPort k;
     k.name = cfg.ports[i].name + "-kernel";
-    k.port_id = uint16_t(rt[i].tap_port_id);
+    k.port_id = uint16_t(w.rt[i].tap_port_id);
     k.mtu = cfg.ports[i].mtu;
-    k.mac = s->ports[i].mac;
+    k.mac = s.ports[i].mac;
     k.is_kernel = true;
     k.kernel_port = int16_t(i);
-    s->ports[i].kernel_port = int16_t(s->ports.size());
-    if (s->port_index_by_id.size() <= k.port_id) s->port_index_by_id.resize(k.port_id + 1u, -1);
-    s->port_index_by_id[k.port_id] = int16_t(s->ports.size());
-    s->ports.push_back(k);
+    s.ports[i].kernel_port = int16_t(s.ports.size());
+    if (s.port_index_by_id.size() <= k.port_id) s.port_index_by_id.resize(k.port_id + 1u, -1);
+    s.port_index_by_id[k.port_id] = int16_t(s.ports.size());
+    s.ports.push_back(k);
   }
-  if (s->ports.size() > kMaxPorts)
-    errs << "ports: " << s->ports.size() << " ports with their kernel interfaces, at most " << kMaxPorts << "\n";
+  if (s.ports.size() > kMaxPorts)
+    w.errors.push_back("ports: " + std::to_string(s.ports.size()) + " ports with their kernel interfaces, at most " +
+                       std::to_string(kMaxPorts));
+}
 
-  if (cfg.vips.size() > 4096) errs << "vips: " << cfg.vips.size() << " VIPs, at most 4096\n";
-  std::vector<std::pair<ServiceKey, uint32_t>> vip_keys;
-  std::vector<std::pair<ServiceKey, NatReverse>> nat_keys;
-  std::map<std::string, size_t> nat_owner;
-  std::vector<SnapBackend> backends;
-  for (size_t vi = 0; vi < cfg.vips.size(); vi++) {
-    const VipConfig& vc = cfg.vips[vi];
-    const std::string where = "vips[" + std::to_string(vi) + "]";
-    SnapVip v;
-    v.name = vc.name;
-    v.addr = vc.address;
-    v.port_be = rte_cpu_to_be_16(vc.port);
-    v.proto = vc.protocol;
-    v.scheduler = vc.scheduler;
-    v.mode = vc.forwarding;
-    v.gue_port_be = rte_cpu_to_be_16(vc.gue_port);
-    const bool tunnel = vc.forwarding == FwdMode::Ipip || vc.forwarding == FwdMode::Gue;
-    vip_keys.emplace_back(ServiceKey::make(vc.address, v.port_be, uint8_t(vc.protocol)), uint32_t(vi));
+// VIP `vi` and its backends: next hops, states, tunnel sources, NAT reply keys, rewrites, then
+// the Maglev table and round-robin sequence over the backends in service.
+void SnapshotBuilder::buildVip(Work& w, size_t vi) {
+  const Config& cfg = w.cfg;
+  const VipConfig& vc = cfg.vips[vi];
+  const std::string where = "vips[" + std::to_string(vi) + "]";
+  SnapVip v;
+  v.name = vc.name;
+  v.addr = vc.address;
+  v.port_be = rte_cpu_to_be_16(vc.port);
+  v.proto = vc.protocol;
+  v.scheduler = vc.scheduler;
+  v.mode = vc.forwarding;
+  v.gue_port_be = rte_cpu_to_be_16(vc.gue_port);
+  const bool tunnel = vc.forwarding == FwdMode::Ipip || vc.forwarding == FwdMode::Gue;
+  w.vip_keys.emplace_back(ServiceKey::make(vc.address, v.port_be, uint8_t(vc.protocol)), uint32_t(vi));
 
-    struct Candidate {
-      uint32_t id;
-      uint64_t key;
-      uint32_t weight;
-      std::string identity;
-    };
-    const size_t first_backend = backends.size();
-    std::vector<Candidate> in_service, fallback;  // fallback: down but not drained (on_all_down = keep)
-    for (size_t bi = 0; bi < vc.backends.size(); bi++) {
-      const BackendConfig& bc = vc.backends[bi];
-      const std::string bwhere = where + ".backends[" + std::to_string(bi) + "]";
-      SnapBackend b;
-      const std::string identity = backendIdentity(vc, bc);
-      b.id = idFor(identity);
-      if (b.id > kMaxBackendId) {
-        errs << bwhere << ": backend ids exhausted (restart to renumber)\n";
-        continue;
-      }
-      b.addr = bc.address;
-      b.port_be = rte_cpu_to_be_16(bc.port);
-      const BackendRuntime* br = nullptr;
-      if (dyn != nullptr) {
-        auto it = dyn->backends.find(identity);
-        if (it != dyn->backends.end()) br = &it->second;
-      }
-      const uint32_t weight = br && br->weight ? *br->weight : bc.weight;
-      b.weight = uint16_t(weight);
-      b.vip_index = uint16_t(vi);
-      bool down = br && br->down;
-      const auto [egress, connected] = egressOf(cfg, bc);
-      if (egress < 0) {
-        errs << bwhere << ": no port reaches " << bc.address.str()
-             << " (give a port a connected prefix or gateway for it, or set via)\n";
-        continue;
-      }
-      b.egress = uint16_t(egress);
-      const SnapPort& out = s->ports[b.egress];
-      const bool resolves = resolvesNeighbours(cfg.ports[b.egress]);
-      if (bc.mac) {
-        b.next_hop_mac = *bc.mac;
-      } else if (connected) {
-        if (const MacAddr* m = macOf(bc.address)) b.next_hop_mac = *m;
-        else if (resolves) down = true;  // until ARP/ND answers
-        else errs << bwhere << ".mac: no MAC known for " << bc.address.str()
-                  << " (set mac, add a [[neighbours]] entry, or give port " << out.name << " an exception_path)\n";
-      } else if (bc.address.isV4() ? out.has_gw4 : out.has_gw6) {
-        b.next_hop_mac = bc.address.isV4() ? out.gw4_mac : out.gw6_mac;
-      } else {
-        down = true;  // its gateway is not resolved yet
-      }
-      // Unhealthy wins over draining: a backend that cannot answer must lose its flows too.
-      b.state = down ? BackendState::Unhealthy
-                     : (weight == 0 || (br && br->drained)) ? BackendState::Draining : BackendState::Healthy;
-      if (tunnel) {
-        const auto& src = bc.address.isV4() ? vc.tunnel_source4 : vc.tunnel_source6;
-        IpAddr& dst = b.tunnel_src;
-        if (src) dst = *src;
-        else if (bc.address.isV4() && out.has_v4) dst = out.v4.addr;
-        else if (!bc.address.isV4() && out.has_v6) dst = out.v6.addr;
-        else errs << where << ": tunnel_source" << (bc.address.isV4() ? "4" : "6")
-                  << ": needed for backend " << bc.address.str() << " (port " << out.name
-                  << " has no address of that family)\n";
-      }
-      if (vc.forwarding == FwdMode::Nat) {
-        // Replies are matched statelessly on the backend's (address, source port, protocol),
-        // so every worker can reverse them whatever RSS queue they land on; that needs the key
-        // to name one VIP.
-        uint16_t rport = bc.port ? bc.port : vc.port;
-        if (vc.port == 0 && bc.port != 0) {
-          errs << bwhere << ".port: must be 0 when the VIP's port is 0 (replies could not be mapped back)\n";
-        }
-        std::string nk = bc.address.str() + ":" + std::to_string(rport) + "/" + std::string(toString(vc.protocol));
-        auto [it, fresh] = nat_owner.emplace(nk, vi);
-        if (!fresh && it->second != vi) {
-          errs << bwhere << ": NAT backend " << nk << " already serves vips[" << it->second
-               << "]; replies could not be told apart\n";
-        }
-        nat_keys.emplace_back(ServiceKey::make(bc.address, rte_cpu_to_be_16(rport), uint8_t(vc.protocol)),
+  struct Candidate {
+    uint32_t id;
+    uint64_t key;
+    uint32_t weight;
+    std::string identity;
+  };
+  const size_t first_backend = w.backends.size();
+  std::vector<Candidate> in_service, fallback;  // fallback: down but not drained (on_all_down = keep)
+  for (size_t bi = 0; bi < vc.backends.size(); bi++) {
+    const BackendConfig& bc = vc.backends[bi];
+    const std::string bwhere = where + ".backends[" + std::to_string(bi) + "]";
+    SnapBackend b;
+    const std::string identity = backendIdentity(vc, bc);
+    b.id = idFor(identity);
+    if (b.id > kMaxBackendId) {
+      w.errors.push_back(bwhere + ": backend ids exhausted (restart to renumber)");
+      continue;
+    }
+    b.addr = bc.address;
+    b.port_be = rte_cpu_to_be_16(bc.port);
+    const BackendRuntime* br = nullptr;
+    if (w.dyn != nullptr) {
+      auto it = w.dyn->backends.find(identity);
+      if (it != w.dyn->backends.end()) br = &it->second;
+    }
+    const uint32_t weight = br && br->weight ? *br->weight : bc.weight;
+    b.weight = uint16_t(weight);
+    b.vip_index = uint16_t(vi);
+    bool down = br && br->down;
+    const auto [egress, connected] = egressOf(cfg, bc);
+    if (egress < 0) {
+      w.errors.push_back(bwhere + ": no port reaches " + bc.address.str() +
+                         " (give a port a connected prefix or gateway for it, or set via)");
+      continue;
+    }
+    b.egress = uint16_t(egress);
+    const SnapPort& out = w.s.ports[b.egress];
+    const bool resolves = resolvesNeighbours(cfg.ports[b.egress]);
+    if (bc.mac) {
+      b.next_hop_mac = *bc.mac;
+    } else if (connected) {
+      if (const MacAddr* m = w.macOf(bc.address)) b.next_hop_mac = *m;
+      else if (resolves) down = true;  // until ARP/ND answers
+      else w.errors.push_back(bwhere + ".mac: no MAC known for " + bc.address.str() +
+                              " (set mac, add a [[neighbours]] entry, or give port " + out.name +
+                              " an exception_path)");
+    } else if (bc.address.isV4() ? out.has_gw4 : out.has_gw6) {
+      b.next_hop_mac = bc.address.isV4() ? out.gw4_mac : out.gw6_mac;
+    } else {
+      down = true;  // its gateway is not resolved yet
+    }
+    // Unhealthy wins over draining: a backend that cannot answer must lose its flows too.
+    b.state = down ? BackendState::Unhealthy
+                   : (weight == 0 || (br && br->drained)) ? BackendState::Draining : BackendState::Healthy;
+    if (tunnel) {
+      // The outer source is per backend: the VIP's tunnel_source4/6 for the backend's family,
+      // else the address of the backend's own egress port.
+      const auto& src = bc.address.isV4() ? vc.tunnel_source4 : vc.tunnel_source6;
+      IpAddr& dst = b.tunnel_src;
+      if (src) dst = *src;
+      else if (bc.address.isV4() && out.has_v4) dst = out.v4.addr;
+      else if (!bc.address.isV4() && out.has_v6) dst = out.v6.addr;
+      else w.errors.push_back(where + ": tunnel_source" + (bc.address.isV4() ? "4" : "6") +
+                              ": needed for backend " + bc.address.str() + " (port " + out.name +
+                              " has no address of that family)");
+    }
+    if (vc.forwarding == FwdMode::Nat) {
+      // Replies are matched statelessly on the backend's (address, source port, protocol),
+      // so every worker can reverse them whatever RSS queue they land on; that needs the key
+      // to name one VIP.
+      uint16_t rport = bc.port ? bc.port : vc.port;
+      if (vc.port == 0 && bc.port != 0)
+        w.errors.push_back(bwhere + ".port: must be 0 when the VIP's port is 0 (replies could not be mapped back)");
+      std::string nk = bc.address.str() + ":" + std::to_string(rport) + "/" + std::string(toString(vc.protocol));
+      auto [it, fresh] = w.nat_owner.emplace(nk, vi);
+      if (!fresh && it->second != vi)
+        w.errors.push_back(bwhere + ": NAT backend " + nk + " already serves vips[" + std::to_string(it->second) +
+                           "]; replies could not be told apart");
+      w.nat_keys.emplace_back(ServiceKey::make(bc.address, rte_cpu_to_be_16(rport), uint8_t(vc.protocol)),
                               NatReverse{uint32_t(vi), b.id});
-      }
-      v.backends.push_back(b.id);
-      if (b.state == BackendState::Healthy) in_service.push_back({b.id, backendKey(bc), weight, identity});
-      else if (b.state == BackendState::Unhealthy && weight > 0 && !(br && br->drained) && b.next_hop_mac != MacAddr{})
-        fallback.push_back({b.id, backendKey(bc), weight, identity});
-      backends.push_back(b);
     }
-    // on_all_down = keep: with nothing in service, keep sending to the set that was last in
-    // service (those of it still configured and reachable), marked healthy for the workers so
-    // their flows stay put. A degraded pool rather than none.
-    const std::string vid = vipIdentity(vc);
-    // Recorded whatever the policy, so a reload that switches to keep has a set to keep.
-    if (!in_service.empty()) {
-      std::vector<std::string> ids;
-      for (const auto& c : in_service) ids.push_back(c.identity);
-      last_in_service_[vid] = ids;
-    } else if (vc.on_all_down == AllDownPolicy::Keep) {
-      if (auto it = last_in_service_.find(vid); it != last_in_service_.end()) {
-        for (const auto& c : fallback)
-          if (std::find(it->second.begin(), it->second.end(), c.identity) != it->second.end()) {
-            in_service.push_back(c);
-            for (auto& b : backends)
-              if (b.id == c.id) b.state = BackendState::Healthy;
-          }
-      }
-    }
-    std::vector<MaglevEndpoint> eps;
-    std::vector<std::pair<uint32_t, uint32_t>> rr;
-    for (const auto& c : in_service) {
-      eps.push_back({c.id, c.key, c.weight});
-      rr.emplace_back(c.id, vc.scheduler == Scheduler::WeightedRoundRobin ? c.weight : 1);
-    }
-    // After the loop: the VIP's tunnel sources are final only now (the last backend of a family
-    // sets them), and the worker writes the same ones for every backend of the VIP.
-    for (size_t i = first_backend; i < backends.size(); i++)
-      backends[i].rw = buildRewrite(v, backends[i], s->ports[backends[i].egress]);
-    v.maglev = buildMaglevTable(eps, vc.maglev_table_size);
-    v.rr = buildWrrSequence(rr);
-    s->vips.push_back(std::move(v));
+    // Everything the rewrite reads is final here: the VIP's addresses and ports, and this
+    // backend's next hop, port and tunnel source.
+    b.rw = buildRewrite(v, b, out);
+    v.backends.push_back(b.id);
+    if (b.state == BackendState::Healthy) in_service.push_back({b.id, backendKey(bc), weight, identity});
+    else if (b.state == BackendState::Unhealthy && weight > 0 && !(br && br->drained) && b.next_hop_mac != MacAddr{})
+      fallback.push_back({b.id, backendKey(bc), weight, identity});
+    w.backends.push_back(b);
   }
-  uint32_t max_id = 0;
-  for (const auto& b : backends) max_id = std::max(max_id, b.id);
-  s->backends.resize(size_t(max_id) + 1);
-  for (const auto& b : backends) s->backends[b.id] = b;
-  s->vip_by_key = FlatMap<ServiceKey, uint32_t>(vip_keys);
-  std::vector<std::pair<AddrKey, uint32_t>> vip_addrs;
-  std::map<std::string, bool> seen_addr;
-  for (size_t vi = 0; vi < s->vips.size(); vi++)
-    if (seen_addr.emplace(s->vips[vi].addr.str(), true).second)
-      vip_addrs.emplace_back(AddrKey::make(s->vips[vi].addr), uint32_t(vi));
-  s->vip_addrs = FlatMap<AddrKey, uint32_t>(vip_addrs);
-  s->nat_reverse = FlatMap<ServiceKey, NatReverse>(nat_keys);
+  // on_all_down = keep: with nothing in service, keep sending to the set that was last in
+  // service (those of it still configured and reachable), marked healthy for the workers so
+  // their flows stay put. A degraded pool rather than none.
+  const std::string vid = vipIdentity(vc);
+  // Recorded whatever the policy, so a reload that switches to keep has a set to keep.
+  if (!in_service.empty()) {
+    std::vector<std::string> ids;
+    for (const auto& c : in_service) ids.push_back(c.identity);
+    last_in_service_[vid] = ids;
+  } else if (vc.on_all_down == AllDownPolicy::Keep) {
+    if (auto it = last_in_service_.find(vid); it != last_in_service_.end()) {
+      for (const auto& c : fallback)
+        if (std::find(it->second.begin(), it->second.end(), c.identity) != it->second.end()) {
+          in_service.push_back(c);
+          for (size_t i = first_backend; i < w.backends.size(); i++)
+            if (w.backends[i].id == c.id) w.backends[i].state = BackendState::Healthy;
+        }
+    }
+  }
+  std::vector<MaglevEndpoint> eps;
+  std::vector<std::pair<uint32_t, uint32_t>> rr;
+  for (const auto& c : in_service) {
+    eps.push_back({c.id, c.key, c.weight});
+    rr.emplace_back(c.id, vc.scheduler == Scheduler::WeightedRoundRobin ? c.weight : 1);
+  }
+  v.maglev = buildMaglevTable(eps, vc.maglev_table_size);
+  v.rr = buildWrrSequence(rr);
+  w.s.vips.push_back(std::move(v));
+}
 
-  err = errs.str();
-  if (!err.empty()) {
-    if (err.back() == '\n') err.pop_back();
-    return nullptr;
-  }
-  return s;
+// The lookup tables over what the parts built: backends by id, VIPs by key and by address, NAT
+// replies by backend key.
+void SnapshotBuilder::buildIndexes(Work& w) {
+  Snapshot& s = w.s;
+  uint32_t max_id = 0;
+  for (const auto& b : w.backends) max_id = std::max(max_id, b.id);
+  s.backends.resize(size_t(max_id) + 1);
+  for (const auto& b : w.backends) s.backends[b.id] = b;
+  s.vip_by_key = FlatMap<ServiceKey, uint32_t>(w.vip_keys);
+  std::vector<std::pair<AddrKey, uint32_t>> vip_addrs;
+  std::set<std::string> seen_addr;
+  for (size_t vi = 0; vi < s.vips.size(); vi++)
+    if (seen_addr.insert(s.vips[vi].addr.str()).second)
+      vip_addrs.emplace_back(AddrKey::make(s.vips[vi].addr), uint32_t(vi));
+  s.vip_addrs = FlatMap<AddrKey, uint32_t>(vip_addrs);
+  s.nat_reverse = FlatMap<ServiceKey, NatReverse>(w.nat_keys);
 }
 
 std::vector<std::pair<IpAddr, std::string>> SnapshotBuilder::neighboursToResolve(const Config& cfg) {

@@ -38,15 +38,22 @@ struct DynamicState {
 std::string backendIdentity(const VipConfig& v, const BackendConfig& b);
 std::string vipIdentity(const VipConfig& v);
 
+// What SnapshotBuilder::build gives: a snapshot, or every error found, one message each
+// ("key.path: message"), in the order found.
+struct BuildResult {
+  std::unique_ptr<Snapshot> snapshot;  // null when errors is not empty
+  std::vector<std::string> errors;
+  explicit operator bool() const { return snapshot != nullptr; }
+  std::string joined() const;  // the errors, '\n'-separated, for a caller that logs one string
+};
+
 class SnapshotBuilder {
  public:
-  // Builds a snapshot or returns nullptr with `err` set (one message per line). Errors here are
-  // the ones that need the whole picture (routing, neighbours, NAT reply ambiguity).
-  // `dyn` (may be null) adds health, drains and resolved MACs. A backend whose next hop has no MAC
-  // is an error unless its egress port has a kernel side that resolves it (exception_path tap
-  // or xdp): then it is out of service (Unhealthy) until the MAC is known.
-  std::unique_ptr<Snapshot> build(const Config& cfg, const std::vector<PortRuntime>& ports, std::string& err,
-                                  const DynamicState* dyn = nullptr);
+  // Builds a snapshot, or gives the errors that need the whole picture (routing, neighbours, NAT
+  // reply ambiguity). `dyn` (may be null) adds health, drains and resolved MACs. A backend whose
+  // next hop has no MAC is an error unless its egress port has a kernel side that resolves it
+  // (exception_path tap or xdp): then it is out of service (Unhealthy) until the MAC is known.
+  BuildResult build(const Config& cfg, const std::vector<PortRuntime>& ports, const DynamicState* dyn = nullptr);
 
   // Next hops (backends and gateways) with no static MAC whose port resolves them: the control
   // plane asks the kernel for these. (address, kernel interface name).
@@ -59,6 +66,11 @@ class SnapshotBuilder {
   }
 
  private:
+  struct Work;  // one build's working state (snapshot_builder.cc)
+  void buildNeighbours(Work& w);
+  void buildPorts(Work& w);
+  void buildVip(Work& w, size_t vi);
+  static void buildIndexes(Work& w);
   uint32_t idFor(const std::string& identity);
   std::map<std::string, uint32_t> ids_;  // "vip|backend" -> stable id
   uint32_t next_id_ = 1;                 // 0 is kNoBackend
@@ -68,7 +80,8 @@ class SnapshotBuilder {
 };
 
 // The per-packet constants of backend `b` of VIP `v` leaving by port `out` (see BackendRewrite).
-// `v` must have its final tunnel sources: every backend of a VIP shares them.
+// `b` must have its final next hop and tunnel source (per backend: the VIP's tunnel_source4/6,
+// else the address of `out`).
 BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPort& out);
 
 // Smooth weighted round robin (as nginx): a sequence where each id appears in proportion to its

@@ -19,7 +19,7 @@
 namespace l4lb::dataplane {
 
 inline constexpr uint16_t kBurst = 32;
-inline constexpr uint32_t kMaxVips = 4096;
+using l4lb::kMaxVips;  // include/l4lb/limits.h: the snapshot builder enforces it
 // The sweeper only reclaims memory (a lookup already treats an expired entry as a miss), so it
 // is paced by time, not by loops: each table is walked once per kSweepPassMs (faster for small
 // tables: at least kSweepMinPerMs positions per ms), whatever the load, in chunks of at most

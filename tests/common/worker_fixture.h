@@ -110,11 +110,10 @@ inline Config topology() {
 }
 
 inline std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c) {
-  std::string err;
   std::vector<PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
-  auto s = sb.build(c, rt, err);
-  EXPECT_TRUE(s) << err;
-  return s;
+  control::BuildResult r = sb.build(c, rt);
+  EXPECT_TRUE(r) << r.joined();
+  return std::move(r.snapshot);
 }
 
 // Scheduler fixtures: TCP VIP 192.0.2.1:80 (DSR) with backends 10.0.0.11.. (MAC ..:01:0i).

@@ -2,15 +2,6 @@
 
 namespace l4lb::control {
 
-std::string_view toString(Health h) {
-  switch (h) {
-    case Health::Unknown: return "unknown";
-    case Health::Up: return "up";
-    case Health::Down: return "down";
-  }
-  return "?";
-}
-
 HealthState::Step HealthState::record(bool success, uint32_t rise, uint32_t fall) {
   const Health from = state_;
   if (success) {

@@ -8,11 +8,25 @@
 #include <cstdint>
 #include <string_view>
 
+#include "l4lb/enum_names.h"
+
 namespace l4lb::control {
 
 enum class Health : uint8_t { Unknown, Up, Down };
 
-std::string_view toString(Health h);
+}  // namespace l4lb::control
+
+template <>
+struct l4lb::EnumNames<l4lb::control::Health> {
+  using Health = l4lb::control::Health;
+  static constexpr std::array<EnumName<Health>, 3> kTable{
+      {{Health::Unknown, "unknown"}, {Health::Up, "up"}, {Health::Down, "down"}}};
+};
+static_assert(l4lb::enumTableDense(l4lb::control::Health::Down));
+
+namespace l4lb::control {
+
+constexpr std::string_view toString(Health h) { return enumName(h); }
 
 class HealthState {
  public:

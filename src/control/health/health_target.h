@@ -31,6 +31,4 @@ inline uint16_t resolveCheckPort(const HealthCheckConfig& cfg, uint16_t backendP
 // HealthCheckConfig must be added here, or a changed check would keep its old state.
 bool sameCheck(const HealthCheckConfig& a, const HealthCheckConfig& b);
 
-std::string_view toString(HealthType t);
-
 }  // namespace l4lb::control

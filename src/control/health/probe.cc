@@ -25,16 +25,6 @@ bool sameCheck(const HealthCheckConfig& a, const HealthCheckConfig& b) {
   return tie(a) == tie(b);
 }
 
-std::string_view toString(HealthType t) {
-  switch (t) {
-    case HealthType::None: return "none";
-    case HealthType::Tcp: return "tcp";
-    case HealthType::Http: return "http";
-    case HealthType::Udp: return "udp";
-  }
-  return "?";
-}
-
 std::string errnoReason(int err) {
   switch (err) {
     case ECONNREFUSED: return "connection refused";

@@ -552,10 +552,10 @@ class PublisherStress : public ::testing::Test {
   }
 
   std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, uint64_t g) {
-    std::string err;
     std::vector<PortRuntime> rt = {{ports_[0].port_id, kWanMac}, {ports_[1].port_id, genMac(g, kTagLan, 0)}};
-    auto s = sb.build(generationConfig(g), rt, err);
-    EXPECT_TRUE(s) << err;
+    BuildResult r = sb.build(generationConfig(g), rt);
+    EXPECT_TRUE(r) << r.joined();
+    std::unique_ptr<Snapshot> s = std::move(r.snapshot);
     if (s) {
       EXPECT_EQ(s->generation, g);
     }

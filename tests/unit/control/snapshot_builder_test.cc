@@ -81,19 +81,17 @@ std::map<std::string, uint32_t> idsOf(const Snapshot& s, size_t vip) {
 }
 
 std::unique_ptr<Snapshot> mustBuild(SnapshotBuilder& sb, const Config& c) {
-  std::string err;
-  auto s = sb.build(c, runtimeFor(c), err);
-  EXPECT_NE(s, nullptr) << err;
-  EXPECT_EQ(err, "");
-  return s;
+  BuildResult r = sb.build(c, runtimeFor(c));
+  EXPECT_NE(r.snapshot, nullptr) << r.joined();
+  EXPECT_EQ(r.errors, std::vector<std::string>{});
+  return std::move(r.snapshot);
 }
 
 std::string buildError(const Config& c) {
   SnapshotBuilder sb;
-  std::string err;
-  auto s = sb.build(c, runtimeFor(c), err);
-  EXPECT_EQ(s, nullptr);
-  return err;
+  BuildResult r = sb.build(c, runtimeFor(c));
+  EXPECT_EQ(r.snapshot, nullptr);
+  return r.joined();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -431,6 +429,25 @@ TEST(SnapshotBuilderErrors, TunnelWithoutSourceAddress) {
   EXPECT_EQ(s->backends[s->vips[0].backends[0]].tunnel_src, ipAddr("192.0.2.250"));
 }
 
+// Every problem is its own entry, in the order found (reload logs each on its own line).
+TEST(SnapshotBuilderErrors, EachErrorIsOneEntry) {
+  Config c;
+  c.ports.push_back(makePort("lan", "", "fd00::1/64"));  // no IPv4 address
+  c.vips.push_back(makeVip("192.0.2.1", 80, Proto::Tcp,
+                           {makeBackend("10.0.0.11", "02:00:00:00:01:01", 1, 0, "lan"),
+                            makeBackend("10.0.0.12", "02:00:00:00:01:02", 1, 0, "lan")}));
+  c.vips[0].forwarding = FwdMode::Ipip;
+  SnapshotBuilder sb;
+  BuildResult r = sb.build(c, runtimeFor(c));
+  EXPECT_FALSE(r);
+  EXPECT_EQ(r.snapshot, nullptr);
+  EXPECT_EQ(r.errors, (std::vector<std::string>{
+                          "vips[0]: tunnel_source4: needed for backend 10.0.0.11 (port lan has no address of that family)",
+                          "vips[0]: tunnel_source4: needed for backend 10.0.0.12 (port lan has no address of that family)",
+                      }));
+  EXPECT_EQ(r.joined(), r.errors[0] + "\n" + r.errors[1]);
+}
+
 TEST(SnapshotBuilder, TunnelSourceDefaultsToEgressPortAddress) {
   Config c = baseConfig();
   c.vips[0].forwarding = FwdMode::Gue;
@@ -608,9 +625,9 @@ TEST(SnapshotBuilder, EgressByConnectedPrefixGatewayAndVia) {
   std::vector<PortRuntime> rt = {{3, macAddr("02:00:00:00:00:a0")}, {1, macAddr("02:00:00:00:00:b0")},
                                  {0, macAddr("02:00:00:00:00:c0")}};
   SnapshotBuilder sb;
-  std::string err;
-  auto s = sb.build(c, rt, err);
-  ASSERT_TRUE(s) << err;
+  BuildResult built = sb.build(c, rt);
+  ASSERT_TRUE(built) << built.joined();
+  std::unique_ptr<Snapshot> s = std::move(built.snapshot);
   auto ids = idsOf(*s, 0);
   auto egress = [&](const char* a) { return s->backends[ids.at(a)].egress; };
   auto nh = [&](const char* a) { return s->backends[ids.at(a)].next_hop_mac; };
@@ -640,26 +657,23 @@ TEST(SnapshotBuilder, EgressByConnectedPrefixGatewayAndVia) {
   Config bad = c;
   bad.vips[0].backends.push_back(makeBackend("2001:db8:9::1", "02:00:00:00:05:07"));
   SnapshotBuilder sb2;
-  std::string err2;
-  EXPECT_EQ(sb2.build(bad, rt, err2), nullptr);
-  EXPECT_EQ(err2, "vips[0].backends[6]: no port reaches 2001:db8:9::1 (give a port a connected prefix or gateway "
-                  "for it, or set via)");
+  EXPECT_EQ(sb2.build(bad, rt).errors, std::vector<std::string>{"vips[0].backends[6]: no port reaches 2001:db8:9::1 (give a port a connected prefix or gateway "
+                  "for it, or set via)"});
   // via naming no port.
   Config badvia = c;
   badvia.vips[0].backends[0].via = "nope";
   SnapshotBuilder sb3;
-  std::string err3;
-  EXPECT_EQ(sb3.build(badvia, rt, err3), nullptr);
-  EXPECT_EQ(err3, "vips[0].backends[0]: no port reaches 10.2.0.5 (give a port a connected prefix or gateway for "
-                  "it, or set via)");
+  EXPECT_EQ(sb3.build(badvia, rt).errors,
+            std::vector<std::string>{"vips[0].backends[0]: no port reaches 10.2.0.5 (give a port a connected prefix "
+                                     "or gateway for it, or set via)"});
 }
 
 TEST(SnapshotBuilderErrors, PortCountMismatch) {
   Config c = baseConfig();
   SnapshotBuilder sb;
-  std::string err;
-  EXPECT_EQ(sb.build(c, {}, err), nullptr);
-  EXPECT_FALSE(err.empty());
+  BuildResult r = sb.build(c, {});
+  EXPECT_EQ(r.snapshot, nullptr);
+  EXPECT_EQ(r.errors, std::vector<std::string>{"ports: 1 configured, at most 8"});
 }
 
 
@@ -674,11 +688,10 @@ std::set<uint32_t> inMaglev(const Snapshot& s, size_t vip) {
 
 std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c, const DynamicState& d,
                                 std::vector<PortRuntime> rt = {}) {
-  std::string err;
   if (rt.empty()) rt = runtimeFor(c);
-  auto s = sb.build(c, rt, err, &d);
-  EXPECT_NE(s, nullptr) << err;
-  return s;
+  BuildResult r = sb.build(c, rt, &d);
+  EXPECT_NE(r.snapshot, nullptr) << r.joined();
+  return std::move(r.snapshot);
 }
 
 }  // namespace dyn

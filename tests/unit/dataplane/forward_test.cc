@@ -29,6 +29,7 @@ using control::BackendConfig;
 using control::Config;
 using control::PortConfig;
 using control::PortRuntime;
+using control::BuildResult;
 using control::SnapshotBuilder;
 using control::VipConfig;
 using test::get16;
@@ -104,11 +105,10 @@ Config topology(uint16_t lan_mtu = 1500) {
 }
 
 std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c) {
-  std::string err;
   std::vector<PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
-  auto s = sb.build(c, rt, err);
-  EXPECT_TRUE(s) << err;
-  return s;
+  BuildResult r = sb.build(c, rt);
+  EXPECT_TRUE(r) << r.joined();
+  return std::move(r.snapshot);
 }
 
 VipConfig vipOf(const IpAddr& addr, uint16_t port, Proto proto, FwdMode mode, const IpAddr& backend,

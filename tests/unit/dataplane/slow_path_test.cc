@@ -26,6 +26,7 @@ using control::BackendConfig;
 using control::Config;
 using control::PortConfig;
 using control::PortRuntime;
+using control::BuildResult;
 using control::SnapshotBuilder;
 using control::VipConfig;
 using test::get16;
@@ -226,11 +227,10 @@ Config fwdConfig(FwdMode mode, Scheduler sched = Scheduler::Maglev) {
 }
 
 std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c) {
-  std::string err;
   std::vector<PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
-  auto s = sb.build(c, rt, err);
-  EXPECT_TRUE(s) << err;
-  return s;
+  BuildResult r = sb.build(c, rt);
+  EXPECT_TRUE(r) << r.joined();
+  return std::move(r.snapshot);
 }
 
 // The snapshot with wan's exception path: port 2 is wan's tap (the daemon will create a real

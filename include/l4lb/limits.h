@@ -1,0 +1,26 @@
+// Limits and defaults both sides rely on: the snapshot builder and the config loader enforce or
+// fill them, the workers size their state by them. No DPDK here, so the config loader (and
+// anything else without the data plane) can include it.
+#pragma once
+
+#include <cstdint>
+
+namespace l4lb {
+
+inline constexpr uint32_t kMaxBackendId = (1u << 24) - 1;  // flow entries keep 24 bits
+inline constexpr uint16_t kMaxPorts = 8;
+// The most VIPs one snapshot holds: the snapshot builder refuses more, and each worker keeps one
+// round-robin cursor per VIP index (dataplane/worker.h).
+inline constexpr uint32_t kMaxVips = 4096;
+
+// Idle timeouts per flow state (Snapshot::timeouts); these defaults are also the config file's
+// ([flow_table], config.h).
+struct FlowTimeouts {
+  uint32_t tcp_syn_ms = 10'000;
+  uint32_t tcp_established_ms = 300'000;
+  uint32_t tcp_fin_ms = 10'000;
+  uint32_t udp_ms = 30'000;
+};
+inline constexpr FlowTimeouts kDefaultFlowTimeouts{};
+
+}  // namespace l4lb
