@@ -39,11 +39,7 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
     uint64_t sum = uint64_t(RTE_IPV4_VHL_DEF | uint32_t(tos) << 8 | uint32_t(len_be) << 16) +
                    (uint32_t(id_be) | uint32_t(frag_be) << 16) + (uint32_t(kTunnelTtl) | uint32_t(proto) << 8) +
                    ip->src_addr + ip->dst_addr;
-    sum = (sum & 0xffffffffu) + (sum >> 32);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    ip->hdr_checksum = uint16_t(~sum);
+    ip->hdr_checksum = uint16_t(~net::csumFold64(sum));
     return p + kIpv4HdrLen;
   }
   auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(p);
@@ -64,8 +60,7 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
                       const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id) {
   const SnapPort& out = s.ports[b.egress];
   const bool outer4 = b.addr.isV4();
-  const uint16_t ip_hdr = outer4 ? kIpv4HdrLen : kIpv6HdrLen;
-  const uint16_t overhead = uint16_t(ip_hdr + (gue ? kUdpHdrLen : 0));
+  const uint16_t overhead = net::encapOverhead(outer4, gue);
   if (uint32_t(pi.l3_len) + overhead > out.mtu) return tooBig(m, pi, s, ingress, out.mtu, overhead);
 
   trimPadding(m, pi);
@@ -222,10 +217,10 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
   rte_pktmbuf_adj(m, pi.l3_off);  // now the original IP packet: the ICMP payload
   if (pi.family == Family::V4) {
     // RFC 1191 / RFC 792: quote the IP header and at least 8 bytes; keep the reply <= 576 bytes.
-    constexpr uint16_t kMaxQuote = 576 - kIpv4HdrLen - 8;
+    constexpr uint16_t kMaxQuote = 576 - kIpv4HdrLen - net::kIcmpHdrLen;
     if (rte_pktmbuf_pkt_len(m) > kMaxQuote) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_pkt_len(m) - kMaxQuote));
     uint16_t quote = uint16_t(rte_pktmbuf_pkt_len(m));
-    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv4HdrLen + 8));
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv4HdrLen + net::kIcmpHdrLen));
     if (p == nullptr) return {Drop::NoHeadroom};
     auto* icmp = reinterpret_cast<rte_icmp_hdr*>(p + kEthLen + kIpv4HdrLen);
     icmp->icmp_type = 3;  // destination unreachable
@@ -233,20 +228,20 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
     icmp->icmp_cksum = 0;
     icmp->icmp_ident = 0;  // unused
     icmp->icmp_seq_nb = rte_cpu_to_be_16(mtu);  // next-hop MTU (RFC 1191 §4)
-    icmp->icmp_cksum = uint16_t(~rte_raw_cksum(icmp, size_t(8) + quote));
+    icmp->icmp_cksum = uint16_t(~rte_raw_cksum(icmp, size_t(net::kIcmpHdrLen) + quote));
     IpAddr src = IpAddr::v4(0), dst = IpAddr::v4(0);
     std::memcpy(src.bytes.data(), vip, 4);
     std::memcpy(dst.bytes.data(), client, 4);
-    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp, uint16_t(8 + quote), 0, false, 0);
+    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp, uint16_t(net::kIcmpHdrLen + quote), 0, false, 0);
   } else {
     // RFC 4443 §3.2: as much of the invoking packet as fits in the minimum MTU (1280).
-    constexpr uint16_t kMaxQuote = 1280 - kIpv6HdrLen - 8;
+    constexpr uint16_t kMaxQuote = 1280 - kIpv6HdrLen - net::kIcmpHdrLen;
     if (rte_pktmbuf_pkt_len(m) > kMaxQuote) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_pkt_len(m) - kMaxQuote));
     uint16_t quote = uint16_t(rte_pktmbuf_pkt_len(m));
-    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv6HdrLen + 8));
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv6HdrLen + net::kIcmpHdrLen));
     if (p == nullptr) return {Drop::NoHeadroom};
     IpAddr src = IpAddr::v6(vip), dst = IpAddr::v6(client);
-    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp6, uint16_t(8 + quote), 0, false, 0);
+    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp6, uint16_t(net::kIcmpHdrLen + quote), 0, false, 0);
     uint8_t* icmp = p + kEthLen + kIpv6HdrLen;
     icmp[0] = 2;  // packet too big
     icmp[1] = 0;

@@ -16,16 +16,20 @@
 
 #include "dataplane/parser.h"
 #include "l4lb/counters.h"
+#include "l4lb/net.h"
 #include "l4lb/snapshot.h"
 
 namespace l4lb::dataplane {
 
-// Encapsulation overheads on the IP packet.
-inline constexpr uint16_t kIpv4HdrLen = 20;
-inline constexpr uint16_t kIpv6HdrLen = 40;
-inline constexpr uint16_t kUdpHdrLen = 8;
-
-inline constexpr uint16_t kEthLen = sizeof(rte_ether_hdr);
+// Header sizes and the checksum arithmetic (RFC 1071 / RFC 1624): include/l4lb/net.h.
+using net::csumApplyDelta;
+using net::csumReplace16;
+using net::csumReplaceBytes;
+using net::kIpv4HdrLen;
+using net::kIpv6HdrLen;
+using net::kUdpHdrLen;
+inline constexpr uint16_t kEthLen = net::kEthHdrLen;
+static_assert(kEthLen == sizeof(rte_ether_hdr));
 
 // Makes the frame start with an untagged 14-byte Ethernet header for `ethertype` (host order),
 // stripping pi.l3_off - 14 bytes of VLAN tag, and returns it.
@@ -69,15 +73,6 @@ inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
   trimPadding(m, pi);
   rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
   return {Drop::Ok, b.egress};
-}
-
-// RFC 1624 eqn. 3 with a precomputed difference: HC' = ~(~HC + delta), `delta` folded to
-// 16 bits (BackendRewrite::nat_*_delta). One fold suffices: the sum is at most 0x1fffe. Nonzero
-// inside unless both terms are 0, so the result is the one a word-by-word update gives.
-inline uint16_t csumApplyDelta(uint16_t sum, uint16_t delta) {
-  uint32_t s = uint32_t(uint16_t(~sum)) + delta;
-  s = (s & 0xffff) + (s >> 16);
-  return uint16_t(~s);
 }
 
 // The generic encapsulation: builds every outer field from the snapshot (strip L2, prepend
@@ -128,10 +123,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
     std::memcpy(ip + 4, &id_be, 2);
     std::memcpy(ip + 6, &frag_be, 2);
     // RFC 1071: the constant words' sum plus these four; at most 5 x 0xffff, so two folds.
-    uint32_t sum = uint32_t(rw.outer_sum) + tos_word + len_be + id_be + frag_be;
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    const uint16_t ck = uint16_t(~sum);
+    const uint16_t ck = uint16_t(~net::csumFold32(uint32_t(rw.outer_sum) + tos_word + len_be + id_be + frag_be));
     std::memcpy(ip + 10, &ck, 2);
   } else {
     // Flow label from the flow hash: ECMP entropy on IPv6 underlays (RFC 6438).
@@ -228,43 +220,5 @@ FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const 
 // reply to the client, advertising `mtu` as the largest packet that fits, sent back out of the
 // ingress port. `ingress` is a Snapshot::ports index.
 FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t mtu);
-
-// RFC 1624 incremental checksum update: `sum` is a 16-bit checksum field (as stored, network
-// order); old/new are the replaced 16-bit words as stored.
-inline void csumReplace16(uint16_t* sum, uint16_t old_be, uint16_t new_be) {
-  uint32_t s = uint16_t(~*sum);
-  s += uint16_t(~old_be);
-  s += new_be;
-  s = (s & 0xffff) + (s >> 16);
-  s = (s & 0xffff) + (s >> 16);
-  *sum = uint16_t(~s);
-}
-
-// The same over `len` (even) bytes, e.g. an address: RFC 1624 eqn. 3 summed over 32-bit words
-// (2^16 = 1 mod 0xffff, so a 32-bit word adds as its two halves) and folded once. The result is
-// the one csumReplace16 word by word gives (both keep the sum in 1..0xffff).
-inline void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len) {
-  uint64_t s = uint16_t(~*sum);
-  unsigned i = 0;
-  for (; i + 4 <= len; i += 4) {
-    uint32_t o, n;
-    std::memcpy(&o, old_bytes + i, 4);
-    std::memcpy(&n, new_bytes + i, 4);
-    s += uint32_t(~o);
-    s += n;
-  }
-  if (i + 2 <= len) {
-    uint16_t o, n;
-    std::memcpy(&o, old_bytes + i, 2);
-    std::memcpy(&n, new_bytes + i, 2);
-    s += uint16_t(~o);
-    s += n;
-  }
-  s = (s & 0xffffffffu) + (s >> 32);
-  s = (s & 0xffff) + (s >> 16);
-  s = (s & 0xffff) + (s >> 16);
-  s = (s & 0xffff) + (s >> 16);
-  *sum = uint16_t(~s);
-}
 
 }  // namespace l4lb::dataplane

@@ -9,70 +9,42 @@
 #include <rte_branch_prediction.h>
 
 #include "dataplane/parser.h"
+#include "l4lb/net.h"
 
 namespace l4lb::dataplane {
 namespace parser_detail {
 
-constexpr uint32_t kEthHdrLen = 14;
-constexpr uint32_t kVlanTagLen = 4;
-constexpr uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
-constexpr uint16_t kEtherTypeVlan = 0x8100;
+// Sizes, ethertypes, loads and the header checksum: include/l4lb/net.h. The sizes as 32-bit
+// constants, the type the parser's length arithmetic is done in (with net.h's 16-bit ones the
+// compiler picks different registers and branches in parseIpv6).
+using net::ipv4HeaderChecksumOk;
+using net::kEtherTypeIpv4;
+using net::kEtherTypeIpv6;
+using net::kEtherTypeVlan;
+using net::load16be;
+using net::load16raw;
+constexpr uint32_t kEthHdrLen = net::kEthHdrLen;
+constexpr uint32_t kVlanTagLen = net::kVlanTagLen;
+constexpr uint32_t kIpv4MinHdrLen = net::kIpv4MinHdrLen;
+constexpr uint32_t kIpv6HdrLen = net::kIpv6HdrLen;
+constexpr uint32_t kIpv6ExtMinLen = net::kIpv6ExtMinLen;
+constexpr uint32_t kTcpMinHdrLen = net::kTcpMinHdrLen;
+constexpr uint32_t kUdpHdrLen = net::kUdpHdrLen;
 
-constexpr uint32_t kIpv4MinHdrLen = 20;
 constexpr uint16_t kIpv4FlagDf = 0x4000;
 constexpr uint16_t kIpv4FragMask = 0x3fff;  // MF (0x2000) | fragment offset (0x1fff)
 
-constexpr uint32_t kIpv6HdrLen = 40;
 constexpr uint8_t kIpv6HopByHop = 0;
 constexpr uint8_t kIpv6Routing = 43;
 constexpr uint8_t kIpv6Fragment = 44;
 constexpr uint8_t kIpv6DestOpts = 60;
-constexpr uint32_t kIpv6ExtMinLen = 8;  // RFC 8200 §4: every extension header is 8n bytes, n >= 1
 constexpr unsigned kMaxIpv6ExtHeaders = 8;
 
-constexpr uint32_t kTcpMinHdrLen = 20;
-constexpr uint32_t kUdpHdrLen = 8;
-constexpr uint32_t kIcmpMinLen = 8;  // type, code, checksum, 4 bytes of rest-of-header (echo id/seq)
+constexpr uint32_t kIcmpMinLen = net::kIcmpHdrLen;  // type, code, checksum, 4 bytes of rest-of-header (echo id/seq)
 
 // An mbuf segment holds at most 65535 bytes (data_len is 16 bits); clamping to that keeps every
 // offset and l3_len representable in PacketInfo's uint16_t fields.
 constexpr uint32_t kMaxFrameLen = 0xffff;
-
-inline uint16_t load16be(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-
-inline uint16_t load16raw(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-// RFC 1071 §2: add 32-bit words in a 64-bit accumulator, then fold the carries back in. The
-// ones'-complement sum of a header that includes a correct checksum is 0xffff in either byte order.
-// `len` is IHL*4, so always a multiple of 4.
-inline bool ipv4HeaderChecksumOk(const uint8_t* p, uint32_t len) {
-  uint64_t sum = 0;
-  if (likely(len == kIpv4MinHdrLen)) {
-    // No options (nearly every packet): five words, straight-line.
-    uint64_t a, b;
-    uint32_t c;
-    std::memcpy(&a, p, 8);
-    std::memcpy(&b, p + 8, 8);
-    std::memcpy(&c, p + 16, 4);
-    sum = (a & 0xffffffffu) + (a >> 32) + (b & 0xffffffffu) + (b >> 32) + c;
-  } else {
-    for (uint32_t i = 0; i < len; i += 4) {
-      uint32_t w;
-      std::memcpy(&w, p + i, sizeof(w));
-      sum += w;
-    }
-  }
-  sum = (sum & 0xffffffffu) + (sum >> 32);
-  sum = (sum & 0xffffffffu) + (sum >> 32);
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return sum == 0xffff;
-}
 
 // `l4` points at the transport header, `l4_len` is what is left of the IP packet (not of the
 // frame: Ethernet padding must not be mistaken for transport bytes).

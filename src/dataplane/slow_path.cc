@@ -14,9 +14,11 @@
 namespace l4lb::dataplane {
 namespace {
 
-constexpr uint16_t kEtherTypeArp = 0x0806;
-constexpr uint16_t kEtherTypeVlan = 0x8100;
-constexpr uint32_t kVlanEthLen = 18;
+using net::kEtherTypeArp;
+using net::kEtherTypeVlan;
+constexpr uint32_t kIcmpHdrLen = net::kIcmpHdrLen;
+using net::load16be;
+constexpr uint32_t kVlanEthLen = net::kVlanEthHdrLen;
 constexpr uint32_t kArpLen = 28;  // RFC 826 body for Ethernet (6-byte) / IPv4 (4-byte) addresses
 constexpr uint16_t kArpRequest = 1, kArpReply = 2;
 
@@ -24,15 +26,12 @@ constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8
 constexpr uint8_t kIcmp6Unreachable = 1, kIcmp6TooBig = 2, kIcmp6TimeExceeded = 3;
 constexpr uint8_t kIcmp6EchoRequest = 128, kIcmp6EchoReply = 129;
 constexpr uint8_t kNdSolicit = 135, kNdAdvert = 136;
-constexpr uint32_t kIcmpHdrLen = 8;
 constexpr uint32_t kNsLen = 24;       // RFC 4861 §4.3: type, code, checksum, reserved, target
 constexpr uint32_t kNaLen = 24 + 8;   // §4.4 + one target link-layer address option (§4.6.1)
 constexpr uint8_t kNdOptSourceLla = 1, kNdOptTargetLla = 2;
 constexpr uint8_t kNdHopLimit = 255;  // §7.1.1: proves the sender is on the link
 constexpr uint8_t kNaSolicited = 0x40, kNaOverride = 0x20;
 constexpr uint8_t kReplyTtl = 64;
-
-inline uint16_t load16be(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 
 inline bool isZero(const uint8_t* p, unsigned n) {
   for (unsigned i = 0; i < n; i++)
@@ -416,7 +415,7 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   // dropped here (too_big), before the forwarders could answer it with fragmentation-needed.
   uint32_t overhead = 0;
   if (v->mode == FwdMode::Ipip || v->mode == FwdMode::Gue) {
-    overhead = (b.addr.isV4() ? kIpv4HdrLen : kIpv6HdrLen) + (v->mode == FwdMode::Gue ? kUdpHdrLen : 0);
+    overhead = net::encapOverhead(b.addr.isV4(), v->mode == FwdMode::Gue);
   }
   if (pi.l3_len + overhead > s.ports[b.egress].mtu) return dropPkt(w, m, Drop::TooBig);
   FwdResult r;
