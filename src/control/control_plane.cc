@@ -434,6 +434,8 @@ api::RunFacts ControlPlane::runFacts() const {
   return f;
 }
 
+uint32_t ControlPlane::workerClockMs() const { return dataplane::nowMs(); }
+
 std::vector<api::FlowAnswer> ControlPlane::askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const {
   std::vector<api::FlowAnswer> out(queries_.size());
   std::vector<bool> asked(queries_.size());

@@ -8,7 +8,6 @@
 
 #include "control/api/handlers.h"
 #include "dataplane/lookup.h"
-#include "dataplane/worker.h"
 
 namespace l4lb::control::api {
 
@@ -30,12 +29,12 @@ const char* flowStateName(dataplane::FlowState s) {
 }
 
 // The flow decision for a packet of a flow to VIP `v` (index `vi`) with hash `sig` from source
-// address `src`: what a new flow gets (the scheduler over the published tables), what the flow
+// address `src`, at `now_ms` on the workers' clock: what a new flow gets (the scheduler over the published tables), what the flow
 // has (the workers' flow-table `answers`), hence which backend and why. Fills the reply's
 // candidates/slot/table_size, new_flow_backend, flow_entry, flow_table, backend,
 // backend_state and reason.
 void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_t sig, const uint8_t* src, Family f,
-                     const std::vector<FlowAnswer>& answers, json& j) {
+                     const std::vector<FlowAnswer>& answers, uint32_t now_ms, json& j) {
   // What a new flow gets now: the scheduler over the published tables.
   std::string fresh_why;
   const SnapBackend* fresh = nullptr;
@@ -74,7 +73,7 @@ void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_
       else if (answers[i].hit && hit_worker < 0) hit_worker = int(i), fv = dataplane::FlowValue::unpack(answers[i].value);
     }
     if (hit_worker >= 0) {
-      const uint32_t now = dataplane::nowMs();  // the workers' clock
+      const uint32_t now = now_ms;
       const uint32_t idle = now - fv.last_seen_ms;
       const bool expired = dataplane::isExpired(fv, now, s.timeouts);
       const SnapBackend* eb = s.backend(fv.backend_id);
@@ -162,7 +161,7 @@ json cmdExplain(OperatorView& view, const Args& args) {
   j["hash"] = sig;
   const std::vector<FlowAnswer> answers = f == Family::V4 ? view.askFlowTables(false, &k4, sizeof(k4), sig)
                                                           : view.askFlowTables(true, &k6, sizeof(k6), sig);
-  explainDecision(*s, *v, vi, sig, src->first.bytes.data(), f, answers, j);
+  explainDecision(*s, *v, vi, sig, src->first.bytes.data(), f, answers, view.workerClockMs(), j);
   return j;
 }
 

@@ -83,6 +83,8 @@ class OperatorView {
   virtual RunFacts runFacts() const = 0;
   // Asks every worker what its flow table holds for the key; one answer per worker.
   virtual std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const = 0;
+  // The workers' clock (dataplane::nowMs: flow entries' last_seen_ms are on it).
+  virtual uint32_t workerClockMs() const = 0;
 
   // ---- change ----
   // Drains and weights set by command live here; rebuild() publishes them.

@@ -100,6 +100,7 @@ class FakeView : public OperatorView {
     asked.push_back({v6, std::vector<uint8_t>(static_cast<const uint8_t*>(key), static_cast<const uint8_t*>(key) + key_len), sig});
     return answers;
   }
+  uint32_t workerClockMs() const override { return clock_ms; }
   bool rebuild(const std::string& why) override {
     rebuilds.push_back(why);
     std::string err;
@@ -125,6 +126,7 @@ class FakeView : public OperatorView {
   std::vector<const dataplane::WorkerState*> ws;
   RunFacts facts;
   std::vector<FlowAnswer> answers;
+  uint32_t clock_ms = 100000;
   struct Asked {
     bool v6;
     std::vector<uint8_t> key;
