@@ -17,8 +17,8 @@
 
 #include "control/api/handlers.h"
 #include "control/api/metrics_http.h"
+#include "control/change_plan.h"
 #include "control/log.h"
-#include "control/reload.h"
 #include "control/sha256.h"
 #include "control/worker_totals.h"
 #include "dataplane/worker.h"
@@ -279,23 +279,16 @@ api::ReloadOutcome ControlPlane::reload() {
     return out;
   }
   Config next = std::move(*r.config);
-  std::vector<std::string> restart = restartRequired(cfg_, next);
-  // The listeners are opened once, as root, before anything else runs.
-  if (next.control.socket != cfg_.control.socket) restart.push_back("control.socket: needs a restart");
-  if (next.control.mode != cfg_.control.mode) restart.push_back("control.mode: needs a restart");
-  if (next.metrics.listen != cfg_.metrics.listen) restart.push_back("metrics.listen: needs a restart");
-  if (!restart.empty()) {
+  ChangePlan plan = planChange(cfg_, next, builder_, ports_.runtime, dyn_, publisher_.current());
+  if (!plan.restart.empty()) {
     stats_.reloads_failed++;
-    for (const std::string& m : restart) error("reload refused: " + path_ + ": " + m);
+    for (const std::string& m : plan.restart) error("reload refused: " + path_ + ": " + m);
     error("reload refused: the running configuration is unchanged");
     return out;
   }
-  // Build on a copy of the builder: a failed build leaves ids and history untouched.
-  SnapshotBuilder trial = builder_;
-  std::string err;
-  std::unique_ptr<Snapshot> s = trial.build(next, runtimeOf(ports_), err, &dyn_);
-  if (!s) {
+  if (!plan.snapshot) {
     stats_.reloads_failed++;
+    const std::string& err = plan.build_error;
     for (size_t a = 0, b; a < err.size(); a = b + 1) {
       b = err.find('\n', a);
       if (b == std::string::npos) b = err.size();
@@ -304,8 +297,9 @@ api::ReloadOutcome ControlPlane::reload() {
     error("reload rejected: the running configuration is unchanged");
     return out;
   }
-  const std::string summary = diffSummary(cfg_, next);
-  builder_ = std::move(trial);
+  const std::string summary = plan.diff.summary();
+  std::unique_ptr<Snapshot> s = std::move(plan.snapshot);
+  builder_ = std::move(plan.builder);
   cfg_ = std::move(next);
   setLogLevel(levelOf(cfg_.log.level));
   config_sha256_ = fileSha256Of(path_);

@@ -195,9 +195,18 @@ void printDiff(std::string& out, const json& r) {
                     str(v["slots_total"]).c_str());
       moved = b;
     }
-    rows.push_back({str(v["vip"]), str(v["change"]), list("backends_added"), list("backends_removed"), list("weights_changed"), moved});
+    // The VIP's own settings that changed, then other backend settings as BACKEND: FIELD (...).
+    std::string fields;
+    auto add = [&](const std::string& f) { fields += (fields.empty() ? "" : ", ") + f; };
+    if (v.contains("fields_changed"))
+      for (const auto& f : v["fields_changed"]) add(str(f));
+    if (v.contains("backends_changed"))
+      for (const auto& b : v["backends_changed"])
+        for (const auto& f : b["fields"]) add(str(b["backend"]) + ": " + str(f));
+    rows.push_back({str(v["vip"]), str(v["change"]), list("backends_added"), list("backends_removed"), list("weights_changed"), moved,
+                    fields.empty() ? "-" : fields});
   }
-  table(out, {"VIP", "CHANGE", "ADDED", "REMOVED", "WEIGHTS", "SLOTS_MOVED"}, rows);
+  table(out, {"VIP", "CHANGE", "ADDED", "REMOVED", "WEIGHTS", "SLOTS_MOVED", "FIELDS"}, rows);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The change plan (control/change_plan.h): one diff of two configurations that both reload's log
 // line and `l4lbctl diff` are derived from.
-#include "control/reload.h"
+#include "control/change_plan.h"
 
 #include <gtest/gtest.h>
 
