@@ -8,10 +8,7 @@
 
 #include <time.h>
 
-#include <algorithm>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
