@@ -8,16 +8,17 @@
 
 #include <time.h>
 
-#include <algorithm>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "control/api/handlers.h"
+#include "control/api/metrics_http.h"
+#include "control/change_plan.h"
 #include "control/log.h"
-#include "control/reload.h"
 #include "control/sha256.h"
+#include "control/worker_totals.h"
+#include "dataplane/worker.h"
 
 namespace l4lb::control {
 
@@ -35,14 +36,6 @@ uint64_t monoMsNow() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
-
-std::string fileSha256Of(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return "";
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return sha256Hex(ss.str());
 }
 
 ControlPlane::ControlPlane(Config cfg, std::string path, const Ports& ports, dataplane::DataplaneShared& shared)
@@ -95,23 +88,10 @@ bool ControlPlane::start(std::string& err) {
     if (!metrics_.listenTcp(*cfg_.metrics.addr, cfg_.metrics.port, lerr))
       logError(lerr + "; metrics are disabled");
     metrics_.setHandler(
-        [this](const std::string& in, bool eof) -> std::optional<std::string> {
-          size_t end = in.find("\r\n\r\n");
-          if (end == std::string::npos) end = in.find("\n\n");
-          if (end == std::string::npos && !eof) return std::nullopt;
-          const size_t sp1 = in.find(' '), sp2 = in.find(' ', sp1 + 1);
-          const std::string method = in.substr(0, sp1);
-          const std::string target = sp1 == std::string::npos ? "" : in.substr(sp1 + 1, sp2 - sp1 - 1);
-          auto resp = [](const std::string& status, const std::string& ctype, const std::string& body) {
-            return "HTTP/1.1 " + status + "\r\nContent-Type: " + ctype +
-                   "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-          };
-          if (method != "GET") return resp("405 Method Not Allowed", "text/plain", "only GET\n");
-          if (target != "/metrics" && target.rfind("/metrics?", 0) != 0)
-            return resp("404 Not Found", "text/plain", "metrics are at /metrics\n");
-          return resp("200 OK", "text/plain; version=0.0.4; charset=utf-8", renderMetrics(observe()));
+        [this](const std::string& in, bool eof) {
+          return api::serveMetricsHttp(in, eof, [this] { return renderMetrics(observe()); });
         },
-        "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        api::kMetricsRequestTooLarge);
     if (metrics_.listening()) logInfo("metrics on http://" + cfg_.metrics.listen + "/metrics");
   }
   health_.setCheckObserver([this](const CheckRecord& r) {
@@ -138,14 +118,13 @@ void ControlPlane::setWorkers(std::vector<const dataplane::WorkerState*> w, uint
 // Once a second: rates that need two samples (busy ratio, new flows per second).
 void ControlPlane::tick() {
   const uint64_t now = monoMsNow();
-  uint64_t flows_new = 0;
   for (size_t i = 0; i < workers_.size(); i++) {
     const WorkerLoad l = workers_[i]->load;
     const uint64_t dt = l.total_cycles - prev_load_[i].total_cycles;
     busy_ratio_[i] = dt == 0 ? 0.0 : double(l.busy_cycles - prev_load_[i].busy_cycles) / double(dt);
     prev_load_[i] = l;
-    flows_new += workers_[i]->counters.get(Ctr::FlowNew);
   }
+  const uint64_t flows_new = sumWorkers(workers_).counters.get(Ctr::FlowNew);
   if (now > prev_tick_ms_) flows_per_s_ = double(flows_new - prev_flows_new_) * 1000.0 / double(now - prev_tick_ms_);
   prev_flows_new_ = flows_new;
   prev_tick_ms_ = now;
@@ -283,9 +262,9 @@ void ControlPlane::syncXdp(const Snapshot& s) {
   }
 }
 
-bool ControlPlane::reload() {
-  std::vector<std::string>& msgs = last_reload_messages_;
-  msgs.clear();
+api::ReloadOutcome ControlPlane::reload() {
+  api::ReloadOutcome out;
+  std::vector<std::string>& msgs = out.messages;
   // Every message goes to the log and to the API caller (l4lbctl reload).
   auto error = [&](const std::string& m) {
     logError(m);
@@ -297,32 +276,25 @@ bool ControlPlane::reload() {
     stats_.reloads_failed++;
     for (const std::string& m : r.error.messages) error("reload rejected: " + m);
     error("reload rejected: the running configuration is unchanged");
-    return false;
+    return out;
   }
   Config next = std::move(*r.config);
-  std::vector<std::string> restart = restartRequired(cfg_, next);
-  // The listeners are opened once, as root, before anything else runs.
-  if (next.control.socket != cfg_.control.socket) restart.push_back("control.socket: needs a restart");
-  if (next.control.mode != cfg_.control.mode) restart.push_back("control.mode: needs a restart");
-  if (next.metrics.listen != cfg_.metrics.listen) restart.push_back("metrics.listen: needs a restart");
-  if (!restart.empty()) {
+  ChangePlan plan = planChange(cfg_, next, builder_, ports_.runtime, dyn_, publisher_.current());
+  if (!plan.restart.empty()) {
     stats_.reloads_failed++;
-    for (const std::string& m : restart) error("reload refused: " + path_ + ": " + m);
+    for (const std::string& m : plan.restart) error("reload refused: " + path_ + ": " + m);
     error("reload refused: the running configuration is unchanged");
-    return false;
+    return out;
   }
-  // Build on a copy of the builder: a failed build leaves ids and history untouched.
-  SnapshotBuilder trial = builder_;
-  BuildResult built = trial.build(next, runtimeOf(ports_), &dyn_);
-  if (!built) {
+  if (!plan.snapshot) {
     stats_.reloads_failed++;
-    for (const std::string& e : built.errors) error("reload rejected: " + path_ + ": " + e);
+    for (const std::string& e : plan.build_errors) error("reload rejected: " + path_ + ": " + e);
     error("reload rejected: the running configuration is unchanged");
-    return false;
+    return out;
   }
-  std::unique_ptr<Snapshot> s = std::move(built.snapshot);
-  const std::string summary = diffSummary(cfg_, next);
-  builder_ = std::move(trial);
+  const std::string summary = plan.diff.summary();
+  std::unique_ptr<Snapshot> s = std::move(plan.snapshot);
+  builder_ = std::move(plan.builder);
   cfg_ = std::move(next);
   setLogLevel(levelOf(cfg_.log.level));
   config_sha256_ = fileSha256Of(path_);
@@ -334,7 +306,8 @@ bool ControlPlane::reload() {
   logInfo("reload applied: " + summary);
   msgs.push_back("reload applied: " + summary);
   refreshNeighbours(true);
-  return true;
+  out.ok = true;
+  return out;
 }
 
 std::string ControlPlane::backendsJson() const {
@@ -424,6 +397,52 @@ void ControlPlane::run() {
   close(sfd);
   api_.close();  // removes the socket file: l4lbctl then says the daemon is not running
   metrics_.close();
+}
+
+std::string ControlPlane::handleRequest(const std::string& request) { return api::handleRequest(*this, request); }
+
+Observation ControlPlane::observe() const { return api::observe(*this); }
+
+const api::Transition* ControlPlane::lastTransition(const std::string& key) const {
+  auto it = transitions_.find(key);
+  return it == transitions_.end() ? nullptr : &it->second;
+}
+
+api::RunFacts ControlPlane::runFacts() const {
+  api::RunFacts f;
+  f.started_unix = started_unix_;
+  f.uptime_s = double(monoMsNow() - started_mono_ms_) / 1000.0;
+  f.config_sha256 = config_sha256_;
+  f.metrics_listen = metrics_.listening() ? cfg_.metrics.listen : "";
+  f.stats = stats_;
+  f.health_ok = health_ok_;
+  f.health_failed = health_failed_;
+  f.busy_ratio = busy_ratio_;
+  f.flow_capacity = flow_capacity_;
+  f.new_flows_per_s = flows_per_s_;
+  return f;
+}
+
+uint32_t ControlPlane::workerClockMs() const { return dataplane::nowMs(); }
+
+std::vector<api::FlowAnswer> ControlPlane::askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const {
+  std::vector<api::FlowAnswer> out(queries_.size());
+  std::vector<bool> asked(queries_.size());
+  // A worker with an earlier question still unanswered (stopped or stuck) is not asked again.
+  for (size_t i = 0; i < queries_.size(); i++) asked[i] = dataplane::postFlowQuery(*queries_[i], v6, key, key_len, sig);
+  const uint64_t deadline = monoMsNow() + api::kFlowQueryWaitMs;
+  for (;;) {
+    bool pending = false;
+    for (size_t i = 0; i < queries_.size(); i++) {
+      if (!asked[i] || out[i].answered) continue;
+      dataplane::FlowQueryAnswer a;
+      if (dataplane::takeFlowAnswer(*queries_[i], a)) out[i] = {true, a.hit, a.value, a.room};
+      else pending = true;
+    }
+    if (!pending || monoMsNow() >= deadline) break;
+    usleep(20);  // workers poll continuously: an answer takes one loop (microseconds)
+  }
+  return out;
 }
 
 }  // namespace l4lb::control

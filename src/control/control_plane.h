@@ -10,8 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
+#include "control/api/view.h"
 #include "control/api_server.h"
 #include "control/config.h"
 #include "control/health/health_checker.h"
@@ -24,19 +23,11 @@
 
 namespace l4lb::control {
 
-struct ControlStats {
-  uint64_t reloads_ok = 0;
-  uint64_t reloads_failed = 0;   // invalid file, or refused (needs a restart)
-  uint64_t publishes = 0;
-  uint64_t health_transitions = 0;
-  uint64_t neighbour_changes = 0;
-};
-
 uint64_t monoMsNow();
-// SHA-256 of a file's bytes, "" when it cannot be read.
-std::string fileSha256Of(const std::string& path);
 
-class ControlPlane {
+// Implements the operator API's view (control/api/view.h): the commands see the control plane
+// only through it.
+class ControlPlane : public api::OperatorView {
  public:
   ControlPlane(Config cfg, std::string path, const Ports& ports, dataplane::DataplaneShared& shared);
   // Builds and publishes the first snapshot, opens netlink and the XDP maps, starts checks,
@@ -51,21 +42,34 @@ class ControlPlane {
   // Runs until SIGINT/SIGTERM (signals must be blocked in every thread).
   void run();
 
-  // Re-reads the config file and applies it whole, or changes nothing (logged and counted).
-  bool reload();
-
   const ControlStats& stats() const { return stats_; }
   const Snapshot* current() const { return publisher_.current(); }
   // Backend states and health detail as JSON (stats file; the operator API builds on it).
   std::string backendsJson() const;
 
-  // The operator API (docs/OPERATIONS.md): one JSON request {"cmd": ..., "args": [...]}, one
-  // JSON reply {"ok": bool, "error"?: ..., ...}. Public for unit tests; the API server calls it.
+  // The operator API (docs/OPERATIONS.md, control/api/): one JSON request in, one JSON reply out.
   std::string handleRequest(const std::string& request);
   Observation observe() const;
 
+  // api::OperatorView
+  const Config& config() const override { return cfg_; }
+  const std::string& configPath() const override { return path_; }
+  const DynamicState& dynamicState() const override { return dyn_; }
+  DynamicState& dynamicState() override { return dyn_; }
+  const Snapshot* snapshot() const override { return publisher_.current(); }
+  const SnapshotBuilder& builder() const override { return builder_; }
+  const std::vector<PortRuntime>& portRuntime() const override { return ports_.runtime; }
+  const HealthChecker::Status* healthStatus(const std::string& key) const override { return health_.status(key); }
+  const api::Transition* lastTransition(const std::string& key) const override;
+  const std::vector<const dataplane::WorkerState*>& workers() const override { return workers_; }
+  api::RunFacts runFacts() const override;
+  std::vector<api::FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const override;
+  uint32_t workerClockMs() const override;
+  bool rebuild(const std::string& why) override;
+  // Re-reads the config file and applies it whole, or changes nothing (logged and counted).
+  api::ReloadOutcome reload() override;
+
  private:
-  bool rebuild(const std::string& why);
   void publish(std::unique_ptr<Snapshot> s, const std::string& why);
   std::vector<HealthTarget> healthTargets(const Config& cfg, const Snapshot& s) const;
   void applyHealth(const std::vector<HealthTransition>& ts);
@@ -73,26 +77,6 @@ class ControlPlane {
   void syncXdp(const Snapshot& s);
   void pruneDynamic();
   void tick();
-  // Operator commands (operator_api.cc); each returns the reply body or throws ApiError.
-  nlohmann::json cmdStatus() const;
-  nlohmann::json cmdVips() const;
-  nlohmann::json cmdBackends(const std::vector<std::string>& args) const;
-  nlohmann::json cmdStats() const;
-  nlohmann::json cmdDrain(const std::vector<std::string>& args, bool drain);
-  nlohmann::json cmdWeight(const std::vector<std::string>& args);
-  nlohmann::json cmdReload();
-  nlohmann::json cmdExplain(const std::vector<std::string>& args) const;
-  nlohmann::json cmdDiff(const std::vector<std::string>& args) const;
-  static constexpr uint64_t kFlowQueryWaitMs = 100;
-  // What each worker's flow table holds for a key (FlowQuery), waiting up to kFlowQueryWaitMs.
-  struct FlowAnswer {
-    bool answered = false;
-    bool hit = false;
-    uint64_t value = 0;
-  };
-  std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const;
-  std::vector<std::pair<const VipConfig*, const BackendConfig*>> matchBackends(const std::vector<std::string>& args,
-                                                                                size_t first) const;
 
   Config cfg_;
   std::string path_;
@@ -120,12 +104,7 @@ class ControlPlane {
   std::vector<double> busy_ratio_;
   uint64_t prev_flows_new_ = 0, prev_tick_ms_ = 0;
   double flows_per_s_ = 0;
-  struct Transition {
-    int64_t unix_time = 0;
-    std::string from, to, why;
-  };
-  std::map<std::string, Transition> transitions_;  // backend identity -> last state change
-  std::vector<std::string> last_reload_messages_;
+  std::map<std::string, api::Transition> transitions_;  // backend identity -> last state change
 };
 
 }  // namespace l4lb::control

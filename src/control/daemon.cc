@@ -19,6 +19,7 @@
 #include "control/log.h"
 #include "control/ports.h"
 #include "control/snapshot_builder.h"
+#include "control/worker_totals.h"
 #include "dataplane/worker.h"
 
 namespace l4lb::control {
@@ -171,13 +172,13 @@ int runDaemon(const DaemonOptions& opts) {
   shared.stop.store(true);
   rte_eal_mp_wait_lcore();  // workers return after sending what they had (TX is per burst)
 
-  WorkerCounters total;
   nlohmann::json workers = nlohmann::json::array();
+  std::vector<const dataplane::WorkerState*> ro;
   for (const auto& st : states) {
     workers.push_back(countersJson(st->counters));
-    for (size_t i = 0; i < size_t(Drop::Count); i++) total.drops[i] += st->counters.drops[i];
-    for (size_t i = 0; i < size_t(Ctr::Count); i++) total.ctrs[i] += st->counters.ctrs[i];
+    ro.push_back(st.get());
   }
+  const WorkerCounters total = sumWorkers(ro).counters;
   logInfo("stopped: rx " + std::to_string(total.get(Ctr::RxPackets)) + " tx " +
           std::to_string(total.get(Ctr::TxPackets)) + " dropped " + std::to_string(total.totalDrops()));
   if (!opts.stats_file.empty()) {

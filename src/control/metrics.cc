@@ -1,4 +1,5 @@
 #include "control/metrics.h"
+#include "control/worker_totals.h"
 
 #include <cinttypes>
 #include <cstdio>
@@ -74,24 +75,20 @@ std::string renderMetrics(const Observation& o) {
   for (const auto& b : o.backends) w.sample("l4lb_flows_total", be(b), num(b.c.flows_new));
   w.family("l4lb_backend_active_flows", "gauge", "Flow-table entries pointing at a backend (created minus ended).");
   for (const auto& b : o.backends)
-    w.sample("l4lb_backend_active_flows", be(b), num(b.c.flows_new >= b.c.flows_ended ? b.c.flows_new - b.c.flows_ended : 0));
+    w.sample("l4lb_backend_active_flows", be(b), num(activeFlows(b.c)));
   w.family("l4lb_backend_up", "gauge", "1 when the backend receives new flows (healthy), else 0 (draining or unhealthy).");
   for (const auto& b : o.backends) w.sample("l4lb_backend_up", be(b), b.state == "healthy" ? "1" : "0");
   w.family("l4lb_backend_weight", "gauge", "Effective backend weight (after l4lbctl weight).");
   for (const auto& b : o.backends) w.sample("l4lb_backend_weight", be(b), num(uint64_t(b.weight)));
 
+  WorkerCounters total;
+  for (const auto& wk : o.workers) accumulate(total, wk.counters);
   w.family("l4lb_drops_total", "counter", "Packets dropped, by reason (summed over workers).");
-  for (size_t r = 1; r < size_t(Drop::Count); r++) {
-    uint64_t s = 0;
-    for (const auto& wk : o.workers) s += wk.counters.drops[r];
-    w.sample("l4lb_drops_total", label("reason", std::string(kDropNames[r])), num(s));
-  }
+  for (size_t r = 1; r < size_t(Drop::Count); r++)
+    w.sample("l4lb_drops_total", label("reason", std::string(kDropNames[r])), num(total.drops[r]));
   w.family("l4lb_events_total", "counter", "Data-path events that are not drops (summed over workers).");
-  for (size_t c = 0; c < size_t(Ctr::Count); c++) {
-    uint64_t s = 0;
-    for (const auto& wk : o.workers) s += wk.counters.ctrs[c];
-    w.sample("l4lb_events_total", label("event", std::string(kCtrNames[c])), num(s));
-  }
+  for (size_t c = 0; c < size_t(Ctr::Count); c++)
+    w.sample("l4lb_events_total", label("event", std::string(kCtrNames[c])), num(total.ctrs[c]));
   w.family("l4lb_flow_table_entries", "gauge", "Entries in a worker's flow table.");
   for (size_t i = 0; i < o.workers.size(); i++) {
     w.sample("l4lb_flow_table_entries", label("worker", std::to_string(i)) + "," + label("family", "ipv4"),

@@ -1,10 +1,5 @@
 #include "control/reload.h"
 
-#include <map>
-#include <sstream>
-
-#include "control/snapshot_builder.h"
-
 namespace l4lb::control {
 
 namespace {
@@ -74,41 +69,6 @@ std::vector<std::string> restartRequired(const Config& a, const Config& b) {
     // Gateways may change live: the snapshot carries their MACs and neighbours are re-resolved.
   }
   return out;
-}
-
-std::string diffSummary(const Config& a, const Config& b) {
-  std::map<std::string, const VipConfig*> va, vb;
-  for (const auto& v : a.vips) va[vipIdentity(v)] = &v;
-  for (const auto& v : b.vips) vb[vipIdentity(v)] = &v;
-  int vadd = 0, vdel = 0, vchg = 0, badd = 0, bdel = 0, bchg = 0;
-  std::map<std::string, const BackendConfig*> ba, bb;
-  for (const auto& [id, v] : va) {
-    if (!vb.count(id)) vdel++;
-    for (const auto& be : v->backends) ba[backendIdentity(*v, be)] = &be;
-  }
-  for (const auto& [id, v] : vb) {
-    auto it = va.find(id);
-    if (it == va.end()) {
-      vadd++;
-    } else {
-      const VipConfig& o = *it->second;
-      if (o.name != v->name || o.scheduler != v->scheduler || o.forwarding != v->forwarding ||
-          o.maglev_table_size != v->maglev_table_size || o.tunnel_source4 != v->tunnel_source4 ||
-          o.tunnel_source6 != v->tunnel_source6 || o.gue_port != v->gue_port || o.on_all_down != v->on_all_down)
-        vchg++;
-    }
-    for (const auto& be : v->backends) bb[backendIdentity(*v, be)] = &be;
-  }
-  for (const auto& [id, be] : ba)
-    if (!bb.count(id)) bdel++;
-  for (const auto& [id, be] : bb) {
-    auto it = ba.find(id);
-    if (it == ba.end()) badd++;
-    else if (it->second->weight != be->weight || it->second->mac != be->mac || it->second->via != be->via) bchg++;
-  }
-  std::ostringstream s;
-  s << "vips +" << vadd << " -" << vdel << " ~" << vchg << ", backends +" << badd << " -" << bdel << " ~" << bchg;
-  return s.str();
 }
 
 }  // namespace l4lb::control

@@ -13,9 +13,6 @@ namespace l4lb::control {
 
 // One message per field that differs and needs a restart; empty when `next` can be applied live.
 std::vector<std::string> restartRequired(const Config& running, const Config& next);
-
-// One line for the log: VIPs and backends added, removed and changed.
-// e.g. "vips +1 -0 ~1, backends +2 -1 ~1"
-std::string diffSummary(const Config& running, const Config& next);
+// (control/change_plan.h adds the listeners and works out the rest of a change.)
 
 }  // namespace l4lb::control

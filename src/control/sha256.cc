@@ -3,6 +3,8 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 namespace l4lb::control {
 
@@ -68,6 +70,14 @@ std::string sha256Hex(std::string_view data) {
     out += b;
   }
   return out;
+}
+
+std::string fileSha256Of(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return sha256Hex(ss.str());
 }
 
 }  // namespace l4lb::control

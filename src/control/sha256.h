@@ -8,5 +8,7 @@
 namespace l4lb::control {
 
 std::string sha256Hex(std::string_view data);
+// SHA-256 of a file's bytes, "" when it cannot be read.
+std::string fileSha256Of(const std::string& path);
 
 }  // namespace l4lb::control

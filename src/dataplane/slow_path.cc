@@ -8,6 +8,7 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 
+#include "dataplane/decide.h"
 #include "dataplane/forward.h"
 #include "dataplane/lookup.h"
 
@@ -393,7 +394,9 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   uint32_t bid = kNoBackend;
   if (hit) {
     const FlowValue fv = FlowValue::unpack(raw);
-    if (!isExpired(fv, now_ms, s.timeouts) && usableForExisting(s.backend(fv.backend_id), vip_index)) {
+    // The fast path's own rules for an entry (decide.h): a live entry whose backend may carry
+    // the flow on (healthy or draining) owns the error.
+    if (classifyEntry(fv, s, vip_index, now_ms) == EntryVerdict::Live) {
       bid = fv.backend_id;
     }
   }
@@ -404,7 +407,7 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     // flow's backend (unless the tables changed since the flow started, as for a full flow
     // table). Round robin depends on the owning worker's cursor: no guess would be right, so
     // the error is dropped and counted (icmp_error_no_flow).
-    if (v->scheduler == Scheduler::RoundRobin || v->scheduler == Scheduler::WeightedRoundRobin) {
+    if (isRoundRobin(*v)) {
       return dropPkt(w, m, Drop::IcmpErrorNoFlow);
     }
     bid = statelessBackend(*v, sig, qdst, pi.family);

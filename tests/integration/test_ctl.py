@@ -8,9 +8,8 @@ explain is checked against what the data plane did: for each SYN, the backend ex
 must be the one whose MAC the forwarded frame carries. The metrics endpoint is scraped over
 HTTP and parsed with prometheus_client's text parser.
 
-Assertions marked PENDING-DP need the data plane to fill WorkerState::backend_ctrs/port_ctrs/
-load (declared in include/l4lb/counters.h): while those counters are all zero, they skip
-with that message; once filled they run and must hold.
+The per-backend and per-port counters (WorkerState::backend_ctrs/port_ctrs, filled by the data
+plane) are asserted exactly: zeros there are a failure, never a skip.
 """
 
 import hashlib
@@ -248,10 +247,8 @@ class CtlTest(unittest.TestCase):
         self.assertRegex(out, rf"\n  0\s+{NFLOWS}\s+{NFLOWS}\s+0\s+{NFLOWS}\s+0\s")
         self.assertIn("drops:\n  none", out)
         self.assertIn("new flows/s:", out)
-        # PENDING-DP: per-backend and per-port counters (filled by the data plane).
+        # Per-backend and per-port counters: each SYN counted for the backend whose MAC it left with.
         per_backend = {b["backend"]: b["packets"] for b in s["backends"]}
-        if sum(per_backend.values()) == 0 and s["ports"][0]["rx_packets"] == 0:
-            self.skipTest("PENDING-DP: WorkerState::backend_ctrs/port_ctrs not filled by the data plane yet")
         by_mac = {m: f"{a}:0" for a, m in BACKENDS}
         want = {f"{a}:0": 0 for a, _ in BACKENDS}
         for f in self.frames:
@@ -505,10 +502,8 @@ class CtlTest(unittest.TestCase):
         with self.assertRaises(urllib.error.HTTPError) as cm:
             scrape(self.d.metrics_port, "/other")
         self.assertEqual(cm.exception.code, 404)
-        # PENDING-DP: per-backend packets (filled by the data plane).
+        # Per-backend packets: every SYN counted once, for the backend it went to.
         packets = samples("l4lb_packets", "_total")
-        if sum(packets.values()) == 0:
-            self.skipTest("PENDING-DP: per-backend packets are zero until the data plane fills backend_ctrs")
         self.assertEqual(sum(packets.values()), NFLOWS)
 
     def test_metrics_slow_client_does_not_block(self):

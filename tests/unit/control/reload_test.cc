@@ -2,6 +2,8 @@
 // one-line summary of what a reload changes.
 #include "control/reload.h"
 
+#include "control/change_plan.h"
+
 #include <gtest/gtest.h>
 
 #include "packet_builder.h"

@@ -1,0 +1,259 @@
+// l4lbctl's human output: each reply rendered as text (tables), apart from the socket I/O so
+// unit tests can check it byte for byte.
+#include "ctl/render.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "control/api/commands.h"
+
+namespace l4lb::ctl {
+
+using nlohmann::json;
+
+namespace {
+}  // namespace
+
+std::string str(const json& j) {
+  if (j.is_null()) return "-";
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_number_float()) {
+    char b[32];
+    std::snprintf(b, sizeof(b), "%.2f", j.get<double>());
+    return b;
+  }
+  return j.dump();
+}
+
+namespace {
+
+void appendf(std::string& out, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void appendf(std::string& out, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char* p = nullptr;
+  const int n = vasprintf(&p, fmt, ap);
+  va_end(ap);
+  if (n >= 0) out.append(p, size_t(n));
+  free(p);
+}
+
+void table(std::string& out, const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows,
+           const char* indent = "") {
+  std::vector<size_t> w(head.size());
+  for (size_t i = 0; i < head.size(); i++) w[i] = head[i].size();
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < w.size(); i++) w[i] = std::max(w[i], r[i].size());
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string s = indent;
+    for (size_t i = 0; i < r.size(); i++) {
+      s += r[i];
+      if (i + 1 < r.size()) s += std::string(w[i] - r[i].size() + 2, ' ');
+    }
+    out += s + "\n";
+  };
+  line(head);
+  for (const auto& r : rows) line(r);
+}
+
+std::string ago(int64_t t, int64_t now) {
+  int64_t d = now - t;
+  return std::to_string(d < 0 ? 0 : d) + "s ago";
+}
+
+void printStatus(std::string& out, const json& r) {
+  appendf(out, "l4lb %s  pid %s  uptime %.0fs  workers %s  VIPs %s\n", str(r["version"]).c_str(), str(r["pid"]).c_str(),
+              r["uptime_s"].get<double>(), str(r["workers"]).c_str(), str(r["vips"]).c_str());
+  const json& c = r["config"];
+  appendf(out, "config %s sha256 %s%s\n", str(c["path"]).c_str(), str(c["sha256"]).c_str(),
+              c["changed_on_disk"].get<bool>() ? "  (file changed on disk since loaded: l4lbctl diff / reload)" : "");
+  appendf(out, "generation %s  reloads ok %s failed %s  log %s  metrics %s\n", str(r["generation"]).c_str(),
+              str(r["reloads"]["ok"]).c_str(), str(r["reloads"]["failed"]).c_str(), str(r["log_level"]).c_str(),
+              r["metrics"].get<std::string>().empty() ? "off" : str(r["metrics"]).c_str());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& p : r["ports"]) rows.push_back({str(p["name"]), str(p.value("port_id", json())), str(p.value("mac", json())), str(p["mtu"]), str(p["device"])});
+  appendf(out, "ports:\n");
+  table(out, {"NAME", "PORT_ID", "MAC", "MTU", "DEVICE"}, rows, "  ");
+  if (r["drift"].empty()) {
+    appendf(out, "drift: none (running state matches the config file)\n");
+  } else {
+    appendf(out, "drift (changed by l4lbctl, not in the config file):\n");
+    rows.clear();
+    for (const auto& d : r["drift"]) rows.push_back({str(d["vip"]), str(d["backend"]), str(d["what"]), str(d["file"]), str(d["running"])});
+    table(out, {"VIP", "BACKEND", "WHAT", "FILE", "RUNNING"}, rows, "  ");
+  }
+}
+
+void printVips(std::string& out, const json& r) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& v : r["vips"])
+    rows.push_back({str(v["name"]), str(v["address"]), str(v["port"]), str(v["protocol"]), str(v["scheduler"]),
+                    str(v["forwarding"]), str(v["healthy"]) + "/" + str(v["backends"])});
+  table(out, {"NAME", "ADDRESS", "PORT", "PROTO", "SCHEDULER", "FORWARDING", "HEALTHY"}, rows);
+}
+
+void printBackends(std::string& out, const json& r, int64_t now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& b : r["backends"]) {
+    const json& h = b["health"];
+    std::string health = str(h["state"]);
+    if (h.contains("last_reason") && !h["last_reason"].get<std::string>().empty()) health += " (" + str(h["last_reason"]) + ")";
+    std::string weight = str(b["weight"]);
+    if (b["weight"] != b["file_weight"]) weight += " (file " + str(b["file_weight"]) + ")";
+    std::string last = "-";
+    if (!b["last_transition"].is_null()) {
+      const json& t = b["last_transition"];
+      last = str(t["from"]) + "->" + str(t["to"]) + " " + ago(t["unix_time"].get<int64_t>(), now) + ": " + str(t["why"]);
+    }
+    rows.push_back({str(b["vip"]), str(b["backend"]), str(b["state"]), weight, health, str(b["active_flows"]),
+                    str(b["packets"]), last});
+  }
+  table(out, {"VIP", "BACKEND", "STATE", "WEIGHT", "HEALTH", "ACTIVE_FLOWS", "PACKETS", "LAST_CHANGE"}, rows);
+}
+
+void printStats(std::string& out, const json& r) {
+  std::vector<std::vector<std::string>> rows;
+  appendf(out, "vips:\n");
+  for (const auto& v : r["vips"]) rows.push_back({str(v["vip"]), str(v["packets"]), str(v["bytes"]), str(v["flows_new"]), str(v["active_flows"])});
+  table(out, {"VIP", "PACKETS", "BYTES", "NEW_FLOWS", "ACTIVE_FLOWS"}, rows, "  ");
+  rows.clear();
+  appendf(out, "backends:\n");
+  for (const auto& b : r["backends"])
+    rows.push_back({str(b["vip"]), str(b["backend"]), str(b["state"]), str(b["packets"]), str(b["bytes"]),
+                    str(b["flows_new"]), str(b["active_flows"])});
+  table(out, {"VIP", "BACKEND", "STATE", "PACKETS", "BYTES", "NEW_FLOWS", "ACTIVE_FLOWS"}, rows, "  ");
+  rows.clear();
+  appendf(out, "workers:\n");
+  for (const auto& w : r["workers"]) {
+    uint64_t drops = 0;
+    for (const auto& [k, v] : w["drops"].items()) drops += v.get<uint64_t>();
+    char occ[32], busy[32];
+    std::snprintf(occ, sizeof(occ), "%.4f%%", w["occupancy"].get<double>() * 100);
+    std::snprintf(busy, sizeof(busy), "%.1f%%", w["busy_ratio"].get<double>() * 100);
+    rows.push_back({str(w["worker"]), str(w["counters"]["rx_packets"]), str(w["counters"]["tx_packets"]), std::to_string(drops),
+                    str(w["flows4"]), str(w["flows6"]), occ, busy});
+  }
+  table(out, {"WORKER", "RX", "TX", "DROPS", "FLOWS4", "FLOWS6", "OCCUPANCY", "BUSY"}, rows, "  ");
+  rows.clear();
+  appendf(out, "ports:\n");
+  for (const auto& p : r["ports"])
+    rows.push_back({str(p["port"]), str(p["rx_packets"]), str(p["rx_bytes"]), str(p["tx_packets"]), str(p["tx_bytes"])});
+  table(out, {"PORT", "RX_PACKETS", "RX_BYTES", "TX_PACKETS", "TX_BYTES"}, rows, "  ");
+  rows.clear();
+  appendf(out, "drops:\n");
+  for (const auto& [k, v] : r["drops"].items())
+    if (v.get<uint64_t>() != 0) rows.push_back({k, str(v)});
+  if (rows.empty()) appendf(out, "  none\n");
+  else table(out, {"REASON", "PACKETS"}, rows, "  ");
+  appendf(out, "new flows/s: %.1f\n", r["new_flows_per_s"].get<double>());
+}
+
+void printChanged(std::string& out, const std::string& verb, const json& r) {
+  if (r["changed"].empty()) {
+    appendf(out, "no change\n");
+    return;
+  }
+  for (const auto& c : r["changed"]) {
+    std::string extra = c.contains("from") ? " (" + str(c["from"]) + " -> " + str(c["to"]) + ")" : "";
+    appendf(out, "%s %s in %s%s\n", verb.c_str(), str(c["backend"]).c_str(), str(c["vip"]).c_str(), extra.c_str());
+  }
+}
+
+void printExplain(std::string& out, const json& r) {
+  appendf(out, "flow:       %s\n", str(r["flow"]).c_str());
+  appendf(out, "vip:        %s\n", str(r["vip"]).c_str());
+  if (r.contains("scheduler")) appendf(out, "scheduler:  %s\n", str(r["scheduler"]).c_str());
+  if (r.contains("hash")) appendf(out, "hash:       0x%08llx\n", static_cast<unsigned long long>(r["hash"].get<uint64_t>()));
+  if (r.contains("slot")) appendf(out, "slot:       %s of %s\n", str(r["slot"]).c_str(), str(r["table_size"]).c_str());
+  appendf(out, "backend:    %s\n", str(r["backend"]).c_str());
+  if (r.contains("new_flow_backend") && r["new_flow_backend"] != r["backend"])
+    appendf(out, "new flow:   %s\n", str(r["new_flow_backend"]).c_str());
+  if (r.contains("candidates")) appendf(out, "candidates: %s\n", r["candidates"].dump().c_str());
+  appendf(out, "why:        %s\n", str(r["reason"]).c_str());
+  appendf(out, "flow table: %s\n", str(r["flow_table"]).c_str());
+}
+
+void printDiff(std::string& out, const json& r) {
+  appendf(out, "%s: %s\n", str(r["file"]).c_str(), str(r["summary"]).c_str());
+  for (const auto& m : r["restart_required"]) appendf(out, "needs a restart (reload would be refused): %s\n", str(m).c_str());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& v : r["vips"]) {
+    auto list = [&](const char* k) {
+      if (!v.contains(k) || v[k].empty()) return std::string("-");
+      std::string s;
+      for (const auto& e : v[k]) s += (s.empty() ? "" : ",") + (e.is_object() ? str(e["backend"]) + "=" + str(e["to"]) : str(e));
+      return s;
+    };
+    std::string moved = "-";
+    if (v.contains("moved_share")) {
+      char b[64];
+      std::snprintf(b, sizeof(b), "%.2f%% (%s/%s)", v["moved_share"].get<double>() * 100, str(v["slots_moved"]).c_str(),
+                    str(v["slots_total"]).c_str());
+      moved = b;
+    }
+    // The VIP's own settings that changed, then other backend settings as BACKEND: FIELD (...).
+    std::string fields;
+    auto add = [&](const std::string& f) { fields += (fields.empty() ? "" : ", ") + f; };
+    if (v.contains("fields_changed"))
+      for (const auto& f : v["fields_changed"]) add(str(f));
+    if (v.contains("backends_changed"))
+      for (const auto& b : v["backends_changed"])
+        for (const auto& f : b["fields"]) add(str(b["backend"]) + ": " + str(f));
+    rows.push_back({str(v["vip"]), str(v["change"]), list("backends_added"), list("backends_removed"), list("weights_changed"), moved,
+                    fields.empty() ? "-" : fields});
+  }
+  table(out, {"VIP", "CHANGE", "ADDED", "REMOVED", "WEIGHTS", "SLOTS_MOVED", "FIELDS"}, rows);
+}
+
+}  // namespace
+
+std::string usageText(const char* default_socket) {
+  std::string out = "usage: l4lbctl [-s SOCKET] [--json] COMMAND [ARGS]\n";
+  out += control::api::commandHelp();
+  out += "BACKEND: ADDR, ADDR:PORT or [ADDR6]:PORT, optionally VIP/... to pick one VIP.\n";
+  out += "SOCKET defaults to " + std::string(default_socket) +
+         ". Exit: 0 ok, 1 command failed, 2 usage, 3 daemon not reachable.\n";
+  return out;
+}
+
+int checkCommand(const std::string& cmd, size_t nargs, std::string& err) {
+  const control::api::CommandSpec* spec = control::api::findCommand(cmd);
+  if (spec == nullptr) {
+    err = "l4lbctl: unknown command '" + cmd + "'\n";
+    return kExitUsage;
+  }
+  if (!control::api::arityOk(*spec, nargs)) {
+    err = "l4lbctl: " + cmd + ": wrong number of arguments\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+std::string renderError(const std::string& cmd, const json& r) {
+  std::string out = "l4lbctl: " + cmd + ": " + r.value("error", std::string("failed")) + "\n";
+  if (r.contains("messages"))
+    for (const auto& m : r["messages"]) out += "  " + str(m) + "\n";
+  return out;
+}
+
+std::string renderReply(const std::string& cmd, const json& r, int64_t now) {
+  std::string out;
+  if (cmd == "status") printStatus(out, r);
+  else if (cmd == "vips") printVips(out, r);
+  else if (cmd == "backends") printBackends(out, r, now);
+  else if (cmd == "stats") printStats(out, r);
+  else if (cmd == "drain") printChanged(out, "drained", r);
+  else if (cmd == "undrain") printChanged(out, "undrained", r);
+  else if (cmd == "weight") printChanged(out, "weight", r);
+  else if (cmd == "reload") {
+    for (const auto& m : r["messages"]) out += str(m) + "\n";
+  } else if (cmd == "explain") printExplain(out, r);
+  else if (cmd == "diff") printDiff(out, r);
+  return out;
+}
+
+}  // namespace l4lb::ctl

@@ -1,0 +1,28 @@
+// l4lbctl's text side: usage (from the command table, control/api/commands.h), command-line
+// checks and the human rendering of each reply. No socket I/O, no DPDK: unit-tested directly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace l4lb::ctl {
+
+inline constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitNoDaemon = 3;
+
+// The --help text.
+std::string usageText(const char* default_socket);
+// kExitOk, or kExitUsage with the line to print before the usage in `err` (unknown command,
+// wrong number of arguments, as the table says).
+int checkCommand(const std::string& cmd, size_t nargs, std::string& err);
+// A JSON value as a table cell: "-" for null, strings bare, floats with two decimals.
+std::string str(const nlohmann::json& j);
+// What l4lbctl prints (stdout) for a successful reply to `cmd`; `now` is the current Unix time
+// ("12s ago").
+std::string renderReply(const std::string& cmd, const nlohmann::json& reply, int64_t now);
+// What l4lbctl prints (stderr) for a refused one.
+std::string renderError(const std::string& cmd, const nlohmann::json& reply);
+
+}  // namespace l4lb::ctl
