@@ -146,10 +146,10 @@ inline void csumReplace16(uint16_t* sum, uint16_t old_raw, uint16_t new_raw) {
   *sum = uint16_t(~csumFold32(s));
 }
 
-// The same over `len` (even) bytes, e.g. an address: eqn. 3 summed over 32-bit words and folded
-// once. The result is the one csumReplace16 word by word gives (both keep the sum in 1..0xffff).
-inline void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len) {
-  uint64_t s = uint16_t(~*sum);
+// RFC 1624 eqn. 3's terms for replacing `len` (even) bytes `old_bytes` by `new_bytes`: the sum
+// of ~m + m' over 32-bit words (a 16-bit tail as one word), added to `s`; fold it once. The
+// snapshot builder precomputes NAT's checksum differences with it.
+inline uint64_t csumDiffBytes(const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len, uint64_t s = 0) {
   unsigned i = 0;
   for (; i + 4 <= len; i += 4) {
     uint32_t o, n;
@@ -165,7 +165,13 @@ inline void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint
     s += uint16_t(~o);
     s += n;
   }
-  *sum = uint16_t(~csumFold64(s));
+  return s;
+}
+
+// The same over `len` (even) bytes, e.g. an address: eqn. 3 summed over 32-bit words and folded
+// once. The result is the one csumReplace16 word by word gives (both keep the sum in 1..0xffff).
+inline void csumReplaceBytes(uint16_t* sum, const uint8_t* old_bytes, const uint8_t* new_bytes, unsigned len) {
+  *sum = uint16_t(~csumFold64(csumDiffBytes(old_bytes, new_bytes, len, uint16_t(~*sum))));
 }
 
 }  // namespace l4lb::net

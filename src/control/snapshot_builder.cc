@@ -12,6 +12,7 @@
 #include <rte_udp.h>
 
 #include "l4lb/maglev.h"
+#include "l4lb/net.h"
 
 namespace l4lb::control {
 
@@ -62,36 +63,6 @@ uint64_t backendKey(const BackendConfig& b) {
   return hash64(s.data(), s.size(), 0x6c34);
 }
 
-// RFC 1071 end-around-carry fold: 0 only when every addend was 0, else 1..0xffff.
-uint16_t foldSum(uint64_t s) {
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return uint16_t(s);
-}
-
-// Sum of the 16-bit words of `len` (even) bytes, as stored.
-uint64_t sumWords(const uint8_t* p, size_t len) {
-  uint64_t s = 0;
-  for (size_t i = 0; i + 1 < len; i += 2) {
-    uint16_t w;
-    std::memcpy(&w, p + i, 2);
-    s += w;
-  }
-  return s;
-}
-
-// RFC 1624 eqn. 3 terms for replacing `len` (even) bytes `old_bytes` by `new_bytes`: ~m + m'.
-uint64_t diffWords(const uint8_t* old_bytes, const uint8_t* new_bytes, size_t len) {
-  uint64_t s = 0;
-  for (size_t i = 0; i + 1 < len; i += 2) {
-    uint16_t o, n;
-    std::memcpy(&o, old_bytes + i, 2);
-    std::memcpy(&n, new_bytes + i, 2);
-    s += uint16_t(~o);
-    s += n;
-  }
-  return s;
-}
-
 }  // namespace
 
 BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPort& out) {
@@ -105,7 +76,7 @@ BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPo
   std::memcpy(h + 6, out.mac.bytes.data(), 6);
   const uint16_t ethertype_be = rte_cpu_to_be_16(l3v4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
   std::memcpy(h + 12, &ethertype_be, 2);
-  rw.hdr_len = RTE_ETHER_HDR_LEN;
+  rw.hdr_len = net::kEthHdrLen;
   rw.max_l3_len = out.mtu;
 
   if (v.mode == FwdMode::Nat) {
@@ -113,35 +84,36 @@ BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPo
     // it) and, when the backend has a port, to v.port_be (a nonzero backend port needs a
     // nonzero VIP port, checked in buildVip()), so the old words are known here.
     const size_t alen = v.addr.isV4() ? 4 : 16;
-    uint64_t l4 = diffWords(v.addr.bytes.data(), b.addr.bytes.data(), alen);
-    if (b.port_be != 0) l4 += diffWords(reinterpret_cast<const uint8_t*>(&v.port_be),
-                                        reinterpret_cast<const uint8_t*>(&b.port_be), 2);
-    rw.nat_l4_delta = foldSum(l4);
+    uint64_t l4 = net::csumDiffBytes(v.addr.bytes.data(), b.addr.bytes.data(), unsigned(alen));
+    if (b.port_be != 0)
+      l4 = net::csumDiffBytes(reinterpret_cast<const uint8_t*>(&v.port_be), reinterpret_cast<const uint8_t*>(&b.port_be),
+                              2, l4);
+    rw.nat_l4_delta = net::csumFold64(l4);
     if (v.addr.isV4()) {
       // TTL - 1: the stored word [TTL, protocol] goes down by the stored form of [1, 0], and
       // ~m + m' = -[1, 0], which in one's complement is ~[1, 0].
       const uint8_t ttl_one[2] = {1, 0};
       uint16_t one;
       std::memcpy(&one, ttl_one, 2);
-      rw.nat_ip_delta = foldSum(diffWords(v.addr.bytes.data(), b.addr.bytes.data(), 4) + uint16_t(~one));
+      rw.nat_ip_delta = net::csumFold64(net::csumDiffBytes(v.addr.bytes.data(), b.addr.bytes.data(), 4, uint16_t(~one)));
     }
   }
   if (!tunnel) return rw;
 
-  const uint16_t ip_len = b.addr.isV4() ? sizeof(rte_ipv4_hdr) : sizeof(rte_ipv6_hdr);
-  const uint16_t overhead = uint16_t(ip_len + (gue ? sizeof(rte_udp_hdr) : 0));
-  rw.hdr_len = uint8_t(RTE_ETHER_HDR_LEN + overhead);
+  const uint16_t ip_len = b.addr.isV4() ? net::kIpv4HdrLen : net::kIpv6HdrLen;
+  const uint16_t overhead = net::encapOverhead(b.addr.isV4(), gue);
+  rw.hdr_len = uint8_t(net::kEthHdrLen + overhead);
   rw.max_l3_len = out.mtu > overhead ? uint16_t(out.mtu - overhead) : 0;
   // RFC 2003 §3.1 (4: IPv4 inside), RFC 2473 §3 / RFC 4213 (41: IPv6 inside); GUE: UDP.
   const uint8_t proto = gue ? uint8_t(IPPROTO_UDP) : v.addr.isV4() ? uint8_t(IPPROTO_IPIP) : uint8_t(IPPROTO_IPV6);
-  uint8_t* ip = h + RTE_ETHER_HDR_LEN;
+  uint8_t* ip = h + net::kEthHdrLen;
   if (b.addr.isV4()) {
     ip[0] = RTE_IPV4_VHL_DEF;
     ip[8] = kTunnelTtl;
     ip[9] = proto;
     std::memcpy(ip + 12, b.tunnel_src.bytes.data(), 4);
     std::memcpy(ip + 16, b.addr.bytes.data(), 4);
-    rw.outer_sum = foldSum(sumWords(ip, sizeof(rte_ipv4_hdr)));  // per-packet words still 0
+    rw.outer_sum = net::csumFold64(net::csumAddWords32(ip, net::kIpv4HdrLen));  // per-packet words still 0
   } else {
     ip[0] = 6 << 4;
     ip[6] = proto;
