@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the Debian package (binary only) from this tree and leaves the results in one place.
+#   scripts/build-deb.sh [OUT_DIR]        (default: build-deb/ at the top of the tree)
+#
+# The build runs in a copy, OUT_DIR/src/l4lb-VERSION, not in place: dpkg-buildpackage writes
+# debian/l4lb/, debian/.debhelper/, obj-*/ and debian/files into the tree it builds and puts the
+# .deb next to it, in the tree's parent directory, which is not ours to write. The copy is what
+# `git ls-files` lists (tracked files plus untracked ones that are not ignored), so uncommitted
+# edits are built and build directories are not copied; outside a git checkout, everything but
+# build*/ is copied. The copy is refreshed on every run and keeps its path, so ccache (used when
+# installed) hits on a rebuild.
+#
+# Ends by printing the paths of the .deb, .changes and .buildinfo in OUT_DIR, one a line after
+# "build-deb: built". Exit status: 0 built, 1 failed (dpkg-buildpackage's output above), 2 usage.
+# Parallelism: JOBS (default 2). Run it as `nice -n 10 scripts/build-deb.sh` on a shared machine.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+case ${1:-} in
+  -h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -*) echo "build-deb.sh: unknown option '$1'" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "build-deb.sh: one OUT_DIR only" >&2; exit 2; }
+out=${1:-$here/build-deb}
+jobs=${JOBS:-2}
+
+for tool in dpkg-buildpackage dh meson scdoc; do
+  command -v "$tool" >/dev/null || { echo "build-deb.sh: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$here/meson.build" | head -1)
+debversion=$(dpkg-parsechangelog -l "$here/debian/changelog" -S Version)
+if [ "${debversion%-*}" != "$version" ]; then
+  echo "build-deb.sh: debian/changelog says $debversion, meson.build says $version: add a changelog entry (dch -v $version-1)" >&2
+  exit 1
+fi
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+src=$out/src/l4lb-$version
+rm -rf "$src" "$out"/src/l4lb_* "$out"/l4lb_* "$out"/l4lb-dbgsym_*
+mkdir -p "$src"
+if git -C "$here" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$here" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+     [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) | tar -xf - -C "$src"
+else
+  (cd "$here" && tar --exclude='./build*' -cf - .) | tar -xf - -C "$src"
+fi
+
+if command -v ccache >/dev/null; then
+  export CC="ccache gcc" CXX="ccache g++"
+fi
+export DEB_BUILD_OPTIONS="parallel=$jobs nocheck${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}"
+echo "build-deb: dpkg-buildpackage -us -uc -b in $src"
+(cd "$src" && dpkg-buildpackage -us -uc -b)
+
+mv "$out"/src/l4lb_* "$out"/
+[ -z "$(ls "$out"/src/l4lb-dbgsym_* 2>/dev/null)" ] || mv "$out"/src/l4lb-dbgsym_* "$out"/
+echo "build-deb: built"
+ls -1 "$out"/l4lb_*.deb "$out"/l4lb_*.changes "$out"/l4lb_*.buildinfo
