@@ -10,8 +10,8 @@
 # build*/ is copied. The copy is refreshed on every run and keeps its path, so ccache (used when
 # installed) hits on a rebuild.
 #
-# Ends by printing the paths of the .deb, .changes and .buildinfo in OUT_DIR, one a line after
-# "build-deb: built". Exit status: 0 built, 1 failed (dpkg-buildpackage's output above), 2 usage.
+# Ends by printing the paths of the .deb, .changes and .buildinfo in OUT_DIR, in that order, one a
+# line after "build-deb: built". Exit status: 0 built, 1 failed (dpkg-buildpackage's output above), 2 usage.
 # Parallelism: JOBS (default 2). Run it as `nice -n 10 scripts/build-deb.sh` on a shared machine.
 set -euo pipefail
 
@@ -48,13 +48,16 @@ else
 fi
 
 if command -v ccache >/dev/null; then
-  export CC="ccache gcc" CXX="ccache g++"
+  # debhelper (compat 13) points HOME into the build tree, which would give ccache a fresh,
+  # empty cache every run: name the user's own cache directory.
+  CCACHE_DIR=$(ccache -k cache_dir)
+  export CC="ccache gcc" CXX="ccache g++" CCACHE_DIR
 fi
 export DEB_BUILD_OPTIONS="parallel=$jobs nocheck${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}"
 echo "build-deb: dpkg-buildpackage -us -uc -b in $src"
 (cd "$src" && dpkg-buildpackage -us -uc -b)
 
-mv "$out"/src/l4lb_* "$out"/
-[ -z "$(ls "$out"/src/l4lb-dbgsym_* 2>/dev/null)" ] || mv "$out"/src/l4lb-dbgsym_* "$out"/
+# The debug symbols package (l4lb-dbgsym_*.deb, listed in the .changes) moves along.
+mv "$out"/src/l4lb_* "$out"/src/l4lb-dbgsym_* "$out"/ 2>/dev/null || mv "$out"/src/l4lb_* "$out"/
 echo "build-deb: built"
-ls -1 "$out"/l4lb_*.deb "$out"/l4lb_*.changes "$out"/l4lb_*.buildinfo
+for ext in deb changes buildinfo; do ls -1 "$out"/l4lb_*."$ext"; done

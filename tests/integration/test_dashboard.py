@@ -26,7 +26,10 @@ DASHBOARD = os.path.join(h.REPO_ROOT, "dist", "grafana", "l4lb.json")
 NFLOWS = 20
 BACKENDS = [("198.18.2.11", "02:00:00:00:01:11"), ("198.18.2.12", "02:00:00:00:01:12")]
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-            "unless", "offset", "inf", "nan"}
+            "unless", "offset", "inf", "nan",
+            # aggregation operators: `sum by (x) (...)` puts the clause between name and parenthesis
+            "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+            "bottomk", "topk", "quantile"}
 # Labels Prometheus itself adds on scrape, and the histogram's bucket label.
 SCRAPE_LABELS = {"instance", "job", "le"}
 
@@ -128,6 +131,7 @@ class DashboardQueryTest(unittest.TestCase):
         self.assertEqual(metric_names("histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m]))) > 0 and up offset 5m"),
                          {"x_bucket", "up"})
         self.assertEqual(metric_names('8 * sum without (job) (rate(b_total{a="b{c}"}[1m:10s]))'), {"b_total"})
+        self.assertEqual(metric_names("sum by (reason) (rate(l4lb_drops_total[1m])) > 0"), {"l4lb_drops_total"})
 
     def test_dashboard_shape(self):
         with open(DASHBOARD) as f:

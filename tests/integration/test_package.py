@@ -135,7 +135,7 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(r.stdout.split(), [CONF])
 
     def test_lintian(self):
-        r = run(["lintian", "--no-tag-display-limit", "--display-info", self.changes], timeout=600)
+        r = run(["lintian", "--tag-display-limit", "0", "--display-info", self.changes], timeout=600)
         out = (r.stdout + r.stderr).splitlines()
         print("\n    lintian: " + ("\n    lintian: ".join(out) if out else "(nothing)"))
         self.assertEqual([x for x in out if x.startswith("E:")], [])
