@@ -105,7 +105,7 @@ class PackageTest(unittest.TestCase):
             "/usr/share/man/man5/l4lb.toml.5.gz": "-rw-r--r--",
             "/usr/share/l4lb/grafana/l4lb.json": "-rw-r--r--",
             "/usr/share/doc/l4lb/OPERATIONS.md": "-rw-r--r--",
-            "/usr/share/doc/l4lb/README.md.gz": "-rw-r--r--",
+            "/usr/share/doc/l4lb/README.md": "-rw-r--r--",  # -X.md: see debian/rules
             "/usr/share/doc/l4lb/README.Debian": "-rw-r--r--",
             "/usr/share/doc/l4lb/copyright": "-rw-r--r--",
             "/usr/share/doc/l4lb/changelog.Debian.gz": "-rw-r--r--",
