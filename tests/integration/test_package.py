@@ -31,6 +31,7 @@ from l4lb_harness import REPO_ROOT
 
 OUT = os.path.join(REPO_ROOT, "build-deb")
 CONF = "/etc/l4lb/l4lb.toml"
+STAGING = "/etc/l4lb/staging.toml"
 EDIT = "\n# l4lb_it_package: an operator's edit, kept across upgrades\n"
 
 
@@ -78,6 +79,14 @@ class PackageTest(unittest.TestCase):
     def tearDownClass(cls):
         if dpkg_status() not in ("", "un", "pn"):
             subprocess.run(["dpkg", "-P", "l4lb"], capture_output=True)
+        # The test's own file in /etc/l4lb, should a broken postrm have left it (the test then
+        # failed already); the directory only if that leaves it empty.
+        if os.path.exists(STAGING):
+            os.unlink(STAGING)
+            try:
+                os.rmdir("/etc/l4lb")
+            except OSError:
+                pass
 
     # ---- the .deb itself ----
 
@@ -206,8 +215,9 @@ class PackageTest(unittest.TestCase):
         with open(CONF) as f:
             self.assertEqual(f.read(), edited)
 
-        # Purge: /etc/l4lb gone, also with a file of the operator's next to the conffile.
-        with open("/etc/l4lb/l4lb.toml.bak", "w") as f:
+        # Purge: /etc/l4lb gone, also with a file of the operator's next to the conffile (not a
+        # name like l4lb.toml.bak or l4lb.toml~: dpkg removes those editor backups itself).
+        with open(STAGING, "w") as f:
             f.write(edited)
         self.dpkg("-P", "l4lb")
         self.assertFalse(os.path.exists("/etc/l4lb"))
