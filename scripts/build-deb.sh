@@ -7,8 +7,8 @@
 # .deb next to it, in the tree's parent directory, which is not ours to write. The copy is what
 # `git ls-files` lists (tracked files plus untracked ones that are not ignored), so uncommitted
 # edits are built and build directories are not copied; outside a git checkout, everything but
-# build*/ is copied. The copy is refreshed on every run and keeps its path, so ccache (used when
-# installed) hits on a rebuild.
+# build*/ is copied. The copy is made afresh on every run at the same path, so ccache (used when
+# installed) hits on a rebuild, and removed after a successful build.
 #
 # Ends by printing the paths of the .deb, .changes and .buildinfo in OUT_DIR, in that order, one a
 # line after "build-deb: built". Exit status: 0 built, 1 failed (dpkg-buildpackage's output above), 2 usage.
@@ -59,5 +59,9 @@ echo "build-deb: dpkg-buildpackage -us -uc -b in $src"
 
 # The debug symbols package (l4lb-dbgsym_*.deb, listed in the .changes) moves along.
 mv "$out"/src/l4lb_* "$out"/src/l4lb-dbgsym_* "$out"/ 2>/dev/null || mv "$out"/src/l4lb_* "$out"/
+# The copy goes once the package is built (it stays after a failure, to look at): the binary
+# prefers the XDP object of its build tree when that path exists (control/xdp_map.cc,
+# defaultXdpProgram), and an installed package must use its own, /usr/lib/<multiarch>/l4lb/.
+rm -rf "$src"
 echo "build-deb: built"
 for ext in deb changes buildinfo; do ls -1 "$out"/l4lb_*."$ext"; done
