@@ -11,13 +11,14 @@
 # installed) hits on a rebuild, and removed after a successful build.
 #
 # Ends by printing the paths of the .deb, .changes and .buildinfo in OUT_DIR, in that order, one a
-# line after "build-deb: built". Exit status: 0 built, 1 failed (dpkg-buildpackage's output above), 2 usage.
+# line after "build-deb: built". Exit status: 0 built, 1 failed (dpkg-buildpackage's output
+# above), 2 usage.
 # Parallelism: JOBS (default 2). Run it as `nice -n 10 scripts/build-deb.sh` on a shared machine.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 case ${1:-} in
-  -h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
   -*) echo "build-deb.sh: unknown option '$1'" >&2; exit 2 ;;
 esac
 [ $# -le 1 ] || { echo "build-deb.sh: one OUT_DIR only" >&2; exit 2; }
@@ -40,9 +41,12 @@ out=$(cd "$out" && pwd)
 src=$out/src/l4lb-$version
 rm -rf "$src" "$out"/src/l4lb_* "$out"/l4lb_* "$out"/l4lb-dbgsym_*
 mkdir -p "$src"
+# OUT_DIR inside the tree and not ignored by git: leave it out of the copy.
+rel_out=${out#"$here"/}
 if git -C "$here" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   (cd "$here" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
-     [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) | tar -xf - -C "$src"
+     [ -e "$f" ] && [ "${f#"$rel_out"/}" = "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) |
+    tar -xf - -C "$src"
 else
   (cd "$here" && tar --exclude='./build*' -cf - .) | tar -xf - -C "$src"
 fi
