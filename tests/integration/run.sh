@@ -3,10 +3,12 @@
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
 # Runs the modules in MODULES (config, malformed input, forwarding, edge replies, the XDP
 # program under the net_af_xdp PMD, the health checker against real servers, the operator
-# scripts) with Debian's /usr/bin/python3 (which has python3-scapy; a pyenv python3 on PATH does
+# scripts, l4lbctl and metrics, the man pages, the Grafana dashboard's queries against a live
+# scrape, and the Debian package: built, linted, installed, upgraded, removed and purged) with Debian's /usr/bin/python3 (which has python3-scapy; a pyenv python3 on PATH does
 # not) through unittest, prints one line per test, and ends with exactly one line
 # "N passed, N failed, N skipped". Exit status 1 on any failure.
-# Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute.
+# Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute,
+# plus the package build of test_package (minutes from cold, seconds with a warm ccache).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../../build}
@@ -63,7 +65,7 @@ import unittest
 
 import os
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_edge test_xdp test_health test_scripts test_ctl").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_edge test_xdp test_health test_scripts test_ctl test_manpages test_dashboard test_package").split()
 
 
 class Result(unittest.TextTestResult):
