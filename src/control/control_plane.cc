@@ -39,7 +39,29 @@ uint64_t monoMsNow() {
 }
 
 ControlPlane::ControlPlane(Config cfg, std::string path, const Ports& ports, dataplane::DataplaneShared& shared)
-    : cfg_(std::move(cfg)), path_(std::move(path)), ports_(ports), publisher_(shared) {}
+    : cfg_(std::move(cfg)), path_(std::move(path)), ports_(ports), publisher_(shared), shared_(shared) {}
+
+bool ControlPlane::testHooksEnabled() {
+  const char* e = std::getenv("L4LB_TEST_HOOKS");
+  return e != nullptr && std::string(e) == "1";
+}
+
+std::string ControlPlane::statusLine() const {
+  size_t backends = 0, healthy = 0;
+  if (const Snapshot* s = publisher_.current())
+    for (const SnapVip& v : s->vips)
+      for (uint32_t id : v.backends)
+        if (const SnapBackend* b = s->backend(id)) backends++, healthy += b->state == BackendState::Healthy;
+  return std::to_string(cfg_.vips.size()) + " VIPs, " + std::to_string(healthy) + "/" + std::to_string(backends) +
+         " backends healthy, " + std::to_string(workers_.size()) + " workers";
+}
+
+void ControlPlane::announceReady() {
+  last_status_ = statusLine();
+  notify_.ready(last_status_);
+  if (notify_.enabled())
+    logInfo("systemd: ready" + (notify_.watchdogIntervalMs() ? ", watchdog every " + std::to_string(notify_.watchdogIntervalMs()) + " ms" : std::string()));
+}
 
 bool ControlPlane::start(std::string& err) {
   std::string nerr;
@@ -128,6 +150,15 @@ void ControlPlane::tick() {
   if (now > prev_tick_ms_) flows_per_s_ = double(flows_new - prev_flows_new_) * 1000.0 / double(now - prev_tick_ms_);
   prev_flows_new_ = flows_new;
   prev_tick_ms_ = now;
+  // The watchdog is fed from here, the control loop's own timer, and only while every worker's
+  // loop counter moves: a stuck worker or a stuck control loop both stop the pings.
+  std::vector<uint64_t> loops(workers_.size());
+  for (size_t i = 0; i < workers_.size(); i++) loops[i] = workers_[i]->load.loops;
+  notify_.watchdog(now, loops);
+  if (std::string st = statusLine(); st != last_status_) {
+    last_status_ = st;
+    notify_.status(st);
+  }
   api_.poll();  // closes idle connections even when no event arrives
   metrics_.poll();
 }
@@ -270,6 +301,12 @@ api::ReloadOutcome ControlPlane::reload() {
     logError(m);
     msgs.push_back(m);
   };
+  // systemd: RELOADING=1 now, READY=1 (with the status) however the reload ends.
+  notify_.reloading();
+  struct Ready {
+    ControlPlane& cp;
+    ~Ready() { cp.notify_.ready(cp.last_status_ = cp.statusLine()); }
+  } ready{*this};
   logInfo("reload: reading " + path_);
   ConfigResult r = loadConfigFile(path_);
   if (!r.ok()) {
@@ -339,6 +376,8 @@ void ControlPlane::run() {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGHUP);
+  const bool hooks = testHooksEnabled();
+  if (hooks) sigaddset(&sigs, SIGUSR2);
   const int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
   const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   itimerspec its{{1, 0}, {1, 0}};
@@ -370,6 +409,10 @@ void ControlPlane::run() {
         while (read(sfd, &si, sizeof(si)) == ssize_t(sizeof(si))) {
           if (si.ssi_signo == SIGHUP) {
             reload();
+          } else if (si.ssi_signo == SIGUSR2) {
+            const bool stall = !shared_.test_stall.load(std::memory_order_relaxed);
+            shared_.test_stall.store(stall, std::memory_order_relaxed);
+            logWarn(std::string("test hook (SIGUSR2): worker 0 ") + (stall ? "stalled" : "released"));
           } else {
             logInfo(std::string("signal ") + (si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") + ": stopping");
             running = false;
@@ -392,6 +435,7 @@ void ControlPlane::run() {
     // The checker's epoll fd only says "something is ready"; poll() also runs due checks.
     applyHealth(health_.poll());
   }
+  notify_.stopping();
   close(ep);
   close(tfd);
   close(sfd);

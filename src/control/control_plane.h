@@ -19,6 +19,7 @@
 #include "control/ports.h"
 #include "control/publisher.h"
 #include "control/snapshot_builder.h"
+#include "control/systemd_notify.h"
 #include "control/xdp_map.h"
 
 namespace l4lb::control {
@@ -41,6 +42,14 @@ class ControlPlane : public api::OperatorView {
   void setFlowQueries(std::vector<dataplane::FlowQuery*> q) { queries_ = std::move(q); }
   // Runs until SIGINT/SIGTERM (signals must be blocked in every thread).
   void run();
+  // Tells systemd (Type=notify) that the daemon forwards: call once the workers run; the first
+  // snapshot is published by start().
+  void announceReady();
+  // One line for systemd's STATUS= and the status page: VIPs, healthy backends, workers.
+  std::string statusLine() const;
+  // Test-only hooks (environment L4LB_TEST_HOOKS=1): SIGUSR2 stalls and releases worker 0, so a
+  // test can show that the watchdog stops. Off in production: SIGUSR2 then keeps its default.
+  static bool testHooksEnabled();
 
   const ControlStats& stats() const { return stats_; }
   const Snapshot* current() const { return publisher_.current(); }
@@ -105,6 +114,9 @@ class ControlPlane : public api::OperatorView {
   uint64_t prev_flows_new_ = 0, prev_tick_ms_ = 0;
   double flows_per_s_ = 0;
   std::map<std::string, api::Transition> transitions_;  // backend identity -> last state change
+  dataplane::DataplaneShared& shared_;
+  SystemdNotifier notify_;
+  std::string last_status_;
 };
 
 }  // namespace l4lb::control

@@ -78,6 +78,7 @@ int runDaemon(const DaemonOptions& opts) {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGHUP);
+  if (ControlPlane::testHooksEnabled()) sigaddset(&sigs, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   std::string err;
@@ -166,6 +167,7 @@ int runDaemon(const DaemonOptions& opts) {
   }
   logInfo("started: " + std::to_string(nworkers) + " workers, " + std::to_string(ports.runtime.size()) + " ports, " +
           std::to_string(first->vips.size()) + " VIPs (config " + opts.config_path + ")");
+  cp->announceReady();
 
   cp->run();
 

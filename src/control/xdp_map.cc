@@ -319,7 +319,8 @@ std::map<std::string, uint64_t> XdpAddrMap::stats() const {
 
 std::string defaultXdpProgram() {
   std::error_code ec;
-  if (std::filesystem::exists(L4LB_XDP_OBJ_BUILD, ec)) return L4LB_XDP_OBJ_BUILD;
+  // Empty in a package build (-Dxdp_from_build_tree=false): the installed object only.
+  if (*L4LB_XDP_OBJ_BUILD != '\0' && std::filesystem::exists(L4LB_XDP_OBJ_BUILD, ec)) return L4LB_XDP_OBJ_BUILD;
   return L4LB_XDP_OBJ_INSTALL;
 }
 

@@ -296,6 +296,12 @@ int workerMain(void* arg) {
       }
     }
     sweepFlows(w, now, s->timeouts);
+    if (unlikely(sh.test_stall.load(std::memory_order_relaxed)) && w.index == 0) {
+      rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
+      while (sh.test_stall.load(std::memory_order_relaxed) && !sh.stop.load(std::memory_order_relaxed)) rte_pause();
+      rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
+      continue;  // not a loop: the stall must not count (WorkerLoad::loops)
+    }
     if (unlikely(w.query.request.load(std::memory_order_relaxed) != w.query.answer.load(std::memory_order_relaxed)))
       answerFlowQuery(w);
     // One TSC read per loop: this loop's end is the next one's start.

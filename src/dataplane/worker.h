@@ -117,6 +117,9 @@ struct DataplaneShared {
   std::atomic<const Snapshot*> snapshot{nullptr};  // control: rw (publish), workers: ro (acquire)
   rte_rcu_qsbr* qsbr = nullptr;                     // one thread id per worker
   std::atomic<bool> stop{false};
+  // Test-only (ControlPlane::testHooksEnabled): worker 0 stops looping while set, as a stuck
+  // worker would (the systemd watchdog test); it goes RCU-offline meanwhile so publishing goes on.
+  std::atomic<bool> test_stall{false};
   std::vector<uint16_t> port_ids;                   // Snapshot::ports index -> DPDK port id
 };
 

@@ -74,7 +74,7 @@ maglev_table_size = {table}
 class Daemon:
     """A long-running l4lb on net_pcap ports with its control socket and metrics listener."""
 
-    def __init__(self, frames, backends=BACKENDS):
+    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None):
         self.prefix = f"l4lb_it_{os.getpid()}_ctl{next(h._run_ids)}"
         self.tmp = tempfile.mkdtemp(prefix="l4lb_it_")
         os.chmod(self.tmp, 0o755)  # so the socket's own mode decides who may connect
@@ -87,11 +87,11 @@ class Daemon:
         self.write(vip_toml(backends))
         h.write_pcap(os.path.join(self.tmp, "client.in.pcap"), frames)
         h.write_pcap(os.path.join(self.tmp, "server.in.pcap"), [])
-        self.err_path = os.path.join(self.tmp, "stderr.txt")
+        self.err_path = err_path or os.path.join(self.tmp, "stderr.txt")
         h._record("prefix", self.prefix)
         with open(self.err_path, "wb") as f:
             self.proc = subprocess.Popen([h.l4lb_binary(), "-c", self.cfg], stdin=subprocess.DEVNULL,
-                                         stdout=f, stderr=f, start_new_session=True)
+                                         stdout=f, stderr=f, start_new_session=True, env=env)
         h._record("pid", self.proc.pid)
         deadline = time.monotonic() + h.STARTUP_TIMEOUT_S
         while "l4lb info: started:" not in self.log():

@@ -564,7 +564,7 @@ class InstallTest(unittest.TestCase):
         self.assertNotIn("@", text.replace("$MAINPID", ""))  # every placeholder filled
         lines = text.splitlines()
         l4lb = os.path.join(self.bindir, "l4lb")
-        for want in ("Type=simple",
+        for want in ("Type=notify", "NotifyAccess=main", "WatchdogSec=10",
                      f"ExecStartPre={l4lb} --check-config {self.config}",
                      f"ExecStart={l4lb} -c {self.config}",
                      "ExecReload=/bin/kill -HUP $MAINPID",
@@ -607,7 +607,7 @@ class InstallTest(unittest.TestCase):
         # The check can fail: a misspelt directive and a wrong path are reported.
         bad = os.path.join(vdir, "l4lb-bad.service")
         with open(bad, "w") as f:
-            f.write(text.replace("Type=simple", "Tpye=simple").replace(self.inst(l4lb) + " -c", "/nonexistent/l4lb -c"))
+            f.write(text.replace("Type=notify", "Tpye=notify").replace(self.inst(l4lb) + " -c", "/nonexistent/l4lb -c"))
         r = run([exe, "verify", bad])
         self.assertIn("Unknown key 'Tpye'", r.stdout + r.stderr)
         self.assertIn("/nonexistent/l4lb", r.stdout + r.stderr)
