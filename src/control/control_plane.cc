@@ -111,10 +111,13 @@ bool ControlPlane::start(std::string& err) {
       logError(lerr + "; metrics are disabled");
     metrics_.setHandler(
         [this](const std::string& in, bool eof) {
-          return api::serveMetricsHttp(in, eof, [this] { return renderMetrics(observe()); });
+          return api::serveMetricsHttp(
+              in, eof, [this] { return renderMetrics(observe()); },
+              [this] { return api::renderStatusPage(api::statusPage(*this)); });
         },
         api::kMetricsRequestTooLarge);
-    if (metrics_.listening()) logInfo("metrics on http://" + cfg_.metrics.listen + "/metrics");
+    if (metrics_.listening())
+      logInfo("metrics on http://" + cfg_.metrics.listen + "/metrics, status page on http://" + cfg_.metrics.listen + "/");
   }
   health_.setCheckObserver([this](const CheckRecord& r) {
     (r.ok ? health_ok_ : health_failed_).observe(double(r.end_us - r.start_us) / 1e6);
@@ -146,7 +149,22 @@ void ControlPlane::tick() {
     busy_ratio_[i] = dt == 0 ? 0.0 : double(l.busy_cycles - prev_load_[i].busy_cycles) / double(dt);
     prev_load_[i] = l;
   }
-  const uint64_t flows_new = sumWorkers(workers_).counters.get(Ctr::FlowNew);
+  // Per-backend rates for the status page: this tick's counters against the last tick's.
+  std::vector<uint32_t> ids;
+  if (const Snapshot* s = publisher_.current())
+    for (const SnapVip& v : s->vips) ids.insert(ids.end(), v.backends.begin(), v.backends.end());
+  const WorkerTotals totals = sumWorkers(workers_, ids);
+  const double dt_s = now > prev_tick_ms_ ? double(now - prev_tick_ms_) / 1000.0 : 0;
+  backend_rates_.clear();
+  for (const auto& [id, c] : totals.backends) {
+    auto p = prev_backends_.find(id);
+    if (p == prev_backends_.end() || dt_s <= 0) continue;
+    auto rate = [dt_s](uint64_t a, uint64_t b) { return a >= b ? double(a - b) / dt_s : 0.0; };
+    backend_rates_[id] = {rate(c.packets, p->second.packets), rate(c.bytes, p->second.bytes),
+                          rate(c.flows_new, p->second.flows_new)};
+  }
+  prev_backends_ = totals.backends;
+  const uint64_t flows_new = totals.counters.get(Ctr::FlowNew);
   if (now > prev_tick_ms_) flows_per_s_ = double(flows_new - prev_flows_new_) * 1000.0 / double(now - prev_tick_ms_);
   prev_flows_new_ = flows_new;
   prev_tick_ms_ = now;
@@ -464,6 +482,7 @@ api::RunFacts ControlPlane::runFacts() const {
   f.busy_ratio = busy_ratio_;
   f.flow_capacity = flow_capacity_;
   f.new_flows_per_s = flows_per_s_;
+  f.backend_rates = backend_rates_;
   return f;
 }
 

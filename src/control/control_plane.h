@@ -113,6 +113,8 @@ class ControlPlane : public api::OperatorView {
   std::vector<double> busy_ratio_;
   uint64_t prev_flows_new_ = 0, prev_tick_ms_ = 0;
   double flows_per_s_ = 0;
+  std::map<uint32_t, BackendCounters> prev_backends_;   // at the last tick, by backend id
+  std::map<uint32_t, api::RunFacts::Rate> backend_rates_;
   std::map<std::string, api::Transition> transitions_;  // backend identity -> last state change
   dataplane::DataplaneShared& shared_;
   SystemdNotifier notify_;

@@ -138,6 +138,10 @@ class Port:
     gateway6: str = None
     mtu: int = None
     rx: list = field(default_factory=list)   # frames (bytes or scapy packets) received here
+    # Replay `rx` in a loop (net_pcap infinite_rx=1: continuous traffic for rates), and send to
+    # /dev/null instead of a pcap file (a looping input would fill the disk).
+    infinite_rx: bool = False
+    tx_null: bool = False
 
 
 @dataclass
@@ -177,7 +181,8 @@ def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096, flow_extra=""
     ]
     for i, p in enumerate(ports):
         dev = (f"net_pcap{i},rx_pcap={pcap_dir}/{p.name}.in.pcap,"
-               f"tx_pcap={pcap_dir}/{p.name}.out.pcap")
+               f"tx_pcap={'/dev/null' if p.tx_null else f'{pcap_dir}/{p.name}.out.pcap'}"
+               + (",infinite_rx=1" if p.infinite_rx else ""))
         lines += ["[[ports]]", f"name = {toml_str(p.name)}", f"device = {toml_str(dev)}",
                   f"mac = {toml_str(p.mac)}"]
         for key in ("ipv4", "ipv6", "gateway4", "gateway6"):

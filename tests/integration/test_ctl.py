@@ -52,14 +52,14 @@ def free_port():
     return p
 
 
-def vip_toml(backends, table=TABLE):
+def vip_toml(backends, table=TABLE, name="web"):
     out = f"""
 [[neighbours]]
 address = "198.18.0.254"
 mac = "{GW_MAC}"
 
 [[vips]]
-name = "web"
+name = {h.toml_str(name)}
 address = "{VIP}"
 port = 80
 protocol = "tcp"
@@ -74,17 +74,21 @@ maglev_table_size = {table}
 class Daemon:
     """A long-running l4lb on net_pcap ports with its control socket and metrics listener."""
 
-    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None):
+    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, looping=False, vip_name="web"):
+        """looping: the client port replays `frames` endlessly and the server port writes to
+        /dev/null (continuous traffic, for rates)."""
         self.prefix = f"l4lb_it_{os.getpid()}_ctl{next(h._run_ids)}"
         self.tmp = tempfile.mkdtemp(prefix="l4lb_it_")
         os.chmod(self.tmp, 0o755)  # so the socket's own mode decides who may connect
         h._record("tmpdir", self.tmp)
         self.sock = os.path.join(self.tmp, "run", "l4lb.sock")
         self.metrics_port = free_port()
-        self.ports = [h.Port("client", CLIENT_MAC, ipv4="198.18.0.1/24", gateway4="198.18.0.254", rx=frames),
-                      h.Port("server", SERVER_MAC, ipv4="198.18.2.1/24", rx=[])]
+        self.ports = [h.Port("client", CLIENT_MAC, ipv4="198.18.0.1/24", gateway4="198.18.0.254", rx=frames,
+                             infinite_rx=looping),
+                      h.Port("server", SERVER_MAC, ipv4="198.18.2.1/24", rx=[], tx_null=looping)]
+        self.vip_name = vip_name
         self.cfg = os.path.join(self.tmp, "l4lb.toml")
-        self.write(vip_toml(backends))
+        self.write(vip_toml(backends, name=vip_name))
         h.write_pcap(os.path.join(self.tmp, "client.in.pcap"), frames)
         h.write_pcap(os.path.join(self.tmp, "server.in.pcap"), [])
         self.err_path = err_path or os.path.join(self.tmp, "stderr.txt")

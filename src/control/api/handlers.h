@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "control/api/status_page.h"
 #include "control/api/view.h"
 #include "control/metrics.h"
 #include "l4lb/addr.h"
@@ -29,6 +30,10 @@ std::string handleRequest(OperatorView& view, const std::string& request);
 // What /metrics and `stats` report: configured backends with their summed counters, workers,
 // ports and control-plane counts.
 Observation observe(const OperatorView& view);
+// What l4lbctl changed at run time that the file does not say (status, the status page).
+nlohmann::json driftJson(const OperatorView& view);
+// The status page's content (api/status_page.h renders it).
+StatusPage statusPage(const OperatorView& view);
 
 // read_commands.cc
 nlohmann::json cmdStatus(OperatorView& view, const Args& args);

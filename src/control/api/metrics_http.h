@@ -14,7 +14,9 @@ inline constexpr const char* kMetricsRequestTooLarge =
 
 // The reply to the bytes received so far (`eof`: the client shut its side), or nullopt while the
 // request head is incomplete. GET /metrics (with or without a query) -> 200 with render();
-// another method -> 405; another target -> 404. render() runs only for a 200.
-std::optional<std::string> serveMetricsHttp(const std::string& in, bool eof, const std::function<std::string()>& render);
+// GET / (or /?query) -> 200 with render_page() as HTML (the status page), when given; another
+// method -> 405; another target -> 404. A renderer runs only for its 200.
+std::optional<std::string> serveMetricsHttp(const std::string& in, bool eof, const std::function<std::string()>& render,
+                                            const std::function<std::string()>& render_page = nullptr);
 
 }  // namespace l4lb::control::api

@@ -74,6 +74,24 @@ Observation observe(const OperatorView& view) {
   return o;
 }
 
+json driftJson(const OperatorView& view) {
+  json drift = json::array();
+  const DynamicState& dyn = view.dynamicState();
+  for (const VipConfig& v : view.config().vips)
+    for (const BackendConfig& b : v.backends) {
+      auto it = dyn.backends.find(backendIdentity(v, b));
+      if (it == dyn.backends.end()) continue;
+      const BackendRuntime& r = it->second;
+      if (r.drained)
+        drift.push_back({{"vip", v.name}, {"backend", endpoint(b.address, b.port)}, {"what", "drained"},
+                         {"file", "not drained"}, {"running", "drained"}});
+      if (r.weight && *r.weight != b.weight)
+        drift.push_back({{"vip", v.name}, {"backend", endpoint(b.address, b.port)}, {"what", "weight"},
+                         {"file", b.weight}, {"running", *r.weight}});
+    }
+  return drift;
+}
+
 json cmdStatus(OperatorView& view, const Args&) {
   const Config& cfg = view.config();
   const Snapshot* s = view.snapshot();
@@ -88,21 +106,7 @@ json cmdStatus(OperatorView& view, const Args&) {
     }
     ports.push_back(j);
   }
-  // Drift: what l4lbctl changed at run time that the file does not say.
-  json drift = json::array();
-  const DynamicState& dyn = view.dynamicState();
-  for (const VipConfig& v : cfg.vips)
-    for (const BackendConfig& b : v.backends) {
-      auto it = dyn.backends.find(backendIdentity(v, b));
-      if (it == dyn.backends.end()) continue;
-      const BackendRuntime& r = it->second;
-      if (r.drained)
-        drift.push_back({{"vip", v.name}, {"backend", endpoint(b.address, b.port)}, {"what", "drained"},
-                         {"file", "not drained"}, {"running", "drained"}});
-      if (r.weight && *r.weight != b.weight)
-        drift.push_back({{"vip", v.name}, {"backend", endpoint(b.address, b.port)}, {"what", "weight"},
-                         {"file", b.weight}, {"running", *r.weight}});
-    }
+  const json drift = driftJson(view);
   const RunFacts f = view.runFacts();
   const std::string on_disk = fileSha256Of(view.configPath());
   return {{"version", L4LB_VERSION},

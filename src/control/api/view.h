@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,11 @@ struct RunFacts {
   std::vector<double> busy_ratio;      // per worker, over the last control tick
   uint32_t flow_capacity = 0;          // per worker and family
   double new_flows_per_s = 0;
+  // Per backend id, over the last control tick (about 1 s): the status page's rates.
+  struct Rate {
+    double packets_per_s = 0, bytes_per_s = 0, new_flows_per_s = 0;
+  };
+  std::map<uint32_t, Rate> backend_rates;
 };
 
 struct ReloadOutcome {

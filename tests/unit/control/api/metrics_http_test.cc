@@ -47,6 +47,25 @@ TEST(MetricsHttp, OtherTargetIs404) {
   EXPECT_EQ(renders, 0);
 }
 
+TEST(MetricsHttp, RootIsTheStatusPageWhenGiven) {
+  renders = 0;
+  int pages = 0;
+  auto page = [&pages] {
+    pages++;
+    return std::string("<p>ok</p>");
+  };
+  const std::string want =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
+      "<p>ok</p>";
+  EXPECT_EQ(serveMetricsHttp("GET / HTTP/1.1\r\n\r\n", false, render, page), want);
+  EXPECT_EQ(serveMetricsHttp("GET /?refresh=1 HTTP/1.1\r\n\r\n", false, render, page), want);
+  EXPECT_EQ(serveMetricsHttp("GET /metrics HTTP/1.1\r\n\r\n", false, render, page), kOk);
+  EXPECT_EQ(serveMetricsHttp("GET /x HTTP/1.1\r\n\r\n", false, render, page).value().rfind("HTTP/1.1 404", 0), 0u);
+  EXPECT_EQ(serveMetricsHttp("POST / HTTP/1.1\r\n\r\n", false, render, page).value().rfind("HTTP/1.1 405", 0), 0u);
+  EXPECT_EQ(pages, 2);
+  EXPECT_EQ(renders, 1);
+}
+
 TEST(MetricsHttp, OtherMethodIs405) {
   renders = 0;
   const std::string want =

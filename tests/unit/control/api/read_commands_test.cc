@@ -57,6 +57,45 @@ TEST(ApiStatus, ReportsPortsConfigAndDrift) {
             "  web  198.18.0.12:0  weight   2            5\n");
 }
 
+TEST(StatusView, EveryVipAndBackendWithStateHealthRatesAndDrift) {
+  FakeView v;
+  const uint32_t b0 = v.idOf(0, 0), b1 = v.idOf(0, 1);
+  v.worker(0).backend_ctrs[b0] = {100, 6400, 7, 2};
+  v.worker(0).counters.drops[size_t(Drop::NoVip)] = 3;
+  v.facts.backend_rates[b0] = {50, 3200, 2};
+  v.facts.config_sha256 = "abc";
+  v.dyn.backends[backendIdentity(v.cfg.vips[0], v.cfg.vips[0].backends[1])].weight = 5;
+  HealthChecker::Status st;
+  st.state = Health::Up;
+  st.last_reason = "status 200";
+  v.health[backendIdentity(v.cfg.vips[0], v.cfg.vips[0].backends[0])] = st;
+  const StatusPage p = statusPage(v);
+  ASSERT_EQ(p.vips.size(), 2u);
+  EXPECT_EQ(p.vips[0].name, "web");
+  EXPECT_EQ(p.vips[0].address, "198.18.0.10:80");
+  EXPECT_EQ(p.vips[1].scheduler, "round_robin");
+  ASSERT_EQ(p.vips[0].backends.size(), 2u);
+  const StatusBackend& a = p.vips[0].backends[0];
+  EXPECT_EQ(a.backend, "198.18.0.11:0");
+  EXPECT_EQ(a.state, "healthy");
+  EXPECT_EQ(a.health, "up: status 200");
+  EXPECT_EQ(a.packets_per_s, 50);
+  EXPECT_EQ(a.bytes_per_s, 3200);
+  EXPECT_EQ(a.new_flows_per_s, 2);
+  EXPECT_EQ(a.packets, 100u);
+  EXPECT_EQ(a.active_flows, 5u);
+  EXPECT_EQ(p.vips[0].backends[1].health, "not checked");
+  EXPECT_EQ(p.vips[0].backends[1].packets_per_s, 0);
+  (void)b1;
+  EXPECT_EQ(p.config_sha256, "abc");
+  EXPECT_EQ(p.drift, (std::vector<std::string>{"web 198.18.0.12:0: weight (file: 2, running: 5)"}));
+  bool found = false;
+  for (const auto& [reason, n] : p.drops) found |= reason == "no_vip" && n == 3;
+  EXPECT_TRUE(found);
+  EXPECT_EQ(p.drops.size(), size_t(Drop::Count) - 1);
+  EXPECT_EQ(p.worker_busy, (std::vector<double>{0.25}));
+}
+
 TEST(ApiStatus, FileOnDiskMatchesAndNoDrift) {
   char tmpl[] = "/tmp/l4lb_api_test_XXXXXX";
   const int fd = mkstemp(tmpl);

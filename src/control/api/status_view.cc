@@ -1,0 +1,50 @@
+// The status page's content from the operator view: the same observation /metrics renders, the
+// health checker's reasons, the rates of the last control tick, the config hash and the drift.
+#include "control/api/handlers.h"
+#include "control/worker_totals.h"
+
+namespace l4lb::control::api {
+
+StatusPage statusPage(const OperatorView& view) {
+  const Observation o = observe(view);
+  const RunFacts f = view.runFacts();
+  StatusPage p;
+  p.version = o.version;
+  p.uptime_s = f.uptime_s;
+  p.config_path = view.configPath();
+  p.config_sha256 = f.config_sha256;
+  for (const auto& d : driftJson(view))
+    p.drift.push_back(d["vip"].get<std::string>() + " " + d["backend"].get<std::string>() + ": " +
+                      d["what"].get<std::string>() + " (file: " + d["file"].dump() + ", running: " + d["running"].dump() +
+                      ")");
+  size_t next = 0;  // observe() lists backends in config order, VIP by VIP
+  for (const VipConfig& v : view.config().vips) {
+    StatusVip sv{v.name, endpoint(v.address, v.port), std::string(toString(v.protocol)),
+                 std::string(toString(v.forwarding)), std::string(toString(v.scheduler)), {}};
+    for (size_t i = 0; i < v.backends.size() && next < o.backends.size(); i++, next++) {
+      const ObservedBackend& ob = o.backends[next];
+      StatusBackend b;
+      b.backend = ob.backend;
+      b.state = ob.state;
+      const HealthChecker::Status* st = view.healthStatus(ob.key);
+      b.health = st ? std::string(toString(st->state)) + (st->last_reason.empty() ? "" : ": " + st->last_reason)
+                    : "not checked";
+      b.weight = ob.weight;
+      if (auto r = f.backend_rates.find(ob.id); r != f.backend_rates.end()) {
+        b.packets_per_s = r->second.packets_per_s;
+        b.bytes_per_s = r->second.bytes_per_s;
+        b.new_flows_per_s = r->second.new_flows_per_s;
+      }
+      b.packets = ob.c.packets;
+      b.active_flows = activeFlows(ob.c);
+      sv.backends.push_back(std::move(b));
+    }
+    p.vips.push_back(std::move(sv));
+  }
+  const WorkerCounters total = sumWorkers(view.workers()).counters;
+  for (size_t r = 1; r < size_t(Drop::Count); r++) p.drops.emplace_back(std::string(kDropNames[r]), total.drops[r]);
+  for (const ObservedWorker& w : o.workers) p.worker_busy.push_back(w.busy_ratio);
+  return p;
+}
+
+}  // namespace l4lb::control::api
