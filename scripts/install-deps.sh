@@ -17,6 +17,7 @@ PKGS=(
   python3-prometheus-client    # parses the /metrics exposition in tests (text_string_to_metric_families)
   iproute2 ethtool iputils-ping curl  # test namespaces and veths, lab clients
   systemd                      # systemd-analyze verifies the l4lb.service unit (tests)
+  chromium                     # headless browser: the status page test renders the page (tests)
   scdoc                        # man pages (docs/man/*.scd -> roff, built by meson)
   debhelper dpkg-dev fakeroot  # the Debian package (scripts/build-deb.sh)
   lintian                      # checks the package (tests)
