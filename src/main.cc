@@ -10,6 +10,8 @@ void usage(FILE* f) {
   std::fprintf(f,
                "usage: l4lb [-c FILE] [--stats-file FILE]   run the balancer (default /etc/l4lb/l4lb.toml)\n"
                "       l4lb --check-config FILE               validate FILE: exit 0, or 1 with messages\n"
+               "       l4lb --config-keys FILE                the configuration keys the loader knows, one per line\n"
+               "                                              (dotted; for the tables FILE has)\n"
                "       l4lb --version\n");
 }
 }  // namespace
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--check-config") return l4lb::control::checkConfig(value());
+    if (a == "--config-keys") return l4lb::control::printConfigKeys(value());
     if (a == "-c" || a == "--config") opts.config_path = value();
     else if (a == "--stats-file") opts.stats_file = value();
     else if (a == "--version") {

@@ -39,6 +39,7 @@ ConfigResult load(std::string_view text, const std::string& name) {
   } catch (...) {
     r.internalError("");
   }
+  result.keys = r.askedKeys();
   if (!r.failed()) {
     config.path = name;
     result.config = std::move(config);

@@ -166,6 +166,9 @@ struct ConfigError {
 struct ConfigResult {
   std::optional<Config> config;
   ConfigError error;
+  // Every key the loader asked for while reading (dotted, without array indexes), tables
+  // included: for a document with every table, the whole schema (l4lb --config-keys).
+  std::vector<std::string> keys;
   bool ok() const { return config.has_value(); }
 };
 

@@ -62,6 +62,21 @@ int checkConfig(const std::string& path) {
   return 0;
 }
 
+int printConfigKeys(const std::string& path) {
+  ConfigResult r = loadConfigFile(path);
+  if (!r.ok()) {
+    std::fprintf(stderr, "%s\n", r.error.str().c_str());
+    return 1;
+  }
+  // Sorted, so a table's keys follow it: a key that another one extends is a table.
+  for (size_t i = 0; i < r.keys.size(); i++) {
+    const std::string& k = r.keys[i];
+    const bool table = i + 1 < r.keys.size() && r.keys[i + 1].rfind(k + ".", 0) == 0;
+    if (!table) std::printf("%s\n", k.c_str());
+  }
+  return 0;
+}
+
 int runDaemon(const DaemonOptions& opts) {
   ConfigResult cr = loadConfigFile(opts.config_path);
   if (!cr.ok()) {

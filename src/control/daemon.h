@@ -15,5 +15,8 @@ int runDaemon(const DaemonOptions& opts);
 
 // --check-config: 0 when valid, 1 with messages on stderr.
 int checkConfig(const std::string& path);
+// --config-keys: the leaf keys the loader asked for while reading `path` (tables left out), one
+// per line; 1 with messages when the file does not load.
+int printConfigKeys(const std::string& path);
 
 }  // namespace l4lb::control

@@ -261,7 +261,14 @@ std::optional<MacAddr> Reader::mac(const Field& f) {
 
 Field TableReader::get(std::string_view key) {
   if (std::find(known_.begin(), known_.end(), key) == known_.end()) known_.emplace_back(key);
-  return {t_.get(key), child(path_, key)};
+  std::string path = child(path_, key);
+  std::string generic;  // without the [N] of array elements
+  for (size_t i = 0; i < path.size(); i++) {
+    if (path[i] == '[') i = path.find(']', i);
+    else generic += path[i];
+  }
+  r_.asked_.insert(std::move(generic));
+  return {t_.get(key), std::move(path)};
 }
 
 TableReader::~TableReader() {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <set>
 #include <string>
 #include <string_view>
 #include <toml++/toml.h>
@@ -52,6 +53,10 @@ class Reader {
   void internalError(const std::string& what);
 
   bool failed() const { return !diags_.empty(); }
+  // Every key the schema asked for (TableReader::get), as a dotted path without array indexes
+  // ("vips.backends.health_check.port"): the keys the loader knows, for each table the
+  // document has. Sorted, no duplicates.
+  std::vector<std::string> askedKeys() const { return {asked_.begin(), asked_.end()}; }
   // Every message in file order; at one place, in the order they were found.
   std::vector<std::string> takeMessages();
 
@@ -98,6 +103,7 @@ class Reader {
   void add(const toml::source_position& at, uint64_t seq, std::string text);
 
   std::string name_;
+  std::set<std::string> asked_;
   std::vector<Diag> diags_;
   uint64_t next_seq_ = 0;
 };

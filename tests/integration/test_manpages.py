@@ -3,8 +3,9 @@
 Each page, as the build produced it (BUILD_DIR/<page>), must render with `man -l` and pass
 `groff -ww -z` under both -man and -mandoc with nothing on stderr (every groff warning on).
 l4lb.toml(5) must name every configuration key by its full dotted path: the keys come from
-schema_keys(), which reads config/l4lb.toml (the documented reference, checked here to pass
-`l4lb --check-config`) with tomllib, commented-out example keys included. The man page is
+schema_keys(), the loader's own list (`l4lb --config-keys config/l4lb.toml`: every key its
+schema asks for); config/l4lb.toml (checked here to pass `l4lb --check-config`) may show no key
+outside it. The man page is
 searched in its rendered text (hyphenation off, wide lines, so no key is split).
 l4lb(8) must name every option of `l4lb --help`, l4lbctl(8) every command of `l4lbctl --help`.
 """
@@ -48,16 +49,23 @@ def schema_keys(path=CONFIG):
     """Every configuration key the loader accepts, as dotted paths of leaf keys
     ("eal.worker_cores", "vips.health_check.interval_ms", "vips.backends.health_check.port").
 
-    Source: the reference configuration, config/l4lb.toml, which sets or shows (commented out)
-    every key. Commented-out assignments are uncommented in place so that they land in the
-    table they are written in. The one function to repoint when the loader exports its own key
-    list."""
+    Source: the loader itself. `l4lb --config-keys FILE` lists every key its schema asks for
+    while reading FILE (asked, present or not), for each table FILE has; config/l4lb.toml has
+    every table (a backend health_check override included), so this is the whole schema."""
+    r = run([os.path.join(BUILD_DIR, "l4lb"), "--config-keys", path])
+    if r.returncode != 0:
+        raise AssertionError(f"l4lb --config-keys {path}: {r.stderr}")
+    return set(r.stdout.split())
+
+
+def example_keys(path=CONFIG):
+    """The keys config/l4lb.toml sets or shows commented out (tomllib): each must be one the
+    loader knows, so the reference example never documents a key that does not exist."""
     with open(path) as f:
         lines = f.read().splitlines()
     text = "\n".join(COMMENTED_KEY.sub(r"\1\2", line) for line in lines) + "\n"
     doc = tomllib.loads(text)
     paths = toml_paths(doc)
-    # Leaves only: a path that is the prefix of another is a table.
     return {p for p in paths if not any(q.startswith(p + ".") for q in paths)}
 
 
@@ -118,7 +126,11 @@ class ManPagesTest(unittest.TestCase):
             self.assertIn(k, keys)
         for table in ("eal", "ports", "vips", "vips.health_check", "vips.backends"):
             self.assertNotIn(table, keys)
-        print(f"\n    {len(keys)} keys in {os.path.relpath(CONFIG, REPO_ROOT)}")
+        # Every backend health-check override, not only the two the example sets.
+        for k in ("vips.backends.health_check.udp_payload", "vips.backends.health_check.jitter_pct"):
+            self.assertIn(k, keys)
+        self.assertLessEqual(example_keys(), keys, "config/l4lb.toml shows a key the loader does not know")
+        print(f"\n    {len(keys)} keys from l4lb --config-keys")
 
     def test_every_key_in_l4lb_toml_5(self):
         text = rendered(self.page("l4lb.toml.5"))
