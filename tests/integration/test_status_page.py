@@ -33,7 +33,7 @@ def chromium():
 def browser(args, profile):
     # As root Chromium needs --no-sandbox; its own profile directory keeps runs independent.
     cmd = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           f"--user-data-dir={profile}", "--virtual-time-budget=2000"] + args
+           f"--user-data-dir={profile}"] + args
     p = subprocess.run(cmd, capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
@@ -105,8 +105,10 @@ class StatusPageTest(unittest.TestCase):
             self.assertEqual(rc, 0, o + e)
             time.sleep(0.5)
             rc, out, err = browser(["--dump-dom", url], profile)
+            self.assertEqual(rc, 0, err)
             dom = Dom()
             dom.feed(out)
+            self.assertEqual(sorted(dom.rows), sorted(backends), out)
             self.assertEqual(dom.rows[backends[0]][1], "draining")
             self.assertEqual(dom.rows[backends[1]][1], "healthy")
 
