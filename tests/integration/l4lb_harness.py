@@ -138,6 +138,8 @@ class Port:
     gateway6: str = None
     mtu: int = None
     rx: list = field(default_factory=list)   # frames (bytes or scapy packets) received here
+    devargs: str = ""  # more net_pcap devargs, e.g. "infinite_rx=1" (replays rx forever)
+    tx: bool = True    # False: no tx_pcap, the PMD drops what is sent (for endless traffic)
 
 
 @dataclass
@@ -176,8 +178,11 @@ def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096, flow_extra=""
         "",
     ]
     for i, p in enumerate(ports):
-        dev = (f"net_pcap{i},rx_pcap={pcap_dir}/{p.name}.in.pcap,"
-               f"tx_pcap={pcap_dir}/{p.name}.out.pcap")
+        dev = f"net_pcap{i},rx_pcap={pcap_dir}/{p.name}.in.pcap"
+        if p.tx:
+            dev += f",tx_pcap={pcap_dir}/{p.name}.out.pcap"
+        if p.devargs:
+            dev += "," + p.devargs
         lines += ["[[ports]]", f"name = {toml_str(p.name)}", f"device = {toml_str(dev)}",
                   f"mac = {toml_str(p.mac)}"]
         for key in ("ipv4", "ipv6", "gateway4", "gateway6"):

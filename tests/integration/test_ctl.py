@@ -74,15 +74,18 @@ maglev_table_size = {table}
 class Daemon:
     """A long-running l4lb on net_pcap ports with its control socket and metrics listener."""
 
-    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None):
+    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, endless=False):
+        # endless: the client port replays `frames` forever (net_pcap infinite_rx=1) and the
+        # server port drops what it sends instead of writing a pcap (it would grow by MB/s).
         self.prefix = f"l4lb_it_{os.getpid()}_ctl{next(h._run_ids)}"
         self.tmp = tempfile.mkdtemp(prefix="l4lb_it_")
         os.chmod(self.tmp, 0o755)  # so the socket's own mode decides who may connect
         h._record("tmpdir", self.tmp)
         self.sock = os.path.join(self.tmp, "run", "l4lb.sock")
         self.metrics_port = free_port()
-        self.ports = [h.Port("client", CLIENT_MAC, ipv4="198.18.0.1/24", gateway4="198.18.0.254", rx=frames),
-                      h.Port("server", SERVER_MAC, ipv4="198.18.2.1/24", rx=[])]
+        self.ports = [h.Port("client", CLIENT_MAC, ipv4="198.18.0.1/24", gateway4="198.18.0.254", rx=frames,
+                             devargs="infinite_rx=1" if endless else ""),
+                      h.Port("server", SERVER_MAC, ipv4="198.18.2.1/24", rx=[], tx=not endless)]
         self.cfg = os.path.join(self.tmp, "l4lb.toml")
         self.write(vip_toml(backends))
         h.write_pcap(os.path.join(self.tmp, "client.in.pcap"), frames)
