@@ -111,8 +111,11 @@ std::string talk(const std::string& path, const std::string& request) {
   return out;
 }
 
+// The reply to one command, an object; exits 3 when there is none.
 json request(const std::string& sock, const std::string& cmd, const std::vector<std::string>& args = {}) {
-  const json r = request(sock, cmd, args);
+  const std::string raw = talk(sock, json{{"cmd", cmd}, {"args", args}}.dump());
+  json r = json::parse(raw, nullptr, false);
+  if (r.is_discarded() || !r.is_object()) noDaemon("unreadable reply from " + sock + ": " + raw.substr(0, 200));
   return r;
 }
 
