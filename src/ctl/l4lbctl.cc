@@ -237,7 +237,8 @@ int top(const std::string& sock, const std::vector<std::string>& args, bool as_j
     } else if (tty) {
       winsize ws{};
       const int width = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 ? int(ws.ws_col) : 0;
-      std::printf("\x1b[H\x1b[2J%s", l4lb::ctl::renderTop(f, width).c_str());
+      std::printf("\x1b[H\x1b[2J%s\n%s\n", l4lb::ctl::renderTop(f, width).c_str(),
+                  term.active ? "q or Ctrl-C quits" : "Ctrl-C quits");
     } else {
       std::printf("%s\n", l4lb::ctl::renderTop(f, 0).c_str());
     }

@@ -127,7 +127,7 @@ TopFrame computeTop(const json& before, const json& after, double seconds, const
 }
 
 std::string renderTop(const TopFrame& f, int width) {
-  std::string out = "l4lb top: rates over " + fixed("%.2f", f.seconds) + "s (q or Ctrl-C quits)\n";
+  std::string out = "l4lb top: rates over " + fixed("%.2f", f.seconds) + "s\n";
   std::vector<std::vector<std::string>> rows;
   for (const TopVip& v : f.vips)
     rows.push_back({v.vip, shortRate(v.rates.packets_per_s), shortRate(v.rates.bytes_per_s), shortRate(v.rates.flows_new_per_s),

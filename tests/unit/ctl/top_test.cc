@@ -100,7 +100,7 @@ TEST(CtlTop, ShortRates) {
 TEST(CtlTop, FrameText) {
   const TopFrame f = computeTop(before(), after(), 2.0, health());
   EXPECT_EQ(renderTop(f, 0),
-            "l4lb top: rates over 2.00s (q or Ctrl-C quits)\n"
+            "l4lb top: rates over 2.00s\n"
             "VIP  PKTS/S  BYTES/S  NEW_FLOWS/S  ACTIVE_FLOWS\n"
             "web  1.0k    64.0k    10.0         25\n"
             "\n"
