@@ -1,7 +1,7 @@
 """l4lbctl top and the bash completion against a running daemon with endless traffic.
 
 One daemon (test_ctl.Daemon) runs for the module: its client port replays 50 TCP SYNs for
-the DSR VIP "web" forever (net_pcap infinite_rx=1; the server port drops what it sends), so
+the DSR VIP "web" and 10 for an address no VIP has (dropped: no_vip) forever (net_pcap infinite_rx=1; the server port drops what it sends), so
 the rates top computes over a one-second sample are non-zero. `l4lbctl top` runs on a real
 terminal (tmux, its own server socket) and its screen is captured; --once and --once --json
 are checked for their exact structure; the completion function from
@@ -27,6 +27,14 @@ BACKEND_NAMES = [f"{a}:0" for a, _ in c.BACKENDS]
 ROW = re.compile(r"^web\s+(198\.18\.2\.\d+:0)\s+(\S+)\s+(not checked|\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)\s*$")
 
 
+NSTRAY = 10  # SYNs to an address no VIP has: a non-zero drop rate
+
+
+def stray(i):
+    return (c.Ether(src=c.GW_MAC, dst=c.CLIENT_MAC) / c.IP(src=c.CLIENT, dst="198.18.0.99") /
+            c.TCP(sport=30000 + i, dport=80, flags="S"))
+
+
 def short_rate(cell):
     """The inverse of ctl::shortRate: "12.5k" -> 12500."""
     mult = {"k": 1e3, "M": 1e6, "G": 1e9}
@@ -40,7 +48,7 @@ def have_tmux():
 class TopTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.d = c.Daemon([c.syn(i) for i in range(c.NFLOWS)], endless=True)
+        cls.d = c.Daemon([c.syn(i) for i in range(c.NFLOWS)] + [stray(i) for i in range(NSTRAY)], endless=True)
         # Which backends the 50 flows went to (Maglev): those must show non-zero packets/s.
         deadline = time.monotonic() + 20
         while True:
@@ -98,6 +106,10 @@ class TopTest(unittest.TestCase):
                     self.assertEqual(r.group(4), "0", screen)
             self.assertRegex(screen, r"(?m)^WORKER\s+BUSY\s+RX_PKTS/S\s+TX_PKTS/S$")
             self.assertRegex(screen, r"(?m)^0\s+\d+\.\d%\s+\S+\s+\S+$")
+            self.assertRegex(screen, r"(?m)^DROP_REASON\s+PKTS/S$")
+            m = re.search(r"(?m)^(\S+)\s+(\S+)$", screen[screen.index("DROP_REASON"):].split("\n", 1)[1])
+            self.assertEqual(m.group(1), "no_vip", screen)
+            self.assertGreater(short_rate(m.group(2)), 0, screen)
             # 'q' quits: the pane's command ends and with it the session.
             subprocess.run(tmux + ["send-keys", "-t", "top", "q"], check=True, timeout=10)
             deadline = time.monotonic() + 5
@@ -124,7 +136,7 @@ class TopTest(unittest.TestCase):
         self.assertEqual(sorted(rows), BACKEND_NAMES, out)
         for name in self.busy:
             self.assertGreater(short_rate(rows[name].group(4)), 0, out)
-        self.assertIn("drops/s:" if "DROP_REASON" not in out else "DROP_REASON", out)
+        self.assertRegex(out, r"(?m)^DROP_REASON\s+PKTS/S\nno_vip\s+\d+\.\d[kMG]?$")
 
     def test_once_json(self):
         rc, out, err = c.ctl(self.d, "--json", "top", "--once")
@@ -160,11 +172,13 @@ class TopTest(unittest.TestCase):
         self.assertEqual(w["worker"], 0)
         self.assertGreater(w["busy_ratio"], 0)
         self.assertLessEqual(w["busy_ratio"], 1)
-        # Every received packet is a SYN for web; the worker's and the backends' counters are read
-        # a moment apart within one stats reply (at ~10 Mpps), so they agree to within 1%.
-        self.assertLess(abs(w["rx_packets_per_s"] / v["packets_per_s"] - 1), 0.01, (w, v))
+        # The replay is NFLOWS SYNs for web and NSTRAY for no VIP. The worker's, the backends' and
+        # the drop counters are read a moment apart within one stats reply (at ~20 Mpps), so the
+        # ratios hold to within 1%.
+        self.assertLess(abs(w["rx_packets_per_s"] / v["packets_per_s"] - (c.NFLOWS + NSTRAY) / c.NFLOWS), 0.01, (w, v))
         self.assertGreater(w["tx_packets_per_s"], 0)
-        self.assertTrue(all(r > 0 for r in j["drops_per_s"].values()), j["drops_per_s"])
+        self.assertEqual(set(j["drops_per_s"]), {"no_vip"})  # only non-zero reasons
+        self.assertLess(abs(j["drops_per_s"]["no_vip"] / v["packets_per_s"] - NSTRAY / c.NFLOWS), 0.01, j)
 
     def test_json_lines_until_sigint(self):
         p = subprocess.Popen([c.ctl_path(), "-s", self.d.sock, "--json", "top", "--interval", "0.5"],
