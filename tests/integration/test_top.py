@@ -75,8 +75,9 @@ class TopTest(unittest.TestCase):
     def test_tmux_screen(self):
         if not have_tmux():
             self.fail("tmux is missing (scripts/install-deps.sh installs it)")
-        server = f"l4lb_it_top_{os.getpid()}"  # our own tmux server: nobody else's sessions
-        tmux = ["tmux", "-L", server, "-f", "/dev/null"]
+        # Our own tmux server (its socket in the daemon's temp directory, removed with it):
+        # nobody else's sessions, no configuration file.
+        tmux = ["tmux", "-S", os.path.join(self.d.tmp, "tmux.sock"), "-f", "/dev/null"]
         try:
             subprocess.run(tmux + ["new-session", "-d", "-s", "top", "-x", "160", "-y", "50",
                                    f"{c.ctl_path()} -s {self.d.sock} top"], check=True, timeout=10)
