@@ -22,6 +22,7 @@ PKGS=(
   debhelper dpkg-dev fakeroot  # the Debian package (scripts/build-deb.sh)
   lintian                      # checks the package (tests)
   groff man-db                 # renders and checks the man pages (tests)
+  tmux                         # runs l4lbctl top on a real terminal and captures its screen (tests)
 )
 
 missing=()

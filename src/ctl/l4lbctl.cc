@@ -1,23 +1,32 @@
 // l4lbctl: the operator's client for a running l4lb. One JSON request per connection on the
 // daemon's Unix socket ([control] socket); prints the reply as tables, or as JSON with --json.
 // Exit codes: 0 done, 1 the daemon refused or the command failed, 2 usage, 3 no daemon reachable.
+// `top` is client-side: `stats` (and `backends`) requests an interval apart, rates from ctl/top.h.
+// Hidden, for the bash completion (dist/bash-completion/l4lbctl): --commands prints the command
+// names, --complete vips|backends the running daemon's names (nothing if it is unreachable).
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cmath>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ctl/render.h"
+#include "ctl/top.h"
 
 namespace {
 
@@ -36,13 +45,25 @@ void usage(FILE* f) { std::fputs(l4lb::ctl::usageText(kDefaultSocket).c_str(), f
   std::exit(kExitNoDaemon);
 }
 
-std::string talk(const std::string& path, const std::string& request) {
+// One request, one reply. False with `err` set when there is no daemon to talk to (exit 3).
+bool tryTalk(const std::string& path, const std::string& request, std::string& out, std::string& err) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(sa.sun_path)) noDaemon("socket path too long: " + path);
+  if (path.size() >= sizeof(sa.sun_path)) {
+    err = "socket path too long: " + path;
+    return false;
+  }
   std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) noDaemon(std::string("socket: ") + std::strerror(errno));
+  if (fd < 0) {
+    err = std::string("socket: ") + std::strerror(errno);
+    return false;
+  }
+  auto fail = [&](const std::string& m) {
+    close(fd);
+    err = m;
+    return false;
+  };
   if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
     const int e = errno;
     std::string why = std::strerror(e);
@@ -51,34 +72,182 @@ std::string talk(const std::string& path, const std::string& request) {
     else if (e == EACCES || e == EPERM)
       why = "permission denied (the socket is owned by root with [control] mode, 0600 by default: run as root)";
     else if (e == ENOTSOCK) why = "not a socket";
-    noDaemon("cannot connect to " + path + ": " + why);
+    return fail("cannot connect to " + path + ": " + why);
   }
   std::string req = request + "\n";
   for (size_t off = 0; off < req.size();) {
     ssize_t n = send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      noDaemon("sending to " + path + ": " + std::strerror(errno));
+      return fail("sending to " + path + ": " + std::strerror(errno));
     }
     off += size_t(n);
   }
   shutdown(fd, SHUT_WR);
-  std::string out;
+  out.clear();
   char buf[65536];
   for (;;) {
     pollfd p{fd, POLLIN, 0};
     int r = poll(&p, 1, kTimeoutMs);
     if (r < 0 && errno == EINTR) continue;
-    if (r == 0) noDaemon("no reply from " + path + " within " + std::to_string(kTimeoutMs / 1000) + " s");
+    if (r == 0) return fail("no reply from " + path + " within " + std::to_string(kTimeoutMs / 1000) + " s");
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) noDaemon("reading from " + path + ": " + std::strerror(errno));
+    if (n < 0) return fail("reading from " + path + ": " + std::strerror(errno));
     if (n == 0) break;
     out.append(buf, size_t(n));
   }
   close(fd);
-  if (out.empty()) noDaemon("the daemon closed the connection without a reply");
+  if (out.empty()) {
+    err = "the daemon closed the connection without a reply";
+    return false;
+  }
+  return true;
+}
+
+std::string talk(const std::string& path, const std::string& request) {
+  std::string out, err;
+  if (!tryTalk(path, request, out, err)) noDaemon(err);
   return out;
+}
+
+// The reply to one command, an object; exits 3 when there is none.
+json request(const std::string& sock, const std::string& cmd, const std::vector<std::string>& args = {}) {
+  const std::string raw = talk(sock, json{{"cmd", cmd}, {"args", args}}.dump());
+  json r = json::parse(raw, nullptr, false);
+  if (r.is_discarded() || !r.is_object()) noDaemon("unreadable reply from " + sock + ": " + raw.substr(0, 200));
+  return r;
+}
+
+// --complete vips|backends: names as the commands accept them, one a line; quietly nothing when
+// the daemon cannot be asked (a completion must not print errors into the command line).
+int complete(const std::string& sock, const std::string& what) {
+  std::string raw, err;
+  if (what != "vips" && what != "backends") {
+    std::fprintf(stderr, "l4lbctl: --complete vips|backends\n");
+    return kExitUsage;
+  }
+  if (!tryTalk(sock, json{{"cmd", what}, {"args", json::array()}}.dump(), raw, err)) return 0;
+  json r = json::parse(raw, nullptr, false);
+  if (r.is_discarded() || !r.is_object() || !r.value("ok", false)) return 0;
+  if (what == "vips") {
+    for (const json& v : r.value("vips", json::array())) std::printf("%s\n", v.value("name", "").c_str());
+    return 0;
+  }
+  // ADDR:PORT once (drains it in every VIP), then VIP/ADDR:PORT for each VIP's own.
+  std::set<std::string> seen;
+  std::vector<std::string> names;
+  for (const json& b : r.value("backends", json::array()))
+    if (seen.insert(b.value("backend", "")).second) names.push_back(b.value("backend", ""));
+  for (const json& b : r.value("backends", json::array())) names.push_back(b.value("vip", "") + "/" + b.value("backend", ""));
+  for (const std::string& n : names) std::printf("%s\n", n.c_str());
+  return 0;
+}
+
+volatile sig_atomic_t g_stop = 0;
+void onSignal(int) { g_stop = 1; }
+
+// Restores the terminal's mode on every way out of top: a static, so exit() (noDaemon, a
+// refused sample) runs its destructor too.
+struct RawTerminal {
+  termios saved{};
+  bool active = false;
+  void enter() {
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved) != 0) return;
+    termios t = saved;
+    t.c_lflag &= ~tcflag_t(ICANON | ECHO);
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 0;
+    active = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+  }
+  ~RawTerminal() {
+    if (active) tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  }
+};
+
+// Waits `seconds`, or less if SIGINT/SIGTERM arrives or 'q' is typed (stdin a terminal).
+void waitFor(double seconds, bool read_keys) {
+  timespec start{}, now{};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const double left = seconds - (double(now.tv_sec - start.tv_sec) + double(now.tv_nsec - start.tv_nsec) / 1e9);
+    if (g_stop || left <= 0) return;
+    pollfd p{STDIN_FILENO, POLLIN, 0};
+    const int r = poll(&p, read_keys ? 1 : 0, int(std::ceil(left * 1000)));
+    if (r > 0 && read_keys) {
+      char c = 0;
+      if (read(STDIN_FILENO, &c, 1) == 1 && (c == 'q' || c == 'Q')) g_stop = 1;
+      else if (!(p.revents & POLLIN)) read_keys = false;  // stdin closed or in error: stop watching it
+    }
+  }
+}
+
+double monotonic() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return double(t.tv_sec) + double(t.tv_nsec) / 1e9;
+}
+
+// l4lbctl top [--once] [--interval S]: two `stats` samples an interval apart, rates client-side.
+int top(const std::string& sock, const std::vector<std::string>& args, bool as_json) {
+  bool once = false;
+  double interval = 1;
+  for (size_t i = 0; i < args.size(); i++) {
+    if (args[i] == "--once") once = true;
+    else if (args[i] == "--interval" && i + 1 < args.size()) {
+      char* end = nullptr;
+      interval = std::strtod(args[++i].c_str(), &end);
+      if (end == args[i].c_str() || *end != '\0' || !(interval >= 0.1 && interval <= 3600)) {
+        std::fprintf(stderr, "l4lbctl: top: --interval wants seconds, 0.1..3600 (got '%s')\n", args[i].c_str());
+        return kExitUsage;
+      }
+    } else {
+      std::fprintf(stderr, "l4lbctl: top: unknown argument '%s'\n", args[i].c_str());
+      usage(stderr);
+      return kExitUsage;
+    }
+  }
+  const bool tty = isatty(STDOUT_FILENO) && !as_json && !once;
+  struct sigaction sa{};
+  sa.sa_handler = onSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  static RawTerminal term;
+  if (tty) term.enter();
+  auto sample = [&](const char* cmd) {
+    json r = request(sock, cmd);
+    if (!r.value("ok", false)) {
+      std::fputs(l4lb::ctl::renderError(cmd, r).c_str(), stderr);
+      std::exit(kExitFailed);
+    }
+    return r;
+  };
+  json before = sample("stats");
+  double t0 = monotonic();
+  while (!g_stop) {
+    waitFor(interval, term.active);
+    if (g_stop) break;
+    json after = sample("stats");
+    const double t1 = monotonic();
+    const json health = sample("backends");
+    const l4lb::ctl::TopFrame f = l4lb::ctl::computeTop(before, after, t1 - t0, health);
+    if (as_json) {
+      std::printf("%s\n", l4lb::ctl::topJson(f).dump(once ? 2 : -1).c_str());
+    } else if (tty) {
+      winsize ws{};
+      const int width = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 ? int(ws.ws_col) : 0;
+      std::printf("\x1b[H\x1b[2J%s\n%s\n", l4lb::ctl::renderTop(f, width).c_str(),
+                  term.active ? "q or Ctrl-C quits" : "Ctrl-C quits");
+    } else {
+      std::printf("%s\n", l4lb::ctl::renderTop(f, 0).c_str());
+    }
+    std::fflush(stdout);
+    if (once) break;
+    before = std::move(after);
+    t0 = t1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -96,6 +265,15 @@ int main(int argc, char** argv) {
         return kExitUsage;
       }
       sock = argv[++i];
+    } else if (a == "--commands" && words.empty()) {
+      for (const std::string& n : l4lb::ctl::commandNames()) std::printf("%s\n", n.c_str());
+      return 0;
+    } else if (a == "--complete" && words.empty()) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "l4lbctl: --complete needs vips or backends\n");
+        return kExitUsage;
+      }
+      return complete(sock, argv[++i]);
     } else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
@@ -117,6 +295,7 @@ int main(int argc, char** argv) {
     usage(stderr);
     return kExitUsage;
   }
+  if (cmd == "top") return top(sock, args, as_json);
   // The daemon runs elsewhere in the file system's view of things: send an absolute path.
   if (cmd == "diff") {
     char buf[PATH_MAX];
@@ -126,9 +305,7 @@ int main(int argc, char** argv) {
     }
     args[0] = buf;
   }
-  const std::string raw = talk(sock, json{{"cmd", cmd}, {"args", args}}.dump());
-  json r = json::parse(raw, nullptr, false);
-  if (r.is_discarded() || !r.is_object()) noDaemon("unreadable reply from " + sock + ": " + raw.substr(0, 200));
+  const json r = request(sock, cmd, args);
   const bool ok = r.value("ok", false);
   if (as_json) {
     std::printf("%s\n", r.dump(2).c_str());

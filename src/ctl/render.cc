@@ -10,13 +10,30 @@
 #include <cstdio>
 
 #include "control/api/commands.h"
+#include "ctl/top.h"
 
 namespace l4lb::ctl {
 
 using nlohmann::json;
 
-namespace {
-}  // namespace
+void appendTable(std::string& out, const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows,
+                 const char* indent) {
+  std::vector<size_t> w(head.size());
+  for (size_t i = 0; i < head.size(); i++) w[i] = head[i].size();
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < w.size(); i++) w[i] = std::max(w[i], r[i].size());
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string s = indent;
+    for (size_t i = 0; i < r.size(); i++) {
+      s += r[i];
+      if (i + 1 < r.size()) s += std::string(w[i] - r[i].size() + 2, ' ');
+    }
+    out += s + "\n";
+  };
+  line(head);
+  for (const auto& r : rows) line(r);
+}
+
 
 std::string str(const json& j) {
   if (j.is_null()) return "-";
@@ -42,24 +59,6 @@ void appendf(std::string& out, const char* fmt, ...) {
   free(p);
 }
 
-void table(std::string& out, const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows,
-           const char* indent = "") {
-  std::vector<size_t> w(head.size());
-  for (size_t i = 0; i < head.size(); i++) w[i] = head[i].size();
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size() && i < w.size(); i++) w[i] = std::max(w[i], r[i].size());
-  auto line = [&](const std::vector<std::string>& r) {
-    std::string s = indent;
-    for (size_t i = 0; i < r.size(); i++) {
-      s += r[i];
-      if (i + 1 < r.size()) s += std::string(w[i] - r[i].size() + 2, ' ');
-    }
-    out += s + "\n";
-  };
-  line(head);
-  for (const auto& r : rows) line(r);
-}
-
 std::string ago(int64_t t, int64_t now) {
   int64_t d = now - t;
   return std::to_string(d < 0 ? 0 : d) + "s ago";
@@ -77,14 +76,14 @@ void printStatus(std::string& out, const json& r) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& p : r["ports"]) rows.push_back({str(p["name"]), str(p.value("port_id", json())), str(p.value("mac", json())), str(p["mtu"]), str(p["device"])});
   appendf(out, "ports:\n");
-  table(out, {"NAME", "PORT_ID", "MAC", "MTU", "DEVICE"}, rows, "  ");
+  appendTable(out, {"NAME", "PORT_ID", "MAC", "MTU", "DEVICE"}, rows, "  ");
   if (r["drift"].empty()) {
     appendf(out, "drift: none (running state matches the config file)\n");
   } else {
     appendf(out, "drift (changed by l4lbctl, not in the config file):\n");
     rows.clear();
     for (const auto& d : r["drift"]) rows.push_back({str(d["vip"]), str(d["backend"]), str(d["what"]), str(d["file"]), str(d["running"])});
-    table(out, {"VIP", "BACKEND", "WHAT", "FILE", "RUNNING"}, rows, "  ");
+    appendTable(out, {"VIP", "BACKEND", "WHAT", "FILE", "RUNNING"}, rows, "  ");
   }
 }
 
@@ -93,7 +92,7 @@ void printVips(std::string& out, const json& r) {
   for (const auto& v : r["vips"])
     rows.push_back({str(v["name"]), str(v["address"]), str(v["port"]), str(v["protocol"]), str(v["scheduler"]),
                     str(v["forwarding"]), str(v["healthy"]) + "/" + str(v["backends"])});
-  table(out, {"NAME", "ADDRESS", "PORT", "PROTO", "SCHEDULER", "FORWARDING", "HEALTHY"}, rows);
+  appendTable(out, {"NAME", "ADDRESS", "PORT", "PROTO", "SCHEDULER", "FORWARDING", "HEALTHY"}, rows);
 }
 
 void printBackends(std::string& out, const json& r, int64_t now) {
@@ -112,20 +111,20 @@ void printBackends(std::string& out, const json& r, int64_t now) {
     rows.push_back({str(b["vip"]), str(b["backend"]), str(b["state"]), weight, health, str(b["active_flows"]),
                     str(b["packets"]), last});
   }
-  table(out, {"VIP", "BACKEND", "STATE", "WEIGHT", "HEALTH", "ACTIVE_FLOWS", "PACKETS", "LAST_CHANGE"}, rows);
+  appendTable(out, {"VIP", "BACKEND", "STATE", "WEIGHT", "HEALTH", "ACTIVE_FLOWS", "PACKETS", "LAST_CHANGE"}, rows);
 }
 
 void printStats(std::string& out, const json& r) {
   std::vector<std::vector<std::string>> rows;
   appendf(out, "vips:\n");
   for (const auto& v : r["vips"]) rows.push_back({str(v["vip"]), str(v["packets"]), str(v["bytes"]), str(v["flows_new"]), str(v["active_flows"])});
-  table(out, {"VIP", "PACKETS", "BYTES", "NEW_FLOWS", "ACTIVE_FLOWS"}, rows, "  ");
+  appendTable(out, {"VIP", "PACKETS", "BYTES", "NEW_FLOWS", "ACTIVE_FLOWS"}, rows, "  ");
   rows.clear();
   appendf(out, "backends:\n");
   for (const auto& b : r["backends"])
     rows.push_back({str(b["vip"]), str(b["backend"]), str(b["state"]), str(b["packets"]), str(b["bytes"]),
                     str(b["flows_new"]), str(b["active_flows"])});
-  table(out, {"VIP", "BACKEND", "STATE", "PACKETS", "BYTES", "NEW_FLOWS", "ACTIVE_FLOWS"}, rows, "  ");
+  appendTable(out, {"VIP", "BACKEND", "STATE", "PACKETS", "BYTES", "NEW_FLOWS", "ACTIVE_FLOWS"}, rows, "  ");
   rows.clear();
   appendf(out, "workers:\n");
   for (const auto& w : r["workers"]) {
@@ -137,18 +136,18 @@ void printStats(std::string& out, const json& r) {
     rows.push_back({str(w["worker"]), str(w["counters"]["rx_packets"]), str(w["counters"]["tx_packets"]), std::to_string(drops),
                     str(w["flows4"]), str(w["flows6"]), occ, busy});
   }
-  table(out, {"WORKER", "RX", "TX", "DROPS", "FLOWS4", "FLOWS6", "OCCUPANCY", "BUSY"}, rows, "  ");
+  appendTable(out, {"WORKER", "RX", "TX", "DROPS", "FLOWS4", "FLOWS6", "OCCUPANCY", "BUSY"}, rows, "  ");
   rows.clear();
   appendf(out, "ports:\n");
   for (const auto& p : r["ports"])
     rows.push_back({str(p["port"]), str(p["rx_packets"]), str(p["rx_bytes"]), str(p["tx_packets"]), str(p["tx_bytes"])});
-  table(out, {"PORT", "RX_PACKETS", "RX_BYTES", "TX_PACKETS", "TX_BYTES"}, rows, "  ");
+  appendTable(out, {"PORT", "RX_PACKETS", "RX_BYTES", "TX_PACKETS", "TX_BYTES"}, rows, "  ");
   rows.clear();
   appendf(out, "drops:\n");
   for (const auto& [k, v] : r["drops"].items())
     if (v.get<uint64_t>() != 0) rows.push_back({k, str(v)});
   if (rows.empty()) appendf(out, "  none\n");
-  else table(out, {"REASON", "PACKETS"}, rows, "  ");
+  else appendTable(out, {"REASON", "PACKETS"}, rows, "  ");
   appendf(out, "new flows/s: %.1f\n", r["new_flows_per_s"].get<double>());
 }
 
@@ -206,14 +205,22 @@ void printDiff(std::string& out, const json& r) {
     rows.push_back({str(v["vip"]), str(v["change"]), list("backends_added"), list("backends_removed"), list("weights_changed"), moved,
                     fields.empty() ? "-" : fields});
   }
-  table(out, {"VIP", "CHANGE", "ADDED", "REMOVED", "WEIGHTS", "SLOTS_MOVED", "FIELDS"}, rows);
+  appendTable(out, {"VIP", "CHANGE", "ADDED", "REMOVED", "WEIGHTS", "SLOTS_MOVED", "FIELDS"}, rows);
 }
 
 }  // namespace
 
+std::vector<std::string> commandNames() {
+  std::vector<std::string> out;
+  for (const control::api::CommandSpec& c : control::api::kCommands) out.emplace_back(c.name);
+  for (const control::api::CommandSpec& c : kClientCommands) out.emplace_back(c.name);
+  return out;
+}
+
 std::string usageText(const char* default_socket) {
   std::string out = "usage: l4lbctl [-s SOCKET] [--json] COMMAND [ARGS]\n";
-  out += control::api::commandHelp();
+  out += control::api::commandHelp(control::api::kCommands);
+  out += control::api::commandHelp(kClientCommands);
   out += "BACKEND: ADDR, ADDR:PORT or [ADDR6]:PORT, optionally VIP/... to pick one VIP.\n";
   out += "SOCKET defaults to " + std::string(default_socket) +
          ". Exit: 0 ok, 1 command failed, 2 usage, 3 daemon not reachable.\n";
@@ -222,6 +229,8 @@ std::string usageText(const char* default_socket) {
 
 int checkCommand(const std::string& cmd, size_t nargs, std::string& err) {
   const control::api::CommandSpec* spec = control::api::findCommand(cmd);
+  for (const control::api::CommandSpec& c : kClientCommands)
+    if (c.name == cmd) spec = &c;
   if (spec == nullptr) {
     err = "l4lbctl: unknown command '" + cmd + "'\n";
     return kExitUsage;

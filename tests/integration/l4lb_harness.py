@@ -138,10 +138,8 @@ class Port:
     gateway6: str = None
     mtu: int = None
     rx: list = field(default_factory=list)   # frames (bytes or scapy packets) received here
-    # Replay `rx` in a loop (net_pcap infinite_rx=1: continuous traffic for rates), and send to
-    # /dev/null instead of a pcap file (a looping input would fill the disk).
-    infinite_rx: bool = False
-    tx_null: bool = False
+    devargs: str = ""  # more net_pcap devargs, e.g. "infinite_rx=1" (replays rx forever)
+    tx: bool = True    # False: no tx_pcap, the PMD drops what is sent (for endless traffic)
 
 
 @dataclass
@@ -180,9 +178,11 @@ def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096, flow_extra=""
         "",
     ]
     for i, p in enumerate(ports):
-        dev = (f"net_pcap{i},rx_pcap={pcap_dir}/{p.name}.in.pcap,"
-               f"tx_pcap={'/dev/null' if p.tx_null else f'{pcap_dir}/{p.name}.out.pcap'}"
-               + (",infinite_rx=1" if p.infinite_rx else ""))
+        dev = f"net_pcap{i},rx_pcap={pcap_dir}/{p.name}.in.pcap"
+        if p.tx:
+            dev += f",tx_pcap={pcap_dir}/{p.name}.out.pcap"
+        if p.devargs:
+            dev += "," + p.devargs
         lines += ["[[ports]]", f"name = {toml_str(p.name)}", f"device = {toml_str(dev)}",
                   f"mac = {toml_str(p.mac)}"]
         for key in ("ipv4", "ipv6", "gateway4", "gateway6"):

@@ -74,9 +74,9 @@ maglev_table_size = {table}
 class Daemon:
     """A long-running l4lb on net_pcap ports with its control socket and metrics listener."""
 
-    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, looping=False, vip_name="web"):
-        """looping: the client port replays `frames` endlessly and the server port writes to
-        /dev/null (continuous traffic, for rates)."""
+    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, endless=False, vip_name="web"):
+        # endless: the client port replays `frames` forever (net_pcap infinite_rx=1) and the
+        # server port drops what it sends instead of writing a pcap (it would grow by MB/s).
         self.prefix = f"l4lb_it_{os.getpid()}_ctl{next(h._run_ids)}"
         self.tmp = tempfile.mkdtemp(prefix="l4lb_it_")
         os.chmod(self.tmp, 0o755)  # so the socket's own mode decides who may connect
@@ -84,8 +84,8 @@ class Daemon:
         self.sock = os.path.join(self.tmp, "run", "l4lb.sock")
         self.metrics_port = free_port()
         self.ports = [h.Port("client", CLIENT_MAC, ipv4="198.18.0.1/24", gateway4="198.18.0.254", rx=frames,
-                             infinite_rx=looping),
-                      h.Port("server", SERVER_MAC, ipv4="198.18.2.1/24", rx=[], tx_null=looping)]
+                             devargs="infinite_rx=1" if endless else ""),
+                      h.Port("server", SERVER_MAC, ipv4="198.18.2.1/24", rx=[], tx=not endless)]
         self.vip_name = vip_name
         self.cfg = os.path.join(self.tmp, "l4lb.toml")
         self.write(vip_toml(backends, name=vip_name))

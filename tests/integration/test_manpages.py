@@ -155,7 +155,7 @@ class ManPagesTest(unittest.TestCase):
         r = run([os.path.join(BUILD_DIR, "l4lbctl"), "--help"])
         cmds = re.findall(r"^  ([a-z]+)\b", r.stdout, re.M)
         self.assertEqual(cmds, ["status", "vips", "backends", "stats", "drain", "undrain", "weight",
-                                "reload", "explain", "diff"])
+                                "reload", "explain", "diff", "top"])
         for c in cmds:
             # Each command heads its own entry: at the start of a line, its arguments after it.
             self.assertRegex(text, rf"(?m)^ +{c}( |$)", c)

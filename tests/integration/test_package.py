@@ -113,6 +113,7 @@ class PackageTest(unittest.TestCase):
             "/usr/share/man/man8/l4lbctl.8.gz": "-rw-r--r--",
             "/usr/share/man/man5/l4lb.toml.5.gz": "-rw-r--r--",
             "/usr/share/l4lb/grafana/l4lb.json": "-rw-r--r--",
+            "/usr/share/bash-completion/completions/l4lbctl": "-rw-r--r--",
             "/usr/share/doc/l4lb/OPERATIONS.md": "-rw-r--r--",
             "/usr/share/doc/l4lb/README.md": "-rw-r--r--",  # -X.md: see debian/rules
             "/usr/share/doc/l4lb/README.Debian": "-rw-r--r--",

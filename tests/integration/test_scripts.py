@@ -530,6 +530,7 @@ class InstallTest(unittest.TestCase):
             os.path.join(prefix, o["mandir"], "man8", "l4lbctl.8"),
             os.path.join(prefix, o["mandir"], "man5", "l4lb.toml.5"),
             os.path.join(prefix, o["datadir"], "l4lb", "grafana", "l4lb.json"),
+            os.path.join(prefix, o["datadir"], "bash-completion", "completions", "l4lbctl"),
         }
         # The operator CLI, when this build has it (issue 4's other half).
         if os.path.exists(os.path.join(BUILD_DIR, "l4lbctl")):

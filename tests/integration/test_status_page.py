@@ -79,7 +79,7 @@ class Dom(html.parser.HTMLParser):
 class StatusPageTest(unittest.TestCase):
     def test_page_in_a_browser(self):
         self.assertIsNotNone(chromium(), "chromium is missing (apt-get install chromium)")
-        d = test_ctl.Daemon([test_ctl.syn(i) for i in range(50)], looping=True, vip_name=EVIL)
+        d = test_ctl.Daemon([test_ctl.syn(i) for i in range(50)], endless=True, vip_name=EVIL)
         profile = tempfile.mkdtemp(prefix="l4lb_it_chromium_")
         h._record("tmpdir", profile)
         url = f"http://127.0.0.1:{d.metrics_port}/"

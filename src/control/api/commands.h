@@ -40,11 +40,13 @@ constexpr const CommandSpec* findCommand(std::string_view name) {
 
 constexpr bool arityOk(const CommandSpec& c, size_t nargs) { return nargs >= c.min_args && nargs <= c.max_args; }
 
-// The command lines of l4lbctl's help: "  USAGE" padded to a column, then the help.
-inline std::string commandHelp() {
+// The command lines of l4lbctl's help for `table` (kCommands, or l4lbctl's client-side
+// commands): "  USAGE" padded to a column, then the help.
+template <size_t N>
+std::string commandHelp(const CommandSpec (&table)[N]) {
   constexpr size_t kColumn = 29;
   std::string out;
-  for (const CommandSpec& c : kCommands) {
+  for (const CommandSpec& c : table) {
     out += "  ";
     out += c.usage;
     out += c.usage.size() < kColumn ? std::string(kColumn - c.usage.size(), ' ') : std::string(3, ' ');

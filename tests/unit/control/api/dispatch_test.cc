@@ -86,6 +86,7 @@ TEST(CtlCommandLine, UsageTextComesFromTheTable) {
             "  reload                       re-read the config file (as SIGHUP)\n"
             "  explain tcp|udp SRC:PORT DST:PORT   which backend this flow goes to now, and why\n"
             "  diff FILE                    what reloading FILE would change\n"
+            "  top [--once] [--interval S]  live rates per VIP, backend and worker, drops/s (from stats)\n"
             "BACKEND: ADDR, ADDR:PORT or [ADDR6]:PORT, optionally VIP/... to pick one VIP.\n"
             "SOCKET defaults to /run/l4lb/l4lb.sock. Exit: 0 ok, 1 command failed, 2 usage, 3 daemon not reachable.\n");
 }
