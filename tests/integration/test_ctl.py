@@ -128,6 +128,14 @@ class Daemon:
     def remove(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def finish(self):
+        """Stops the daemon, removes its files, and fails unless it exited 0."""
+        rc = self.stop()
+        log = self.log()
+        self.remove()
+        if rc != 0:
+            raise AssertionError(f"l4lb exited with {rc}:\n{log}")
+
 
 def syn(i):
     return Ether(src=GW_MAC, dst=CLIENT_MAC) / IP(src=CLIENT, dst=VIP) / TCP(sport=20000 + i, dport=80, flags="S", seq=i)
@@ -169,11 +177,7 @@ class CtlTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.d.stop()
-        log = cls.d.log()
-        cls.d.remove()
-        if rc != 0:
-            raise AssertionError(f"l4lb exited with {rc}:\n{log}")
+        cls.d.finish()
 
     def backends(self):
         return {b["backend"]: b for b in ctl_json(self.d, "backends")["backends"]}

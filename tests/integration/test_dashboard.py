@@ -173,11 +173,7 @@ class DashboardLiveTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.d.stop()
-        log = cls.d.log()
-        cls.d.remove()
-        if rc != 0:
-            raise AssertionError(f"l4lb exited with {rc}:\n{log}")
+        cls.d.finish()
 
     def test_traffic_was_counted(self):
         self.assertEqual(self.forwarded, NFLOWS)

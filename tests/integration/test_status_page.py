@@ -122,11 +122,8 @@ class StatusPageTest(unittest.TestCase):
             self.assertGreater(os.path.getsize(shot), 10_000)
             print(f"status page screenshot: {shot}")
         finally:
-            rc = d.stop()
-            log = d.log()
-            d.remove()
             shutil.rmtree(profile, ignore_errors=True)
-        self.assertEqual(rc, 0, log)
+            d.finish()
 
 
 if __name__ == "__main__":

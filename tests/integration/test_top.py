@@ -60,11 +60,7 @@ class TopTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.d.stop()
-        log = cls.d.log()
-        cls.d.remove()
-        if rc != 0:
-            raise AssertionError(f"l4lb exited with {rc}:\n{log}")
+        cls.d.finish()
 
     def test_traffic_reaches_backends(self):
         # The precondition of every rate check below: the flows hit at least two backends.
