@@ -300,7 +300,8 @@ int workerMain(void* arg) {
       rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
       while (sh.test_stall.load(std::memory_order_relaxed) && !sh.stop.load(std::memory_order_relaxed)) rte_pause();
       rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
-      continue;  // not a loop: the stall must not count (WorkerLoad::loops)
+      loop_start = rte_rdtsc();  // the stall is no loop's time either
+      continue;                  // not a loop: the stall must not count (WorkerLoad::loops)
     }
     if (unlikely(w.query.request.load(std::memory_order_relaxed) != w.query.answer.load(std::memory_order_relaxed)))
       answerFlowQuery(w);

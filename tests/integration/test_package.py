@@ -143,6 +143,16 @@ class PackageTest(unittest.TestCase):
             self.assertIn(lib, deps)
         r = run(["dpkg-deb", "-I", self.deb, "conffiles"])
         self.assertEqual(r.stdout.split(), [CONF])
+        # Maintainer scripts: `remove` stops a running balancer (prerm), so apt never leaves a
+        # daemon running from deleted files; nothing enables it, and an upgrade neither stops
+        # nor restarts it (no preinst stop, no restart in postinst).
+        prerm = run(["dpkg-deb", "-I", self.deb, "prerm"]).stdout
+        self.assertRegex(prerm, r'if \[ "\$1" = remove \].*\n(.*\n)*.*deb-systemd-invoke stop .*l4lb\.service')
+        postinst = run(["dpkg-deb", "-I", self.deb, "postinst"]).stdout
+        self.assertNotIn("deb-systemd-helper enable", postinst)
+        self.assertNotIn("deb-systemd-invoke restart", postinst)
+        preinst = run(["dpkg-deb", "-I", self.deb, "preinst"])
+        self.assertNotIn("deb-systemd-invoke stop", preinst.stdout)
 
     def test_lintian(self):
         r = run(["lintian", "--tag-display-limit", "0", "--display-info", self.changes], timeout=600)

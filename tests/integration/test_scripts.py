@@ -565,7 +565,7 @@ class InstallTest(unittest.TestCase):
         self.assertNotIn("@", text.replace("$MAINPID", ""))  # every placeholder filled
         lines = text.splitlines()
         l4lb = os.path.join(self.bindir, "l4lb")
-        for want in ("Type=notify", "NotifyAccess=main", "WatchdogSec=10",
+        for want in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30",
                      f"ExecStartPre={l4lb} --check-config {self.config}",
                      f"ExecStart={l4lb} -c {self.config}",
                      "ExecReload=/bin/kill -HUP $MAINPID",

@@ -38,19 +38,24 @@ const char* flowStateName(dataplane::FlowState s) {
 void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_t sig, const uint8_t* src, Family f,
                      bool tcp, const std::vector<FlowAnswer>& answers, uint32_t now_ms, json& j) {
   // The workers' facts: the first that holds an entry (RSS decides which one sees the flow), and
-  // whether a new flow would be tracked (every answering worker's table has room).
-  std::vector<std::string> silent;
+  // whether a new flow would be tracked. Without an entry, explain cannot know which worker RSS
+  // gives the flow: it is untracked only when every answering table is full, and the full ones
+  // are named (a new flow that lands on one of them is untracked).
+  std::vector<std::string> silent, full;
   int hit_worker = -1;
   uint64_t raw = 0;
-  bool room = true;
+  bool any_room = false, answered = false;
   for (size_t i = 0; i < answers.size(); i++) {
     if (!answers[i].answered) {
       silent.push_back(std::to_string(i));
       continue;
     }
-    room = room && answers[i].room;
+    answered = true;
+    if (answers[i].room) any_room = true;
+    else full.push_back(std::to_string(i));
     if (answers[i].hit && hit_worker < 0) hit_worker = int(i), raw = answers[i].value;
   }
+  const bool room = any_room || !answered;
   const dataplane::FlowFacts facts{&v, vi, sig, f, tcp, uint8_t(tcp ? dataplane::kTcpAck : 0)};
   auto has_room = [room] { return room; };
   auto source = [src] { return src; };
@@ -119,6 +124,12 @@ void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_
       case dataplane::EntryVerdict::None:
         table_why = room ? "no flow-table entry: a new flow" : "no flow-table entry, and the flow table is full";
         break;
+    }
+    if (room && !full.empty() && d.entry == dataplane::EntryVerdict::None) {
+      std::string w;
+      for (const auto& x : full) w += (w.empty() ? "" : ",") + x;
+      j["flow_table"] = j["flow_table"].get<std::string>() + "; worker " + w +
+                        "'s table is full: a new flow RSS gives it is untracked";
     }
     if (!silent.empty()) {
       std::string w;

@@ -126,9 +126,15 @@ TEST(ApiExplain, FullTableIsUntrackedOnTheMaglevSlot) {
   FakeView v(kToml, 2);
   const Flow f = webFlow(*v.snap);
   const std::string fresh = addrOf(*v.snap, v.snap->vips[0].maglev[f.slot]);
-  // Worker 1's table is full: a new flow there is forwarded without an entry.
+  // Worker 1's table is full: which worker RSS gives the flow is unknown here, so a new flow,
+  // with worker 1 named.
   v.answers = {{true, false, 0, true}, {true, false, 0, false}};
   json r = call(v, "explain", {"tcp", "198.18.0.50:40000", "198.18.0.10:80"});
+  EXPECT_EQ(r["outcome"], "new");
+  EXPECT_EQ(r["flow_table"], "miss on 2 of 2 workers; worker 1's table is full: a new flow RSS gives it is untracked");
+  // Every table full: untracked.
+  v.answers = {{true, false, 0, false}, {true, false, 0, false}};
+  r = call(v, "explain", {"tcp", "198.18.0.50:40000", "198.18.0.10:80"});
   EXPECT_EQ(r["outcome"], "untracked");
   EXPECT_EQ(r["backend"], fresh);
   EXPECT_EQ(r["reason"], "no flow-table entry, and the flow table is full; Maglev slot " + std::to_string(f.slot) +
