@@ -147,9 +147,12 @@ class PackageTest(unittest.TestCase):
         # daemon running from deleted files; nothing enables it, and an upgrade neither stops
         # nor restarts it (no preinst stop, no restart in postinst).
         prerm = run(["dpkg-deb", "-I", self.deb, "prerm"]).stdout
-        self.assertRegex(prerm, r'if \[ "\$1" = remove \].*\n(.*\n)*.*deb-systemd-invoke stop .*l4lb\.service')
+        self.assertRegex(prerm, r'\[ "\$1" = remove \].*; then\n\s*deb-systemd-invoke stop \'l4lb\.service\'')
         postinst = run(["dpkg-deb", "-I", self.deb, "postinst"]).stdout
-        self.assertNotIn("deb-systemd-helper enable", postinst)
+        # Enabled only again if the operator had enabled it (debhelper's was-enabled), never anew;
+        # "start" is a no-op for a disabled unit (deb-systemd-invoke) and for a running one.
+        self.assertEqual(postinst.count("deb-systemd-helper enable"), 1, postinst)
+        self.assertRegex(postinst, r"was-enabled 'l4lb\.service'; then\n(\s*#.*\n)*\s*deb-systemd-helper enable")
         self.assertNotIn("deb-systemd-invoke restart", postinst)
         preinst = run(["dpkg-deb", "-I", self.deb, "preinst"])
         self.assertNotIn("deb-systemd-invoke stop", preinst.stdout)
