@@ -55,6 +55,16 @@ inline std::unique_ptr<dataplane::WorkerState> makeBurstWorker(const std::string
   return w;
 }
 
+// A copy of `s` in which backend `out` of VIP `vip` is in state `st` and its Maglev slots went to
+// backend `into`: what the builder publishes once a backend drains or fails.
+inline Snapshot withBackendOut(const Snapshot& s, uint32_t vip, uint32_t out, uint32_t into, BackendState st) {
+  Snapshot c = s;
+  c.backends[out].state = st;
+  for (uint32_t& slot : c.vips[vip].maglev)
+    if (slot == out) slot = into;
+  return c;
+}
+
 struct SentFrame {
   uint16_t port;  // Snapshot::ports index it was sent on
   Frame bytes;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "config_fixture.h"
 #include "packet_builder.h"
 
 namespace l4lb::control {
@@ -11,28 +12,7 @@ namespace {
 
 using test::ipAddr;
 
-Config base() {
-  Config c;
-  c.eal.worker_cores = {1};
-  PortConfig p;
-  p.name = "lan";
-  p.device = "net_null0";
-  p.ipv4 = *Prefix::parse("198.18.30.1/24");
-  c.ports.push_back(p);
-  VipConfig v;
-  v.name = "web";
-  v.address = ipAddr("198.18.20.100");
-  v.port = 80;
-  v.health.type = HealthType::Tcp;
-  for (const char* a : {"198.18.30.11", "198.18.30.12"}) {
-    BackendConfig b;
-    b.address = ipAddr(a);
-    b.health = v.health;
-    v.backends.push_back(b);
-  }
-  c.vips.push_back(v);
-  return c;
-}
+Config base() { return test::oneVipTwoBackends(HealthType::Tcp); }
 
 // The second disagreement: reload's summary ignored health-check changes.
 TEST(ChangePlan, SummaryCountsHealthCheckChanges) {

@@ -91,15 +91,8 @@ TEST(FlowStickiness, UnhealthyRehashesDrainingKeeps) {
   ASSERT_TRUE(s1);
   const uint32_t id0 = s1->vips[0].backends[0], id1 = s1->vips[0].backends[1];
   // Backend 1 out of the table (its slots given to backend 0), in two states.
-  auto without1 = [&](BackendState st) {
-    Snapshot c = *s1;
-    c.backends[id1].state = st;
-    for (uint32_t& slot : c.vips[0].maglev)
-      if (slot == id1) slot = id0;
-    return c;
-  };
-  const Snapshot draining = without1(BackendState::Draining);
-  const Snapshot unhealthy = without1(BackendState::Unhealthy);
+  const Snapshot draining = test::withBackendOut(*s1, 0, id1, id0, BackendState::Draining);
+  const Snapshot unhealthy = test::withBackendOut(*s1, 0, id1, id0, BackendState::Unhealthy);
   const uint32_t n = 300;
   auto w = makeWorker();
   auto before = backendsFor(*w, *s1, flows(n));

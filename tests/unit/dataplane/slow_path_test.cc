@@ -645,22 +645,15 @@ TEST(IcmpErrorScheduling, FlowEntryWinsOverTheCurrentTable) {
 // A backend the control plane took out of the Maglev table keeps its existing flows while it
 // drains, so errors about them must still reach it (its connections' path MTU); an unhealthy
 // one's flows move on, and so do their errors: to the stateless choice, as the next packet of
-// the flow will (worker_test's FlowStickiness.UnhealthyRehashesDrainingKeeps).
+// the flow will (decide_test's FlowStickiness.UnhealthyRehashesDrainingKeeps).
 TEST(IcmpErrorScheduling, DrainingBackendKeepsItsFlowsErrorsUnhealthyDoesNot) {
   SnapshotBuilder sb;
   auto s1 = build(sb, threeBackends(Scheduler::Maglev));
   ASSERT_TRUE(s1);
   const uint32_t id0 = s1->vips[0].backends[0], id1 = s1->vips[0].backends[1];
   // Backend 1 out of the table (its slots given to backend 0), in two states.
-  auto without1 = [&](BackendState st) {
-    Snapshot c = *s1;
-    c.backends[id1].state = st;
-    for (uint32_t& slot : c.vips[0].maglev)
-      if (slot == id1) slot = id0;
-    return c;
-  };
-  const Snapshot draining = without1(BackendState::Draining);
-  const Snapshot unhealthy = without1(BackendState::Unhealthy);
+  const Snapshot draining = test::withBackendOut(*s1, 0, id1, id0, BackendState::Draining);
+  const Snapshot unhealthy = test::withBackendOut(*s1, 0, id1, id0, BackendState::Unhealthy);
   std::vector<Frame> syns, errs;
   for (uint32_t i = 0; i < 60; i++) syns.push_back(synFrom(i)), errs.push_back(errorFor(i));
   auto w = makeWorker();
