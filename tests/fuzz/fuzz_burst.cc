@@ -1,0 +1,435 @@
+// libFuzzer target: the worker's burst (processBurst, src/dataplane/worker.h) with small flow
+// tables, over a few snapshots built by the real loader and SnapshotBuilder. The input is a
+// sequence of operations (format below, written by tests/fuzz/make_seeds.py):
+//   0x00 PKT   flags:u8 len:u16le frame[len]   a frame on ingress port (flags & 3) % ports;
+//              flags & 0x80: ol_flags has RTE_MBUF_F_RX_IP_CKSUM_GOOD, 0x40: IP_CKSUM_BAD;
+//              flags & 0x20: the frame starts at the beginning of its buffer (no headroom).
+//              Frames are queued; the queue is one burst, run when it holds kBurst frames, when
+//              the next frame is on another port, or before any other operation.
+//   0x01 CLOCK step:u16le                      the worker clock advances step ms (step & 0x8000:
+//              (step & 0x7fff) seconds); the flow tables' sweep runs as the worker loop does.
+//   0x02 SWAP  index:u8                        the worker now sees snapshot index % kSnapshots.
+//   other      ignored (one byte).
+// After every step, checkInvariants(): flow tables within capacity, no mbuf leaked (the pool's
+// in-use count is back to its start once the sent frames are freed), and every sent frame goes
+// to a backend, a gateway, a neighbour, back to the sender (ARP/ND/echo replies) or to the
+// kernel path. Any violation aborts (libFuzzer reports it as a crash).
+#include <rte_eal.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/config.h"
+#include "control/snapshot_builder.h"
+#include "dataplane/flow_table.h"
+#include "dataplane/worker.h"
+#include "l4lb/snapshot.h"
+
+using namespace l4lb;
+using namespace l4lb::dataplane;
+
+namespace {
+
+// Two ports: wan (clients through gateways) and lan (backends); some snapshots add wan's tap
+// (exception_path = "tap"), which becomes port 2. The VIP addresses stay, the modes and backend
+// sets change, so swaps leave flow entries that point at backends in another state or gone.
+constexpr const char* kTopology = R"(
+[eal]
+worker_cores = [1]
+[flow_table]
+tcp_syn_timeout = 2
+tcp_established_timeout = 20
+tcp_fin_timeout = 2
+udp_timeout = 5
+[[ports]]
+name = "wan"
+device = "net_null_wan"
+ipv4 = "198.18.0.1/24"
+ipv6 = "2001:db8::1/64"
+gateway4 = "198.18.0.254"
+gateway6 = "2001:db8::fe"
+%WANEXTRA%
+[[ports]]
+name = "lan"
+device = "net_null_lan"
+ipv4 = "198.18.2.1/24"
+ipv6 = "2001:db8:2::1/64"
+[[neighbours]]
+address = "198.18.0.254"
+mac = "02:00:00:00:00:fe"
+[[neighbours]]
+address = "2001:db8::fe"
+mac = "02:00:00:00:00:fe"
+[[neighbours]]
+address = "198.18.0.7"
+mac = "02:00:00:00:c0:07"
+)";
+
+struct SnapSpec {
+  bool tap;
+  const char* vips;
+};
+
+const SnapSpec kSpecs[] = {
+    // 0: DSR, Maglev over three backends; IPv6 UDP round robin; an all-ports VIP.
+    {false, R"(
+[[vips]]
+name = "web"
+address = "198.18.1.10"
+port = 80
+maglev_table_size = 13
+[[vips.backends]]
+address = "198.18.2.11"
+mac = "02:00:00:00:01:11"
+[[vips.backends]]
+address = "198.18.2.12"
+mac = "02:00:00:00:01:12"
+weight = 2
+[[vips.backends]]
+address = "198.18.2.13"
+mac = "02:00:00:00:01:13"
+[[vips]]
+name = "dns6"
+address = "2001:db8:1::53"
+port = 53
+protocol = "udp"
+scheduler = "round_robin"
+[[vips.backends]]
+address = "2001:db8:2::11"
+mac = "02:00:00:00:02:11"
+[[vips.backends]]
+address = "2001:db8:2::12"
+mac = "02:00:00:00:02:12"
+[[vips]]
+name = "any"
+address = "198.18.1.20"
+port = 0
+[[vips.backends]]
+address = "198.18.2.13"
+mac = "02:00:00:00:01:13"
+)"},
+    // 1: IPIP and GUE; the backend set changed (one gone, one new, one draining), an IPv6
+    // backend behind an IPv4 VIP.
+    {false, R"(
+[[vips]]
+name = "web"
+address = "198.18.1.10"
+port = 80
+forwarding = "ipip"
+maglev_table_size = 13
+[[vips.backends]]
+address = "198.18.2.11"
+mac = "02:00:00:00:01:11"
+weight = 0
+[[vips.backends]]
+address = "198.18.2.14"
+mac = "02:00:00:00:01:14"
+[[vips.backends]]
+address = "2001:db8:2::14"
+mac = "02:00:00:00:02:14"
+[[vips]]
+name = "dns6"
+address = "2001:db8:1::53"
+port = 53
+protocol = "udp"
+forwarding = "gue"
+gue_port = 6080
+[[vips.backends]]
+address = "2001:db8:2::11"
+mac = "02:00:00:00:02:11"
+[[vips.backends]]
+address = "198.18.2.15"
+mac = "02:00:00:00:01:15"
+)"},
+    // 2: NAT (a backend port, UDP round robin, IPv6), with wan's tap: the exception path.
+    {true, R"(
+[[vips]]
+name = "web"
+address = "198.18.1.10"
+port = 80
+forwarding = "nat"
+maglev_table_size = 7
+[[vips.backends]]
+address = "198.18.2.11"
+port = 8080
+mac = "02:00:00:00:01:11"
+[[vips.backends]]
+address = "198.18.2.12"
+mac = "02:00:00:00:01:12"
+[[vips]]
+name = "dns6"
+address = "2001:db8:1::53"
+port = 53
+protocol = "udp"
+forwarding = "nat"
+scheduler = "round_robin"
+[[vips.backends]]
+address = "2001:db8:2::11"
+mac = "02:00:00:00:02:11"
+[[vips]]
+name = "udp4"
+address = "198.18.1.20"
+port = 53
+protocol = "udp"
+forwarding = "nat"
+scheduler = "weighted_round_robin"
+[[vips.backends]]
+address = "198.18.2.13"
+mac = "02:00:00:00:01:13"
+weight = 3
+[[vips.backends]]
+address = "198.18.2.14"
+mac = "02:00:00:00:01:14"
+)"},
+    // 3: GUE on the TCP VIP, IPIP on the IPv6 one, a round-robin NAT VIP, with the tap.
+    {true, R"(
+[[vips]]
+name = "web"
+address = "198.18.1.10"
+port = 80
+forwarding = "gue"
+gue_port = 6080
+tunnel_source4 = "198.18.2.1"
+maglev_table_size = 7
+[[vips.backends]]
+address = "198.18.2.12"
+mac = "02:00:00:00:01:12"
+[[vips.backends]]
+address = "198.18.2.13"
+mac = "02:00:00:00:01:13"
+[[vips]]
+name = "dns6"
+address = "2001:db8:1::53"
+port = 53
+protocol = "udp"
+forwarding = "ipip"
+[[vips.backends]]
+address = "2001:db8:2::12"
+mac = "02:00:00:00:02:12"
+[[vips]]
+name = "rr"
+address = "198.18.1.30"
+port = 443
+forwarding = "nat"
+scheduler = "round_robin"
+[[vips.backends]]
+address = "198.18.2.11"
+mac = "02:00:00:00:01:11"
+[[vips.backends]]
+address = "198.18.2.12"
+port = 8443
+mac = "02:00:00:00:01:12"
+)"},
+};
+constexpr size_t kSnapshots = sizeof(kSpecs) / sizeof(kSpecs[0]);
+
+constexpr uint32_t kCap4 = 16, kCap6 = 8;  // small: full tables and displacement are reachable
+constexpr unsigned kPoolSize = 255;
+
+rte_mempool* g_pool;
+std::vector<std::unique_ptr<Snapshot>> g_snaps;
+uint64_t g_packets;  // frames given to processBurst, over the whole run
+unsigned g_base_in_use;
+
+[[noreturn]] void fail(const char* what) {
+  fprintf(stderr, "fuzz_burst: invariant violated: %s\n", what);
+  abort();
+}
+
+std::unique_ptr<Snapshot> buildSnapshot(const SnapSpec& spec) {
+  std::string toml = kTopology;
+  const std::string extra = spec.tap ? "exception_path = \"tap\"\nkernel_iface = \"fz-wan\"" : "";
+  toml.replace(toml.find("%WANEXTRA%"), 10, extra);
+  toml += spec.vips;
+  control::ConfigResult r = control::loadConfigString(toml, "fuzz_burst.toml");
+  if (!r.ok()) {
+    fprintf(stderr, "fuzz_burst: config: %s\n", r.error.str().c_str());
+    abort();
+  }
+  std::vector<control::PortRuntime> rt(2);
+  rt[0].port_id = 0;
+  rt[0].mac.bytes = {0x02, 0, 0, 0, 0, 0x10};
+  rt[1].port_id = 1;
+  rt[1].mac.bytes = {0x02, 0, 0, 0, 0, 0x20};
+  if (spec.tap) rt[0].tap_port_id = 2;
+  control::SnapshotBuilder b;
+  control::BuildResult built = b.build(*r.config, rt);
+  if (!built) {
+    fprintf(stderr, "fuzz_burst: snapshot: %s\n", built.joined().c_str());
+    abort();
+  }
+  return std::move(built.snapshot);
+}
+
+// Every frame sent on `port` must go where the snapshot allows. `senders` are the source MACs of
+// the burst's input frames (replies go back to their sender, out of the ingress port).
+bool allowedDestination(const Snapshot& s, uint16_t port, uint16_t ingress, const uint8_t* dst,
+                        const std::vector<MacAddr>& senders) {
+  if (port >= s.ports.size()) return false;
+  const SnapPort& in = s.ports[ingress];
+  if (in.kernel_port >= 0 && port == uint16_t(in.kernel_port)) return true;  // the kernel path
+  MacAddr d;
+  std::memcpy(d.bytes.data(), dst, 6);
+  const SnapPort& p = s.ports[port];
+  if (p.is_kernel) return false;  // only the kernel path above leads to a tap
+  if ((p.has_gw4 && d == p.gw4_mac) || (p.has_gw6 && d == p.gw6_mac)) return true;
+  for (const SnapBackend& b : s.backends)
+    if (b.id != kNoBackend && b.egress == port && d == b.next_hop_mac) return true;
+  bool neighbour = false;
+  s.neighbours.forEach([&](const AddrKey&, const MacAddr& m) { neighbour |= m == d; });
+  if (neighbour) return true;
+  if (port == ingress)
+    for (const MacAddr& m : senders)
+      if (m == d) return true;
+  return false;
+}
+
+// The invariants, checked after every step. One place, so further ones (embryonic entries within
+// their quota, fragments held within their bounds) are added here.
+void checkInvariants(const WorkerState& w) {
+  if (w.flows4->size() > w.flows4->capacity()) fail("IPv4 flow table above capacity");
+  if (w.flows6->size() > w.flows6->capacity()) fail("IPv6 flow table above capacity");
+  if (rte_mempool_in_use_count(g_pool) != g_base_in_use) fail("mbuf leaked (pool in-use count changed)");
+}
+
+struct Burst {
+  rte_mbuf* pkts[kBurst];
+  std::vector<MacAddr> senders;
+  uint16_t n = 0;
+  uint16_t ingress = 0;
+};
+
+void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
+  if (b.n == 0) return;
+  TxBatch tx;
+  tx.clear();
+  g_packets += b.n;
+  processBurst(w, s, b.pkts, b.n, b.ingress, now, tx);
+  for (uint16_t p = 0; p < kMaxPorts; p++) {
+    if (tx.n[p] > kBurst) fail("more frames sent than received");
+    for (uint16_t k = 0; k < tx.n[p]; k++) {
+      rte_mbuf* m = tx.pkts[p][k];
+      if (s.ports[b.ingress].is_kernel) {
+        // From the tap: the kernel's own frames, relayed unchanged (whatever their length) and
+        // only to the tap's port.
+        if (p != uint16_t(s.ports[b.ingress].kernel_port)) fail("frame from the tap sent elsewhere than its port");
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      if (rte_pktmbuf_data_len(m) < 14) fail("sent frame shorter than an Ethernet header");
+      if (!allowedDestination(s, p, b.ingress, rte_pktmbuf_mtod(m, const uint8_t*), b.senders))
+        fail("frame sent to neither a backend, a gateway, a neighbour, the sender nor the kernel path");
+      rte_pktmbuf_free(m);
+    }
+  }
+  b.n = 0;
+  b.senders.clear();
+  sweepFlows(w, now, s.timeouts);
+  checkInvariants(w);
+}
+
+uint16_t load16le(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
+
+// At exit (libFuzzer exits through exit() after -runs or -max_total_time): the packet count
+// tests/fuzz/run.sh reports.
+void atExit() { fprintf(stderr, "fuzz_burst: %llu packets\n", static_cast<unsigned long long>(g_packets)); }
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const std::string prefix = "l4lb_fuzz_" + std::to_string(getpid());
+  // As tests/common/eal_main.cc: --no-huge forbids --in-memory; --no-shconf keeps the runtime
+  // directory empty, and it is removed at exit.
+  std::vector<std::string> args = {"fuzz_burst", "-l", "0", "--no-huge", "-m", "256", "--no-shconf", "--no-pci",
+                                   "--file-prefix", prefix, "--log-level", "*:error"};
+  std::vector<char*> av;
+  for (auto& a : args) av.push_back(a.data());
+  if (rte_eal_init(int(av.size()), av.data()) < 0) {
+    fprintf(stderr, "fuzz_burst: EAL init failed\n");
+    abort();
+  }
+  g_pool = rte_pktmbuf_pool_create("fuzz_burst_pool", kPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  if (g_pool == nullptr) abort();
+  for (const SnapSpec& spec : kSpecs) g_snaps.push_back(buildSnapshot(spec));
+  g_base_in_use = rte_mempool_in_use_count(g_pool);
+  // Nothing is read from the runtime directory after init (no secondary processes): removed now,
+  // so a crashing run leaves nothing behind either.
+  std::error_code ec;
+  std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+  atexit(atExit);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static unsigned tables = 0;
+  // A fresh worker per input, so an input's outcome does not depend on the ones before it.
+  auto w = std::make_unique<WorkerState>();
+  std::string err;
+  w->flows4 = FlowTable::create("fz4_" + std::to_string(tables), kCap4, sizeof(FlowKey4), SOCKET_ID_ANY, err);
+  w->flows6 = FlowTable::create("fz6_" + std::to_string(tables), kCap6, sizeof(FlowKey6), SOCKET_ID_ANY, err);
+  tables++;
+  if (!w->flows4 || !w->flows6) {
+    fprintf(stderr, "fuzz_burst: flow table: %s\n", err.c_str());
+    abort();
+  }
+  const Snapshot* s = g_snaps[0].get();
+  uint32_t now = 1000;
+  Burst b;
+  size_t i = 0;
+  while (i < size) {
+    const uint8_t op = data[i++];
+    if (op == 0x00) {  // PKT
+      if (size - i < 3) break;
+      const uint8_t flags = data[i];
+      size_t len = load16le(data + i + 1);
+      i += 3;
+      len = std::min(len, size - i);
+      const uint16_t ingress = uint16_t((flags & 3) % s->ports.size());
+      if (b.n == kBurst || (b.n > 0 && ingress != b.ingress)) runBurst(*w, *s, b, now);
+      rte_mbuf* m = rte_pktmbuf_alloc(g_pool);
+      if (m == nullptr) fail("mbuf pool exhausted");
+      m->data_off = (flags & 0x20) ? 0 : RTE_PKTMBUF_HEADROOM;
+      len = std::min<size_t>(len, rte_pktmbuf_tailroom(m));
+      uint8_t* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(len)));
+      if (len) std::memcpy(p, data + i, len);
+      i += len;
+      m->ol_flags = 0;
+      if (flags & 0x80) m->ol_flags |= RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+      if (flags & 0x40) m->ol_flags |= RTE_MBUF_F_RX_IP_CKSUM_BAD;
+      m->port = s->ports[ingress].port_id;
+      if (len >= 12) {
+        MacAddr src;
+        std::memcpy(src.bytes.data(), p + 6, 6);
+        b.senders.push_back(src);
+      }
+      b.ingress = ingress;
+      b.pkts[b.n++] = m;
+      continue;
+    }
+    runBurst(*w, *s, b, now);
+    if (op == 0x01) {  // CLOCK
+      if (size - i < 2) break;
+      const uint16_t step = load16le(data + i);
+      i += 2;
+      now += (step & 0x8000) ? uint32_t(step & 0x7fff) * 1000 : step;
+      // The worker loop sweeps once per loop: a few loops' worth per clock step.
+      for (int k = 0; k < 4; k++) sweepFlows(*w, now, s->timeouts);
+      checkInvariants(*w);
+    } else if (op == 0x02) {  // SWAP
+      if (size - i < 1) break;
+      s = g_snaps[data[i++] % kSnapshots].get();
+      checkInvariants(*w);
+    }
+  }
+  runBurst(*w, *s, b, now);
+  checkInvariants(*w);
+  return 0;
+}
