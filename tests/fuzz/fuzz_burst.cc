@@ -342,12 +342,32 @@ uint16_t load16le(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
 // tests/fuzz/run.sh reports.
 void atExit() { fprintf(stderr, "fuzz_burst: %llu packets\n", static_cast<unsigned long long>(g_packets)); }
 
+// The worker, made once (its per-backend counters are megabytes, its tables live in DPDK memory:
+// building them per input would cost more than the input) and put back to its first state
+// after every input: entries swept out (a full pass 2^31 - 1 ms after the input's last clock,
+// when every entry is past any timeout), round-robin cursors, IP ID and sweep pacing reset.
+// Counters only count, so they are left.
+WorkerState* g_worker;
+
+void resetWorker(WorkerState& w, const Snapshot& s, uint32_t now) {
+  for (FlowTable* ft : {w.flows4.get(), w.flows6.get()}) {
+    for (int pass = 0; ft->size() != 0; pass++) {
+      if (pass == 4) fail("a flow table still holds entries after full sweeps past every timeout");
+      ft->sweep(now + 0x7fffffffu, s.timeouts, ft->capacity());
+    }
+  }
+  w.rr_cursor.fill(0);
+  w.ip_id = 0;
+  w.sweep_last_ms = 0;
+  w.sweep_debt4 = w.sweep_debt6 = 0;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const std::string prefix = "l4lb_fuzz_" + std::to_string(getpid());
   // As tests/common/eal_main.cc: --no-huge forbids --in-memory; --no-shconf keeps the runtime
-  // directory empty, and it is removed at exit.
+  // directory empty.
   std::vector<std::string> args = {"fuzz_burst", "-l", "0", "--no-huge", "-m", "256", "--no-shconf", "--no-pci",
                                    "--file-prefix", prefix, "--log-level", "*:error"};
   std::vector<char*> av;
@@ -356,30 +376,28 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     fprintf(stderr, "fuzz_burst: EAL init failed\n");
     abort();
   }
-  g_pool = rte_pktmbuf_pool_create("fuzz_burst_pool", kPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-  if (g_pool == nullptr) abort();
-  for (const SnapSpec& spec : kSpecs) g_snaps.push_back(buildSnapshot(spec));
-  g_base_in_use = rte_mempool_in_use_count(g_pool);
   // Nothing is read from the runtime directory after init (no secondary processes): removed now,
   // so a crashing run leaves nothing behind either.
   std::error_code ec;
   std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+  g_pool = rte_pktmbuf_pool_create("fuzz_burst_pool", kPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  if (g_pool == nullptr) abort();
+  for (const SnapSpec& spec : kSpecs) g_snaps.push_back(buildSnapshot(spec));
+  g_base_in_use = rte_mempool_in_use_count(g_pool);
+  g_worker = new WorkerState();
+  std::string err;
+  g_worker->flows4 = FlowTable::create("fuzz4", kCap4, sizeof(FlowKey4), SOCKET_ID_ANY, err);
+  if (g_worker->flows4) g_worker->flows6 = FlowTable::create("fuzz6", kCap6, sizeof(FlowKey6), SOCKET_ID_ANY, err);
+  if (!g_worker->flows6) {
+    fprintf(stderr, "fuzz_burst: flow table: %s\n", err.c_str());
+    abort();
+  }
   atexit(atExit);
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static unsigned tables = 0;
-  // A fresh worker per input, so an input's outcome does not depend on the ones before it.
-  auto w = std::make_unique<WorkerState>();
-  std::string err;
-  w->flows4 = FlowTable::create("fz4_" + std::to_string(tables), kCap4, sizeof(FlowKey4), SOCKET_ID_ANY, err);
-  w->flows6 = FlowTable::create("fz6_" + std::to_string(tables), kCap6, sizeof(FlowKey6), SOCKET_ID_ANY, err);
-  tables++;
-  if (!w->flows4 || !w->flows6) {
-    fprintf(stderr, "fuzz_burst: flow table: %s\n", err.c_str());
-    abort();
-  }
+  WorkerState* w = g_worker;
   const Snapshot* s = g_snaps[0].get();
   uint32_t now = 1000;
   Burst b;
@@ -431,5 +449,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   runBurst(*w, *s, b, now);
   checkInvariants(*w);
+  resetWorker(*w, *s, now);
   return 0;
 }
