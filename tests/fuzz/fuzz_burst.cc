@@ -11,13 +11,16 @@
 //   0x02 SWAP  index:u8                        the worker now sees snapshot index % kSnapshots.
 //   other      ignored (one byte).
 // After every step, checkInvariants(): flow tables within capacity, no mbuf leaked (the pool's
-// in-use count is back to its start once the sent frames are freed), and every sent frame goes
-// to a backend, a gateway, a neighbour, back to the sender (ARP/ND/echo replies) or to the
-// kernel path. Any violation aborts (libFuzzer reports it as a crash).
+// in-use count is back to its start once the sent frames are freed). Every sent frame goes to
+// a backend, a gateway, a neighbour, back to the sender (ARP/ND/echo replies) or to the kernel
+// path; one the balancer made or rewrote (not relayed to or from the kernel) leaves from its
+// port's MAC, in one segment, and within the egress MTU when the burst's frames were within
+// the ingress MTU. Any violation aborts (libFuzzer reports it as a crash).
 #include <rte_eal.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -300,12 +303,38 @@ void checkInvariants(const WorkerState& w) {
   if (rte_mempool_in_use_count(g_pool) != g_base_in_use) fail("mbuf leaked (pool in-use count changed)");
 }
 
+constexpr uint32_t kL2Max = 18;  // Ethernet header with one 802.1Q tag
+
 struct Burst {
   rte_mbuf* pkts[kBurst];
   std::vector<MacAddr> senders;
+  uint32_t max_in_len = 0;  // the longest frame received in the burst
   uint16_t n = 0;
   uint16_t ingress = 0;
 };
+
+// Negative controls (tests/fuzz/run.sh --replay): L4LB_FUZZ_INJECT=leak keeps one sent mbuf,
+// =misroute sends the first frame to a MAC nobody has, =bigframe pads it past the egress MTU;
+// each must make the checks above fail.
+enum class Inject { None, Leak, Misroute, BigFrame } g_inject = Inject::None;
+
+void inject(TxBatch& tx) {
+  for (uint16_t p = 0; p < kMaxPorts; p++) {
+    if (tx.n[p] == 0) continue;
+    rte_mbuf* m = tx.pkts[p][0];
+    if (g_inject == Inject::Leak) {
+      tx.pkts[p][0] = tx.pkts[p][--tx.n[p]];  // dropped from the batch, never freed
+    } else if (g_inject == Inject::Misroute) {
+      static const uint8_t nobody[6] = {0x02, 0, 0, 0, 0x99, 0x99};
+      std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), nobody, 6);
+    } else if (g_inject == Inject::BigFrame) {
+      const uint16_t pad = uint16_t(std::min<uint32_t>(rte_pktmbuf_tailroom(m), 1600));
+      if (rte_pktmbuf_append(m, pad) != nullptr && rte_pktmbuf_data_len(m) > 1518) g_inject = Inject::None;
+      else continue;
+    }
+    return;
+  }
+}
 
 void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
   if (b.n == 0) return;
@@ -313,6 +342,7 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
   tx.clear();
   g_packets += b.n;
   processBurst(w, s, b.pkts, b.n, b.ingress, now, tx);
+  if (g_inject != Inject::None) inject(tx);
   for (uint16_t p = 0; p < kMaxPorts; p++) {
     if (tx.n[p] > kBurst) fail("more frames sent than received");
     for (uint16_t k = 0; k < tx.n[p]; k++) {
@@ -324,13 +354,25 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
         rte_pktmbuf_free(m);
         continue;
       }
-      if (rte_pktmbuf_data_len(m) < 14) fail("sent frame shorter than an Ethernet header");
-      if (!allowedDestination(s, p, b.ingress, rte_pktmbuf_mtod(m, const uint8_t*), b.senders))
+      const uint32_t len = rte_pktmbuf_data_len(m);
+      const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+      if (len < 14) fail("sent frame shorter than an Ethernet header");
+      if (!allowedDestination(s, p, b.ingress, frame, b.senders))
         fail("frame sent to neither a backend, a gateway, a neighbour, the sender nor the kernel path");
+      const SnapPort& out = s.ports[p];
+      if (p != uint16_t(s.ports[b.ingress].kernel_port)) {
+        // Made or rewritten by the balancer: from the egress port's own MAC, and within the
+        // egress MTU whenever everything received was within the ingress MTU.
+        if (std::memcmp(frame + 6, out.mac.bytes.data(), 6) != 0) fail("sent frame's source MAC is not its port's");
+        if (rte_pktmbuf_pkt_len(m) != len || m->nb_segs != 1) fail("sent frame is not one segment");
+        if (b.max_in_len <= s.ports[b.ingress].mtu + kL2Max && len > out.mtu + kL2Max)
+          fail("sent frame exceeds the egress MTU");
+      }
       rte_pktmbuf_free(m);
     }
   }
   b.n = 0;
+  b.max_in_len = 0;
   b.senders.clear();
   sweepFlows(w, now, s.timeouts);
   checkInvariants(w);
@@ -392,6 +434,14 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     fprintf(stderr, "fuzz_burst: flow table: %s\n", err.c_str());
     abort();
   }
+  if (const char* e = getenv("L4LB_FUZZ_INJECT")) {
+    const std::string v = e;
+    g_inject = v == "leak" ? Inject::Leak : v == "misroute" ? Inject::Misroute : v == "bigframe" ? Inject::BigFrame : Inject::None;
+    if (g_inject == Inject::None) {
+      fprintf(stderr, "fuzz_burst: unknown L4LB_FUZZ_INJECT=%s\n", e);
+      abort();
+    }
+  }
   atexit(atExit);
   return 0;
 }
@@ -429,6 +479,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         b.senders.push_back(src);
       }
       b.ingress = ingress;
+      b.max_in_len = std::max(b.max_in_len, uint32_t(len));
       b.pkts[b.n++] = m;
       continue;
     }

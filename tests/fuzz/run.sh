@@ -9,6 +9,8 @@
 # and its crash files; default a temporary directory, removed unless something was found).
 # Prints one line per target and phase (executions, packets for fuzz_burst, cov/ft from
 # libFuzzer's final stats line, findings), then "N passed, N failed"; exits non-zero on any crash.
+# --replay also runs fuzz_burst's negative controls: a leaked mbuf, a misrouted frame and an
+# oversized frame injected into its output must each be reported as a violated invariant.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -81,8 +83,28 @@ run() {
   fi
 }
 
+# control INJECTION: fuzz_burst with a fault injected (L4LB_FUZZ_INJECT) on one seed must
+# report the invariant it breaks: the checks can fail.
+control() {
+  local inj=$1 log=$work/burst-control-$1.log art=$work/control/$1/
+  mkdir -p "$art"
+  L4LB_FUZZ_INJECT=$inj "$build/tests/fuzz/fuzz_burst" -artifact_prefix="$art" \
+    "$here/corpus/burst/tcp_conn_snap0" >"$log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ] && grep -q 'invariant violated' "$log"; then
+    pass=$((pass + 1))
+    printf 'PASS control burst  %s: %s\n' "$inj" "$(grep -o 'invariant violated.*' "$log" | head -1)"
+  else
+    fail=$((fail + 1))
+    printf 'FAIL control burst  %s: exit %s, no invariant reported (log: %s)\n' "$inj" "$rc" "$log"
+  fi
+}
+
 for t in "${targets[@]}"; do
   [ $replay = 1 ] && run "$t" replay -runs=0 "$here/corpus/$t"
+  if [ $replay = 1 ] && [ "$t" = burst ]; then
+    for inj in leak misroute bigframe; do control $inj; done
+  fi
 done
 if [ "$seconds" -gt 0 ]; then
   for t in "${targets[@]}"; do
