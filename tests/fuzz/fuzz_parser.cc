@@ -1,7 +1,8 @@
 // libFuzzer target: the packet parser (src/dataplane/parser.h), both entry points. The first 8
-// bytes of the input are the mbuf's ol_flags (so the NIC-verified IPv4 checksum path is reached);
-// the rest is the frame, copied into a heap buffer of exactly its size so ASan reports any read
+// bytes of the input are the mbuf's ol_flags, little-endian (so the NIC-verified IPv4 checksum
+// path is reached; bit 63 pads the frame past 64 KiB, see below); the rest is the frame, copied into a heap buffer of exactly its size so ASan reports any read
 // past its end. On Ok, every offset the parser returns must lie inside the frame.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +23,7 @@ void check(bool ok) {
 
 void checkInfo(const PacketInfo& p, uint32_t len) {
   const uint32_t alen = p.family == Family::V4 ? 4 : 16;
+  len = std::min<uint32_t>(len, 0xffff);  // what the parser may consider
   check(p.l3_off == 14 || p.l3_off == 18);
   check(p.l4_off > p.l3_off && p.l4_off <= len);
   check(uint32_t(p.l3_off) + p.l3_len <= len);
@@ -37,10 +39,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::memcpy(&ol_flags, data, sizeof ol_flags);
   data += sizeof ol_flags;
   size -= sizeof ol_flags;
+  // Bit 63 (no mbuf flag): the frame is followed by 65535 zero bytes, so frames longer than an
+  // mbuf segment holds (the parser considers only their first 65535 bytes) are reached without
+  // inputs that large.
+  const size_t pad = (ol_flags >> 63) ? 0xffff : 0;
+  ol_flags &= ~(uint64_t(1) << 63);
   // Exactly sized: no slack after the frame for an over-read to hide in.
-  std::unique_ptr<uint8_t[]> frame(new uint8_t[size ? size : 1]);
+  const size_t total = size + pad;
+  std::unique_ptr<uint8_t[]> frame(new uint8_t[total ? total : 1]);
   if (size) std::memcpy(frame.get(), data, size);
-  const uint32_t len = uint32_t(size);
+  if (pad) std::memset(frame.get() + size, 0, pad);
+  const uint32_t len = uint32_t(total);
 
   PacketInfo a{}, b{};
   const Drop da = parsePacket(frame.get(), len, a);

@@ -109,6 +109,11 @@ bad[24] ^= 0xff  # IPv4 header checksum wrong
 write("parser", "tcp4_bad_cksum_nic_good", struct.pack("<Q", CKSUM_GOOD) + bytes(bad))
 write("parser", "tcp4_bad_cksum", struct.pack("<Q", CKSUM_BAD) + bytes(bad))
 write("parser", "runt", struct.pack("<Q", 0) + bytes(frames["tcp4_syn"])[:30])
+PAD_64K = 1 << 63  # fuzz_parser: 65535 zero bytes after the frame
+write("parser", "tcp4_padded_past_64k", struct.pack("<Q", PAD_64K) + bytes(frames["tcp4_syn"]))
+jumbo = bytearray(bytes(eth(GW) / IP(src=REMOTE4, dst=V4) / UDP(sport=1, dport=53)))
+jumbo[16:18] = b"\xff\xff"  # IPv4 total length 65535: the IP packet runs into the padding
+write("parser", "udp4_len_65535_padded", struct.pack("<Q", PAD_64K) + bytes(jumbo))
 
 # --- burst: operations (tests/fuzz/fuzz_burst.cc).
 WAN_P, LAN_P, TAP_P = 0, 1, 2
