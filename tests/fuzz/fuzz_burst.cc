@@ -15,7 +15,8 @@
 // a backend, a gateway, a neighbour, back to the sender (ARP/ND/echo replies) or to the kernel
 // path; one the balancer made or rewrote (not relayed to or from the kernel) leaves from its
 // port's MAC, in one segment, and within the egress MTU when the burst's frames were within
-// the ingress MTU. Any violation aborts (libFuzzer reports it as a crash).
+// the ingress MTU, with a correct IPv4 header checksum unless the NIC vouched for an input's.
+// Any violation aborts (libFuzzer reports it as a crash).
 #include <rte_eal.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -305,18 +306,38 @@ void checkInvariants(const WorkerState& w) {
 
 constexpr uint32_t kL2Max = 18;  // Ethernet header with one 802.1Q tag
 
+// An IPv4 header (untagged or one 802.1Q tag) whose RFC 1071 checksum is wrong; computed here
+// byte by byte, independently of the data plane's checksum code. Frames too short to hold the
+// header are not judged.
+bool badIpv4Checksum(const uint8_t* f, uint32_t len) {
+  uint32_t l3 = 14;
+  uint16_t type = uint16_t(f[12] << 8 | f[13]);
+  if (type == 0x8100 && len >= 18) {
+    type = uint16_t(f[16] << 8 | f[17]);
+    l3 = 18;
+  }
+  if (type != 0x0800 || len < l3 + 20) return false;
+  const uint32_t ihl = (f[l3] & 0x0fu) * 4;
+  if ((f[l3] >> 4) != 4 || ihl < 20 || l3 + ihl > len) return false;
+  uint32_t sum = 0;
+  for (uint32_t i = 0; i < ihl; i += 2) sum += uint32_t(f[l3 + i] << 8 | f[l3 + i + 1]);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return sum != 0xffff;
+}
+
 struct Burst {
   rte_mbuf* pkts[kBurst];
   std::vector<MacAddr> senders;
   uint32_t max_in_len = 0;  // the longest frame received in the burst
+  bool nic_cksum = false;   // a frame came with RTE_MBUF_F_RX_IP_CKSUM_GOOD (not verified in software)
   uint16_t n = 0;
   uint16_t ingress = 0;
 };
 
 // Negative controls (tests/fuzz/run.sh --replay): L4LB_FUZZ_INJECT=leak keeps one sent mbuf,
-// =misroute sends the first frame to a MAC nobody has, =bigframe pads it past the egress MTU;
-// each must make the checks above fail.
-enum class Inject { None, Leak, Misroute, BigFrame } g_inject = Inject::None;
+// =misroute sends the first frame to a MAC nobody has, =bigframe pads it past the egress MTU,
+// =badcksum flips a bit of its IPv4 TTL; each must make the checks above fail.
+enum class Inject { None, Leak, Misroute, BigFrame, BadCksum } g_inject = Inject::None;
 
 void inject(TxBatch& tx) {
   for (uint16_t p = 0; p < kMaxPorts; p++) {
@@ -327,6 +348,8 @@ void inject(TxBatch& tx) {
     } else if (g_inject == Inject::Misroute) {
       static const uint8_t nobody[6] = {0x02, 0, 0, 0, 0x99, 0x99};
       std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), nobody, 6);
+    } else if (g_inject == Inject::BadCksum) {
+      rte_pktmbuf_mtod(m, uint8_t*)[14 + 8] ^= 1;  // untagged IPv4 in the control's seed
     } else if (g_inject == Inject::BigFrame) {
       const uint16_t pad = uint16_t(std::min<uint32_t>(rte_pktmbuf_tailroom(m), 1600));
       if (rte_pktmbuf_append(m, pad) != nullptr && rte_pktmbuf_data_len(m) > 1518) g_inject = Inject::None;
@@ -367,12 +390,16 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
         if (rte_pktmbuf_pkt_len(m) != len || m->nb_segs != 1) fail("sent frame is not one segment");
         if (b.max_in_len <= s.ports[b.ingress].mtu + kL2Max && len > out.mtu + kL2Max)
           fail("sent frame exceeds the egress MTU");
+        // The parser checked every IPv4 header checksum it forwards (unless the NIC said it had):
+        // what the balancer rewrote, encapsulated or answered must carry a correct one.
+        if (!b.nic_cksum && badIpv4Checksum(frame, len)) fail("sent IPv4 header checksum is wrong");
       }
       rte_pktmbuf_free(m);
     }
   }
   b.n = 0;
   b.max_in_len = 0;
+  b.nic_cksum = false;
   b.senders.clear();
   sweepFlows(w, now, s.timeouts);
   checkInvariants(w);
@@ -436,7 +463,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   }
   if (const char* e = getenv("L4LB_FUZZ_INJECT")) {
     const std::string v = e;
-    g_inject = v == "leak" ? Inject::Leak : v == "misroute" ? Inject::Misroute : v == "bigframe" ? Inject::BigFrame : Inject::None;
+    g_inject = v == "leak" ? Inject::Leak : v == "misroute" ? Inject::Misroute : v == "bigframe" ? Inject::BigFrame
+                 : v == "badcksum" ? Inject::BadCksum : Inject::None;
     if (g_inject == Inject::None) {
       fprintf(stderr, "fuzz_burst: unknown L4LB_FUZZ_INJECT=%s\n", e);
       abort();
@@ -480,6 +508,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       b.ingress = ingress;
       b.max_in_len = std::max(b.max_in_len, uint32_t(len));
+      b.nic_cksum |= (flags & 0x80) != 0;
       b.pkts[b.n++] = m;
       continue;
     }

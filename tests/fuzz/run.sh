@@ -9,8 +9,9 @@
 # and its crash files; default a temporary directory, removed unless something was found).
 # Prints one line per target and phase (executions, packets for fuzz_burst, cov/ft from
 # libFuzzer's final stats line, findings), then "N passed, N failed"; exits non-zero on any crash.
-# --replay also runs fuzz_burst's negative controls: a leaked mbuf, a misrouted frame and an
-# oversized frame injected into its output must each be reported as a violated invariant.
+# --replay also runs fuzz_burst's negative controls: a leaked mbuf, a misrouted frame, an
+# oversized frame and a wrong IPv4 checksum injected into its output must each be reported as a
+# violated invariant.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -103,7 +104,7 @@ control() {
 for t in "${targets[@]}"; do
   [ $replay = 1 ] && run "$t" replay -runs=0 "$here/corpus/$t"
   if [ $replay = 1 ] && [ "$t" = burst ]; then
-    for inj in leak misroute bigframe; do control $inj; done
+    for inj in leak misroute bigframe badcksum; do control $inj; done
   fi
 done
 if [ "$seconds" -gt 0 ]; then
