@@ -33,6 +33,7 @@
 
 #include "control/config.h"
 #include "control/snapshot_builder.h"
+#include "dataplane/flow_index.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/worker.h"
 #include "l4lb/snapshot.h"
@@ -453,6 +454,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   if (g_pool == nullptr) abort();
   for (const SnapSpec& spec : kSpecs) g_snaps.push_back(buildSnapshot(spec));
   g_base_in_use = rte_mempool_in_use_count(g_pool);
+  // The flow-table index key is random per process: fixed here, so an input lands in the same
+  // buckets in every run and a crash reproduces.
+  setFlowIndexKey(FlowIndexKey{{0x243f6a8885a308d3, 0x13198a2e03707344, 0xa4093822299f31d0, 0x082efa98ec4e6c89,
+                                0x452821e638d01377, 0xbe5466cf34e90c6c}});
   g_worker = new WorkerState();
   std::string err;
   g_worker->flows4 = FlowTable::create("fuzz4", kCap4, sizeof(FlowKey4), SOCKET_ID_ANY, err);
