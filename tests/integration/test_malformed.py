@@ -186,7 +186,7 @@ def hand_corpus():
     nine = IPv6ExtHdrDestOpt()
     for _ in range(8):
         nine = nine / IPv6ExtHdrDestOpt()
-    add("IPv6 nine extension headers", eth(0x86DD) + v6(nine / tcp()), "bad_ip_header")
+    add("IPv6 nine extension headers", eth(0x86DD) + v6(nine / tcp()), "ipv6_ext_limit")
     add("IPv6 ext header longer than payload",
         eth(0x86DD) + v6(IPv6ExtHdrDestOpt(len=5) / Raw(b"\x01\x04" + b"\x00" * 4), plen=8), "bad_length")
     add("IPv6 ext header, 4 bytes of payload", eth(0x86DD) + v6(Raw(b"\x06\x00\x01\x00"), nh=60), "bad_length")
