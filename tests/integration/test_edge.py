@@ -265,7 +265,7 @@ def pmtu_error(v, cport, mtu):
 
 
 class ValidationRun:
-    def __init__(self):
+    def __init__(self, limited=True):
         frames = []
         self.forwarded = []  # (name, vip, error IP packet, client port of its flow): must arrive
 
@@ -307,23 +307,24 @@ class ValidationRun:
             self.flood.append(ip)
             add(ip, 4)
 
-        body = (f"[icmp]\nerrors_per_second = {RATE}\nburst = {BURST}\n" + fc.NEIGHBOURS_TOML + "\n"
+        icmp = f"[icmp]\nerrors_per_second = {RATE}\nburst = {BURST}\n" if limited else ""
+        body = (icmp + fc.NEIGHBOURS_TOML + "\n"
                 + "\n".join(v.toml() for v in (MAGLEV4, RR4, DSR6)))
         self.result = run_daemon(fc.two_arm_ports(frames, []), body, expect_tx=self.n_data + len(self.forwarded))
 
 
-_vrun = []
+_vrun = {}
 
 
-def validation_run():
-    if not _vrun:
+def validation_run(limited=True):
+    if limited not in _vrun:
         try:
-            _vrun.append(ValidationRun())
+            _vrun[limited] = ValidationRun(limited)
         except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
-            _vrun.append(f"{type(e).__name__}: {e}")
-    if isinstance(_vrun[0], str):
-        raise AssertionError("the validation daemon run failed: " + _vrun[0])
-    return _vrun[0]
+            _vrun[limited] = f"{type(e).__name__}: {e}"
+    if isinstance(_vrun[limited], str):
+        raise AssertionError("the validation daemon run failed: " + _vrun[limited])
+    return _vrun[limited]
 
 
 def flow_backends(r):
@@ -381,6 +382,10 @@ class IcmpValidationTest(unittest.TestCase):
             cp = quotes.get(fr[14 + 28:])
             self.assertIsNotNone(cp, Ether(fr).summary())
             self.assertEqual(fr[:6], backend_of[cp])
+        # Negative control: the same frames under the default limit (1000/s, burst 200) all leave.
+        ctl = validation_run(limited=False)
+        ctl_flood = [fr for fr in ctl.result.out["server"] if is_time_exceeded(fr)]
+        self.assertEqual((len(ctl_flood), ctl.result.drops["icmp_rate_limited"]), (N_FLOOD, 0))
         print(f"\n    rate limit: {len(flood_out)} of {N_FLOOD} burst errors forwarded, "
               f"{d['icmp_rate_limited']} icmp_rate_limited, daemon lifetime {r.result.elapsed:.1f} s", file=sys.stderr)
 
