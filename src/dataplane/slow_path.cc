@@ -319,9 +319,10 @@ Drop parseQuote(const uint8_t* quote, uint32_t qlen, Family f, Quote& q) {
   return Drop::Ok;
 }
 
-// RFC 1191 / RFC 8201: the MTU a fragmentation-needed (IPv4 type 3 code 4) or packet-too-big
-// (ICMPv6 type 2) error reports, and the least a path may have (RFC 791: every IPv4 host takes
-// 576-byte datagrams; RFC 8200 §5: every IPv6 link carries 1280). 0 / false for other errors.
+// Does a fragmentation-needed (IPv4 type 3 code 4, RFC 1191: next-hop MTU in bytes 6-7) or
+// packet-too-big (ICMPv6 type 2, RFC 4443 §3.2: 32-bit MTU in bytes 4-7) report less than any
+// path may have (RFC 791: every IPv4 host takes 576-byte datagrams; RFC 8200 §5: every IPv6
+// link carries 1280)? False for every other error.
 bool reportsMtuBelowMinimum(const uint8_t* icmp, Family f) {
   if (f == Family::V4) return icmp[0] == kIcmpUnreachable && icmp[1] == kIcmpFragNeeded && load16be(icmp + 6) < 576;
   if (icmp[0] != kIcmp6TooBig) return false;
@@ -427,8 +428,9 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   }
   if (q.later_fragment) {
     // FRAGMENT TABLE: the one place a quoted non-first fragment (no ports: q.proto, q.frag_id,
-    // qsrc, qdst name its datagram) may be looked up in the worker's fragment table and, when
-    // found, continue below with that entry's backend. Until then it names no flow: refused.
+    // qsrc, qdst name its datagram, which went VIP -> client) may be looked up in the worker's
+    // fragment table and, when found, continue below with that entry's backend (rate limit and
+    // egress MTU included). Until then it names no flow: refused.
     return dropPkt(w, m, Drop::IcmpQuoteFragment);
   }
   if (qlen < q.hdr_len + 8) return dropPkt(w, m, Drop::BadIcmpQuote);
