@@ -449,11 +449,11 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   if (v4) {
     FlowKey4 k;
     sig = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
-    hit = w.flows4->lookup(&k, sig, raw);
+    hit = w.flows4->lookup(&k, FlowTable::indexHash(k), raw);
   } else {
     FlowKey6 k;
     sig = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
-    hit = w.flows6->lookup(&k, sig, raw);
+    hit = w.flows6->lookup(&k, FlowTable::indexHash(k), raw);
   }
   uint32_t bid = kNoBackend;
   if (hit) {

@@ -27,7 +27,8 @@ struct PktCtx {
   PacketInfo pi;
   const SnapVip* vip;
   uint32_t vip_index;
-  hash_sig_t sig;
+  hash_sig_t sig;  // the flow's CRC: Maglev slot, tunnel entropy (the same on every instance)
+  hash_sig_t idx;  // the flow table's keyed bucket index (flow_index.h)
   uint16_t key;  // index in k4 / k6 (forward packets)
   bool v6;       // which flow table
   bool reverse;  // NAT reply from a backend
@@ -53,8 +54,9 @@ inline void countRx(WorkerState& w, uint16_t ingress, uint16_t n, uint64_t bytes
 }
 
 template <typename Key>
-inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi) {
-  return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto);
+inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi,
+                             hash_sig_t& idx) {
+  return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto, &idx);
 }
 
 }  // namespace
@@ -113,15 +115,15 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       }
       c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
     } else if (c.pi.family == Family::V4) {
-      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi);
+      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi, c.idx);
       c.key = n4++;
       c.v6 = false;
-      w.flows4->prefetchFamily<false>(c.sig);
+      w.flows4->prefetchFamily<false>(c.idx);
     } else {
-      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi);
+      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi, c.idx);
       c.key = n6++;
       c.v6 = true;
-      w.flows6->prefetchFamily<true>(c.sig);
+      w.flows6->prefetchFamily<true>(c.idx);
     }
     live[nlive++] = m;
   }
@@ -144,8 +146,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       FlowTable& ft = c.v6 ? *w.flows6 : *w.flows4;
       const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
       uint64_t raw = 0;
-      const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.sig, raw)
-                            : w.flows4->lookupFamily<false>(key, c.sig, raw);
+      const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.idx, raw)
+                            : w.flows4->lookupFamily<false>(key, c.idx, raw);
       const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
       const FlowDecision d = decideFlow(
           s, facts, hit, raw, now_ms, &w.rr_cursor[c.vip_index % kMaxVips],
@@ -159,8 +161,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       }
       if (d.outcome == FlowOutcome::Hit) {
         hits++;
-        if (d.store) ft.upsert(key, c.sig, d.value);  // the key is there: cannot fail
-      } else if (d.store && likely(ft.upsert(key, c.sig, d.value))) {
+        if (d.store) ft.upsert(key, c.idx, d.value);  // the key is there: cannot fail
+      } else if (d.store && likely(ft.upsert(key, c.idx, d.value))) {
         // A new entry, or an old one re-pointed: per backend, active = new - ended.
         if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
         if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
@@ -235,17 +237,16 @@ void answerFlowQuery(WorkerState& w) {
   const uint32_t req = q.request.load(std::memory_order_acquire);
   const FlowTable& ft = q.v6 ? *w.flows6 : *w.flows4;
   uint64_t v = 0;
-  q.hit = ft.lookup(q.key, q.sig, v);
+  q.hit = ft.lookup(q.key, FlowTable::indexHash(q.key, q.v6 ? sizeof(FlowKey6) : sizeof(FlowKey4)), v);
   q.value = v;
   q.room = ft.size() < ft.capacity();
   q.answer.store(req, std::memory_order_release);
 }
 
-bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_sig_t sig) {
+bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len) {
   const uint32_t req = q.request.load(std::memory_order_relaxed);  // only this thread writes it
   if (q.answer.load(std::memory_order_acquire) != req || key_len > sizeof(q.key)) return false;
   q.v6 = v6;
-  q.sig = sig;
   std::memset(q.key, 0, sizeof(q.key));
   std::memcpy(q.key, key, key_len);
   q.request.store(req + 1, std::memory_order_release);

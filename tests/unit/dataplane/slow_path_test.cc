@@ -151,12 +151,12 @@ Frame udpHdr(uint16_t sport, uint16_t dport, uint16_t len) {
   return h;
 }
 
-// The worker's flow hash of client -> VIP (see worker_test.cc: copy into words before hashing).
+// The worker's flow hash of client -> VIP (the Maglev slot and tunnel entropy; see worker_test.cc).
 template <typename Key>
 uint32_t hashOfKey(const Key& k) {
   uint64_t words[sizeof(Key) / 8];
   std::memcpy(words, &k, sizeof(Key));
-  return FlowTable::hashKey(words, sizeof(Key));
+  return crcHash(words, sizeof(Key), FlowTable::kHashSeed);  // makeFlowKey's flow hash, not the bucket index
 }
 uint32_t flowHash(const IpAddr& c, const IpAddr& v, uint16_t cp, uint16_t vp, uint8_t proto) {
   if (c.isV4()) {
