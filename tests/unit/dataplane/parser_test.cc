@@ -210,7 +210,8 @@ TEST(ParserIpv6ExtLimit, AtAndPastTheLimit) {
     SCOPED_TRACE(int(proto));
     auto chain = [&](int n) {
       PacketBuilder b = PacketBuilder().ipv6(kClient6, kVip6);
-      for (int i = 0; i < n; i++) b.ipv6Ext(i == 0 ? test::kIpv6HopByHop : i % 2 ? test::kIpv6Routing : test::kIpv6DestOpts);
+      for (int i = 0; i < n; i++)
+        b.ipv6Ext(i == 0 ? test::kIpv6HopByHop : i % 2 ? test::kIpv6Routing : test::kIpv6DestOpts);
       if (proto == kProtoTcp) b.tcp(1234, 80, kTcpSyn);
       else if (proto == kProtoUdp) b.udp(1234, 53);
       else b.icmp(2, 0, 1280).payload(48);

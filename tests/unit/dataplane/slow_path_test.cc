@@ -743,7 +743,8 @@ TEST_F(Fixture, IcmpQuoteFragment) {
 // The quote's IPv6 extension headers follow the parser's limit: 8 are walked to the ports, a
 // 9th is refused before any port is read. The same for the error's own (outer) header chain.
 PacketBuilder withExts(PacketBuilder b, int n) {
-  for (int i = 0; i < n; i++) b.ipv6Ext(i == 0 ? test::kIpv6HopByHop : i % 2 ? test::kIpv6Routing : test::kIpv6DestOpts);
+  for (int i = 0; i < n; i++)
+    b.ipv6Ext(i == 0 ? test::kIpv6HopByHop : i % 2 ? test::kIpv6Routing : test::kIpv6DestOpts);
   return b;
 }
 Frame quotedV6Exts(int n) {
@@ -779,10 +780,12 @@ TEST_F(Fixture, OuterExtensionHeadersAtAndPastTheLimit) {
 // in other error types is not an MTU (OtherErrorTypesAndStatelessWorker sends them with 0).
 TEST_F(Fixture, IcmpMtuTooSmall) {
   auto frag = [](uint32_t mtu) {
-    return PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).icmp(3, 4, mtu).payload(quotedV4(kVip4, 80)).build();
+    return PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).icmp(3, 4, mtu)
+        .payload(quotedV4(kVip4, 80)).build();
   };
   auto ptb = [](uint32_t mtu) {
-    return PacketBuilder().eth(kGwMac, kWanMac).ipv6(kRouter6, kVip6).icmp(2, 0, mtu).payload(quotedV6(kVip6, 53)).build();
+    return PacketBuilder().eth(kGwMac, kWanMac).ipv6(kRouter6, kVip6).icmp(2, 0, mtu)
+        .payload(quotedV6(kVip6, 53)).build();
   };
   EXPECT_TRUE(run(*w, *s, {frag(575), frag(0), frag(68), ptb(1279), ptb(0), ptb(576)}).empty());
   expectOnlyDrop(*w, Drop::IcmpMtuTooSmall, 6);
@@ -816,8 +819,8 @@ TEST_F(Fixture, IcmpRateLimited) {
   EXPECT_EQ(w->counters.get(Drop::IcmpRateLimited), 7u);
   EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 7u);
   // The limit is on errors only: data packets and echo replies are not counted against it.
-  EXPECT_EQ(run(*w, lim, {clientSyn4(), PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).icmpEcho(1, 1).build()},
-                kWan, 60'000).size(), 2u);
+  const Frame echo = PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).icmpEcho(1, 1).build();
+  EXPECT_EQ(run(*w, lim, {clientSyn4(), echo}, kWan, 60'000).size(), 2u);
 }
 
 TEST_F(Fixture, IcmpErrorTooBigForEgressIsDroppedNotAnswered) {
