@@ -131,6 +131,7 @@ struct Snapshot {
   FlatMap<AddrKey, MacAddr> neighbours;          // neighbour table (static + resolved)
   FlatMap<AddrKey, uint32_t> vip_addrs;          // VIP address -> a vips index (ARP/ND/echo replies)
   FlowTimeouts timeouts;
+  IcmpErrorLimit icmp_errors;  // per worker (slow_path.cc)
 
   const SnapBackend* backend(uint32_t id) const {
     return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;

@@ -13,6 +13,7 @@
 
 #include "dataplane/flow_table.h"
 #include "dataplane/forward.h"
+#include "dataplane/icmp_rate_limit.h"
 #include "l4lb/counters.h"
 #include "l4lb/snapshot.h"
 
@@ -72,6 +73,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   std::array<PortCounters, kMaxPorts> port_ctrs{};
   WorkerLoad load;
   std::array<uint32_t, kMaxVips> rr_cursor{};  // round-robin position per VIP index
+  IcmpErrorBucket icmp_errors;  // forwarded ICMP errors ([icmp], slow_path.cc)
   uint16_t ip_id = 0;  // next outer IPv4 ID for tunnelled packets (RFC 6864: unique when DF is clear)
   // Sweep pacing (sweepFlows): positions owed per table, and when they were last accrued.
   uint32_t sweep_last_ms = 0;
