@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # Writes the fuzz targets' seed corpora (tests/fuzz/corpus/<target>/) and the config dictionary.
-# Re-run after changing a fuzz target's input format; the output is committed.
+# Re-run after changing a fuzz target's input format; the output is committed. Files named
+# found-<sha1> are inputs a campaign found (libFuzzer -merge=1 of its corpus): kept as they are.
 #   /usr/bin/python3 tests/fuzz/make_seeds.py [L4LB_BINARY]   (scapy: Debian's python3-scapy)
 # With L4LB_BINARY, fuzz_config.dict is regenerated from `l4lb --config-keys config/l4lb.toml`.
 # Addresses are fuzz_burst's topology (tests/fuzz/fuzz_burst.cc): clients behind the wan gateway,
