@@ -69,7 +69,9 @@ namespace l4lb {
   /* fragmentation-needed quoting a next-hop MTU below 576, or packet-too-big below 1280 */        \
   X(IcmpMtuTooSmall, "icmp_mtu_too_small")                                                         \
   /* valid ICMP error about a VIP flow above the worker's [icmp] rate (token bucket) */            \
-  X(IcmpRateLimited, "icmp_rate_limited")
+  X(IcmpRateLimited, "icmp_rate_limited")                                                           \
+  /* a new flow over its VIP's new_flow_rate, with over_rate = "drop" */                           \
+  X(RateLimited, "rate_limited")
 
 // Events that are not drops.
 #define L4LB_FOREACH_CTR(X)                                                                        \
@@ -102,7 +104,14 @@ namespace l4lb {
   /* ICMP/ICMPv6 echo replies from VIP addresses */                                                \
   X(EchoReply, "echo_reply")                                                                       \
   /* ICMP errors about a VIP flow sent to the backend that owns the flow */                        \
-  X(IcmpErrorForwarded, "icmp_error_forwarded")
+  X(IcmpErrorForwarded, "icmp_error_forwarded")                                                   \
+  /* a new embryonic flow (SYN, first UDP packet) found the embryonic quota full and nothing to    \
+     displace: scheduled by stateless Maglev instead, not tracked */                               \
+  X(FlowEmbryonicFull, "flow_embryonic_full")                                                      \
+  /* a live embryonic entry displaced to admit a new one */                                        \
+  X(FlowEmbryonicDisplaced, "flow_embryonic_displaced")                                            \
+  /* a new flow over its VIP's new_flow_rate (over_rate = "stateless"): scheduled statelessly */   \
+  X(FlowRateStateless, "flow_rate_stateless")
 
 #define L4LB_ENUMERATOR(e, name) e,
 #define L4LB_NAME(e, name) name,

@@ -59,6 +59,68 @@ inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr,
   return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto, &idx);
 }
 
+// A packet whose flow has no live entry: decideMiss, then the store and its counters. Returns
+// the backend, or kDropped when the packet was dropped (and freed).
+constexpr uint32_t kDropped = ~0u;
+
+__attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s, FlowTable& ft, const void* key,
+                                              const PktCtx& c, rte_mbuf* m, bool hit, FlowDecision d,
+                                              uint32_t now_ms) {
+  const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
+  const AdmitParams ap{s.admission.enabled, s.admission.embryonicLimit(ft.capacity()), now_ms, &s.timeouts};
+  const uint32_t vslot = c.vip_index % kMaxVips;
+  d = decideMiss(
+      s, facts, d, now_ms, &w.rr_cursor[vslot], &w.new_flow_tokens[vslot],
+      [&](bool embryonic) {
+        // A new key with room in its class: no need to look at the buckets again.
+        if (!hit && ft.size() < ft.capacity() && (!embryonic || !ap.enabled || ft.embryonic() < ap.embryonic_limit))
+          return StoreResult::Stored;
+        return ft.canStore(key, c.idx, embryonic, ap);
+      },
+      [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
+  if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
+  const uint32_t bid = d.backend;
+  if (unlikely(d.outcome == FlowOutcome::NoBackend)) {
+    dropPkt(w, m, Drop::NoBackend);
+    return kDropped;
+  }
+  if (unlikely(d.outcome == FlowOutcome::RateDrop)) {
+    dropPkt(w, m, Drop::RateLimited);
+    return kDropped;
+  }
+  if (d.store) {
+    bool stored;
+    if (likely(!d.displaces)) {
+      stored = ft.upsert(key, c.idx, d.value);  // canStore said Stored
+    } else {
+      FlowValue victim;
+      const StoreResult sr = ft.store(key, c.idx, d.value, ap, victim);
+      stored = sr == StoreResult::Stored || sr == StoreResult::Displaced;
+      if (sr == StoreResult::Displaced) {
+        // An expired victim ended anyway (as the sweep would count it); a live one was displaced.
+        w.counters.add(isExpired(victim, now_ms, s.timeouts) ? Ctr::FlowExpired : Ctr::FlowEmbryonicDisplaced);
+        if (victim.backend_id < kMaxCountedBackends && victim.backend_id != kNoBackend)
+          w.backend_ctrs[victim.backend_id].flows_ended++;
+      }
+    }
+    if (likely(stored)) {
+      // A new entry, or an old one re-pointed: per backend, active = new - ended.
+      if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
+      if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
+      if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+    } else {
+      w.counters.add(Ctr::FlowTableFull);  // never: canStore said it would fit
+    }
+  } else if (d.outcome == FlowOutcome::EmbryonicFull) {
+    w.counters.add(Ctr::FlowEmbryonicFull);
+  } else if (d.outcome == FlowOutcome::RateStateless) {
+    w.counters.add(Ctr::FlowRateStateless);
+  } else {
+    w.counters.add(Ctr::FlowTableFull);  // Untracked
+  }
+  return bid;
+}
+
 }  // namespace
 
 void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,
@@ -149,26 +211,17 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.idx, raw)
                             : w.flows4->lookupFamily<false>(key, c.idx, raw);
       const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
-      const FlowDecision d = decideFlow(
-          s, facts, hit, raw, now_ms, &w.rr_cursor[c.vip_index % kMaxVips],
-          [&ft] { return ft.size() < ft.capacity(); },
-          [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
-      if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
-      bid = d.backend;
-      if (unlikely(d.outcome == FlowOutcome::NoBackend)) {
-        dropPkt(w, m, Drop::NoBackend);
-        continue;
-      }
-      if (d.outcome == FlowOutcome::Hit) {
+      FlowDecision d = startDecision();
+      if (likely(hit) && likely(decideHit(s, facts, raw, now_ms, d))) {
+        // The fast path: a live entry (decide.h decideFlow, split so a hit builds nothing else).
         hits++;
+        bid = d.backend;
         if (d.store) ft.upsert(key, c.idx, d.value);  // the key is there: cannot fail
-      } else if (d.store && likely(ft.upsert(key, c.idx, d.value))) {
-        // A new entry, or an old one re-pointed: per backend, active = new - ended.
-        if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
-        if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
-        if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
       } else {
-        w.counters.add(Ctr::FlowTableFull);  // Untracked (or an insert the table refused)
+        // Everything else (a new choice, admission, the store and its counters) out of line:
+        // it keeps the hit loop's registers free.
+        bid = handleMiss(w, s, ft, key, c, m, hit, d, now_ms);
+        if (unlikely(bid == kDropped)) continue;
       }
       const SnapBackend& b = s.backends[bid];
       switch (c.vip->mode) {
@@ -232,14 +285,23 @@ uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
   return expired;
 }
 
-void answerFlowQuery(WorkerState& w) {
+void answerFlowQuery(WorkerState& w, const Snapshot* s, uint32_t now_ms) {
   FlowQuery& q = w.query;
   const uint32_t req = q.request.load(std::memory_order_acquire);
   const FlowTable& ft = q.v6 ? *w.flows6 : *w.flows4;
   uint64_t v = 0;
-  q.hit = ft.lookup(q.key, FlowTable::indexHash(q.key, q.v6 ? sizeof(FlowKey6) : sizeof(FlowKey4)), v);
+  const hash_sig_t idx = FlowTable::indexHash(q.key, q.v6 ? sizeof(FlowKey6) : sizeof(FlowKey4));
+  q.hit = ft.lookup(q.key, idx, v);
   q.value = v;
-  q.room = ft.size() < ft.capacity();
+  if (s != nullptr) {
+    const AdmitParams ap{s->admission.enabled, s->admission.embryonicLimit(ft.capacity()), now_ms, &s->timeouts};
+    auto fits = [](StoreResult r) { return r == StoreResult::Stored || r == StoreResult::Displaced; };
+    q.room = fits(ft.canStore(q.key, idx, false, ap));
+    q.room_embryonic = fits(ft.canStore(q.key, idx, true, ap));
+  } else {
+    q.room = ft.size() < ft.capacity();
+    q.room_embryonic = q.room && ft.embryonic() < FlowAdmission{}.embryonicLimit(ft.capacity());
+  }
   q.answer.store(req, std::memory_order_release);
 }
 
@@ -255,7 +317,7 @@ bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len) {
 
 bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out) {
   if (q.answer.load(std::memory_order_acquire) != q.request.load(std::memory_order_relaxed)) return false;
-  out = {q.hit, q.value, q.room};
+  out = {q.hit, q.value, q.room, q.room_embryonic};
   return true;
 }
 
@@ -305,7 +367,7 @@ int workerMain(void* arg) {
       continue;                  // not a loop: the stall must not count (WorkerLoad::loops)
     }
     if (unlikely(w.query.request.load(std::memory_order_relaxed) != w.query.answer.load(std::memory_order_relaxed)))
-      answerFlowQuery(w);
+      answerFlowQuery(w, s, now);
     // One TSC read per loop: this loop's end is the next one's start.
     const uint64_t loop_end = rte_rdtsc();
     const uint64_t cycles = loop_end - loop_start;

@@ -243,6 +243,7 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(w["counters"]["flow_new"], NFLOWS)
         self.assertEqual(w["flows4"], NFLOWS)  # SYN entries live 10 s (tcp_syn_timeout)
         self.assertEqual(w["flows6"], 0)
+        self.assertEqual((w["embryonic"], w["confirmed"]), (NFLOWS, 0))  # SYNs only: embryonic
         self.assertEqual(w["capacity"], 4096)
         self.assertAlmostEqual(w["occupancy"], NFLOWS / (2 * 4096))
         self.assertEqual(set(s["drops"]), set(h.DROP_NAMES))
@@ -500,6 +501,9 @@ class CtlTest(unittest.TestCase):
         drops = samples("l4lb_drops", "_total")
         self.assertEqual(len(drops), len(h.DROP_NAMES))  # one series per reason in counters.h
         self.assertEqual(sum(drops.values()), 0)
+        # Entries by admission class: the SYN-only flows are embryonic.
+        self.assertEqual(samples("l4lb_flow_entries"), {(("class", "embryonic"),): float(NFLOWS),
+                                                        (("class", "confirmed"),): 0.0})
         ft = samples("l4lb_flow_table_entries")
         self.assertEqual(ft, {(("family", "ipv4"), ("worker", "0")): float(NFLOWS),
                               (("family", "ipv6"), ("worker", "0")): 0.0})
