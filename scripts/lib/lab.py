@@ -347,14 +347,16 @@ class Balancer:
             f.write(text)
         os.replace(tmp, self.cfg)
 
-    def start(self, healthy_backends=None, timeout=30.0):
-        """Starts l4lb; waits for "started" and, if given, for that many backends to come up."""
+    def start(self, healthy_backends=None, timeout=30.0, env=None):
+        """Starts l4lb; waits for "started" and, if given, for that many backends to come up.
+        `env`: more environment variables for the daemon (test hooks)."""
         if self.file_prefix:
             _record("prefix", self.file_prefix)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.lab.ns_lb, self.binary,
                                       "-c", self.cfg, "--stats-file", self.stats_path],
-                                     stdout=log, stderr=log, start_new_session=True)
+                                     stdout=log, stderr=log, start_new_session=True,
+                                     env=dict(os.environ, **env) if env else None)
         _record("pid", self.proc.pid)
         self.wait_log(r"l4lb info: started", timeout=timeout)
         if healthy_backends:
