@@ -44,7 +44,8 @@ BLOB, BLOB_RATE = 3 << 20, 160 << 10   # ~19 s each
 HELD_RATE, HELD_S = 40, 3.0             # legitimate new connections during the flood
 LEGIT_S = FLOOD_S - 3 - HELD_S - 2      # they open from 2 s into the flood and end before it does
 SUCCESS_MIN = 0.99          # with admission: at least this share of the new connections succeed
-HARM_MIN = 0.05             # without: at least this share of them fail (the negative control)
+HARM_MIN = 0.03             # without: at least this share of them fail (the negative control;
+                            # about 1/4 of those open when b4 joins, ~9 % of all, are moved and reset)
 
 
 def ctl(sock, *args):
@@ -225,23 +226,30 @@ class Flood(unittest.TestCase):
             self.assertEqual((t["size"], t["sha256"]), (BLOB, self.expect), t)
         conns = r["conns"]
         self.assertGreaterEqual((len(conns) - len(r["failed"])) / len(conns), SUCCESS_MIN, r["failed"][:5])
-        self.sanity(r)
+        self.sanity(r, admission=True)
 
     def test_2_negative_control_without_admission_flows_are_harmed(self):
         r = self.scenario(admission=False)
         self.report("no admission", r)
-        self.sanity(r)
+        self.sanity(r, admission=False)
         # The harm: new connections the flood left without state, moved to b4 and reset.
         self.assertGreaterEqual(len(r["failed"]) / len(r["conns"]), HARM_MIN,
                                 "admission disabled, yet the flood did not harm legitimate connections")
 
-    def sanity(self, r):
-        """The scenario really happened: the flood reached l4lb and filled (the quota of) the
-        table, many connections were open when b4 joined, b4 got new ones."""
+    def sanity(self, r, admission):
+        """The scenario really happened: the flood reached l4lb and filled the table (without
+        admission) or the embryonic quota (with it), many connections were open when b4 joined,
+        and b4 got new ones."""
         self.assertGreater(r["sent"], 20000)
+        self.assertGreater(counter(r["final"], "rx_packets"), r["sent"] * 0.9)
         self.assertGreater(len(r["spanning"]), HELD_RATE * HELD_S * 0.7)
         self.assertGreater(r["on_b4"], 0)
-        self.assertGreater(counter(r["final"], "flow_table_full") + counter(r["final"], "flow_embryonic_full"), 0)
+        peak = r["stats"]["peak"]["workers"]
+        if admission:
+            self.assertGreater(counter(r["final"], "flow_embryonic_full"), 0)
+        else:
+            self.assertEqual(sum(w["flows4"] for w in peak), FLOW_CAPACITY)
+            self.assertGreater(counter(r["final"], "flow_table_full"), r["sent"] / 2)
 
 
 def counter(stats, name):
