@@ -60,7 +60,9 @@ namespace l4lb {
   /* ICMP error to a VIP whose quoted packet is truncated or not VIP -> client TCP/UDP */          \
   X(BadIcmpQuote, "bad_icmp_quote")                                                                \
   /* ICMP error about a round-robin VIP flow this worker has no entry for */                       \
-  X(IcmpErrorNoFlow, "icmp_error_no_flow")
+  X(IcmpErrorNoFlow, "icmp_error_no_flow")                                                         \
+  /* a new flow over its VIP's new_flow_rate, with over_rate = "drop" */                           \
+  X(RateLimited, "rate_limited")
 
 // Events that are not drops.
 #define L4LB_FOREACH_CTR(X)                                                                        \
@@ -93,7 +95,14 @@ namespace l4lb {
   /* ICMP/ICMPv6 echo replies from VIP addresses */                                                \
   X(EchoReply, "echo_reply")                                                                       \
   /* ICMP errors about a VIP flow sent to the backend that owns the flow */                        \
-  X(IcmpErrorForwarded, "icmp_error_forwarded")
+  X(IcmpErrorForwarded, "icmp_error_forwarded")                                                   \
+  /* a new embryonic flow (SYN, first UDP packet) found the embryonic quota full and nothing to    \
+     displace: scheduled by stateless Maglev instead, not tracked */                               \
+  X(FlowEmbryonicFull, "flow_embryonic_full")                                                      \
+  /* a live embryonic entry displaced to admit a new one */                                        \
+  X(FlowEmbryonicDisplaced, "flow_embryonic_displaced")                                            \
+  /* a new flow over its VIP's new_flow_rate (over_rate = "stateless"): scheduled statelessly */   \
+  X(FlowRateStateless, "flow_rate_stateless")
 
 #define L4LB_ENUMERATOR(e, name) e,
 #define L4LB_NAME(e, name) name,

@@ -20,7 +20,23 @@ struct FlowTimeouts {
   uint32_t tcp_established_ms = 300'000;
   uint32_t tcp_fin_ms = 10'000;
   uint32_t udp_ms = 30'000;
+  // A UDP flow seen for one packet only (embryonic, flow.h FlowState::UdpNew).
+  uint32_t udp_new_ms = 10'000;
 };
 inline constexpr FlowTimeouts kDefaultFlowTimeouts{};
+
+// Flood admission in the flow tables (dataplane/decide.h): embryonic entries (SYN only, first UDP
+// packet) may hold at most embryonic_ppm / 10^6 of a table's capacity. `enabled` false is the
+// test-only switch (L4LB_TEST_NO_ADMISSION): the original rules, no quota, RST closes.
+inline constexpr uint32_t kDefaultEmbryonicPpm = 250'000;  // [flow_table] embryonic_share = 0.25
+struct FlowAdmission {
+  bool enabled = true;
+  uint32_t embryonic_ppm = kDefaultEmbryonicPpm;
+  // The most embryonic entries a table of `capacity` may hold (at least 1).
+  uint32_t embryonicLimit(uint32_t capacity) const {
+    const uint64_t l = uint64_t(capacity) * embryonic_ppm / 1'000'000;
+    return l == 0 ? 1 : uint32_t(l);
+  }
+};
 
 }  // namespace l4lb

@@ -102,6 +102,14 @@ struct SnapBackend {
   BackendRewrite rw;
 };
 
+// A token bucket's parameters, in millionths of a flow. per_ms 0: unlimited.
+struct NewFlowLimit {
+  uint64_t per_ms = 0;  // tokens added per millisecond (rate in flows/s x 1000 / workers)
+  uint64_t burst = 0;   // bucket size (burst in flows x 10^6 / workers, at least one flow)
+  bool drop = false;    // over the rate: drop (Drop::RateLimited), else forward statelessly
+};
+inline constexpr uint64_t kTokensPerFlow = 1'000'000;
+
 struct SnapVip {
   std::string name;
   IpAddr addr;
@@ -113,6 +121,9 @@ struct SnapVip {
   std::vector<uint32_t> maglev;     // slot -> backend id (healthy backends only); prime size
   std::vector<uint32_t> rr;         // round-robin sequence of backend ids (weighted for wrr)
   std::vector<uint32_t> backends;   // every backend id of this VIP, whatever its state
+  // Optional new-flow rate limit (dataplane/rate_limit.h), per worker: the snapshot builder
+  // splits the configured new_flow_rate and new_flow_burst evenly over the workers.
+  NewFlowLimit new_flow;
 };
 
 struct NatReverse {
@@ -131,6 +142,7 @@ struct Snapshot {
   FlatMap<AddrKey, MacAddr> neighbours;          // neighbour table (static + resolved)
   FlatMap<AddrKey, uint32_t> vip_addrs;          // VIP address -> a vips index (ARP/ND/echo replies)
   FlowTimeouts timeouts;
+  FlowAdmission admission;  // [flow_table] embryonic_share; the test-only switch
 
   const SnapBackend* backend(uint32_t id) const {
     return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;

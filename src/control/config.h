@@ -96,6 +96,11 @@ struct VipConfig {
   std::optional<IpAddr> tunnel_source6;  // ... for IPv6 backends; default: each backend's egress port's ipv6
   uint16_t gue_port = 6080;         // GUE outer UDP destination port (Katran's default)
   AllDownPolicy on_all_down = AllDownPolicy::Drop;
+  // New-flow rate limit (dataplane/rate_limit.h): flows/s over all workers, 0 = unlimited; the
+  // burst defaults to the rate; over it, forward statelessly (default) or drop.
+  uint32_t new_flow_rate = 0;
+  uint32_t new_flow_burst = 0;      // 0: = new_flow_rate
+  bool over_rate_drop = false;
   HealthCheckConfig health;         // the VIP's check as written (backends hold the merged one)
   std::vector<BackendConfig> backends;
 };
@@ -119,6 +124,9 @@ struct FlowTableConfig {
   uint32_t tcp_established_timeout_ms = kDefaultFlowTimeouts.tcp_established_ms;
   uint32_t tcp_fin_timeout_ms = kDefaultFlowTimeouts.tcp_fin_ms;
   uint32_t udp_timeout_ms = kDefaultFlowTimeouts.udp_ms;
+  uint32_t udp_new_timeout_ms = kDefaultFlowTimeouts.udp_new_ms;
+  // embryonic_share (0 < x <= 1) in parts per million: the embryonic entries' quota.
+  uint32_t embryonic_ppm = kDefaultEmbryonicPpm;
 };
 
 // [control]: the operator API's Unix socket (l4lbctl). socket = "" disables it.

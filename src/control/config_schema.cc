@@ -1,6 +1,7 @@
 // The schema of the sections other than [[vips]] (config_vips.cc): keys, ranges, checks across
 // keys. Every key is read with TableReader::get, which is what makes it a known key.
 #include <algorithm>
+#include <cmath>
 
 #include "control/config_schema.h"
 #include "control/log.h"
@@ -220,11 +221,22 @@ void ConfigSchema::loadFlowTable(const Field& f) {
       {"tcp_established_timeout", &ft.tcp_established_timeout_ms},
       {"tcp_fin_timeout", &ft.tcp_fin_timeout_ms},
       {"udp_timeout", &ft.udp_timeout_ms},
+      {"udp_new_timeout", &ft.udp_new_timeout_ms},
   };
   for (auto [key, field] : timeouts) {
     if (Field v = t.get(key)) {
       if (auto x = r_.secondsAsMs(v)) *field = *x;
     }
+  }
+  if (Field v = t.get("embryonic_share")) {
+    double x = -1;
+    if (auto* i = v->as_integer()) x = double(i->get());
+    else if (auto* d = v->as_floating_point()) x = d->get();
+    // Written so NaN fails too; a share that rounds to 0 ppm would admit nothing.
+    if (!(x > 0 && x <= 1) || std::round(x * 1e6) < 1)
+      r_.report(v, "must be a number > 0 and <= 1 (the share of capacity embryonic entries may hold)");
+    else
+      ft.embryonic_ppm = uint32_t(std::round(x * 1e6));
   }
 }
 

@@ -15,6 +15,8 @@ namespace {
 
 constexpr int64_t kMinMaglevSize = 7;
 constexpr int64_t kMaxMaglevSize = 16777213;  // largest prime below 2^24
+// new_flow_rate / new_flow_burst: at most 10^8 flows (/s); keeps the token arithmetic in range.
+constexpr int64_t kMaxNewFlowRate = 100'000'000;
 constexpr int64_t kMaxPort = 65535;
 constexpr int64_t kMaxWeight = 65535;
 constexpr int64_t kMaxHealthIntervalMs = 3'600'000;
@@ -274,6 +276,28 @@ void ConfigSchema::loadVip(const toml::table& tt, const std::string& arrayPath, 
 
   if (Field v = t.get("on_all_down")) {
     if (auto x = r_.enumValue<AllDownPolicy>(v)) vip.on_all_down = *x;
+  }
+  // New-flow rate limit: flows per second over all workers (split evenly: rate_limit.h).
+  const Field rateField = t.get("new_flow_rate");
+  if (rateField) {
+    if (auto x = r_.integer(rateField, 0, kMaxNewFlowRate)) vip.new_flow_rate = static_cast<uint32_t>(*x);
+  }
+  if (Field v = t.get("new_flow_burst")) {
+    auto x = r_.integer(v, 1, kMaxNewFlowRate);
+    if (x && vip.new_flow_rate == 0)
+      r_.report(v, "only allowed with new_flow_rate > 0");
+    else if (x)
+      vip.new_flow_burst = static_cast<uint32_t>(*x);
+  }
+  if (Field v = t.get("over_rate")) {
+    if (auto x = r_.string(v)) {
+      if (*x != "stateless" && *x != "drop")
+        r_.report(v, "must be one of stateless, drop (got " + quote(*x) + ")");
+      else if (vip.new_flow_rate == 0)
+        r_.report(v, "only allowed with new_flow_rate > 0");
+      else
+        vip.over_rate_drop = *x == "drop";
+    }
   }
   bool vipTimeoutSet = false;
   if (Field v = t.get("health_check")) {

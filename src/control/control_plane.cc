@@ -499,7 +499,7 @@ std::vector<api::FlowAnswer> ControlPlane::askFlowTables(bool v6, const void* ke
     for (size_t i = 0; i < queries_.size(); i++) {
       if (!asked[i] || out[i].answered) continue;
       dataplane::FlowQueryAnswer a;
-      if (dataplane::takeFlowAnswer(*queries_[i], a)) out[i] = {true, a.hit, a.value, a.room};
+      if (dataplane::takeFlowAnswer(*queries_[i], a)) out[i] = {true, a.hit, a.value, a.room, a.room_embryonic};
       else pending = true;
     }
     if (!pending || monoMsNow() >= deadline) break;

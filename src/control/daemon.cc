@@ -94,6 +94,7 @@ int runDaemon(const DaemonOptions& opts) {
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGHUP);
   if (ControlPlane::testHooksEnabled()) sigaddset(&sigs, SIGUSR2);
+  if (admissionDisabledForTests()) logWarn("test hook: flood admission disabled (L4LB_TEST_NO_ADMISSION=1)");
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   std::string err;

@@ -96,6 +96,12 @@ std::string renderMetrics(const Observation& o) {
     w.sample("l4lb_flow_table_entries", label("worker", std::to_string(i)) + "," + label("family", "ipv6"),
              num(o.workers[i].flows6));
   }
+  w.family("l4lb_flow_entries", "gauge",
+           "Flow-table entries by admission class, over all workers and both families (embryonic: SYN only or one UDP packet).");
+  uint64_t embryonic = 0, confirmed = 0;
+  for (const auto& wk : o.workers) embryonic += wk.embryonic, confirmed += wk.confirmed;
+  w.sample("l4lb_flow_entries", label("class", "embryonic"), num(embryonic));
+  w.sample("l4lb_flow_entries", label("class", "confirmed"), num(confirmed));
   w.family("l4lb_flow_table_capacity", "gauge", "Capacity of each worker's flow table per address family.");
   for (size_t i = 0; i < o.workers.size(); i++)
     w.sample("l4lb_flow_table_capacity", label("worker", std::to_string(i)), num(o.workers[i].capacity));

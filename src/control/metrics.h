@@ -28,6 +28,8 @@ struct ObservedWorker {
   WorkerLoad load;
   double busy_ratio = 0;  // busy / total cycles over the last control tick (about 1 s)
   uint64_t flows4 = 0, flows6 = 0;
+  // The same entries by admission class (dataplane/flow.h), both families.
+  uint64_t embryonic = 0, confirmed = 0;
   uint64_t capacity = 0;  // per family
 };
 

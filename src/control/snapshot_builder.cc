@@ -1,6 +1,7 @@
 #include "control/snapshot_builder.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <set>
@@ -202,13 +203,25 @@ struct SnapshotBuilder::Work {
   }
 };
 
+bool admissionDisabledForTests() {
+  // Read once (at the daemon's start: daemon.cc asks before the first build), never again.
+  static const bool off = [] {
+    const char* hooks = std::getenv("L4LB_TEST_HOOKS");
+    const char* no_adm = std::getenv("L4LB_TEST_NO_ADMISSION");
+    return hooks != nullptr && std::string(hooks) == "1" && no_adm != nullptr && std::string(no_adm) == "1";
+  }();
+  return off;
+}
+
 BuildResult SnapshotBuilder::build(const Config& cfg, const std::vector<PortRuntime>& rt,
                                    const DynamicState* dyn) {
   BuildResult r;
   auto s = std::make_unique<Snapshot>();
   s->generation = ++generation_;
   s->timeouts = {cfg.flow_table.tcp_syn_timeout_ms, cfg.flow_table.tcp_established_timeout_ms,
-                 cfg.flow_table.tcp_fin_timeout_ms, cfg.flow_table.udp_timeout_ms};
+                 cfg.flow_table.tcp_fin_timeout_ms, cfg.flow_table.udp_timeout_ms,
+                 cfg.flow_table.udp_new_timeout_ms};
+  s->admission = {!admissionDisabledForTests(), cfg.flow_table.embryonic_ppm};
   Work w{cfg, rt, dyn, *s, {}, {}, {}, {}, {}, {}};
   buildNeighbours(w);
   if (rt.size() != cfg.ports.size() || cfg.ports.size() > kMaxPorts) {
@@ -309,6 +322,14 @@ void SnapshotBuilder::buildVip(Work& w, size_t vi) {
   v.scheduler = vc.scheduler;
   v.mode = vc.forwarding;
   v.gue_port_be = rte_cpu_to_be_16(vc.gue_port);
+  if (vc.new_flow_rate != 0) {
+    // Per worker (rate_limit.h): an even share of the rate and of the burst (at least one flow).
+    const uint64_t workers = std::max<size_t>(cfg.eal.worker_cores.size(), 1);
+    const uint64_t burst = vc.new_flow_burst != 0 ? vc.new_flow_burst : vc.new_flow_rate;
+    v.new_flow.per_ms = std::max<uint64_t>(uint64_t(vc.new_flow_rate) * (kTokensPerFlow / 1000) / workers, 1);
+    v.new_flow.burst = std::max<uint64_t>(burst * kTokensPerFlow / workers, kTokensPerFlow);
+    v.new_flow.drop = vc.over_rate_drop;
+  }
   const bool tunnel = vc.forwarding == FwdMode::Ipip || vc.forwarding == FwdMode::Gue;
   w.vip_keys.emplace_back(ServiceKey::make(vc.address, v.port_be, uint8_t(vc.protocol)), uint32_t(vi));
 

@@ -47,6 +47,11 @@ struct BuildResult {
   std::string joined() const;  // the errors, '\n'-separated, for a caller that logs one string
 };
 
+// Test-only switch: flood admission off in every snapshot (FlowAdmission::enabled false: the
+// original flow-table rules) when the environment has both L4LB_TEST_HOOKS=1 and
+// L4LB_TEST_NO_ADMISSION=1. Read once, at the first call (the daemon's start).
+bool admissionDisabledForTests();
+
 class SnapshotBuilder {
  public:
   // Builds a snapshot, or gives the errors that need the whole picture (routing, neighbours, NAT

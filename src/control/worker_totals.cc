@@ -37,6 +37,7 @@ WorkerTotals sumWorkers(const std::vector<const dataplane::WorkerState*>& worker
     // FlowTable::size() is a relaxed atomic the worker updates: off by a burst at worst.
     t.flows4 += w->flows4 ? w->flows4->size() : 0;
     t.flows6 += w->flows6 ? w->flows6->size() : 0;
+    t.embryonic += (w->flows4 ? w->flows4->embryonic() : 0) + (w->flows6 ? w->flows6->embryonic() : 0);
   }
   return t;
 }

@@ -27,6 +27,7 @@ struct WorkerTotals {
   std::map<uint32_t, BackendCounters> backends;  // the ids asked for (ids not counted: zeros)
   std::vector<PortCounters> ports;               // Snapshot::ports index (the first `nports`)
   uint64_t flows4 = 0, flows6 = 0;               // flow-table entries over all workers
+  uint64_t embryonic = 0;                         // ... of them embryonic (both families)
 
   BackendCounters backend(uint32_t id) const {
     auto it = backends.find(id);

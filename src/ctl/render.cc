@@ -134,9 +134,11 @@ void printStats(std::string& out, const json& r) {
     std::snprintf(occ, sizeof(occ), "%.4f%%", w["occupancy"].get<double>() * 100);
     std::snprintf(busy, sizeof(busy), "%.1f%%", w["busy_ratio"].get<double>() * 100);
     rows.push_back({str(w["worker"]), str(w["counters"]["rx_packets"]), str(w["counters"]["tx_packets"]), std::to_string(drops),
-                    str(w["flows4"]), str(w["flows6"]), occ, busy});
+                    str(w["flows4"]), str(w["flows6"]), w.contains("embryonic") ? str(w["embryonic"]) : "-",
+                    w.contains("confirmed") ? str(w["confirmed"]) : "-", occ, busy});
   }
-  appendTable(out, {"WORKER", "RX", "TX", "DROPS", "FLOWS4", "FLOWS6", "OCCUPANCY", "BUSY"}, rows, "  ");
+  appendTable(out, {"WORKER", "RX", "TX", "DROPS", "FLOWS4", "FLOWS6", "EMBRYONIC", "CONFIRMED", "OCCUPANCY", "BUSY"}, rows,
+              "  ");
   rows.clear();
   appendf(out, "ports:\n");
   for (const auto& p : r["ports"])

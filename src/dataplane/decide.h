@@ -19,7 +19,9 @@
 #include <rte_hash.h>  // hash_sig_t
 
 #include "dataplane/flow.h"
+#include "dataplane/flow_table.h"  // StoreResult
 #include "dataplane/lookup.h"
+#include "dataplane/rate_limit.h"
 #include "l4lb/maglev.h"
 #include "l4lb/snapshot.h"
 
@@ -41,6 +43,12 @@ enum class FlowOutcome : uint8_t {
   New,        // no entry: a new choice, stored
   Untracked,  // no entry and the table is full: a stateless choice (Maglev), not stored
   NoBackend,  // the VIP has no usable backend for a new choice: dropped (no_backend)
+  // Flood admission (appended: the values above keep their numbers).
+  EmbryonicFull,  // a new embryonic entry (SYN, first UDP packet) finds the quota full and
+                  // nothing it may displace: a stateless choice, not stored (flow_embryonic_full)
+  RateStateless,  // over the VIP's new-flow rate, over_rate = "stateless": a stateless choice,
+                  // not stored (flow_rate_stateless)
+  RateDrop,       // over the VIP's new-flow rate, over_rate = "drop": dropped (rate_limited)
 };
 
 constexpr const char* toString(FlowOutcome o) {
@@ -51,6 +59,9 @@ constexpr const char* toString(FlowOutcome o) {
     case FlowOutcome::New: return "new";
     case FlowOutcome::Untracked: return "untracked";
     case FlowOutcome::NoBackend: return "no_backend";
+    case FlowOutcome::EmbryonicFull: return "embryonic_full";
+    case FlowOutcome::RateStateless: return "rate_stateless";
+    case FlowOutcome::RateDrop: return "rate_limited";
   }
   return "?";
 }
@@ -71,9 +82,19 @@ struct FlowDecision {
   uint32_t backend;      // where the packet goes; kNoBackend for NoBackend (and for a round-robin
                          // new choice asked without a cursor: explain cannot know the worker's)
   uint32_t old_backend;  // the entry's backend before this packet; kNoBackend without an entry
-  bool store;            // write `value` under the flow's key (never for Untracked / NoBackend)
+  bool store;            // write `value` under the flow's key (only Hit, New, Expired, Rehash)
+  bool displaces;        // the store takes another entry's place (FlowTable::store: Displaced)
   FlowValue value;
 };
+
+// A stateless choice (no entry): Maglev on the 5-tuple gives the same answer for every packet
+// of the flow while the tables do not change (round robin would not, so a round-robin VIP uses
+// its Maglev table here).
+template <typename SourceAddr>
+__rte_always_inline uint32_t statelessFlowBackend(const SnapVip& v, const FlowFacts& p, SourceAddr&& source_addr) {
+  if (isRoundRobin(v)) return v.maglev.empty() ? kNoBackend : v.maglev[maglevSlot(p.sig, v.maglev.size())];
+  return statelessBackend(v, p.sig, source_addr(), p.family);
+}
 
 inline EntryVerdict classifyEntry(const FlowValue& fv, const Snapshot& s, uint32_t vip_index, uint32_t now_ms) {
   if (isExpired(fv, now_ms, s.timeouts)) return EntryVerdict::Expired;
@@ -95,23 +116,28 @@ __rte_always_inline uint32_t newFlowBackend(const SnapVip& v, const FlowFacts& p
   return statelessBackend(v, p.sig, source_addr(), p.family);
 }
 
-// hit/raw: the table's lookup result (raw is FlowValue::pack() of the entry). has_room(): may a
-// new key be inserted (size below capacity)? source_addr(): the client address. Both are asked
-// only on the way to a new choice, so a hit pays for neither. rr_cursor: see newFlowBackend.
-template <typename HasRoom, typename SourceAddr>
+// hit/raw: the table's lookup result (raw is FlowValue::pack() of the entry). admit(embryonic):
+// what storing a new value of that class under the flow's key would do
+// (FlowTable::canStore: Stored, Displaced, TableFull or EmbryonicFull). source_addr(): the
+// client address. Both are asked only on the way to a new choice, so a hit pays for neither.
+// rr_cursor: see newFlowBackend. bucket: the worker's new-flow token bucket for this VIP
+// (rate_limit.h); nullptr (explain) does not limit.
+template <typename Admit, typename SourceAddr>
 __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& p, bool hit, uint64_t raw,
-                                            uint32_t now_ms, uint32_t* rr_cursor, HasRoom&& has_room,
-                                            SourceAddr&& source_addr) {
+                                            uint32_t now_ms, uint32_t* rr_cursor, TokenBucket* bucket,
+                                            Admit&& admit, SourceAddr&& source_addr) {
   FlowDecision d;
   d.store = true;
+  d.displaces = false;
   d.old_backend = kNoBackend;
   d.entry = EntryVerdict::None;
+  const bool admission = s.admission.enabled;
   if (hit) {
     d.value = FlowValue::unpack(raw);
     d.old_backend = d.value.backend_id;
     d.entry = classifyEntry(d.value, s, p.vip_index, now_ms);
     if (likely(d.entry == EntryVerdict::Live)) {
-      const FlowState ns = nextState(d.value.state, p.tcp, p.tcp_flags);
+      const FlowState ns = nextState(d.value.state, p.tcp, p.tcp_flags, admission);
       // A hit rewrites its entry only when the state moves or the last-seen time is due.
       d.store = ns != d.value.state || uint32_t(now_ms - d.value.last_seen_ms) >= kFlowRefreshMs;
       d.value.state = ns;
@@ -121,7 +147,45 @@ __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& 
       return d;
     }
   }
-  d.backend = newFlowBackend(*p.vip, p, rr_cursor, source_addr);
+  // A new flow (no entry, or an expired one) takes a token of the VIP's new-flow rate; a
+  // re-hash (a live flow whose backend left) does not.
+  if (bucket != nullptr && d.entry != EntryVerdict::Unusable &&
+      unlikely(!takeNewFlowToken(*bucket, p.vip->new_flow, now_ms))) {
+    d.store = false;
+    if (p.vip->new_flow.drop) {
+      d.outcome = FlowOutcome::RateDrop;
+      d.backend = kNoBackend;
+      return d;
+    }
+    d.outcome = FlowOutcome::RateStateless;
+    d.backend = statelessFlowBackend(*p.vip, p, source_addr);
+    if (d.backend == kNoBackend) d.outcome = FlowOutcome::NoBackend;
+    return d;
+  }
+  // The new entry's state. A re-hash keeps the flow's own progress (admission on): an
+  // established flow moved to another backend stays confirmed.
+  FlowState ns;
+  if (!admission) ns = nextStateNoAdmission(FlowState::TcpSyn, p.tcp, p.tcp_flags);
+  else if (d.entry == EntryVerdict::Unusable) ns = nextState(d.value.state, p.tcp, p.tcp_flags);
+  else ns = initialState(p.tcp, p.tcp_flags, true);
+  const StoreResult room = admit(isEmbryonic(ns));
+  if (unlikely(room == StoreResult::TableFull || room == StoreResult::EmbryonicFull)) {
+    // Full: stay correct without state.
+    d.outcome = room == StoreResult::TableFull ? FlowOutcome::Untracked : FlowOutcome::EmbryonicFull;
+    d.store = false;
+    d.backend = statelessFlowBackend(*p.vip, p, source_addr);
+    if (d.backend == kNoBackend) d.outcome = FlowOutcome::NoBackend;
+    return d;
+  }
+  d.displaces = room == StoreResult::Displaced;
+  // A TCP flow first seen without SYN (admission on) may have had its SYN forwarded
+  // statelessly (quota full, over the rate): it stays on that stateless choice, which for a
+  // round-robin VIP is the Maglev slot, not the cursor's next backend. (A displaced embryonic
+  // entry of a round-robin VIP loses its choice: its next packet, if any, lands here.)
+  if (admission && p.tcp && d.entry != EntryVerdict::Unusable && !isEmbryonic(ns) && isRoundRobin(*p.vip))
+    d.backend = statelessFlowBackend(*p.vip, p, source_addr);
+  else
+    d.backend = newFlowBackend(*p.vip, p, rr_cursor, source_addr);
   // Asked without a cursor, a round-robin VIP with backends has a choice explain cannot name.
   const bool unnamed = rr_cursor == nullptr && isRoundRobin(*p.vip) && !p.vip->rr.empty();
   if (d.backend == kNoBackend && !unnamed) {
@@ -130,7 +194,7 @@ __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& 
     return d;
   }
   d.value.backend_id = d.backend;
-  d.value.state = nextState(FlowState::TcpSyn, p.tcp, p.tcp_flags);
+  d.value.state = ns;
   d.value.last_seen_ms = now_ms;
   switch (d.entry) {
     case EntryVerdict::Expired: d.outcome = FlowOutcome::Expired; return d;
@@ -138,18 +202,7 @@ __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& 
     case EntryVerdict::None:
     case EntryVerdict::Live: break;
   }
-  if (likely(has_room())) {
-    d.outcome = FlowOutcome::New;
-    return d;
-  }
-  // Full: stay correct without state. Maglev on the 5-tuple gives the same answer for every
-  // packet of the flow while the tables do not change (round robin would not).
-  d.outcome = FlowOutcome::Untracked;
-  d.store = false;
-  if (isRoundRobin(*p.vip)) {
-    d.backend = p.vip->maglev.empty() ? kNoBackend : p.vip->maglev[maglevSlot(p.sig, p.vip->maglev.size())];
-    if (d.backend == kNoBackend) d.outcome = FlowOutcome::NoBackend;
-  }
+  d.outcome = FlowOutcome::New;
   return d;
 }
 

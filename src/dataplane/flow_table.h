@@ -15,6 +15,16 @@
 // linearly to the next bucket. The array is sized so the table is at most ~80 % full
 // (kMaxLoadPercent) at `capacity` entries; exactly `capacity` entries fit whatever the hashes.
 //
+// Flood admission (issue 13): the table counts its entries per class (flow.h: embryonic = SYN
+// only / first UDP packet, confirmed = the rest) and store() admits a new entry by class:
+// - a confirmed entry takes any free capacity; a confirmed entry is never displaced;
+// - an embryonic entry needs the class below its quota (FlowAdmission::embryonicLimit) and a
+//   free slot; otherwise it may displace the oldest embryonic entry found within
+//   kDisplaceBuckets buckets from its home bucket;
+// - any new entry may take the place of an expired one found there (it is dead already).
+// Nothing found: the store is refused (EmbryonicFull / TableFull) and the caller forwards the
+// packet statelessly. The counts are exact after every insert, overwrite, erase and sweep.
+//
 // Keys, values and their rules (FlowKey4/6, FlowValue, FlowState) are in flow.h; what a packet
 // does with an entry is decided in decide.h.
 #pragma once
@@ -103,8 +113,27 @@ struct Needle {
 
 }  // namespace flow_table_detail
 
+// What store() did (or canStore() would do).
+enum class StoreResult : uint8_t {
+  Stored,         // inserted in a free slot, or the key's entry overwritten
+  Displaced,      // stored in the place of another entry (embryonic, or expired): `victim`
+  TableFull,      // refused: no free slot, nothing displaceable
+  EmbryonicFull,  // refused: embryonic quota reached, nothing displaceable
+};
+
+// How store() may admit (decide.h fills it from the snapshot's FlowAdmission).
+struct AdmitParams {
+  bool enabled;             // false: the original table (no quota, no displacement)
+  uint32_t embryonic_limit; // FlowAdmission::embryonicLimit(capacity())
+  uint32_t now_ms;          // for the victims' age and expiry
+  const FlowTimeouts* timeouts;
+};
+
 class FlowTable {
  public:
+  // How far from a key's home bucket store() looks for a victim: the home bucket and the next
+  // (6 IPv4 / 8 IPv6 slots, on lines a probe reads anyway). A bounded look, not a search.
+  static constexpr uint32_t kDisplaceBuckets = 2;
   // Keys hash with CRC32-C and this seed (crcHash(); lookup.h's makeFlowKey gives the same
   // values from registers). The low bits pick the bucket.
   static constexpr uint32_t kHashSeed = 0xf10c4a5e;
@@ -160,11 +189,24 @@ class FlowTable {
     return true;
   }
 
-  // Inserts or overwrites. False when the key is new and the table holds capacity() entries
-  // (the caller falls back to stateless), or the key's protocol byte is 0 (not a flow).
+  // Inserts or overwrites, with no admission rule. False when the key is new and the table
+  // holds capacity() entries (the caller falls back to stateless), or the key's protocol byte
+  // is 0 (not a flow). The class counts follow.
   bool upsert(const void* key, hash_sig_t sig, const FlowValue& v) {
     return v6_ ? upsertIn<flow_table_detail::Layout6>(key, sig, v.pack())
                : upsertIn<flow_table_detail::Layout4>(key, sig, v.pack());
+  }
+
+  // Stores `v` under the key by the admission rules (top of file). On Displaced, `victim` is
+  // the entry removed (the caller counts its end). A key with protocol byte 0 is TableFull.
+  StoreResult store(const void* key, hash_sig_t sig, const FlowValue& v, const AdmitParams& a, FlowValue& victim) {
+    return v6_ ? storeIn<flow_table_detail::Layout6>(key, sig, v.pack(), a, &victim)
+               : storeIn<flow_table_detail::Layout4>(key, sig, v.pack(), a, &victim);
+  }
+  // What store() would return, changing nothing (decide.h asks before choosing a backend).
+  StoreResult canStore(const void* key, hash_sig_t sig, bool embryonic, const AdmitParams& a) const {
+    return v6_ ? planIn<flow_table_detail::Layout6>(key, sig, embryonic, a).result
+               : planIn<flow_table_detail::Layout4>(key, sig, embryonic, a).result;
   }
 
   bool erase(const void* key, hash_sig_t sig) {
@@ -184,6 +226,10 @@ class FlowTable {
   // Also read by the control thread (operator API): a relaxed atomic, so the count it sees is at
   // worst a burst old, never a torn read. Only this table's worker writes it.
   uint32_t size() const { return size_.load(std::memory_order_relaxed); }
+  // Entries by class (flow.h isEmbryonic); same atomicity as size(). confirmed() may read one
+  // burst apart from embryonic() on the control thread (two loads).
+  uint32_t embryonic() const { return embryonic_.load(std::memory_order_relaxed); }
+  uint32_t confirmed() const { return size() - embryonic(); }
   uint32_t capacity() const { return capacity_; }
   // Slots in the bucket array (>= capacity() * 100 / kMaxLoadPercent) and its bytes.
   uint64_t slots() const { return uint64_t(mask_ + 1) * slots_per_bucket_; }
@@ -219,6 +265,32 @@ class FlowTable {
     return nullptr;
   }
 
+  // A store's plan: the key's slot when present, the victim's when one is to go.
+  struct Plan {
+    StoreResult result;
+    uint8_t* found = nullptr;
+    unsigned found_slot = 0;
+    uint8_t* victim = nullptr;
+    unsigned victim_slot = 0;
+  };
+  template <class L>
+  Plan planIn(const void* key, hash_sig_t sig, bool embryonic, const AdmitParams& a) const;
+  // A victim within kDisplaceBuckets of `home` other than `keep`: an expired entry first, else
+  // (with `embryonic_ok`) the least recently seen embryonic one; with `embryonic_only`, only
+  // embryonic entries qualify at all.
+  template <class L>
+  bool findVictim(uint32_t home, bool embryonic_ok, bool embryonic_only, const AdmitParams& a, const uint8_t* keep,
+                  unsigned keep_slot, Plan& p) const;
+  template <class L>
+  StoreResult storeIn(const void* key, hash_sig_t sig, uint64_t value, const AdmitParams& a, FlowValue* victim);
+  template <class L>
+  void insertNew(const flow_table_detail::Needle<L>& k, hash_sig_t sig, uint64_t value);
+  // Overwrites slot's value, keeping the class count right.
+  template <class L>
+  void overwrite(uint8_t* b, unsigned slot, uint64_t value);
+  // The home bucket of the entry in slot i of b (its key's hash, from the stored words).
+  template <class L>
+  uint32_t homeOf(const uint8_t* b, unsigned i) const;
   template <class L>
   bool upsertIn(const void* key, hash_sig_t sig, uint64_t value);
   template <class L>
@@ -236,6 +308,7 @@ class FlowTable {
   bool v6_;
   uint32_t capacity_;
   std::atomic<uint32_t> size_{0};  // single writer: load + store, no locked RMW
+  std::atomic<uint32_t> embryonic_{0};  // entries whose state isEmbryonic; same writer
   uint32_t sweep_next_ = 0;
 };
 

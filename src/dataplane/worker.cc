@@ -132,6 +132,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // Looked up here, in arrival order, not in bulk before: a flow a packet of this burst has just
   // added is found by the next packet of the same flow (SYN, ACK in one burst keep one backend).
   uint32_t hits = 0;  // Ctr::FlowHit, added once per burst
+  const AdmitParams ap4{s.admission.enabled, s.admission.embryonicLimit(w.flows4->capacity()), now_ms, &s.timeouts};
+  const AdmitParams ap6{s.admission.enabled, s.admission.embryonicLimit(w.flows6->capacity()), now_ms, &s.timeouts};
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i].v;
@@ -142,14 +144,21 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
     } else {
       FlowTable& ft = c.v6 ? *w.flows6 : *w.flows4;
+      const AdmitParams& ap = c.v6 ? ap6 : ap4;
       const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
       uint64_t raw = 0;
       const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.sig, raw)
                             : w.flows4->lookupFamily<false>(key, c.sig, raw);
       const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
+      const uint32_t vslot = c.vip_index % kMaxVips;
       const FlowDecision d = decideFlow(
-          s, facts, hit, raw, now_ms, &w.rr_cursor[c.vip_index % kMaxVips],
-          [&ft] { return ft.size() < ft.capacity(); },
+          s, facts, hit, raw, now_ms, &w.rr_cursor[vslot], &w.new_flow_tokens[vslot],
+          [&](bool embryonic) {
+            // A new key with room in its class: no need to look at the buckets again.
+            if (!hit && ft.size() < ft.capacity() && (!embryonic || !ap.enabled || ft.embryonic() < ap.embryonic_limit))
+              return StoreResult::Stored;
+            return ft.canStore(key, c.sig, embryonic, ap);
+          },
           [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
       if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
       bid = d.backend;
@@ -157,16 +166,41 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
         dropPkt(w, m, Drop::NoBackend);
         continue;
       }
+      if (unlikely(d.outcome == FlowOutcome::RateDrop)) {
+        dropPkt(w, m, Drop::RateLimited);
+        continue;
+      }
       if (d.outcome == FlowOutcome::Hit) {
         hits++;
         if (d.store) ft.upsert(key, c.sig, d.value);  // the key is there: cannot fail
-      } else if (d.store && likely(ft.upsert(key, c.sig, d.value))) {
-        // A new entry, or an old one re-pointed: per backend, active = new - ended.
-        if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
-        if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
-        if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+      } else if (d.store) {
+        bool stored;
+        if (likely(!d.displaces)) {
+          stored = ft.upsert(key, c.sig, d.value);  // canStore said Stored
+        } else {
+          FlowValue victim;
+          stored = ft.store(key, c.sig, d.value, ap, victim) != StoreResult::TableFull;
+          if (stored) {
+            // An expired victim ended anyway (as the sweep would count it); a live one was displaced.
+            w.counters.add(isExpired(victim, now_ms, s.timeouts) ? Ctr::FlowExpired : Ctr::FlowEmbryonicDisplaced);
+            if (victim.backend_id < kMaxCountedBackends && victim.backend_id != kNoBackend)
+              w.backend_ctrs[victim.backend_id].flows_ended++;
+          }
+        }
+        if (likely(stored)) {
+          // A new entry, or an old one re-pointed: per backend, active = new - ended.
+          if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
+          if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
+          if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+        } else {
+          w.counters.add(Ctr::FlowTableFull);  // never: canStore said it would fit
+        }
+      } else if (d.outcome == FlowOutcome::EmbryonicFull) {
+        w.counters.add(Ctr::FlowEmbryonicFull);
+      } else if (d.outcome == FlowOutcome::RateStateless) {
+        w.counters.add(Ctr::FlowRateStateless);
       } else {
-        w.counters.add(Ctr::FlowTableFull);  // Untracked (or an insert the table refused)
+        w.counters.add(Ctr::FlowTableFull);  // Untracked
       }
       const SnapBackend& b = s.backends[bid];
       switch (c.vip->mode) {
@@ -230,14 +264,22 @@ uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
   return expired;
 }
 
-void answerFlowQuery(WorkerState& w) {
+void answerFlowQuery(WorkerState& w, const Snapshot* s, uint32_t now_ms) {
   FlowQuery& q = w.query;
   const uint32_t req = q.request.load(std::memory_order_acquire);
   const FlowTable& ft = q.v6 ? *w.flows6 : *w.flows4;
   uint64_t v = 0;
   q.hit = ft.lookup(q.key, q.sig, v);
   q.value = v;
-  q.room = ft.size() < ft.capacity();
+  if (s != nullptr) {
+    const AdmitParams ap{s->admission.enabled, s->admission.embryonicLimit(ft.capacity()), now_ms, &s->timeouts};
+    auto fits = [](StoreResult r) { return r == StoreResult::Stored || r == StoreResult::Displaced; };
+    q.room = fits(ft.canStore(q.key, q.sig, false, ap));
+    q.room_embryonic = fits(ft.canStore(q.key, q.sig, true, ap));
+  } else {
+    q.room = ft.size() < ft.capacity();
+    q.room_embryonic = q.room && ft.embryonic() < FlowAdmission{}.embryonicLimit(ft.capacity());
+  }
   q.answer.store(req, std::memory_order_release);
 }
 
@@ -254,7 +296,7 @@ bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_
 
 bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out) {
   if (q.answer.load(std::memory_order_acquire) != q.request.load(std::memory_order_relaxed)) return false;
-  out = {q.hit, q.value, q.room};
+  out = {q.hit, q.value, q.room, q.room_embryonic};
   return true;
 }
 
@@ -304,7 +346,7 @@ int workerMain(void* arg) {
       continue;                  // not a loop: the stall must not count (WorkerLoad::loops)
     }
     if (unlikely(w.query.request.load(std::memory_order_relaxed) != w.query.answer.load(std::memory_order_relaxed)))
-      answerFlowQuery(w);
+      answerFlowQuery(w, s, now);
     // One TSC read per loop: this loop's end is the next one's start.
     const uint64_t loop_end = rte_rdtsc();
     const uint64_t cycles = loop_end - loop_start;

@@ -13,6 +13,7 @@
 
 #include "dataplane/flow_table.h"
 #include "dataplane/forward.h"
+#include "dataplane/rate_limit.h"
 #include "l4lb/counters.h"
 #include "l4lb/snapshot.h"
 
@@ -53,7 +54,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) FlowQuery {
   alignas(8) uint8_t key[sizeof(FlowKey6)] = {};
   bool hit = false;
   uint64_t value = 0;  // FlowValue::pack() of the entry when hit
-  bool room = false;   // the table could take a new key (a new flow would be tracked)
+  bool room = false;   // the table could take a new confirmed key (a new flow would be tracked)
+  bool room_embryonic = false;  // ... and a new embryonic key (SYN, first UDP packet)
 };
 
 // A worker's answer to a FlowQuery: the facts decideFlow takes from the flow table.
@@ -61,6 +63,7 @@ struct FlowQueryAnswer {
   bool hit = false;
   uint64_t value = 0;
   bool room = false;
+  bool room_embryonic = false;
 };
 
 // Everything one worker owns. Cache-aligned so two workers never share a line.
@@ -73,6 +76,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   std::array<PortCounters, kMaxPorts> port_ctrs{};
   WorkerLoad load;
   std::array<uint32_t, kMaxVips> rr_cursor{};  // round-robin position per VIP index
+  std::array<TokenBucket, kMaxVips> new_flow_tokens{};  // new-flow rate limit per VIP index
   uint16_t ip_id = 0;  // next outer IPv4 ID for tunnelled packets (RFC 6864: unique when DF is clear)
   // Sweep pacing (sweepFlows): positions owed per table, and when they were last accrued.
   uint32_t sweep_last_ms = 0;
@@ -80,8 +84,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   FlowQuery query;  // written by the control thread only through the FlowQuery protocol
 };
 
-// Serves a pending FlowQuery (workerMain calls it when request != answer).
-void answerFlowQuery(WorkerState& w);
+// Serves a pending FlowQuery (workerMain calls it when request != answer) by the admission
+// rules of `s` at `now_ms` (FlowTable::canStore); without a snapshot, by the default rules with
+// no displacement considered.
+void answerFlowQuery(WorkerState& w, const Snapshot* s = nullptr, uint32_t now_ms = 0);
 
 // The control thread's side of the FlowQuery protocol. postFlowQuery leaves a question (false,
 // leaving the slot alone, while an earlier one is unanswered); takeFlowAnswer is true once the

@@ -24,6 +24,8 @@ const char* flowStateName(dataplane::FlowState s) {
     case dataplane::FlowState::TcpEstablished: return "established";
     case dataplane::FlowState::TcpClosing: return "closing";
     case dataplane::FlowState::Udp: return "udp";
+    case dataplane::FlowState::UdpNew: return "udp_new";
+    case dataplane::FlowState::TcpReset: return "reset";
   }
   return "?";
 }
@@ -44,7 +46,7 @@ void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_
   std::vector<std::string> silent, full;
   int hit_worker = -1;
   uint64_t raw = 0;
-  bool any_room = false, answered = false;
+  bool any_room = false, any_room_embryonic = false, answered = false;
   for (size_t i = 0; i < answers.size(); i++) {
     if (!answers[i].answered) {
       silent.push_back(std::to_string(i));
@@ -53,22 +55,39 @@ void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_
     answered = true;
     if (answers[i].room) any_room = true;
     else full.push_back(std::to_string(i));
+    if (answers[i].room_embryonic) any_room_embryonic = true;
     if (answers[i].hit && hit_worker < 0) hit_worker = int(i), raw = answers[i].value;
   }
   const bool room = any_room || !answered;
+  const bool room_embryonic = any_room_embryonic || !answered;
+  // The next packet explain asks about: a TCP ACK (a confirmed entry when new), or a UDP packet
+  // (embryonic when new, under admission). The token bucket is the worker's: not limited here.
   const dataplane::FlowFacts facts{&v, vi, sig, f, tcp, uint8_t(tcp ? dataplane::kTcpAck : 0)};
-  auto has_room = [room] { return room; };
+  auto admit = [room, room_embryonic](bool embryonic) {
+    // No room for either class: the table is full (untracked); for embryonic only: the quota.
+    if (embryonic && !room_embryonic)
+      return room ? dataplane::StoreResult::EmbryonicFull : dataplane::StoreResult::TableFull;
+    if (embryonic) return dataplane::StoreResult::Stored;
+    return room ? dataplane::StoreResult::Stored : dataplane::StoreResult::TableFull;
+  };
   auto source = [src] { return src; };
-  const dataplane::FlowDecision d = dataplane::decideFlow(s, facts, hit_worker >= 0, raw, now_ms, nullptr, has_room, source);
+  const dataplane::FlowDecision d =
+      dataplane::decideFlow(s, facts, hit_worker >= 0, raw, now_ms, nullptr, nullptr, admit, source);
   // What a new flow of the same 5-tuple would get (shown next to a kept entry).
-  const dataplane::FlowDecision fresh = dataplane::decideFlow(s, facts, false, 0, now_ms, nullptr, has_room, source);
+  const dataplane::FlowDecision fresh = dataplane::decideFlow(s, facts, false, 0, now_ms, nullptr, nullptr, admit, source);
   j["outcome"] = dataplane::toString(d.outcome);
+  if (d.outcome == dataplane::FlowOutcome::Hit || d.store)
+    j["entry_class"] = dataplane::isEmbryonic(d.value.state) ? "embryonic" : "confirmed";
+  else
+    j["entry_class"] = nullptr;  // not tracked
 
   std::string fresh_why;
   if (fresh.outcome == dataplane::FlowOutcome::NoBackend) {
     fresh_why = "no usable backend: dropped as no_backend";
   } else if (fresh.outcome == dataplane::FlowOutcome::Untracked && dataplane::isRoundRobin(v)) {
     fresh_why = "flow table full: untracked, by the Maglev slot (round robin needs state) (flow_table_full)";
+  } else if (fresh.outcome == dataplane::FlowOutcome::EmbryonicFull && dataplane::isRoundRobin(v)) {
+    fresh_why = "embryonic quota full: untracked, by the Maglev slot (round robin needs state) (flow_embryonic_full)";
   } else if (dataplane::isRoundRobin(v)) {
     json cands = json::array();
     std::set<uint32_t> seen;
@@ -84,6 +103,8 @@ void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_
     fresh_why = std::string(v.scheduler == Scheduler::SourceHash ? "source hash" : "Maglev") + " slot " +
                 std::to_string(slot) + " of " + std::to_string(v.maglev.size());
     if (fresh.outcome == dataplane::FlowOutcome::Untracked) fresh_why += ", untracked: flow table full (flow_table_full)";
+    if (fresh.outcome == dataplane::FlowOutcome::EmbryonicFull)
+      fresh_why += ", untracked: embryonic quota full (flow_embryonic_full)";
   }
   const SnapBackend* fresh_backend = s.backend(fresh.backend);
   j["new_flow_backend"] = backendJson(fresh_backend);

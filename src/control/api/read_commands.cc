@@ -60,6 +60,9 @@ Observation observe(const OperatorView& view) {
     // size() is a relaxed atomic.
     ow.flows4 = ws[i]->flows4 ? ws[i]->flows4->size() : 0;
     ow.flows6 = ws[i]->flows6 ? ws[i]->flows6->size() : 0;
+    ow.embryonic = (ws[i]->flows4 ? ws[i]->flows4->embryonic() : 0) + (ws[i]->flows6 ? ws[i]->flows6->embryonic() : 0);
+    // Two relaxed reads a burst apart at worst: never let the difference wrap.
+    ow.confirmed = ow.flows4 + ow.flows6 >= ow.embryonic ? ow.flows4 + ow.flows6 - ow.embryonic : 0;
     ow.capacity = f.flow_capacity;
     o.workers.push_back(ow);
   }
@@ -222,6 +225,8 @@ json cmdStats(OperatorView& view, const Args&) {
                        {"drops", drops},
                        {"flows4", w.flows4},
                        {"flows6", w.flows6},
+                       {"embryonic", w.embryonic},
+                       {"confirmed", w.confirmed},
                        {"capacity", w.capacity},
                        {"occupancy", w.capacity ? double(w.flows4 + w.flows6) / double(2 * w.capacity) : 0.0},
                        {"busy_ratio", w.busy_ratio},

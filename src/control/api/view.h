@@ -45,7 +45,8 @@ struct FlowAnswer {
   bool answered = false;  // false: the worker did not answer in time
   bool hit = false;
   uint64_t value = 0;     // dataplane::FlowValue::pack() when hit
-  bool room = true;       // the worker's table could take a new flow
+  bool room = true;       // the worker's table could take a new confirmed flow
+  bool room_embryonic = true;  // ... and a new embryonic one (SYN, first UDP packet: quota)
 };
 
 // Facts about the running process that `status` and /metrics report.

@@ -158,10 +158,13 @@ TEST(FlowTimeouts, UdpIdleIsNewTcpEstablishedIsHit) {
   EXPECT_EQ(ctr(*w, Ctr::FlowNew), 7u);
 }
 
+// The table-full fallback as it was before flood admission (admission off: every SYN may take
+// a free slot). With admission on, SYNs stop at the embryonic quota: FloodAdmission tests below.
 TEST(FlowTableFull, AllForwardedAndRoundRobinFallbackConsistent) {
   SnapshotBuilder sb;
   auto s = build(sb, schedConfig(Scheduler::RoundRobin, {1, 1, 1}));
   ASSERT_TRUE(s);
+  s->admission.enabled = false;
   auto w = makeWorker(1024);
   const uint32_t n = 2000;
   auto first = backendsFor(*w, *s, flows(n));
@@ -178,6 +181,7 @@ TEST(FlowTableFull, AllForwardedAndRoundRobinFallbackConsistent) {
   EXPECT_EQ(ctr(*w, Ctr::FlowTableFull), 2 * (n - 1024));
   // Same for weighted round robin.
   auto s2 = build(sb, schedConfig(Scheduler::WeightedRoundRobin, {1, 2, 3}));
+  s2->admission.enabled = false;
   auto w2 = makeWorker(1024);
   auto a = backendsFor(*w2, *s2, flows(n));
   EXPECT_EQ(backendsFor(*w2, *s2, flows(n, kTcpAck)), a);
@@ -244,12 +248,12 @@ struct DecideFixture : ::testing::Test {
 };
 
 auto room(bool r) {
-  return [r] { return r; };
+  return [r](bool) { return r ? StoreResult::Stored : StoreResult::TableFull; };
 }
 
 TEST_F(DecideFixture, NewFlowTakesTheMaglevChoiceAndStoresASynEntry) {
   const FlowFacts p = facts(1, kTcpSyn);
-  const FlowDecision d = decideFlow(*s, p, false, 0, 5000, &cursor, room(true), src());
+  const FlowDecision d = decideFlow(*s, p, false, 0, 5000, &cursor, nullptr, room(true), src());
   EXPECT_EQ(d.outcome, FlowOutcome::New);
   EXPECT_EQ(d.entry, EntryVerdict::None);
   EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, key_addr.bytes.data(), Family::V4));
@@ -269,14 +273,14 @@ TEST_F(DecideFixture, LiveEntryIsAHitAndRewritesOnlyOnStateChangeOrRefresh) {
   for (uint32_t id : vip->backends)
     if (id != maglev) other = id;
   ASSERT_NE(other, kNoBackend);
-  FlowDecision d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1500, &cursor, room(false), src());
+  FlowDecision d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1500, &cursor, nullptr, room(false), src());
   EXPECT_EQ(d.outcome, FlowOutcome::Hit);
   EXPECT_EQ(d.backend, other);
   EXPECT_FALSE(d.store) << "same state, refreshed 500 ms ago";
-  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1000 + kFlowRefreshMs, &cursor, room(false), src());
+  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1000 + kFlowRefreshMs, &cursor, nullptr, room(false), src());
   EXPECT_TRUE(d.store) << "refresh due";
   EXPECT_EQ(d.value.last_seen_ms, 1000 + kFlowRefreshMs);
-  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpSyn, 1000), 1100, &cursor, room(false), src());
+  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpSyn, 1000), 1100, &cursor, nullptr, room(false), src());
   EXPECT_TRUE(d.store) << "SYN -> established";
   EXPECT_EQ(d.value.state, FlowState::TcpEstablished);
   EXPECT_EQ(cursor, 0u);
@@ -286,7 +290,8 @@ TEST_F(DecideFixture, ExpiredEntryIsReplacedByANewChoice) {
   const FlowFacts p = facts(3, kTcpAck);
   const uint32_t old = vip->backends[0];
   const uint32_t idle = s->timeouts.tcp_established_ms + 1;
-  const FlowDecision d = decideFlow(*s, p, true, entry(old, FlowState::TcpEstablished, 0), idle, &cursor, room(false), src());
+  // The table answers Stored for a key it holds (FlowTable::canStore): overwriting needs no room.
+  const FlowDecision d = decideFlow(*s, p, true, entry(old, FlowState::TcpEstablished, 0), idle, &cursor, nullptr, room(true), src());
   EXPECT_EQ(d.outcome, FlowOutcome::Expired);
   EXPECT_EQ(d.entry, EntryVerdict::Expired);
   EXPECT_EQ(d.old_backend, old);
@@ -298,7 +303,8 @@ TEST_F(DecideFixture, ExpiredEntryIsReplacedByANewChoice) {
 TEST_F(DecideFixture, EntryOnARemovedOrForeignBackendIsRehashed) {
   const FlowFacts p = facts(4, kTcpAck);
   for (uint32_t gone : {uint32_t(999), uint32_t(kNoBackend)}) {
-    const FlowDecision d = decideFlow(*s, p, true, entry(gone, FlowState::TcpEstablished, 0), 10, &cursor, room(false), src());
+    // As above: the key is held, so the table answers Stored.
+    const FlowDecision d = decideFlow(*s, p, true, entry(gone, FlowState::TcpEstablished, 0), 10, &cursor, nullptr, room(true), src());
     EXPECT_EQ(d.outcome, FlowOutcome::Rehash) << gone;
     EXPECT_EQ(d.entry, EntryVerdict::Unusable);
     EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, key_addr.bytes.data(), Family::V4));
@@ -308,7 +314,7 @@ TEST_F(DecideFixture, EntryOnARemovedOrForeignBackendIsRehashed) {
 
 TEST_F(DecideFixture, FullTableLeavesTheFlowUntrackedOnMaglev) {
   const FlowFacts p = facts(5, kTcpSyn);
-  const FlowDecision d = decideFlow(*s, p, false, 0, 10, &cursor, room(false), src());
+  const FlowDecision d = decideFlow(*s, p, false, 0, 10, &cursor, nullptr, room(false), src());
   EXPECT_EQ(d.outcome, FlowOutcome::Untracked);
   EXPECT_FALSE(d.store);
   EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, key_addr.bytes.data(), Family::V4));
@@ -319,15 +325,15 @@ TEST_F(DecideFixture, RoundRobinFullTableFallsBackToTheMaglevSlotAndWithoutCurso
   s = build(sb, cfg);
   vip = &s->vips[0];
   const FlowFacts p = facts(6, kTcpSyn);
-  FlowDecision d = decideFlow(*s, p, false, 0, 10, &cursor, room(true), src());
+  FlowDecision d = decideFlow(*s, p, false, 0, 10, &cursor, nullptr, room(true), src());
   EXPECT_EQ(d.outcome, FlowOutcome::New);
   EXPECT_EQ(d.backend, vip->rr[0]);
   EXPECT_EQ(cursor, 1u);
-  d = decideFlow(*s, p, false, 0, 10, &cursor, room(false), src());
+  d = decideFlow(*s, p, false, 0, 10, &cursor, nullptr, room(false), src());
   EXPECT_EQ(d.outcome, FlowOutcome::Untracked);
   EXPECT_EQ(d.backend, vip->maglev[maglevSlot(p.sig, vip->maglev.size())]);
   // explain asks without the worker's cursor: the round-robin choice has no name.
-  d = decideFlow(*s, p, false, 0, 10, nullptr, room(true), src());
+  d = decideFlow(*s, p, false, 0, 10, nullptr, nullptr, room(true), src());
   EXPECT_EQ(d.outcome, FlowOutcome::New);
   EXPECT_EQ(d.backend, kNoBackend);
 }
@@ -339,7 +345,7 @@ TEST_F(DecideFixture, NoUsableBackendIsNoBackendAndNothingStored) {
   ASSERT_TRUE(empty);
   const FlowFacts p = facts(7, kTcpSyn, &empty->vips[0]);
   for (bool hit : {false, true}) {
-    const FlowDecision d = decideFlow(*empty, p, hit, entry(999, FlowState::TcpEstablished, 0), 10, &cursor, room(true), src());
+    const FlowDecision d = decideFlow(*empty, p, hit, entry(999, FlowState::TcpEstablished, 0), 10, &cursor, nullptr, room(true), src());
     EXPECT_EQ(d.outcome, FlowOutcome::NoBackend);
     EXPECT_FALSE(d.store);
     EXPECT_EQ(d.backend, kNoBackend);

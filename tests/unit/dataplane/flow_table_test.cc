@@ -38,6 +38,21 @@ bool lookup(FlowTable& t, const FlowKey4& k, FlowValue& v) {
   return hit;
 }
 
+constexpr uint8_t kPsh = 0x08;
+
+TEST(FlowValue, PacksAndUnpacksEveryState) {
+  for (FlowState st : {FlowState::TcpSyn, FlowState::TcpEstablished, FlowState::TcpClosing, FlowState::Udp,
+                       FlowState::UdpNew, FlowState::TcpReset}) {
+    const FlowValue v{kMaxBackendId, st, 0xffffffffu};
+    const uint64_t raw = v.pack();
+    EXPECT_EQ(FlowValue::unpack(raw).state, st);
+    EXPECT_EQ(FlowValue::unpack(raw).backend_id, kMaxBackendId);
+    EXPECT_EQ(FlowValue::unpack(raw).last_seen_ms, 0xffffffffu);
+    EXPECT_EQ(isEmbryonicRaw(raw), isEmbryonic(st));
+    EXPECT_EQ((raw >> 27) & 0x1f, 0u) << "bits 27..31 stay zero";
+  }
+}
+
 TEST(FlowValue, PacksAndUnpacks) {
   FlowValue v{0xabcdef, FlowState::TcpClosing, 0xfedcba98};
   FlowValue u = FlowValue::unpack(v.pack());
@@ -46,18 +61,83 @@ TEST(FlowValue, PacksAndUnpacks) {
   EXPECT_EQ(u.last_seen_ms, 0xfedcba98u);
 }
 
+// Admission off (the test-only switch): the original transitions, unchanged.
+TEST(FlowState, TcpTransitionsWithoutAdmission) {
+  auto next = [](FlowState s, bool tcp, uint8_t f) { return nextState(s, tcp, f, false); };
+  EXPECT_EQ(next(FlowState::TcpSyn, true, kTcpSyn), FlowState::TcpSyn);
+  EXPECT_EQ(next(FlowState::TcpSyn, true, kTcpAck), FlowState::TcpEstablished);
+  EXPECT_EQ(next(FlowState::TcpEstablished, true, kTcpAck | kTcpFin), FlowState::TcpClosing);
+  EXPECT_EQ(next(FlowState::TcpEstablished, true, kTcpRst), FlowState::TcpClosing);
+  EXPECT_EQ(next(FlowState::TcpClosing, true, kTcpAck), FlowState::TcpClosing);
+  EXPECT_EQ(next(FlowState::TcpEstablished, true, kTcpSyn), FlowState::TcpEstablished);
+  EXPECT_EQ(next(FlowState::TcpSyn, false, 0), FlowState::Udp);
+  // The 5-tuple of a closed connection reused for a new one: a new handshake, then established.
+  EXPECT_EQ(next(FlowState::TcpClosing, true, kTcpSyn), FlowState::TcpSyn);
+  EXPECT_EQ(next(next(FlowState::TcpClosing, true, kTcpSyn), true, kTcpAck), FlowState::TcpEstablished);
+  EXPECT_EQ(next(FlowState::TcpClosing, true, kTcpSyn | kTcpAck), FlowState::TcpClosing);
+}
+
+// Admission on. Same as above except two rules (flow.h): RST never closes (reset state, Jool
+// #212), and a bare SYN on a closing entry goes to TcpReset (confirmed, short timeout) instead
+// of TcpSyn, so that a hit never turns a confirmed entry embryonic (the quota holds).
 TEST(FlowState, TcpTransitions) {
   EXPECT_EQ(nextState(FlowState::TcpSyn, true, kTcpSyn), FlowState::TcpSyn);
   EXPECT_EQ(nextState(FlowState::TcpSyn, true, kTcpAck), FlowState::TcpEstablished);
   EXPECT_EQ(nextState(FlowState::TcpEstablished, true, kTcpAck | kTcpFin), FlowState::TcpClosing);
-  EXPECT_EQ(nextState(FlowState::TcpEstablished, true, kTcpRst), FlowState::TcpClosing);
+  EXPECT_EQ(nextState(FlowState::TcpEstablished, true, kTcpRst), FlowState::TcpReset);
   EXPECT_EQ(nextState(FlowState::TcpClosing, true, kTcpAck), FlowState::TcpClosing);
   EXPECT_EQ(nextState(FlowState::TcpEstablished, true, kTcpSyn), FlowState::TcpEstablished);
   EXPECT_EQ(nextState(FlowState::TcpSyn, false, 0), FlowState::Udp);
-  // The 5-tuple of a closed connection reused for a new one: a new handshake, then established.
-  EXPECT_EQ(nextState(FlowState::TcpClosing, true, kTcpSyn), FlowState::TcpSyn);
+  // The 5-tuple of a closed connection reused for a new one: short-lived, then established.
+  EXPECT_EQ(nextState(FlowState::TcpClosing, true, kTcpSyn), FlowState::TcpReset);
   EXPECT_EQ(nextState(nextState(FlowState::TcpClosing, true, kTcpSyn), true, kTcpAck), FlowState::TcpEstablished);
   EXPECT_EQ(nextState(FlowState::TcpClosing, true, kTcpSyn | kTcpAck), FlowState::TcpClosing);
+}
+
+// Promotion (ironcore dpservice #628): only a packet without SYN (and without RST) confirms an
+// embryonic TCP entry; the second UDP packet confirms a UDP one.
+TEST(FlowState, OnlyANonSynPacketPromotes) {
+  for (uint8_t f : {kTcpSyn, uint8_t(kTcpSyn | kTcpAck), uint8_t(kTcpSyn | kTcpFin), kTcpRst, uint8_t(kTcpRst | kTcpAck),
+                    uint8_t(kTcpSyn | kTcpRst)}) {
+    EXPECT_EQ(nextState(FlowState::TcpSyn, true, f), FlowState::TcpSyn) << int(f);
+    EXPECT_TRUE(isEmbryonic(nextState(FlowState::TcpSyn, true, f))) << int(f);
+  }
+  // Negative control: the rules without admission let SYN+RST / RST move a SYN entry to the
+  // (confirmed) closing state: a spoofed pair would escape the quota there.
+  EXPECT_FALSE(isEmbryonic(nextState(FlowState::TcpSyn, true, kTcpRst, false)));
+  EXPECT_EQ(nextState(FlowState::TcpSyn, true, kTcpAck), FlowState::TcpEstablished);
+  EXPECT_EQ(nextState(FlowState::TcpSyn, true, uint8_t(kTcpAck | kPsh)), FlowState::TcpEstablished);
+  EXPECT_EQ(nextState(FlowState::TcpSyn, true, uint8_t(kTcpAck | kTcpFin)), FlowState::TcpClosing);
+  EXPECT_EQ(nextState(FlowState::UdpNew, false, 0), FlowState::Udp);
+  EXPECT_EQ(nextState(FlowState::Udp, false, 0), FlowState::Udp);
+  EXPECT_TRUE(isEmbryonic(FlowState::UdpNew));
+  EXPECT_FALSE(isEmbryonic(FlowState::Udp));
+  EXPECT_FALSE(isEmbryonic(FlowState::TcpReset));
+  // New entries: a SYN (or SYN-ACK-looking packet) starts embryonic, an ACK confirmed, UDP
+  // embryonic; without admission UDP starts confirmed (Udp).
+  EXPECT_EQ(initialState(true, kTcpSyn, true), FlowState::TcpSyn);
+  EXPECT_EQ(initialState(true, uint8_t(kTcpSyn | kTcpAck), true), FlowState::TcpSyn);
+  EXPECT_EQ(initialState(true, kTcpAck, true), FlowState::TcpEstablished);
+  EXPECT_EQ(initialState(false, 0, true), FlowState::UdpNew);
+  EXPECT_EQ(initialState(false, 0, false), FlowState::Udp);
+}
+
+// A spoofed RST (Jool #212): the established entry only gets the short reset timeout; the next
+// packet of the flow without SYN/RST/FIN restores it, and a FIN still closes.
+TEST(FlowState, RstShortensAndALaterPacketRestores) {
+  const FlowTimeouts t{};
+  const FlowState r = nextState(FlowState::TcpEstablished, true, kTcpRst);
+  ASSERT_EQ(r, FlowState::TcpReset);
+  EXPECT_LT(timeoutMs(r, t), timeoutMs(FlowState::TcpEstablished, t));
+  EXPECT_EQ(timeoutMs(r, t), t.tcp_fin_ms);
+  EXPECT_EQ(nextState(r, true, kTcpRst), FlowState::TcpReset);  // more RSTs: still reset
+  EXPECT_EQ(nextState(r, true, kTcpSyn), FlowState::TcpReset);  // a SYN does not restore
+  EXPECT_EQ(nextState(r, true, kTcpAck), FlowState::TcpEstablished);
+  EXPECT_EQ(nextState(r, true, uint8_t(kTcpAck | kPsh)), FlowState::TcpEstablished);
+  EXPECT_EQ(nextState(r, true, uint8_t(kTcpAck | kTcpFin)), FlowState::TcpClosing);
+  // Negative control: without admission an RST closes, and a later ACK does not restore.
+  EXPECT_EQ(nextState(nextState(FlowState::TcpEstablished, true, kTcpRst, false), true, kTcpAck, false),
+            FlowState::TcpClosing);
 }
 
 TEST(FlowTimeouts, PerStateAndWrapSafe) {

@@ -11,6 +11,7 @@
 
 #include "burst_harness.h"
 #include "control/api/handlers.h"
+#include "dataplane/lookup.h"
 #include "dataplane/worker.h"
 #include "fake_view.h"
 
@@ -63,10 +64,10 @@ class LiveView : public FakeView {
   std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const override {
     dataplane::FlowQuery& q = worker_->query;
     EXPECT_TRUE(dataplane::postFlowQuery(q, v6, key, key_len, sig));
-    dataplane::answerFlowQuery(*worker_);
+    dataplane::answerFlowQuery(*worker_, snapshot(), clock_ms);
     dataplane::FlowQueryAnswer a;
     EXPECT_TRUE(dataplane::takeFlowAnswer(q, a));
-    return {{true, a.hit, a.value, a.room}};
+    return {{true, a.hit, a.value, a.room, a.room_embryonic}};
   }
   uint32_t workerClockMs() const override { return clock_ms; }
 
@@ -86,6 +87,11 @@ class LiveView : public FakeView {
   }
   json explain(int i) { return call(*this, "explain", {"tcp", client(i) + ":" + std::to_string(sport(i)), "198.18.0.10:80"}); }
   dataplane::WorkerState& worker() { return *worker_; }
+  // Flow i's flow-table key and hash, as the worker builds them.
+  static hash_sig_t keyOf(int i, dataplane::FlowKey4& k) {
+    return dataplane::makeFlowKey(k, ipAddr(client(i)).bytes.data(), ipAddr("198.18.0.10").bytes.data(),
+                                  rte_cpu_to_be_16(sport(i)), rte_cpu_to_be_16(80), uint8_t(Proto::Tcp));
+  }
 
   static std::string client(int i) { return "198.18.0." + std::to_string(100 + i); }
   static uint16_t sport(int i) { return uint16_t(30000 + i); }
@@ -160,16 +166,47 @@ TEST(ExplainIsForwarding, NewHitRehashExpired) {
   expectSame(v, allFlows(), dataplane::kTcpAck, "expired");
 }
 
+// Flows picked up mid-way (ACK first: confirmed entries) fill the table; the rest are untracked.
 TEST(ExplainIsForwarding, FullTableUntracked) {
   LiveView v(8);  // exactly 8 entries fit
   std::vector<int> first, rest;
   for (int i = 0; i < kFlows; i++) (i < 8 ? first : rest).push_back(i);
-  expectSame(v, first, dataplane::kTcpSyn, "new");
+  expectSame(v, first, dataplane::kTcpAck, "new");
   ASSERT_EQ(v.worker().flows4->size(), 8u);
-  expectSame(v, rest, dataplane::kTcpSyn, "untracked");
+  expectSame(v, rest, dataplane::kTcpAck, "untracked");
   EXPECT_EQ(v.worker().counters.get(Ctr::FlowTableFull), uint64_t(rest.size()));
   // The tracked ones are still hits.
   expectSame(v, first, dataplane::kTcpAck, "hit");
+}
+
+// SYNs against the embryonic quota (2 of 8): explain names what the worker then does, flow by
+// flow (each SYN may displace an older embryonic entry, or find nothing and go stateless).
+TEST(ExplainIsForwarding, EmbryonicQuota) {
+  LiveView v(8);
+  std::map<std::string, int> outcomes;
+  // explain's own packet is an ACK (a confirmed entry): here the worker's answer for an
+  // embryonic key (FlowQueryAnswer::room_embryonic, what explain reads for UDP) is compared with
+  // what forwarding a SYN then does.
+  for (int i = 0; i < kFlows; i++) {
+    const uint64_t full_before = v.worker().counters.get(Ctr::FlowEmbryonicFull);
+    dataplane::FlowQuery& q = v.worker().query;
+    dataplane::FlowKey4 k{};
+    const hash_sig_t sig = v.keyOf(i, k);
+    ASSERT_TRUE(dataplane::postFlowQuery(q, false, &k, sizeof(k), sig));
+    dataplane::answerFlowQuery(v.worker(), v.snapshot(), v.clock_ms);
+    dataplane::FlowQueryAnswer a;
+    ASSERT_TRUE(dataplane::takeFlowAnswer(q, a));
+    v.forward({i}, dataplane::kTcpSyn);
+    const bool went_stateless = v.worker().counters.get(Ctr::FlowEmbryonicFull) != full_before;
+    EXPECT_EQ(went_stateless, !a.room_embryonic) << "flow " << i;
+    outcomes[went_stateless ? "embryonic_full" : "stored"]++;
+    EXPECT_LE(v.worker().flows4->embryonic(), 2u);
+  }
+  EXPECT_EQ(outcomes["stored"] + outcomes["embryonic_full"], kFlows);
+  EXPECT_GT(outcomes["embryonic_full"], 0) << "the quota must turn some SYNs away";
+  EXPECT_EQ(v.worker().flows4->embryonic(), 2u);
+  EXPECT_EQ(uint64_t(outcomes["stored"]), v.worker().counters.get(Ctr::FlowNew));
+  EXPECT_EQ(uint64_t(outcomes["stored"] - 2), v.worker().counters.get(Ctr::FlowEmbryonicDisplaced));
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ TEST(ApiExplain, NewFlowOnMaglevMissesOnEveryWorker) {
                      {"backend", fresh},
                      {"backend_state", "healthy"},
                      {"outcome", "new"},
+                     {"entry_class", "confirmed"},  // explain's packet is an ACK: a mid-flow pickup
                      {"reason", "no flow-table entry: a new flow; Maglev slot " + std::to_string(f.slot) + " of 7"}}));
   // The workers were asked for the data plane's key.
   ASSERT_EQ(v.asked.size(), 1u);
@@ -133,7 +134,7 @@ TEST(ApiExplain, FullTableIsUntrackedOnTheMaglevSlot) {
   EXPECT_EQ(r["outcome"], "new");
   EXPECT_EQ(r["flow_table"], "miss on 2 of 2 workers; worker 1's table is full: a new flow RSS gives it is untracked");
   // Every table full: untracked.
-  v.answers = {{true, false, 0, false}, {true, false, 0, false}};
+  v.answers = {{true, false, 0, false, false}, {true, false, 0, false, false}};
   r = call(v, "explain", {"tcp", "198.18.0.50:40000", "198.18.0.10:80"});
   EXPECT_EQ(r["outcome"], "untracked");
   EXPECT_EQ(r["backend"], fresh);
@@ -146,7 +147,7 @@ TEST(ApiExplain, FullTableIsUntrackedOnTheMaglevSlot) {
   EXPECT_EQ(r["outcome"], "hit");
   EXPECT_EQ(r["backend"], addrOf(*v.snap, v.idOf(0, 0)));
   // Round robin with a full table falls back to its Maglev slot, which explain can name.
-  v.answers = {{true, false, 0, false}};
+  v.answers = {{true, false, 0, false, false}};
   r = call(v, "explain", {"udp", "198.18.0.50:5000", "198.18.0.20:53"});
   EXPECT_EQ(r["outcome"], "untracked");
   EXPECT_EQ(r["backend"], "198.18.0.21:0");
