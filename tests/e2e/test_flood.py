@@ -36,6 +36,7 @@ from e2e_common import BUILD_DIR, Balancer, client, new_lab, sh
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
           "max_latency_ms": 300, "jitter_pct": 10}
 FLOW_CAPACITY = 4096        # small, so the flood fills it (the minimum is 1024)
+EMBRYONIC_SHARE = 0.25      # [flow_table] embryonic_share: the flood may hold 1024 entries
 FLOODERS = 4                # hping3 processes, one spoofed source address each
 FLOOD_INTERVAL = "u250"     # per process: at most 4000 SYNs/s (hping3 -i)
 FLOOD_S = 16                # each hping3 runs under `timeout`: it stops by itself
@@ -132,8 +133,11 @@ class Flood(unittest.TestCase):
         cls.lab.down()  # the attacker namespace too (same prefix)
 
     def config(self, count):
-        return self.lab.config(health=HEALTH, udp=False, weights=(1, 1, 1, 1), count=count,
-                               flow_capacity=FLOW_CAPACITY) + f'\n[control]\nsocket = "{self.sock}"\n'
+        text = self.lab.config(health=HEALTH, udp=False, weights=(1, 1, 1, 1), count=count,
+                               flow_capacity=FLOW_CAPACITY)
+        self.assertIn("[flow_table]\n", text)
+        text = text.replace("[flow_table]\n", f"[flow_table]\nembryonic_share = {EMBRYONIC_SHARE}\n", 1)
+        return text + f'\n[control]\nsocket = "{self.sock}"\n'
 
     def stats(self):
         rc, out, err = ctl(self.sock, "--json", "stats")
@@ -246,6 +250,11 @@ class Flood(unittest.TestCase):
         self.assertGreater(r["on_b4"], 0)
         peak = r["stats"]["peak"]["workers"]
         if admission:
+            # The flood holds the whole embryonic quota, never more; the rest is the legitimate
+            # flows' (confirmed).
+            quota = int(FLOW_CAPACITY * EMBRYONIC_SHARE)
+            self.assertEqual(sum(w["embryonic"] for w in peak), quota)
+            self.assertLess(sum(w["flows4"] for w in peak), FLOW_CAPACITY)
             self.assertGreater(counter(r["final"], "flow_embryonic_full"), 0)
         else:
             self.assertEqual(sum(w["flows4"] for w in peak), FLOW_CAPACITY)
