@@ -217,7 +217,10 @@ class Flood(unittest.TestCase):
             errs[e] = errs.get(e, 0) + 1
         if errs:
             print(f"  {name}: failures by kind {errs}; first: {failed[0]}")
-        print(f"  {name}: hping3 sent {r['sent']} spoofed SYNs ({FLOODERS} x {FLOOD_S} s, -i {FLOOD_INTERVAL})")
+        t0 = r["flood_t0"]
+        print(f"  {name}: hping3 sent {r['sent']} spoofed SYNs ({FLOODERS} x {FLOOD_S} s, -i {FLOOD_INTERVAL}, "
+              f"{r['sent'] / FLOOD_S:.0f}/s); new connections opened {conns[0]['open'] - t0:.1f} .. "
+              f"{conns[-1]['open'] - t0:.1f} s into the flood, b4 joined at {r['t_add'] - t0:.1f} s")
         for k in ("full", "peak", "end"):
             print(f"  {name}: l4lbctl stats ({k}): {flow_figures(r['stats'][k])}")
         print(f"  {name}: final stats file: {flow_figures(r['final'])}")
@@ -246,6 +249,10 @@ class Flood(unittest.TestCase):
         and b4 got new ones."""
         self.assertGreater(r["sent"], 20000)
         self.assertGreater(counter(r["final"], "rx_packets"), r["sent"] * 0.9)
+        t0, t1 = r["flood_t0"], r["flood_t0"] + FLOOD_S
+        for c in r["conns"]:  # all of them during the flood
+            self.assertTrue(t0 < c["open"] and (c["error"] or c["close"] < t1), c)
+        self.assertTrue(t0 < r["t_add"] < t1)
         self.assertGreater(len(r["spanning"]), HELD_RATE * HELD_S * 0.7)
         self.assertGreater(r["on_b4"], 0)
         peak = r["stats"]["peak"]["workers"]
