@@ -371,6 +371,51 @@ udp_timeout = 0.0004
             "t.toml:11:12: flow_table.capacity: must be 1024..134217728");
 }
 
+// Flood admission ([flow_table] embryonic_share, udp_new_timeout) and the per-VIP new-flow rate.
+TEST(ConfigAdmission, DefaultsAndValues) {
+  ConfigResult d = loadConfigString(kPrelude + kVip, "t.toml");
+  ASSERT_TRUE(d.ok()) << d.error.str();
+  EXPECT_EQ(d.config->flow_table.embryonic_ppm, 250'000u);
+  EXPECT_EQ(d.config->flow_table.udp_new_timeout_ms, 10'000u);
+  EXPECT_EQ(d.config->vips[0].new_flow_rate, 0u);
+  EXPECT_FALSE(d.config->vips[0].over_rate_drop);
+  ConfigResult r = loadConfigString(kPrelude + "[[vips]]\naddress = \"198.18.1.10\"\n" +
+                                        "new_flow_rate = 5000\nnew_flow_burst = 100\nover_rate = \"drop\"\n" +
+                                        "[[vips.backends]]\naddress = \"198.18.2.11\"\n" +
+                                        "[flow_table]\nembryonic_share = 0.1\nudp_new_timeout = 2\n",
+                                    "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  EXPECT_EQ(r.config->flow_table.embryonic_ppm, 100'000u);
+  EXPECT_EQ(r.config->flow_table.udp_new_timeout_ms, 2000u);
+  EXPECT_EQ(r.config->vips[0].new_flow_rate, 5000u);
+  EXPECT_EQ(r.config->vips[0].new_flow_burst, 100u);
+  EXPECT_TRUE(r.config->vips[0].over_rate_drop);
+  ConfigResult one = loadConfigString(kPrelude + kVip + "[flow_table]\nembryonic_share = 1\n", "t.toml");
+  ASSERT_TRUE(one.ok()) << one.error.str();
+  EXPECT_EQ(one.config->flow_table.embryonic_ppm, 1'000'000u);
+}
+
+TEST(ConfigReject, AdmissionValues) {
+  for (const char* bad : {"0", "0.0", "1.5", "-0.25", "nan", "\"0.25\"", "0.0000001"}) {
+    EXPECT_EQ(errorsOf(kPrelude + kVip + "[flow_table]\nembryonic_share = " + bad + "\n"),
+              "t.toml:11:19: flow_table.embryonic_share: must be a number > 0 and <= 1 (the share of capacity "
+              "embryonic entries may hold)")
+        << bad;
+  }
+  EXPECT_EQ(errorsOf(kPrelude + kVip + "[flow_table]\nudp_new_timeout = 0\n"),
+            "t.toml:11:19: flow_table.udp_new_timeout: must be > 0 and <= 86400 seconds");
+  // VIP keys (line 10 is the VIP's first key after kVip's backend: put them before it).
+  const std::string vip = "[[vips]]\naddress = \"198.18.1.10\"\n";
+  const std::string be = "[[vips.backends]]\naddress = \"198.18.2.11\"\n";
+  EXPECT_EQ(errorsOf(kPrelude + vip + "new_flow_rate = -1\nnew_flow_burst = 0\nover_rate = \"queue\"\n" + be),
+            "t.toml:8:17: vips[0].new_flow_rate: must be 0..100000000\n"
+            "t.toml:9:18: vips[0].new_flow_burst: must be 1..100000000\n"
+            "t.toml:10:13: vips[0].over_rate: must be one of stateless, drop (got \"queue\")");
+  EXPECT_EQ(errorsOf(kPrelude + vip + "new_flow_burst = 10\nover_rate = \"drop\"\n" + be),
+            "t.toml:8:18: vips[0].new_flow_burst: only allowed with new_flow_rate > 0\n"
+            "t.toml:9:13: vips[0].over_rate: only allowed with new_flow_rate > 0");
+}
+
 TEST(ConfigReject, WrongTypes) {
   const std::string doc = R"([eal]
 worker_cores = [1]

@@ -491,5 +491,267 @@ TEST(FlowTable, SizedForTheLoadFactor) {
   EXPECT_EQ(t6->memoryBytes(), 192u * 512);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Flood admission (FlowTable::store): classes, quota, displacement. Values carry their key's
+// index in the backend id (index + 1), so a displaced victim names its key.
+
+namespace admission {
+
+uint32_t indexOf(const FlowValue& v) { return v.backend_id - 1; }
+
+uint32_t countEmbryonic(const std::unordered_map<uint32_t, uint64_t>& model) {
+  uint32_t n = 0;
+  for (const auto& [i, v] : model) n += isEmbryonicRaw(v);
+  return n;
+}
+
+// Random admitted stores, plain upserts (mix_upserts), lookups, erases and sweeps against a
+// model; after every operation the table's size and embryonic count equal a recount of the
+// model, canStore predicted store's result, a victim was embryonic or expired (never a live
+// confirmed entry), and (without plain upserts, which bypass admission) the embryonic count
+// stays within the quota. At the end every key of the universe is looked up (a brute-force
+// recount of the table itself).
+template <typename Key>
+void admissionModel(uint32_t cap, uint32_t universe, uint32_t ops, uint32_t seed, bool mix_upserts) {
+  auto t = makeTable<Key>(cap);
+  ASSERT_TRUE(t);
+  std::unordered_map<uint32_t, uint64_t> model;
+  std::mt19937 rng(seed);
+  FlowTimeouts to{};
+  to.tcp_syn_ms = to.tcp_established_ms = to.tcp_fin_ms = to.udp_ms = to.udp_new_ms = 100;
+  uint32_t now = 1000;
+  const uint32_t limit = FlowAdmission{}.embryonicLimit(cap);
+  uint64_t results[4] = {};
+  for (uint32_t op = 0; op < ops; op++) {
+    const uint32_t i = rng() % universe;
+    const Key k = KeyOps<Key>::make(i);
+    const hash_sig_t sig = sigOf(k);
+    const uint32_t r = rng() % 1000;
+    const AdmitParams ap{true, limit, now, &to};
+    const FlowValue v{i + 1, FlowState(rng() % 6), uint32_t(now - rng() % 120)};
+    if (r < 450) {
+      const uint32_t emb_before = countEmbryonic(model);
+      const bool exists = model.count(i) != 0;
+      const StoreResult predicted = t->canStore(&k, sig, isEmbryonic(v.state), ap);
+      FlowValue victim;
+      const StoreResult got = t->store(&k, sig, v, ap, victim);
+      ASSERT_EQ(got, predicted) << "op " << op;
+      results[size_t(got)]++;
+      switch (got) {
+        case StoreResult::Stored:
+          ASSERT_TRUE(exists || model.size() < cap) << "op " << op;
+          ASSERT_TRUE(!isEmbryonic(v.state) || emb_before < limit || (exists && isEmbryonicRaw(model[i])))
+              << "op " << op;
+          model[i] = v.pack();
+          break;
+        case StoreResult::Displaced: {
+          const uint32_t vi = indexOf(victim);
+          ASSERT_NE(vi, i) << "op " << op;
+          ASSERT_EQ(model.count(vi), 1u) << "op " << op;
+          ASSERT_EQ(model[vi], victim.pack()) << "op " << op;
+          ASSERT_TRUE(isEmbryonic(victim.state) || isExpired(victim, now, to)) << "a live confirmed victim, op " << op;
+          model.erase(vi);
+          model[i] = v.pack();
+          break;
+        }
+        case StoreResult::TableFull:
+          ASSERT_FALSE(exists) << "op " << op;
+          ASSERT_GE(model.size(), cap) << "op " << op;
+          break;
+        case StoreResult::EmbryonicFull:
+          ASSERT_TRUE(isEmbryonic(v.state)) << "op " << op;
+          ASSERT_GE(emb_before, limit) << "op " << op;
+          break;
+      }
+    } else if (mix_upserts && r < 550) {
+      const bool exists = model.count(i) != 0;
+      const bool ok = t->upsert(&k, sig, v);
+      ASSERT_EQ(ok, exists || model.size() < cap) << "op " << op;
+      if (ok) model[i] = v.pack();
+    } else if (r < 750) {
+      uint64_t got = 0;
+      const auto it = model.find(i);
+      ASSERT_EQ(t->lookup(&k, sig, got), it != model.end()) << "op " << op;
+      if (it != model.end()) {
+        ASSERT_EQ(got, it->second) << "op " << op;
+      }
+    } else if (r < 995) {
+      ASSERT_EQ(t->erase(&k, sig), model.erase(i) == 1) << "op " << op;
+    } else {
+      now += 2;
+      uint32_t expired = 0;
+      for (auto it = model.begin(); it != model.end();) {
+        if (isExpired(FlowValue::unpack(it->second), now, to)) {
+          it = model.erase(it);
+          expired++;
+        } else {
+          ++it;
+        }
+      }
+      ASSERT_EQ(t->sweep(now, to, t->capacity()), expired) << "op " << op;
+    }
+    ASSERT_EQ(t->size(), model.size()) << "op " << op;
+    ASSERT_EQ(t->embryonic(), countEmbryonic(model)) << "op " << op;
+    ASSERT_EQ(t->confirmed(), model.size() - countEmbryonic(model)) << "op " << op;
+    if (!mix_upserts) {
+      ASSERT_LE(t->embryonic(), limit) << "op " << op;
+    }
+  }
+  // Every outcome happened.
+  for (uint64_t n : results) EXPECT_GT(n, 0u);
+  // A brute-force recount of the table: every key of the universe looked up.
+  uint32_t found = 0, emb = 0;
+  for (uint32_t i = 0; i < universe; i++) {
+    const Key k = KeyOps<Key>::make(i);
+    uint64_t got = 0;
+    if (t->lookup(&k, sigOf(k), got)) found++, emb += isEmbryonicRaw(got);
+  }
+  EXPECT_EQ(found, t->size());
+  EXPECT_EQ(emb, t->embryonic());
+  for (const auto& [i, v] : model) {
+    const Key k = KeyOps<Key>::make(i);
+    ASSERT_TRUE(t->erase(&k, sigOf(k)));
+  }
+  EXPECT_EQ(t->size(), 0u);
+  EXPECT_EQ(t->embryonic(), 0u);
+  EXPECT_EQ(t->overflowSum(), 0u);
+}
+
+TEST(FlowTableAdmission, RandomOpsKeepClassCountsExactV4) { admissionModel<FlowKey4>(1024, 3000, 150'000, 11, false); }
+TEST(FlowTableAdmission, RandomOpsKeepClassCountsExactV6) { admissionModel<FlowKey6>(512, 1500, 80'000, 12, false); }
+TEST(FlowTableAdmission, RandomOpsWithPlainUpsertsV4) { admissionModel<FlowKey4>(1024, 3000, 150'000, 13, true); }
+
+AdmitParams params(const FlowTable& t, uint32_t now, const FlowTimeouts& to, bool enabled = true) {
+  return AdmitParams{enabled, FlowAdmission{}.embryonicLimit(t.capacity()), now, &to};
+}
+
+// A SYN flood against a table holding live confirmed entries: embryonic entries stop at the
+// quota, displace only each other, and no confirmed entry is lost. Negative control: with
+// admission off (the same stores) the flood takes every free slot.
+TEST(FlowTableAdmission, SynFloodStopsAtQuotaAndNeverDisplacesConfirmed) {
+  const FlowTimeouts to{};
+  for (bool enabled : {true, false}) {
+    auto t = make(1024);
+    const AdmitParams ap = params(*t, 5000, to, enabled);
+    ASSERT_EQ(ap.embryonic_limit, 256u);
+    FlowValue victim;
+    for (uint32_t i = 0; i < 600; i++) {
+      const FlowKey4 k = key(i);
+      ASSERT_EQ(t->store(&k, FlowTable::hashKey(&k, sizeof(k)), {i + 1, FlowState::TcpEstablished, 5000}, ap, victim),
+                StoreResult::Stored);
+    }
+    uint64_t counts[4] = {};
+    for (uint32_t i = 600; i < 20'000; i++) {
+      const FlowKey4 k = key(i);
+      const FlowValue v{i + 1, FlowState::TcpSyn, 5000 + i / 100};  // later SYNs are younger
+      const StoreResult r = t->store(&k, FlowTable::hashKey(&k, sizeof(k)), v, ap, victim);
+      counts[size_t(r)]++;
+      if (r == StoreResult::Displaced) {
+        ASSERT_EQ(victim.state, FlowState::TcpSyn);
+        ASSERT_GE(indexOf(victim), 600u);
+      }
+    }
+    uint32_t confirmed_left = 0;
+    for (uint32_t i = 0; i < 600; i++) {
+      FlowValue v;
+      confirmed_left += lookup(*t, key(i), v) && v.backend_id == i + 1;
+    }
+    EXPECT_EQ(confirmed_left, 600u);
+    if (enabled) {
+      EXPECT_EQ(t->embryonic(), 256u);
+      EXPECT_EQ(t->confirmed(), 600u);
+      EXPECT_EQ(counts[size_t(StoreResult::Stored)], 256u);
+      EXPECT_GT(counts[size_t(StoreResult::Displaced)], 1000u);
+      EXPECT_GT(counts[size_t(StoreResult::EmbryonicFull)], 1000u);
+      EXPECT_EQ(counts[size_t(StoreResult::TableFull)], 0u);
+      // Room is left for confirmed entries (a client's ACK after its SYN went stateless).
+      const FlowKey4 k = key(50'000);
+      EXPECT_EQ(t->store(&k, FlowTable::hashKey(&k, sizeof(k)), {7, FlowState::TcpEstablished, 5000}, ap, victim),
+                StoreResult::Stored);
+    } else {
+      EXPECT_EQ(t->embryonic(), 1024u - 600u) << "without admission the flood takes every free slot";
+      EXPECT_EQ(counts[size_t(StoreResult::Displaced)], 0u);
+      const FlowKey4 k = key(50'000);
+      EXPECT_EQ(t->store(&k, FlowTable::hashKey(&k, sizeof(k)), {7, FlowState::TcpEstablished, 5000}, ap, victim),
+                StoreResult::TableFull)
+          << "a legitimate flow finds no room: the harm admission prevents";
+    }
+  }
+}
+
+// A displacement takes the least recently seen embryonic entry in reach, and an expired entry
+// (of either class) before any live one.
+TEST(FlowTableAdmission, DisplacesTheOldestEmbryonicOrAnExpiredEntry) {
+  const FlowTimeouts to{};  // SYN 10 s, established 300 s
+  // Capacity 8: 4 buckets of 3 slots (mask 3), quota 2. Keys sharing one home bucket.
+  auto t = make(8);
+  AdmitParams ap = params(*t, 100'000, to);
+  ASSERT_EQ(ap.embryonic_limit, 2u);
+  std::vector<FlowKey4> same;
+  for (uint32_t i = 0; same.size() < 5; i++) {
+    const FlowKey4 k = key(i);
+    if ((FlowTable::hashKey(&k, sizeof(k)) & 3) == 0) same.push_back(k);
+  }
+  auto sig = [](const FlowKey4& k) { return FlowTable::hashKey(&k, sizeof(k)); };
+  FlowValue victim;
+  ASSERT_EQ(t->store(&same[0], sig(same[0]), {1, FlowState::TcpEstablished, 99'000}, ap, victim), StoreResult::Stored);
+  ASSERT_EQ(t->store(&same[1], sig(same[1]), {2, FlowState::TcpSyn, 99'500}, ap, victim), StoreResult::Stored);
+  ASSERT_EQ(t->store(&same[2], sig(same[2]), {3, FlowState::TcpSyn, 99'100}, ap, victim), StoreResult::Stored);
+  // Quota full: the next SYN takes the older SYN's place (same[2], 99'100), never the older
+  // confirmed entry's (same[0], 99'000).
+  ASSERT_EQ(t->store(&same[3], sig(same[3]), {4, FlowState::TcpSyn, 100'000}, ap, victim), StoreResult::Displaced);
+  EXPECT_EQ(victim.backend_id, 3u);
+  ASSERT_EQ(t->store(&same[4], sig(same[4]), {5, FlowState::TcpSyn, 100'000}, ap, victim), StoreResult::Displaced);
+  EXPECT_EQ(victim.backend_id, 2u);
+  FlowValue v;
+  EXPECT_TRUE(lookup(*t, same[0], v));
+  EXPECT_FALSE(lookup(*t, same[1], v));
+  EXPECT_FALSE(lookup(*t, same[2], v));
+  EXPECT_TRUE(lookup(*t, same[3], v));
+  EXPECT_TRUE(lookup(*t, same[4], v));
+  EXPECT_EQ(t->embryonic(), 2u);
+  EXPECT_EQ(t->size(), 3u);
+  // An expired confirmed entry goes before a live embryonic one, for a confirmed store on a full
+  // table: fill the rest with confirmed entries, the first of them stale.
+  auto full = make(1024);
+  for (uint32_t n = 0; n < 1024; n++) {
+    const FlowKey4 k = key(n);
+    ASSERT_TRUE(full->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {n + 1, FlowState::TcpEstablished, 100'000}));
+  }
+  const FlowKey4 extra = key(70'000);
+  const hash_sig_t xs = FlowTable::hashKey(&extra, sizeof(extra));
+  EXPECT_EQ(full->store(&extra, xs, {9, FlowState::TcpEstablished, 100'000}, ap, victim), StoreResult::TableFull);
+  EXPECT_EQ(full->store(&extra, xs, {9, FlowState::TcpSyn, 100'000}, ap, victim), StoreResult::TableFull)
+      << "a SYN may not displace a live confirmed entry";
+  // Ten minutes later every entry has expired: the same stores displace one.
+  ap.now_ms = 100'000 + 600'000;
+  EXPECT_EQ(full->store(&extra, xs, {9, FlowState::TcpEstablished, ap.now_ms}, ap, victim), StoreResult::Displaced);
+  EXPECT_TRUE(isExpired(victim, ap.now_ms, to));
+  EXPECT_EQ(full->size(), 1024u);
+}
+
+// Overwrites keep the class count: a confirmed entry turning embryonic needs the quota too.
+TEST(FlowTableAdmission, OverwritesMoveEntriesBetweenClasses) {
+  const FlowTimeouts to{};
+  auto t = make(1024);
+  const AdmitParams ap = params(*t, 1000, to);
+  FlowValue victim;
+  const FlowKey4 k = key(1);
+  const hash_sig_t sig = FlowTable::hashKey(&k, sizeof(k));
+  ASSERT_EQ(t->store(&k, sig, {1, FlowState::TcpSyn, 1000}, ap, victim), StoreResult::Stored);
+  EXPECT_EQ(t->embryonic(), 1u);
+  ASSERT_TRUE(t->upsert(&k, sig, {1, FlowState::TcpEstablished, 1000}));  // promoted
+  EXPECT_EQ(t->embryonic(), 0u);
+  EXPECT_EQ(t->confirmed(), 1u);
+  ASSERT_TRUE(t->upsert(&k, sig, {1, FlowState::UdpNew, 1000}));
+  EXPECT_EQ(t->embryonic(), 1u);
+  ASSERT_TRUE(t->erase(&k, sig));
+  EXPECT_EQ(t->embryonic(), 0u);
+  EXPECT_EQ(t->size(), 0u);
+}
+
+}  // namespace admission
+
 }  // namespace
 }  // namespace l4lb::dataplane
