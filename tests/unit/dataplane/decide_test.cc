@@ -4,6 +4,8 @@
 // and a flow's second packet in the same burst finds the entry its first one stored.
 #include "dataplane/decide.h"
 
+#include <cstring>
+
 #include "worker_fixture.h"
 
 namespace l4lb::dataplane {
@@ -351,6 +353,233 @@ TEST_F(DecideFixture, NoUsableBackendIsNoBackendAndNothingStored) {
     EXPECT_EQ(d.backend, kNoBackend);
     EXPECT_EQ(d.entry, hit ? EntryVerdict::Unusable : EntryVerdict::None);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flood admission through the worker's burst (processBurst -> decideFlow -> FlowTable::store).
+
+FlowValue entryOf(const WorkerState& w, const Frame& f) {
+  // The frame's flow key, as the worker builds it (Ethernet 14 + IPv4 20: ports at 34).
+  FlowKey4 k;
+  const uint8_t* ip = f.data() + 14;
+  uint16_t sport, dport;
+  std::memcpy(&sport, ip + 20, 2);
+  std::memcpy(&dport, ip + 22, 2);
+  const hash_sig_t sig = makeFlowKey(k, ip + 12, ip + 16, sport, dport, ip[9]);
+  uint64_t raw = 0;
+  if (!w.flows4->lookupFamily<false>(&k, sig, raw)) return FlowValue{kNoBackend, FlowState::Udp, 0};
+  return FlowValue::unpack(raw);
+}
+
+// Spoofed SYNs from many sources at established and new traffic. With admission, embryonic
+// entries stop at the quota, every established flow keeps its entry and backend, and a new
+// legitimate flow's ACK finds room. Negative control: with admission off (the test-only
+// switch) the same flood fills the table and the new flows go untracked.
+TEST(FloodAdmission, SynFloodLeavesEstablishedAndNewFlowsTracked) {
+  for (bool enabled : {true, false}) {
+    SCOPED_TRACE(enabled ? "admission on" : "admission off");
+    SnapshotBuilder sb;
+    auto s = build(sb, schedConfig(Scheduler::Maglev, {1, 1, 1}));
+    ASSERT_TRUE(s);
+    s->admission.enabled = enabled;
+    auto w = makeWorker(1024);
+    // 300 established flows: SYN, then ACK.
+    const auto est_syn = flows(300, kTcpSyn), est_ack = flows(300, kTcpAck);
+    const auto b_est = backendsFor(*w, *s, est_syn, 0);
+    EXPECT_EQ(backendsFor(*w, *s, est_ack, 10), b_est);
+    EXPECT_EQ(w->flows4->confirmed(), 300u);
+    // 20'000 spoofed SYNs (another /16 of sources), in 10 ms steps.
+    std::vector<Frame> flood;
+    for (uint32_t i = 0; i < 20'000; i++) flood.push_back(tcpTo(clientAddr(0x10000 + i), uint16_t(2000 + i % 60000)));
+    for (size_t off = 0; off < flood.size(); off += 1000) {
+      std::vector<Frame> part(flood.begin() + off, flood.begin() + off + 1000);
+      EXPECT_EQ(run(*w, *s, part, uint32_t(20 + off / 100)).size(), part.size()) << "every SYN is forwarded";
+      if (enabled) {
+        EXPECT_LE(w->flows4->embryonic(), 256u);
+      }
+    }
+    // The established flows: all hits, same backends.
+    const uint64_t hits = ctr(*w, Ctr::FlowHit);
+    EXPECT_EQ(backendsFor(*w, *s, est_ack, 300), b_est);
+    EXPECT_EQ(ctr(*w, Ctr::FlowHit) - hits, 300u);
+    // New legitimate flows during the flood: SYN (maybe stateless), then ACK.
+    const auto new_syn = flows(100, kTcpSyn, 1000), new_ack = flows(100, kTcpAck, 1000);
+    const auto b_new = backendsFor(*w, *s, new_syn, 400);
+    EXPECT_EQ(backendsFor(*w, *s, new_ack, 401), b_new) << "Maglev: the same backend, tracked or not";
+    uint32_t tracked = 0;
+    for (const Frame& f : new_ack) tracked += entryOf(*w, f).backend_id != kNoBackend;
+    if (enabled) {
+      // The quota, less the new flows' SYN entries their ACKs promoted.
+      EXPECT_LE(w->flows4->embryonic(), 256u);
+      EXPECT_GT(w->flows4->embryonic(), 100u);
+      EXPECT_EQ(w->flows4->confirmed(), 400u);
+      EXPECT_EQ(tracked, 100u) << "every new flow's ACK is admitted as confirmed";
+      EXPECT_GT(ctr(*w, Ctr::FlowEmbryonicFull), 0u);
+      EXPECT_GT(ctr(*w, Ctr::FlowEmbryonicDisplaced), 0u);
+      EXPECT_EQ(ctr(*w, Ctr::FlowTableFull), 0u);
+    } else {
+      EXPECT_EQ(w->flows4->size(), 1024u);
+      EXPECT_EQ(tracked, 0u) << "negative control: the flood holds every free slot";
+      EXPECT_GT(ctr(*w, Ctr::FlowTableFull), 0u);
+      EXPECT_EQ(ctr(*w, Ctr::FlowEmbryonicFull), 0u);
+    }
+    EXPECT_EQ(w->counters.totalDrops(), 0u);
+  }
+}
+
+// Repeated SYNs and SYN-ACK-looking packets from the client do not confirm an entry (ironcore
+// dpservice #628); the first ACK does.
+TEST(FloodAdmission, OnlyTheClientsAckPromotes) {
+  SnapshotBuilder sb;
+  auto s = build(sb, schedConfig(Scheduler::Maglev, {1, 1, 1}));
+  ASSERT_TRUE(s);
+  auto w = makeWorker(1024);
+  const Frame syn = tcpTo(kClient4, 5000, kTcpSyn);
+  run(*w, *s, {syn, syn, tcpTo(kClient4, 5000, uint8_t(kTcpSyn | kTcpAck)), syn}, 0);
+  EXPECT_EQ(entryOf(*w, syn).state, FlowState::TcpSyn);
+  EXPECT_EQ(w->flows4->embryonic(), 1u);
+  run(*w, *s, {tcpTo(kClient4, 5000, kTcpRst)}, 10);
+  EXPECT_EQ(entryOf(*w, syn).state, FlowState::TcpSyn) << "an RST does not promote either";
+  run(*w, *s, {tcpTo(kClient4, 5000, kTcpAck)}, 20);
+  EXPECT_EQ(entryOf(*w, syn).state, FlowState::TcpEstablished);
+  EXPECT_EQ(w->flows4->embryonic(), 0u);
+  EXPECT_EQ(w->flows4->confirmed(), 1u);
+}
+
+// A spoofed RST (Jool #212): the entry keeps its backend and only gets the short reset timeout;
+// the next data packet restores it to established, so the flow survives idling past that short
+// timeout. Negative control: without admission the RST closes the entry, and after the
+// closing timeout the flow's next packet starts a new flow.
+TEST(FloodAdmission, SpoofedRstKeepsTheBackendAndALaterPacketRestores) {
+  for (bool enabled : {true, false}) {
+    SCOPED_TRACE(enabled ? "admission on" : "admission off");
+    SnapshotBuilder sb;
+    auto s = build(sb, schedConfig(Scheduler::Maglev, {1, 1, 1}));
+    ASSERT_TRUE(s);
+    s->admission.enabled = enabled;
+    auto w = makeWorker(1024);
+    const Frame syn = tcpTo(kClient4, 6000, kTcpSyn), ack = tcpTo(kClient4, 6000, kTcpAck);
+    const auto b = backendsFor(*w, *s, {syn}, 0);
+    backendsFor(*w, *s, {ack}, 10);
+    EXPECT_EQ(backendsFor(*w, *s, {tcpTo(kClient4, 6000, kTcpRst)}, 20), b);
+    EXPECT_EQ(entryOf(*w, syn).state, enabled ? FlowState::TcpReset : FlowState::TcpClosing);
+    EXPECT_EQ(entryOf(*w, syn).backend_id, entryOf(*w, ack).backend_id);
+    EXPECT_EQ(backendsFor(*w, *s, {ack}, 30), b);
+    EXPECT_EQ(entryOf(*w, syn).state, enabled ? FlowState::TcpEstablished : FlowState::TcpClosing);
+    // Idle past the closing/reset timeout (10 s), well within the established one (300 s).
+    const uint64_t fresh = ctr(*w, Ctr::FlowNew);
+    backendsFor(*w, *s, {ack}, 30 + s->timeouts.tcp_fin_ms + 1000);
+    EXPECT_EQ(ctr(*w, Ctr::FlowNew) - fresh, enabled ? 0u : 1u);
+  }
+}
+
+// UDP: the first packet makes an embryonic entry (udp_new timeout), the second confirms it.
+TEST(FloodAdmission, UdpFirstPacketEmbryonicSecondConfirmed) {
+  SnapshotBuilder sb;
+  Config c = schedConfig(Scheduler::Maglev, {1, 1, 1});
+  c.vips[0].protocol = Proto::Udp;
+  c.vips[0].port = 53;
+  c.flow_table.udp_new_timeout_ms = 2000;
+  auto s = build(sb, c);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->timeouts.udp_new_ms, 2000u);
+  auto w = makeWorker(1024);
+  const Frame u = udpTo(kClient4, 7000);
+  run(*w, *s, {u}, 0);
+  EXPECT_EQ(entryOf(*w, u).state, FlowState::UdpNew);
+  EXPECT_EQ(w->flows4->embryonic(), 1u);
+  run(*w, *s, {u}, 100);
+  EXPECT_EQ(entryOf(*w, u).state, FlowState::Udp);
+  EXPECT_EQ(w->flows4->embryonic(), 0u);
+  EXPECT_EQ(w->flows4->confirmed(), 1u);
+  // A one-packet UDP flow expires on udp_new_timeout.
+  const Frame one = udpTo(kClient4, 7001);
+  run(*w, *s, {one}, 1000);
+  const uint64_t fresh = ctr(*w, Ctr::FlowNew);
+  run(*w, *s, {one}, 1000 + 2001);
+  EXPECT_EQ(ctr(*w, Ctr::FlowNew) - fresh, 1u) << "idle past udp_new_timeout: a new flow";
+}
+
+// The per-VIP new-flow rate: a burst of new flows beyond the bucket goes stateless (or is
+// dropped), the bucket refills at the rate from the worker's clock, and hits never take tokens.
+TEST(FloodAdmission, NewFlowRateStatelessOrDrop) {
+  for (bool drop : {false, true}) {
+    SCOPED_TRACE(drop ? "drop" : "stateless");
+    SnapshotBuilder sb;
+    Config c = schedConfig(Scheduler::Maglev, {1, 1, 1});
+    c.vips[0].new_flow_rate = 100;  // per second; one worker (schedConfig)
+    c.vips[0].new_flow_burst = 10;
+    c.vips[0].over_rate_drop = drop;
+    auto s = build(sb, c);
+    ASSERT_TRUE(s);
+    c.eal.worker_cores = {1};  // one worker: the whole rate
+    s = build(sb, c);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->vips[0].new_flow.per_ms, 100'000u);  // 0.1 flow per ms
+    EXPECT_EQ(s->vips[0].new_flow.burst, 10 * kTokensPerFlow);
+    auto w = makeWorker(1024);
+    // 30 new flows at t=1000: the burst (10) passes, 20 are over the rate.
+    auto out = run(*w, *s, flows(30, kTcpAck), 1000);
+    EXPECT_EQ(ctr(*w, Ctr::FlowNew), 10u);
+    EXPECT_EQ(out.size(), drop ? 10u : 30u);
+    EXPECT_EQ(ctr(*w, Ctr::FlowRateStateless), drop ? 0u : 20u);
+    EXPECT_EQ(w->counters.get(Drop::RateLimited), drop ? 20u : 0u);
+    // The tracked ten are hits: no token needed.
+    run(*w, *s, flows(10, kTcpAck), 1001);
+    EXPECT_EQ(ctr(*w, Ctr::FlowHit), 10u);
+    // 50 ms later: 5 more tokens.
+    run(*w, *s, flows(20, kTcpAck, 100), 1050);
+    EXPECT_EQ(ctr(*w, Ctr::FlowNew), 15u);
+    // Stateless flows still go to their Maglev backend.
+    if (!drop) {
+      auto probe = makeWorker(1024);
+      s->vips[0].new_flow = {};  // unlimited
+      EXPECT_EQ(backendsFor(*probe, *s, flows(30, kTcpAck, 200), 2000), backendsFor(*w, *s, flows(30, kTcpAck, 200), 2000));
+    }
+  }
+}
+
+TEST(TokenBucket, RateAndBurst) {
+  // 500 flows/s on one worker: per_ms = 500'000 (half a flow per ms), burst 3.
+  const NewFlowLimit lim{500'000, 3 * kTokensPerFlow, false};
+  TokenBucket b;
+  int passed = 0;
+  for (int i = 0; i < 10; i++) passed += takeNewFlowToken(b, lim, 100);
+  EXPECT_EQ(passed, 3) << "a full bucket at first use, nothing more in the same ms";
+  passed = 0;
+  for (uint32_t t = 101; t <= 200; t++) passed += takeNewFlowToken(b, lim, t);
+  EXPECT_EQ(passed, 50) << "half a flow per ms";
+  // Idle for an hour: the bucket holds the burst, not more.
+  passed = 0;
+  for (int i = 0; i < 10; i++) passed += takeNewFlowToken(b, lim, 200 + 3'600'000);
+  EXPECT_EQ(passed, 3);
+  // Unlimited: always passes, the bucket untouched.
+  TokenBucket u;
+  for (int i = 0; i < 1000; i++) EXPECT_TRUE(takeNewFlowToken(u, NewFlowLimit{}, 5));
+  EXPECT_FALSE(u.primed);
+  // The clock wraps (uint32 ms): still refills by the difference.
+  TokenBucket wb;
+  for (int i = 0; i < 3; i++) EXPECT_TRUE(takeNewFlowToken(wb, lim, 0xffffffffu - 1));
+  EXPECT_FALSE(takeNewFlowToken(wb, lim, 0xffffffffu - 1));
+  EXPECT_TRUE(takeNewFlowToken(wb, lim, 2));  // 4 ms later: two flows' worth
+  EXPECT_TRUE(takeNewFlowToken(wb, lim, 2));
+  EXPECT_FALSE(takeNewFlowToken(wb, lim, 2));
+}
+
+// The snapshot builder splits the rate and the burst over the workers.
+TEST(TokenBucket, SplitOverWorkers) {
+  SnapshotBuilder sb;
+  Config c = schedConfig(Scheduler::Maglev, {1});
+  c.eal.worker_cores = {1, 2, 3, 4};
+  c.vips[0].new_flow_rate = 1000;
+  auto s = build(sb, c);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->vips[0].new_flow.per_ms, 250'000u);           // 250 flows/s per worker
+  EXPECT_EQ(s->vips[0].new_flow.burst, 250 * kTokensPerFlow);  // burst = rate by default, split
+  EXPECT_FALSE(s->vips[0].new_flow.drop);
+  c.vips[0].new_flow_rate = 0;
+  auto u = build(sb, c);
+  EXPECT_EQ(u->vips[0].new_flow.per_ms, 0u);
 }
 
 }  // namespace
