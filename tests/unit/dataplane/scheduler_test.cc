@@ -12,7 +12,8 @@ TEST(Scheduler, MaglevConsistentAndWeighted) {
   SnapshotBuilder sb;
   auto s = build(sb, schedConfig(Scheduler::Maglev, {1, 2, 3}));
   ASSERT_TRUE(s);
-  auto w = makeWorker();
+  // 3000 SYNs are 3000 embryonic entries: a table whose quota (25 %) holds them all.
+  auto w = makeWorker(16384);
   const uint32_t n = 3000;
   auto first = backendsFor(*w, *s, flows(n));
   ASSERT_EQ(first.size(), n);

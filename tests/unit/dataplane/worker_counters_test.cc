@@ -111,6 +111,7 @@ TEST(BackendCounters, ExpiredEntryReplacedEndsTheOldOne) {
   c.vips[0].port = 53;
   c.vips[0].protocol = Proto::Udp;
   c.flow_table.udp_timeout_ms = 1000;
+  c.flow_table.udp_new_timeout_ms = 1000;  // the flow's one packet makes an embryonic (UdpNew) entry
   auto s = build(sb, c);
   ASSERT_TRUE(s);
   const auto ids = backendIds(*s, 2);
