@@ -71,6 +71,9 @@ std::vector<std::string> vipFields(const VipConfig& a, const VipConfig& b) {
   d("tunnel_source6", a.tunnel_source6, b.tunnel_source6);
   d("gue_port", a.gue_port, b.gue_port);
   d("on_all_down", a.on_all_down, b.on_all_down);
+  d("new_flow_rate", a.new_flow_rate, b.new_flow_rate);
+  d("new_flow_burst", a.new_flow_burst, b.new_flow_burst);
+  d("over_rate", std::string(a.over_rate_drop ? "drop" : "stateless"), std::string(b.over_rate_drop ? "drop" : "stateless"));
   diffHealth(d, a.health, b.health);
   return out;
 }
