@@ -168,6 +168,11 @@ __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& 
   if (!admission) ns = nextStateNoAdmission(FlowState::TcpSyn, p.tcp, p.tcp_flags);
   else if (d.entry == EntryVerdict::Unusable) ns = nextState(d.value.state, p.tcp, p.tcp_flags);
   else ns = initialState(p.tcp, p.tcp_flags, true);
+  // A round-robin VIP cannot forward a UDP flow consistently without its entry (a first packet
+  // forwarded statelessly would take the Maglev slot, a later one admitted the cursor's next
+  // backend), and a UDP flow has no handshake to tell a first packet: its UDP flows are
+  // confirmed from the first packet, as before admission. new_flow_rate bounds them.
+  if (admission && !p.tcp && d.entry != EntryVerdict::Unusable && isRoundRobin(*p.vip)) ns = FlowState::Udp;
   const StoreResult room = admit(isEmbryonic(ns));
   if (unlikely(room == StoreResult::TableFull || room == StoreResult::EmbryonicFull)) {
     // Full: stay correct without state.
@@ -182,10 +187,14 @@ __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& 
   // statelessly (quota full, over the rate): it stays on that stateless choice, which for a
   // round-robin VIP is the Maglev slot, not the cursor's next backend. (A displaced embryonic
   // entry of a round-robin VIP loses its choice: its next packet, if any, lands here.)
-  if (admission && p.tcp && d.entry != EntryVerdict::Unusable && !isEmbryonic(ns) && isRoundRobin(*p.vip))
+  // A round-robin choice is pinned: FlowTable never displaces the entry while it lives.
+  bool pinned = false;
+  if (admission && p.tcp && d.entry != EntryVerdict::Unusable && !isEmbryonic(ns) && isRoundRobin(*p.vip)) {
     d.backend = statelessFlowBackend(*p.vip, p, source_addr);
-  else
+  } else {
     d.backend = newFlowBackend(*p.vip, p, rr_cursor, source_addr);
+    pinned = isRoundRobin(*p.vip);
+  }
   // Asked without a cursor, a round-robin VIP with backends has a choice explain cannot name.
   const bool unnamed = rr_cursor == nullptr && isRoundRobin(*p.vip) && !p.vip->rr.empty();
   if (d.backend == kNoBackend && !unnamed) {
@@ -196,6 +205,7 @@ __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& 
   d.value.backend_id = d.backend;
   d.value.state = ns;
   d.value.last_seen_ms = now_ms;
+  d.value.pinned = pinned;
   switch (d.entry) {
     case EntryVerdict::Expired: d.outcome = FlowOutcome::Expired; return d;
     case EntryVerdict::Unusable: d.outcome = FlowOutcome::Rehash; return d;

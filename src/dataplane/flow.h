@@ -5,7 +5,10 @@
 //
 // The value, 64 bits (FlowValue::pack):
 //   bits  0..23  backend id (Snapshot::backends index; 0 = none)
-//   bits 24..26  FlowState (27..31 zero)
+//   bits 24..26  FlowState
+//   bit  27      pinned: the backend is not the flow's stateless (Maglev) choice (round robin),
+//                so the entry must not be displaced while live (flow_table.h)
+//   bits 28..31  zero
 //   bits 32..63  last-seen time, milliseconds (wraps after 49 days; compared by subtraction)
 // The timestamp is refreshed at most once per kFlowRefreshMs per flow, so a hit on an
 // established flow is a pure lookup; timeouts are therefore exact to kFlowRefreshMs.
@@ -72,13 +75,15 @@ struct FlowValue {
   uint32_t backend_id = kNoBackend;
   FlowState state = FlowState::Udp;
   uint32_t last_seen_ms = 0;
+  bool pinned = false;
 
   uint64_t pack() const {
     return uint64_t(backend_id & kMaxBackendId) | (uint64_t(uint8_t(state) & kFlowStateMask) << 24) |
-           (uint64_t(last_seen_ms) << 32);
+           (uint64_t(pinned) << 27) | (uint64_t(last_seen_ms) << 32);
   }
   static FlowValue unpack(uint64_t v) {
-    return FlowValue{uint32_t(v & kMaxBackendId), FlowState((v >> 24) & kFlowStateMask), uint32_t(v >> 32)};
+    return FlowValue{uint32_t(v & kMaxBackendId), FlowState((v >> 24) & kFlowStateMask), uint32_t(v >> 32),
+                     ((v >> 27) & 1) != 0};
   }
 };
 

@@ -119,7 +119,8 @@ bool FlowTable::findVictim(uint32_t home, bool embryonic_ok, bool embryonic_only
         p.victim_slot = i;
         return true;
       }
-      if (!embryonic_ok || !isEmbryonic(v.state)) continue;
+      // A pinned entry (round robin) would lose its backend for good: never displaced live.
+      if (!embryonic_ok || !isEmbryonic(v.state) || v.pinned) continue;
       const uint32_t age = a.now_ms - v.last_seen_ms;
       if (!found || age > oldest_age) {
         found = true;

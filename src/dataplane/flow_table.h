@@ -20,7 +20,8 @@
 // - a confirmed entry takes any free capacity; a confirmed entry is never displaced;
 // - an embryonic entry needs the class below its quota (FlowAdmission::embryonicLimit) and a
 //   free slot; otherwise it may displace the oldest embryonic entry found within
-//   kDisplaceBuckets buckets from its home bucket;
+//   kDisplaceBuckets buckets from its home bucket, unless that entry is pinned (its backend
+//   came from a round-robin cursor: the flow could not find it again statelessly);
 // - any new entry may take the place of an expired one found there (it is dead already).
 // Nothing found: the store is refused (EmbryonicFull / TableFull) and the caller forwards the
 // packet statelessly. The counts are exact after every insert, overwrite, erase and sweep.

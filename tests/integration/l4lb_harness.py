@@ -216,12 +216,13 @@ def _stop(proc):
         proc.wait(5)
 
 
-def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S):
+def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S, env=None):
     """Runs the daemon once. `body` is the TOML after [eal]/[flow_table]/[[ports]] ([[vips]],
     [[neighbours]]). `expect_tx`: total frames expected on all output pcaps; the run ends as soon
     as that many arrived and nothing more came for `settle` seconds (without it: as soon as the
     output is unchanged for `settle` seconds). Raises DaemonError on any daemon failure, and also
-    when the stats show that not every input frame was received (the run would prove nothing)."""
+    when the stats show that not every input frame was received (the run would prove nothing).
+    `env`: extra environment variables for the daemon (test hooks)."""
     prefix = f"l4lb_it_{os.getpid()}_{next(_run_ids)}"
     tmp = tempfile.mkdtemp(prefix="l4lb_it_")
     _record("tmpdir", tmp)
@@ -241,7 +242,7 @@ def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S)
         with open(err_path, "wb") as err_f:
             proc = subprocess.Popen([l4lb_binary(), "-c", cfg, "--stats-file", stats_path],
                                     stdin=subprocess.DEVNULL, stdout=err_f, stderr=err_f,
-                                    start_new_session=True)
+                                    start_new_session=True, env={**os.environ, **(env or {})})
         _record("pid", proc.pid)
 
         def stderr_text():

@@ -243,6 +243,7 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(w["counters"]["flow_new"], NFLOWS)
         self.assertEqual(w["flows4"], NFLOWS)  # SYN entries live 10 s (tcp_syn_timeout)
         self.assertEqual(w["flows6"], 0)
+        self.assertEqual((w["embryonic"], w["confirmed"]), (NFLOWS, 0))  # SYNs only: embryonic
         self.assertEqual(w["capacity"], 4096)
         self.assertAlmostEqual(w["occupancy"], NFLOWS / (2 * 4096))
         self.assertEqual(set(s["drops"]), set(h.DROP_NAMES))
@@ -498,8 +499,11 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(up, {(("backend", f"{a}:0"), ("vip", "web")): 1.0 for a, _ in BACKENDS})
         self.assertEqual(set(samples("l4lb_packets", "_total")), set(up))
         drops = samples("l4lb_drops", "_total")
-        self.assertEqual(len(drops), 19)
+        self.assertEqual(len(drops), 20)  # 19 + rate_limited (flood admission)
         self.assertEqual(sum(drops.values()), 0)
+        # Entries by admission class: the SYN-only flows are embryonic.
+        self.assertEqual(samples("l4lb_flow_entries"), {(("class", "embryonic"),): float(NFLOWS),
+                                                        (("class", "confirmed"),): 0.0})
         ft = samples("l4lb_flow_table_entries")
         self.assertEqual(ft, {(("family", "ipv4"), ("worker", "0")): float(NFLOWS),
                               (("family", "ipv6"), ("worker", "0")): 0.0})

@@ -844,8 +844,12 @@ class TableFullRun:
             self.sent.append(fc.Sent(seq, f, fr, ip, False))
             frames.append(fr)
         body = fc.NEIGHBOURS_TOML + "\n" + "\n".join(v.toml() for v in self.vips.values())
+        # The table-full fallback itself, so with flood admission off (the test-only switch): with
+        # it on, SYNs stop at the embryonic quota first (tests/unit/dataplane/decide_test.cc
+        # FloodAdmission covers that, and RoundRobinFlowsAreNotSplit the affinity under it).
         self.result = run_daemon(fc.two_arm_ports(frames, []), body, expect_tx=len(frames),
-                                 flow_capacity=TABLE_CAPACITY)
+                                 flow_capacity=TABLE_CAPACITY,
+                                 env={"L4LB_TEST_HOOKS": "1", "L4LB_TEST_NO_ADMISSION": "1"})
         self.backend_of = {}
         self.errors = []
         for fr in self.result.out["server"]:

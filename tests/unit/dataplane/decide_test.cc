@@ -427,6 +427,41 @@ TEST(FloodAdmission, SynFloodLeavesEstablishedAndNewFlowsTracked) {
   }
 }
 
+// Round robin needs its entries: a SYN entry holding a round-robin choice is pinned (never
+// displaced), a flow picked up without SYN takes the Maglev slot (where its SYN went if that was
+// forwarded statelessly), and UDP flows are confirmed from the first packet. So under a flood
+// no round-robin flow is split across backends.
+TEST(FloodAdmission, RoundRobinFlowsAreNotSplit) {
+  SnapshotBuilder sb;
+  auto s = build(sb, schedConfig(Scheduler::RoundRobin, {1, 1, 1}));
+  ASSERT_TRUE(s);
+  auto w = makeWorker(1024);
+  const auto legit_syn = flows(200, kTcpSyn), legit_ack = flows(200, kTcpAck);
+  const auto b_legit = backendsFor(*w, *s, legit_syn, 0);
+  EXPECT_TRUE(entryOf(*w, legit_syn[0]).pinned);
+  // 5000 spoofed SYNs; their (would-be) ACKs afterwards.
+  const auto flood_syn = flows(5000, kTcpSyn, 10'000), flood_ack = flows(5000, kTcpAck, 10'000);
+  const auto b_flood = backendsFor(*w, *s, flood_syn, 10);
+  EXPECT_LE(w->flows4->embryonic(), 256u);
+  EXPECT_EQ(ctr(*w, Ctr::FlowEmbryonicDisplaced), 0u) << "every embryonic entry is pinned";
+  EXPECT_GT(ctr(*w, Ctr::FlowEmbryonicFull), 0u);
+  EXPECT_EQ(backendsFor(*w, *s, legit_ack, 20), b_legit);
+  EXPECT_EQ(backendsFor(*w, *s, flood_ack, 30), b_flood);
+  // UDP on a round-robin VIP: confirmed at once, the table's room decides (as before admission).
+  Config c = schedConfig(Scheduler::RoundRobin, {1, 1, 1});
+  c.vips[0].protocol = Proto::Udp;
+  c.vips[0].port = 53;
+  auto su = build(sb, c);
+  ASSERT_TRUE(su);
+  auto wu = makeWorker(1024);
+  std::vector<Frame> udp;
+  for (uint32_t i = 0; i < 2000; i++) udp.push_back(udpTo(clientAddr(i), uint16_t(3000 + i)));
+  const auto first = backendsFor(*wu, *su, udp, 0);
+  EXPECT_EQ(wu->flows4->confirmed(), 1024u);
+  EXPECT_EQ(wu->flows4->embryonic(), 0u);
+  EXPECT_EQ(backendsFor(*wu, *su, udp, 10), first);
+}
+
 // Repeated SYNs and SYN-ACK-looking packets from the client do not confirm an entry (ironcore
 // dpservice #628); the first ACK does.
 TEST(FloodAdmission, OnlyTheClientsAckPromotes) {

@@ -43,13 +43,16 @@ constexpr uint8_t kPsh = 0x08;
 TEST(FlowValue, PacksAndUnpacksEveryState) {
   for (FlowState st : {FlowState::TcpSyn, FlowState::TcpEstablished, FlowState::TcpClosing, FlowState::Udp,
                        FlowState::UdpNew, FlowState::TcpReset}) {
-    const FlowValue v{kMaxBackendId, st, 0xffffffffu};
-    const uint64_t raw = v.pack();
-    EXPECT_EQ(FlowValue::unpack(raw).state, st);
-    EXPECT_EQ(FlowValue::unpack(raw).backend_id, kMaxBackendId);
-    EXPECT_EQ(FlowValue::unpack(raw).last_seen_ms, 0xffffffffu);
-    EXPECT_EQ(isEmbryonicRaw(raw), isEmbryonic(st));
-    EXPECT_EQ((raw >> 27) & 0x1f, 0u) << "bits 27..31 stay zero";
+    for (bool pinned : {false, true}) {
+      const FlowValue v{kMaxBackendId, st, 0xffffffffu, pinned};
+      const uint64_t raw = v.pack();
+      EXPECT_EQ(FlowValue::unpack(raw).state, st);
+      EXPECT_EQ(FlowValue::unpack(raw).backend_id, kMaxBackendId);
+      EXPECT_EQ(FlowValue::unpack(raw).last_seen_ms, 0xffffffffu);
+      EXPECT_EQ(FlowValue::unpack(raw).pinned, pinned);
+      EXPECT_EQ(isEmbryonicRaw(raw), isEmbryonic(st));
+      EXPECT_EQ((raw >> 28) & 0xf, 0u) << "bits 28..31 stay zero";
+    }
   }
 }
 
