@@ -122,31 +122,47 @@ __rte_always_inline uint32_t newFlowBackend(const SnapVip& v, const FlowFacts& p
 // client address. Both are asked only on the way to a new choice, so a hit pays for neither.
 // rr_cursor: see newFlowBackend. bucket: the worker's new-flow token bucket for this VIP
 // (rate_limit.h); nullptr (explain) does not limit.
-template <typename Admit, typename SourceAddr>
-__rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& p, bool hit, uint64_t raw,
-                                            uint32_t now_ms, uint32_t* rr_cursor, TokenBucket* bucket,
-                                            Admit&& admit, SourceAddr&& source_addr) {
+//
+// decideFlow is decideHit (an entry: live or not) then, unless live, decideMiss. The worker
+// calls the two itself, so that a hit builds none of what a new choice needs (the callbacks'
+// captures, the admission parameters): a hit costs what it did before admission.
+
+// Starts a decision (no entry).
+__rte_always_inline FlowDecision startDecision() {
   FlowDecision d;
   d.store = true;
   d.displaces = false;
   d.old_backend = kNoBackend;
   d.entry = EntryVerdict::None;
-  const bool admission = s.admission.enabled;
-  if (hit) {
-    d.value = FlowValue::unpack(raw);
-    d.old_backend = d.value.backend_id;
-    d.entry = classifyEntry(d.value, s, p.vip_index, now_ms);
-    if (likely(d.entry == EntryVerdict::Live)) {
-      const FlowState ns = nextState(d.value.state, p.tcp, p.tcp_flags, admission);
-      // A hit rewrites its entry only when the state moves or the last-seen time is due.
-      d.store = ns != d.value.state || uint32_t(now_ms - d.value.last_seen_ms) >= kFlowRefreshMs;
-      d.value.state = ns;
-      d.value.last_seen_ms = now_ms;
-      d.backend = d.old_backend;
-      d.outcome = FlowOutcome::Hit;
-      return d;
-    }
+  return d;
+}
+
+// The table held an entry (raw): true when it is live, with `d` the Hit decision. Otherwise `d`
+// holds the entry's verdict, value and backend for decideMiss.
+__rte_always_inline bool decideHit(const Snapshot& s, const FlowFacts& p, uint64_t raw, uint32_t now_ms,
+                                   FlowDecision& d) {
+  d.value = FlowValue::unpack(raw);
+  d.old_backend = d.value.backend_id;
+  d.entry = classifyEntry(d.value, s, p.vip_index, now_ms);
+  if (likely(d.entry == EntryVerdict::Live)) {
+    const FlowState ns = nextState(d.value.state, p.tcp, p.tcp_flags, s.admission.enabled);
+    // A hit rewrites its entry only when the state moves or the last-seen time is due.
+    d.store = ns != d.value.state || uint32_t(now_ms - d.value.last_seen_ms) >= kFlowRefreshMs;
+    d.value.state = ns;
+    d.value.last_seen_ms = now_ms;
+    d.backend = d.old_backend;
+    d.outcome = FlowOutcome::Hit;
+    return true;
   }
+  return false;
+}
+
+// No live entry (d from startDecision, or from a decideHit that returned false): a new choice.
+template <typename Admit, typename SourceAddr>
+__rte_always_inline FlowDecision decideMiss(const Snapshot& s, const FlowFacts& p, FlowDecision d, uint32_t now_ms,
+                                            uint32_t* rr_cursor, TokenBucket* bucket, Admit&& admit,
+                                            SourceAddr&& source_addr) {
+  const bool admission = s.admission.enabled;
   // A new flow (no entry, or an expired one) takes a token of the VIP's new-flow rate; a
   // re-hash (a live flow whose backend left) does not.
   if (bucket != nullptr && d.entry != EntryVerdict::Unusable &&
@@ -214,6 +230,15 @@ __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& 
   }
   d.outcome = FlowOutcome::New;
   return d;
+}
+
+template <typename Admit, typename SourceAddr>
+__rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& p, bool hit, uint64_t raw,
+                                            uint32_t now_ms, uint32_t* rr_cursor, TokenBucket* bucket,
+                                            Admit&& admit, SourceAddr&& source_addr) {
+  FlowDecision d = startDecision();
+  if (hit && decideHit(s, p, raw, now_ms, d)) return d;
+  return decideMiss(s, p, d, now_ms, rr_cursor, bucket, admit, source_addr);
 }
 
 }  // namespace l4lb::dataplane

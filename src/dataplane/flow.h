@@ -88,6 +88,7 @@ struct FlowValue {
 };
 
 inline uint32_t timeoutMs(FlowState s, const FlowTimeouts& t) {
+  if (likely(s == FlowState::TcpEstablished)) return t.tcp_established_ms;  // the common hit
   switch (s) {
     case FlowState::TcpSyn: return t.tcp_syn_ms;
     case FlowState::TcpEstablished: return t.tcp_established_ms;

@@ -57,6 +57,68 @@ inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr,
   return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto);
 }
 
+// A packet whose flow has no live entry: decideMiss, then the store and its counters. Returns
+// the backend, or kDropped when the packet was dropped (and freed).
+constexpr uint32_t kDropped = ~0u;
+
+__attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s, FlowTable& ft, const void* key,
+                                              const PktCtx& c, rte_mbuf* m, bool hit, FlowDecision d,
+                                              uint32_t now_ms) {
+  const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
+  const AdmitParams ap{s.admission.enabled, s.admission.embryonicLimit(ft.capacity()), now_ms, &s.timeouts};
+  const uint32_t vslot = c.vip_index % kMaxVips;
+  d = decideMiss(
+      s, facts, d, now_ms, &w.rr_cursor[vslot], &w.new_flow_tokens[vslot],
+      [&](bool embryonic) {
+        // A new key with room in its class: no need to look at the buckets again.
+        if (!hit && ft.size() < ft.capacity() && (!embryonic || !ap.enabled || ft.embryonic() < ap.embryonic_limit))
+          return StoreResult::Stored;
+        return ft.canStore(key, c.sig, embryonic, ap);
+      },
+      [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
+  if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
+  const uint32_t bid = d.backend;
+  if (unlikely(d.outcome == FlowOutcome::NoBackend)) {
+    dropPkt(w, m, Drop::NoBackend);
+    return kDropped;
+  }
+  if (unlikely(d.outcome == FlowOutcome::RateDrop)) {
+    dropPkt(w, m, Drop::RateLimited);
+    return kDropped;
+  }
+  if (d.store) {
+    bool stored;
+    if (likely(!d.displaces)) {
+      stored = ft.upsert(key, c.sig, d.value);  // canStore said Stored
+    } else {
+      FlowValue victim;
+      const StoreResult sr = ft.store(key, c.sig, d.value, ap, victim);
+      stored = sr == StoreResult::Stored || sr == StoreResult::Displaced;
+      if (sr == StoreResult::Displaced) {
+        // An expired victim ended anyway (as the sweep would count it); a live one was displaced.
+        w.counters.add(isExpired(victim, now_ms, s.timeouts) ? Ctr::FlowExpired : Ctr::FlowEmbryonicDisplaced);
+        if (victim.backend_id < kMaxCountedBackends && victim.backend_id != kNoBackend)
+          w.backend_ctrs[victim.backend_id].flows_ended++;
+      }
+    }
+    if (likely(stored)) {
+      // A new entry, or an old one re-pointed: per backend, active = new - ended.
+      if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
+      if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
+      if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+    } else {
+      w.counters.add(Ctr::FlowTableFull);  // never: canStore said it would fit
+    }
+  } else if (d.outcome == FlowOutcome::EmbryonicFull) {
+    w.counters.add(Ctr::FlowEmbryonicFull);
+  } else if (d.outcome == FlowOutcome::RateStateless) {
+    w.counters.add(Ctr::FlowRateStateless);
+  } else {
+    w.counters.add(Ctr::FlowTableFull);  // Untracked
+  }
+  return bid;
+}
+
 }  // namespace
 
 void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,
@@ -132,8 +194,6 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // Looked up here, in arrival order, not in bulk before: a flow a packet of this burst has just
   // added is found by the next packet of the same flow (SYN, ACK in one burst keep one backend).
   uint32_t hits = 0;  // Ctr::FlowHit, added once per burst
-  const AdmitParams ap4{s.admission.enabled, s.admission.embryonicLimit(w.flows4->capacity()), now_ms, &s.timeouts};
-  const AdmitParams ap6{s.admission.enabled, s.admission.embryonicLimit(w.flows6->capacity()), now_ms, &s.timeouts};
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i].v;
@@ -144,63 +204,22 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
     } else {
       FlowTable& ft = c.v6 ? *w.flows6 : *w.flows4;
-      const AdmitParams& ap = c.v6 ? ap6 : ap4;
       const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
       uint64_t raw = 0;
       const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.sig, raw)
                             : w.flows4->lookupFamily<false>(key, c.sig, raw);
       const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
-      const uint32_t vslot = c.vip_index % kMaxVips;
-      const FlowDecision d = decideFlow(
-          s, facts, hit, raw, now_ms, &w.rr_cursor[vslot], &w.new_flow_tokens[vslot],
-          [&](bool embryonic) {
-            // A new key with room in its class: no need to look at the buckets again.
-            if (!hit && ft.size() < ft.capacity() && (!embryonic || !ap.enabled || ft.embryonic() < ap.embryonic_limit))
-              return StoreResult::Stored;
-            return ft.canStore(key, c.sig, embryonic, ap);
-          },
-          [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
-      if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
-      bid = d.backend;
-      if (unlikely(d.outcome == FlowOutcome::NoBackend)) {
-        dropPkt(w, m, Drop::NoBackend);
-        continue;
-      }
-      if (unlikely(d.outcome == FlowOutcome::RateDrop)) {
-        dropPkt(w, m, Drop::RateLimited);
-        continue;
-      }
-      if (d.outcome == FlowOutcome::Hit) {
+      FlowDecision d = startDecision();
+      if (likely(hit) && likely(decideHit(s, facts, raw, now_ms, d))) {
+        // The fast path: a live entry (decide.h decideFlow, split so a hit builds nothing else).
         hits++;
+        bid = d.backend;
         if (d.store) ft.upsert(key, c.sig, d.value);  // the key is there: cannot fail
-      } else if (d.store) {
-        bool stored;
-        if (likely(!d.displaces)) {
-          stored = ft.upsert(key, c.sig, d.value);  // canStore said Stored
-        } else {
-          FlowValue victim;
-          stored = ft.store(key, c.sig, d.value, ap, victim) != StoreResult::TableFull;
-          if (stored) {
-            // An expired victim ended anyway (as the sweep would count it); a live one was displaced.
-            w.counters.add(isExpired(victim, now_ms, s.timeouts) ? Ctr::FlowExpired : Ctr::FlowEmbryonicDisplaced);
-            if (victim.backend_id < kMaxCountedBackends && victim.backend_id != kNoBackend)
-              w.backend_ctrs[victim.backend_id].flows_ended++;
-          }
-        }
-        if (likely(stored)) {
-          // A new entry, or an old one re-pointed: per backend, active = new - ended.
-          if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
-          if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
-          if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
-        } else {
-          w.counters.add(Ctr::FlowTableFull);  // never: canStore said it would fit
-        }
-      } else if (d.outcome == FlowOutcome::EmbryonicFull) {
-        w.counters.add(Ctr::FlowEmbryonicFull);
-      } else if (d.outcome == FlowOutcome::RateStateless) {
-        w.counters.add(Ctr::FlowRateStateless);
       } else {
-        w.counters.add(Ctr::FlowTableFull);  // Untracked
+        // Everything else (a new choice, admission, the store and its counters) out of line:
+        // it keeps the hit loop's registers free.
+        bid = handleMiss(w, s, ft, key, c, m, hit, d, now_ms);
+        if (unlikely(bid == kDropped)) continue;
       }
       const SnapBackend& b = s.backends[bid];
       switch (c.vip->mode) {
