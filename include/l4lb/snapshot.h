@@ -143,6 +143,7 @@ struct Snapshot {
   FlatMap<AddrKey, uint32_t> vip_addrs;          // VIP address -> a vips index (ARP/ND/echo replies)
   FlowTimeouts timeouts;
   FlowAdmission admission;  // [flow_table] embryonic_share; the test-only switch
+  IcmpErrorLimit icmp_errors;  // per worker (slow_path.cc)
 
   const SnapBackend* backend(uint32_t id) const {
     return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;

@@ -129,6 +129,11 @@ struct FlowTableConfig {
   uint32_t embryonic_ppm = kDefaultEmbryonicPpm;
 };
 
+// [icmp]: how many ICMP errors about VIP flows each worker forwards (errors_per_second, burst).
+struct IcmpConfig {
+  IcmpErrorLimit errors = kDefaultIcmpErrorLimit;
+};
+
 // [control]: the operator API's Unix socket (l4lbctl). socket = "" disables it.
 struct ControlApiConfig {
   std::string socket = "/run/l4lb/l4lb.sock";
@@ -154,6 +159,7 @@ struct Config {
   std::vector<VipConfig> vips;
   std::vector<NeighbourConfig> neighbours;
   FlowTableConfig flow_table;
+  IcmpConfig icmp;
   HealthGlobalConfig health;
   ControlApiConfig control;
   MetricsConfig metrics;

@@ -69,6 +69,7 @@ void ConfigSchema::load(const toml::table& root) {
   // first of two equally close names.
   const Field eal = t.get("eal");
   const Field flowTable = t.get("flow_table");
+  const Field icmp = t.get("icmp");
   const Field ports = t.get("ports");
   const Field neighbours = t.get("neighbours");
   const Field vips = t.get("vips");
@@ -78,6 +79,7 @@ void ConfigSchema::load(const toml::table& root) {
   const Field log = t.get("log");
   loadEal(eal, root);
   if (flowTable) loadFlowTable(flowTable);
+  if (icmp) loadIcmp(icmp);
   loadPorts(ports, root);
   loadNeighbours(neighbours);
   loadHealthGlobal(health);
@@ -237,6 +239,20 @@ void ConfigSchema::loadFlowTable(const Field& f) {
       r_.report(v, "must be a number > 0 and <= 1 (the share of capacity embryonic entries may hold)");
     else
       ft.embryonic_ppm = uint32_t(std::round(x * 1e6));
+  }
+}
+
+// [icmp]: the per-worker token bucket for forwarded ICMP errors (slow_path.h).
+void ConfigSchema::loadIcmp(const Field& f) {
+  const toml::table* tt = r_.table(f);
+  if (tt == nullptr) return;
+  TableReader t(r_, *tt, f.path);
+  auto& e = config_.icmp.errors;
+  if (Field v = t.get("errors_per_second")) {
+    if (auto x = r_.integer(v, 1, kMaxIcmpErrorsPerSecond)) e.per_second = static_cast<uint32_t>(*x);
+  }
+  if (Field v = t.get("burst")) {
+    if (auto x = r_.integer(v, 1, kMaxIcmpErrorsPerSecond)) e.burst = static_cast<uint32_t>(*x);
   }
 }
 

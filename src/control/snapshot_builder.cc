@@ -222,6 +222,7 @@ BuildResult SnapshotBuilder::build(const Config& cfg, const std::vector<PortRunt
                  cfg.flow_table.tcp_fin_timeout_ms, cfg.flow_table.udp_timeout_ms,
                  cfg.flow_table.udp_new_timeout_ms};
   s->admission = {!admissionDisabledForTests(), cfg.flow_table.embryonic_ppm};
+  s->icmp_errors = cfg.icmp.errors;
   Work w{cfg, rt, dyn, *s, {}, {}, {}, {}, {}, {}};
   buildNeighbours(w);
   if (rt.size() != cfg.ports.size() || cfg.ports.size() > kMaxPorts) {

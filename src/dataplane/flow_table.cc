@@ -99,7 +99,7 @@ uint32_t FlowTable::homeOf(const uint8_t* b, unsigned i) const {
   uint64_t words[L::kAddrWords + 1];
   for (unsigned w = 0; w < L::kAddrWords; w++) words[w] = load64(L::addr(b, i) + 8 * w);
   words[L::kAddrWords] = L::tail(b, i);
-  return hashKey(words, L::kKeyLen) & mask_;
+  return indexHash(words, L::kKeyLen) & mask_;
 }
 
 template <class L>
@@ -207,13 +207,13 @@ StoreResult FlowTable::storeIn(const void* key, hash_sig_t sig, uint64_t value, 
 }
 
 template <class L>
-bool FlowTable::eraseIn(const void* key, hash_sig_t sig) {
+bool FlowTable::eraseIn(const void* key, hash_sig_t idx) {
   const Needle<L> k(key);
   if (!k.validProto()) return false;
   unsigned slot;
-  uint8_t* b = find<L>(k, sig, slot);
+  uint8_t* b = find<L>(k, idx, slot);
   if (b == nullptr) return false;
-  removeAt<L>(b, uint32_t((b - mem_) / L::kBytes), slot, sig & mask_);
+  removeAt<L>(b, uint32_t((b - mem_) / L::kBytes), slot, idx & mask_);
   return true;
 }
 

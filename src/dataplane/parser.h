@@ -46,8 +46,8 @@ struct PacketInfo {
 //    frame: BadLength. MF set or fragment offset != 0: Fragment.
 //  - IPv6: < 40 bytes after L2: TooShort. Version != 6: BadIpHeader. 40 + payload length beyond
 //    the frame: BadLength. Extension headers 0 (only first), 43, 60 are skipped, each must fit
-//    in the IP payload (BadLength); 44: Fragment; hop-by-hop not first or more than 8 extension
-//    headers: BadIpHeader.
+//    in the IP payload (BadLength); 44: Fragment; hop-by-hop not first: BadIpHeader; a 9th
+//    extension header (more than kMaxIpv6ExtHeaders = 8): Ipv6ExtLimit.
 //  - L4 must fit inside the IP length (not just the frame): TCP >= 20 bytes with 5 <= data
 //    offset and data offset*4 within it, UDP >= 8 bytes with its length field == the remaining IP
 //    payload (so zero-length UDP is BadLength), ICMP/ICMPv6 >= 8 bytes; else BadLength.

@@ -27,7 +27,8 @@ struct PktCtx {
   PacketInfo pi;
   const SnapVip* vip;
   uint32_t vip_index;
-  hash_sig_t sig;
+  hash_sig_t sig;  // the flow's CRC: Maglev slot, tunnel entropy (the same on every instance)
+  hash_sig_t idx;  // the flow table's keyed bucket index (flow_index.h)
   uint16_t key;  // index in k4 / k6 (forward packets)
   bool v6;       // which flow table
   bool reverse;  // NAT reply from a backend
@@ -53,8 +54,9 @@ inline void countRx(WorkerState& w, uint16_t ingress, uint16_t n, uint64_t bytes
 }
 
 template <typename Key>
-inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi) {
-  return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto);
+inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi,
+                             hash_sig_t& idx) {
+  return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto, &idx);
 }
 
 // A packet whose flow has no live entry: decideMiss, then the store and its counters. Returns
@@ -73,7 +75,7 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
         // A new key with room in its class: no need to look at the buckets again.
         if (!hit && ft.size() < ft.capacity() && (!embryonic || !ap.enabled || ft.embryonic() < ap.embryonic_limit))
           return StoreResult::Stored;
-        return ft.canStore(key, c.sig, embryonic, ap);
+        return ft.canStore(key, c.idx, embryonic, ap);
       },
       [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
   if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
@@ -89,10 +91,10 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
   if (d.store) {
     bool stored;
     if (likely(!d.displaces)) {
-      stored = ft.upsert(key, c.sig, d.value);  // canStore said Stored
+      stored = ft.upsert(key, c.idx, d.value);  // canStore said Stored
     } else {
       FlowValue victim;
-      const StoreResult sr = ft.store(key, c.sig, d.value, ap, victim);
+      const StoreResult sr = ft.store(key, c.idx, d.value, ap, victim);
       stored = sr == StoreResult::Stored || sr == StoreResult::Displaced;
       if (sr == StoreResult::Displaced) {
         // An expired victim ended anyway (as the sweep would count it); a live one was displaced.
@@ -175,15 +177,15 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       }
       c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
     } else if (c.pi.family == Family::V4) {
-      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi);
+      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi, c.idx);
       c.key = n4++;
       c.v6 = false;
-      w.flows4->prefetchFamily<false>(c.sig);
+      w.flows4->prefetchFamily<false>(c.idx);
     } else {
-      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi);
+      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi, c.idx);
       c.key = n6++;
       c.v6 = true;
-      w.flows6->prefetchFamily<true>(c.sig);
+      w.flows6->prefetchFamily<true>(c.idx);
     }
     live[nlive++] = m;
   }
@@ -206,15 +208,15 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       FlowTable& ft = c.v6 ? *w.flows6 : *w.flows4;
       const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
       uint64_t raw = 0;
-      const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.sig, raw)
-                            : w.flows4->lookupFamily<false>(key, c.sig, raw);
+      const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.idx, raw)
+                            : w.flows4->lookupFamily<false>(key, c.idx, raw);
       const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
       FlowDecision d = startDecision();
       if (likely(hit) && likely(decideHit(s, facts, raw, now_ms, d))) {
         // The fast path: a live entry (decide.h decideFlow, split so a hit builds nothing else).
         hits++;
         bid = d.backend;
-        if (d.store) ft.upsert(key, c.sig, d.value);  // the key is there: cannot fail
+        if (d.store) ft.upsert(key, c.idx, d.value);  // the key is there: cannot fail
       } else {
         // Everything else (a new choice, admission, the store and its counters) out of line:
         // it keeps the hit loop's registers free.
@@ -288,13 +290,14 @@ void answerFlowQuery(WorkerState& w, const Snapshot* s, uint32_t now_ms) {
   const uint32_t req = q.request.load(std::memory_order_acquire);
   const FlowTable& ft = q.v6 ? *w.flows6 : *w.flows4;
   uint64_t v = 0;
-  q.hit = ft.lookup(q.key, q.sig, v);
+  const hash_sig_t idx = FlowTable::indexHash(q.key, q.v6 ? sizeof(FlowKey6) : sizeof(FlowKey4));
+  q.hit = ft.lookup(q.key, idx, v);
   q.value = v;
   if (s != nullptr) {
     const AdmitParams ap{s->admission.enabled, s->admission.embryonicLimit(ft.capacity()), now_ms, &s->timeouts};
     auto fits = [](StoreResult r) { return r == StoreResult::Stored || r == StoreResult::Displaced; };
-    q.room = fits(ft.canStore(q.key, q.sig, false, ap));
-    q.room_embryonic = fits(ft.canStore(q.key, q.sig, true, ap));
+    q.room = fits(ft.canStore(q.key, idx, false, ap));
+    q.room_embryonic = fits(ft.canStore(q.key, idx, true, ap));
   } else {
     q.room = ft.size() < ft.capacity();
     q.room_embryonic = q.room && ft.embryonic() < FlowAdmission{}.embryonicLimit(ft.capacity());
@@ -302,11 +305,10 @@ void answerFlowQuery(WorkerState& w, const Snapshot* s, uint32_t now_ms) {
   q.answer.store(req, std::memory_order_release);
 }
 
-bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_sig_t sig) {
+bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len) {
   const uint32_t req = q.request.load(std::memory_order_relaxed);  // only this thread writes it
   if (q.answer.load(std::memory_order_acquire) != req || key_len > sizeof(q.key)) return false;
   q.v6 = v6;
-  q.sig = sig;
   std::memset(q.key, 0, sizeof(q.key));
   std::memcpy(q.key, key, key_len);
   q.request.store(req + 1, std::memory_order_release);

@@ -499,7 +499,7 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(up, {(("backend", f"{a}:0"), ("vip", "web")): 1.0 for a, _ in BACKENDS})
         self.assertEqual(set(samples("l4lb_packets", "_total")), set(up))
         drops = samples("l4lb_drops", "_total")
-        self.assertEqual(len(drops), 20)  # 19 + rate_limited (flood admission)
+        self.assertEqual(len(drops), len(h.DROP_NAMES))  # one series per reason in counters.h
         self.assertEqual(sum(drops.values()), 0)
         # Entries by admission class: the SYN-only flows are embryonic.
         self.assertEqual(samples("l4lb_flow_entries"), {(("class", "embryonic"),): float(NFLOWS),

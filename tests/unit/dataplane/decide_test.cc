@@ -365,9 +365,9 @@ FlowValue entryOf(const WorkerState& w, const Frame& f) {
   uint16_t sport, dport;
   std::memcpy(&sport, ip + 20, 2);
   std::memcpy(&dport, ip + 22, 2);
-  const hash_sig_t sig = makeFlowKey(k, ip + 12, ip + 16, sport, dport, ip[9]);
+  makeFlowKey(k, ip + 12, ip + 16, sport, dport, ip[9]);
   uint64_t raw = 0;
-  if (!w.flows4->lookupFamily<false>(&k, sig, raw)) return FlowValue{kNoBackend, FlowState::Udp, 0};
+  if (!w.flows4->lookupFamily<false>(&k, FlowTable::indexHash(k), raw)) return FlowValue{kNoBackend, FlowState::Udp, 0};
   return FlowValue::unpack(raw);
 }
 

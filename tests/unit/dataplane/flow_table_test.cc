@@ -33,7 +33,7 @@ std::unique_ptr<FlowTable> make(uint32_t cap) {
 
 bool lookup(FlowTable& t, const FlowKey4& k, FlowValue& v) {
   uint64_t val = 0;
-  const bool hit = t.lookup(&k, FlowTable::hashKey(&k, sizeof(k)), val);
+  const bool hit = t.lookup(&k, FlowTable::indexHash(&k, sizeof(k)), val);
   if (hit) v = FlowValue::unpack(val);
   return hit;
 }
@@ -161,10 +161,10 @@ TEST(FlowTable, InsertLookupOverwrite) {
   FlowKey4 k = key(1);
   FlowValue v;
   EXPECT_FALSE(lookup(*t, k, v));
-  ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {7, FlowState::TcpSyn, 5}));
+  ASSERT_TRUE(t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {7, FlowState::TcpSyn, 5}));
   ASSERT_TRUE(lookup(*t, k, v));
   EXPECT_EQ(v.backend_id, 7u);
-  ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {9, FlowState::TcpEstablished, 6}));
+  ASSERT_TRUE(t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {9, FlowState::TcpEstablished, 6}));
   ASSERT_TRUE(lookup(*t, k, v));
   EXPECT_EQ(v.backend_id, 9u);
   EXPECT_EQ(v.state, FlowState::TcpEstablished);
@@ -178,13 +178,13 @@ TEST(FlowTable, CapacityIsExactAndFullInsertFails) {
   uint32_t ok = 0;
   for (uint32_t i = 0; i < 2000; i++) {
     FlowKey4 k = key(i);
-    if (t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {1, FlowState::Udp, 0})) ok++;
+    if (t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {1, FlowState::Udp, 0})) ok++;
   }
   EXPECT_EQ(ok, 1024u);  // extendable buckets: every configured entry usable, none more
   EXPECT_EQ(t->size(), 1024u);
   // Existing keys can still be updated when full.
   FlowKey4 k0 = key(0);
-  EXPECT_TRUE(t->upsert(&k0, FlowTable::hashKey(&k0, sizeof(k0)), {2, FlowState::Udp, 0}));
+  EXPECT_TRUE(t->upsert(&k0, FlowTable::indexHash(&k0, sizeof(k0)), {2, FlowState::Udp, 0}));
 }
 
 TEST(FlowTable, SweepRemovesOnlyExpiredWithinBudget) {
@@ -194,7 +194,7 @@ TEST(FlowTable, SweepRemovesOnlyExpiredWithinBudget) {
     FlowKey4 k = key(i);
     // Even: established at t=0 (lives to 1000); odd: UDP at t=0 (expires after 100).
     FlowValue v{1, i % 2 ? FlowState::Udp : FlowState::TcpEstablished, 0};
-    ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), v));
+    ASSERT_TRUE(t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), v));
   }
   uint32_t removed = t->sweep(500, to, 64);
   EXPECT_LE(removed, 64u);
@@ -217,7 +217,7 @@ TEST(FlowTable, SweepWorkIsBoundedOnAnEmptyTable) {
   for (int i = 0; i < 10; i++) EXPECT_EQ(t->sweep(500, to, 16), 0u);
   EXPECT_EQ(t->sweepCursor(), 160u);
   FlowKey4 k = key(7);
-  ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {1, FlowState::Udp, 0}));
+  ASSERT_TRUE(t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {1, FlowState::Udp, 0}));
   uint32_t removed = 0;
   for (uint32_t i = 0; i < t->capacity() / 16 + 1; i++) removed += t->sweep(500, to, 16);
   EXPECT_EQ(removed, 1u);  // one full pass finds it wherever it sits
@@ -267,7 +267,7 @@ std::unique_ptr<FlowTable> makeTable(uint32_t cap) {
 
 template <typename Key>
 hash_sig_t sigOf(const Key& k) {
-  return FlowTable::hashKey(&k, sizeof(k));
+  return FlowTable::indexHash(&k, sizeof(k));
 }
 
 // Random upserts, lookups, erases and full sweeps over a key universe larger than the table, so
@@ -641,14 +641,14 @@ TEST(FlowTableAdmission, SynFloodStopsAtQuotaAndNeverDisplacesConfirmed) {
     FlowValue victim;
     for (uint32_t i = 0; i < 600; i++) {
       const FlowKey4 k = key(i);
-      ASSERT_EQ(t->store(&k, FlowTable::hashKey(&k, sizeof(k)), {i + 1, FlowState::TcpEstablished, 5000}, ap, victim),
+      ASSERT_EQ(t->store(&k, FlowTable::indexHash(&k, sizeof(k)), {i + 1, FlowState::TcpEstablished, 5000}, ap, victim),
                 StoreResult::Stored);
     }
     uint64_t counts[4] = {};
     for (uint32_t i = 600; i < 20'000; i++) {
       const FlowKey4 k = key(i);
       const FlowValue v{i + 1, FlowState::TcpSyn, 5000 + i / 100};  // later SYNs are younger
-      const StoreResult r = t->store(&k, FlowTable::hashKey(&k, sizeof(k)), v, ap, victim);
+      const StoreResult r = t->store(&k, FlowTable::indexHash(&k, sizeof(k)), v, ap, victim);
       counts[size_t(r)]++;
       if (r == StoreResult::Displaced) {
         ASSERT_EQ(victim.state, FlowState::TcpSyn);
@@ -670,13 +670,13 @@ TEST(FlowTableAdmission, SynFloodStopsAtQuotaAndNeverDisplacesConfirmed) {
       EXPECT_EQ(counts[size_t(StoreResult::TableFull)], 0u);
       // Room is left for confirmed entries (a client's ACK after its SYN went stateless).
       const FlowKey4 k = key(50'000);
-      EXPECT_EQ(t->store(&k, FlowTable::hashKey(&k, sizeof(k)), {7, FlowState::TcpEstablished, 5000}, ap, victim),
+      EXPECT_EQ(t->store(&k, FlowTable::indexHash(&k, sizeof(k)), {7, FlowState::TcpEstablished, 5000}, ap, victim),
                 StoreResult::Stored);
     } else {
       EXPECT_EQ(t->embryonic(), 1024u - 600u) << "without admission the flood takes every free slot";
       EXPECT_EQ(counts[size_t(StoreResult::Displaced)], 0u);
       const FlowKey4 k = key(50'000);
-      EXPECT_EQ(t->store(&k, FlowTable::hashKey(&k, sizeof(k)), {7, FlowState::TcpEstablished, 5000}, ap, victim),
+      EXPECT_EQ(t->store(&k, FlowTable::indexHash(&k, sizeof(k)), {7, FlowState::TcpEstablished, 5000}, ap, victim),
                 StoreResult::TableFull)
           << "a legitimate flow finds no room: the harm admission prevents";
     }
@@ -694,9 +694,9 @@ TEST(FlowTableAdmission, DisplacesTheOldestEmbryonicOrAnExpiredEntry) {
   std::vector<FlowKey4> same;
   for (uint32_t i = 0; same.size() < 5; i++) {
     const FlowKey4 k = key(i);
-    if ((FlowTable::hashKey(&k, sizeof(k)) & 3) == 0) same.push_back(k);
+    if ((FlowTable::indexHash(&k, sizeof(k)) & 3) == 0) same.push_back(k);
   }
-  auto sig = [](const FlowKey4& k) { return FlowTable::hashKey(&k, sizeof(k)); };
+  auto sig = [](const FlowKey4& k) { return FlowTable::indexHash(&k, sizeof(k)); };
   FlowValue victim;
   ASSERT_EQ(t->store(&same[0], sig(same[0]), {1, FlowState::TcpEstablished, 99'000}, ap, victim), StoreResult::Stored);
   ASSERT_EQ(t->store(&same[1], sig(same[1]), {2, FlowState::TcpSyn, 99'500}, ap, victim), StoreResult::Stored);
@@ -720,10 +720,10 @@ TEST(FlowTableAdmission, DisplacesTheOldestEmbryonicOrAnExpiredEntry) {
   auto full = make(1024);
   for (uint32_t n = 0; n < 1024; n++) {
     const FlowKey4 k = key(n);
-    ASSERT_TRUE(full->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {n + 1, FlowState::TcpEstablished, 100'000}));
+    ASSERT_TRUE(full->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {n + 1, FlowState::TcpEstablished, 100'000}));
   }
   const FlowKey4 extra = key(70'000);
-  const hash_sig_t xs = FlowTable::hashKey(&extra, sizeof(extra));
+  const hash_sig_t xs = FlowTable::indexHash(&extra, sizeof(extra));
   EXPECT_EQ(full->store(&extra, xs, {9, FlowState::TcpEstablished, 100'000}, ap, victim), StoreResult::TableFull);
   EXPECT_EQ(full->store(&extra, xs, {9, FlowState::TcpSyn, 100'000}, ap, victim), StoreResult::TableFull)
       << "a SYN may not displace a live confirmed entry";
@@ -741,7 +741,7 @@ TEST(FlowTableAdmission, OverwritesMoveEntriesBetweenClasses) {
   const AdmitParams ap = params(*t, 1000, to);
   FlowValue victim;
   const FlowKey4 k = key(1);
-  const hash_sig_t sig = FlowTable::hashKey(&k, sizeof(k));
+  const hash_sig_t sig = FlowTable::indexHash(&k, sizeof(k));
   ASSERT_EQ(t->store(&k, sig, {1, FlowState::TcpSyn, 1000}, ap, victim), StoreResult::Stored);
   EXPECT_EQ(t->embryonic(), 1u);
   ASSERT_TRUE(t->upsert(&k, sig, {1, FlowState::TcpEstablished, 1000}));  // promoted

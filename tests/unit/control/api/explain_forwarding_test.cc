@@ -61,9 +61,9 @@ class LiveView : public FakeView {
     worker_ = l4lb::test::makeBurstWorker("xf" + std::to_string(next_++), capacity, 64);
     ws = {worker_.get()};
   }
-  std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const override {
+  std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len) const override {
     dataplane::FlowQuery& q = worker_->query;
-    EXPECT_TRUE(dataplane::postFlowQuery(q, v6, key, key_len, sig));
+    EXPECT_TRUE(dataplane::postFlowQuery(q, v6, key, key_len));
     dataplane::answerFlowQuery(*worker_, snapshot(), clock_ms);
     dataplane::FlowQueryAnswer a;
     EXPECT_TRUE(dataplane::takeFlowAnswer(q, a));
@@ -191,8 +191,8 @@ TEST(ExplainIsForwarding, EmbryonicQuota) {
     const uint64_t full_before = v.worker().counters.get(Ctr::FlowEmbryonicFull);
     dataplane::FlowQuery& q = v.worker().query;
     dataplane::FlowKey4 k{};
-    const hash_sig_t sig = v.keyOf(i, k);
-    ASSERT_TRUE(dataplane::postFlowQuery(q, false, &k, sizeof(k), sig));
+    v.keyOf(i, k);
+    ASSERT_TRUE(dataplane::postFlowQuery(q, false, &k, sizeof(k)));
     dataplane::answerFlowQuery(v.worker(), v.snapshot(), v.clock_ms);
     dataplane::FlowQueryAnswer a;
     ASSERT_TRUE(dataplane::takeFlowAnswer(q, a));
