@@ -24,6 +24,7 @@ PKGS=(
   lintian                      # checks the package (tests)
   groff man-db                 # renders and checks the man pages (tests)
   tmux                         # runs l4lbctl top on a real terminal and captures its screen (tests)
+  hping3                       # the spoofed SYN flood of the e2e flood test (tests/e2e/test_flood.py)
 )
 
 missing=()

@@ -347,19 +347,22 @@ class Balancer:
             f.write(text)
         os.replace(tmp, self.cfg)
 
-    def start(self, healthy_backends=None, timeout=30.0):
-        """Starts l4lb; waits for "started" and, if given, for that many backends to come up."""
+    def start(self, healthy_backends=None, timeout=30.0, env=None):
+        """Starts l4lb; waits for "started" and, if given, for that many backends to come up.
+        `env`: more environment variables for the daemon (test hooks)."""
         if self.file_prefix:
             _record("prefix", self.file_prefix)
         log = open(self.log_path, "ab")
+        pos = log.tell()  # a second daemon in the same lab appends: wait for its own lines
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.lab.ns_lb, self.binary,
                                       "-c", self.cfg, "--stats-file", self.stats_path],
-                                     stdout=log, stderr=log, start_new_session=True)
+                                     stdout=log, stderr=log, start_new_session=True,
+                                     env=dict(os.environ, **env) if env else None)
         _record("pid", self.proc.pid)
-        self.wait_log(r"l4lb info: started", timeout=timeout)
+        self.wait_log(r"l4lb info: started", pos, timeout=timeout)
         if healthy_backends:
             end = time.monotonic() + timeout
-            while len(re.findall(r"health \S+: unknown -> up", self.log())) < healthy_backends:
+            while len(re.findall(r"health \S+: unknown -> up", self.log()[pos:])) < healthy_backends:
                 if time.monotonic() > end:
                     raise AssertionError(f"backends did not come up; log:\n{self.log()[-4000:]}")
                 self.check_alive()

@@ -10,7 +10,12 @@
   lab_client.py udp    VIP PORT N                N UDP flows (own source port each), 3 requests each
   lab_client.py blob   VIP PORT N                N concurrent GET /blob, sha256 of each body
   lab_client.py sticky VIP PORT N SRC...         N connections from each source address
+  lab_client.py held   VIP PORT SECONDS RATE HOLD  new connections at RATE/s for SECONDS, each kept
+                                               HOLD seconds with 3 GETs (at open, HOLD/2, HOLD), every
+                                               reply checked (status, body names the backend, one
+                                               backend per connection)
 """
+import asyncio
 import hashlib
 import http.client
 import json
@@ -174,6 +179,54 @@ def sticky(vip, port, n, *srcs):
     return {"sources": out}
 
 
+async def held_one(vip, port, hold, rec):
+    """One connection of `held`: 3 keep-alive GETs over `hold` seconds; fills rec (open and close
+    times in time.time(), backend, error). Any reset, timeout, short or wrong reply is an error."""
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(vip, port), TIMEOUT)
+        rec["local"] = list(writer.get_extra_info("sockname")[:2])
+        for k in range(3):
+            if k:
+                await asyncio.sleep(hold / 2)
+            writer.write(f"GET /?c={rec['i']}.{k} HTTP/1.1\r\nHost: vip\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            lines = head.decode("latin-1").split("\r\n")
+            hdr = {h.split(":", 1)[0].lower(): h.split(":", 1)[1].strip() for h in lines[1:] if ":" in h}
+            body = await asyncio.wait_for(reader.readexactly(int(hdr.get("content-length", -1))), TIMEOUT)
+            b = hdr.get("x-backend")
+            if not lines[0].startswith("HTTP/1.1 200") or body != f"backend={b}\n".encode():
+                raise ValueError(f"bad reply {lines[0]!r} {body[:40]!r}")
+            if rec["backend"] not in (None, b):
+                raise ValueError(f"backend changed {rec['backend']} -> {b}")
+            rec["backend"] = b
+            rec["replies"] = k + 1
+    except Exception as e:  # reset, timeout, wrong bytes: all failures the tests count
+        rec["error"] = type(e).__name__ + ": " + str(e)
+    finally:
+        rec["close"] = time.time()
+        if writer is not None:
+            writer.close()
+
+
+async def held_async(vip, port, seconds, rate, hold):
+    recs, tasks = [], []
+    t0 = time.time()
+    i = 0
+    while time.time() - t0 < seconds:
+        rec = {"i": i, "open": time.time(), "close": None, "backend": None, "replies": 0, "error": None}
+        recs.append(rec)
+        tasks.append(asyncio.ensure_future(held_one(vip, port, hold, rec)))
+        i += 1
+        await asyncio.sleep(max(0.0, t0 + i / rate - time.time()))
+    await asyncio.gather(*tasks)
+    return {"connections": recs}
+
+
+def held(vip, port, seconds, rate, hold):
+    return asyncio.run(held_async(vip, port, seconds, rate, hold))
+
+
 def main():
     mode, vip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == "sticky":
@@ -183,7 +236,7 @@ def main():
         print(json.dumps(hold(vip, port, int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])))
         return
     a = [float(x) if "." in x else int(x) for x in sys.argv[4:]]
-    fn = {"conns": conns, "stream": stream, "hold": hold, "udp": udp, "blob": blob}[mode]
+    fn = {"conns": conns, "stream": stream, "hold": hold, "udp": udp, "blob": blob, "held": held}[mode]
     print(json.dumps(fn(vip, port, *a)))
 
 
