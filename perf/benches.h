@@ -10,5 +10,6 @@ int pcapMain(const Options& o);      // the fwd input as a pcap file (dpdk-testp
 int maglevMain(const Options& o);    // buildMaglevTable time
 int publishMain(const Options& o);   // SnapshotPublisher::publish latency with a busy worker
 int flowMemMain(const Options& o);   // FlowTable heap usage
+int floodMain(const Options& o);     // SYN flood: established hit rate, new flows tracked, embryonic entries
 
 }  // namespace l4lb::perf

@@ -103,6 +103,10 @@ fwd --label new_flows --flows 10000 --new-share 1 --packets 2e6 --capacity 41943
 step "forwarding with the worker loop's FlowTable::sweep (see RESULTS.md)"
 fwd --label fwd_10k_sweep --flows 10000 --packets 32000 --sweep
 
+step "SYN flood: spoofed SYNs (8 bursts of new 5-tuples per burst of established traffic) with admission, and without (the test-only switch)"
+"$BENCH" flood --core "$CORE" --runs "$RUNS" --seconds 4 --admission on --label flood_admission >>"$RAW"
+"$BENCH" flood --core "$CORE" --runs "$RUNS" --seconds 4 --admission off --label flood_no_admission >>"$RAW"
+
 step "callgrind: instructions per packet (processBurst / swap5Tuple only)"
 for mode in dsr ipip gue nat 5tswap; do
   valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
