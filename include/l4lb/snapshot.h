@@ -113,6 +113,7 @@ struct SnapVip {
   std::vector<uint32_t> maglev;     // slot -> backend id (healthy backends only); prime size
   std::vector<uint32_t> rr;         // round-robin sequence of backend ids (weighted for wrr)
   std::vector<uint32_t> backends;   // every backend id of this VIP, whatever its state
+  FragPolicy fragments = FragPolicy::Track;
 };
 
 struct NatReverse {
@@ -131,6 +132,7 @@ struct Snapshot {
   FlatMap<AddrKey, MacAddr> neighbours;          // neighbour table (static + resolved)
   FlatMap<AddrKey, uint32_t> vip_addrs;          // VIP address -> a vips index (ARP/ND/echo replies)
   FlowTimeouts timeouts;
+  uint32_t frag_timeout_ms = 2000;  // [fragments] timeout: a fragment-table entry's lifetime
 
   const SnapBackend* backend(uint32_t id) const {
     return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;

@@ -96,6 +96,7 @@ struct VipConfig {
   std::optional<IpAddr> tunnel_source6;  // ... for IPv6 backends; default: each backend's egress port's ipv6
   uint16_t gue_port = 6080;         // GUE outer UDP destination port (Katran's default)
   AllDownPolicy on_all_down = AllDownPolicy::Drop;
+  FragPolicy fragments = FragPolicy::Track;
   HealthCheckConfig health;         // the VIP's check as written (backends hold the merged one)
   std::vector<BackendConfig> backends;
 };
@@ -119,6 +120,15 @@ struct FlowTableConfig {
   uint32_t tcp_established_timeout_ms = kDefaultFlowTimeouts.tcp_established_ms;
   uint32_t tcp_fin_timeout_ms = kDefaultFlowTimeouts.tcp_fin_ms;
   uint32_t udp_timeout_ms = kDefaultFlowTimeouts.udp_ms;
+};
+
+// [fragments]: the per-worker fragment table (dataplane/frag_table.h). table_size and max_held
+// are sized at start-up (a reload keeps them); timeout takes effect on reload.
+struct FragmentConfig {
+  uint32_t timeout_ms = 2000;        // 100 ms .. 60 s: how long a datagram's decision is kept
+  uint32_t table_size = 4096;        // entries per worker, 64 .. 1M
+  uint32_t max_held = 256;           // fragments held (waiting for their first) per worker, 0 .. 4096
+  uint32_t max_held_per_datagram = 8;  // 1 .. 64
 };
 
 // [control]: the operator API's Unix socket (l4lbctl). socket = "" disables it.
@@ -146,6 +156,7 @@ struct Config {
   std::vector<VipConfig> vips;
   std::vector<NeighbourConfig> neighbours;
   FlowTableConfig flow_table;
+  FragmentConfig fragments;
   HealthGlobalConfig health;
   ControlApiConfig control;
   MetricsConfig metrics;

@@ -29,6 +29,7 @@ class ConfigSchema {
   void loadEal(const Field& f, const toml::table& root);
   void loadWorkerCores(const Field& f, bool mainOk);
   void loadFlowTable(const Field& f);
+  void loadFragments(const Field& f);
   void loadPorts(const Field& f, const toml::table& root);
   void loadPortFamily(TableReader& t, PortConfig& port, Family family);
   void loadExceptionPath(TableReader& t, PortConfig& port);

@@ -275,6 +275,9 @@ void ConfigSchema::loadVip(const toml::table& tt, const std::string& arrayPath, 
   if (Field v = t.get("on_all_down")) {
     if (auto x = r_.enumValue<AllDownPolicy>(v)) vip.on_all_down = *x;
   }
+  if (Field v = t.get("fragments")) {
+    if (auto x = r_.enumValue<FragPolicy>(v)) vip.fragments = *x;
+  }
   bool vipTimeoutSet = false;
   if (Field v = t.get("health_check")) {
     if (const toml::table* ht = r_.table(v)) {

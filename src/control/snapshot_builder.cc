@@ -209,6 +209,7 @@ BuildResult SnapshotBuilder::build(const Config& cfg, const std::vector<PortRunt
   s->generation = ++generation_;
   s->timeouts = {cfg.flow_table.tcp_syn_timeout_ms, cfg.flow_table.tcp_established_timeout_ms,
                  cfg.flow_table.tcp_fin_timeout_ms, cfg.flow_table.udp_timeout_ms};
+  s->frag_timeout_ms = cfg.fragments.timeout_ms;
   Work w{cfg, rt, dyn, *s, {}, {}, {}, {}, {}, {}};
   buildNeighbours(w);
   if (rt.size() != cfg.ports.size() || cfg.ports.size() > kMaxPorts) {
@@ -308,6 +309,7 @@ void SnapshotBuilder::buildVip(Work& w, size_t vi) {
   v.proto = vc.protocol;
   v.scheduler = vc.scheduler;
   v.mode = vc.forwarding;
+  v.fragments = vc.fragments;
   v.gue_port_be = rte_cpu_to_be_16(vc.gue_port);
   const bool tunnel = vc.forwarding == FwdMode::Ipip || vc.forwarding == FwdMode::Gue;
   w.vip_keys.emplace_back(ServiceKey::make(vc.address, v.port_be, uint8_t(vc.protocol)), uint32_t(vi));
