@@ -60,7 +60,20 @@ namespace l4lb {
   /* ICMP error to a VIP whose quoted packet is truncated or not VIP -> client TCP/UDP */          \
   X(BadIcmpQuote, "bad_icmp_quote")                                                                \
   /* ICMP error about a round-robin VIP flow this worker has no entry for */                       \
-  X(IcmpErrorNoFlow, "icmp_error_no_flow")
+  X(IcmpErrorNoFlow, "icmp_error_no_flow")                                                         \
+  /* later fragment to a VIP address whose first was not seen, and the fragment table had no way   \
+     for it (every way of its bucket holds a live decision) */                                    \
+  X(FragTableFull, "frag_table_full")                                                              \
+  /* later fragment not held: the worker's held pool ([fragments] max_held) is full */             \
+  X(FragHeldFull, "frag_held_full")                                                                \
+  /* held fragment whose first did not arrive within [fragments] timeout */                        \
+  X(FragTimeout, "frag_timeout")                                                                   \
+  /* later fragment not held: its datagram already holds max_held_per_datagram */                  \
+  X(FragDatagramFull, "frag_datagram_full")                                                        \
+  /* held fragments of a datagram whose first never came, evicted for a newer datagram */          \
+  X(FragEvicted, "frag_evicted")                                                                   \
+  /* fragment for another worker (its owner by source and destination) not taken: ring full */     \
+  X(FragRingFull, "frag_ring_full")
 
 // Events that are not drops.
 #define L4LB_FOREACH_CTR(X)                                                                        \
@@ -93,7 +106,20 @@ namespace l4lb {
   /* ICMP/ICMPv6 echo replies from VIP addresses */                                                \
   X(EchoReply, "echo_reply")                                                                       \
   /* ICMP errors about a VIP flow sent to the backend that owns the flow */                        \
-  X(IcmpErrorForwarded, "icmp_error_forwarded")
+  X(IcmpErrorForwarded, "icmp_error_forwarded")                                                    \
+  /* first fragments (offset 0, L4 header) to a VIP: scheduled as their 5-tuple */                 \
+  X(FragFirst, "frag_first")                                                                       \
+  /* later fragments that found their first's decision in the fragment table */                    \
+  X(FragTracked, "frag_tracked")                                                                   \
+  /* later fragments held until their first arrives */                                             \
+  X(FragHeld, "frag_held")                                                                         \
+  /* fragments (first, later or released from hold) sent toward a backend */                       \
+  X(FragForwarded, "frag_forwarded")                                                               \
+  /* first fragments whose decision the full fragment table could not record (forwarded; later    \
+     ones are held until they time out) */                                                        \
+  X(FragUntracked, "frag_untracked")                                                               \
+  /* fragments handed to their owner worker's ring (fragments of one datagram meet there) */       \
+  X(FragHandedOff, "frag_handed_off")
 
 #define L4LB_ENUMERATOR(e, name) e,
 #define L4LB_NAME(e, name) name,

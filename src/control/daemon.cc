@@ -147,6 +147,10 @@ int runDaemon(const DaemonOptions& opts) {
       cp.reset();
       return fail(err + " (lower flow_table.capacity or give EAL more memory)");
     }
+    // Held fragments are mbufs of the shared pool, which setupPorts sized with room for every
+    // worker's max_held: holding can never starve RX.
+    st->frags = std::make_unique<dataplane::FragTable>(cfg.fragments.table_size, cfg.fragments.max_held,
+                                                       cfg.fragments.max_held_per_datagram);
     args[w].state = st.get();
     args[w].shared = &shared;
     states.push_back(std::move(st));

@@ -8,6 +8,7 @@
 #include <rte_prefetch.h>
 
 #include "dataplane/decide.h"
+#include "dataplane/frag_table.h"
 #include "dataplane/lookup.h"
 #include "dataplane/parser.h"
 #include "dataplane/parser_inline.h"
@@ -57,7 +58,195 @@ inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr,
   return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto);
 }
 
+// A TCP/UDP packet of a VIP's 5-tuple (an unfragmented one, or a first fragment): the flow
+// table lookup, decideFlow (decide.h) and the store. False: the VIP has no backend for it;
+// else `bid` is where it goes. `hits` counts flow-table hits (Ctr::FlowHit, added per burst).
+__rte_always_inline bool scheduleFlow(WorkerState& w, const Snapshot& s, const SnapVip& vip, uint32_t vip_index,
+                                      hash_sig_t sig, bool v6, const void* key, const PacketInfo& pi, rte_mbuf* m,
+                                      uint32_t now_ms, uint32_t& hits, uint32_t& bid) {
+  FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
+  uint64_t raw = 0;
+  const bool hit = v6 ? w.flows6->lookupFamily<true>(key, sig, raw) : w.flows4->lookupFamily<false>(key, sig, raw);
+  const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
+  const FlowDecision d = decideFlow(
+      s, facts, hit, raw, now_ms, &w.rr_cursor[vip_index % kMaxVips],
+      [&ft] { return ft.size() < ft.capacity(); },
+      [m, &pi] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, pi.saddr_off); });
+  if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
+  bid = d.backend;
+  if (unlikely(d.outcome == FlowOutcome::NoBackend)) return false;
+  if (d.outcome == FlowOutcome::Hit) {
+    hits++;
+    if (d.store) ft.upsert(key, sig, d.value);  // the key is there: cannot fail
+  } else if (d.store && likely(ft.upsert(key, sig, d.value))) {
+    // A new entry, or an old one re-pointed: per backend, active = new - ended.
+    if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
+    if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
+    if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+  } else {
+    w.counters.add(Ctr::FlowTableFull);  // Untracked (or an insert the table refused)
+  }
+  return true;
+}
+
+// The VIP's forwarding mode applied to a packet going to backend `b`.
+__rte_always_inline FwdResult forwardTo(WorkerState& w, const Snapshot& s, const SnapVip& vip, const SnapBackend& b,
+                                        rte_mbuf* m, const PacketInfo& pi, hash_sig_t sig, uint16_t ingress) {
+  switch (vip.mode) {
+    case FwdMode::Dsr: return forwardDsr(m, pi, b, s, ingress);
+    case FwdMode::Ipip: return forwardIpip(m, pi, vip, b, s, sig, ingress, w.ip_id++);
+    case FwdMode::Gue: return forwardGue(m, pi, vip, b, s, sig, ingress, w.ip_id++);
+    case FwdMode::Nat: return forwardNat(m, pi, b, s, ingress);
+  }
+  return {Drop::NoBackend};  // not reached: every mode is handled
+}
+
+// Accounts a forwarding step's result and queues the frame (or frees it with its reason).
+__rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx) {
+  if (r.drop != Drop::Ok) {
+    dropPkt(w, m, r.drop);
+    return;
+  }
+  if (r.icmp_sent) {
+    w.counters.drop(Drop::TooBig);
+    w.counters.add(Ctr::IcmpTooBigSent);
+  } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
+    // The frame as sent to the backend (after rewrite or encapsulation).
+    BackendCounters& bc = w.backend_ctrs[bid];
+    bc.packets++;
+    bc.bytes += rte_pktmbuf_pkt_len(m);
+  }
+  emit(tx, m, r.egress);
+}
+
+// Fragments (FragTable, frag_table.h). Out of line and cold: reached only for Drop::Fragment.
+
+// A later fragment (or one released from hold) sent where its first fragment went.
+[[gnu::cold]] void sendFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi,
+                                const FragDecision& d, uint16_t ingress, TxBatch& tx, bool released) {
+  if (d.drop) {
+    dropPkt(w, m, Drop::Fragment);
+    return;
+  }
+  const SnapBackend* b = s.backend(d.backend);
+  // A reload between the first fragment and this one may have taken the backend away.
+  if (d.vip_index >= s.vips.size() || !usableForExisting(b, d.vip_index)) {
+    dropPkt(w, m, Drop::NoBackend);
+    return;
+  }
+  const SnapVip& vip = s.vips[d.vip_index];
+  const FwdResult r = vip.mode == FwdMode::Nat ? forwardNatLaterFragment(m, pi, *b, s, ingress)
+                                               : forwardTo(w, s, vip, *b, m, pi, d.flow_hash, ingress);
+  if (r.drop == Drop::Ok && !r.icmp_sent) {
+    w.counters.add(Ctr::FragForwarded);
+    if (released && !emitBounded(w, tx, m, r.egress)) return;
+    if (d.backend < kMaxCountedBackends) {
+      w.backend_ctrs[d.backend].packets++;
+      w.backend_ctrs[d.backend].bytes += rte_pktmbuf_pkt_len(m);
+    }
+    if (!released) emit(tx, m, r.egress);
+    return;
+  }
+  finishForward(w, m, r, d.backend, tx);
+}
+
+// A fragment to a VIP: the first is scheduled as its 5-tuple (scheduleFlow, the unfragmented
+// path) and its decision recorded; later ones follow the decision, or are held until it exists.
+// Fragments that are not TCP/UDP to a VIP keep the unparsed path (kernel or counted drop).
+[[gnu::cold, gnu::noinline]] void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi,
+                                                 uint16_t ingress, uint32_t now_ms, TxBatch& tx) {
+  if (pi.frag_proto != kProtoTcp && pi.frag_proto != kProtoUdp && pi.proto != kProtoTcp && pi.proto != kProtoUdp) {
+    handleUnparsed(w, s, m, Drop::Fragment, ingress, tx);
+    return;
+  }
+  FragTable& ft = *w.frags;
+  const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint8_t* saddr = data + pi.saddr_off;
+  const uint8_t* daddr = data + pi.daddr_off;
+  const FragKey key = makeFragKey(saddr, daddr, pi.family, pi.frag_id, pi.frag_proto);
+  auto dropAs = [&w](Drop why) { return [&w, why](void* p) { dropPkt(w, static_cast<rte_mbuf*>(p), why); }; };
+  if (pi.frag == FragKind::First) {
+    uint32_t vip_index = 0;
+    const SnapVip* vip = (pi.proto == kProtoTcp || pi.proto == kProtoUdp)
+                             ? findVip(s, daddr, pi.family, pi.dport_be, pi.proto, vip_index)
+                             : nullptr;
+    if (vip == nullptr) {
+      handleUnparsed(w, s, m, Drop::Fragment, ingress, tx);
+      return;
+    }
+    w.counters.add(Ctr::FragFirst);
+    FragDecision d{vip_index, kNoBackend, 0, true};
+    bool ok = false;
+    uint32_t bid = kNoBackend, hits = 0;
+    if (vip->fragments == FragPolicy::Track) {
+      if (pi.family == Family::V4) {
+        FlowKey4 k;
+        d.flow_hash = addFlowKey(k, saddr, daddr, pi);
+        ok = scheduleFlow(w, s, *vip, vip_index, d.flow_hash, false, &k, pi, m, now_ms, hits, bid);
+      } else {
+        FlowKey6 k;
+        d.flow_hash = addFlowKey(k, saddr, daddr, pi);
+        ok = scheduleFlow(w, s, *vip, vip_index, d.flow_hash, true, &k, pi, m, now_ms, hits, bid);
+      }
+      w.counters.add(Ctr::FlowHit, hits);
+      d.backend = ok ? bid : kNoBackend;
+      d.drop = !ok;
+    }
+    // The held ones leave first: they arrived before this one.
+    auto release = [&](void* p) {
+      auto* h = static_cast<rte_mbuf*>(p);
+      PacketInfo hpi;
+      // Parsed before it was held; the bytes have not changed since.
+      if (parsePacket(rte_pktmbuf_mtod(h, const uint8_t*), rte_pktmbuf_data_len(h), hpi, h->ol_flags) != Drop::Fragment) {
+        dropPkt(w, h, Drop::Fragment);
+        return;
+      }
+      sendFragment(w, s, h, hpi, d, ingress, tx, true);
+    };
+    if (!ft.record(key, d, now_ms, s.frag_timeout_ms, release, dropAs(Drop::FragEvicted)))
+      w.counters.add(Ctr::FragUntracked);
+    if (vip->fragments == FragPolicy::Drop) {
+      dropPkt(w, m, Drop::Fragment);
+      return;
+    }
+    if (!ok) {
+      dropPkt(w, m, Drop::NoBackend);
+      return;
+    }
+    const FwdResult r = forwardTo(w, s, *vip, s.backends[bid], m, pi, d.flow_hash, ingress);
+    if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::FragForwarded);
+    finishForward(w, m, r, bid, tx);
+    return;
+  }
+  if (const FragDecision* d = ft.lookup(key, now_ms)) {
+    w.counters.add(Ctr::FragTracked);
+    const FragDecision copy = *d;
+    sendFragment(w, s, m, pi, copy, ingress, tx, false);
+    return;
+  }
+  // No first fragment yet: held only when it is for a VIP address (the port is in the first).
+  if (!isVipAddr(s, daddr, pi.family)) {
+    handleUnparsed(w, s, m, Drop::Fragment, ingress, tx);
+    return;
+  }
+  switch (ft.hold(key, m, now_ms, s.frag_timeout_ms, dropAs(Drop::FragEvicted))) {
+    case FragHold::Held: w.counters.add(Ctr::FragHeld); return;
+    case FragHold::TableFull: dropPkt(w, m, Drop::FragTableFull); return;
+    case FragHold::HeldFull: dropPkt(w, m, Drop::FragHeldFull); return;
+    case FragHold::DatagramFull: dropPkt(w, m, Drop::FragDatagramFull); return;
+    case FragHold::Decided: break;  // not reached: lookup() found no decision
+  }
+  dropPkt(w, m, Drop::Fragment);
+}
+
 }  // namespace
+
+uint32_t sweepFrags(WorkerState& w, uint32_t now_ms) {
+  if (!w.frags) return 0;
+  // 32 ways per loop: a 4096-entry table is walked in 128 loops (well under a millisecond when
+  // busy), and no loop spends more than a few hundred nanoseconds here.
+  return w.frags->sweep(now_ms, 32, [&w](void* p) { dropPkt(w, static_cast<rte_mbuf*>(p), Drop::FragTimeout); });
+}
 
 void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,
                   uint32_t now_ms, TxBatch& tx) {
@@ -77,6 +266,10 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   uint16_t n4 = 0, n6 = 0;
   rte_mbuf* live[kBurst];
   uint16_t nlive = 0;
+  // Fragments (Drop::Fragment with a fragment table), handled after the burst's other packets.
+  rte_mbuf* frag_m[kBurst];
+  Uninit<PacketInfo> frag_pi[kBurst];
+  uint16_t nfrag = 0;
 
   // Stage 1: parse, find the VIP, build the flow key and its hash, and prefetch the key's flow
   // table bucket: it is read in stage 2, after the rest of the burst has been parsed.
@@ -92,6 +285,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
     if (unlikely(d != Drop::Ok)) {
+      if (d == Drop::Fragment && w.frags) {
+        frag_m[nfrag] = m;
+        frag_pi[nfrag++].v = c.pi;
+        continue;
+      }
       handleUnparsed(w, s, m, d, ingress, tx);
       continue;
     }
@@ -141,57 +339,17 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       r = reverseNat(m, c.pi, *c.vip, s, ingress);
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
     } else {
-      FlowTable& ft = c.v6 ? *w.flows6 : *w.flows4;
       const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
-      uint64_t raw = 0;
-      const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.sig, raw)
-                            : w.flows4->lookupFamily<false>(key, c.sig, raw);
-      const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
-      const FlowDecision d = decideFlow(
-          s, facts, hit, raw, now_ms, &w.rr_cursor[c.vip_index % kMaxVips],
-          [&ft] { return ft.size() < ft.capacity(); },
-          [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
-      if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
-      bid = d.backend;
-      if (unlikely(d.outcome == FlowOutcome::NoBackend)) {
+      if (unlikely(!scheduleFlow(w, s, *c.vip, c.vip_index, c.sig, c.v6, key, c.pi, m, now_ms, hits, bid))) {
         dropPkt(w, m, Drop::NoBackend);
         continue;
       }
-      if (d.outcome == FlowOutcome::Hit) {
-        hits++;
-        if (d.store) ft.upsert(key, c.sig, d.value);  // the key is there: cannot fail
-      } else if (d.store && likely(ft.upsert(key, c.sig, d.value))) {
-        // A new entry, or an old one re-pointed: per backend, active = new - ended.
-        if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
-        if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
-        if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
-      } else {
-        w.counters.add(Ctr::FlowTableFull);  // Untracked (or an insert the table refused)
-      }
-      const SnapBackend& b = s.backends[bid];
-      switch (c.vip->mode) {
-        case FwdMode::Dsr: r = forwardDsr(m, c.pi, b, s, ingress); break;
-        case FwdMode::Ipip: r = forwardIpip(m, c.pi, *c.vip, b, s, c.sig, ingress, w.ip_id++); break;
-        case FwdMode::Gue: r = forwardGue(m, c.pi, *c.vip, b, s, c.sig, ingress, w.ip_id++); break;
-        case FwdMode::Nat: r = forwardNat(m, c.pi, b, s, ingress); break;
-      }
+      r = forwardTo(w, s, *c.vip, s.backends[bid], m, c.pi, c.sig, ingress);
     }
-    if (r.drop != Drop::Ok) {
-      dropPkt(w, m, r.drop);
-      continue;
-    }
-    if (r.icmp_sent) {
-      w.counters.drop(Drop::TooBig);
-      w.counters.add(Ctr::IcmpTooBigSent);
-    } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
-      // The frame as sent to the backend (after rewrite or encapsulation).
-      BackendCounters& bc = w.backend_ctrs[bid];
-      bc.packets++;
-      bc.bytes += rte_pktmbuf_pkt_len(m);
-    }
-    emit(tx, m, r.egress);
+    finishForward(w, m, r, bid, tx);
   }
   w.counters.add(Ctr::FlowHit, hits);
+  for (uint16_t i = 0; unlikely(i < nfrag); i++) handleFragment(w, s, frag_m[i], frag_pi[i].v, ingress, now_ms, tx);
 }
 
 namespace {
@@ -296,6 +454,7 @@ int workerMain(void* arg) {
       }
     }
     sweepFlows(w, now, s->timeouts);
+    sweepFrags(w, now);
     if (unlikely(sh.test_stall.load(std::memory_order_relaxed)) && w.index == 0) {
       rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
       while (sh.test_stall.load(std::memory_order_relaxed) && !sh.stop.load(std::memory_order_relaxed)) rte_pause();

@@ -12,6 +12,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "dataplane/flow_table.h"
+#include "dataplane/frag_table.h"
 #include "dataplane/forward.h"
 #include "l4lb/counters.h"
 #include "l4lb/snapshot.h"
@@ -30,9 +31,14 @@ inline constexpr uint32_t kSweepPassMs = 10'000;
 inline constexpr uint32_t kSweepMinPerMs = 16;
 inline constexpr uint32_t kSweepChunk = 64;
 
+// Room per port for a burst's own packets (kBurst) plus fragments released from hold with their
+// first (the fragment path checks this room, emitBounded; the per-packet path cannot exceed
+// kBurst, which it uses first).
+inline constexpr uint16_t kTxBatchCap = kBurst * 4;
+
 // Packets ready to send, grouped by egress port (Snapshot::ports index).
 struct TxBatch {
-  std::array<std::array<rte_mbuf*, kBurst>, kMaxPorts> pkts;
+  std::array<std::array<rte_mbuf*, kTxBatchCap>, kMaxPorts> pkts;
   std::array<uint16_t, kMaxPorts> n{};
   void clear() { n.fill(0); }
 };
@@ -78,6 +84,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   uint32_t sweep_last_ms = 0;
   uint32_t sweep_debt4 = 0, sweep_debt6 = 0;
   FlowQuery query;  // written by the control thread only through the FlowQuery protocol
+  // IP fragments (frag_table.h); null: fragments take the exception path as unparsed packets.
+  std::unique_ptr<FragTable> frags;
 };
 
 // Serves a pending FlowQuery (workerMain calls it when request != answer).
@@ -95,6 +103,22 @@ inline void dropPkt(WorkerState& w, rte_mbuf* m, Drop d) {
   w.counters.drop(d);
   rte_pktmbuf_free(m);
 }
+
+// emit() for fragments released from hold, which may be more than kBurst per port in one
+// burst: they may fill a port's batch up to kTxBatchCap - kBurst (the burst's own packets, at
+// most kBurst, always fit); past that the frame is a counted tx_full drop.
+inline bool emitBounded(WorkerState& w, TxBatch& tx, rte_mbuf* m, uint16_t port) {
+  if (unlikely(tx.n[port] >= kTxBatchCap - kBurst)) {
+    dropPkt(w, m, Drop::TxFull);
+    return false;
+  }
+  emit(tx, m, port);
+  return true;
+}
+
+// Reclaims expired fragment-table entries (bounded per call; held fragments dropped as
+// frag_timeout). Returns the number of entries removed.
+uint32_t sweepFrags(WorkerState& w, uint32_t now_ms);
 
 // Processes up to kBurst packets received on Snapshot::ports[ingress]. Each packet is either put
 // in `tx` or freed with its drop reason counted. `now_ms` is the worker's clock (flow timeouts).
