@@ -32,6 +32,7 @@
 #include <memory>
 
 #include "l4lb/addr.h"
+#include "l4lb/hash.h"
 
 namespace l4lb::dataplane {
 
@@ -58,6 +59,15 @@ inline FragKey makeFragKey(const uint8_t* saddr, const uint8_t* daddr, Family f,
   k.proto = proto;
   k.family = uint8_t(f);
   return k;
+}
+
+// The worker that owns a datagram's fragments when there are `nworkers`: a hash of (source,
+// destination) only, the two fields every fragment carries, so all fragments of a datagram (and
+// their first, whatever queue RSS put each on) meet at one worker whatever the NIC's RSS.
+inline uint32_t fragOwner(const uint8_t* saddr, const uint8_t* daddr, Family f, uint32_t nworkers) {
+  const uint32_t n = f == Family::V4 ? 4 : 16;
+  const uint32_t h = crcHash(daddr, n, crcHash(saddr, n, 0x0f4a));
+  return uint32_t((uint64_t(h) * nworkers) >> 32);
 }
 
 // What the first fragment's scheduling decided. drop: the VIP drops fragments (or the first

@@ -6,6 +6,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_prefetch.h>
+#include <rte_ring.h>
 
 #include "dataplane/decide.h"
 #include "dataplane/frag_table.h"
@@ -153,8 +154,18 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
 // A fragment to a VIP: the first is scheduled as its 5-tuple (scheduleFlow, the unfragmented
 // path) and its decision recorded; later ones follow the decision, or are held until it exists.
 // Fragments that are not TCP/UDP to a VIP keep the unparsed path (kernel or counted drop).
+//
+// Across workers: RSS may put the fragments of one datagram on different queues (NICs often
+// hash fragments by addresses only and whole packets by the 4-tuple), so each fragment is
+// handled by one owner worker, fragOwner(source, destination), handed over on the owner's ring
+// (`from_ring`: it came that way). The owner schedules a first fragment with its *own* flow
+// table, which stays single-writer: when the 5-tuple's unfragmented packets are served by
+// another worker, the two tables hold separate entries for the flow. They agree through the
+// stateless choice (Maglev / source hash are a pure function of the snapshot and the 5-tuple,
+// decide.h); they can differ only where that choice is not stateless: round-robin schedulers,
+// or an entry kept across a backend change (draining) on one worker and not the other.
 [[gnu::cold, gnu::noinline]] void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi,
-                                                 uint16_t ingress, uint32_t now_ms, TxBatch& tx) {
+                                                 uint16_t ingress, uint32_t now_ms, TxBatch& tx, bool from_ring) {
   if (pi.frag_proto != kProtoTcp && pi.frag_proto != kProtoUdp && pi.proto != kProtoTcp && pi.proto != kProtoUdp) {
     handleUnparsed(w, s, m, Drop::Fragment, ingress, tx);
     return;
@@ -163,6 +174,18 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
   const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
   const uint8_t* saddr = data + pi.saddr_off;
   const uint8_t* daddr = data + pi.daddr_off;
+  if (!from_ring && w.frag_rings.size() > 1) {
+    const uint32_t owner = fragOwner(saddr, daddr, pi.family, uint32_t(w.frag_rings.size()));
+    if (owner != w.index) {
+      m->hash.usr = ingress;  // the RSS hash is not needed any more; the owner needs the port
+      if (rte_ring_mp_enqueue(w.frag_rings[owner], m) != 0) {
+        dropPkt(w, m, Drop::FragRingFull);
+        return;
+      }
+      w.counters.add(Ctr::FragHandedOff);
+      return;
+    }
+  }
   const FragKey key = makeFragKey(saddr, daddr, pi.family, pi.frag_id, pi.frag_proto);
   auto dropAs = [&w](Drop why) { return [&w, why](void* p) { dropPkt(w, static_cast<rte_mbuf*>(p), why); }; };
   if (pi.frag == FragKind::First) {
@@ -240,6 +263,25 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
 }
 
 }  // namespace
+
+uint16_t drainFragRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx) {
+  if (w.index >= w.frag_rings.size()) return 0;  // one worker: no rings
+  rte_mbuf* pkts[kBurst];
+  const unsigned n = rte_ring_sc_dequeue_burst(w.frag_rings[w.index], reinterpret_cast<void**>(pkts), kBurst, nullptr);
+  for (unsigned i = 0; i < n; i++) {
+    rte_mbuf* m = pkts[i];
+    const uint16_t ingress = uint16_t(m->hash.usr);
+    PacketInfo pi;
+    // Parsed by the worker that received it; parsed again here (the ring carries only the mbuf).
+    if (ingress >= s.ports.size() ||
+        parsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), pi, m->ol_flags) != Drop::Fragment) {
+      dropPkt(w, m, Drop::Fragment);
+      continue;
+    }
+    handleFragment(w, s, m, pi, ingress, now_ms, tx, true);
+  }
+  return uint16_t(n);
+}
 
 uint32_t sweepFrags(WorkerState& w, uint32_t now_ms) {
   if (!w.frags) return 0;
@@ -349,7 +391,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     finishForward(w, m, r, bid, tx);
   }
   w.counters.add(Ctr::FlowHit, hits);
-  for (uint16_t i = 0; unlikely(i < nfrag); i++) handleFragment(w, s, frag_m[i], frag_pi[i].v, ingress, now_ms, tx);
+  for (uint16_t i = 0; unlikely(i < nfrag); i++) handleFragment(w, s, frag_m[i], frag_pi[i].v, ingress, now_ms, tx, false);
 }
 
 namespace {
@@ -416,6 +458,29 @@ bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out) {
   return true;
 }
 
+namespace {
+
+// Sends what a burst queued, per port; what the driver does not take is a tx_full drop.
+inline void flushTx(WorkerState& w, const Snapshot& s, TxBatch& tx) {
+  for (uint16_t p = 0; p < s.ports.size(); p++) {
+    const uint16_t cnt = tx.n[p];
+    if (cnt == 0) continue;
+    uint64_t bytes = 0;  // read before the driver owns (and may free) the mbufs
+    for (uint16_t k = 0; k < cnt; k++) bytes += rte_pktmbuf_pkt_len(tx.pkts[p][k]);
+    uint16_t sent = rte_eth_tx_burst(s.ports[p].port_id, w.index, tx.pkts[p].data(), cnt);
+    for (uint16_t k = sent; k < cnt; k++) {
+      bytes -= rte_pktmbuf_pkt_len(tx.pkts[p][k]);
+      dropPkt(w, tx.pkts[p][k], Drop::TxFull);
+    }
+    w.counters.add(Ctr::TxPackets, sent);
+    w.counters.add(Ctr::TxBytes, bytes);
+    w.port_ctrs[p].tx_packets += sent;
+    w.port_ctrs[p].tx_bytes += bytes;
+  }
+}
+
+}  // namespace
+
 int workerMain(void* arg) {
   auto* a = static_cast<WorkerArgs*>(arg);
   WorkerState& w = *a->state;
@@ -437,20 +502,13 @@ int workerMain(void* arg) {
       busy = true;
       tx.clear();
       processBurst(w, *s, pkts, n, q.port_index, now, tx);
-      for (uint16_t p = 0; p < s->ports.size(); p++) {
-        const uint16_t cnt = tx.n[p];
-        if (cnt == 0) continue;
-        uint64_t bytes = 0;  // read before the driver owns (and may free) the mbufs
-        for (uint16_t k = 0; k < cnt; k++) bytes += rte_pktmbuf_pkt_len(tx.pkts[p][k]);
-        uint16_t sent = rte_eth_tx_burst(s->ports[p].port_id, w.index, tx.pkts[p].data(), cnt);
-        for (uint16_t k = sent; k < cnt; k++) {
-          bytes -= rte_pktmbuf_pkt_len(tx.pkts[p][k]);
-          dropPkt(w, tx.pkts[p][k], Drop::TxFull);
-        }
-        w.counters.add(Ctr::TxPackets, sent);
-        w.counters.add(Ctr::TxBytes, bytes);
-        w.port_ctrs[p].tx_packets += sent;
-        w.port_ctrs[p].tx_bytes += bytes;
+      flushTx(w, *s, tx);
+    }
+    if (unlikely(!w.frag_rings.empty())) {
+      tx.clear();
+      if (drainFragRing(w, *s, now, tx) != 0) {
+        busy = true;
+        flushTx(w, *s, tx);
       }
     }
     sweepFlows(w, now, s->timeouts);

@@ -10,6 +10,7 @@
 
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 
 #include "dataplane/flow_table.h"
 #include "dataplane/frag_table.h"
@@ -86,7 +87,19 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   FlowQuery query;  // written by the control thread only through the FlowQuery protocol
   // IP fragments (frag_table.h); null: fragments take the exception path as unparsed packets.
   std::unique_ptr<FragTable> frags;
+  // With several workers, every worker's fragment ring (index = worker; multi-producer,
+  // single-consumer: any worker hands a fragment to its owner, fragOwner(), and only the owner
+  // dequeues); empty with one worker. Created and freed by the daemon, outside the loop.
+  std::vector<rte_ring*> frag_rings;
 };
+
+// Fragments in a ring: at most this many per worker (the mbuf pool is sized with room for them).
+inline constexpr uint32_t kFragRingSize = 512;
+
+// The owner's side of the fragment rings: takes up to kBurst fragments other workers handed to
+// this one and handles them as its own (each keeps the ingress port index it arrived on).
+// Returns how many were taken.
+uint16_t drainFragRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx);
 
 // Serves a pending FlowQuery (workerMain calls it when request != answer).
 void answerFlowQuery(WorkerState& w);
