@@ -131,6 +131,9 @@ struct Snapshot {
   FlatMap<ServiceKey, NatReverse> nat_reverse;   // (backend addr, backend port, proto) -> VIP
   FlatMap<AddrKey, MacAddr> neighbours;          // neighbour table (static + resolved)
   FlatMap<AddrKey, uint32_t> vip_addrs;          // VIP address -> a vips index (ARP/ND/echo replies)
+  // VIP addresses with at least one VIP tracking fragments (fragments = "track"): a later
+  // fragment whose first is unknown is held only for these; for the others it is dropped.
+  FlatMap<AddrKey, uint32_t> frag_track_addrs;
   FlowTimeouts timeouts;
   uint32_t frag_timeout_ms = 2000;  // [fragments] timeout: a fragment-table entry's lifetime
 

@@ -449,6 +449,12 @@ void SnapshotBuilder::buildIndexes(Work& w) {
     if (seen_addr.insert(s.vips[vi].addr.str()).second)
       vip_addrs.emplace_back(AddrKey::make(s.vips[vi].addr), uint32_t(vi));
   s.vip_addrs = FlatMap<AddrKey, uint32_t>(vip_addrs);
+  std::vector<std::pair<AddrKey, uint32_t>> frag_addrs;
+  std::set<std::string> seen_frag;
+  for (size_t vi = 0; vi < s.vips.size(); vi++)
+    if (s.vips[vi].fragments == FragPolicy::Track && seen_frag.insert(s.vips[vi].addr.str()).second)
+      frag_addrs.emplace_back(AddrKey::make(s.vips[vi].addr), uint32_t(vi));
+  s.frag_track_addrs = FlatMap<AddrKey, uint32_t>(frag_addrs);
   s.nat_reverse = FlatMap<ServiceKey, NatReverse>(w.nat_keys);
 }
 

@@ -247,10 +247,20 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     sendFragment(w, s, m, pi, copy, ingress, tx, false);
     return;
   }
-  // No first fragment yet: held only when it is for a VIP address (the port is in the first).
+  // No first fragment yet: held only when it is for a VIP address (the port is in the first)
+  // where some VIP tracks fragments; to an address whose VIPs all drop them, dropped now.
   if (!isVipAddr(s, daddr, pi.family)) {
     handleUnparsed(w, s, m, Drop::Fragment, ingress, tx);
     return;
+  }
+  {
+    AddrKey k;
+    std::memcpy(k.addr.data(), daddr, pi.family == Family::V4 ? 4 : 16);
+    k.family = uint32_t(pi.family);
+    if (s.frag_track_addrs.find(k) == nullptr) {
+      dropPkt(w, m, Drop::Fragment);
+      return;
+    }
   }
   switch (ft.hold(key, m, now_ms, s.frag_timeout_ms, dropAs(Drop::FragEvicted))) {
     case FragHold::Held: w.counters.add(Ctr::FragHeld); return;
