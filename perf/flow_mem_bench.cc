@@ -59,7 +59,7 @@ int flowMemMain(const Options& o) {
         k4.proto = 6;
         key = &k4;
       }
-      if (!ft->upsert(key, FlowTable::hashKey(key, key_len), v)) die("insert " + std::to_string(i) + " failed");
+      if (!ft->upsert(key, FlowTable::indexHash(key, key_len), v)) die("insert " + std::to_string(i) + " failed");
     }
     if (ft->size() != entries) die("table holds " + std::to_string(ft->size()));
     const uint64_t filled = heapBytes();

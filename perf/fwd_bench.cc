@@ -41,6 +41,7 @@
 
 #include "baseline_5tswap.h"
 #include "bench_common.h"
+#include "bench_worker.h"
 #include "benches.h"
 #include "control/snapshot_builder.h"
 #include "dataplane/worker.h"
@@ -109,52 +110,6 @@ struct Contender {
   std::unique_ptr<Snapshot> snap;
   std::unique_ptr<WorkerState> worker;
 };
-
-int g_table_seq = 0;
-
-void makeTables(WorkerState& w, uint32_t cap4, uint32_t cap6) {
-  w.flows4.reset();
-  w.flows6.reset();
-  std::string err;
-  const std::string id = std::to_string(g_table_seq++);
-  w.flows4 = FlowTable::create("pf4_" + id, cap4, sizeof(FlowKey4), int(rte_socket_id()), err);
-  if (!w.flows4) die(err);
-  w.flows6 = FlowTable::create("pf6_" + id, cap6, sizeof(FlowKey6), int(rte_socket_id()), err);
-  if (!w.flows6) die(err);
-}
-
-std::string countersLine(const WorkerState& w) {
-  std::ostringstream s;  // (not string operator+: GCC 12 -O3 raises a false -Wrestrict on it)
-  for (size_t i = 1; i < size_t(Drop::Count); i++)
-    if (w.counters.drops[i]) s << ' ' << toString(Drop(i)) << '=' << w.counters.drops[i];
-  for (size_t i = 0; i < size_t(Ctr::Count); i++)
-    if (w.counters.ctrs[i]) s << ' ' << kCtrNames[i] << '=' << w.counters.ctrs[i];
-  return s.str();
-}
-
-// Opens every flow of the population (SYN, then ACK so TCP flows are established), untimed,
-// through processBurst itself. Dies unless each one is in the table afterwards.
-void warm(Contender& c, const TrafficSpec& t, MbufStock& stock) {
-  FrameWriter fw(t);
-  WorkerState& w = *c.worker;
-  rte_mbuf* pkts[kBurst];
-  TxBatch tx;
-  const int passes = t.tcp ? 2 : 1;
-  for (int pass = 0; pass < passes; pass++) {
-    for (uint32_t f = 0; f < t.flows; f += kBurst) {
-      const uint16_t n = uint16_t(std::min<uint32_t>(kBurst, t.flows - f));
-      stock.take(pkts, n);
-      for (uint16_t i = 0; i < n; i++) fw.write(pkts[i], f + i, pass == 0 ? 0x02 : 0x10);
-      tx.clear();
-      dataplane::processBurst(w, *c.snap, pkts, n, 0, dataplane::nowMs(), tx);
-      for (uint16_t p = 0; p < kMaxPorts; p++) stock.give(tx.pkts[p].data(), tx.n[p]);
-    }
-  }
-  const FlowTable& ft = t.ipv6 ? *w.flows6 : *w.flows4;
-  if (w.counters.totalDrops() != 0 || ft.size() != t.flows)
-    die(c.name + ": warm-up left " + std::to_string(ft.size()) + " flows of " + std::to_string(t.flows) + ":" +
-        countersLine(w));
-}
 
 struct Measure {
   uint64_t packets = 0, cycles = 0, sent = 0;
@@ -251,7 +206,7 @@ int fwdMain(const Options& o) {
         c->snap = buildSnapshot(c->builder, benchConfig(t, modeFrom(m), backends));
         c->worker = std::make_unique<WorkerState>();
         makeTables(*c->worker, t.ipv6 ? 1u << 20 : cap, t.ipv6 ? cap : 1u << 20);
-        warm(*c, t, stock);
+        warmFlows(*c->worker, *c->snap, t, stock, c->name);
       }
       cs.push_back(std::move(c));
     }
@@ -272,7 +227,7 @@ int fwdMain(const Options& o) {
           // Every run starts from the same table state: the population only.
           makeTables(*c.worker, t.ipv6 ? 1u << 20 : cap, t.ipv6 ? cap : 1u << 20);
           c.worker->counters = WorkerCounters{};
-          warm(c, t, stock);
+          warmFlows(*c.worker, *c.snap, t, stock, c.name);
         }
         BurstSource src(t, seq);  // same seed: every contender gets the same packets
         const WorkerCounters before = c.baseline ? WorkerCounters{} : c.worker->counters;

@@ -13,6 +13,7 @@ PKGS=(
   libsystemd-dev               # sd_notify: readiness, reload and watchdog under systemd
   libnl-3-dev libnl-route-3-dev  # rtnetlink: neighbour resolution, kernel interface addresses
   libgtest-dev googletest      # unit tests
+  clang-14 libclang-rt-14-dev  # fuzz targets: libFuzzer and the sanitizer runtimes for clang (tests/fuzz)
   python3-scapy                # independent packet decoder for integration tests
   python3-prometheus-client    # parses the /metrics exposition in tests (text_string_to_metric_families)
   iproute2 ethtool iputils-ping curl  # test namespaces and veths, lab clients

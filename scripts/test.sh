@@ -4,8 +4,9 @@
 #   2. builds with warnings as errors and runs the unit tests,
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit tests,
 #   4. runs the snapshot publisher's stress test under ThreadSanitizer,
-#   5. runs the integration tests: the real l4lb binary on net_pcap ports, output decoded by scapy,
-#   6. runs the end-to-end tests: the lab of network namespaces with real servers and clients,
+#   5. builds the libFuzzer targets with clang 14, replays their corpora and fuzzes each 30 s,
+#   6. runs the integration tests: the real l4lb binary on net_pcap ports, output decoded by scapy,
+#   7. runs the end-to-end tests: the lab of network namespaces with real servers and clients,
 #      l4lb on net_af_xdp ports with the XDP and tap exception paths.
 # Ends with one summary line "N passed, N failed, N skipped"; exits non-zero on any failure.
 set -uo pipefail
@@ -49,6 +50,9 @@ step "publisher stress test under ThreadSanitizer"
 mkdir -p "$results/unit-tsan"
 GTEST_OUTPUT="xml:$results/unit-tsan/" tests/tsan.sh build-ci-tsan || echo "exit $?" >"$results/tsan-exit"
 
+step "fuzzing: corpus replay, then 30 s per target (libFuzzer, clang 14, ASan + UBSan)"
+tests/fuzz/run.sh --build build-ci-fuzz --replay --seconds 30 | tee "$results/fuzz.log"
+
 step "integration tests (l4lb on net_pcap, decoded by scapy)"
 tests/integration/run.sh "$root/build-ci" | tee "$results/integration.log"
 
@@ -79,7 +83,7 @@ for label, builddir in (("unit", "build-ci"), ("unit-asan", "build-ci-asan"), ("
         lf = max(lf, 1)  # a race report exits non-zero even after the tests passed
     print(f"{label}: {lp} passed, {lf} failed, {ls} skipped ({len(files)} test programs)")
     p += lp; f += lf; s += ls
-for suite in ("integration", "e2e"):
+for suite in ("fuzz", "integration", "e2e"):
     path = os.path.join(res, suite + ".log")
     text = open(path).read() if os.path.exists(path) else ""
     m = re.findall(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", text, re.M)

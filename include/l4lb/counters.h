@@ -22,7 +22,7 @@ namespace l4lb {
   /* ethertype other than IPv4/IPv6 (LLDP, QinQ, ARP not asking for a VIP ...) on a port without   \
      an exception path */                                                                          \
   X(NotIp, "not_ip")                                                                               \
-  /* version mismatch, IHL < 5, bad IPv4 header checksum, IPv6 ext chain too long */               \
+  /* version mismatch, IHL < 5, bad IPv4 header checksum, IPv6 hop-by-hop not first */             \
   X(BadIpHeader, "bad_ip_header")                                                                  \
   /* IP total/payload length beyond the frame or below the headers, bad UDP length, TCP offset */  \
   X(BadLength, "bad_length")                                                                       \
@@ -61,6 +61,15 @@ namespace l4lb {
   X(BadIcmpQuote, "bad_icmp_quote")                                                                \
   /* ICMP error about a round-robin VIP flow this worker has no entry for */                       \
   X(IcmpErrorNoFlow, "icmp_error_no_flow")                                                         \
+  /* IPv6 packet (or the packet an ICMPv6 error quotes) with more than 8 extension headers before  \
+     its upper-layer header: fail closed, no ports read */                                         \
+  X(Ipv6ExtLimit, "ipv6_ext_limit")                                                                \
+  /* ICMP error to a VIP quoting a non-first fragment (no ports to name the flow by) */            \
+  X(IcmpQuoteFragment, "icmp_quote_fragment")                                                      \
+  /* fragmentation-needed quoting a next-hop MTU below 576, or packet-too-big below 1280 */        \
+  X(IcmpMtuTooSmall, "icmp_mtu_too_small")                                                         \
+  /* valid ICMP error about a VIP flow above the worker's [icmp] rate (token bucket) */            \
+  X(IcmpRateLimited, "icmp_rate_limited")                                                          \
   /* later fragment to a VIP address whose first was not seen, and the fragment table had no way   \
      for it (every way of its bucket holds a live decision) */                                    \
   X(FragTableFull, "frag_table_full")                                                              \

@@ -23,4 +23,14 @@ struct FlowTimeouts {
 };
 inline constexpr FlowTimeouts kDefaultFlowTimeouts{};
 
+// [icmp]: ICMP/ICMPv6 errors about VIP flows each worker forwards to backends (a token bucket
+// on the worker's clock: `per_second` tokens a second, at most `burst` saved up). Per worker, so
+// the balancer's total is this times the number of workers.
+struct IcmpErrorLimit {
+  uint32_t per_second = 1000;
+  uint32_t burst = 200;
+};
+inline constexpr IcmpErrorLimit kDefaultIcmpErrorLimit{};
+inline constexpr uint32_t kMaxIcmpErrorsPerSecond = 10'000'000;  // config bounds (also burst's)
+
 }  // namespace l4lb

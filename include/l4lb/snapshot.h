@@ -135,6 +135,7 @@ struct Snapshot {
   // fragment whose first is unknown is held only for these; for the others it is dropped.
   FlatMap<AddrKey, uint32_t> frag_track_addrs;
   FlowTimeouts timeouts;
+  IcmpErrorLimit icmp_errors;  // per worker (slow_path.cc)
   uint32_t frag_timeout_ms = 2000;  // [fragments] timeout: a fragment-table entry's lifetime
 
   const SnapBackend* backend(uint32_t id) const {

@@ -122,6 +122,11 @@ struct FlowTableConfig {
   uint32_t udp_timeout_ms = kDefaultFlowTimeouts.udp_ms;
 };
 
+// [icmp]: how many ICMP errors about VIP flows each worker forwards (errors_per_second, burst).
+struct IcmpConfig {
+  IcmpErrorLimit errors = kDefaultIcmpErrorLimit;
+};
+
 // [fragments]: the per-worker fragment table (dataplane/frag_table.h). table_size and max_held
 // are sized at start-up (a reload keeps them); timeout takes effect on reload.
 struct FragmentConfig {
@@ -156,6 +161,7 @@ struct Config {
   std::vector<VipConfig> vips;
   std::vector<NeighbourConfig> neighbours;
   FlowTableConfig flow_table;
+  IcmpConfig icmp;
   FragmentConfig fragments;
   HealthGlobalConfig health;
   ControlApiConfig control;

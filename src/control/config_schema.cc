@@ -68,6 +68,7 @@ void ConfigSchema::load(const toml::table& root) {
   // first of two equally close names.
   const Field eal = t.get("eal");
   const Field flowTable = t.get("flow_table");
+  const Field icmp = t.get("icmp");
   const Field fragments = t.get("fragments");
   const Field ports = t.get("ports");
   const Field neighbours = t.get("neighbours");
@@ -78,6 +79,7 @@ void ConfigSchema::load(const toml::table& root) {
   const Field log = t.get("log");
   loadEal(eal, root);
   if (flowTable) loadFlowTable(flowTable);
+  if (icmp) loadIcmp(icmp);
   if (fragments) loadFragments(fragments);
   loadPorts(ports, root);
   loadNeighbours(neighbours);
@@ -227,6 +229,20 @@ void ConfigSchema::loadFlowTable(const Field& f) {
     if (Field v = t.get(key)) {
       if (auto x = r_.secondsAsMs(v)) *field = *x;
     }
+  }
+}
+
+// [icmp]: the per-worker token bucket for forwarded ICMP errors (slow_path.h).
+void ConfigSchema::loadIcmp(const Field& f) {
+  const toml::table* tt = r_.table(f);
+  if (tt == nullptr) return;
+  TableReader t(r_, *tt, f.path);
+  auto& e = config_.icmp.errors;
+  if (Field v = t.get("errors_per_second")) {
+    if (auto x = r_.integer(v, 1, kMaxIcmpErrorsPerSecond)) e.per_second = static_cast<uint32_t>(*x);
+  }
+  if (Field v = t.get("burst")) {
+    if (auto x = r_.integer(v, 1, kMaxIcmpErrorsPerSecond)) e.burst = static_cast<uint32_t>(*x);
   }
 }
 

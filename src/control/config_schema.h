@@ -24,11 +24,12 @@ class ConfigSchema {
   using Field = reader::Field;
   using TableReader = reader::TableReader;
 
-  // config_schema.cc: [eal], [flow_table], [[ports]], [[neighbours]], [health], [control],
+  // config_schema.cc: [eal], [flow_table], [icmp], [[ports]], [[neighbours]], [health], [control],
   // [metrics], [log].
   void loadEal(const Field& f, const toml::table& root);
   void loadWorkerCores(const Field& f, bool mainOk);
   void loadFlowTable(const Field& f);
+  void loadIcmp(const Field& f);
   void loadFragments(const Field& f);
   void loadPorts(const Field& f, const toml::table& root);
   void loadPortFamily(TableReader& t, PortConfig& port, Family family);

@@ -488,11 +488,11 @@ api::RunFacts ControlPlane::runFacts() const {
 
 uint32_t ControlPlane::workerClockMs() const { return dataplane::nowMs(); }
 
-std::vector<api::FlowAnswer> ControlPlane::askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const {
+std::vector<api::FlowAnswer> ControlPlane::askFlowTables(bool v6, const void* key, size_t key_len) const {
   std::vector<api::FlowAnswer> out(queries_.size());
   std::vector<bool> asked(queries_.size());
   // A worker with an earlier question still unanswered (stopped or stuck) is not asked again.
-  for (size_t i = 0; i < queries_.size(); i++) asked[i] = dataplane::postFlowQuery(*queries_[i], v6, key, key_len, sig);
+  for (size_t i = 0; i < queries_.size(); i++) asked[i] = dataplane::postFlowQuery(*queries_[i], v6, key, key_len);
   const uint64_t deadline = monoMsNow() + api::kFlowQueryWaitMs;
   for (;;) {
     bool pending = false;

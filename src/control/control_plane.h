@@ -72,7 +72,7 @@ class ControlPlane : public api::OperatorView {
   const api::Transition* lastTransition(const std::string& key) const override;
   const std::vector<const dataplane::WorkerState*>& workers() const override { return workers_; }
   api::RunFacts runFacts() const override;
-  std::vector<api::FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const override;
+  std::vector<api::FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len) const override;
   uint32_t workerClockMs() const override;
   bool rebuild(const std::string& why) override;
   // Re-reads the config file and applies it whole, or changes nothing (logged and counted).

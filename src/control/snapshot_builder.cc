@@ -209,6 +209,7 @@ BuildResult SnapshotBuilder::build(const Config& cfg, const std::vector<PortRunt
   s->generation = ++generation_;
   s->timeouts = {cfg.flow_table.tcp_syn_timeout_ms, cfg.flow_table.tcp_established_timeout_ms,
                  cfg.flow_table.tcp_fin_timeout_ms, cfg.flow_table.udp_timeout_ms};
+  s->icmp_errors = cfg.icmp.errors;
   s->frag_timeout_ms = cfg.fragments.timeout_ms;
   Work w{cfg, rt, dyn, *s, {}, {}, {}, {}, {}, {}};
   buildNeighbours(w);

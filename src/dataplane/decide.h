@@ -59,7 +59,7 @@ constexpr const char* toString(FlowOutcome o) {
 struct FlowFacts {
   const SnapVip* vip;
   uint32_t vip_index;
-  hash_sig_t sig;  // the flow key's hash (makeFlowKey): Maglev slot, flow-table bucket
+  hash_sig_t sig;  // the flow key's CRC (makeFlowKey): the Maglev slot, the same on every instance
   Family family;
   bool tcp;
   uint8_t tcp_flags;

@@ -50,18 +50,18 @@ FlowTable::FlowTable(uint8_t* mem, uint32_t capacity, uint32_t mask, bool v6)
 FlowTable::~FlowTable() { rte_free(mem_); }
 
 template <class L>
-bool FlowTable::upsertIn(const void* key, hash_sig_t sig, uint64_t value) {
+bool FlowTable::upsertIn(const void* key, hash_sig_t idx, uint64_t value) {
   const Needle<L> k(key);
   if (!k.validProto()) return false;
   unsigned slot;
-  if (uint8_t* b = find<L>(k, sig, slot)) {
+  if (uint8_t* b = find<L>(k, idx, slot)) {
     store64(L::value(b, slot), value);
     return true;
   }
   if (size() >= capacity_) return false;
   // First free slot from the home bucket on; every full bucket passed counts one more entry
   // beyond it. There is one: size() < capacity_ <= slots().
-  uint32_t bi = sig & mask_;
+  uint32_t bi = idx & mask_;
   for (;;) {
     uint8_t* b = bucketAt<L>(bi);
     for (unsigned i = 0; i < L::kSlots; i++) {
@@ -89,13 +89,13 @@ void FlowTable::removeAt(uint8_t* b, uint32_t bi, unsigned slot, uint32_t home) 
 }
 
 template <class L>
-bool FlowTable::eraseIn(const void* key, hash_sig_t sig) {
+bool FlowTable::eraseIn(const void* key, hash_sig_t idx) {
   const Needle<L> k(key);
   if (!k.validProto()) return false;
   unsigned slot;
-  uint8_t* b = find<L>(k, sig, slot);
+  uint8_t* b = find<L>(k, idx, slot);
   if (b == nullptr) return false;
-  removeAt<L>(b, uint32_t((b - mem_) / L::kBytes), slot, sig & mask_);
+  removeAt<L>(b, uint32_t((b - mem_) / L::kBytes), slot, idx & mask_);
   return true;
 }
 
@@ -119,7 +119,7 @@ uint32_t FlowTable::sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t bud
       uint64_t words[L::kAddrWords + 1];
       for (unsigned w = 0; w < L::kAddrWords; w++) words[w] = load64(L::addr(b, i) + 8 * w);
       words[L::kAddrWords] = L::tail(b, i);
-      removeAt<L>(b, bi, i, hashKey(words, L::kKeyLen) & mask_);
+      removeAt<L>(b, bi, i, indexHash(words, L::kKeyLen) & mask_);
       removed++;
       if (ended != nullptr && v.backend_id < kMaxCountedBackends && v.backend_id != kNoBackend)
         ended[v.backend_id].flows_ended++;

@@ -31,6 +31,7 @@
 #include <rte_prefetch.h>
 
 #include "dataplane/flow.h"
+#include "dataplane/flow_index.h"
 #include "dataplane/parser.h"
 #include "l4lb/counters.h"
 #include "l4lb/hash.h"
@@ -105,8 +106,8 @@ struct Needle {
 
 class FlowTable {
  public:
-  // Keys hash with CRC32-C and this seed (crcHash(); lookup.h's makeFlowKey gives the same
-  // values from registers). The low bits pick the bucket.
+  // The seed of the flow key's CRC32-C (lookup.h makeFlowKey): the Maglev slot's hash, the same
+  // on every instance. It does not pick buckets: see indexHash.
   static constexpr uint32_t kHashSeed = 0xf10c4a5e;
   // Linear probing over multi-slot buckets stays short up to ~80 % (F14 uses 7/8 with 14-slot
   // chunks; fewer slots per bucket want more room).
@@ -122,22 +123,26 @@ class FlowTable {
   FlowTable(const FlowTable&) = delete;
   FlowTable& operator=(const FlowTable&) = delete;
 
-  static hash_sig_t hashKey(const void* key, uint32_t key_len) { return crcHash(key, key_len, kHashSeed); }
+  // The bucket index hash every `idx` argument below must be: keyed with the process's secret
+  // (flow_index.h), so a sender cannot aim at a bucket. Its low bits pick the home bucket.
+  static hash_sig_t indexHash(const void* key, uint32_t key_len) { return flowIndexHash(key, key_len); }
+  static hash_sig_t indexHash(const FlowKey4& k) { return flowIndexHash(&k, sizeof(k)); }
+  static hash_sig_t indexHash(const FlowKey6& k) { return flowIndexHash(&k, sizeof(k)); }
 
   // Looks a key up. Any key: one with protocol byte 0 (which would match a free slot) is a miss.
-  bool lookup(const void* key, hash_sig_t sig, uint64_t& value) const {
-    return v6_ ? lookupFamily<true, true>(key, sig, value) : lookupFamily<false, true>(key, sig, value);
+  bool lookup(const void* key, hash_sig_t idx, uint64_t& value) const {
+    return v6_ ? lookupFamily<true, true>(key, idx, value) : lookupFamily<false, true>(key, idx, value);
   }
 
   // For a caller that knows the table's family at compile time (the worker, which picks flows4
   // or flows6 by the packet's family): no dispatch on the table's layout per packet. The key's
   // protocol must be TCP or UDP (the worker's always is).
-  // prefetchFamily starts loading the home bucket of `sig` into the cache: call it as soon as a
+  // prefetchFamily starts loading the home bucket of `idx` into the cache: call it as soon as a
   // packet's hash is known and look the key up a few packets later (VPP lb: hash the next
   // packet, prefetch its bucket).
   template <bool V6>
-  void prefetchFamily(hash_sig_t sig) const {
-    const uint8_t* b = mem_ + size_t(sig & mask_) * (V6 ? flow_table_detail::Layout6::kBytes : flow_table_detail::Layout4::kBytes);
+  void prefetchFamily(hash_sig_t idx) const {
+    const uint8_t* b = mem_ + size_t(idx & mask_) * (V6 ? flow_table_detail::Layout6::kBytes : flow_table_detail::Layout4::kBytes);
     rte_prefetch0(b);
     if constexpr (V6) {
       rte_prefetch0(b + 64);
@@ -146,7 +151,7 @@ class FlowTable {
   }
   // kAnyKey: check the protocol byte first (lookup()).
   template <bool V6, bool kAnyKey = false>
-  bool lookupFamily(const void* key, hash_sig_t sig, uint64_t& value) const {
+  bool lookupFamily(const void* key, hash_sig_t idx, uint64_t& value) const {
     using L = std::conditional_t<V6, flow_table_detail::Layout6, flow_table_detail::Layout4>;
     RTE_ASSERT(v6_ == V6);
     const flow_table_detail::Needle<L> k(key);
@@ -154,7 +159,7 @@ class FlowTable {
       if (!k.validProto()) return false;  // would match a free slot's zero tail
     }
     unsigned slot;
-    const uint8_t* b = find<L>(k, sig, slot);
+    const uint8_t* b = find<L>(k, idx, slot);
     if (b == nullptr) return false;
     value = flow_table_detail::load64(L::value(b, slot));
     return true;
@@ -162,13 +167,13 @@ class FlowTable {
 
   // Inserts or overwrites. False when the key is new and the table holds capacity() entries
   // (the caller falls back to stateless), or the key's protocol byte is 0 (not a flow).
-  bool upsert(const void* key, hash_sig_t sig, const FlowValue& v) {
-    return v6_ ? upsertIn<flow_table_detail::Layout6>(key, sig, v.pack())
-               : upsertIn<flow_table_detail::Layout4>(key, sig, v.pack());
+  bool upsert(const void* key, hash_sig_t idx, const FlowValue& v) {
+    return v6_ ? upsertIn<flow_table_detail::Layout6>(key, idx, v.pack())
+               : upsertIn<flow_table_detail::Layout4>(key, idx, v.pack());
   }
 
-  bool erase(const void* key, hash_sig_t sig) {
-    return v6_ ? eraseIn<flow_table_detail::Layout6>(key, sig) : eraseIn<flow_table_detail::Layout4>(key, sig);
+  bool erase(const void* key, hash_sig_t idx) {
+    return v6_ ? eraseIn<flow_table_detail::Layout6>(key, idx) : eraseIn<flow_table_detail::Layout4>(key, idx);
   }
 
   // Visits exactly `budget` table positions (occupied or free) from where the previous call
@@ -203,8 +208,8 @@ class FlowTable {
 
   // The bucket and slot holding the key, or nullptr.
   template <class L>
-  uint8_t* find(const flow_table_detail::Needle<L>& k, hash_sig_t sig, unsigned& slot) const {
-    uint32_t bi = sig & mask_;
+  uint8_t* find(const flow_table_detail::Needle<L>& k, hash_sig_t idx, unsigned& slot) const {
+    uint32_t bi = idx & mask_;
     for (uint32_t probes = 0; probes <= mask_; probes++) {
       uint8_t* b = bucketAt<L>(bi);
       for (unsigned i = 0; i < L::kSlots; i++) {
@@ -220,9 +225,9 @@ class FlowTable {
   }
 
   template <class L>
-  bool upsertIn(const void* key, hash_sig_t sig, uint64_t value);
+  bool upsertIn(const void* key, hash_sig_t idx, uint64_t value);
   template <class L>
-  bool eraseIn(const void* key, hash_sig_t sig);
+  bool eraseIn(const void* key, hash_sig_t idx);
   // Frees `slot` of bucket `b` (index bi), whose entry's home bucket is `home`.
   template <class L>
   void removeAt(uint8_t* b, uint32_t bi, unsigned slot, uint32_t home);

@@ -63,8 +63,9 @@ struct PacketInfo {
 //    the frame: BadLength. Extension headers 0 (only first), 43, 60 are skipped, each must fit
 //    in the IP payload (BadLength); 44 (8 bytes, BadLength if it does not fit): Fragment, except
 //    an atomic fragment (offset 0, M clear; RFC 6946: processed as a whole packet), which is
-//    skipped like the others; a second fragment header, hop-by-hop not first or more than 8
-//    extension headers (the fragment header counts): BadIpHeader.
+//    skipped like the others; a second fragment header, or hop-by-hop not first: BadIpHeader;
+//    a 9th extension header (more than kMaxIpv6ExtHeaders = 8, the fragment header counts):
+//    Ipv6ExtLimit.
 //  - L4 must fit inside the IP length (not just the frame): TCP >= 20 bytes with 5 <= data
 //    offset and data offset*4 within it, UDP >= 8 bytes with its length field == the remaining IP
 //    payload (so zero-length UDP is BadLength), ICMP/ICMPv6 >= 8 bytes; else BadLength.

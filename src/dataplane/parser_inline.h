@@ -128,7 +128,8 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   // Common case: no extension header at all, so the loop body is skipped.
   for (unsigned n = 0; unlikely(next != kProtoTcp && next != kProtoUdp); n++) {
     if (next == kIpv6Fragment) {
-      if (unlikely(n == kMaxIpv6ExtHeaders || info.frag != FragKind::None)) return Drop::BadIpHeader;
+      if (unlikely(n == kMaxIpv6ExtHeaders)) return Drop::Ipv6ExtLimit;
+      if (unlikely(info.frag != FragKind::None)) return Drop::BadIpHeader;  // a second fragment header
       if (unlikely(ip_len - off < kIpv6FragHdrLen)) return Drop::BadLength;
       const uint16_t off_m = load16be(ip + off + 2);
       next = ip[off];
@@ -154,9 +155,9 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
     }
     if (next != kIpv6HopByHop && next != kIpv6Routing && next != kIpv6DestOpts) break;
     // RFC 8200 §4.3: hop-by-hop options must immediately follow the IPv6 header.
-    if (unlikely((next == kIpv6HopByHop && n != 0) || n == kMaxIpv6ExtHeaders)) {
-      return Drop::BadIpHeader;
-    }
+    if (unlikely(next == kIpv6HopByHop && n != 0)) return Drop::BadIpHeader;
+    // Fail closed past the limit: the ports are not read from bytes that may not be them.
+    if (unlikely(n == kMaxIpv6ExtHeaders)) return Drop::Ipv6ExtLimit;
     if (unlikely(ip_len - off < kIpv6ExtMinLen)) return Drop::BadLength;
     uint32_t ext_len = (uint32_t{ip[off + 1]} + 1) * 8;
     if (unlikely(ext_len > ip_len - off)) return Drop::BadLength;

@@ -11,6 +11,7 @@
 #include "dataplane/decide.h"
 #include "dataplane/forward.h"
 #include "dataplane/lookup.h"
+#include "dataplane/parser_inline.h"  // the IPv6 extension-header rules, for the quote
 
 namespace l4lb::dataplane {
 namespace {
@@ -24,6 +25,7 @@ constexpr uint32_t kArpLen = 28;  // RFC 826 body for Ethernet (6-byte) / IPv4 (
 constexpr uint16_t kArpRequest = 1, kArpReply = 2;
 
 constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8, kIcmpTimeExceeded = 11;
+constexpr uint8_t kIcmpFragNeeded = 4;  // type 3 code 4 (RFC 1191)
 constexpr uint8_t kIcmp6Unreachable = 1, kIcmp6TooBig = 2, kIcmp6TimeExceeded = 3;
 constexpr uint8_t kIcmp6EchoRequest = 128, kIcmp6EchoReply = 129;
 constexpr uint8_t kNdSolicit = 135, kNdAdvert = 136;
@@ -260,11 +262,73 @@ void neighbourAdvert(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Packe
 // ---------------------------------------------------------------------------------------------
 // ICMP errors about a VIP flow
 
-// Where the quoted packet's parts are, relative to the ICMP message.
+// Where the quoted packet's parts are, relative to the quote (the bytes after the ICMP header).
 struct Quote {
-  uint32_t hdr_len;  // quoted IP header
-  uint8_t proto;
+  uint32_t hdr_len = 0;          // quoted IP header, IPv6 extension headers included
+  uint8_t proto = 0;             // upper-layer protocol
+  bool later_fragment = false;   // a non-first fragment: no ports behind hdr_len
+  uint32_t frag_id = 0;          // its IP ID (IPv4) or fragment-header identification (IPv6),
+                                 // host order; set only with later_fragment
 };
+
+// The quote's IP header and where its upper-layer header starts, or why the error is refused.
+// IPv6 extension headers are walked by the parser's rules (parser_inline.h parseIpv6): hop-by-hop
+// only first, at most kMaxIpv6ExtHeaders of them (Ipv6ExtLimit past that: fail closed, no port is
+// read from bytes that may not be ports), each within the quote (a quote cut short inside them
+// is BadIcmpQuote). A fragment header is walked too: a first fragment holds the ports, a later
+// one stops the walk with later_fragment set.
+Drop parseQuote(const uint8_t* quote, uint32_t qlen, Family f, Quote& q) {
+  if (f == Family::V4) {
+    if (qlen < kIpv4HdrLen || quote[0] >> 4 != 4 || (quote[0] & 0x0f) < 5) return Drop::BadIcmpQuote;
+    q.hdr_len = (quote[0] & 0x0fu) * 4;
+    q.proto = quote[9];
+    if ((load16be(quote + 6) & 0x1fff) != 0) {
+      q.later_fragment = true;
+      q.frag_id = load16be(quote + 4);
+    }
+    return Drop::Ok;
+  }
+  using parser_detail::kIpv6DestOpts;
+  using parser_detail::kIpv6Fragment;
+  using parser_detail::kIpv6HopByHop;
+  using parser_detail::kIpv6Routing;
+  if (qlen < kIpv6HdrLen || quote[0] >> 4 != 6) return Drop::BadIcmpQuote;
+  uint8_t next = quote[6];
+  uint32_t off = kIpv6HdrLen;
+  for (unsigned n = 0; next != kProtoTcp && next != kProtoUdp; n++) {
+    if (next != kIpv6HopByHop && next != kIpv6Routing && next != kIpv6DestOpts && next != kIpv6Fragment) break;
+    if (next == kIpv6HopByHop && n != 0) return Drop::BadIcmpQuote;
+    if (n == parser_detail::kMaxIpv6ExtHeaders) return Drop::Ipv6ExtLimit;
+    if (qlen - off < parser_detail::kIpv6ExtMinLen) return Drop::BadIcmpQuote;
+    // RFC 8200 §4.5: the fragment header is 8 bytes (its second byte is reserved, not a length).
+    const uint32_t ext_len = next == kIpv6Fragment ? 8 : (uint32_t{quote[off + 1]} + 1) * 8;
+    if (ext_len > qlen - off) return Drop::BadIcmpQuote;
+    const uint8_t after = quote[off];
+    if (next == kIpv6Fragment && (load16be(quote + off + 2) & 0xfff8) != 0) {
+      q.later_fragment = true;
+      q.frag_id = uint32_t{load16be(quote + off + 4)} << 16 | load16be(quote + off + 6);
+      next = after;
+      off += ext_len;
+      break;
+    }
+    next = after;
+    off += ext_len;
+  }
+  q.hdr_len = off;
+  q.proto = next;
+  return Drop::Ok;
+}
+
+// Does a fragmentation-needed (IPv4 type 3 code 4, RFC 1191: next-hop MTU in bytes 6-7) or
+// packet-too-big (ICMPv6 type 2, RFC 4443 §3.2: 32-bit MTU in bytes 4-7) report less than any
+// path may have (RFC 791: every IPv4 host takes 576-byte datagrams; RFC 8200 §5: every IPv6
+// link carries 1280)? False for every other error.
+bool reportsMtuBelowMinimum(const uint8_t* icmp, Family f) {
+  if (f == Family::V4) return icmp[0] == kIcmpUnreachable && icmp[1] == kIcmpFragNeeded && load16be(icmp + 6) < 576;
+  if (icmp[0] != kIcmp6TooBig) return false;
+  const uint32_t mtu = uint32_t{load16be(icmp + 4)} << 16 | load16be(icmp + 6);
+  return mtu < 1280;
+}
 
 // NAT: the backend sent backend:bport -> client, which reverseNat turned into VIP:vport ->
 // client; the error quotes that. RFC 5508 §4.2: translate the outer destination back to the
@@ -336,6 +400,7 @@ FwdResult natIcmpError(rte_mbuf* m, const PacketInfo& pi, const Quote& q, const 
 // An ICMP error (IPv4 type 3 or 11, ICMPv6 type 1, 2 or 3) to a VIP address. It quotes a packet
 // the VIP's side sent, VIP:vport -> client:cport; the flow it belongs to is client -> VIP, whose
 // backend must see the error (path MTU discovery, RFC 1191 / RFC 8201, only works if it does).
+// The checks and the rule for the backend, in order: slow_path.h.
 void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi, uint16_t ingress,
                       uint32_t now_ms, TxBatch& tx) {
   const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
@@ -343,33 +408,32 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   const uint8_t* icmp = d + pi.l4_off;
   const uint32_t len = pi.l3_len - uint32_t(pi.l4_off - pi.l3_off);
   if (!icmpChecksumOk(l3, pi.family, icmp, len)) return dropPkt(w, m, Drop::BadIcmp);
+  // Forwarded, such an error would have the backend send segments no path needs (or, with
+  // IPv4's RFC 1191 "0" from old routers, guess): a cheap way to slow its connections down.
+  if (reportsMtuBelowMinimum(icmp, pi.family)) return dropPkt(w, m, Drop::IcmpMtuTooSmall);
 
   // The quote: an IP header of the ICMP's own family, then at least the 8 bytes that hold the
-  // ports (RFC 792; RFC 4443 §3 quotes more). IPv6 extension headers in the quote and quoted
-  // non-first fragments carry no ports where we look: not a VIP flow we can name.
+  // ports (RFC 792; RFC 4443 §3 quotes more).
   const bool v4 = pi.family == Family::V4;
   const unsigned alen = v4 ? 4 : 16;
   const uint8_t* quote = icmp + kIcmpHdrLen;
   const uint32_t qlen = len - kIcmpHdrLen;
-  Quote q{};
-  if (v4) {
-    if (qlen < kIpv4HdrLen || quote[0] >> 4 != 4 || (quote[0] & 0x0f) < 5 || (load16be(quote + 6) & 0x1fff) != 0) {
-      return dropPkt(w, m, Drop::BadIcmpQuote);
-    }
-    q.hdr_len = (quote[0] & 0x0fu) * 4;
-    q.proto = quote[9];
-  } else {
-    if (qlen < kIpv6HdrLen || quote[0] >> 4 != 6) return dropPkt(w, m, Drop::BadIcmpQuote);
-    q.hdr_len = kIpv6HdrLen;
-    q.proto = quote[6];
-  }
+  Quote q;
+  if (const Drop qd = parseQuote(quote, qlen, pi.family, q); qd != Drop::Ok) return dropPkt(w, m, qd);
   const uint8_t* qsrc = quote + (v4 ? 12 : 8);
   const uint8_t* qdst = quote + (v4 ? 16 : 24);
   // The error goes to the quoted packet's source: anything else was not sent by this VIP.
-  if ((q.proto != kProtoTcp && q.proto != kProtoUdp) || qlen < q.hdr_len + 8 ||
-      std::memcmp(qsrc, d + pi.daddr_off, alen) != 0) {
+  if ((q.proto != kProtoTcp && q.proto != kProtoUdp) || std::memcmp(qsrc, d + pi.daddr_off, alen) != 0) {
     return dropPkt(w, m, Drop::BadIcmpQuote);
   }
+  if (q.later_fragment) {
+    // FRAGMENT TABLE: the one place a quoted non-first fragment (no ports: q.proto, q.frag_id,
+    // qsrc, qdst name its datagram, which went VIP -> client) may be looked up in the worker's
+    // fragment table and, when found, continue below with that entry's backend (rate limit and
+    // egress MTU included). Until then it names no flow: refused.
+    return dropPkt(w, m, Drop::IcmpQuoteFragment);
+  }
+  if (qlen < q.hdr_len + 8) return dropPkt(w, m, Drop::BadIcmpQuote);
   const uint8_t* ql4 = quote + q.hdr_len;
   uint16_t vport_be, cport_be;
   std::memcpy(&vport_be, ql4, 2);
@@ -385,11 +449,11 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   if (v4) {
     FlowKey4 k;
     sig = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
-    hit = w.flows4->lookup(&k, sig, raw);
+    hit = w.flows4->lookup(&k, FlowTable::indexHash(k), raw);
   } else {
     FlowKey6 k;
     sig = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
-    hit = w.flows6->lookup(&k, sig, raw);
+    hit = w.flows6->lookup(&k, FlowTable::indexHash(k), raw);
   }
   uint32_t bid = kNoBackend;
   if (hit) {
@@ -421,6 +485,9 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     overhead = net::encapOverhead(b.addr.isV4(), v->mode == FwdMode::Gue);
   }
   if (pi.l3_len + overhead > s.ports[b.egress].mtu) return dropPkt(w, m, Drop::TooBig);
+  // Last: only an error that would be forwarded takes a token, so refused ones (spoofed quotes,
+  // unknown flows) cannot use up the rate valid ones need.
+  if (!w.icmp_errors.take(now_ms, s.icmp_errors)) return dropPkt(w, m, Drop::IcmpRateLimited);
   FwdResult r;
   switch (v->mode) {
     case FwdMode::Dsr: r = forwardDsr(m, pi, b, s, ingress); break;

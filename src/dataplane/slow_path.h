@@ -22,6 +22,40 @@
 //    the reply could not be sent back on its VLAN. Tagged requests are handled like any other
 //    non-balancer frame.
 // Every handler consumes the mbuf: it is put in `tx` or freed with a counted drop.
+//
+// ICMP/ICMPv6 errors about a VIP flow (destination unreachable, fragmentation needed / packet
+// too big, time exceeded, to a VIP address). The error quotes a packet the VIP's side sent,
+// VIP:vport -> client:cport; it is forwarded to the backend of the flow client -> VIP:vport, or
+// refused. Checks in this order, each refusal under its own counter:
+//  1. ICMP checksum: bad_icmp.
+//  2. Fragmentation needed (IPv4 type 3 code 4) reporting an MTU below 576, packet too big
+//     below 1280: icmp_mtu_too_small (no path has less; forwarded, it would shrink the backend's
+//     segments for nothing).
+//  3. The quote: an IP header of the error's own family whose source is the VIP address the
+//     error was sent to, TCP or UDP, the 8 bytes with the ports within the quote, and a VIP
+//     service on the quoted (address, port, protocol): else bad_icmp_quote. IPv6 extension
+//     headers in the quote follow the parser's rules and limit: more than 8 is ipv6_ext_limit
+//     (fail closed: ports are never read from bytes that may not hold them). A quoted non-first
+//     fragment has no ports: icmp_quote_fragment (slow_path.cc marks the one place a
+//     fragment-table lookup will go).
+//  4. The backend. The rule: the backend the flow's next packet would take on this worker.
+//     - This worker's flow table has a live entry for the flow (decide.h classifyEntry: not
+//       expired, backend healthy or draining): the entry's backend, whatever the current tables.
+//     - Otherwise (no entry, an expired one, or one whose backend left the pool): for Maglev and
+//       source hashing, the stateless choice (lookup.h statelessBackend), a pure function of the
+//       flow and the snapshot, so every worker agrees without state; no usable backend:
+//       no_backend. For round robin the choice depends on a worker's cursor, so nothing names
+//       the flow's backend: icmp_error_no_flow.
+//     RSS spreads errors by their own addresses (router -> VIP), so an error often reaches a
+//     worker without the flow's entry; the stateless rule is right for it unless the tables
+//     changed since the flow started (then the error reaches a backend without that connection,
+//     which ignores it).
+//  5. The egress MTU: an error too big for it is dropped as too_big, never answered (RFC 1122
+//     §3.2.2).
+//  6. The rate: a per-worker token bucket on the worker's clock ([icmp] errors_per_second,
+//     burst; icmp_rate_limit.h): icmp_rate_limited. Last, so refused errors spend no token.
+// Then the VIP's forwarding mode sends it (NAT: RFC 5508 rewrite of the outer destination and
+// the quote) and icmp_error_forwarded counts it.
 #pragma once
 
 #include <cstdint>

@@ -29,7 +29,8 @@ struct PktCtx {
   PacketInfo pi;
   const SnapVip* vip;
   uint32_t vip_index;
-  hash_sig_t sig;
+  hash_sig_t sig;  // the flow's CRC: Maglev slot, tunnel entropy (the same on every instance)
+  hash_sig_t idx;  // the flow table's keyed bucket index (flow_index.h)
   uint16_t key;  // index in k4 / k6 (forward packets)
   bool v6;       // which flow table
   bool reverse;  // NAT reply from a backend
@@ -55,19 +56,20 @@ inline void countRx(WorkerState& w, uint16_t ingress, uint16_t n, uint64_t bytes
 }
 
 template <typename Key>
-inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi) {
-  return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto);
+inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr, const PacketInfo& pi,
+                             hash_sig_t& idx) {
+  return makeFlowKey(k, saddr, daddr, pi.sport_be, pi.dport_be, pi.proto, &idx);
 }
 
 // A TCP/UDP packet of a VIP's 5-tuple (an unfragmented one, or a first fragment): the flow
 // table lookup, decideFlow (decide.h) and the store. False: the VIP has no backend for it;
 // else `bid` is where it goes. `hits` counts flow-table hits (Ctr::FlowHit, added per burst).
 __rte_always_inline bool scheduleFlow(WorkerState& w, const Snapshot& s, const SnapVip& vip, uint32_t vip_index,
-                                      hash_sig_t sig, bool v6, const void* key, const PacketInfo& pi, rte_mbuf* m,
+                                      hash_sig_t sig, hash_sig_t idx, bool v6, const void* key, const PacketInfo& pi, rte_mbuf* m,
                                       uint32_t now_ms, uint32_t& hits, uint32_t& bid) {
   FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
   uint64_t raw = 0;
-  const bool hit = v6 ? w.flows6->lookupFamily<true>(key, sig, raw) : w.flows4->lookupFamily<false>(key, sig, raw);
+  const bool hit = v6 ? w.flows6->lookupFamily<true>(key, idx, raw) : w.flows4->lookupFamily<false>(key, idx, raw);
   const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
   const FlowDecision d = decideFlow(
       s, facts, hit, raw, now_ms, &w.rr_cursor[vip_index % kMaxVips],
@@ -78,8 +80,8 @@ __rte_always_inline bool scheduleFlow(WorkerState& w, const Snapshot& s, const S
   if (unlikely(d.outcome == FlowOutcome::NoBackend)) return false;
   if (d.outcome == FlowOutcome::Hit) {
     hits++;
-    if (d.store) ft.upsert(key, sig, d.value);  // the key is there: cannot fail
-  } else if (d.store && likely(ft.upsert(key, sig, d.value))) {
+    if (d.store) ft.upsert(key, idx, d.value);  // the key is there: cannot fail
+  } else if (d.store && likely(ft.upsert(key, idx, d.value))) {
     // A new entry, or an old one re-pointed: per backend, active = new - ended.
     if (d.outcome != FlowOutcome::Rehash) w.counters.add(Ctr::FlowNew);
     if (d.old_backend < kMaxCountedBackends && d.old_backend != kNoBackend) w.backend_ctrs[d.old_backend].flows_ended++;
@@ -204,12 +206,14 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     if (vip->fragments == FragPolicy::Track) {
       if (pi.family == Family::V4) {
         FlowKey4 k;
-        d.flow_hash = addFlowKey(k, saddr, daddr, pi);
-        ok = scheduleFlow(w, s, *vip, vip_index, d.flow_hash, false, &k, pi, m, now_ms, hits, bid);
+        hash_sig_t idx;
+        d.flow_hash = addFlowKey(k, saddr, daddr, pi, idx);
+        ok = scheduleFlow(w, s, *vip, vip_index, d.flow_hash, idx, false, &k, pi, m, now_ms, hits, bid);
       } else {
         FlowKey6 k;
-        d.flow_hash = addFlowKey(k, saddr, daddr, pi);
-        ok = scheduleFlow(w, s, *vip, vip_index, d.flow_hash, true, &k, pi, m, now_ms, hits, bid);
+        hash_sig_t idx;
+        d.flow_hash = addFlowKey(k, saddr, daddr, pi, idx);
+        ok = scheduleFlow(w, s, *vip, vip_index, d.flow_hash, idx, true, &k, pi, m, now_ms, hits, bid);
       }
       w.counters.add(Ctr::FlowHit, hits);
       d.backend = ok ? bid : kNoBackend;
@@ -363,15 +367,15 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       }
       c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
     } else if (c.pi.family == Family::V4) {
-      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi);
+      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi, c.idx);
       c.key = n4++;
       c.v6 = false;
-      w.flows4->prefetchFamily<false>(c.sig);
+      w.flows4->prefetchFamily<false>(c.idx);
     } else {
-      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi);
+      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi, c.idx);
       c.key = n6++;
       c.v6 = true;
-      w.flows6->prefetchFamily<true>(c.sig);
+      w.flows6->prefetchFamily<true>(c.idx);
     }
     live[nlive++] = m;
   }
@@ -392,7 +396,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
     } else {
       const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
-      if (unlikely(!scheduleFlow(w, s, *c.vip, c.vip_index, c.sig, c.v6, key, c.pi, m, now_ms, hits, bid))) {
+      if (unlikely(!scheduleFlow(w, s, *c.vip, c.vip_index, c.sig, c.idx, c.v6, key, c.pi, m, now_ms, hits, bid))) {
         dropPkt(w, m, Drop::NoBackend);
         continue;
       }
@@ -445,17 +449,16 @@ void answerFlowQuery(WorkerState& w) {
   const uint32_t req = q.request.load(std::memory_order_acquire);
   const FlowTable& ft = q.v6 ? *w.flows6 : *w.flows4;
   uint64_t v = 0;
-  q.hit = ft.lookup(q.key, q.sig, v);
+  q.hit = ft.lookup(q.key, FlowTable::indexHash(q.key, q.v6 ? sizeof(FlowKey6) : sizeof(FlowKey4)), v);
   q.value = v;
   q.room = ft.size() < ft.capacity();
   q.answer.store(req, std::memory_order_release);
 }
 
-bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_sig_t sig) {
+bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len) {
   const uint32_t req = q.request.load(std::memory_order_relaxed);  // only this thread writes it
   if (q.answer.load(std::memory_order_acquire) != req || key_len > sizeof(q.key)) return false;
   q.v6 = v6;
-  q.sig = sig;
   std::memset(q.key, 0, sizeof(q.key));
   std::memcpy(q.key, key, key_len);
   q.request.store(req + 1, std::memory_order_release);

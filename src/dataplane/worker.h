@@ -15,6 +15,7 @@
 #include "dataplane/flow_table.h"
 #include "dataplane/frag_table.h"
 #include "dataplane/forward.h"
+#include "dataplane/icmp_rate_limit.h"
 #include "l4lb/counters.h"
 #include "l4lb/snapshot.h"
 
@@ -47,7 +48,7 @@ struct TxBatch {
 // One flow-table question from the control thread (l4lbctl explain): what does this worker's
 // table hold for a key? Only the worker may read its table (it is the single writer, and the
 // table has no reader-writer concurrency), so the control thread leaves the question here and
-// the worker answers between bursts. Protocol: the control thread writes v6/key/sig only while
+// the worker answers between bursts. Protocol: the control thread writes v6/key only while
 // answer == request, then increments request (release); the worker, seeing request != answer
 // (acquire), looks the key up, writes hit/value and stores answer = request (release). One
 // question at a time; one that is never answered (a stopped worker) blocks further questions
@@ -56,7 +57,6 @@ struct alignas(RTE_CACHE_LINE_SIZE) FlowQuery {
   std::atomic<uint32_t> request{0};
   std::atomic<uint32_t> answer{0};
   bool v6 = false;
-  hash_sig_t sig = 0;
   alignas(8) uint8_t key[sizeof(FlowKey6)] = {};
   bool hit = false;
   uint64_t value = 0;  // FlowValue::pack() of the entry when hit
@@ -80,6 +80,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   std::array<PortCounters, kMaxPorts> port_ctrs{};
   WorkerLoad load;
   std::array<uint32_t, kMaxVips> rr_cursor{};  // round-robin position per VIP index
+  IcmpErrorBucket icmp_errors;  // forwarded ICMP errors ([icmp], slow_path.cc)
   uint16_t ip_id = 0;  // next outer IPv4 ID for tunnelled packets (RFC 6864: unique when DF is clear)
   // Sweep pacing (sweepFlows): positions owed per table, and when they were last accrued.
   uint32_t sweep_last_ms = 0;
@@ -107,7 +108,7 @@ void answerFlowQuery(WorkerState& w);
 // The control thread's side of the FlowQuery protocol. postFlowQuery leaves a question (false,
 // leaving the slot alone, while an earlier one is unanswered); takeFlowAnswer is true once the
 // worker has answered the last question, with its answer in `out`.
-bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len, hash_sig_t sig);
+bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len);
 bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out);
 
 inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }

@@ -3,6 +3,11 @@ neighbour advertisements and echo replies for VIP addresses, and ICMP errors abo
 (fragmentation needed, packet too big, time exceeded) reaching that flow's backend in dsr, ipip,
 gue and nat. One daemon run on net_pcap ports (no exception path: these ports have no kernel
 side); every output frame is compared byte for byte with one built by scapy.
+
+A second run checks which errors are forwarded (src/dataplane/slow_path.h): valid ones to their
+flow's backend (Maglev with several backends, round robin with a known flow, MTUs at the
+minimum), refusals counted by name (an unknown round-robin flow, MTUs below 576 / 1280), and a
+burst of valid errors cut by a small [icmp] token bucket.
 """
 
 import collections
@@ -225,6 +230,164 @@ class EdgeTest(unittest.TestCase):
         self.assertEqual(c["to_kernel"] + c["from_kernel"], 0)
         self.assertEqual(c["flow_new"], r.n_data)  # errors create no flow
         self.assertEqual(r.result.nonzero_drops(), {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Which errors are forwarded (slow_path.h): a second run with a small [icmp] token bucket.
+
+RATE, BURST = 1, 12  # [icmp] errors_per_second, burst
+MAGLEV4 = fc.Vip("mag4", "198.18.1.50", 80, "tcp", "dsr",
+                 [fc.Backend(f"198.18.2.5{i}", f"02:00:00:00:0c:5{i}") for i in range(3)])
+RR4 = fc.Vip("rr4", "198.18.1.60", 80, "tcp", "dsr",
+             [fc.Backend(f"198.18.2.6{i}", f"02:00:00:00:0c:6{i}") for i in range(2)], scheduler="round_robin")
+DSR6 = fc.Vip("v6", "2001:db8:1::50", 53, "udp", "dsr", [fc.Backend("2001:db8:2::51", "02:00:00:00:0c:71")])
+N_MAGLEV_FLOWS = 6
+N_FLOOD = 40
+KBURST = 32
+
+
+def flow_packet(v, cport):
+    if v.family == 4:
+        return bytes(IP(src=CLIENT4, dst=v.addr) / TCP(sport=cport, dport=v.port, flags="S") / Raw(fc.marker(cport)))
+    return bytes(IPv6(src=CLIENT6, dst=v.addr) / UDP(sport=cport, dport=v.port) / Raw(fc.marker(cport)))
+
+
+def quote_of(v, cport):
+    if v.family == 4:
+        return bytes(IP(src=v.addr, dst=CLIENT4) / TCP(sport=v.port, dport=cport, flags="SA") / Raw(b"q" * 40))
+    return bytes(IPv6(src=v.addr, dst=CLIENT6) / UDP(sport=v.port, dport=cport) / Raw(b"q" * 40))
+
+
+def pmtu_error(v, cport, mtu):
+    if v.family == 4:
+        return bytes(IP(src=ROUTER4, dst=v.addr) / ICMP(type=3, code=4, nexthopmtu=mtu) / Raw(quote_of(v, cport)))
+    return bytes(IPv6(src=ROUTER6, dst=v.addr) / ICMPv6PacketTooBig(mtu=mtu) / Raw(quote_of(v, cport)))
+
+
+class ValidationRun:
+    def __init__(self, limited=True):
+        frames = []
+        self.forwarded = []  # (name, vip, error IP packet, client port of its flow): must arrive
+
+        def add(ip, family):
+            frames.append(bytes(client_eth(family)) + ip)
+
+        # The flows: six on the Maglev VIP (spread over its three backends), one round robin, one IPv6.
+        mag_ports = [41000 + i for i in range(N_MAGLEV_FLOWS)]
+        for cp in mag_ports:
+            add(flow_packet(MAGLEV4, cp), 4)
+        add(flow_packet(RR4, 42000), 4)
+        add(flow_packet(DSR6, 43000), 6)
+        self.n_flows = N_MAGLEV_FLOWS + 2
+        # processBurst handles a burst's ICMP before it stores the burst's new flows, so the flows
+        # fill the first burst (worker.h kBurst = 32; net_pcap returns full bursts) with more of
+        # their packets: the errors come in later bursts, as they would a round trip later.
+        while len(frames) < KBURST:
+            add(flow_packet(MAGLEV4, mag_ports[len(frames) % N_MAGLEV_FLOWS]), 4)
+        self.n_data = len(frames)
+        # Valid errors (they take BURST - 1 tokens... at most BURST): each to its flow's backend.
+        for cp in mag_ports:
+            self.forwarded.append((f"maglev {cp}", MAGLEV4, pmtu_error(MAGLEV4, cp, 1400), cp))
+        self.forwarded.append(("round robin, known flow", RR4, pmtu_error(RR4, 42000, 1400), 42000))
+        self.forwarded.append(("frag needed at 576", MAGLEV4, pmtu_error(MAGLEV4, mag_ports[0], 576), mag_ports[0]))
+        self.forwarded.append(("packet too big at 1280", DSR6, pmtu_error(DSR6, 43000, 1280), 43000))
+        assert len(self.forwarded) < BURST
+        for _, v, ip, _ in self.forwarded:
+            add(ip, v.family)
+        # Refused (no token spent): a round-robin flow this worker never saw, MTUs below the minimum.
+        add(pmtu_error(RR4, 42001, 1400), 4)
+        add(pmtu_error(MAGLEV4, mag_ports[1], 575), 4)
+        add(pmtu_error(MAGLEV4, mag_ports[2], 0), 4)
+        add(pmtu_error(DSR6, 43000, 1279), 6)
+        # A burst of valid errors (time exceeded, so they are told apart from the ones above).
+        self.flood = []
+        for i in range(N_FLOOD):
+            cp = mag_ports[i % N_MAGLEV_FLOWS]
+            ip = bytes(IP(src=ROUTER4, dst=MAGLEV4.addr) / ICMP(type=11, code=0) / Raw(quote_of(MAGLEV4, cp)))
+            self.flood.append(ip)
+            add(ip, 4)
+
+        icmp = f"[icmp]\nerrors_per_second = {RATE}\nburst = {BURST}\n" if limited else ""
+        body = (icmp + fc.NEIGHBOURS_TOML + "\n"
+                + "\n".join(v.toml() for v in (MAGLEV4, RR4, DSR6)))
+        self.result = run_daemon(fc.two_arm_ports(frames, []), body, expect_tx=self.n_data + len(self.forwarded))
+
+
+_vrun = {}
+
+
+def validation_run(limited=True):
+    if limited not in _vrun:
+        try:
+            _vrun[limited] = ValidationRun(limited)
+        except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
+            _vrun[limited] = f"{type(e).__name__}: {e}"
+    if isinstance(_vrun[limited], str):
+        raise AssertionError("the validation daemon run failed: " + _vrun[limited])
+    return _vrun[limited]
+
+
+def flow_backends(r):
+    """Client port -> destination MAC of that flow's data packets."""
+    out = {}
+    for fr in r.result.out["server"]:
+        for cp in range(41000, 44000):
+            if fc.marker(cp) in fr:
+                out[cp] = fr[:6]
+    return out
+
+
+def is_time_exceeded(fr):
+    return fr[12:14] == b"\x08\x00" and fr[14 + 9] == 1 and fr[14 + 20] == 11
+
+
+class IcmpValidationTest(unittest.TestCase):
+    def test_valid_errors_reach_their_flows_backend(self):
+        """Each valid error leaves, unchanged but for the MACs (DSR), to the backend its flow's
+        data packet went to; Maglev's flows cover more than one backend."""
+        r = validation_run()
+        out = r.result.out["server"]
+        backend_of = flow_backends(r)
+        self.assertEqual(len(backend_of), r.n_flows, "every flow's data packet reaches a backend")
+        self.assertGreater(len({backend_of[41000 + i] for i in range(N_MAGLEV_FLOWS)}), 1)
+        errors = [fr for fr in out if not any(fc.marker(cp) in fr for cp in backend_of) and not is_time_exceeded(fr)]
+        self.assertEqual(len(errors), len(r.forwarded), [Ether(f).summary() for f in errors])
+        by_mac = {bytes.fromhex(b.mac.replace(":", "")): b for v in (MAGLEV4, RR4, DSR6) for b in v.backends}
+        for (name, v, ip, cp), fr in zip(r.forwarded, errors):
+            want = fc.expected_dsr(by_mac[backend_of[cp]], ip)
+            self.assertEqual(fr.hex(), want.hex(), f"{name}: {fc.describe_mismatch(fr, want)}")
+
+    def test_refusals_are_counted(self):
+        r = validation_run()
+        d = r.result.drops
+        self.assertEqual(d["icmp_error_no_flow"], 1)   # round robin, flow unknown to this worker
+        self.assertEqual(d["icmp_mtu_too_small"], 3)   # 575 and 0 (IPv4), 1279 (IPv6)
+        self.assertEqual(set(r.result.nonzero_drops()),
+                         {"icmp_error_no_flow", "icmp_mtu_too_small", "icmp_rate_limited"})
+
+    def test_burst_of_errors_is_rate_limited(self):
+        """The bucket holds BURST tokens and refills RATE a second: over the daemon's whole
+        lifetime no more than BURST + RATE * lifetime errors can leave; the rest are counted."""
+        r = validation_run()
+        c, d = r.result.counters, r.result.drops
+        bound = BURST + int(RATE * r.result.elapsed) + 1
+        flood_out = [fr for fr in r.result.out["server"] if is_time_exceeded(fr)]
+        self.assertEqual(c["icmp_error_forwarded"], len(r.forwarded) + len(flood_out))
+        self.assertLessEqual(c["icmp_error_forwarded"], bound)
+        self.assertGreater(d["icmp_rate_limited"], 0)
+        self.assertEqual(d["icmp_rate_limited"] + len(flood_out), N_FLOOD)
+        backend_of = flow_backends(r)
+        quotes = {quote_of(MAGLEV4, cp): cp for cp in range(41000, 41000 + N_MAGLEV_FLOWS)}
+        for fr in flood_out:  # the few that got a token went where their flow's packets went
+            cp = quotes.get(fr[14 + 28:])
+            self.assertIsNotNone(cp, Ether(fr).summary())
+            self.assertEqual(fr[:6], backend_of[cp])
+        # Negative control: the same frames under the default limit (1000/s, burst 200) all leave.
+        ctl = validation_run(limited=False)
+        ctl_flood = [fr for fr in ctl.result.out["server"] if is_time_exceeded(fr)]
+        self.assertEqual((len(ctl_flood), ctl.result.drops["icmp_rate_limited"]), (N_FLOOD, 0))
+        print(f"\n    rate limit: {len(flood_out)} of {N_FLOOD} burst errors forwarded, "
+              f"{d['icmp_rate_limited']} icmp_rate_limited, daemon lifetime {r.result.elapsed:.1f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

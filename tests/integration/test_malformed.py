@@ -189,7 +189,7 @@ def hand_corpus():
     nine = IPv6ExtHdrDestOpt()
     for _ in range(8):
         nine = nine / IPv6ExtHdrDestOpt()
-    add("IPv6 nine extension headers", eth(0x86DD) + v6(nine / tcp()), "bad_ip_header")
+    add("IPv6 nine extension headers", eth(0x86DD) + v6(nine / tcp()), "ipv6_ext_limit")
     add("IPv6 ext header longer than payload",
         eth(0x86DD) + v6(IPv6ExtHdrDestOpt(len=5) / Raw(b"\x01\x04" + b"\x00" * 4), plen=8), "bad_length")
     add("IPv6 ext header, 4 bytes of payload", eth(0x86DD) + v6(Raw(b"\x06\x00\x01\x00"), nh=60), "bad_length")
@@ -318,7 +318,9 @@ def classify(fr):
         nxt, off, count, first_frag = fr[l3 + 6], 40, 0, False
         while nxt not in (6, 17):
             if nxt == 44:
-                if count == 8 or first_frag:
+                if count == 8:
+                    return "drop", "ipv6_ext_limit"
+                if first_frag:
                     return "drop", "bad_ip_header"
                 if ip_len - off < 8:
                     return "drop", "bad_length"
@@ -330,8 +332,10 @@ def classify(fr):
                 continue
             if nxt not in (0, 43, 60):
                 break
-            if (nxt == 0 and count != 0) or count == 8:
+            if nxt == 0 and count != 0:
                 return "drop", "bad_ip_header"
+            if count == 8:
+                return "drop", "ipv6_ext_limit"
             if ip_len - off < 8:
                 return "drop", "bad_length"
             ext = (fr[l3 + off + 1] + 1) * 8
@@ -402,7 +406,7 @@ class OracleTest(unittest.TestCase):
     def test_every_drop_reason_of_the_parser_is_covered(self):
         reasons = {why for _, _, why in hand_corpus()}
         self.assertEqual(reasons, {"too_short", "not_ip", "bad_ip_header", "bad_length", "fragment",
-                                   "unsupported_proto", "icmp", "no_vip"})
+                                   "unsupported_proto", "icmp", "no_vip", "ipv6_ext_limit"})
 
 
 def mix(junk, valid, rng):

@@ -185,8 +185,8 @@ json cmdExplain(OperatorView& view, const Args& args) {
     sig = dataplane::makeFlowKey(k6, src->first.bytes.data(), dst->first.bytes.data(), sport_be, dport_be, proto);
   }
   j["hash"] = sig;
-  const std::vector<FlowAnswer> answers = f == Family::V4 ? view.askFlowTables(false, &k4, sizeof(k4), sig)
-                                                          : view.askFlowTables(true, &k6, sizeof(k6), sig);
+  const std::vector<FlowAnswer> answers = f == Family::V4 ? view.askFlowTables(false, &k4, sizeof(k4))
+                                                          : view.askFlowTables(true, &k6, sizeof(k6));
   explainDecision(*s, *v, vi, sig, src->first.bytes.data(), f, proto == uint8_t(Proto::Tcp), answers,
                   view.workerClockMs(), j);
   return j;

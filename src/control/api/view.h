@@ -89,7 +89,7 @@ class OperatorView {
   virtual const std::vector<const dataplane::WorkerState*>& workers() const = 0;
   virtual RunFacts runFacts() const = 0;
   // Asks every worker what its flow table holds for the key; one answer per worker.
-  virtual std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const = 0;
+  virtual std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len) const = 0;
   // The workers' clock (dataplane::nowMs: flow entries' last_seen_ms are on it).
   virtual uint32_t workerClockMs() const = 0;
 

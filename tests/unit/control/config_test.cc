@@ -120,6 +120,8 @@ TEST(ConfigLoad, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.eal.file_prefix, "l4lb");
   EXPECT_TRUE(c.eal.extra_args.empty());
 
+  EXPECT_EQ(c.icmp.errors.per_second, 1000u);
+  EXPECT_EQ(c.icmp.errors.burst, 200u);
   EXPECT_EQ(c.flow_table.capacity, 1u << 20);
   EXPECT_EQ(c.flow_table.tcp_syn_timeout_ms, 10'000u);
   EXPECT_EQ(c.flow_table.tcp_established_timeout_ms, 300'000u);
@@ -322,6 +324,23 @@ TEST(ConfigReject, OverlappingCores) {
             "t.toml:2:29: eal.worker_cores[4]: must be >= 0");
   EXPECT_EQ(errorsOf("[eal]\nmain_core = 2\nworker_cores = [1, 2]\n" + kPrelude.substr(25) + kVip),
             "t.toml:3:20: eal.worker_cores[1]: core 2 is the main core");
+}
+
+TEST(ConfigLoad, IcmpErrorLimit) {
+  ConfigResult r = loadConfigString("[icmp]\nerrors_per_second = 50\nburst = 7\n" + kPrelude + kVip, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  EXPECT_EQ(r.config->icmp.errors.per_second, 50u);
+  EXPECT_EQ(r.config->icmp.errors.burst, 7u);
+}
+
+TEST(ConfigReject, IcmpValues) {
+  EXPECT_EQ(errorsOf("[icmp]\nerrors_per_second = 0\nburst = 10000001\n" + kPrelude + kVip),
+            "t.toml:2:21: icmp.errors_per_second: must be 1..10000000\n"
+            "t.toml:3:9: icmp.burst: must be 1..10000000");
+  EXPECT_EQ(errorsOf("[icmp]\nerrors_per_second = \"fast\"\nbursts = 3\n" + kPrelude + kVip),
+            "t.toml:2:21: icmp.errors_per_second: must be an integer\n"
+            "t.toml:3:1: icmp.bursts: unknown key, did you mean \"burst\"?");
+  EXPECT_EQ(errorsOf("icmp = 3\n" + kPrelude + kVip), "t.toml:1:8: icmp: must be a table");
 }
 
 TEST(ConfigReject, EalValues) {

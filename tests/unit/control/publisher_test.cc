@@ -657,11 +657,10 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
     const uint32_t flow = uint32_t(round / nworkers_ % kRecurringFlows);
     const IpAddr src = IpAddr::v4(rte_cpu_to_be_32(0xc6128000u));
     dataplane::FlowKey4 k{};
-    const hash_sig_t sig = dataplane::makeFlowKey(k, src.bytes.data(), kVip4.bytes.data(),
-                                                  rte_cpu_to_be_16(uint16_t(1024 + flow)),
-                                                  rte_cpu_to_be_16(kVipPort), uint8_t(Proto::Tcp));
+    dataplane::makeFlowKey(k, src.bytes.data(), kVip4.bytes.data(), rte_cpu_to_be_16(uint16_t(1024 + flow)),
+                           rte_cpu_to_be_16(kVipPort), uint8_t(Proto::Tcp));
     dataplane::FlowQuery& q = states[w]->query;
-    if (!dataplane::postFlowQuery(q, false, &k, sizeof(k), sig)) {
+    if (!dataplane::postFlowQuery(q, false, &k, sizeof(k))) {
       q_bad++;  // the previous question was answered before this one was posted: never busy
       return;
     }

@@ -42,6 +42,7 @@ TEST(Reload, LiveFieldsNeedNoRestart) {
   Config n = base();
   n.ports[0].gateway4 = ipAddr("198.18.30.254");  // gateways are re-resolved live
   n.flow_table.tcp_established_timeout_ms = 1000;
+  n.icmp.errors = {5, 5};  // the workers read it from the snapshot
   n.vips[0].backends[0].weight = 7;
   n.vips.push_back(n.vips[0]);
   n.vips[1].port = 443;

@@ -153,6 +153,21 @@ TEST(SnapshotBuilder, BackendIdsStableAcrossBuildsAndEdits) {
 // ---------------------------------------------------------------------------------------------
 // VIP keys and per-VIP tables
 
+// [icmp] reaches the workers through the snapshot (so a reload changes it live).
+TEST(SnapshotBuilder, IcmpErrorLimitFromConfig) {
+  SnapshotBuilder sb;
+  Config c = baseConfig();
+  auto d = mustBuild(sb, c);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->icmp_errors.per_second, 1000u);
+  EXPECT_EQ(d->icmp_errors.burst, 200u);
+  c.icmp.errors = {7, 3};
+  auto s = mustBuild(sb, c);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->icmp_errors.per_second, 7u);
+  EXPECT_EQ(s->icmp_errors.burst, 3u);
+}
+
 TEST(SnapshotBuilder, VipLookupKeys) {
   SnapshotBuilder sb;
   Config c = baseConfig();

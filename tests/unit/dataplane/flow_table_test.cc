@@ -33,7 +33,7 @@ std::unique_ptr<FlowTable> make(uint32_t cap) {
 
 bool lookup(FlowTable& t, const FlowKey4& k, FlowValue& v) {
   uint64_t val = 0;
-  const bool hit = t.lookup(&k, FlowTable::hashKey(&k, sizeof(k)), val);
+  const bool hit = t.lookup(&k, FlowTable::indexHash(&k, sizeof(k)), val);
   if (hit) v = FlowValue::unpack(val);
   return hit;
 }
@@ -78,10 +78,10 @@ TEST(FlowTable, InsertLookupOverwrite) {
   FlowKey4 k = key(1);
   FlowValue v;
   EXPECT_FALSE(lookup(*t, k, v));
-  ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {7, FlowState::TcpSyn, 5}));
+  ASSERT_TRUE(t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {7, FlowState::TcpSyn, 5}));
   ASSERT_TRUE(lookup(*t, k, v));
   EXPECT_EQ(v.backend_id, 7u);
-  ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {9, FlowState::TcpEstablished, 6}));
+  ASSERT_TRUE(t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {9, FlowState::TcpEstablished, 6}));
   ASSERT_TRUE(lookup(*t, k, v));
   EXPECT_EQ(v.backend_id, 9u);
   EXPECT_EQ(v.state, FlowState::TcpEstablished);
@@ -95,13 +95,13 @@ TEST(FlowTable, CapacityIsExactAndFullInsertFails) {
   uint32_t ok = 0;
   for (uint32_t i = 0; i < 2000; i++) {
     FlowKey4 k = key(i);
-    if (t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {1, FlowState::Udp, 0})) ok++;
+    if (t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {1, FlowState::Udp, 0})) ok++;
   }
   EXPECT_EQ(ok, 1024u);  // extendable buckets: every configured entry usable, none more
   EXPECT_EQ(t->size(), 1024u);
   // Existing keys can still be updated when full.
   FlowKey4 k0 = key(0);
-  EXPECT_TRUE(t->upsert(&k0, FlowTable::hashKey(&k0, sizeof(k0)), {2, FlowState::Udp, 0}));
+  EXPECT_TRUE(t->upsert(&k0, FlowTable::indexHash(&k0, sizeof(k0)), {2, FlowState::Udp, 0}));
 }
 
 TEST(FlowTable, SweepRemovesOnlyExpiredWithinBudget) {
@@ -111,7 +111,7 @@ TEST(FlowTable, SweepRemovesOnlyExpiredWithinBudget) {
     FlowKey4 k = key(i);
     // Even: established at t=0 (lives to 1000); odd: UDP at t=0 (expires after 100).
     FlowValue v{1, i % 2 ? FlowState::Udp : FlowState::TcpEstablished, 0};
-    ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), v));
+    ASSERT_TRUE(t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), v));
   }
   uint32_t removed = t->sweep(500, to, 64);
   EXPECT_LE(removed, 64u);
@@ -134,7 +134,7 @@ TEST(FlowTable, SweepWorkIsBoundedOnAnEmptyTable) {
   for (int i = 0; i < 10; i++) EXPECT_EQ(t->sweep(500, to, 16), 0u);
   EXPECT_EQ(t->sweepCursor(), 160u);
   FlowKey4 k = key(7);
-  ASSERT_TRUE(t->upsert(&k, FlowTable::hashKey(&k, sizeof(k)), {1, FlowState::Udp, 0}));
+  ASSERT_TRUE(t->upsert(&k, FlowTable::indexHash(&k, sizeof(k)), {1, FlowState::Udp, 0}));
   uint32_t removed = 0;
   for (uint32_t i = 0; i < t->capacity() / 16 + 1; i++) removed += t->sweep(500, to, 16);
   EXPECT_EQ(removed, 1u);  // one full pass finds it wherever it sits
@@ -184,7 +184,7 @@ std::unique_ptr<FlowTable> makeTable(uint32_t cap) {
 
 template <typename Key>
 hash_sig_t sigOf(const Key& k) {
-  return FlowTable::hashKey(&k, sizeof(k));
+  return FlowTable::indexHash(&k, sizeof(k));
 }
 
 // Random upserts, lookups, erases and full sweeps over a key universe larger than the table, so

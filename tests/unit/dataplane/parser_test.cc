@@ -204,14 +204,26 @@ TEST(ParserBadIpHeader, HopByHopNotFirst) {
   EXPECT_VERDICT(second_hbh, Drop::BadIpHeader);
 }
 
-TEST(ParserBadIpHeader, TooManyExtensionHeaders) {
-  PacketBuilder b = v6Tcp().ipv6Ext(test::kIpv6HopByHop);
-  for (int i = 0; i < 7; i++) b.ipv6Ext(i % 2 ? test::kIpv6Routing : test::kIpv6DestOpts);
-  PacketInfo info;
-  ASSERT_EQ(name(parse(b.build(), info)), name(Drop::Ok));  // 8 headers: the limit
-  EXPECT_EQ(info.l4_off, 14 + 40 + 8 * 8);
-  b.ipv6Ext(test::kIpv6DestOpts);
-  EXPECT_VERDICT(b.build(), Drop::BadIpHeader);  // 9
+// More than kMaxIpv6ExtHeaders (8): its own reason, ipv6_ext_limit (fail closed: no port read).
+TEST(ParserIpv6ExtLimit, AtAndPastTheLimit) {
+  for (uint8_t proto : {kProtoTcp, kProtoUdp, kProtoIcmp6}) {
+    SCOPED_TRACE(int(proto));
+    auto chain = [&](int n) {
+      PacketBuilder b = PacketBuilder().ipv6(kClient6, kVip6);
+      for (int i = 0; i < n; i++)
+        b.ipv6Ext(i == 0 ? test::kIpv6HopByHop : i % 2 ? test::kIpv6Routing : test::kIpv6DestOpts);
+      if (proto == kProtoTcp) b.tcp(1234, 80, kTcpSyn);
+      else if (proto == kProtoUdp) b.udp(1234, 53);
+      else b.icmp(2, 0, 1280).payload(48);
+      return b.build();
+    };
+    PacketInfo info;
+    ASSERT_EQ(name(parse(chain(8), info)), name(Drop::Ok));  // 8 headers: the limit
+    EXPECT_EQ(info.l4_off, 14 + 40 + 8 * 8);
+    EXPECT_EQ(info.proto, proto);
+    EXPECT_VERDICT(chain(9), Drop::Ipv6ExtLimit);  // 9
+    EXPECT_VERDICT(chain(20), Drop::Ipv6ExtLimit);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

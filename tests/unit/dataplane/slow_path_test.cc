@@ -151,12 +151,12 @@ Frame udpHdr(uint16_t sport, uint16_t dport, uint16_t len) {
   return h;
 }
 
-// The worker's flow hash of client -> VIP (see worker_test.cc: copy into words before hashing).
+// The worker's flow hash of client -> VIP (the Maglev slot and tunnel entropy; see worker_test.cc).
 template <typename Key>
 uint32_t hashOfKey(const Key& k) {
   uint64_t words[sizeof(Key) / 8];
   std::memcpy(words, &k, sizeof(Key));
-  return FlowTable::hashKey(words, sizeof(Key));
+  return crcHash(words, sizeof(Key), FlowTable::kHashSeed);  // makeFlowKey's flow hash, not the bucket index
 }
 uint32_t flowHash(const IpAddr& c, const IpAddr& v, uint16_t cp, uint16_t vp, uint8_t proto) {
   if (c.isV4()) {
@@ -700,22 +700,127 @@ TEST_F(Fixture, BadIcmpError) {
 
 TEST_F(Fixture, BadIcmpQuote) {
   Frame icmp_quote = ipOf(PacketBuilder().ipv4(kVip4, kClient4).icmpEcho(1, 1).build());
-  Frame frag_quote = ipOf(PacketBuilder().ipv4(kVip4, kClient4).fragOffset(10).tcp(80, kCport4, kTcpAck).build());
   Frame v6_in_v4 = quotedV6(kVip6, 53);
-  Frame ext6 = ipOf(PacketBuilder().ipv6(kVip6, kClient6).ipv6Ext(test::kIpv6DestOpts).udp(53, kCport6).build());
+  // Extension headers cut short by the end of the quote, and hop-by-hop not first.
+  Frame ext6 = ipOf(PacketBuilder().ipv6(kVip6, kClient6).ipv6Ext(test::kIpv6DestOpts, std::vector<uint8_t>(14))
+                        .udp(53, kCport6).build());
+  Frame hbh_second = ipOf(PacketBuilder().ipv6(kVip6, kClient6).ipv6Ext(test::kIpv6DestOpts)
+                              .ipv6Ext(test::kIpv6HopByHop).udp(53, kCport6).payload(8).build());
   const std::vector<Frame> fs = {
       fragNeeded(quotedV4(kVip4, 80, 27)).build(),           // 7 bytes of TCP: no ports
       fragNeeded(quotedV4(kVip4, 80, 12)).build(),           // not even an IP header
       fragNeeded(quotedV4(kWan4, 80)).build(),               // not sent by the VIP it went to
       fragNeeded(quotedV4(kVip4, 81)).build(),               // VIP address, but no VIP on port 81
       fragNeeded(icmp_quote).build(),                        // quoted protocol not TCP/UDP
-      fragNeeded(frag_quote).build(),                        // quoted non-first fragment
       fragNeeded(v6_in_v4).build(),                          // IPv6 inside ICMPv4
       packetTooBig(quotedV6(kVip6, 53)).payload(test::truncate(quotedV6(kVip6, 53), 44)).build(),
-      packetTooBig(ext6).build(),                            // extension header before the ports
+      packetTooBig(test::truncate(ext6, 40 + 12)).build(),    // quote ends inside the extension header
+      packetTooBig(test::truncate(ext6, 40 + 16 + 7)).build(),  // ... or 7 bytes into the UDP header
+      packetTooBig(hbh_second).build(),                      // hop-by-hop not first (RFC 8200 §4.3)
   };
   EXPECT_TRUE(run(*w, *k, fs).empty());  // to a VIP: never the kernel's
   expectOnlyDrop(*w, Drop::BadIcmpQuote, fs.size());
+}
+
+// A quoted non-first fragment carries no ports; a first fragment (offset 0, more following)
+// does, and is the flow's like an unfragmented packet.
+TEST_F(Fixture, IcmpQuoteFragment) {
+  const Frame later4 = ipOf(PacketBuilder().ipv4(kVip4, kClient4).fragOffset(10).tcp(80, kCport4, kTcpAck).build());
+  const Frame later6 = ipOf(PacketBuilder().ipv6(kVip6, kClient6).ipv6Fragment(10, true, 7).udp(53, kCport6)
+                                .payload(8).build());
+  EXPECT_TRUE(run(*w, *s, {fragNeeded(later4).build(), packetTooBig(later6).build()}).empty());
+  expectOnlyDrop(*w, Drop::IcmpQuoteFragment, 2);
+  const Frame first4 = ipOf(PacketBuilder().ipv4(kVip4, kClient4).mf().tcp(80, kCport4, kTcpAck).payload(8).build());
+  const Frame first6 = ipOf(PacketBuilder().ipv6(kVip6, kClient6).ipv6Fragment(0, true, 7).udp(53, kCport6)
+                                .payload(8).build());
+  auto out = run(*w, *s, {fragNeeded(first4).build(), packetTooBig(first6).build()});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(std::equal(kB4Mac.bytes.begin(), kB4Mac.bytes.end(), out[0].bytes.begin()));
+  EXPECT_TRUE(std::equal(kB6Mac.bytes.begin(), kB6Mac.bytes.end(), out[1].bytes.begin()));
+  expectOnlyDrop(*w, Drop::IcmpQuoteFragment, 2);
+}
+
+// The quote's IPv6 extension headers follow the parser's limit: 8 are walked to the ports, a
+// 9th is refused before any port is read. The same for the error's own (outer) header chain.
+PacketBuilder withExts(PacketBuilder b, int n) {
+  for (int i = 0; i < n; i++)
+    b.ipv6Ext(i == 0 ? test::kIpv6HopByHop : i % 2 ? test::kIpv6Routing : test::kIpv6DestOpts);
+  return b;
+}
+Frame quotedV6Exts(int n) {
+  return ipOf(withExts(PacketBuilder().ipv6(kVip6, kClient6), n).udp(53, kCport6).payload(30).build());
+}
+
+TEST_F(Fixture, QuotedExtensionHeadersAtAndPastTheLimit) {
+  const Frame at = packetTooBig(quotedV6Exts(8)).build();
+  const Frame past = packetTooBig(quotedV6Exts(9)).build();
+  auto out = run(*w, *s, {at});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].port, kLan);
+  EXPECT_TRUE(std::equal(kB6Mac.bytes.begin(), kB6Mac.bytes.end(), out[0].bytes.begin()));
+  EXPECT_EQ(w->counters.totalDrops(), 0u);
+  EXPECT_TRUE(run(*w, *s, {past}).empty());
+  expectOnlyDrop(*w, Drop::Ipv6ExtLimit);
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 1u);
+}
+
+TEST_F(Fixture, OuterExtensionHeadersAtAndPastTheLimit) {
+  auto error = [](int n) {
+    return withExts(PacketBuilder().eth(kGwMac, kWanMac).ipv6(kRouter6, kVip6), n).icmp(2, 0, 1280)
+        .payload(quotedV6(kVip6, 53)).build();
+  };
+  auto out = run(*w, *s, {error(8)});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(std::equal(kB6Mac.bytes.begin(), kB6Mac.bytes.end(), out[0].bytes.begin()));
+  EXPECT_TRUE(run(*w, *s, {error(9)}).empty());
+  expectOnlyDrop(*w, Drop::Ipv6ExtLimit);
+}
+
+// RFC 791 / RFC 8200 §5: no path has an MTU below 576 (IPv4) or 1280 (IPv6). The same field
+// in other error types is not an MTU (OtherErrorTypesAndStatelessWorker sends them with 0).
+TEST_F(Fixture, IcmpMtuTooSmall) {
+  auto frag = [](uint32_t mtu) {
+    return PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).icmp(3, 4, mtu)
+        .payload(quotedV4(kVip4, 80)).build();
+  };
+  auto ptb = [](uint32_t mtu) {
+    return PacketBuilder().eth(kGwMac, kWanMac).ipv6(kRouter6, kVip6).icmp(2, 0, mtu)
+        .payload(quotedV6(kVip6, 53)).build();
+  };
+  EXPECT_TRUE(run(*w, *s, {frag(575), frag(0), frag(68), ptb(1279), ptb(0), ptb(576)}).empty());
+  expectOnlyDrop(*w, Drop::IcmpMtuTooSmall, 6);
+  // At the minimum, and a 32-bit MTU whose low 16 bits alone would be below it.
+  EXPECT_EQ(run(*w, *s, {frag(576), frag(1500), ptb(1280), ptb(0x10000 | 100)}).size(), 4u);
+  expectOnlyDrop(*w, Drop::IcmpMtuTooSmall, 6);
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 4u);
+}
+
+// [icmp] errors_per_second / burst: a token bucket per worker on now_ms.
+TEST_F(Fixture, IcmpRateLimited) {
+  Snapshot lim = *s;
+  lim.icmp_errors = {10, 3};  // 10 a second, 3 at once
+  const Frame e4 = fragNeeded(quotedV4(kVip4, 80)).build(), e6 = packetTooBig(quotedV6(kVip6, 53)).build();
+  const Frame bad = fragNeeded(quotedV4(kWan4, 80)).build();  // refused: takes no token
+  // Negative control: the default limit lets the same burst through.
+  auto ctl = makeWorker();
+  EXPECT_EQ(run(*ctl, *s, {e4, e6, e4, e6, e4}, kWan, 1000).size(), 5u);
+  EXPECT_EQ(ctl->counters.totalDrops(), 0u);
+
+  EXPECT_TRUE(run(*w, lim, {bad, bad, bad}, kWan, 1000).empty());
+  EXPECT_EQ(run(*w, lim, {e4, e6, e4, e6, e4}, kWan, 1000).size(), 3u);
+  EXPECT_EQ(w->counters.get(Drop::IcmpRateLimited), 2u);
+  EXPECT_EQ(w->counters.get(Drop::BadIcmpQuote), 3u);
+  // 99 ms later: not yet a whole token; 100 ms: one.
+  EXPECT_TRUE(run(*w, lim, {e4}, kWan, 1099).empty());
+  EXPECT_EQ(run(*w, lim, {e4, e6}, kWan, 1100).size(), 1u);
+  EXPECT_EQ(w->counters.get(Drop::IcmpRateLimited), 4u);
+  // A long quiet period saves up no more than the burst.
+  EXPECT_EQ(run(*w, lim, std::vector<Frame>(6, e6), kWan, 60'000).size(), 3u);
+  EXPECT_EQ(w->counters.get(Drop::IcmpRateLimited), 7u);
+  EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 7u);
+  // The limit is on errors only: data packets and echo replies are not counted against it.
+  const Frame echo = PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kVip4).icmpEcho(1, 1).build();
+  EXPECT_EQ(run(*w, lim, {clientSyn4(), echo}, kWan, 60'000).size(), 2u);
 }
 
 TEST_F(Fixture, IcmpErrorTooBigForEgressIsDroppedNotAnswered) {

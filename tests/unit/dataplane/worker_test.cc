@@ -74,7 +74,7 @@ uint32_t hashOfKey(const Key& k) {
   static_assert(sizeof(Key) % 8 == 0);
   uint64_t words[sizeof(Key) / 8];
   std::memcpy(words, &k, sizeof(Key));
-  return FlowTable::hashKey(words, sizeof(Key));
+  return crcHash(words, sizeof(Key), FlowTable::kHashSeed);  // makeFlowKey's flow hash, not the bucket index
 }
 uint32_t flowHash4(const IpAddr& s, const IpAddr& d, uint16_t sp, uint16_t dp, uint8_t proto) {
   FlowKey4 k;

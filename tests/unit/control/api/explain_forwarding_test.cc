@@ -60,9 +60,9 @@ class LiveView : public FakeView {
     worker_ = l4lb::test::makeBurstWorker("xf" + std::to_string(next_++), capacity, 64);
     ws = {worker_.get()};
   }
-  std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const override {
+  std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len) const override {
     dataplane::FlowQuery& q = worker_->query;
-    EXPECT_TRUE(dataplane::postFlowQuery(q, v6, key, key_len, sig));
+    EXPECT_TRUE(dataplane::postFlowQuery(q, v6, key, key_len));
     dataplane::answerFlowQuery(*worker_);
     dataplane::FlowQueryAnswer a;
     EXPECT_TRUE(dataplane::takeFlowAnswer(q, a));

@@ -96,8 +96,8 @@ class FakeView : public OperatorView {
   }
   const std::vector<const dataplane::WorkerState*>& workers() const override { return ws; }
   RunFacts runFacts() const override { return facts; }
-  std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len, uint32_t sig) const override {
-    asked.push_back({v6, std::vector<uint8_t>(static_cast<const uint8_t*>(key), static_cast<const uint8_t*>(key) + key_len), sig});
+  std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len) const override {
+    asked.push_back({v6, std::vector<uint8_t>(static_cast<const uint8_t*>(key), static_cast<const uint8_t*>(key) + key_len)});
     return answers;
   }
   uint32_t workerClockMs() const override { return clock_ms; }
@@ -129,7 +129,6 @@ class FakeView : public OperatorView {
   struct Asked {
     bool v6;
     std::vector<uint8_t> key;
-    uint32_t sig;
   };
   mutable std::vector<Asked> asked;
   std::vector<std::string> rebuilds;
