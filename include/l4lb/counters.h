@@ -71,7 +71,20 @@ namespace l4lb {
   /* valid ICMP error about a VIP flow above the worker's [icmp] rate (token bucket) */            \
   X(IcmpRateLimited, "icmp_rate_limited")                                                           \
   /* a new flow over its VIP's new_flow_rate, with over_rate = "drop" */                           \
-  X(RateLimited, "rate_limited")
+  X(RateLimited, "rate_limited")                                                                   \
+  /* later fragment to a VIP address whose first was not seen, and the fragment table had no way   \
+     for it (every way of its bucket holds a live decision) */                                    \
+  X(FragTableFull, "frag_table_full")                                                              \
+  /* later fragment not held: the worker's held pool ([fragments] max_held) is full */             \
+  X(FragHeldFull, "frag_held_full")                                                                \
+  /* held fragment whose first did not arrive within [fragments] timeout */                        \
+  X(FragTimeout, "frag_timeout")                                                                   \
+  /* later fragment not held: its datagram already holds max_held_per_datagram */                  \
+  X(FragDatagramFull, "frag_datagram_full")                                                        \
+  /* held fragments of a datagram whose first never came, evicted for a newer datagram */          \
+  X(FragEvicted, "frag_evicted")                                                                   \
+  /* fragment for another worker (its owner by source and destination) not taken: ring full */     \
+  X(FragRingFull, "frag_ring_full")
 
 // Events that are not drops.
 #define L4LB_FOREACH_CTR(X)                                                                        \
@@ -111,7 +124,20 @@ namespace l4lb {
   /* a live embryonic entry displaced to admit a new one */                                        \
   X(FlowEmbryonicDisplaced, "flow_embryonic_displaced")                                            \
   /* a new flow over its VIP's new_flow_rate (over_rate = "stateless"): scheduled statelessly */   \
-  X(FlowRateStateless, "flow_rate_stateless")
+  X(FlowRateStateless, "flow_rate_stateless")                                                      \
+  /* first fragments (offset 0, L4 header) to a VIP: scheduled as their 5-tuple */                 \
+  X(FragFirst, "frag_first")                                                                       \
+  /* later fragments that found their first's decision in the fragment table */                    \
+  X(FragTracked, "frag_tracked")                                                                   \
+  /* later fragments held until their first arrives */                                             \
+  X(FragHeld, "frag_held")                                                                         \
+  /* fragments (first, later or released from hold) sent toward a backend */                       \
+  X(FragForwarded, "frag_forwarded")                                                               \
+  /* first fragments whose decision the full fragment table could not record (forwarded; later    \
+     ones are held until they time out) */                                                        \
+  X(FragUntracked, "frag_untracked")                                                               \
+  /* fragments handed to their owner worker's ring (fragments of one datagram meet there) */       \
+  X(FragHandedOff, "frag_handed_off")
 
 #define L4LB_ENUMERATOR(e, name) e,
 #define L4LB_NAME(e, name) name,

@@ -124,6 +124,7 @@ struct SnapVip {
   // Optional new-flow rate limit (dataplane/rate_limit.h), per worker: the snapshot builder
   // splits the configured new_flow_rate and new_flow_burst evenly over the workers.
   NewFlowLimit new_flow;
+  FragPolicy fragments = FragPolicy::Track;
 };
 
 struct NatReverse {
@@ -141,9 +142,13 @@ struct Snapshot {
   FlatMap<ServiceKey, NatReverse> nat_reverse;   // (backend addr, backend port, proto) -> VIP
   FlatMap<AddrKey, MacAddr> neighbours;          // neighbour table (static + resolved)
   FlatMap<AddrKey, uint32_t> vip_addrs;          // VIP address -> a vips index (ARP/ND/echo replies)
+  // VIP addresses with at least one VIP tracking fragments (fragments = "track"): a later
+  // fragment whose first is unknown is held only for these; for the others it is dropped.
+  FlatMap<AddrKey, uint32_t> frag_track_addrs;
   FlowTimeouts timeouts;
   FlowAdmission admission;  // [flow_table] embryonic_share; the test-only switch
   IcmpErrorLimit icmp_errors;  // per worker (slow_path.cc)
+  uint32_t frag_timeout_ms = 2000;  // [fragments] timeout: a fragment-table entry's lifetime
 
   const SnapBackend* backend(uint32_t id) const {
     return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;

@@ -16,6 +16,11 @@ enum class Scheduler : uint8_t { Maglev, SourceHash, RoundRobin, WeightedRoundRo
 
 enum class FwdMode : uint8_t { Dsr, Ipip, Gue, Nat };
 
+// What a VIP does with IP fragments. track: a first fragment is scheduled as its 5-tuple and
+// the later ones follow it (dataplane/frag_table.h); drop: every fragment is a counted drop
+// (Drop::Fragment).
+enum class FragPolicy : uint8_t { Track, Drop };
+
 // Healthy: in the Maglev table and keeps its flows. Draining: out of the table (no new flows)
 // but keeps existing flows. Unhealthy: out of the table, its flows are re-hashed.
 enum class BackendState : uint8_t { Healthy, Draining, Unhealthy };
@@ -25,6 +30,12 @@ struct EnumNames<Proto> {
   static constexpr std::array<EnumName<Proto>, 2> kTable{{{Proto::Tcp, "tcp"}, {Proto::Udp, "udp"}}};
 };
 static_assert(enumTableUnique<Proto>());
+
+template <>
+struct EnumNames<FragPolicy> {
+  static constexpr std::array<EnumName<FragPolicy>, 2> kTable{{{FragPolicy::Track, "track"}, {FragPolicy::Drop, "drop"}}};
+};
+static_assert(enumTableDense(FragPolicy::Drop));
 
 template <>
 struct EnumNames<Scheduler> {

@@ -101,6 +101,7 @@ struct VipConfig {
   uint32_t new_flow_rate = 0;
   uint32_t new_flow_burst = 0;      // 0: = new_flow_rate
   bool over_rate_drop = false;
+  FragPolicy fragments = FragPolicy::Track;
   HealthCheckConfig health;         // the VIP's check as written (backends hold the merged one)
   std::vector<BackendConfig> backends;
 };
@@ -134,6 +135,15 @@ struct IcmpConfig {
   IcmpErrorLimit errors = kDefaultIcmpErrorLimit;
 };
 
+// [fragments]: the per-worker fragment table (dataplane/frag_table.h). table_size and max_held
+// are sized at start-up (a reload keeps them); timeout takes effect on reload.
+struct FragmentConfig {
+  uint32_t timeout_ms = 2000;        // 100 ms .. 60 s: how long a datagram's decision is kept
+  uint32_t table_size = 4096;        // entries per worker, 64 .. 1M
+  uint32_t max_held = 256;           // fragments held (waiting for their first) per worker, 0 .. 4096
+  uint32_t max_held_per_datagram = 8;  // 1 .. 64
+};
+
 // [control]: the operator API's Unix socket (l4lbctl). socket = "" disables it.
 struct ControlApiConfig {
   std::string socket = "/run/l4lb/l4lb.sock";
@@ -160,6 +170,7 @@ struct Config {
   std::vector<NeighbourConfig> neighbours;
   FlowTableConfig flow_table;
   IcmpConfig icmp;
+  FragmentConfig fragments;
   HealthGlobalConfig health;
   ControlApiConfig control;
   MetricsConfig metrics;

@@ -70,6 +70,7 @@ void ConfigSchema::load(const toml::table& root) {
   const Field eal = t.get("eal");
   const Field flowTable = t.get("flow_table");
   const Field icmp = t.get("icmp");
+  const Field fragments = t.get("fragments");
   const Field ports = t.get("ports");
   const Field neighbours = t.get("neighbours");
   const Field vips = t.get("vips");
@@ -80,6 +81,7 @@ void ConfigSchema::load(const toml::table& root) {
   loadEal(eal, root);
   if (flowTable) loadFlowTable(flowTable);
   if (icmp) loadIcmp(icmp);
+  if (fragments) loadFragments(fragments);
   loadPorts(ports, root);
   loadNeighbours(neighbours);
   loadHealthGlobal(health);
@@ -253,6 +255,28 @@ void ConfigSchema::loadIcmp(const Field& f) {
   }
   if (Field v = t.get("burst")) {
     if (auto x = r_.integer(v, 1, kMaxIcmpErrorsPerSecond)) e.burst = static_cast<uint32_t>(*x);
+  }
+}
+
+void ConfigSchema::loadFragments(const Field& f) {
+  const toml::table* tt = r_.table(f);
+  if (tt == nullptr) return;
+  TableReader t(r_, *tt, f.path);
+  auto& fc = config_.fragments;
+  if (Field v = t.get("timeout")) {
+    if (auto x = r_.secondsAsMs(v)) {
+      if (*x < 100 || *x > 60'000) r_.report(v, "must be between 0.1s and 60s");
+      else fc.timeout_ms = *x;
+    }
+  }
+  if (Field v = t.get("table_size")) {
+    if (auto x = r_.integer(v, 64, 1 << 20)) fc.table_size = static_cast<uint32_t>(*x);
+  }
+  if (Field v = t.get("max_held")) {
+    if (auto x = r_.integer(v, 0, 4096)) fc.max_held = static_cast<uint32_t>(*x);
+  }
+  if (Field v = t.get("max_held_per_datagram")) {
+    if (auto x = r_.integer(v, 1, 64)) fc.max_held_per_datagram = static_cast<uint32_t>(*x);
   }
 }
 

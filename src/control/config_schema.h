@@ -30,6 +30,7 @@ class ConfigSchema {
   void loadWorkerCores(const Field& f, bool mainOk);
   void loadFlowTable(const Field& f);
   void loadIcmp(const Field& f);
+  void loadFragments(const Field& f);
   void loadPorts(const Field& f, const toml::table& root);
   void loadPortFamily(TableReader& t, PortConfig& port, Family family);
   void loadExceptionPath(TableReader& t, PortConfig& port);

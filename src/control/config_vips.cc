@@ -299,6 +299,9 @@ void ConfigSchema::loadVip(const toml::table& tt, const std::string& arrayPath, 
         vip.over_rate_drop = *x == "drop";
     }
   }
+  if (Field v = t.get("fragments")) {
+    if (auto x = r_.enumValue<FragPolicy>(v)) vip.fragments = *x;
+  }
   bool vipTimeoutSet = false;
   if (Field v = t.get("health_check")) {
     if (const toml::table* ht = r_.table(v)) {

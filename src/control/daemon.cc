@@ -13,6 +13,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 
 #include "control/config.h"
 #include "control/control_plane.h"
@@ -148,9 +149,29 @@ int runDaemon(const DaemonOptions& opts) {
       cp.reset();
       return fail(err + " (lower flow_table.capacity or give EAL more memory)");
     }
+    // Held fragments are mbufs of the shared pool, which setupPorts sized with room for every
+    // worker's max_held: holding can never starve RX.
+    st->frags = std::make_unique<dataplane::FragTable>(cfg.fragments.table_size, cfg.fragments.max_held,
+                                                       cfg.fragments.max_held_per_datagram);
     args[w].state = st.get();
     args[w].shared = &shared;
     states.push_back(std::move(st));
+  }
+  // Fragment rings (several workers only): any worker hands a fragment to its owner's ring.
+  std::vector<rte_ring*> frag_rings;
+  if (nworkers > 1) {
+    for (unsigned w = 0; w < nworkers; w++) {
+      const std::string name = "frag_ring_w" + std::to_string(w);
+      rte_ring* r = rte_ring_create(name.c_str(), dataplane::kFragRingSize,
+                                    int(rte_lcore_to_socket_id(cfg.eal.worker_cores[w])), RING_F_SC_DEQ);
+      if (r == nullptr) {
+        for (rte_ring* x : frag_rings) rte_ring_free(x);
+        cp.reset();
+        return fail("fragment ring " + name + ": " + rte_strerror(rte_errno));
+      }
+      frag_rings.push_back(r);
+    }
+    for (auto& st : states) st->frag_rings = frag_rings;
   }
   {
     std::vector<const dataplane::WorkerState*> ro;
@@ -219,6 +240,11 @@ int runDaemon(const DaemonOptions& opts) {
   cp.reset();  // frees the last snapshot: workers have stopped
   stopPorts(ports);
   states.clear();
+  for (rte_ring* r : frag_rings) {
+    void* m;
+    while (rte_ring_sc_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(r);
+  }
   rte_free(shared.qsbr);
   if (ports.pool) rte_mempool_free(ports.pool);
   rte_eal_cleanup();

@@ -2,6 +2,7 @@
 
 #include "control/neighbours.h"
 #include "control/xdp_map.h"
+#include "dataplane/worker.h"  // kFragRingSize
 
 #include <algorithm>
 
@@ -135,7 +136,10 @@ bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& er
   }
   // Room for the largest frame plus an encapsulation header in front of it.
   uint16_t data_room = uint16_t(std::max<unsigned>(RTE_MBUF_DEFAULT_BUF_SIZE, max_mtu + 18u + RTE_PKTMBUF_HEADROOM));
-  unsigned n = queues_total + (workers + 1) * (kPoolCache + 64) + 4096;
+  // Plus what the fragment tables may hold ([fragments] max_held per worker), so held fragments
+  // never take mbufs RX needs.
+  unsigned n = queues_total + (workers + 1) * (kPoolCache + 64) + 4096 + workers * cfg.fragments.max_held +
+               (workers > 1 ? workers * dataplane::kFragRingSize : 0);
   unsigned pool_size = 1;
   while (pool_size < n + 1) pool_size <<= 1;
   out.pool = rte_pktmbuf_pool_create("l4lb_mbufs", pool_size - 1, kPoolCache, 0, data_room, int(rte_socket_id()));

@@ -223,6 +223,7 @@ BuildResult SnapshotBuilder::build(const Config& cfg, const std::vector<PortRunt
                  cfg.flow_table.udp_new_timeout_ms};
   s->admission = {!admissionDisabledForTests(), cfg.flow_table.embryonic_ppm};
   s->icmp_errors = cfg.icmp.errors;
+  s->frag_timeout_ms = cfg.fragments.timeout_ms;
   Work w{cfg, rt, dyn, *s, {}, {}, {}, {}, {}, {}};
   buildNeighbours(w);
   if (rt.size() != cfg.ports.size() || cfg.ports.size() > kMaxPorts) {
@@ -322,6 +323,7 @@ void SnapshotBuilder::buildVip(Work& w, size_t vi) {
   v.proto = vc.protocol;
   v.scheduler = vc.scheduler;
   v.mode = vc.forwarding;
+  v.fragments = vc.fragments;
   v.gue_port_be = rte_cpu_to_be_16(vc.gue_port);
   if (vc.new_flow_rate != 0) {
     // Per worker (rate_limit.h): an even share of the rate and of the burst (at least one flow).
@@ -469,6 +471,12 @@ void SnapshotBuilder::buildIndexes(Work& w) {
     if (seen_addr.insert(s.vips[vi].addr.str()).second)
       vip_addrs.emplace_back(AddrKey::make(s.vips[vi].addr), uint32_t(vi));
   s.vip_addrs = FlatMap<AddrKey, uint32_t>(vip_addrs);
+  std::vector<std::pair<AddrKey, uint32_t>> frag_addrs;
+  std::set<std::string> seen_frag;
+  for (size_t vi = 0; vi < s.vips.size(); vi++)
+    if (s.vips[vi].fragments == FragPolicy::Track && seen_frag.insert(s.vips[vi].addr.str()).second)
+      frag_addrs.emplace_back(AddrKey::make(s.vips[vi].addr), uint32_t(vi));
+  s.frag_track_addrs = FlatMap<AddrKey, uint32_t>(frag_addrs);
   s.nat_reverse = FlatMap<ServiceKey, NatReverse>(w.nat_keys);
 }
 

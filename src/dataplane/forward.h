@@ -211,6 +211,35 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
   return {Drop::Ok, b.egress};
 }
 
+// Two-arm NAT for a later fragment (no L4 header in it): only the IP header changes, the
+// destination address VIP -> backend and the TTL, with the IPv4 header checksum by the same
+// precomputed difference as forwardNat. The L4 checksum (and the backend's port) is fixed in
+// the first fragment, which carries the L4 header: forwardNat applies the whole-datagram
+// difference there (a checksum is a sum, so where in the datagram it is corrected is free).
+inline FwdResult forwardNatLaterFragment(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
+                                         uint16_t ingress) {
+  if (unlikely(pi.ttl <= 1)) return {Drop::TtlExceeded};
+  const BackendRewrite& rw = b.rw;
+  if (unlikely(pi.l3_len > rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b.egress].mtu, 0);
+  trimPadding(m, pi);
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  uint8_t* l3 = d + pi.l3_off;
+  if (pi.family == Family::V4) {
+    uint16_t ck;
+    std::memcpy(&ck, l3 + 10, 2);
+    ck = csumApplyDelta(ck, rw.nat_ip_delta);
+    std::memcpy(l3 + 10, &ck, 2);
+    l3[8]--;
+    std::memcpy(d + pi.daddr_off, b.addr.bytes.data(), 4);
+  } else {
+    l3[7]--;
+    std::memcpy(d + pi.daddr_off, b.addr.bytes.data(), 16);
+  }
+  if (pi.l3_off > kEthLen) rte_pktmbuf_adj(m, uint16_t(pi.l3_off - kEthLen));
+  std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), rw.hdr.data(), kEthLen);
+  return {Drop::Ok, b.egress};
+}
+
 // Two-arm NAT, backend -> client: source backend:port becomes VIP:port; TTL decremented;
 // routed toward the client by connected prefix or the port's gateway.
 FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const Snapshot& s,

@@ -20,6 +20,13 @@ inline constexpr uint8_t kTcpSyn = 0x02;
 inline constexpr uint8_t kTcpRst = 0x04;
 inline constexpr uint8_t kTcpAck = 0x10;
 
+// What the parser found about IP fragmentation (valid only with Drop::Fragment; see parsePacket).
+enum class FragKind : uint8_t {
+  None = 0,
+  First = 1,  // offset 0, more fragments follow: the L4 header (ports, TCP flags) was parsed
+  Later = 2,  // offset != 0: no L4 header; ports and TCP flags are 0
+};
+
 struct PacketInfo {
   uint16_t l3_off = 0;    // 14, or 18 with one 802.1Q tag
   uint16_t l4_off = 0;    // l3_off + IPv4 IHL*4, or l3_off + 40 + IPv6 extension headers
@@ -35,6 +42,14 @@ struct PacketInfo {
   // Offsets of the source / destination addresses in the frame (4 or 16 bytes each).
   uint16_t saddr_off = 0;
   uint16_t daddr_off = 0;
+  // Fragments (written only when the parser returns Drop::Fragment, so the unfragmented fast
+  // path stores nothing more): the kind, the identification (IPv4 ID, zero-extended, or the
+  // IPv6 fragment header's 32-bit identification) and the protocol the fragments' key uses
+  // (IPv4: the protocol field; IPv6: the fragment header's next header, the same in every
+  // fragment of a datagram, where `proto` of a first fragment is the final L4 protocol).
+  FragKind frag = FragKind::None;
+  uint8_t frag_proto = 0;
+  uint32_t frag_id = 0;
 };
 
 // Returns Drop::Ok and fills `out`, or the reason the frame is not a valid IP packet we handle.
@@ -43,17 +58,26 @@ struct PacketInfo {
 //    16; a second tag (0x8100 / 0x88a8) or any non-IP ethertype: NotIp.
 //  - IPv4: < 20 bytes after L2: TooShort. Version != 4 or IHL < 5: BadIpHeader. Header beyond the
 //    frame: TooShort. Header checksum wrong: BadIpHeader. Total length < IHL*4 or beyond the
-//    frame: BadLength. MF set or fragment offset != 0: Fragment.
+//    frame: BadLength. MF set or fragment offset != 0: Fragment (see "Fragments" below).
 //  - IPv6: < 40 bytes after L2: TooShort. Version != 6: BadIpHeader. 40 + payload length beyond
 //    the frame: BadLength. Extension headers 0 (only first), 43, 60 are skipped, each must fit
-//    in the IP payload (BadLength); 44: Fragment; hop-by-hop not first: BadIpHeader; a 9th
-//    extension header (more than kMaxIpv6ExtHeaders = 8): Ipv6ExtLimit.
+//    in the IP payload (BadLength); 44 (8 bytes, BadLength if it does not fit): Fragment, except
+//    an atomic fragment (offset 0, M clear; RFC 6946: processed as a whole packet), which is
+//    skipped like the others; a second fragment header, or hop-by-hop not first: BadIpHeader;
+//    a 9th extension header (more than kMaxIpv6ExtHeaders = 8, the fragment header counts):
+//    Ipv6ExtLimit.
 //  - L4 must fit inside the IP length (not just the frame): TCP >= 20 bytes with 5 <= data
 //    offset and data offset*4 within it, UDP >= 8 bytes with its length field == the remaining IP
 //    payload (so zero-length UDP is BadLength), ICMP/ICMPv6 >= 8 bytes; else BadLength.
 //  - Other L4 protocols: UnsupportedProto. ICMP counts only inside IPv4 and ICMPv6 only inside
 //    IPv6; the crossed combinations are UnsupportedProto too.
-// `out` is written only on Ok; a dropped frame leaves it unchanged.
+// Fragments: `out` is filled as for Ok, plus frag / frag_id / frag_proto. A first fragment
+// (offset 0, more to come) is parsed through its L4 header with the rules above, except that
+// UDP's length field covers the whole datagram (only >= 8 is required); an L4 header that does
+// not fit in the first fragment gives that L4 verdict (BadLength), not Fragment. A later
+// fragment (offset != 0) stops at the IP layer: l4_off is where its payload starts, proto is the
+// IPv4 protocol or the fragment header's next header, ports and TCP flags are 0.
+// `out` is written only on Ok and Fragment; any other verdict leaves it unchanged.
 // Ethernet padding after the IP packet is allowed (l3_len tells the real size). Only the first
 // 65535 bytes of a longer frame are considered (an mbuf segment never holds more), so every
 // offset and l3_len fit in PacketInfo's 16-bit fields.

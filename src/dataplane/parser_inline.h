@@ -33,6 +33,8 @@ constexpr uint32_t kUdpHdrLen = net::kUdpHdrLen;
 
 constexpr uint16_t kIpv4FlagDf = 0x4000;
 constexpr uint16_t kIpv4FragMask = 0x3fff;  // MF (0x2000) | fragment offset (0x1fff)
+constexpr uint16_t kIpv4OffsetMask = 0x1fff;
+constexpr uint32_t kIpv6FragHdrLen = 8;  // RFC 8200 §4.5
 
 constexpr uint8_t kIpv6HopByHop = 0;
 constexpr uint8_t kIpv6Routing = 43;
@@ -48,8 +50,10 @@ constexpr uint32_t kMaxFrameLen = 0xffff;
 
 // `l4` points at the transport header, `l4_len` is what is left of the IP packet (not of the
 // frame: Ethernet padding must not be mistaken for transport bytes).
+// `first_frag`: the packet is a first fragment, whose UDP length field covers the whole
+// datagram (constant false on the unfragmented path, so the check folds away there).
 inline Drop parseL4(const uint8_t* l4, uint32_t l4_len, uint8_t proto, uint8_t icmp_proto,
-                    PacketInfo& info) {
+                    PacketInfo& info, bool first_frag = false) {
   if (likely(proto == kProtoTcp)) {
     if (unlikely(l4_len < kTcpMinHdrLen)) return Drop::BadLength;
     uint32_t doff = l4[12] >> 4;
@@ -60,7 +64,7 @@ inline Drop parseL4(const uint8_t* l4, uint32_t l4_len, uint8_t proto, uint8_t i
     return Drop::Ok;
   }
   if (proto == kProtoUdp) {
-    if (unlikely(l4_len < kUdpHdrLen || load16be(l4 + 4) != l4_len)) return Drop::BadLength;
+    if (unlikely(l4_len < kUdpHdrLen || (load16be(l4 + 4) != l4_len && !first_frag))) return Drop::BadLength;
     info.sport_be = load16raw(l4);
     info.dport_be = load16raw(l4 + 2);
     return Drop::Ok;
@@ -86,7 +90,6 @@ inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   uint32_t total_len = load16be(ip + 2);
   if (unlikely(total_len < hdr_len || total_len > avail)) return Drop::BadLength;
   uint16_t frag = load16be(ip + 6);
-  if (unlikely(frag & kIpv4FragMask)) return Drop::Fragment;
 
   info.l3_off = static_cast<uint16_t>(l3_off);
   info.l4_off = static_cast<uint16_t>(l3_off + hdr_len);
@@ -97,6 +100,17 @@ inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   info.df = (frag & kIpv4FlagDf) != 0;
   info.saddr_off = static_cast<uint16_t>(l3_off + 12);
   info.daddr_off = static_cast<uint16_t>(l3_off + 16);
+  if (unlikely(frag & kIpv4FragMask)) {
+    info.frag_id = load16be(ip + 4);
+    info.frag_proto = info.proto;
+    if (frag & kIpv4OffsetMask) {
+      info.frag = FragKind::Later;
+      return Drop::Fragment;
+    }
+    info.frag = FragKind::First;
+    const Drop d = parseL4(ip + hdr_len, total_len - hdr_len, info.proto, kProtoIcmp, info, true);
+    return d == Drop::Ok ? Drop::Fragment : d;
+  }
   return parseL4(ip + hdr_len, total_len - hdr_len, info.proto, kProtoIcmp, info);
 }
 
@@ -113,7 +127,32 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   uint32_t off = kIpv6HdrLen;  // relative to the IPv6 header
   // Common case: no extension header at all, so the loop body is skipped.
   for (unsigned n = 0; unlikely(next != kProtoTcp && next != kProtoUdp); n++) {
-    if (next == kIpv6Fragment) return Drop::Fragment;
+    if (next == kIpv6Fragment) {
+      if (unlikely(n == kMaxIpv6ExtHeaders)) return Drop::Ipv6ExtLimit;
+      if (unlikely(info.frag != FragKind::None)) return Drop::BadIpHeader;  // a second fragment header
+      if (unlikely(ip_len - off < kIpv6FragHdrLen)) return Drop::BadLength;
+      const uint16_t off_m = load16be(ip + off + 2);
+      next = ip[off];
+      off += kIpv6FragHdrLen;
+      if ((off_m & 0xfff9) == 0) continue;  // atomic fragment (RFC 6946): a whole packet
+      info.frag_id = net::load32be(ip + off - 4);
+      info.frag_proto = next;
+      if (off_m & 0xfff8) {  // offset != 0: no L4 header here
+        info.frag = FragKind::Later;
+        info.l3_off = static_cast<uint16_t>(l3_off);
+        info.l4_off = static_cast<uint16_t>(l3_off + off);
+        info.l3_len = static_cast<uint16_t>(ip_len);
+        info.family = Family::V6;
+        info.proto = next;
+        info.ttl = ip[7];
+        info.df = true;
+        info.saddr_off = static_cast<uint16_t>(l3_off + 8);
+        info.daddr_off = static_cast<uint16_t>(l3_off + 24);
+        return Drop::Fragment;
+      }
+      info.frag = FragKind::First;
+      continue;
+    }
     if (next != kIpv6HopByHop && next != kIpv6Routing && next != kIpv6DestOpts) break;
     // RFC 8200 §4.3: hop-by-hop options must immediately follow the IPv6 header.
     if (unlikely(next == kIpv6HopByHop && n != 0)) return Drop::BadIpHeader;
@@ -135,6 +174,10 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   info.df = true;
   info.saddr_off = static_cast<uint16_t>(l3_off + 8);
   info.daddr_off = static_cast<uint16_t>(l3_off + 24);
+  if (unlikely(info.frag == FragKind::First)) {
+    const Drop d = parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info, true);
+    return d == Drop::Ok ? Drop::Fragment : d;
+  }
   return parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info);
 }
 
@@ -163,7 +206,7 @@ inline bool parseIpv4Fast(const uint8_t* frame, uint32_t frame_len, bool cksum_v
   if (unlikely(total_len < kIpv4MinHdrLen || total_len > avail)) {
     verdict = Drop::BadLength;
   } else if (unlikely(frag & kIpv4FragMask)) {
-    verdict = Drop::Fragment;
+    return false;  // parseIpv4 fills in what a fragment carries
   } else if (likely(proto == kProtoTcp)) {
     // l4[12], l4[13] only once the 20 bytes are known to be in the IP packet (so the frame).
     if (unlikely(l4_len < kTcpMinHdrLen)) {
@@ -228,7 +271,7 @@ inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketIn
   } else {
     return Drop::NotIp;
   }
-  if (likely(verdict == Drop::Ok)) out = info;
+  if (likely(verdict == Drop::Ok) || verdict == Drop::Fragment) out = info;
   return verdict;
 }
 

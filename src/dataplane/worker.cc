@@ -6,8 +6,10 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_prefetch.h>
+#include <rte_ring.h>
 
 #include "dataplane/decide.h"
+#include "dataplane/frag_table.h"
 #include "dataplane/lookup.h"
 #include "dataplane/parser.h"
 #include "dataplane/parser_inline.h"
@@ -64,20 +66,19 @@ inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr,
 constexpr uint32_t kDropped = ~0u;
 
 __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s, FlowTable& ft, const void* key,
-                                              const PktCtx& c, rte_mbuf* m, bool hit, FlowDecision d,
-                                              uint32_t now_ms) {
-  const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
+                                              const FlowFacts& facts, hash_sig_t idx, const PacketInfo& pi,
+                                              rte_mbuf* m, bool hit, FlowDecision d, uint32_t now_ms) {
   const AdmitParams ap{s.admission.enabled, s.admission.embryonicLimit(ft.capacity()), now_ms, &s.timeouts};
-  const uint32_t vslot = c.vip_index % kMaxVips;
+  const uint32_t vslot = facts.vip_index % kMaxVips;
   d = decideMiss(
       s, facts, d, now_ms, &w.rr_cursor[vslot], &w.new_flow_tokens[vslot],
       [&](bool embryonic) {
         // A new key with room in its class: no need to look at the buckets again.
         if (!hit && ft.size() < ft.capacity() && (!embryonic || !ap.enabled || ft.embryonic() < ap.embryonic_limit))
           return StoreResult::Stored;
-        return ft.canStore(key, c.idx, embryonic, ap);
+        return ft.canStore(key, idx, embryonic, ap);
       },
-      [m, &c] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, c.pi.saddr_off); });
+      [m, &pi] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, pi.saddr_off); });
   if (unlikely(d.entry == EntryVerdict::Unusable)) w.counters.add(Ctr::FlowRehash);
   const uint32_t bid = d.backend;
   if (unlikely(d.outcome == FlowOutcome::NoBackend)) {
@@ -91,10 +92,10 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
   if (d.store) {
     bool stored;
     if (likely(!d.displaces)) {
-      stored = ft.upsert(key, c.idx, d.value);  // canStore said Stored
+      stored = ft.upsert(key, idx, d.value);  // canStore said Stored
     } else {
       FlowValue victim;
-      const StoreResult sr = ft.store(key, c.idx, d.value, ap, victim);
+      const StoreResult sr = ft.store(key, idx, d.value, ap, victim);
       stored = sr == StoreResult::Stored || sr == StoreResult::Displaced;
       if (sr == StoreResult::Displaced) {
         // An expired victim ended anyway (as the sweep would count it); a live one was displaced.
@@ -121,7 +122,237 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
   return bid;
 }
 
+// A TCP/UDP packet of a VIP's 5-tuple (an unfragmented one, or a first fragment): the flow
+// table lookup and the decision (decide.h). A hit (a live entry) is decided inline and builds
+// nothing else; the rest (a new choice, admission, the store and its counters) runs out of line
+// in handleMiss, which keeps the hit loop's registers free. Returns the backend, or kDropped when
+// the packet was dropped (no backend, rate limit) and freed. `hits` counts flow-table hits
+// (Ctr::FlowHit, added per burst).
+__rte_always_inline uint32_t scheduleFlow(WorkerState& w, const Snapshot& s, const SnapVip& vip, uint32_t vip_index,
+                                          hash_sig_t sig, hash_sig_t idx, bool v6, const void* key,
+                                          const PacketInfo& pi, rte_mbuf* m, uint32_t now_ms, uint32_t& hits) {
+  FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
+  uint64_t raw = 0;
+  const bool hit = v6 ? w.flows6->lookupFamily<true>(key, idx, raw) : w.flows4->lookupFamily<false>(key, idx, raw);
+  const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
+  FlowDecision d = startDecision();
+  if (likely(hit) && likely(decideHit(s, facts, raw, now_ms, d))) {
+    hits++;
+    if (d.store) ft.upsert(key, idx, d.value);  // the key is there: cannot fail
+    return d.backend;
+  }
+  return handleMiss(w, s, ft, key, facts, idx, pi, m, hit, d, now_ms);
+}
+
+// The VIP's forwarding mode applied to a packet going to backend `b`.
+__rte_always_inline FwdResult forwardTo(WorkerState& w, const Snapshot& s, const SnapVip& vip, const SnapBackend& b,
+                                        rte_mbuf* m, const PacketInfo& pi, hash_sig_t sig, uint16_t ingress) {
+  switch (vip.mode) {
+    case FwdMode::Dsr: return forwardDsr(m, pi, b, s, ingress);
+    case FwdMode::Ipip: return forwardIpip(m, pi, vip, b, s, sig, ingress, w.ip_id++);
+    case FwdMode::Gue: return forwardGue(m, pi, vip, b, s, sig, ingress, w.ip_id++);
+    case FwdMode::Nat: return forwardNat(m, pi, b, s, ingress);
+  }
+  return {Drop::NoBackend};  // not reached: every mode is handled
+}
+
+// Accounts a forwarding step's result and queues the frame (or frees it with its reason).
+__rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx) {
+  if (r.drop != Drop::Ok) {
+    dropPkt(w, m, r.drop);
+    return;
+  }
+  if (r.icmp_sent) {
+    w.counters.drop(Drop::TooBig);
+    w.counters.add(Ctr::IcmpTooBigSent);
+  } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
+    // The frame as sent to the backend (after rewrite or encapsulation).
+    BackendCounters& bc = w.backend_ctrs[bid];
+    bc.packets++;
+    bc.bytes += rte_pktmbuf_pkt_len(m);
+  }
+  emit(tx, m, r.egress);
+}
+
+// Fragments (FragTable, frag_table.h). Out of line and cold: reached only for Drop::Fragment.
+
+// A later fragment (or one released from hold) sent where its first fragment went.
+[[gnu::cold]] void sendFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi,
+                                const FragDecision& d, uint16_t ingress, TxBatch& tx, bool released) {
+  if (d.drop) {
+    dropPkt(w, m, Drop::Fragment);
+    return;
+  }
+  const SnapBackend* b = s.backend(d.backend);
+  // A reload between the first fragment and this one may have taken the backend away.
+  if (d.vip_index >= s.vips.size() || !usableForExisting(b, d.vip_index)) {
+    dropPkt(w, m, Drop::NoBackend);
+    return;
+  }
+  const SnapVip& vip = s.vips[d.vip_index];
+  const FwdResult r = vip.mode == FwdMode::Nat ? forwardNatLaterFragment(m, pi, *b, s, ingress)
+                                               : forwardTo(w, s, vip, *b, m, pi, d.flow_hash, ingress);
+  if (r.drop == Drop::Ok && !r.icmp_sent) {
+    w.counters.add(Ctr::FragForwarded);
+    if (released && !emitBounded(w, tx, m, r.egress)) return;
+    if (d.backend < kMaxCountedBackends) {
+      w.backend_ctrs[d.backend].packets++;
+      w.backend_ctrs[d.backend].bytes += rte_pktmbuf_pkt_len(m);
+    }
+    if (!released) emit(tx, m, r.egress);
+    return;
+  }
+  finishForward(w, m, r, d.backend, tx);
+}
+
+// A fragment to a VIP: the first is scheduled as its 5-tuple (scheduleFlow, the unfragmented
+// path) and its decision recorded; later ones follow the decision, or are held until it exists.
+// Fragments that are not TCP/UDP to a VIP keep the unparsed path (kernel or counted drop).
+//
+// Across workers: RSS may put the fragments of one datagram on different queues (NICs often
+// hash fragments by addresses only and whole packets by the 4-tuple), so each fragment is
+// handled by one owner worker, fragOwner(source, destination), handed over on the owner's ring
+// (`from_ring`: it came that way). The owner schedules a first fragment with its *own* flow
+// table, which stays single-writer: when the 5-tuple's unfragmented packets are served by
+// another worker, the two tables hold separate entries for the flow. They agree through the
+// stateless choice (Maglev / source hash are a pure function of the snapshot and the 5-tuple,
+// decide.h); they can differ only where that choice is not stateless: round-robin schedulers,
+// or an entry kept across a backend change (draining) on one worker and not the other.
+[[gnu::cold, gnu::noinline]] void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi,
+                                                 uint16_t ingress, uint32_t now_ms, TxBatch& tx, bool from_ring) {
+  if (pi.frag_proto != kProtoTcp && pi.frag_proto != kProtoUdp && pi.proto != kProtoTcp && pi.proto != kProtoUdp) {
+    handleUnparsed(w, s, m, Drop::Fragment, ingress, tx);
+    return;
+  }
+  FragTable& ft = *w.frags;
+  const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint8_t* saddr = data + pi.saddr_off;
+  const uint8_t* daddr = data + pi.daddr_off;
+  if (!from_ring && w.frag_rings.size() > 1) {
+    const uint32_t owner = fragOwner(saddr, daddr, pi.family, uint32_t(w.frag_rings.size()));
+    if (owner != w.index) {
+      m->hash.usr = ingress;  // the RSS hash is not needed any more; the owner needs the port
+      if (rte_ring_mp_enqueue(w.frag_rings[owner], m) != 0) {
+        dropPkt(w, m, Drop::FragRingFull);
+        return;
+      }
+      w.counters.add(Ctr::FragHandedOff);
+      return;
+    }
+  }
+  const FragKey key = makeFragKey(saddr, daddr, pi.family, pi.frag_id, pi.frag_proto);
+  auto dropAs = [&w](Drop why) { return [&w, why](void* p) { dropPkt(w, static_cast<rte_mbuf*>(p), why); }; };
+  if (pi.frag == FragKind::First) {
+    uint32_t vip_index = 0;
+    const SnapVip* vip = (pi.proto == kProtoTcp || pi.proto == kProtoUdp)
+                             ? findVip(s, daddr, pi.family, pi.dport_be, pi.proto, vip_index)
+                             : nullptr;
+    if (vip == nullptr) {
+      handleUnparsed(w, s, m, Drop::Fragment, ingress, tx);
+      return;
+    }
+    w.counters.add(Ctr::FragFirst);
+    FragDecision d{vip_index, kNoBackend, 0, true};
+    bool ok = false;  // scheduled; when not, scheduleFlow dropped (and freed) the first fragment
+    uint32_t bid = kNoBackend, hits = 0;
+    if (vip->fragments == FragPolicy::Track) {
+      if (pi.family == Family::V4) {
+        FlowKey4 k;
+        hash_sig_t idx;
+        d.flow_hash = addFlowKey(k, saddr, daddr, pi, idx);
+        bid = scheduleFlow(w, s, *vip, vip_index, d.flow_hash, idx, false, &k, pi, m, now_ms, hits);
+      } else {
+        FlowKey6 k;
+        hash_sig_t idx;
+        d.flow_hash = addFlowKey(k, saddr, daddr, pi, idx);
+        bid = scheduleFlow(w, s, *vip, vip_index, d.flow_hash, idx, true, &k, pi, m, now_ms, hits);
+      }
+      w.counters.add(Ctr::FlowHit, hits);
+      ok = bid != kDropped;
+      d.backend = ok ? bid : kNoBackend;
+      d.drop = !ok;
+    }
+    // The held ones leave first: they arrived before this one.
+    auto release = [&](void* p) {
+      auto* h = static_cast<rte_mbuf*>(p);
+      PacketInfo hpi;
+      // Parsed before it was held; the bytes have not changed since.
+      if (parsePacket(rte_pktmbuf_mtod(h, const uint8_t*), rte_pktmbuf_data_len(h), hpi, h->ol_flags) != Drop::Fragment) {
+        dropPkt(w, h, Drop::Fragment);
+        return;
+      }
+      sendFragment(w, s, h, hpi, d, ingress, tx, true);
+    };
+    if (!ft.record(key, d, now_ms, s.frag_timeout_ms, release, dropAs(Drop::FragEvicted)))
+      w.counters.add(Ctr::FragUntracked);
+    if (vip->fragments == FragPolicy::Drop) {
+      dropPkt(w, m, Drop::Fragment);
+      return;
+    }
+    if (!ok) return;  // dropped by scheduleFlow, with its reason
+    const FwdResult r = forwardTo(w, s, *vip, s.backends[bid], m, pi, d.flow_hash, ingress);
+    if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::FragForwarded);
+    finishForward(w, m, r, bid, tx);
+    return;
+  }
+  if (const FragDecision* d = ft.lookup(key, now_ms)) {
+    w.counters.add(Ctr::FragTracked);
+    const FragDecision copy = *d;
+    sendFragment(w, s, m, pi, copy, ingress, tx, false);
+    return;
+  }
+  // No first fragment yet: held only when it is for a VIP address (the port is in the first)
+  // where some VIP tracks fragments; to an address whose VIPs all drop them, dropped now.
+  if (!isVipAddr(s, daddr, pi.family)) {
+    handleUnparsed(w, s, m, Drop::Fragment, ingress, tx);
+    return;
+  }
+  {
+    AddrKey k;
+    std::memcpy(k.addr.data(), daddr, pi.family == Family::V4 ? 4 : 16);
+    k.family = uint32_t(pi.family);
+    if (s.frag_track_addrs.find(k) == nullptr) {
+      dropPkt(w, m, Drop::Fragment);
+      return;
+    }
+  }
+  switch (ft.hold(key, m, now_ms, s.frag_timeout_ms, dropAs(Drop::FragEvicted))) {
+    case FragHold::Held: w.counters.add(Ctr::FragHeld); return;
+    case FragHold::TableFull: dropPkt(w, m, Drop::FragTableFull); return;
+    case FragHold::HeldFull: dropPkt(w, m, Drop::FragHeldFull); return;
+    case FragHold::DatagramFull: dropPkt(w, m, Drop::FragDatagramFull); return;
+    case FragHold::Decided: break;  // not reached: lookup() found no decision
+  }
+  dropPkt(w, m, Drop::Fragment);
+}
+
 }  // namespace
+
+uint16_t drainFragRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx) {
+  if (w.index >= w.frag_rings.size()) return 0;  // one worker: no rings
+  rte_mbuf* pkts[kBurst];
+  const unsigned n = rte_ring_sc_dequeue_burst(w.frag_rings[w.index], reinterpret_cast<void**>(pkts), kBurst, nullptr);
+  for (unsigned i = 0; i < n; i++) {
+    rte_mbuf* m = pkts[i];
+    const uint16_t ingress = uint16_t(m->hash.usr);
+    PacketInfo pi;
+    // Parsed by the worker that received it; parsed again here (the ring carries only the mbuf).
+    if (ingress >= s.ports.size() ||
+        parsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), pi, m->ol_flags) != Drop::Fragment) {
+      dropPkt(w, m, Drop::Fragment);
+      continue;
+    }
+    handleFragment(w, s, m, pi, ingress, now_ms, tx, true);
+  }
+  return uint16_t(n);
+}
+
+uint32_t sweepFrags(WorkerState& w, uint32_t now_ms) {
+  if (!w.frags) return 0;
+  // 32 ways per loop: a 4096-entry table is walked in 128 loops (well under a millisecond when
+  // busy), and no loop spends more than a few hundred nanoseconds here.
+  return w.frags->sweep(now_ms, 32, [&w](void* p) { dropPkt(w, static_cast<rte_mbuf*>(p), Drop::FragTimeout); });
+}
 
 void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,
                   uint32_t now_ms, TxBatch& tx) {
@@ -141,6 +372,10 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   uint16_t n4 = 0, n6 = 0;
   rte_mbuf* live[kBurst];
   uint16_t nlive = 0;
+  // Fragments (Drop::Fragment with a fragment table), handled after the burst's other packets.
+  rte_mbuf* frag_m[kBurst];
+  Uninit<PacketInfo> frag_pi[kBurst];
+  uint16_t nfrag = 0;
 
   // Stage 1: parse, find the VIP, build the flow key and its hash, and prefetch the key's flow
   // table bucket: it is read in stage 2, after the rest of the burst has been parsed.
@@ -156,6 +391,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
     if (unlikely(d != Drop::Ok)) {
+      if (d == Drop::Fragment && w.frags) {
+        frag_m[nfrag] = m;
+        frag_pi[nfrag++].v = c.pi;
+        continue;
+      }
       handleUnparsed(w, s, m, d, ingress, tx);
       continue;
     }
@@ -205,48 +445,15 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       r = reverseNat(m, c.pi, *c.vip, s, ingress);
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
     } else {
-      FlowTable& ft = c.v6 ? *w.flows6 : *w.flows4;
       const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
-      uint64_t raw = 0;
-      const bool hit = c.v6 ? w.flows6->lookupFamily<true>(key, c.idx, raw)
-                            : w.flows4->lookupFamily<false>(key, c.idx, raw);
-      const FlowFacts facts{c.vip, c.vip_index, c.sig, c.pi.family, c.pi.proto == kProtoTcp, c.pi.tcp_flags};
-      FlowDecision d = startDecision();
-      if (likely(hit) && likely(decideHit(s, facts, raw, now_ms, d))) {
-        // The fast path: a live entry (decide.h decideFlow, split so a hit builds nothing else).
-        hits++;
-        bid = d.backend;
-        if (d.store) ft.upsert(key, c.idx, d.value);  // the key is there: cannot fail
-      } else {
-        // Everything else (a new choice, admission, the store and its counters) out of line:
-        // it keeps the hit loop's registers free.
-        bid = handleMiss(w, s, ft, key, c, m, hit, d, now_ms);
-        if (unlikely(bid == kDropped)) continue;
-      }
-      const SnapBackend& b = s.backends[bid];
-      switch (c.vip->mode) {
-        case FwdMode::Dsr: r = forwardDsr(m, c.pi, b, s, ingress); break;
-        case FwdMode::Ipip: r = forwardIpip(m, c.pi, *c.vip, b, s, c.sig, ingress, w.ip_id++); break;
-        case FwdMode::Gue: r = forwardGue(m, c.pi, *c.vip, b, s, c.sig, ingress, w.ip_id++); break;
-        case FwdMode::Nat: r = forwardNat(m, c.pi, b, s, ingress); break;
-      }
+      bid = scheduleFlow(w, s, *c.vip, c.vip_index, c.sig, c.idx, c.v6, key, c.pi, m, now_ms, hits);
+      if (unlikely(bid == kDropped)) continue;
+      r = forwardTo(w, s, *c.vip, s.backends[bid], m, c.pi, c.sig, ingress);
     }
-    if (r.drop != Drop::Ok) {
-      dropPkt(w, m, r.drop);
-      continue;
-    }
-    if (r.icmp_sent) {
-      w.counters.drop(Drop::TooBig);
-      w.counters.add(Ctr::IcmpTooBigSent);
-    } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
-      // The frame as sent to the backend (after rewrite or encapsulation).
-      BackendCounters& bc = w.backend_ctrs[bid];
-      bc.packets++;
-      bc.bytes += rte_pktmbuf_pkt_len(m);
-    }
-    emit(tx, m, r.egress);
+    finishForward(w, m, r, bid, tx);
   }
   w.counters.add(Ctr::FlowHit, hits);
+  for (uint16_t i = 0; unlikely(i < nfrag); i++) handleFragment(w, s, frag_m[i], frag_pi[i].v, ingress, now_ms, tx, false);
 }
 
 namespace {
@@ -321,6 +528,29 @@ bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out) {
   return true;
 }
 
+namespace {
+
+// Sends what a burst queued, per port; what the driver does not take is a tx_full drop.
+inline void flushTx(WorkerState& w, const Snapshot& s, TxBatch& tx) {
+  for (uint16_t p = 0; p < s.ports.size(); p++) {
+    const uint16_t cnt = tx.n[p];
+    if (cnt == 0) continue;
+    uint64_t bytes = 0;  // read before the driver owns (and may free) the mbufs
+    for (uint16_t k = 0; k < cnt; k++) bytes += rte_pktmbuf_pkt_len(tx.pkts[p][k]);
+    uint16_t sent = rte_eth_tx_burst(s.ports[p].port_id, w.index, tx.pkts[p].data(), cnt);
+    for (uint16_t k = sent; k < cnt; k++) {
+      bytes -= rte_pktmbuf_pkt_len(tx.pkts[p][k]);
+      dropPkt(w, tx.pkts[p][k], Drop::TxFull);
+    }
+    w.counters.add(Ctr::TxPackets, sent);
+    w.counters.add(Ctr::TxBytes, bytes);
+    w.port_ctrs[p].tx_packets += sent;
+    w.port_ctrs[p].tx_bytes += bytes;
+  }
+}
+
+}  // namespace
+
 int workerMain(void* arg) {
   auto* a = static_cast<WorkerArgs*>(arg);
   WorkerState& w = *a->state;
@@ -342,23 +572,17 @@ int workerMain(void* arg) {
       busy = true;
       tx.clear();
       processBurst(w, *s, pkts, n, q.port_index, now, tx);
-      for (uint16_t p = 0; p < s->ports.size(); p++) {
-        const uint16_t cnt = tx.n[p];
-        if (cnt == 0) continue;
-        uint64_t bytes = 0;  // read before the driver owns (and may free) the mbufs
-        for (uint16_t k = 0; k < cnt; k++) bytes += rte_pktmbuf_pkt_len(tx.pkts[p][k]);
-        uint16_t sent = rte_eth_tx_burst(s->ports[p].port_id, w.index, tx.pkts[p].data(), cnt);
-        for (uint16_t k = sent; k < cnt; k++) {
-          bytes -= rte_pktmbuf_pkt_len(tx.pkts[p][k]);
-          dropPkt(w, tx.pkts[p][k], Drop::TxFull);
-        }
-        w.counters.add(Ctr::TxPackets, sent);
-        w.counters.add(Ctr::TxBytes, bytes);
-        w.port_ctrs[p].tx_packets += sent;
-        w.port_ctrs[p].tx_bytes += bytes;
+      flushTx(w, *s, tx);
+    }
+    if (unlikely(!w.frag_rings.empty())) {
+      tx.clear();
+      if (drainFragRing(w, *s, now, tx) != 0) {
+        busy = true;
+        flushTx(w, *s, tx);
       }
     }
     sweepFlows(w, now, s->timeouts);
+    sweepFrags(w, now);
     if (unlikely(sh.test_stall.load(std::memory_order_relaxed)) && w.index == 0) {
       rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
       while (sh.test_stall.load(std::memory_order_relaxed) && !sh.stop.load(std::memory_order_relaxed)) rte_pause();

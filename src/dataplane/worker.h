@@ -10,8 +10,10 @@
 
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 
 #include "dataplane/flow_table.h"
+#include "dataplane/frag_table.h"
 #include "dataplane/forward.h"
 #include "dataplane/rate_limit.h"
 #include "dataplane/icmp_rate_limit.h"
@@ -32,9 +34,14 @@ inline constexpr uint32_t kSweepPassMs = 10'000;
 inline constexpr uint32_t kSweepMinPerMs = 16;
 inline constexpr uint32_t kSweepChunk = 64;
 
+// Room per port for a burst's own packets (kBurst) plus fragments released from hold with their
+// first (the fragment path checks this room, emitBounded; the per-packet path cannot exceed
+// kBurst, which it uses first).
+inline constexpr uint16_t kTxBatchCap = kBurst * 4;
+
 // Packets ready to send, grouped by egress port (Snapshot::ports index).
 struct TxBatch {
-  std::array<std::array<rte_mbuf*, kBurst>, kMaxPorts> pkts;
+  std::array<std::array<rte_mbuf*, kTxBatchCap>, kMaxPorts> pkts;
   std::array<uint16_t, kMaxPorts> n{};
   void clear() { n.fill(0); }
 };
@@ -83,7 +90,21 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   uint32_t sweep_last_ms = 0;
   uint32_t sweep_debt4 = 0, sweep_debt6 = 0;
   FlowQuery query;  // written by the control thread only through the FlowQuery protocol
+  // IP fragments (frag_table.h); null: fragments take the exception path as unparsed packets.
+  std::unique_ptr<FragTable> frags;
+  // With several workers, every worker's fragment ring (index = worker; multi-producer,
+  // single-consumer: any worker hands a fragment to its owner, fragOwner(), and only the owner
+  // dequeues); empty with one worker. Created and freed by the daemon, outside the loop.
+  std::vector<rte_ring*> frag_rings;
 };
+
+// Fragments in a ring: at most this many per worker (the mbuf pool is sized with room for them).
+inline constexpr uint32_t kFragRingSize = 512;
+
+// The owner's side of the fragment rings: takes up to kBurst fragments other workers handed to
+// this one and handles them as its own (each keeps the ingress port index it arrived on).
+// Returns how many were taken.
+uint16_t drainFragRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx);
 
 // Serves a pending FlowQuery (workerMain calls it when request != answer) by the admission
 // rules of `s` at `now_ms` (FlowTable::canStore); without a snapshot, by the default rules with
@@ -102,6 +123,22 @@ inline void dropPkt(WorkerState& w, rte_mbuf* m, Drop d) {
   w.counters.drop(d);
   rte_pktmbuf_free(m);
 }
+
+// emit() for fragments released from hold, which may be more than kBurst per port in one
+// burst: they may fill a port's batch up to kTxBatchCap - kBurst (the burst's own packets, at
+// most kBurst, always fit); past that the frame is a counted tx_full drop.
+inline bool emitBounded(WorkerState& w, TxBatch& tx, rte_mbuf* m, uint16_t port) {
+  if (unlikely(tx.n[port] >= kTxBatchCap - kBurst)) {
+    dropPkt(w, m, Drop::TxFull);
+    return false;
+  }
+  emit(tx, m, port);
+  return true;
+}
+
+// Reclaims expired fragment-table entries (bounded per call; held fragments dropped as
+// frag_timeout). Returns the number of entries removed.
+uint32_t sweepFrags(WorkerState& w, uint32_t now_ms);
 
 // Processes up to kBurst packets received on Snapshot::ports[ingress]. Each packet is either put
 // in `tx` or freed with its drop reason counted. `now_ms` is the worker's clock (flow timeouts).

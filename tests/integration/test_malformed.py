@@ -36,10 +36,12 @@ VIPS = {(VIP4, 80, 6): "02:00:00:00:04:11", (VIP4, 53, 17): "02:00:00:00:04:21",
 BACKEND_ADDR = {"02:00:00:00:04:11": "198.18.2.11", "02:00:00:00:04:21": "198.18.2.21",
                 "02:00:00:00:06:11": "2001:db8::11", "02:00:00:00:06:21": "2001:db8::21"}
 
+# fragments = "drop": this test is about the parser's verdicts; fragments that follow their flow
+# (the default, "track") are test_fragments.py's.
 CONFIG = ""
 for (addr, port, proto), mac in VIPS.items():
     CONFIG += (f'[[vips]]\naddress = "{addr}"\nport = {port}\nprotocol = "{"tcp" if proto == 6 else "udp"}"\n'
-               f'forwarding = "dsr"\n[[vips.backends]]\naddress = "{BACKEND_ADDR[mac]}"\nmac = "{mac}"\n\n')
+               f'forwarding = "dsr"\nfragments = "drop"\n[[vips.backends]]\naddress = "{BACKEND_ADDR[mac]}"\nmac = "{mac}"\n\n')
 
 
 def ports(frames):
@@ -176,8 +178,9 @@ def hand_corpus():
     add("IPv6 zero-length UDP", eth(0x86DD) + v6(udp(len=0)), "bad_length")
     add("IPv6 UDP length mismatch", eth(0x86DD) + v6(udp(len=9)), "bad_length")
     add("IPv6 fragment header", eth(0x86DD) + v6(IPv6ExtHdrFragment(m=1) / tcp()), "fragment")
-    add("IPv6 atomic fragment (offset 0, M 0)", eth(0x86DD) + v6(IPv6ExtHdrFragment() / udp()), "fragment")
-    add("IPv6 hop-by-hop then fragment", eth(0x86DD) + v6(IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment() / tcp()),
+    # An atomic fragment (offset 0, M 0) is a whole packet (RFC 6946): to a port no VIP has, no_vip.
+    add("IPv6 atomic fragment (offset 0, M 0)", eth(0x86DD) + v6(IPv6ExtHdrFragment() / udp(dport=54)), "no_vip")
+    add("IPv6 hop-by-hop then fragment", eth(0x86DD) + v6(IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment(m=1) / tcp()),
         "fragment")
     add("IPv6 routing then fragment", eth(0x86DD) + v6(IPv6ExtHdrRouting() / IPv6ExtHdrFragment(offset=3) / tcp()),
         "fragment")
@@ -251,7 +254,7 @@ def _be16(b, o):
     return (b[o] << 8) | b[o + 1]
 
 
-def _l4(b, proto, icmp_proto):
+def _l4(b, proto, icmp_proto, first_frag=False):
     n = len(b)
     if proto == 6:
         if n < 20:
@@ -261,7 +264,7 @@ def _l4(b, proto, icmp_proto):
             return "bad_length", None
         return "ok", _be16(b, 2)
     if proto == 17:
-        if n < 8 or _be16(b, 4) != n:
+        if n < 8 or (_be16(b, 4) != n and not first_frag):
             return "bad_length", None
         return "ok", _be16(b, 2)
     if proto == icmp_proto:
@@ -294,9 +297,14 @@ def classify(fr):
         tot = _be16(fr, l3 + 2)
         if tot < hl or tot > avail:
             return "drop", "bad_length"
-        if _be16(fr, l3 + 6) & 0x3FFF:
-            return "drop", "fragment"
         proto, l3_len, dst = fr[l3 + 9], tot, fr[l3 + 16:l3 + 20]
+        frag = _be16(fr, l3 + 6)
+        if frag & 0x1FFF:
+            return "drop", "fragment"  # a later fragment: no L4 header
+        if frag & 0x2000:
+            # A first fragment: its L4 header must parse (UDP's length is the datagram's).
+            verdict, _ = _l4(fr[l3 + hl:l3 + tot], proto, 1, first_frag=True)
+            return "drop", "fragment" if verdict in ("ok", "icmp") else verdict
         verdict, dport = _l4(fr[l3 + hl:l3 + tot], proto, 1)
         family = 4
     elif et == 0x86DD:
@@ -307,10 +315,21 @@ def classify(fr):
         ip_len = 40 + _be16(fr, l3 + 4)
         if ip_len > avail:
             return "drop", "bad_length"
-        nxt, off, count = fr[l3 + 6], 40, 0
+        nxt, off, count, first_frag = fr[l3 + 6], 40, 0, False
         while nxt not in (6, 17):
             if nxt == 44:
-                return "drop", "fragment"
+                if count == 8:
+                    return "drop", "ipv6_ext_limit"
+                if first_frag:
+                    return "drop", "bad_ip_header"
+                if ip_len - off < 8:
+                    return "drop", "bad_length"
+                offm = _be16(fr, l3 + off + 2)
+                nxt, off, count = fr[l3 + off], off + 8, count + 1
+                if offm & 0xFFF8:
+                    return "drop", "fragment"
+                first_frag = bool(offm & 1)  # else atomic: a whole packet
+                continue
             if nxt not in (0, 43, 60):
                 break
             if nxt == 0 and count != 0:
@@ -324,6 +343,9 @@ def classify(fr):
                 return "drop", "bad_length"
             nxt, off, count = fr[l3 + off], off + ext, count + 1
         proto, l3_len, dst = nxt, ip_len, fr[l3 + 24:l3 + 40]
+        if first_frag:
+            verdict, _ = _l4(fr[l3 + off:l3 + ip_len], nxt, 58, first_frag=True)
+            return "drop", "fragment" if verdict in ("ok", "icmp") else verdict
         verdict, dport = _l4(fr[l3 + off:l3 + ip_len], nxt, 58)
         family = 6
     else:

@@ -1418,3 +1418,44 @@ source = "198.18.0.1"
 
 }  // namespace
 }  // namespace l4lb::control
+
+// ---- fragments ----
+namespace l4lb::control {
+namespace {
+
+TEST(ConfigFragments, DefaultsAndValues) {
+  ConfigResult d = loadConfigString(kPrelude + kVip, "t.toml");
+  ASSERT_TRUE(d.ok()) << d.error.str();
+  EXPECT_EQ(d.config->vips[0].fragments, FragPolicy::Track);
+  EXPECT_EQ(d.config->fragments.timeout_ms, 2000u);
+  EXPECT_EQ(d.config->fragments.table_size, 4096u);
+  EXPECT_EQ(d.config->fragments.max_held, 256u);
+  EXPECT_EQ(d.config->fragments.max_held_per_datagram, 8u);
+  ConfigResult r = loadConfigString(
+      kPrelude + "[fragments]\ntimeout = 0.5\ntable_size = 128\nmax_held = 0\nmax_held_per_datagram = 64\n" + kVip +
+          "[[vips]]\naddress = \"198.18.1.11\"\nfragments = \"drop\"\n[[vips.backends]]\naddress = \"198.18.2.12\"\n",
+      "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  EXPECT_EQ(r.config->fragments.timeout_ms, 500u);
+  EXPECT_EQ(r.config->fragments.table_size, 128u);
+  EXPECT_EQ(r.config->fragments.max_held, 0u);
+  EXPECT_EQ(r.config->fragments.max_held_per_datagram, 64u);
+  EXPECT_EQ(r.config->vips[0].fragments, FragPolicy::Track);
+  EXPECT_EQ(r.config->vips[1].fragments, FragPolicy::Drop);
+}
+
+TEST(ConfigFragments, ErrorsNameThePlace) {
+  const std::string bad_vip = "[[vips]]\naddress = \"198.18.1.10\"\nfragments = \"reassemble\"\n[[vips.backends]]\naddress = \"198.18.2.11\"\n";
+  const std::string e = errorsOf(kPrelude + bad_vip);
+  EXPECT_NE(e.find("t.toml:8:13: vips[0].fragments:"), std::string::npos) << e;
+  EXPECT_NE(e.find("track, drop"), std::string::npos) << e;
+  const std::string e2 = errorsOf(kPrelude + "[fragments]\ntimeout = 0.01\ntable_size = 8\nmax_held = 5000\nmax_held_per_datagram = 0\n" + kVip);
+  EXPECT_NE(e2.find("t.toml:7:11: fragments.timeout: must be between 0.1s and 60s"), std::string::npos) << e2;
+  EXPECT_NE(e2.find("t.toml:8:14: fragments.table_size:"), std::string::npos) << e2;
+  EXPECT_NE(e2.find("t.toml:9:12: fragments.max_held:"), std::string::npos) << e2;
+  EXPECT_NE(e2.find("t.toml:10:25: fragments.max_held_per_datagram:"), std::string::npos) << e2;
+  EXPECT_NE(errorsOf(kPrelude + "[fragments]\ntimout = 2\n" + kVip).find("fragments.timout"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace l4lb::control

@@ -345,9 +345,101 @@ TEST(ParserFragment, NonZeroOffset) {
 
 TEST(ParserFragment, Ipv6FragmentHeader) {
   EXPECT_VERDICT(v6Tcp().ipv6Fragment(0, true).build(), Drop::Fragment);
-  EXPECT_VERDICT(v6Tcp().ipv6Fragment(0, false).build(), Drop::Fragment);  // atomic fragment
   EXPECT_VERDICT(v6Tcp().ipv6Ext(test::kIpv6HopByHop).ipv6Fragment(100, false).build(),
                  Drop::Fragment);
+}
+
+// An atomic fragment (offset 0, M clear) is a whole packet (RFC 6946): parsed past the header.
+TEST(ParserFragment, Ipv6AtomicFragmentIsWhole) {
+  PacketInfo info;
+  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(0, false).build(), info)), name(Drop::Ok));
+  EXPECT_EQ(info.l4_off, 14 + 40 + 8);
+  EXPECT_EQ(ntohs(info.dport_be), 443);
+}
+
+TEST(ParserFragment, Ipv4FirstFragmentHasPorts) {
+  PacketInfo info;
+  ASSERT_EQ(name(parse(v4Tcp().mf().ipId(0xbeef).payload(64).build(), info)), name(Drop::Fragment));
+  EXPECT_EQ(info.frag, FragKind::First);
+  EXPECT_EQ(info.frag_id, 0xbeefu);
+  EXPECT_EQ(info.frag_proto, kProtoTcp);
+  EXPECT_EQ(info.proto, kProtoTcp);
+  EXPECT_EQ(ntohs(info.sport_be), 40000);
+  EXPECT_EQ(ntohs(info.dport_be), 80);
+  EXPECT_EQ(info.tcp_flags, kTcpSyn);
+  EXPECT_EQ(info.l3_off, 14);
+  EXPECT_EQ(info.l4_off, 34);
+  EXPECT_EQ(info.l3_len, 20 + 20 + 64);
+  EXPECT_EQ(info.family, Family::V4);
+}
+
+// The UDP length of a first fragment is the whole datagram's, larger than what this fragment holds.
+TEST(ParserFragment, Ipv4FirstUdpFragmentLengthIsTheDatagrams) {
+  PacketInfo info;
+  auto f = PacketBuilder().ipv4(kClient4, kVip4).udp(5353, 53).udpLength(1480).payload(24).mf().ipId(7).build();
+  ASSERT_EQ(name(parse(f, info)), name(Drop::Fragment));
+  EXPECT_EQ(info.frag, FragKind::First);
+  EXPECT_EQ(ntohs(info.dport_be), 53);
+  // Unfragmented, the same length field is wrong.
+  EXPECT_VERDICT(PacketBuilder().ipv4(kClient4, kVip4).udp(5353, 53).udpLength(1480).payload(24).build(),
+                 Drop::BadLength);
+}
+
+// A first fragment too short for its TCP header: the L4 verdict, not Fragment.
+TEST(ParserFragment, FirstFragmentWithCutL4HeaderIsBadLength) {
+  auto f = PacketBuilder().ipv4(kClient4, kVip4).l4Raw(kProtoTcp, std::vector<uint8_t>(12, 0)).mf().build();
+  EXPECT_VERDICT(f, Drop::BadLength);
+}
+
+TEST(ParserFragment, Ipv4LaterFragmentHasNoPorts) {
+  PacketInfo info;
+  ASSERT_EQ(name(parse(v4Tcp().fragOffset(185).ipId(0x1234).build(), info)), name(Drop::Fragment));
+  EXPECT_EQ(info.frag, FragKind::Later);
+  EXPECT_EQ(info.frag_id, 0x1234u);
+  EXPECT_EQ(info.frag_proto, kProtoTcp);
+  EXPECT_EQ(info.proto, kProtoTcp);
+  EXPECT_EQ(info.sport_be, 0);
+  EXPECT_EQ(info.dport_be, 0);
+  EXPECT_EQ(info.tcp_flags, 0);
+  EXPECT_EQ(info.l4_off, 34);
+  EXPECT_EQ(info.saddr_off, 26);
+  EXPECT_EQ(info.daddr_off, 30);
+  // The checksum-offload flag takes the same path (the fast parser hands fragments over).
+  PacketInfo info2;
+  ASSERT_EQ(name(verdictWithFlags(v4Tcp().fragOffset(3).ipId(9).build(), kRxIpCksumGood, info2)), name(Drop::Fragment));
+  EXPECT_EQ(info2.frag, FragKind::Later);
+  EXPECT_EQ(info2.frag_id, 9u);
+}
+
+TEST(ParserFragment, Ipv6FirstFragmentHasPorts) {
+  PacketInfo info;
+  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(0, true, 0xdeadbeef).build(), info)), name(Drop::Fragment));
+  EXPECT_EQ(info.frag, FragKind::First);
+  EXPECT_EQ(info.frag_id, 0xdeadbeefu);
+  EXPECT_EQ(info.frag_proto, kProtoTcp);
+  EXPECT_EQ(info.proto, kProtoTcp);
+  EXPECT_EQ(ntohs(info.dport_be), 443);
+  EXPECT_EQ(info.l4_off, 14 + 40 + 8);
+  EXPECT_EQ(info.family, Family::V6);
+}
+
+TEST(ParserFragment, Ipv6LaterFragmentHasNoPorts) {
+  PacketInfo info;
+  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(100, false, 77).build(), info)), name(Drop::Fragment));
+  EXPECT_EQ(info.frag, FragKind::Later);
+  EXPECT_EQ(info.frag_id, 77u);
+  EXPECT_EQ(info.frag_proto, kProtoTcp);
+  EXPECT_EQ(info.dport_be, 0);
+  EXPECT_EQ(info.l4_off, 14 + 40 + 8);
+  EXPECT_EQ(info.saddr_off, 22);
+  EXPECT_EQ(info.daddr_off, 38);
+}
+
+TEST(ParserFragment, Ipv6TwoFragmentHeadersAreBad) {
+  EXPECT_VERDICT(v6Tcp().ipv6Fragment(0, true, 1).ipv6Fragment(0, true, 2).build(), Drop::BadIpHeader);
+  // A fragment header cut short by the payload length.
+  EXPECT_VERDICT(PacketBuilder().ipv6(kClient6, kVip6).l4Raw(test::kIpv6Fragment, {6, 0, 0, 0}).build(),
+                 Drop::BadLength);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -683,7 +775,8 @@ TEST(ParserOk, Ipv4UdpAfterTaggedTcpResetsEveryField) {
 
 // Drops decided on the straight-line path leave the output untouched too.
 TEST(Parser, FastPathDropsLeaveOutputUntouched) {
-  for (const auto& frame : {v4Tcp().tcpDataOffset(4).build(), v4Tcp().mf().build(),
+  // (A fragment is not in the list: Drop::Fragment fills `out`, see ParserFragment.)
+  for (const auto& frame : {v4Tcp().tcpDataOffset(4).build(),
                             PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).udpLength(9).build(),
                             v4Tcp().ipTotalLength(19).build()}) {
     PacketInfo info;
