@@ -21,6 +21,9 @@ struct EalConfig {
   bool in_memory = false;              // EAL --in-memory: no files in /var/run/dpdk or hugetlbfs
   std::string file_prefix = "l4lb";    // EAL --file-prefix
   std::vector<std::string> extra_args; // appended verbatim
+  // EAL --lcores (lcore@cpu map), instead of -l: several lcores may share one CPU (a lab, a test
+  // with more workers than CPUs). Empty: -l main_core,worker_cores (each lcore on its own CPU).
+  std::string lcores;
 };
 
 // How traffic that is not the balancer's reaches the kernel (ARP, ND, SSH, health-check replies).

@@ -167,6 +167,14 @@ void ConfigSchema::loadEal(const Field& f, const toml::table& root) {
     if (eal.in_memory && !eal.hugepages)
       r_.report(v, "cannot be true with hugepages = false (EAL refuses the pair)");
   }
+  if (Field v = t.get("lcores")) {
+    if (auto x = r_.string(v)) {
+      if (x->empty() || x->find_first_not_of("0123456789@,()-") != std::string::npos)
+        r_.report(v, "must be an EAL --lcores map such as \"0@0,1@1,2@1\" (digits and @ , ( ) - only)");
+      else
+        eal.lcores = *x;
+    }
+  }
   if (Field v = t.get("file_prefix")) {
     if (auto x = r_.string(v)) {
       // It becomes a file name under /var/run/dpdk and hugetlbfs.

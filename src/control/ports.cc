@@ -83,7 +83,10 @@ std::vector<std::string> buildEalArgs(const Config& cfg) {
   std::vector<std::string> a;
   std::string cores = std::to_string(cfg.eal.main_core);
   for (uint32_t c : cfg.eal.worker_cores) cores += "," + std::to_string(c);
-  a.insert(a.end(), {"-l", cores, "--main-lcore", std::to_string(cfg.eal.main_core)});
+  if (cfg.eal.lcores.empty())
+    a.insert(a.end(), {"-l", cores, "--main-lcore", std::to_string(cfg.eal.main_core)});
+  else  // the map names the lcores (main_core and worker_cores must be among them: EAL checks)
+    a.insert(a.end(), {"--lcores", cfg.eal.lcores, "--main-lcore", std::to_string(cfg.eal.main_core)});
   if (!cfg.eal.hugepages) a.push_back("--no-huge");
   if (cfg.eal.memory_mb) a.insert(a.end(), {"-m", std::to_string(cfg.eal.memory_mb)});
   if (cfg.eal.in_memory) a.push_back("--in-memory");

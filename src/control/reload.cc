@@ -46,6 +46,7 @@ std::vector<std::string> restartRequired(const Config& a, const Config& b) {
   d("eal.in_memory", a.eal.in_memory, b.eal.in_memory);
   d("eal.file_prefix", a.eal.file_prefix, b.eal.file_prefix);
   d("eal.extra_args", a.eal.extra_args, b.eal.extra_args);
+  d("eal.lcores", a.eal.lcores, b.eal.lcores);
   d("flow_table.capacity", a.flow_table.capacity, b.flow_table.capacity);
   if (a.ports.size() != b.ports.size()) {
     out.push_back("ports: " + std::to_string(a.ports.size()) + " -> " + std::to_string(b.ports.size()) +

@@ -140,6 +140,12 @@ class Port:
     rx: list = field(default_factory=list)   # frames (bytes or scapy packets) received here
     devargs: str = ""  # more net_pcap devargs, e.g. "infinite_rx=1" (replays rx forever)
     tx: bool = True    # False: no tx_pcap, the PMD drops what is sent (for endless traffic)
+    # Several RX queues: one list of frames per queue (instead of rx), each queue's own rx_pcap.
+    # With run_daemon(workers=N), worker w polls the queues q with q % N == w.
+    rx_queues: list = None
+
+    def in_queues(self):
+        return self.rx_queues if self.rx_queues is not None else [self.rx]
 
 
 @dataclass
@@ -162,11 +168,14 @@ class DaemonResult:
         return {k: v for k, v in self.drops.items() if v}
 
 
-def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096, flow_extra=""):
+def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096, flow_extra="", workers=1):
+    # More workers than this machine's CPUs: every worker lcore shares CPU 1 (EAL --lcores).
+    lcores = [f'lcores = "0@0,(1-{workers})@1"'] if workers > 1 else []
     lines = [
         "[eal]",
         "main_core = 0",
-        "worker_cores = [1]",
+        f"worker_cores = [{', '.join(str(w) for w in range(1, workers + 1))}]",
+        *lcores,
         "hugepages = false",
         "memory_mb = 512",
         f"file_prefix = {toml_str(prefix)}",
@@ -178,9 +187,12 @@ def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096, flow_extra=""
         "",
     ]
     for i, p in enumerate(ports):
-        dev = f"net_pcap{i},rx_pcap={pcap_dir}/{p.name}.in.pcap"
-        if p.tx:
-            dev += f",tx_pcap={pcap_dir}/{p.name}.out.pcap"
+        nq = len(p.in_queues())
+        dev = f"net_pcap{i}," + ",".join(f"rx_pcap={pcap_dir}/{p.name}.in{q if nq > 1 else ''}.pcap"
+                                        for q in range(nq))
+        if p.tx:  # one TX queue per worker
+            dev += "".join(f",tx_pcap={pcap_dir}/{p.name}.out{w if workers > 1 else ''}.pcap"
+                           for w in range(workers))
         if p.devargs:
             dev += "," + p.devargs
         lines += ["[[ports]]", f"name = {toml_str(p.name)}", f"device = {toml_str(dev)}",
@@ -216,13 +228,15 @@ def _stop(proc):
         proc.wait(5)
 
 
-def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S, env=None):
+def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S, env=None, workers=1):
     """Runs the daemon once. `body` is the TOML after [eal]/[flow_table]/[[ports]] ([[vips]],
     [[neighbours]]). `expect_tx`: total frames expected on all output pcaps; the run ends as soon
     as that many arrived and nothing more came for `settle` seconds (without it: as soon as the
     output is unchanged for `settle` seconds). Raises DaemonError on any daemon failure, and also
     when the stats show that not every input frame was received (the run would prove nothing).
-    `env`: extra environment variables for the daemon (test hooks)."""
+    `env`: extra environment variables for the daemon (test hooks). `workers`: worker lcores
+    (all on CPU 1 when more than one); a port's output is then its TX queues' frames, queue by
+    queue."""
     prefix = f"l4lb_it_{os.getpid()}_{next(_run_ids)}"
     tmp = tempfile.mkdtemp(prefix="l4lb_it_")
     _record("tmpdir", tmp)
@@ -230,14 +244,17 @@ def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S,
     t0 = time.monotonic()
     try:
         for p in ports:
-            write_pcap(os.path.join(tmp, f"{p.name}.in.pcap"), p.rx)
-        cfg_text = make_config(ports, body, prefix, tmp, flow_capacity)
+            qs = p.in_queues()
+            for q, frames in enumerate(qs):
+                write_pcap(os.path.join(tmp, f"{p.name}.in{q if len(qs) > 1 else ''}.pcap"), frames)
+        cfg_text = make_config(ports, body, prefix, tmp, flow_capacity, workers=workers)
         cfg = os.path.join(tmp, "l4lb.toml")
         with open(cfg, "w") as f:
             f.write(cfg_text)
         stats_path = os.path.join(tmp, "stats.json")
         err_path = os.path.join(tmp, "stderr.txt")
-        out_paths = {p.name: os.path.join(tmp, f"{p.name}.out.pcap") for p in ports}
+        out_paths = {p.name: [os.path.join(tmp, f"{p.name}.out{w if workers > 1 else ''}.pcap")
+                              for w in range(workers)] for p in ports}
         _record("prefix", prefix)
         with open(err_path, "wb") as err_f:
             proc = subprocess.Popen([l4lb_binary(), "-c", cfg, "--stats-file", stats_path],
@@ -265,7 +282,7 @@ def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S,
         while True:
             if proc.poll() is not None:
                 raise DaemonError(f"l4lb died while running (exit {proc.returncode}):\n{stderr_text()}")
-            n = sum(len(read_pcap(pth)) for pth in out_paths.values())
+            n = sum(len(read_pcap(pth)) for pths in out_paths.values() for pth in pths)
             now = time.monotonic()
             if n != last:
                 last, last_change = n, now
@@ -284,8 +301,8 @@ def run_daemon(ports, body, expect_tx=None, flow_capacity=4096, settle=SETTLE_S,
             raise DaemonError(f"l4lb exited with {rc} after SIGINT:\n{stderr_text()}")
         with open(stats_path) as f:
             stats = json.load(f)
-        out = {name: read_pcap(pth) for name, pth in out_paths.items()}
-        n_in = sum(len(p.rx) for p in ports)
+        out = {name: [f for pth in pths for f in read_pcap(pth)] for name, pths in out_paths.items()}
+        n_in = sum(len(frames) for p in ports for frames in p.in_queues())
         rx = stats["total"]["counters"]["rx_packets"]
         if rx != n_in:
             raise DaemonError(f"daemon received {rx} of {n_in} input frames")

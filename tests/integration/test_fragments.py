@@ -180,10 +180,17 @@ class Traffic:
 
 
 class FragmentModes(unittest.TestCase):
-    def run_mode(self, mode, seed):
+    def run_mode(self, mode, seed, workers=1):
         t = Traffic(mode, seed)
         body = fc.NEIGHBOURS_TOML + "".join(v.toml() for v in t.vips)
-        res = run_daemon(fc.two_arm_ports(t.rx, []), body, expect_tx=len(t.rx))
+        ports = fc.two_arm_ports(t.rx, [])
+        if workers > 1:
+            # Two RX queues, two workers: frames alternate between the queues, so a datagram's
+            # fragments (and its flow's whole packets) arrive on both workers, as when RSS hashes
+            # fragments by addresses and whole packets by ports.
+            ports[0].rx_queues = [t.rx[q::workers] for q in range(workers)]
+            ports[1].rx_queues = [[] for _ in range(workers)]
+        res = run_daemon(ports, body, expect_tx=len(t.rx), workers=workers)
         frames = res.out["server"] + res.out["client"]
         self.assertEqual(res.nonzero_drops(), {}, "no fragment may be dropped")
         backend_of_flow = {}
@@ -242,6 +249,10 @@ class FragmentModes(unittest.TestCase):
         self.assertLessEqual(c.get("frag_first"), len(t.datagrams) * 2)
         self.assertGreater(c.get("frag_held", 0), 0, "reverse order must have held fragments")
         self.assertEqual(c.get("frag_forwarded", 0), t.expected_fragment_frames)
+        if workers > 1:
+            # The owner worker took the other worker's fragments over its ring.
+            self.assertGreater(c.get("frag_handed_off", 0), 0)
+            self.assertEqual(res.drops.get("frag_ring_full", 0), 0)
 
     def test_dsr(self):
         self.run_mode("dsr", 1)
@@ -254,6 +265,12 @@ class FragmentModes(unittest.TestCase):
 
     def test_nat(self):
         self.run_mode("nat", 4)
+
+    def test_two_workers_dsr(self):
+        self.run_mode("dsr", 7, workers=2)
+
+    def test_two_workers_nat(self):
+        self.run_mode("nat", 8, workers=2)
 
 
 class FragmentPolicy(unittest.TestCase):

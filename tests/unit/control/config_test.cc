@@ -172,6 +172,7 @@ memory_mb = 512
 in_memory = true
 file_prefix = "lb_2"
 extra_args = ["--a", "--b"]
+lcores = "3@0,(4-6)@1"
 [flow_table]
 capacity = 1024
 tcp_syn_timeout = 2.5
@@ -225,6 +226,7 @@ port = 80
   EXPECT_TRUE(c.eal.in_memory);
   EXPECT_EQ(c.eal.file_prefix, "lb_2");
   EXPECT_EQ(c.eal.extra_args, (std::vector<std::string>{"--a", "--b"}));
+  EXPECT_EQ(c.eal.lcores, "3@0,(4-6)@1");
   EXPECT_EQ(c.flow_table.capacity, 1024u);
   EXPECT_EQ(c.flow_table.tcp_syn_timeout_ms, 2500u);
   EXPECT_EQ(c.flow_table.tcp_established_timeout_ms, 86'400'000u);
@@ -364,6 +366,15 @@ extra_args = ["ok", 2]
                      kPrelude.substr(25) + kVip),
             "t.toml:3:15: eal.file_prefix: must be non-empty and use only A-Z a-z 0-9 _ -\n"
             "t.toml:4:14: eal.extra_args: must be an array of strings");
+}
+
+TEST(ConfigReject, EalLcores) {
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nlcores = \"0@0;1@1\"\n" + kPrelude.substr(25) + kVip),
+            "t.toml:3:10: eal.lcores: must be an EAL --lcores map such as \"0@0,1@1,2@1\" (digits and @ , ( ) - "
+            "only)");
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nlcores = \"\"\n" + kPrelude.substr(25) + kVip),
+            "t.toml:3:10: eal.lcores: must be an EAL --lcores map such as \"0@0,1@1,2@1\" (digits and @ , ( ) - "
+            "only)");
 }
 
 TEST(ConfigReject, InMemoryNeedsHugepages) {
