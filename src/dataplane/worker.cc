@@ -156,10 +156,48 @@ __rte_always_inline FwdResult forwardTo(WorkerState& w, const Snapshot& s, const
   return {Drop::NoBackend};  // not reached: every mode is handled
 }
 
+// A tunnelled packet encapsulated whole but longer than the egress MTU (FwdResult::frag_mtu):
+// fragmented on the outer header (outer_frag.h) and its fragments queued to the same egress.
+// They count against the TX batch like fragments released from hold (emitBounded): at most up
+// to kTxBatchCap - kBurst, so the burst's own packets always fit; past that, all of them are
+// one tx_full drop. Out of line and cold: the common path only tests frag_mtu.
+[[gnu::cold]] [[gnu::noinline]] void emitOuterFragments(WorkerState& w, rte_mbuf* m, const FwdResult& r,
+                                                        uint32_t bid, TxBatch& tx) {
+  const uint32_t need = outerFragCount(rte_pktmbuf_pkt_len(m) - kEthLen, r.frag_mtu);
+  if (need == 0 || need > kMaxOuterFrags) {
+    dropPkt(w, m, Drop::TooBig);
+    return;
+  }
+  if (uint32_t(tx.n[r.egress]) + need > uint32_t(kTxBatchCap - kBurst)) {
+    dropPkt(w, m, Drop::TxFull);
+    return;
+  }
+  rte_mbuf* out[kMaxOuterFrags];
+  const OuterFragResult f = fragmentOuter(m, r.frag_mtu, w.outer_frag, out, kMaxOuterFrags);
+  if (f.drop != Drop::Ok) {
+    dropPkt(w, m, f.drop);
+    return;
+  }
+  w.counters.add(Ctr::TunnelFragmented);
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < f.n; i++) {
+    bytes += rte_pktmbuf_pkt_len(out[i]);
+    emit(tx, out[i], r.egress);
+  }
+  if (bid < kMaxCountedBackends && bid != kNoBackend) {
+    w.backend_ctrs[bid].packets += f.n;
+    w.backend_ctrs[bid].bytes += bytes;
+  }
+}
+
 // Accounts a forwarding step's result and queues the frame (or frees it with its reason).
 __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx) {
   if (r.drop != Drop::Ok) {
     dropPkt(w, m, r.drop);
+    return;
+  }
+  if (unlikely(r.frag_mtu != 0)) {
+    emitOuterFragments(w, m, r, bid, tx);
     return;
   }
   if (r.icmp_sent) {
@@ -194,6 +232,10 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
                                                : forwardTo(w, s, vip, *b, m, pi, d.flow_hash, ingress);
   if (r.drop == Drop::Ok && !r.icmp_sent) {
     w.counters.add(Ctr::FragForwarded);
+    if (unlikely(r.frag_mtu != 0)) {  // an inner fragment fragmented again on the outer header
+      emitOuterFragments(w, m, r, d.backend, tx);
+      return;
+    }
     if (released && !emitBounded(w, tx, m, r.egress)) return;
     if (d.backend < kMaxCountedBackends) {
       w.backend_ctrs[d.backend].packets++;
