@@ -49,6 +49,8 @@ bool startPort(uint16_t pid, uint16_t rxq, uint16_t txq, uint16_t mtu, rte_mempo
     conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
     conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
   }
+  // Outer fragments of tunnelled packets are two-segment frames (dataplane/outer_frag.h).
+  if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
   if ((ret = rte_eth_dev_configure(pid, rxq, txq, &conf)) != 0) {
     err = dpdkErr(what + ": configure", ret);
     return false;
