@@ -100,7 +100,9 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
       udp->dgram_cksum = rte_ipv6_udptcp_cksum(reinterpret_cast<const rte_ipv6_hdr*>(p + kEthLen), udp);
     }
   }
-  return {Drop::Ok, b.egress, false, frag_mtu};
+  // Marked too_big: a caller that does not fragment (or cannot) drops it with that reason.
+  if (unlikely(frag_mtu != 0)) return {Drop::TooBig, b.egress, false, frag_mtu};
+  return {Drop::Ok, b.egress};
 }
 
 namespace {

@@ -56,8 +56,9 @@ struct FwdResult {
   Drop drop = Drop::Ok;
   uint16_t egress = 0;      // Snapshot::ports index when drop == Ok
   bool icmp_sent = false;   // the packet was turned into an ICMP too-big reply to the client
-  // Nonzero: the packet was encapsulated whole (outer IPv4, DF clear) but is longer than this
-  // egress MTU; the worker fragments it on the outer header (outer_frag.h) before sending.
+  // With drop == TooBig, nonzero: the packet was encapsulated whole (outer IPv4, DF clear) but
+  // is longer than this egress MTU, and may leave fragmented on the outer header (outer_frag.h;
+  // the worker does it in its drop branch, so the common path tests nothing more).
   uint16_t frag_mtu = 0;
 };
 
@@ -84,7 +85,8 @@ inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
 // too little headroom, a chained mbuf), and the reference encapFast is tested against.
 // Too big for the egress MTU once encapsulated: an IPv4 inner packet without DF (a fragment
 // without DF too) under an IPv4 outer header is encapsulated whole with the outer DF clear and
-// returned with frag_mtu = the egress MTU (the caller fragments the outer header); otherwise
+// returned as {TooBig, egress, frag_mtu = the egress MTU} (the caller fragments the outer
+// header, or drops it as too_big); otherwise
 // tooBigFor (ICMP when DF is set, a counted drop otherwise; IPv6 outer is never fragmented).
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
                       const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id);

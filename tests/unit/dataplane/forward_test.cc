@@ -197,7 +197,7 @@ void expectSameAsGeneric(const Case& c, const Snapshot& s, const Frame& in, uint
   EXPECT_EQ(rf.egress, rg.egress);
   EXPECT_EQ(rf.icmp_sent, rg.icmp_sent);
   EXPECT_EQ(rf.frag_mtu, rg.frag_mtu);
-  if (rf.drop == Drop::Ok) {
+  if (rf.drop == Drop::Ok || rf.frag_mtu != 0) {
     EXPECT_EQ(bytesOf(mf.get()), bytesOf(mg.get()));
     EXPECT_EQ(mf->data_off, mg->data_off);
     EXPECT_EQ(rte_pktmbuf_data_len(mf.get()), rte_pktmbuf_data_len(mg.get()));
@@ -293,7 +293,7 @@ TEST(EncapTemplate, FallbacksMatchGenericWriter) {
       if (outer == Family::V4) {
         // Outer IPv4, inner DF clear: encapsulated whole, outer DF clear, marked for outer
         // fragmentation at the egress MTU (RFC 2003 §5.1).
-        EXPECT_EQ(r.drop, Drop::Ok);
+        EXPECT_EQ(r.drop, Drop::TooBig);  // unless the caller fragments it
         EXPECT_FALSE(r.icmp_sent);
         EXPECT_EQ(r.egress, kLan);
         EXPECT_EQ(r.frag_mtu, 1500);
