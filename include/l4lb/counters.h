@@ -84,7 +84,9 @@ namespace l4lb {
   /* held fragments of a datagram whose first never came, evicted for a newer datagram */          \
   X(FragEvicted, "frag_evicted")                                                                   \
   /* fragment for another worker (its owner by source and destination) not taken: ring full */     \
-  X(FragRingFull, "frag_ring_full")
+  X(FragRingFull, "frag_ring_full")                                                                \
+  /* tunnelled IPv4 packet to fragment on the outer header: no direct or indirect mbuf left */     \
+  X(FragOutNomem, "frag_out_nomem")
 
 // Events that are not drops.
 #define L4LB_FOREACH_CTR(X)                                                                        \
@@ -137,7 +139,9 @@ namespace l4lb {
      ones are held until they time out) */                                                        \
   X(FragUntracked, "frag_untracked")                                                               \
   /* fragments handed to their owner worker's ring (fragments of one datagram meet there) */       \
-  X(FragHandedOff, "frag_handed_off")
+  X(FragHandedOff, "frag_handed_off")                                                              \
+  /* tunnelled IPv4 packets (inner DF clear) fragmented on the outer header to fit the egress */  \
+  X(TunnelFragmented, "tunnel_fragmented")
 
 #define L4LB_ENUMERATOR(e, name) e,
 #define L4LB_NAME(e, name) name,

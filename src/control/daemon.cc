@@ -173,6 +173,7 @@ int runDaemon(const DaemonOptions& opts) {
     }
     for (auto& st : states) st->frag_rings = frag_rings;
   }
+  for (auto& st : states) st->outer_frag = {ports.frag_direct, ports.frag_indirect};
   {
     std::vector<const dataplane::WorkerState*> ro;
     for (const auto& st : states) ro.push_back(st.get());
@@ -246,7 +247,7 @@ int runDaemon(const DaemonOptions& opts) {
     rte_ring_free(r);
   }
   rte_free(shared.qsbr);
-  if (ports.pool) rte_mempool_free(ports.pool);
+  freePools(ports);
   rte_eal_cleanup();
   return 0;
 }

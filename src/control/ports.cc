@@ -49,6 +49,8 @@ bool startPort(uint16_t pid, uint16_t rxq, uint16_t txq, uint16_t mtu, rte_mempo
     conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
     conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
   }
+  // Outer fragments of tunnelled packets are two-segment frames (dataplane/outer_frag.h).
+  if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
   if ((ret = rte_eth_dev_configure(pid, rxq, txq, &conf)) != 0) {
     err = dpdkErr(what + ": configure", ret);
     return false;
@@ -151,6 +153,21 @@ bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& er
           " (too little hugepage memory? see scripts/setup-hugepages.sh)";
     return false;
   }
+  // Outer fragments live until the driver has sent them: at most a TX ring's worth per worker
+  // and port (each fragment is one direct mbuf, the headers, and one indirect, the reference),
+  // plus the per-lcore caches and a burst's worth in flight.
+  unsigned nf = unsigned(cfg.ports.size()) * workers * kTxDesc + (workers + 1) * (kPoolCache + 64) + 1024;
+  unsigned frag_size = 1;
+  while (frag_size < nf + 1) frag_size <<= 1;
+  out.frag_direct = rte_pktmbuf_pool_create("l4lb_frag_direct", frag_size - 1, kPoolCache, 0,
+                                            uint16_t(RTE_PKTMBUF_HEADROOM + 64), int(rte_socket_id()));
+  out.frag_indirect = rte_pktmbuf_pool_create("l4lb_frag_indirect", frag_size - 1, kPoolCache, 0, 0,
+                                              int(rte_socket_id()));
+  if (out.frag_direct == nullptr || out.frag_indirect == nullptr) {
+    err = "outer fragment mbuf pools (2 x " + std::to_string(frag_size - 1) + " mbufs): " + rte_strerror(rte_errno);
+    freePools(out);
+    return false;
+  }
   for (size_t i = 0; i < cfg.ports.size(); i++) {
     const PortConfig& pc = cfg.ports[i];
     const std::string what = "ports[" + std::to_string(i) + "] (" + pc.name + ", " + pc.device + ")";
@@ -211,6 +228,13 @@ bool startTap(const PortConfig& pc, size_t i, const MacAddr& mac, unsigned worke
   if (pc.ipv4) addrs.push_back(*pc.ipv4);
   if (pc.ipv6) addrs.push_back(*pc.ipv6);
   return configureKernelInterface(pc.kernel_iface, addrs, pc.mtu, err);
+}
+
+void freePools(Ports& p) {
+  if (p.frag_direct) rte_mempool_free(p.frag_direct);
+  if (p.frag_indirect) rte_mempool_free(p.frag_indirect);
+  if (p.pool) rte_mempool_free(p.pool);
+  p.frag_direct = p.frag_indirect = p.pool = nullptr;
 }
 
 void stopPorts(Ports& p) {

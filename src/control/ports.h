@@ -21,6 +21,9 @@ bool initEal(const Config& cfg, std::string& err);
 
 struct Ports {
   rte_mempool* pool = nullptr;
+  // Outer-header fragments of tunnelled packets (dataplane/outer_frag.h): headers, references.
+  rte_mempool* frag_direct = nullptr;
+  rte_mempool* frag_indirect = nullptr;
   std::vector<PortRuntime> runtime;      // per configured port
   std::vector<uint16_t> rx_queues;       // per configured port
 };
@@ -30,6 +33,9 @@ struct Ports {
 bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& err);
 
 void stopPorts(Ports& p);
+
+// Frees the mbuf pools (after stopPorts: the drivers hold mbufs until then).
+void freePools(Ports& p);
 
 // exception_path = tap: starts port i's tap (created by the EAL from buildEalArgs) with the
 // port's MAC, MTU and addresses on its kernel interface; sets out.runtime.back().tap_port_id.

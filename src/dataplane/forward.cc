@@ -61,7 +61,12 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
   const SnapPort& out = s.ports[b.egress];
   const bool outer4 = b.addr.isV4();
   const uint16_t overhead = net::encapOverhead(outer4, gue);
-  if (uint32_t(pi.l3_len) + overhead > out.mtu) return tooBig(m, pi, s, ingress, out.mtu, overhead);
+  uint16_t frag_mtu = 0;
+  if (uint32_t(pi.l3_len) + overhead > out.mtu) {
+    // RFC 2003 §5.1: an inner IPv4 packet without DF may be fragmented on the outer header.
+    if (!outer4 || pi.family != Family::V4 || pi.df) return tooBig(m, pi, s, ingress, out.mtu, overhead);
+    frag_mtu = out.mtu;
+  }
 
   trimPadding(m, pi);
   const uint8_t* inner = rte_pktmbuf_mtod_offset(m, const uint8_t*, pi.l3_off);
@@ -95,6 +100,8 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
       udp->dgram_cksum = rte_ipv6_udptcp_cksum(reinterpret_cast<const rte_ipv6_hdr*>(p + kEthLen), udp);
     }
   }
+  // Marked too_big: a caller that does not fragment (or cannot) drops it with that reason.
+  if (unlikely(frag_mtu != 0)) return {Drop::TooBig, b.egress, false, frag_mtu};
   return {Drop::Ok, b.egress};
 }
 

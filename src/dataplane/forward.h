@@ -56,11 +56,16 @@ struct FwdResult {
   Drop drop = Drop::Ok;
   uint16_t egress = 0;      // Snapshot::ports index when drop == Ok
   bool icmp_sent = false;   // the packet was turned into an ICMP too-big reply to the client
+  // With drop == TooBig, nonzero: the packet was encapsulated whole (outer IPv4, DF clear) but
+  // is longer than this egress MTU, and may leave fragmented on the outer header (outer_frag.h;
+  // the worker does it in its drop branch, so the common path tests nothing more).
+  uint16_t frag_mtu = 0;
 };
 
 // Too big for the egress port (`overhead`: what encapsulation adds): ICMP back to the client
-// when the sender asked not to fragment (always for IPv6), else a counted drop (outer
-// fragmentation is not implemented). Out of line: the rare path.
+// when the sender asked not to fragment (always for IPv6), else a counted drop. (A tunnelled
+// IPv4 packet without DF over an IPv4 outer header does not come here: encapsulate() marks it
+// for outer fragmentation, FwdResult::frag_mtu.) Out of line: the rare path.
 FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
                     uint16_t overhead);
 
@@ -78,6 +83,11 @@ inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
 // The generic encapsulation: builds every outer field from the snapshot (strip L2, prepend
 // [eth][outer ip][udp if gue]). Out of line: the path for what encapFast leaves to it (too big,
 // too little headroom, a chained mbuf), and the reference encapFast is tested against.
+// Too big for the egress MTU once encapsulated: an IPv4 inner packet without DF (a fragment
+// without DF too) under an IPv4 outer header is encapsulated whole with the outer DF clear and
+// returned as {TooBig, egress, frag_mtu = the egress MTU} (the caller fragments the outer
+// header, or drops it as too_big); otherwise
+// tooBigFor (ICMP when DF is set, a counted drop otherwise; IPv6 outer is never fragmented).
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
                       const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id);
 

@@ -156,9 +156,45 @@ __rte_always_inline FwdResult forwardTo(WorkerState& w, const Snapshot& s, const
   return {Drop::NoBackend};  // not reached: every mode is handled
 }
 
+// A tunnelled packet encapsulated whole but longer than the egress MTU (FwdResult::frag_mtu):
+// fragmented on the outer header (outer_frag.h) and its fragments queued to the same egress.
+// They count against the TX batch like fragments released from hold (emitBounded): at most up
+// to kTxBatchCap - kBurst, so the burst's own packets always fit; past that, all of them are
+// one tx_full drop. Out of line and cold: reached from finishForward's drop branch only.
+[[gnu::cold]] [[gnu::noinline]] void emitOuterFragments(WorkerState& w, rte_mbuf* m, uint16_t egress,
+                                                        uint16_t frag_mtu, uint32_t bid, TxBatch& tx) {
+  const uint32_t need = outerFragCount(rte_pktmbuf_pkt_len(m) - kEthLen, frag_mtu);
+  if (need == 0 || need > kMaxOuterFrags) {
+    dropPkt(w, m, Drop::TooBig);
+    return;
+  }
+  if (uint32_t(tx.n[egress]) + need > uint32_t(kTxBatchCap - kBurst)) {
+    dropPkt(w, m, Drop::TxFull);
+    return;
+  }
+  rte_mbuf* out[kMaxOuterFrags];
+  const OuterFragResult f = fragmentOuter(m, frag_mtu, w.outer_frag, out, kMaxOuterFrags);
+  if (f.drop != Drop::Ok) {
+    dropPkt(w, m, f.drop);
+    return;
+  }
+  w.counters.add(Ctr::TunnelFragmented);
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < f.n; i++) {
+    bytes += rte_pktmbuf_pkt_len(out[i]);
+    emit(tx, out[i], egress);
+  }
+  if (bid < kMaxCountedBackends && bid != kNoBackend) {
+    w.backend_ctrs[bid].packets += f.n;
+    w.backend_ctrs[bid].bytes += bytes;
+  }
+}
+
 // Accounts a forwarding step's result and queues the frame (or frees it with its reason).
 __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx) {
   if (r.drop != Drop::Ok) {
+    // Too big, but may leave fragmented (by value: `r` stays in registers).
+    if (unlikely(r.frag_mtu != 0)) return emitOuterFragments(w, m, r.egress, r.frag_mtu, bid, tx);
     dropPkt(w, m, r.drop);
     return;
   }

@@ -15,6 +15,7 @@
 #include "dataplane/flow_table.h"
 #include "dataplane/frag_table.h"
 #include "dataplane/forward.h"
+#include "dataplane/outer_frag.h"
 #include "dataplane/rate_limit.h"
 #include "dataplane/icmp_rate_limit.h"
 #include "l4lb/counters.h"
@@ -96,6 +97,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   // single-consumer: any worker hands a fragment to its owner, fragOwner(), and only the owner
   // dequeues); empty with one worker. Created and freed by the daemon, outside the loop.
   std::vector<rte_ring*> frag_rings;
+  // Mbufs for outer-header fragments of tunnelled packets (outer_frag.h), shared by the workers
+  // and created by the daemon; null pools: such packets are frag_out_nomem drops.
+  OuterFragPools outer_frag;
 };
 
 // Fragments in a ring: at most this many per worker (the mbuf pool is sized with room for them).

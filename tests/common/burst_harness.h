@@ -42,6 +42,14 @@ inline rte_mbuf* frameToMbuf(const Frame& f, uint16_t headroom = RTE_PKTMBUF_HEA
 }
 
 // A worker with flow tables of the given capacities; `prefix` keeps table names unique.
+// The outer-fragment pools (dataplane/outer_frag.h) test workers get, as the daemon's do.
+inline dataplane::OuterFragPools outerFragPools() {
+  static dataplane::OuterFragPools p{
+      rte_pktmbuf_pool_create("burst_frag_direct", 1023, 0, 0, RTE_PKTMBUF_HEADROOM + 64, SOCKET_ID_ANY),
+      rte_pktmbuf_pool_create("burst_frag_indirect", 1023, 0, 0, 0, SOCKET_ID_ANY)};
+  return p;
+}
+
 inline std::unique_ptr<dataplane::WorkerState> makeBurstWorker(const std::string& prefix, uint32_t cap4,
                                                                uint32_t cap6) {
   static int n = 0;
@@ -52,6 +60,7 @@ inline std::unique_ptr<dataplane::WorkerState> makeBurstWorker(const std::string
   EXPECT_TRUE(w->flows4) << err;
   w->flows6 = dataplane::FlowTable::create(prefix + "6_" + id, cap6, sizeof(dataplane::FlowKey6), SOCKET_ID_ANY, err);
   EXPECT_TRUE(w->flows6) << err;
+  w->outer_frag = outerFragPools();
   return w;
 }
 
@@ -90,10 +99,15 @@ inline std::vector<SentFrame> runBursts(dataplane::WorkerState& w, const Snapsho
     for (uint16_t p = 0; p < kMaxPorts; p++) {
       for (uint16_t k = 0; k < tx.n[p]; k++) {
         rte_mbuf* m = tx.pkts[p][k];
-        EXPECT_EQ(m->nb_segs, 1);
-        EXPECT_EQ(rte_pktmbuf_pkt_len(m), rte_pktmbuf_data_len(m));
-        const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
-        out.push_back({p, Frame(d, d + rte_pktmbuf_data_len(m))});
+        // One segment, except outer fragments: headers (their own pool) + a reference.
+        if (m->pool == burstPool()) {
+          EXPECT_EQ(m->nb_segs, 1);
+          EXPECT_EQ(rte_pktmbuf_pkt_len(m), rte_pktmbuf_data_len(m));
+        }
+        Frame f(rte_pktmbuf_pkt_len(m));
+        const void* d = rte_pktmbuf_read(m, 0, uint32_t(f.size()), f.data());
+        if (d != f.data()) std::memcpy(f.data(), d, f.size());
+        out.push_back({p, std::move(f)});
         rte_pktmbuf_free(m);
       }
     }

@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from scapy.all import ICMP, ICMPv6PacketTooBig, IP, IPv6, TCP, Ether, Raw, UDP  # noqa: E402
+from scapy.all import ICMP, ICMPv6PacketTooBig, IP, IPv6, TCP, Ether, Raw, UDP, defragment  # noqa: E402
 
 import fwd_common as fc  # noqa: E402
 from l4lb_harness import chi_square_p, run_daemon  # noqa: E402
@@ -557,7 +557,9 @@ class MtuRun:
             limit = SERVER_MTU - overhead
             sizes = [(limit, True, False, "fwd"), (limit + 1, True, False, "icmp"), (1500, True, False, "icmp")]
             if vip.family == 4:
-                sizes += [(limit + 1, False, False, "too_big"), (1500, False, False, "too_big")]
+                # Without DF: fragmented on an IPv4 outer header (IPIP, GUE), else dropped.
+                nodf = "frag" if mode in ("ipip", "gue") and fc.family_of(baddr) == 4 else "too_big"
+                sizes += [(limit + 1, False, False, nodf), (1500, False, False, nodf)]
             if key in ("ipip4", "ipip6"):
                 sizes += [(1400, True, False, "icmp"), (1400, True, True, "icmp")]
             for size, df, vlan, outcome in sizes:
@@ -570,14 +572,27 @@ class MtuRun:
                                        mtu=limit, ip=ip, client=client, mac=mac))
         self.frames = frames
         body = fc.NEIGHBOURS_TOML + "\n" + "\n".join(v.toml() for v in self.vips.values())
-        n_out = sum(1 for c in self.cases if c["outcome"] in ("fwd", "icmp"))
+        # Each "frag" case is 2 outer fragments on the 1400-byte port.
+        n_out = sum({"fwd": 1, "icmp": 1, "frag": 2}.get(c["outcome"], 0) for c in self.cases)
         self.result = run_daemon(fc.two_arm_ports(frames, [], server_mtu=SERVER_MTU), body, expect_tx=n_out)
         self.out = collections.defaultdict(list)
         self.unknown = []
+        self.fragments = []  # (port, frame) of outer IPv4 fragments, reassembled into self.out
         for port, frs in self.result.out.items():
             for fr in frs:
+                e = Ether(fr)
+                if IP in e and (e[IP].flags.MF or e[IP].frag):
+                    self.fragments.append((port, fr))
+                    continue
                 seq = fc.seq_of(fr)
                 (self.out[seq].append((port, fr)) if seq is not None else self.unknown.append((port, fr)))
+        for whole in defragment([IP(fr[14:]) for _, fr in self.fragments]):
+            if whole.flags.MF or whole.frag:
+                self.unknown.append(("server", bytes(whole)))  # not reassembled
+                continue
+            seq = fc.seq_of(bytes(whole))
+            (self.out[seq].append(("server-reassembled", bytes(whole))) if seq is not None
+             else self.unknown.append(("server", bytes(whole))))
 
     @staticmethod
     def expected_icmp(case, observed):
@@ -611,7 +626,8 @@ def mtu_run():
 class MtuTest(unittest.TestCase):
     """Server port MTU 1400. Largest packet that fits = 1400 - encapsulation overhead; one byte more
     with DF (always for IPv6) -> ICMP back out of the client port to the sender's MAC, from the
-    VIP, advertising that largest size; without DF -> dropped (no outer fragmentation)."""
+    VIP, advertising that largest size; without DF -> fragmented on an IPv4 outer header (IPIP,
+    GUE over IPv4), otherwise (DSR, NAT, IPv6 outer) dropped."""
 
     def cases(self, outcome):
         r = mtu_run()
@@ -667,8 +683,24 @@ class MtuTest(unittest.TestCase):
 
     def test_too_big_without_df_dropped(self):
         r, cases = self.cases("too_big")
-        self.assertEqual(len(cases), 2 * 5)
+        self.assertEqual(len(cases), 2 * 3)  # ipip46 (IPv6 outer), dsr4, nat4
         self.assertEqual([c["seq"] for c in cases if c["seq"] in r.out], [])
+
+    def test_without_df_fragmented_on_outer_header(self):
+        r, cases = self.cases("frag")
+        self.assertEqual(len(cases), 2 * 2)  # ipip4, gue4
+        self.assertEqual(len(r.fragments), 2 * len(cases))
+        for port, fr in r.fragments:
+            self.assertEqual(port, "server")
+            self.assertLessEqual(len(fr) - 14, SERVER_MTU)
+        for c in cases:
+            outs = r.out.get(c["seq"], [])
+            self.assertEqual([p for p, _ in outs], ["server-reassembled"], f"{c['vip'].key} size {c['size']}")
+            whole = IP(outs[0][1])
+            vip, b = c["vip"], c["vip"].backends[0]
+            exp = fc.expected_tunnel(vip, b, c["ip"], vip.mode == "gue", outer_id=whole.id,
+                                     udp_sport=whole[UDP].sport if vip.mode == "gue" else None)
+            self.assertEqual(outs[0][1], exp[14:], f"{vip.key} size {c['size']}")
 
     def test_counters(self):
         r = mtu_run()
@@ -677,7 +709,8 @@ class MtuTest(unittest.TestCase):
         self.assertEqual(r.result.nonzero_drops(), {"too_big": n["icmp"] + n["too_big"]})
         c = r.result.counters
         self.assertEqual(c["icmp_too_big_sent"], n["icmp"])
-        self.assertEqual(c["tx_packets"], n["fwd"] + n["icmp"])
+        self.assertEqual(c["tx_packets"], n["fwd"] + n["icmp"] + 2 * n["frag"])
+        self.assertEqual(c["tunnel_fragmented"], n["frag"])
         self.assertEqual(c["rx_packets"], len(r.cases))
 
 

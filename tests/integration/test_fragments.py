@@ -19,7 +19,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from scapy.all import IP, IPv6, IPv6ExtHdrFragment, Raw, TCP, UDP, Ether, fragment, fragment6  # noqa: E402
+from scapy.all import (ICMP, IP, IPv6, IPv6ExtHdrFragment, Raw, TCP, UDP, Ether, defragment, fragment,  # noqa: E402
+                       fragment6)
 
 import fwd_common as fc  # noqa: E402
 from l4lb_harness import run_daemon  # noqa: E402
@@ -338,3 +339,100 @@ class FragmentFlood(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OuterFragmentation(unittest.TestCase):
+    """A tunnelled IPv4 packet longer than the egress MTU once encapsulated: without DF it leaves
+    as outer-header fragments (RFC 2003 §5.1, librte_ip_frag), each within the MTU, which scapy
+    reassembles into exactly the encapsulated packet; with DF set it is answered with ICMP
+    fragmentation-needed as before and no fragment of it leaves (the negative control)."""
+
+    SERVER_MTU = 1000
+    IPIP = fc.Vip("ofipip", "198.18.1.30", 53, "udp", "ipip", [fc.Backend("198.18.2.70", "02:00:00:00:04:70")])
+    GUE = fc.Vip("ofgue", "198.18.1.31", 53, "udp", "gue", [fc.Backend("198.18.2.71", "02:00:00:00:04:71")])
+
+    @classmethod
+    def setUpClass(cls):
+        rng = random.Random(13)
+        cls.sent = {}  # (vip key, df) -> (client, inner IP bytes)
+        rx = []
+        for i, v in enumerate((cls.IPIP, cls.GUE)):
+            for df in (False, True):
+                client = f"198.18.10.{1 + 2 * i + int(df)}"
+                payload = bytes(rng.getrandbits(8) for _ in range(1400 - 28))
+                inner = bytes(IP(src=client, dst=v.addr, id=0x700 + i, ttl=64, tos=0x20, flags="DF" if df else 0)
+                              / UDP(sport=31000 + i, dport=v.port) / Raw(payload))
+                assert len(inner) == 1400
+                cls.sent[(v.key, df)] = (client, inner)
+                rx.append(frame(inner, 4))
+        body = fc.NEIGHBOURS_TOML + cls.IPIP.toml() + cls.GUE.toml()
+        # 1420 (IPIP) and 1428 (GUE) bytes into 976-byte payloads: 2 fragments each; 2 ICMP replies.
+        cls.res = run_daemon(fc.two_arm_ports(rx, [], server_mtu=cls.SERVER_MTU), body, expect_tx=2 * 2 + 2)
+
+    def fragments_by_backend(self):
+        out = collections.defaultdict(list)
+        for fr in self.res.out["server"]:
+            eth = Ether(bytes(fr))
+            self.assertIn(IP, eth)
+            out[eth[IP].dst].append(bytes(fr))
+        return out
+
+    def check_mode(self, v, overhead):
+        frames = self.fragments_by_backend()[v.backends[0].addr]
+        client, inner = self.sent[(v.key, False)]
+        need = -(-(len(inner) + overhead - 20) // ((self.SERVER_MTU - 20) // 8 * 8))
+        self.assertEqual(len(frames), need)
+        self.assertGreater(need, 1)
+        ips = []
+        for fr in frames:
+            self.assertEqual(fr[0:6].hex(":"), v.backends[0].mac)
+            self.assertEqual(fr[6:12].hex(":"), fc.SERVER_MAC)
+            ip = IP(fr[14:])
+            self.assertLessEqual(len(fr) - 14, self.SERVER_MTU, "fragment over the MTU")
+            self.assertEqual(ip.len, len(fr) - 14)
+            self.assertFalse(ip.flags.DF)
+            ck = ip.chksum
+            del ip.chksum
+            self.assertEqual(IP(bytes(ip)).chksum, ck, "outer header checksum")
+            ips.append(IP(fr[14:]))
+        self.assertEqual(len({ip.id for ip in ips}), 1, "one outer ID")
+        self.assertEqual(sorted((ip.frag, ip.flags.MF) for ip in ips)[-1][1], 0, "last fragment without MF")
+        whole = defragment(ips)
+        self.assertEqual(len(whole), 1, "reassembles into one packet")
+        w = whole[0]
+        w = IP(bytes(w))
+        self.assertEqual((w.src, w.dst, w.ttl, w.tos, w.flags.DF, w.frag),
+                         (fc.PORT_ADDR4, v.backends[0].addr, 64, 0x20, False, 0))
+        if v.mode == "ipip":
+            self.assertEqual(w.proto, 4)
+            self.assertEqual(bytes(w.payload), inner, "inner packet intact")
+        else:
+            self.assertEqual(w.proto, 17)
+            u = w[UDP]
+            self.assertEqual((u.dport, u.len, u.chksum), (6080, 8 + len(inner), 0))
+            self.assertGreaterEqual(u.sport, 0x8000)
+            self.assertEqual(bytes(u.payload), inner, "inner packet intact")
+        # The DF-set packet of the same VIP: ICMP fragmentation-needed to the client, advertising
+        # the MTU left inside the tunnel; none of its bytes went to the backend.
+        df_client, df_inner = self.sent[(v.key, True)]
+        replies = [Ether(bytes(fr)) for fr in self.res.out["client"]]
+        mine = [r for r in replies if IP in r and r[IP].dst == df_client]
+        self.assertEqual(len(mine), 1)
+        icmp = mine[0][ICMP]
+        self.assertEqual((icmp.type, icmp.code, icmp.nexthopmtu), (3, 4, self.SERVER_MTU - overhead))
+        for fr in frames + [b for frs in self.fragments_by_backend().values() for b in frs]:
+            self.assertNotIn(df_inner[20:60], fr, "a DF-set packet must not be fragmented")
+
+    def test_ipip(self):
+        self.check_mode(self.IPIP, 20)
+
+    def test_gue(self):
+        self.check_mode(self.GUE, 28)
+
+    def test_counters(self):
+        c = self.res.counters
+        self.assertEqual(c.get("tunnel_fragmented"), 2)
+        self.assertEqual(c.get("icmp_too_big_sent"), 2)
+        self.assertEqual(self.res.nonzero_drops(), {"too_big": 2})
+        self.assertEqual(len(self.res.out["server"]), 4)
+        self.assertEqual(c.get("tx_packets"), 6)

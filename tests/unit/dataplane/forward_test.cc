@@ -196,7 +196,8 @@ void expectSameAsGeneric(const Case& c, const Snapshot& s, const Frame& in, uint
   EXPECT_EQ(rf.drop, rg.drop);
   EXPECT_EQ(rf.egress, rg.egress);
   EXPECT_EQ(rf.icmp_sent, rg.icmp_sent);
-  if (rf.drop == Drop::Ok) {
+  EXPECT_EQ(rf.frag_mtu, rg.frag_mtu);
+  if (rf.drop == Drop::Ok || rf.frag_mtu != 0) {
     EXPECT_EQ(bytesOf(mf.get()), bytesOf(mg.get()));
     EXPECT_EQ(mf->data_off, mg->data_off);
     EXPECT_EQ(rte_pktmbuf_data_len(mf.get()), rte_pktmbuf_data_len(mg.get()));
@@ -287,8 +288,26 @@ TEST(EncapTemplate, FallbacksMatchGenericWriter) {
       EXPECT_EQ(r.egress, kWan);
       Case big_nodf = big;
       big_nodf.df = false;
-      expectSameAsGeneric(c, *s, clientFrame(big_nodf, 40000), RTE_PKTMBUF_HEADROOM, 0, 7, 1, &r);
-      EXPECT_EQ(r.drop, Drop::TooBig);
+      Frame out;
+      expectSameAsGeneric(c, *s, clientFrame(big_nodf, 40000), RTE_PKTMBUF_HEADROOM, 0, 7, 1, &r, &out);
+      if (outer == Family::V4) {
+        // Outer IPv4, inner DF clear: encapsulated whole, outer DF clear, marked for outer
+        // fragmentation at the egress MTU (RFC 2003 §5.1).
+        EXPECT_EQ(r.drop, Drop::TooBig);  // unless the caller fragments it
+        EXPECT_FALSE(r.icmp_sent);
+        EXPECT_EQ(r.egress, kLan);
+        EXPECT_EQ(r.frag_mtu, 1500);
+        EXPECT_EQ(out.size(), 14u + 1500 + 1);
+        EXPECT_EQ(get16(out, 20), 0);  // outer DF clear
+        EXPECT_TRUE(test::ipv4HeaderChecksumOk(out, 14));
+      } else {
+        EXPECT_EQ(r.drop, Drop::TooBig);  // IPv6 outer (RFC 2473): not fragmented
+        EXPECT_EQ(r.frag_mtu, 0);
+      }
+      // DF set: never marked for fragmentation (ICMP, above).
+      Case big_df = big;
+      expectSameAsGeneric(c, *s, clientFrame(big_df, 40000), RTE_PKTMBUF_HEADROOM, 0, 7, 1, &r);
+      EXPECT_EQ(r.frag_mtu, 0);
       // Headroom: the old L2 header (14) plus what is there must hold the new headers.
       const uint16_t need = uint16_t(14 + overhead - 14);
       expectSameAsGeneric(c, *s, clientFrame(c, 40000), need, 0, 7, 1, &r);
@@ -300,7 +319,6 @@ TEST(EncapTemplate, FallbacksMatchGenericWriter) {
       Case padded = c;
       padded.payload = 0;
       padded.pad_to = 80;
-      Frame out;
       expectSameAsGeneric(c, *s, clientFrame(padded, 40000), RTE_PKTMBUF_HEADROOM, 26, 7, 1, &r, &out);
       EXPECT_EQ(r.drop, Drop::Ok);
       EXPECT_EQ(out.size(), 14u + overhead + 40);

@@ -545,14 +545,61 @@ TEST_F(DropFixture, TtlExceeded) {
   expectDropped(clientTcp4().ttl(1).build(), Drop::TtlExceeded, nat.get());
 }
 
-TEST_F(DropFixture, TooBigWithoutDf) {
-  // 1481-byte IPv4 packet + 20 bytes of IPIP > 1500, DF clear: dropped (no outer fragmentation).
+TEST_F(DropFixture, TooBigWithoutDfFragmentedOnOuterHeader) {
+  // 1481-byte IPv4 packet + 20 bytes of IPIP > 1500, DF clear: fragmented on the outer header
+  // (outer_frag.h) into two fragments to the backend, each within the MTU.
   const Frame f = clientTcp4(1441).df(false).build();
   ASSERT_EQ(get16(f, 16), 1481);
-  expectDropped(f, Drop::TooBig);
-  EXPECT_EQ(ctr(*w, Ctr::IcmpTooBigSent), 0u);
-  // One byte less fits exactly.
+  auto out = run(*w, *s, {f});
+  ASSERT_EQ(out.size(), 2u);
+  Frame payload;
+  for (size_t i = 0; i < out.size(); i++) {
+    const Frame& o = out[i].bytes;
+    EXPECT_EQ(out[i].port, kLan);
+    EXPECT_LE(o.size() - 14, 1500u);
+    EXPECT_EQ(get16(o, 16), o.size() - 14);
+    EXPECT_TRUE(test::ipv4HeaderChecksumOk(o, 14));
+    EXPECT_EQ(get16(o, 20), (i == 0 ? 0x2000 : 0) | uint16_t(payload.size() / 8));  // MF, offset; DF clear
+    payload.insert(payload.end(), o.begin() + 34, o.end());
+  }
+  EXPECT_EQ(get16(out[0].bytes, 18), get16(out[1].bytes, 18));  // one outer ID
+  EXPECT_EQ(payload, ipPacketOf(f));                              // the inner packet, whole
+  EXPECT_EQ(ctr(*w, Ctr::TunnelFragmented), 1u);
+  expectOnlyDrop(*w, Drop::Ok, 0);
+  // One byte less fits exactly: one frame, not fragmented.
   ASSERT_TRUE(runOne(*w, *s, clientTcp4(1440).df(false).tcp(kCport4 + 1, 80, kTcpSyn).build()));
+  EXPECT_EQ(ctr(*w, Ctr::TunnelFragmented), 1u);
+}
+
+TEST_F(DropFixture, TooBigWithoutDfNoFragmentPools) {
+  // Without outer-fragment mbufs the packet is a counted frag_out_nomem drop.
+  w->outer_frag = {};
+  const Frame f = clientTcp4(1441).df(false).build();
+  expectDropped(f, Drop::FragOutNomem);
+  EXPECT_EQ(ctr(*w, Ctr::IcmpTooBigSent), 0u);
+  EXPECT_EQ(ctr(*w, Ctr::TunnelFragmented), 0u);
+}
+
+TEST_F(DropFixture, OuterFragmentsBoundedByTxBatch) {
+  // A burst of kBurst packets that each need 4 outer fragments (1940-byte inner packets, lan
+  // MTU 576: 552 bytes per fragment): fragments may fill a port's batch only up to
+  // kTxBatchCap - kBurst; past that each packet is one tx_full drop, and the batch never
+  // overflows (a sanitizer build would catch a write past TxBatch::pkts).
+  Config c = fwdConfig(FwdMode::Ipip);
+  c.ports[1].mtu = 576;
+  auto small = build(sb, c);
+  ASSERT_TRUE(small);
+  std::vector<Frame> frames;
+  for (uint16_t i = 0; i < kBurst; i++)
+    frames.push_back(clientTcp4(1900).df(false).tcp(uint16_t(kCport4 + i), 80, kTcpSyn).build());
+  ASSERT_EQ(get16(frames[0], 16), 1940);
+  auto out = run(*w, *small, frames);
+  const size_t fragmented = (kTxBatchCap - kBurst) / 4;  // 24 packets of 4 fragments
+  ASSERT_LT(fragmented, size_t(kBurst));                 // the bound is reached
+  EXPECT_EQ(out.size(), 4 * fragmented);
+  for (const auto& o : out) EXPECT_LE(o.bytes.size() - 14, 576u);
+  EXPECT_EQ(ctr(*w, Ctr::TunnelFragmented), fragmented);
+  expectOnlyDrop(*w, Drop::TxFull, kBurst - fragmented);
 }
 
 TEST_F(DropFixture, NoRoute) {
