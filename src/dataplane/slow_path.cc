@@ -351,8 +351,10 @@ FwdResult natIcmpError(rte_mbuf* m, const PacketInfo& pi, const Quote& q, const 
   uint8_t* qsrc = quote + (v4 ? 12 : 8);
   const uint8_t* baddr = b.addr.bytes.data();
 
+  // A quoted later fragment has no TCP/UDP header (its ports and checksum are in the first):
+  // only its IP source is translated.
   const uint32_t ck_off = q.proto == kProtoTcp ? 16 : 6;
-  if (qlen >= q.hdr_len + ck_off + 2) {
+  if (!q.later_fragment && qlen >= q.hdr_len + ck_off + 2) {
     uint16_t ck;
     std::memcpy(&ck, ql4 + ck_off, 2);
     if (q.proto == kProtoTcp || !v4 || ck != 0) {  // IPv4 UDP without checksum stays without
@@ -372,7 +374,7 @@ FwdResult natIcmpError(rte_mbuf* m, const PacketInfo& pi, const Quote& q, const 
     csumReplaceBytes(&qck, qsrc, baddr, 4);
     std::memcpy(quote + 10, &qck, 2);
   }
-  if (b.port_be != 0) std::memcpy(ql4, &b.port_be, 2);
+  if (b.port_be != 0 && !q.later_fragment) std::memcpy(ql4, &b.port_be, 2);
   std::memcpy(qsrc, baddr, alen);
 
   if (v4) {
@@ -395,6 +397,33 @@ FwdResult natIcmpError(rte_mbuf* m, const PacketInfo& pi, const Quote& q, const 
   setIcmpChecksum(l3, pi.family, icmp, len);
   rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
   return {Drop::Ok, b.egress};
+}
+
+// The last checks (egress MTU, rate) and the send, for an error whose backend is chosen.
+void sendIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi, const Quote& q,
+                   const SnapVip& vip, uint32_t bid, hash_sig_t sig, uint16_t ingress, uint32_t now_ms, TxBatch& tx) {
+  const SnapVip* v = &vip;
+  const SnapBackend& b = s.backends[bid];
+  // RFC 1122 §3.2.2: no ICMP error about an ICMP error. One that does not fit the egress MTU is
+  // dropped here (too_big), before the forwarders could answer it with fragmentation-needed.
+  uint32_t overhead = 0;
+  if (v->mode == FwdMode::Ipip || v->mode == FwdMode::Gue) {
+    overhead = net::encapOverhead(b.addr.isV4(), v->mode == FwdMode::Gue);
+  }
+  if (pi.l3_len + overhead > s.ports[b.egress].mtu) return dropPkt(w, m, Drop::TooBig);
+  // Last: only an error that would be forwarded takes a token, so refused ones (spoofed quotes,
+  // unknown flows) cannot use up the rate valid ones need.
+  if (!w.icmp_errors.take(now_ms, s.icmp_errors)) return dropPkt(w, m, Drop::IcmpRateLimited);
+  FwdResult r;
+  switch (v->mode) {
+    case FwdMode::Dsr: r = forwardDsr(m, pi, b, s, ingress); break;
+    case FwdMode::Ipip: r = forwardIpip(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
+    case FwdMode::Gue: r = forwardGue(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
+    case FwdMode::Nat: r = natIcmpError(m, pi, q, b, s); break;
+  }
+  if (r.drop != Drop::Ok) return dropPkt(w, m, r.drop);
+  w.counters.add(Ctr::IcmpErrorForwarded);
+  emit(tx, m, r.egress);
 }
 
 // An ICMP error (IPv4 type 3 or 11, ICMPv6 type 1, 2 or 3) to a VIP address. It quotes a packet
@@ -427,11 +456,23 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     return dropPkt(w, m, Drop::BadIcmpQuote);
   }
   if (q.later_fragment) {
-    // FRAGMENT TABLE: the one place a quoted non-first fragment (no ports: q.proto, q.frag_id,
-    // qsrc, qdst name its datagram, which went VIP -> client) may be looked up in the worker's
-    // fragment table and, when found, continue below with that entry's backend (rate limit and
-    // egress MTU included). Until then it names no flow: refused.
-    return dropPkt(w, m, Drop::IcmpQuoteFragment);
+    // No ports: the quoted datagram is named by (qsrc, qdst, ID, protocol), as it went: VIP ->
+    // client. Forwarded only to the backend this worker's fragment table recorded for exactly
+    // that datagram (never the client -> VIP datagram with the same ID: IDs are chosen by each
+    // sender, so that would be a coincidence, not the flow). Unknown: refused.
+    const FragDecision* fd =
+        w.frags ? w.frags->lookup(makeFragKey(qsrc, qdst, pi.family, q.frag_id, q.proto), now_ms) : nullptr;
+    if (fd == nullptr || fd->drop || fd->vip_index >= s.vips.size()) {
+      return dropPkt(w, m, Drop::IcmpQuoteFragment);
+    }
+    const SnapVip& fv = s.vips[fd->vip_index];
+    // The decision must be about a VIP at the quoted source, for the quoted protocol.
+    if (uint8_t(fv.proto) != q.proto || fv.addr.isV4() != v4 || std::memcmp(fv.addr.bytes.data(), qsrc, alen) != 0) {
+      return dropPkt(w, m, Drop::IcmpQuoteFragment);
+    }
+    // A reload since the decision may have taken the backend away (as for the fragments).
+    if (!usableForExisting(s.backend(fd->backend), fd->vip_index)) return dropPkt(w, m, Drop::NoBackend);
+    return sendIcmpError(w, s, m, pi, q, fv, fd->backend, fd->flow_hash, ingress, now_ms, tx);
   }
   if (qlen < q.hdr_len + 8) return dropPkt(w, m, Drop::BadIcmpQuote);
   const uint8_t* ql4 = quote + q.hdr_len;
@@ -477,27 +518,7 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     bid = statelessBackend(*v, sig, qdst, pi.family);
     if (bid == kNoBackend) return dropPkt(w, m, Drop::NoBackend);
   }
-  const SnapBackend& b = s.backends[bid];
-  // RFC 1122 §3.2.2: no ICMP error about an ICMP error. One that does not fit the egress MTU is
-  // dropped here (too_big), before the forwarders could answer it with fragmentation-needed.
-  uint32_t overhead = 0;
-  if (v->mode == FwdMode::Ipip || v->mode == FwdMode::Gue) {
-    overhead = net::encapOverhead(b.addr.isV4(), v->mode == FwdMode::Gue);
-  }
-  if (pi.l3_len + overhead > s.ports[b.egress].mtu) return dropPkt(w, m, Drop::TooBig);
-  // Last: only an error that would be forwarded takes a token, so refused ones (spoofed quotes,
-  // unknown flows) cannot use up the rate valid ones need.
-  if (!w.icmp_errors.take(now_ms, s.icmp_errors)) return dropPkt(w, m, Drop::IcmpRateLimited);
-  FwdResult r;
-  switch (v->mode) {
-    case FwdMode::Dsr: r = forwardDsr(m, pi, b, s, ingress); break;
-    case FwdMode::Ipip: r = forwardIpip(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
-    case FwdMode::Gue: r = forwardGue(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
-    case FwdMode::Nat: r = natIcmpError(m, pi, q, b, s); break;
-  }
-  if (r.drop != Drop::Ok) return dropPkt(w, m, r.drop);
-  w.counters.add(Ctr::IcmpErrorForwarded);
-  emit(tx, m, r.egress);
+  sendIcmpError(w, s, m, pi, q, *v, bid, sig, ingress, now_ms, tx);
 }
 
 // For Fragment / UnsupportedProto verdicts: the parser validated the IP header before it gave

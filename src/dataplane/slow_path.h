@@ -36,8 +36,15 @@
 //     service on the quoted (address, port, protocol): else bad_icmp_quote. IPv6 extension
 //     headers in the quote follow the parser's rules and limit: more than 8 is ipv6_ext_limit
 //     (fail closed: ports are never read from bytes that may not hold them). A quoted non-first
-//     fragment has no ports: icmp_quote_fragment (slow_path.cc marks the one place a
-//     fragment-table lookup will go).
+//     fragment has no ports: it is forwarded only if this worker's fragment table (frag_table.h
+//     lookup) holds a live decision for exactly the quoted datagram (quoted source, destination,
+//     IPv4 ID / IPv6 identification, protocol; VIP -> client as quoted, never the reverse
+//     direction's datagram with the same ID), about a VIP at the quoted source and protocol;
+//     then to the decision's backend (no_backend if a reload made it unusable), with the egress
+//     MTU and rate checks below (5, 6), and for NAT only the quoted IP source is translated (the
+//     ports are not in it). Unknown: icmp_quote_fragment. The table records the datagrams it
+//     forwards client -> VIP; replies (VIP -> client) bypass the balancer (DSR, tunnels) or are
+//     not reversed when fragmented (NAT), so today such an error is, in practice, refused.
 //  4. The backend. The rule: the backend the flow's next packet would take on this worker.
 //     - This worker's flow table has a live entry for the flow (decide.h classifyEntry: not
 //       expired, backend healthy or draining): the entry's backend, whatever the current tables.

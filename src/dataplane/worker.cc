@@ -226,6 +226,14 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     return;
   }
   const SnapVip& vip = s.vips[d.vip_index];
+  // The decision's VIP must still be this fragment's destination: a reload may have given its
+  // index (and a backend id) to another VIP, whose NAT checksum difference is for another address.
+  if (vip.addr.isV4() != (pi.family == Family::V4) ||
+      std::memcmp(vip.addr.bytes.data(), rte_pktmbuf_mtod(m, const uint8_t*) + pi.daddr_off,
+                  pi.family == Family::V4 ? 4 : 16) != 0) {
+    dropPkt(w, m, Drop::NoBackend);
+    return;
+  }
   const FwdResult r = vip.mode == FwdMode::Nat ? forwardNatLaterFragment(m, pi, *b, s, ingress)
                                                : forwardTo(w, s, vip, *b, m, pi, d.flow_hash, ingress);
   if (r.drop == Drop::Ok && !r.icmp_sent) {

@@ -35,6 +35,7 @@
 #include "control/snapshot_builder.h"
 #include "dataplane/flow_index.h"
 #include "dataplane/flow_table.h"
+#include "dataplane/frag_table.h"
 #include "dataplane/worker.h"
 #include "l4lb/snapshot.h"
 
@@ -54,6 +55,12 @@ tcp_syn_timeout = 2
 tcp_established_timeout = 20
 tcp_fin_timeout = 2
 udp_timeout = 5
+embryonic_share = 0.25
+[fragments]
+timeout = 1
+table_size = 64
+max_held = 16
+max_held_per_datagram = 4
 [[ports]]
 name = "wan"
 device = "net_null_wan"
@@ -297,12 +304,28 @@ bool allowedDestination(const Snapshot& s, uint16_t port, uint16_t ingress, cons
   return false;
 }
 
-// The invariants, checked after every step. One place, so further ones (embryonic entries within
-// their quota, fragments held within their bounds) are added here.
-void checkInvariants(const WorkerState& w) {
+// Mbufs the worker legitimately keeps between steps: fragments held in its fragment table and
+// fragments waiting in fragment rings (none with this single worker, counted all the same).
+unsigned heldMbufs(const WorkerState& w) {
+  unsigned n = w.frags ? w.frags->held() : 0;
+  for (rte_ring* r : w.frag_rings) n += rte_ring_count(r);
+  return n;
+}
+
+// The invariants, checked after every step. Admission is on with the same embryonic_share in
+// every snapshot (a reload that lowered the quota would not evict, so the bound holds only for
+// one quota), so each table's embryonic entries are within the current snapshot's limit.
+bool g_inject_embryonic = false;  // negative control: the tables get a larger quota than checked
+void checkInvariants(const WorkerState& w, const Snapshot& s) {
   if (w.flows4->size() > w.flows4->capacity()) fail("IPv4 flow table above capacity");
   if (w.flows6->size() > w.flows6->capacity()) fail("IPv6 flow table above capacity");
-  if (rte_mempool_in_use_count(g_pool) != g_base_in_use) fail("mbuf leaked (pool in-use count changed)");
+  if (!s.admission.enabled) fail("admission disabled in a snapshot");
+  for (const FlowTable* ft : {w.flows4.get(), w.flows6.get()})
+    if (ft->embryonic() > s.admission.embryonicLimit(ft->capacity())) fail("embryonic entries above their quota");
+  if (w.frags->held() > w.frags->maxHeld()) fail("fragments held above max_held");
+  if (w.frags->size() > w.frags->capacity()) fail("fragment table above capacity");
+  if (rte_mempool_in_use_count(g_pool) != g_base_in_use + heldMbufs(w))
+    fail("mbuf leaked (pool in-use count is not its start plus the held fragments)");
 }
 
 constexpr uint32_t kL2Max = 18;  // Ethernet header with one 802.1Q tag
@@ -338,6 +361,8 @@ struct Burst {
 // Negative controls (tests/fuzz/run.sh --replay): L4LB_FUZZ_INJECT=leak keeps one sent mbuf,
 // =misroute sends the first frame to a MAC nobody has, =bigframe pads it past the egress MTU,
 // =badcksum flips a bit of its IPv4 TTL; each must make the checks above fail.
+// =embryonic runs the burst with a copy of the snapshot whose embryonic quota is the whole table,
+// while the check keeps the configured one (syn_flood must then break it).
 enum class Inject { None, Leak, Misroute, BigFrame, BadCksum } g_inject = Inject::None;
 
 void inject(TxBatch& tx) {
@@ -365,7 +390,14 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
   TxBatch tx;
   tx.clear();
   g_packets += b.n;
-  processBurst(w, s, b.pkts, b.n, b.ingress, now, tx);
+  if (g_inject_embryonic) {
+    static Snapshot loose;  // the burst's snapshot with every entry allowed to be embryonic
+    loose = s;
+    loose.admission.embryonic_ppm = 1'000'000;
+    processBurst(w, loose, b.pkts, b.n, b.ingress, now, tx);
+  } else {
+    processBurst(w, s, b.pkts, b.n, b.ingress, now, tx);
+  }
   if (g_inject != Inject::None) inject(tx);
   for (uint16_t p = 0; p < kMaxPorts; p++) {
     if (tx.n[p] > kBurst) fail("more frames sent than received");
@@ -403,7 +435,8 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
   b.nic_cksum = false;
   b.senders.clear();
   sweepFlows(w, now, s.timeouts);
-  checkInvariants(w);
+  sweepFrags(w, now);
+  checkInvariants(w, s);
 }
 
 uint16_t load16le(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
@@ -426,6 +459,14 @@ void resetWorker(WorkerState& w, const Snapshot& s, uint32_t now) {
       ft->sweep(now + 0x7fffffffu, s.timeouts, ft->capacity());
     }
   }
+  // Held fragments: freed (counted frag_timeout) by sweeps past their timeout.
+  for (int pass = 0; w.frags->size() != 0; pass++) {
+    if (pass == 4) fail("the fragment table still holds entries after full sweeps past every timeout");
+    w.frags->sweep(now + 0x7fffffffu, w.frags->capacity(),
+                   [&w](void* p) { dropPkt(w, static_cast<rte_mbuf*>(p), Drop::FragTimeout); });
+  }
+  if (w.frags->held() != 0) fail("fragments still held after the reset sweep");
+  if (rte_mempool_in_use_count(g_pool) != g_base_in_use) fail("mbuf leaked (pool in-use count changed after reset)");
   w.rr_cursor.fill(0);
   w.ip_id = 0;
   w.sweep_last_ms = 0;
@@ -466,11 +507,23 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     fprintf(stderr, "fuzz_burst: flow table: %s\n", err.c_str());
     abort();
   }
+  {
+    const control::ConfigResult r = control::loadConfigString(
+        std::string(kTopology).replace(std::string(kTopology).find("%WANEXTRA%"), 10, "") + kSpecs[0].vips,
+        "fuzz_burst.toml");
+    if (!r.ok()) {
+      fprintf(stderr, "fuzz_burst: config: %s\n", r.error.str().c_str());
+      abort();
+    }
+    g_worker->frags = std::make_unique<FragTable>(r.config->fragments.table_size, r.config->fragments.max_held,
+                                                  r.config->fragments.max_held_per_datagram);
+  }
   if (const char* e = getenv("L4LB_FUZZ_INJECT")) {
     const std::string v = e;
-    g_inject = v == "leak" ? Inject::Leak : v == "misroute" ? Inject::Misroute : v == "bigframe" ? Inject::BigFrame
+    g_inject_embryonic = v == "embryonic";
+    g_inject = g_inject_embryonic ? Inject::None : v == "leak" ? Inject::Leak : v == "misroute" ? Inject::Misroute : v == "bigframe" ? Inject::BigFrame
                  : v == "badcksum" ? Inject::BadCksum : Inject::None;
-    if (g_inject == Inject::None) {
+    if (g_inject == Inject::None && !g_inject_embryonic) {
       fprintf(stderr, "fuzz_burst: unknown L4LB_FUZZ_INJECT=%s\n", e);
       abort();
     }
@@ -524,16 +577,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       i += 2;
       now += (step & 0x8000) ? uint32_t(step & 0x7fff) * 1000 : step;
       // The worker loop sweeps once per loop: a few loops' worth per clock step.
-      for (int k = 0; k < 4; k++) sweepFlows(*w, now, s->timeouts);
-      checkInvariants(*w);
+      for (int k = 0; k < 4; k++) {
+        sweepFlows(*w, now, s->timeouts);
+        sweepFrags(*w, now);
+      }
+      checkInvariants(*w, *s);
     } else if (op == 0x02) {  // SWAP
       if (size - i < 1) break;
       s = g_snaps[data[i++] % kSnapshots].get();
-      checkInvariants(*w);
+      checkInvariants(*w, *s);
     }
   }
   runBurst(*w, *s, b, now);
-  checkInvariants(*w);
+  checkInvariants(*w, *s);
   resetWorker(*w, *s, now);
   return 0;
 }

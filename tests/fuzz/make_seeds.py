@@ -16,7 +16,7 @@ import sys
 
 from scapy.all import (ARP, DNS, DNSQR, ICMP, IP, IPOption_RR, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest,
                        ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, ICMPv6PacketTooBig, IPv6, IPv6ExtHdrDestOpt,
-                       IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, Raw, fragment)
+                       IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, Raw, fragment, fragment6)
 
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
@@ -167,6 +167,37 @@ burst["slow_path"] = b"".join(pkt(frames[n]) for n in ("icmp4_echo_vip", "icmp6_
                                                       "icmp4_frag_needed", "icmp6_ptb", "frag4_first", "frag4_last",
                                                       "frag6_first", "frag6_later")) + swap(2) + \
     pkt(frames["icmp4_frag_needed"]) + pkt(frames["icmp4_frag_needed_tiny_mtu"])
+# Fragmented datagrams (fuzz_burst's worker has a small fragment table, 1 s timeout): first
+# fragment first, and later fragments first (held until their first arrives), IPv4 and IPv6,
+# TCP and UDP, in every snapshot; later fragments whose first never comes (held, then freed by
+# the timeout); an ICMP error quoting a later fragment.
+def frags4(ident, dst=V4, dport=80, udp=False, src=REMOTE4):
+    l4 = UDP(sport=5353, dport=dport) if udp else TCP(sport=40500, dport=dport, flags="PA")
+    return [eth(GW) / f[IP] for f in fragment(IP(src=src, dst=dst, id=ident) / l4 / Raw(b"f" * 120), fragsize=48)]
+
+
+def frags6(ident, dst=V6, dport=53, src=REMOTE6):
+    d = IPv6(src=src, dst=dst) / IPv6ExtHdrFragment(id=ident) / UDP(sport=5353, dport=dport) / Raw(b"g" * 200)
+    return [eth(GW) / f for f in fragment6(d, 120)]
+
+
+def frag_ops(fs):
+    return b"".join(pkt(f) for f in fs)
+
+
+for snap in range(4):
+    f4, u4, f6 = frags4(100 + snap), frags4(200 + snap, ANY4, 53, True), frags6(300 + snap)
+    burst[f"frags_in_order_snap{snap}"] = swap(snap) + frag_ops(f4) + frag_ops(u4) + frag_ops(f6)
+    burst[f"frags_reverse_snap{snap}"] = swap(snap) + frag_ops(f4[::-1]) + frag_ops(u4[::-1]) + \
+        frag_ops(f6[::-1]) + frag_ops(f4[1:])  # and later duplicates after the decision
+burst["frags_held_timeout"] = frag_ops(frags4(400)[1:] + frags6(401)[1:]) + \
+    frag_ops(f[1:][0] for f in (frags4(410 + i, src=f"198.19.1.{i + 1}") for i in range(20))) + \
+    clock(500) + frag_ops(frags4(400)[:1]) + clock(s=2) + frag_ops(frags6(401)[:1])
+burst["frags_across_swaps"] = frag_ops(frags4(500)[2:]) + swap(2) + frag_ops(frags4(500)[:2]) + swap(1) + \
+    frag_ops(frags6(501)[1:]) + swap(3) + frag_ops(frags6(501)[:1])
+burst["frags_icmp_quote"] = frag_ops(frags4(600)) + pkt(eth(GW) / IP(src="198.19.9.9", dst=V4) /
+                                                     ICMP(type=3, code=4, nexthopmtu=1400) /
+                                                     bytes(IP(src=V4, dst=REMOTE4, id=600, frag=6, proto=6) / Raw(b"h" * 16)))
 for name, data in burst.items():
     write("burst", name, data)
 

@@ -10,8 +10,8 @@
 # Prints one line per target and phase (executions, packets for fuzz_burst, cov/ft from
 # libFuzzer's final stats line, findings), then "N passed, N failed"; exits non-zero on any crash.
 # --replay also runs fuzz_burst's negative controls: a leaked mbuf, a misrouted frame, an
-# oversized frame and a wrong IPv4 checksum injected into its output must each be reported as a
-# violated invariant.
+# oversized frame and a wrong IPv4 checksum injected into its output, and an embryonic quota
+# larger than the one checked, must each be reported as a violated invariant.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -87,10 +87,10 @@ run() {
 # control INJECTION: fuzz_burst with a fault injected (L4LB_FUZZ_INJECT) on one seed must
 # report the invariant it breaks: the checks can fail.
 control() {
-  local inj=$1 log=$work/burst-control-$1.log art=$work/control/$1/
+  local inj=$1 seed=${2:-tcp_conn_snap0} log=$work/burst-control-$1.log art=$work/control/$1/
   mkdir -p "$art"
   L4LB_FUZZ_INJECT=$inj "$build/tests/fuzz/fuzz_burst" -artifact_prefix="$art" \
-    "$here/corpus/burst/tcp_conn_snap0" >"$log" 2>&1
+    "$here/corpus/burst/$seed" >"$log" 2>&1
   local rc=$?
   if [ $rc -ne 0 ] && grep -q 'invariant violated' "$log"; then
     pass=$((pass + 1))
@@ -105,6 +105,7 @@ for t in "${targets[@]}"; do
   [ $replay = 1 ] && run "$t" replay -runs=0 "$here/corpus/$t"
   if [ $replay = 1 ] && [ "$t" = burst ]; then
     for inj in leak misroute bigframe badcksum; do control $inj; done
+    control embryonic syn_flood  # a quota larger than the one checked: the SYN flood breaks it
   fi
 done
 if [ "$seconds" -gt 0 ]; then

@@ -170,5 +170,32 @@ TEST(FragPath, NegativeControlWithoutRingsSplitDatagramsAreLost) {
   EXPECT_EQ(tw.w[0]->counters.get(Ctr::FragHeld) + tw.w[1]->counters.get(Ctr::FragHeld), 40u);
 }
 
+// Regression (fuzz_burst, crash-e0fcfe00): a first fragment's decision names its VIP by index.
+// After a reload that gives that index and the backend's id to another VIP at another address,
+// a later fragment must not take that VIP's NAT rewrite (its checksum difference is for the
+// other address: the IPv4 header checksum came out wrong). Dropped as no_backend.
+// Negative control: without the reload the same later fragment is forwarded, checksum correct.
+TEST(FragPath, StaleDecisionForAnotherVipAddressIsDropped) {
+  auto natConfig = [](const IpAddr& vip) {
+    Config c = schedConfig(Scheduler::Maglev, {1});
+    c.vips[0].address = vip;
+    c.vips[0].forwarding = FwdMode::Nat;
+    return c;
+  };
+  SnapshotBuilder ba, bb;  // separate builders: the same backend id and VIP index in both
+  auto a = build(ba, natConfig(kVip4));
+  auto b = build(bb, natConfig(ipAddr("192.0.2.9")));
+  ASSERT_TRUE(a && b);
+  auto w = makeWorker();
+  addFrags(*w);
+  const IpAddr c = clientAddr(3);
+  ASSERT_EQ(run(*w, *a, {first(c, 31000, 77)}).size(), 1u);
+  auto out = run(*w, *a, {later(c, 77, 5, true)});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(test::ipv4HeaderChecksumOk(out[0].bytes, 14));
+  EXPECT_TRUE(run(*w, *b, {later(c, 77, 10, false)}).empty());
+  EXPECT_EQ(drops(*w, Drop::NoBackend), 1u);
+}
+
 }  // namespace
 }  // namespace l4lb::dataplane

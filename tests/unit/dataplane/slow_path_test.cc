@@ -740,6 +740,82 @@ TEST_F(Fixture, IcmpQuoteFragment) {
   expectOnlyDrop(*w, Drop::IcmpQuoteFragment, 2);
 }
 
+// A quoted later fragment is forwarded only when this worker's fragment table has a decision
+// for exactly the quoted datagram (VIP -> client, its ID): to the recorded backend, not the
+// stateless choice. Negative controls: the same errors before the decision is recorded, with
+// another ID, and with the decision recorded under the reverse direction (client -> VIP, same
+// ID: another datagram) are all refused.
+TEST(IcmpQuoteFragmentTable, KnownDatagramGoesToTheRecordedBackend) {
+  for (const FwdMode mode : {FwdMode::Dsr, FwdMode::Nat}) {
+    SCOPED_TRACE(int(mode));
+    SnapshotBuilder sb;
+    Config c = fwdConfig(mode);
+    const IpAddr b4b = ipAddr("198.18.2.12");
+    const MacAddr b4bMac = macAddr("02:00:00:00:01:03");
+    c.vips[0].backends.push_back(makeBackend(b4b, b4bMac, mode == FwdMode::Nat ? 8080 : 0));
+    auto s = build(sb, c);
+    ASSERT_TRUE(s);
+    auto w = makeWorker();
+    w->frags = std::make_unique<FragTable>(256, 64, 8);
+    auto backendId = [&](const IpAddr& a) {
+      for (uint32_t i = 0; i < s->backends.size(); i++)
+        if (s->backends[i].addr == a) return i;
+      ADD_FAILURE() << "no backend";
+      return 0u;
+    };
+    auto vipIndex = [&](const IpAddr& a) {
+      for (uint32_t i = 0; i < s->vips.size(); i++)
+        if (s->vips[i].addr == a) return i;
+      ADD_FAILURE() << "no vip";
+      return 0u;
+    };
+    const Frame later4 = ipOf(
+        PacketBuilder().ipv4(kVip4, kClient4).ipId(0x1234).fragOffset(10).tcp(80, kCport4, kTcpAck).build());
+    const Frame later4_other_id = ipOf(
+        PacketBuilder().ipv4(kVip4, kClient4).ipId(0x1235).fragOffset(10).tcp(80, kCport4, kTcpAck).build());
+    const Frame later6 = ipOf(PacketBuilder().ipv6(kVip6, kClient6).ipv6Fragment(10, true, 7).udp(53, kCport6)
+                                  .payload(8).build());
+    const Frame e4 = fragNeeded(later4).build(), e4x = fragNeeded(later4_other_id).build();
+    const Frame e6 = packetTooBig(later6).build();
+
+    // Unknown (nothing recorded): refused.
+    EXPECT_TRUE(run(*w, *s, {e4, e6}).empty());
+    expectOnlyDrop(*w, Drop::IcmpQuoteFragment, 2);
+    // The reverse direction's datagram with the same ID is another datagram: still refused.
+    auto keep = [](void*) { ADD_FAILURE() << "nothing is held"; };
+    const uint32_t v4i = vipIndex(kVip4), v6i = vipIndex(kVip6);
+    ASSERT_TRUE(w->frags->record(makeFragKey(kClient4.bytes.data(), kVip4.bytes.data(), Family::V4, 0x1234, kProtoTcp),
+                                 FragDecision{v4i, backendId(b4b), 1, false}, 0, 1000, keep, keep));
+    EXPECT_TRUE(run(*w, *s, {e4}).empty());
+    expectOnlyDrop(*w, Drop::IcmpQuoteFragment, 3);
+
+    // Known: each goes to the backend recorded for it (b4b for IPv4, not the other backend).
+    ASSERT_TRUE(w->frags->record(makeFragKey(kVip4.bytes.data(), kClient4.bytes.data(), Family::V4, 0x1234, kProtoTcp),
+                                 FragDecision{v4i, backendId(b4b), 1, false}, 0, 1000, keep, keep));
+    ASSERT_TRUE(w->frags->record(makeFragKey(kVip6.bytes.data(), kClient6.bytes.data(), Family::V6, 7, kProtoUdp),
+                                 FragDecision{v6i, backendId(kB6), 1, false}, 0, 1000, keep, keep));
+    auto out = run(*w, *s, {e4, e6, e4x});
+    ASSERT_EQ(out.size(), 2u);  // e4x: another ID, unknown
+    EXPECT_TRUE(std::equal(b4bMac.bytes.begin(), b4bMac.bytes.end(), out[0].bytes.begin()));
+    EXPECT_TRUE(std::equal(kB6Mac.bytes.begin(), kB6Mac.bytes.end(), out[1].bytes.begin()));
+    EXPECT_EQ(out[0].port, kLan);
+    EXPECT_EQ(ctr(*w, Ctr::IcmpErrorForwarded), 2u);
+    expectOnlyDrop(*w, Drop::IcmpQuoteFragment, 4);
+    if (mode == FwdMode::Nat) {
+      // Only the quoted IP source is translated: the bytes after the quoted IP header (payload
+      // of a later fragment, not ports) are as quoted.
+      const Frame& f = out[0].bytes;
+      const size_t quote_off = 14 + 20 + 8;
+      ASSERT_GE(f.size(), quote_off + later4.size());
+      EXPECT_TRUE(std::equal(b4b.bytes.begin(), b4b.bytes.begin() + 4, f.begin() + quote_off + 12));
+      EXPECT_TRUE(std::equal(later4.begin() + 20, later4.end(), f.begin() + quote_off + 20));
+    }
+    // The decision expires with its entry: refused again.
+    EXPECT_TRUE(run(*w, *s, {e4}, kWan, 1000).empty());
+    expectOnlyDrop(*w, Drop::IcmpQuoteFragment, 5);
+  }
+}
+
 // The quote's IPv6 extension headers follow the parser's limit: 8 are walked to the ports, a
 // 9th is refused before any port is read. The same for the error's own (outer) header chain.
 PacketBuilder withExts(PacketBuilder b, int n) {
