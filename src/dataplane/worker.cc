@@ -66,8 +66,12 @@ inline hash_sig_t addFlowKey(Key& k, const uint8_t* saddr, const uint8_t* daddr,
 constexpr uint32_t kDropped = ~0u;
 
 __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s, FlowTable& ft, const void* key,
-                                              const FlowFacts& facts, hash_sig_t idx, const PacketInfo& pi,
-                                              rte_mbuf* m, bool hit, FlowDecision d, uint32_t now_ms) {
+                                              const SnapVip& vip, uint32_t vip_index, hash_sig_t sig, hash_sig_t idx,
+                                              const PacketInfo& pi, rte_mbuf* m, bool hit, FlowDecision d,
+                                              uint32_t now_ms) {
+  // Built here, not passed in: a FlowFacts whose address escaped to this out-of-line call would be
+  // stored to memory for every packet, hits included (10 instructions a packet).
+  const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
   const AdmitParams ap{s.admission.enabled, s.admission.embryonicLimit(ft.capacity()), now_ms, &s.timeouts};
   const uint32_t vslot = facts.vip_index % kMaxVips;
   d = decideMiss(
@@ -133,15 +137,17 @@ __rte_always_inline uint32_t scheduleFlow(WorkerState& w, const Snapshot& s, con
                                           const PacketInfo& pi, rte_mbuf* m, uint32_t now_ms, uint32_t& hits) {
   FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
   uint64_t raw = 0;
-  const bool hit = v6 ? w.flows6->lookupFamily<true>(key, idx, raw) : w.flows4->lookupFamily<false>(key, idx, raw);
-  const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
+  const bool hit = v6 ? ft.lookupFamily<true>(key, idx, raw) : ft.lookupFamily<false>(key, idx, raw);
   FlowDecision d = startDecision();
-  if (likely(hit) && likely(decideHit(s, facts, raw, now_ms, d))) {
-    hits++;
-    if (d.store) ft.upsert(key, idx, d.value);  // the key is there: cannot fail
-    return d.backend;
+  if (likely(hit)) {
+    const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
+    if (likely(decideHit(s, facts, raw, now_ms, d))) {
+      hits++;
+      if (d.store) ft.upsert(key, idx, d.value);  // the key is there: cannot fail
+      return d.backend;
+    }
   }
-  return handleMiss(w, s, ft, key, facts, idx, pi, m, hit, d, now_ms);
+  return handleMiss(w, s, ft, key, vip, vip_index, sig, idx, pi, m, hit, d, now_ms);
 }
 
 // The VIP's forwarding mode applied to a packet going to backend `b`.
