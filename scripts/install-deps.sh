@@ -25,6 +25,8 @@ PKGS=(
   groff man-db                 # renders and checks the man pages (tests)
   tmux                         # runs l4lbctl top on a real terminal and captures its screen (tests)
   hping3                       # the spoofed SYN flood of the e2e flood test (tests/e2e/test_flood.py)
+  bird2                        # BGP: each balancer's routing daemon announces its VIPs (scale-out lab, tests)
+  libsodium-dev                # flow sync between balancers: keyed MAC of every datagram (crypto_auth)
 )
 
 missing=()
@@ -39,3 +41,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+# bird2's package starts a system-wide BIRD in the default namespace; l4lb's lab and tests run
+# their own BIRD per namespace, and this machine's routes are not ours to touch.
+if [[ " ${missing[*]} " == *" bird2 "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now bird.service >/dev/null 2>&1 || true
+fi
