@@ -9,6 +9,9 @@ Topologies (addresses only from 198.18.0.0/15 and 2001:db8::/32):
   dsr  one L2 segment (P-sw bridge): balancer .1, client .10, backend i .10+i in 198.18.10.0/24,
        VIP 198.18.10.100 held by every backend on its loopback with ARP for it suppressed, so
        backends answer the client directly. IPv6: 2001:db8:10::/64.
+  ecmp client (P-c) -- router (P-r, BIRD) -- segment (P-sw) -- N balancers (P-lb1..) with their
+       own BIRD, and backends (DSR): the router spreads flows over the balancers by ECMP
+       (scripts/lib/ecmp_lab.py has the addresses).
 
 The balancer's ports are net_af_xdp on its veths with exception_path = "xdp": our XDP program
 sends VIP traffic to DPDK and everything else (ARP for its own address, health-check replies)
@@ -16,7 +19,8 @@ to the balancer namespace's kernel. Every backend runs scripts/lib/lab_server.py
 UDP echo :5353). TX checksum offload is off on every veth (AF_XDP takes frames as they are:
 a partial checksum would reach the backend unfinished).
 
-Usage: lab.py up|down|status [--prefix P] [--topology nat|dsr] [--ipv6] [--backends N]
+Usage: lab.py up|down|status|config [--prefix P] [--topology nat|dsr|ecmp] [--ipv6] [--backends N]
+              [--balancers N] [--static-announce] [--start [--build DIR]]
 Names derive from the prefix (at most 6 characters), so labs with different prefixes coexist;
 `down` removes every namespace and process of a prefix even without state (after a crash).
 """
@@ -212,6 +216,11 @@ class Lab:
                     pass
         for ns in mine:
             sh("ip", "netns", "del", ns, check=False)
+        # The EAL runtime directories of the lab's balancers (ecmp: one per balancer).
+        if os.path.isdir("/var/run/dpdk"):
+            for f in os.listdir("/var/run/dpdk"):
+                if f == f"l4lb_lab_{prefix}" or re.fullmatch(rf"l4lb_lab_{re.escape(prefix)}_lb\d+", f):
+                    subprocess.run(["rm", "-rf", os.path.join("/var/run/dpdk", f)])
         d = os.path.join(RUN_DIR, prefix)
         if os.path.isdir(d):
             for f in os.listdir(d):
@@ -329,12 +338,15 @@ def client(lab, *args, timeout=120):
 class Balancer:
     """l4lb running in the lab's balancer namespace. Log lines are read from its stderr file."""
 
-    def __init__(self, lab, config_text, build_dir=None):
+    def __init__(self, lab, config_text, build_dir=None, ns=None, name=None):
+        """`ns`, `name`: the namespace and the file names' stem of one of several balancers
+        (ecmp lab); default the lab's only balancer namespace, l4lb.toml, stats.json, l4lb.log."""
         self.lab = lab
+        self.ns = ns or lab.ns_lb
         self.dir = lab.state_dir
-        self.cfg = os.path.join(self.dir, "l4lb.toml")
-        self.stats_path = os.path.join(self.dir, "stats.json")
-        self.log_path = os.path.join(self.dir, "l4lb.log")
+        self.cfg = os.path.join(self.dir, f"{name or 'l4lb'}.toml")
+        self.stats_path = os.path.join(self.dir, f"{name}.stats.json" if name else "stats.json")
+        self.log_path = os.path.join(self.dir, f"{name or 'l4lb'}.log")
         self.write_config(config_text)
         m = re.search(r'file_prefix = "([^"]+)"', config_text)
         self.file_prefix = m.group(1) if m else None
@@ -354,7 +366,7 @@ class Balancer:
             _record("prefix", self.file_prefix)
         log = open(self.log_path, "ab")
         pos = log.tell()  # a second daemon in the same lab appends: wait for its own lines
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.lab.ns_lb, self.binary,
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, self.binary,
                                       "-c", self.cfg, "--stats-file", self.stats_path],
                                      stdout=log, stderr=log, start_new_session=True,
                                      env=dict(os.environ, **env) if env else None)
@@ -430,16 +442,33 @@ class Balancer:
             subprocess.run(["rm", "-rf", f"/var/run/dpdk/{self.file_prefix}"])
 
 
+def _topology(prefix):
+    """The topology of the lab `prefix` that is up (from its lab.json), or None."""
+    try:
+        with open(os.path.join(RUN_DIR, prefix, "lab.json")) as f:
+            return json.load(f).get("topology")
+    except (OSError, ValueError):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser(description="l4lb lab of network namespaces")
     ap.add_argument("action", choices=["up", "down", "status", "config"])
     ap.add_argument("--prefix", default="l4lb")
-    ap.add_argument("--topology", default="nat", choices=["nat", "dsr"])
+    ap.add_argument("--topology", default="nat", choices=["nat", "dsr", "ecmp"])
     ap.add_argument("--ipv6", action="store_true")
-    ap.add_argument("--backends", type=int, default=3)
+    ap.add_argument("--backends", type=int, default=None, help="default 3 (ecmp: 5)")
     ap.add_argument("--exception", default="xdp", choices=["xdp", "tap"])
+    ap.add_argument("--balancers", type=int, default=3, help="ecmp: how many balancers")
+    ap.add_argument("--static-announce", action="store_true",
+                    help="ecmp: each balancer's BIRD announces the VIPs itself (no [bgp] in l4lb)")
+    ap.add_argument("--start", action="store_true", help="ecmp: also start l4lb in every balancer")
+    ap.add_argument("--build", default=os.path.join(REPO_ROOT, "build"), help="ecmp --start: the build directory")
     a = ap.parse_args()
-    lab = Lab(a.prefix, a.topology, a.ipv6, a.backends, a.exception)
+    if a.topology == "ecmp" or (a.action in ("down", "status") and _topology(a.prefix) == "ecmp"):
+        from ecmp_lab import ecmp_main
+        return ecmp_main(a)
+    lab = Lab(a.prefix, a.topology, a.ipv6, a.backends or 3, a.exception)
     if a.action == "up":
         lab.up()
         print(json.dumps(lab.describe(), indent=2))

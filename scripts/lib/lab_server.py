@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""A lab backend: HTTP on TCP port 80 and a UDP echo on port 5353, both dual-stack.
+"""A lab backend: HTTP on TCP port 80, a TCP echo on port 7 (RFC 862: every byte back, for
+long-lived connections whose bytes the client verifies) and a UDP echo on port 5353, all
+dual-stack.
 
 Every HTTP reply names the backend ("backend=b1"). Behaviour is steered by files in STATE_DIR so
 tests can break and heal a backend without restarting it:
@@ -99,5 +101,30 @@ def udp_echo():
         s.sendto(f"{NAME}:".encode() + data, peer)
 
 
+class EchoHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        note_peer(self.client_address[0])
+        while True:
+            try:
+                data = self.request.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.request.sendall(data)
+
+
+class EchoServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
 threading.Thread(target=udp_echo, daemon=True).start()
+threading.Thread(target=EchoServer(("::", 7), EchoHandler).serve_forever, daemon=True).start()
 Server(("::", 80), Handler).serve_forever()
