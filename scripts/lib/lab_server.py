@@ -17,6 +17,7 @@ import http.server
 import os
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -92,13 +93,31 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         super().server_bind()
 
 
-def udp_echo():
-    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.bind(("::", 5353))
+IP_PKTINFO = 8  # <linux/in.h>; Python's socket module lacks it
+
+
+def udp_echo(family):
+    """Replies from the address the request went to: with DSR that is a VIP on loopback, which
+    the kernel would not pick as the source of an unbound socket's reply (the client's connected
+    socket would drop it)."""
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        s.bind(("::", 5353))
+    else:
+        s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        s.bind(("0.0.0.0", 5353))
     while True:
-        data, peer = s.recvfrom(2048)
-        s.sendto(f"{NAME}:".encode() + data, peer)
+        data, anc, _, peer = s.recvmsg(2048, socket.CMSG_SPACE(32))
+        reply = []
+        for level, kind, d in anc:
+            if family == socket.AF_INET6 and (level, kind) == (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO):
+                reply = [(level, socket.IPV6_PKTINFO, d[:16] + struct.pack("=I", 0))]
+            elif family == socket.AF_INET and (level, kind) == (socket.IPPROTO_IP, IP_PKTINFO):
+                # struct in_pktinfo {ifindex, spec_dst, addr}: the source goes in spec_dst
+                reply = [(level, IP_PKTINFO, struct.pack("=I", 0) + d[8:12] + bytes(4))]
+        s.sendmsg([f"{NAME}:".encode() + data], reply, 0, peer)
 
 
 class EchoHandler(socketserver.BaseRequestHandler):
@@ -125,6 +144,7 @@ class EchoServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         super().server_bind()
 
 
-threading.Thread(target=udp_echo, daemon=True).start()
+threading.Thread(target=udp_echo, args=(socket.AF_INET,), daemon=True).start()
+threading.Thread(target=udp_echo, args=(socket.AF_INET6,), daemon=True).start()
 threading.Thread(target=EchoServer(("::", 7), EchoHandler).serve_forever, daemon=True).start()
 Server(("::", 80), Handler).serve_forever()

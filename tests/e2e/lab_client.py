@@ -14,6 +14,18 @@
                                                HOLD seconds with 3 GETs (at open, HOLD/2, HOLD), every
                                                reply checked (status, body names the backend, one
                                                backend per connection)
+  lab_client.py longlived VIP[,VIP...] PORT N SECONDS READY [UDP_PORT UDP_N]
+                                               N long-lived TCP connections per VIP to an echo
+                                               service (lab_server.py :7), each sending a message
+                                               every 0.1 s and checking the echo byte for byte, and
+                                               UDP_N UDP flows per VIP doing the same against the
+                                               UDP echo (whose replies name the backend). READY is
+                                               written once every connection has had its first
+                                               echo; SECONDS more, then every connection closes
+                                               cleanly. Per connection: bytes sent and verified,
+                                               the first error (reset, stall, closed, mismatch) and
+                                               when, the longest exchange; per UDP flow: replies,
+                                               losses and backend changes.
 """
 import asyncio
 import hashlib
@@ -227,8 +239,130 @@ def held(vip, port, seconds, rate, hold):
     return asyncio.run(held_async(vip, port, seconds, rate, hold))
 
 
+INTERVAL = 0.1   # longlived: one exchange per connection every INTERVAL seconds
+STALL = 3.0      # longlived: an echo not complete after this long is a stall (TCP retransmits
+                 # a packet lost while a route moves within ~0.2-0.6 s)
+UDP_WAIT = 1.0   # longlived: a UDP reply not back after this long is a loss
+
+
+def ll_message(conn, seq):
+    """The deterministic bytes of exchange `seq` on connection `conn` (32..543 bytes)."""
+    n = 32 + (conn * 7919 + seq * 104729) % 512
+    head = f"{conn}:{seq}:".encode()
+    return (head + hashlib.sha256(head).digest() * (n // 32 + 1))[:n]
+
+
+async def ll_tcp(vip, port, conn, state, rec):
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(vip, port), STALL)
+        rec["local"] = list(writer.get_extra_info("sockname")[:2])
+        seq = 0
+        await asyncio.sleep((conn % 10) * INTERVAL / 10)  # spread the exchanges over the interval
+        while not state["stop"]:
+            msg = ll_message(conn, seq)
+            t = time.monotonic()
+            writer.write(msg)
+            rec["sent"] += len(msg)
+            try:
+                got = await asyncio.wait_for(reader.readexactly(len(msg)), STALL)
+            except asyncio.TimeoutError:
+                rec["error"], rec["error_t"] = "stall", time.time()
+                return
+            if got != msg:
+                rec["error"], rec["error_t"] = "mismatch", time.time()
+                return
+            rec["verified"] += len(got)
+            rec["exchanges"] += 1
+            rec["max_s"] = max(rec["max_s"], round(time.monotonic() - t, 4))
+            if seq == 0:
+                state["ready"] += 1
+            seq += 1
+            await asyncio.sleep(max(0.0, t + INTERVAL - time.monotonic()))
+        writer.close()
+        await writer.wait_closed()
+        writer = None
+    except (ConnectionResetError, BrokenPipeError) as e:
+        rec["error"], rec["error_t"] = "reset", time.time()
+        rec["detail"] = type(e).__name__
+    except asyncio.IncompleteReadError:
+        rec["error"], rec["error_t"] = "closed", time.time()
+    except Exception as e:  # refused, unreachable, timeout on connect: all failures
+        rec["error"], rec["error_t"] = "other", time.time()
+        rec["detail"] = type(e).__name__ + ": " + str(e)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+async def ll_udp(vip, port, flow, state, rec):
+    loop = asyncio.get_running_loop()
+    s = socket.socket(fam(vip), socket.SOCK_DGRAM)
+    s.setblocking(False)
+    s.connect((vip, port))
+    rec["local"] = list(s.getsockname()[:2])
+    seq = 0
+    await asyncio.sleep((flow % 10) * INTERVAL / 10)
+    try:
+        while not state["stop"]:
+            t = time.monotonic()
+            msg = f"u{flow}.{seq}"
+            s.send(msg.encode())
+            end = t + UDP_WAIT
+            while True:
+                try:
+                    data = (await asyncio.wait_for(loop.sock_recv(s, 2048), max(0.001, end - time.monotonic()))).decode()
+                except (asyncio.TimeoutError, OSError):
+                    rec["lost"] += 1
+                    break
+                name, _, echo = data.partition(":")
+                if echo != msg:
+                    continue  # a late reply to an earlier request
+                rec["replies"] += 1
+                if rec["backends"] and rec["backends"][-1] != name:
+                    rec["changes"] += 1
+                if not rec["backends"] or rec["backends"][-1] != name:
+                    rec["backends"].append(name)
+                break
+            seq += 1
+            await asyncio.sleep(max(0.0, t + INTERVAL - time.monotonic()))
+    finally:
+        s.close()
+
+
+async def longlived_async(vips, port, n, seconds, ready, udp_port=0, udp_n=0):
+    state = {"stop": False, "ready": 0}
+    tcp, udp_, tasks = [], [], []
+    for k, vip in enumerate(vips):
+        for i in range(n):
+            rec = {"vip": vip, "local": None, "sent": 0, "verified": 0, "exchanges": 0, "max_s": 0.0,
+                   "error": None, "error_t": None}
+            tcp.append(rec)
+            tasks.append(asyncio.ensure_future(ll_tcp(vip, port, k * n + i, state, rec)))
+        for i in range(udp_n):
+            rec = {"vip": vip, "local": None, "replies": 0, "lost": 0, "changes": 0, "backends": []}
+            udp_.append(rec)
+            tasks.append(asyncio.ensure_future(ll_udp(vip, udp_port, k * udp_n + i, state, rec)))
+    t0 = time.time()
+    while state["ready"] + sum(1 for r in tcp if r["error"]) < len(tcp) and time.time() - t0 < 15:
+        await asyncio.sleep(0.02)
+    t_ready = time.time()
+    with open(ready + ".tmp", "w") as f:
+        json.dump({"t": t_ready, "tcp": [r["local"] for r in tcp], "udp": [r["local"] for r in udp_]}, f)
+    os.rename(ready + ".tmp", ready)
+    await asyncio.sleep(seconds)
+    state["stop"] = True
+    await asyncio.gather(*tasks)
+    return {"t_ready": t_ready, "interval": INTERVAL, "stall_s": STALL, "tcp": tcp, "udp": udp_}
+
+
 def main():
     mode, vip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if mode == "longlived":
+        a = sys.argv[4:]
+        udp_args = (int(a[3]), int(a[4])) if len(a) > 4 else ()
+        print(json.dumps(asyncio.run(longlived_async(vip.split(","), port, int(a[0]), float(a[1]), a[2], *udp_args))))
+        return
     if mode == "sticky":
         print(json.dumps(sticky(vip, port, int(sys.argv[4]), *sys.argv[5:])))
         return
