@@ -230,6 +230,7 @@ class EcmpLab(Lab):
     def sync_key(self):
         """The cluster's shared sync key file (0600, 64 hex characters), made once per lab."""
         path = self.path("sync.key")
+        os.makedirs(self.state_dir, exist_ok=True)
         if not os.path.exists(path):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -345,7 +346,6 @@ def l4lb_knows(binary, lab, section):
     cfg = lab.balancer_config(0, sync=section == "sync", bgp={} if section == "bgp" else None,
                               sections='[cluster]\nname = "lb1"\n' if section == "cluster" else "")
     path = lab.path(f".probe-{section}.toml")
-    os.makedirs(lab.state_dir, exist_ok=True)
     with open(path, "w") as f:
         f.write(cfg)
     r = subprocess.run([binary, "--check-config", path], capture_output=True, text=True)
