@@ -7,12 +7,19 @@
 # brings it back, and tears everything down. Non-zero exit if any step did not happen.
 #   scripts/demo.sh          the lab demo (about a minute)
 #   scripts/demo.sh --pcap   the offline one: net_pcap files, DSR and IPIP decoded by scapy
+#   scripts/demo.sh --scale-out   three balancers behind an ECMP router (BIRD); one is killed
+#                            under long-lived connections while a backend is added: prints
+#                            "connections reset: N", non-zero exit if N > 0 (about 30 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
 if [ ! -f build/build.ninja ]; then meson setup build >/dev/null; fi
 ninja -C build l4lb >/dev/null
 ninja -C build src/dataplane/xdp/l4lb_xdp.o >/dev/null 2>&1 || ninja -C build >/dev/null
+if [ "${1:-}" = "--scale-out" ]; then
+  ninja -C build l4lbctl >/dev/null
+  exec /usr/bin/python3 scripts/lib/demo_scaleout.py build
+fi
 if [ "${1:-}" = "--pcap" ]; then
   exec /usr/bin/python3 scripts/lib/demo_pcap.py build/l4lb
 fi
