@@ -251,6 +251,7 @@ class EcmpLab(Lab):
         announcement VIP (ann :80) on the last backend alone. `sync`: a [sync] section with every
         other balancer as a peer. `bgp`: a dict of [bgp] keys (None: no [bgp]; {}: the lab's
         defaults). `sections`: more TOML appended (tests)."""
+        pool = min(pool, self.n)
         backends = list(range(pool)) + [b for b in extra_backends if b not in range(pool)]
         weights = dict(enumerate(weights or [])) if not isinstance(weights, dict) else weights
         if health is None:
@@ -345,6 +346,7 @@ def l4lb_knows(binary, lab, section):
         return True
     cfg = lab.balancer_config(0, sync=section == "sync", bgp={} if section == "bgp" else None,
                               sections='[cluster]\nname = "lb1"\n' if section == "cluster" else "")
+    os.makedirs(lab.state_dir, exist_ok=True)
     path = lab.path(f".probe-{section}.toml")
     with open(path, "w") as f:
         f.write(cfg)

@@ -20,11 +20,11 @@ closing note. Everything is bounded in time (the module: about two minutes).
 """
 import json
 import os
-import re
+import subprocess
 import time
 import unittest
 
-from e2e_common import BUILD_DIR, _record  # noqa: F401 (sets sys.path to scripts/lib)
+from e2e_common import BUILD_DIR, REPO_ROOT, _record, client, sh
 from ecmp_cluster import Cluster, Traffic, scale_out_scenario, summarize
 from ecmp_lab import EcmpLab, l4lb_knows
 
@@ -83,6 +83,21 @@ class ScaleOut(unittest.TestCase):
             self.assertIn(vip, routes)
             self.assertNotIn(f"via {addr} ", routes, f"router still has lb{victim + 1}'s route:\n{routes}")
             self.assertNotIn(addr, lab.nexthops(vip))
+
+    def test_0_ecmp_spreads_flows_over_every_balancer(self):
+        """The lab itself: every balancer's route at the router (start_all waits for it) and the
+        client's new flows spread over all three by the router's L4 hash."""
+        c = self.fresh(sync=self.has_sync)
+        lab = self.lab
+        before = [c.counters(i)["flow_new"] for i in range(lab.nb)]
+        for vip in (lab.vip4, lab.vip6):
+            r = client(lab, "conns", vip, 80, 300, 8, timeout=60)
+            self.assertEqual(r["fail"], 0, r)
+        got = [c.counters(i)["flow_new"] - before[i] for i in range(lab.nb)]
+        print(f"  ECMP: 600 new connections: " + ", ".join(f"lb{i + 1} {n}" for i, n in enumerate(got)))
+        self.assertTrue(600 <= sum(got) <= 620, got)  # a retransmitted SYN may count twice
+        for n in got:  # 1/3 each; binomial sd of a share over 600 draws is 0.019
+            self.assertTrue(0.2 <= n / sum(got) <= 0.47, got)
 
     def test_1_balancer_dies_with_sync_no_connection_lost(self):
         if not self.has_sync:
@@ -177,3 +192,41 @@ class ScaleOut(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class LabDown(unittest.TestCase):
+    def test_down_removes_everything_after_a_crash(self):
+        """`scripts/lab.sh up --topology ecmp --start` leaves the lab running (l4lb and BIRDs in
+        their namespaces, the router's BIRD); with its state file gone as after a crash,
+        `scripts/lab.sh down` still removes every process, namespace and EAL directory."""
+        prefix = f"d{os.getpid() % 100000}"
+        _record("lab", prefix)
+        lab_sh = os.path.join(REPO_ROOT, "scripts", "lab.sh")
+        try:
+            r = subprocess.run([lab_sh, "up", "--topology", "ecmp", "--balancers", "1", "--backends", "1",
+                                "--prefix", prefix, "--start", "--build", BUILD_DIR],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            nss = [n for n in sh("ip", "netns", "list", capture=True).split() if n.startswith(prefix + "-")]
+            self.assertEqual(len(nss), 5, nss)  # client, router, switch, lb1, b1
+            pids = [int(p) for ns in nss for p in sh("ip", "netns", "pids", ns, capture=True).split()]
+            comms = sorted(open(f"/proc/{p}/comm").read().strip() for p in pids)
+            self.assertEqual([x for x in comms if x != "python3"], ["bird", "bird", "l4lb"], comms)
+            self.assertTrue(os.path.isdir(f"/var/run/dpdk/l4lb_lab_{prefix}_lb1"))
+            os.unlink(f"/run/l4lb-lab/{prefix}/lab.json")
+        finally:
+            r = subprocess.run([lab_sh, "down", "--prefix", prefix], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([n for n in sh("ip", "netns", "list", capture=True).split() if n.startswith(prefix + "-")], [])
+        for p in pids:  # gone, or a zombie its new parent (pid 1 here) has not reaped yet
+            self.assertFalse(running(p), f"pid {p} still runs")
+        self.assertFalse(os.path.exists(f"/var/run/dpdk/l4lb_lab_{prefix}_lb1"))
+        self.assertFalse(os.path.exists(f"/run/l4lb-lab/{prefix}"))
