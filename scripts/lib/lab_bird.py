@@ -8,9 +8,8 @@ hash-threshold over the L4 hash, fib_multipath_hash_policy = 1). Balancers are A
 them, as one anycast service would be.
 
 A balancer's BIRD announces what l4lb tells it to: it includes the file l4lb writes ([bgp]
-include_file) and exports every route of its tables to the router (it has no kernel or direct
-protocol, so those are the included VIP routes only). Next hop: the session's own address
-(eBGP), i.e. the balancer's port.
+include_file: the static protocols l4lb_vips4 and l4lb_vips6, src/control/bgp/announcer.h) and
+exports only those protocols' routes to the router. Next hop: the balancer's port address.
 
 Timers: keepalive 1 s, hold 3 s (BIRD's minimum), first connect after 1 s (default 5), retry
 every 1 s, and after a session error (a balancer killed) wait 1..3 s before accepting it again
@@ -75,18 +74,18 @@ include "{include_file}";
   neighbor {neigh} as {ROUTER_AS};
   direct;
   {TIMERS}
-  {"ipv6" if v6 else "ipv4"} {{ import none; export all; }};
+  {"ipv6" if v6 else "ipv4"} {{ import none; export where proto = "l4lb_vips{6 if v6 else 4}"; }};
 }}
 """)
     return "".join(out)
 
 
 def static_vips_conf(vip4, vip6=None):
-    """A static announcement of the VIPs (what l4lb's include file announces, written by the
-    lab itself when l4lb does not manage BGP)."""
-    out = f"protocol static lab_vips4 {{ ipv4; route {vip4}/32 blackhole; }}\n"
+    """A static announcement of the VIPs, written by the lab itself when l4lb does not manage
+    BGP: the protocols l4lb's include file would hold."""
+    out = f"protocol static l4lb_vips4 {{ ipv4; route {vip4}/32 blackhole; }}\n"
     if vip6:
-        out += f"protocol static lab_vips6 {{ ipv6; route {vip6}/128 blackhole; }}\n"
+        out += f"protocol static l4lb_vips6 {{ ipv6; route {vip6}/128 blackhole; }}\n"
     return out
 
 
