@@ -20,7 +20,8 @@ import subprocess
 import threading
 import time
 
-from lab import REPO_ROOT, Balancer, sh
+from ecmp_lab import l4lb_knows
+from lab import REPO_ROOT, Balancer
 
 CLIENT = os.path.join(REPO_ROOT, "tests", "e2e", "lab_client.py")
 ECHO_PORT, UDP_PORT = 7, 5353
@@ -34,11 +35,12 @@ class Cluster:
         self.lab, self.build, self.sync, self.bgp, self.pool, self.health = lab, build_dir, sync, bgp, pool, health
         self.extra = [[] for _ in range(lab.nb)]
         self.lbs = [None] * lab.nb
+        self.named = l4lb_knows(os.path.join(build_dir, "l4lb"), lab, "cluster")
 
     # -- configs and processes ------------------------------------------------------------------
     def config(self, i):
         return self.lab.balancer_config(i, pool=self.pool, extra_backends=self.extra[i], sync=self.sync,
-                                        bgp={} if self.bgp else None, health=self.health)
+                                        bgp={} if self.bgp else None, health=self.health, cluster=self.named)
 
     def healthy_count(self, i):
         """Backend checks balancer i must see up before it serves: every VIP's backends."""

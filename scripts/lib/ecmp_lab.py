@@ -171,9 +171,6 @@ class EcmpLab(Lab):
             f.write(text)
         os.replace(tmp, self.include_file(i))
 
-    def is_up(self):
-        return super().is_up()
-
     # -- balancer control ---------------------------------------------------------------------
     def start_bird(self, i):
         return self.birds[i].start()
@@ -244,13 +241,14 @@ class EcmpLab(Lab):
         return self.path(f"lb{i + 1}.sock")
 
     def balancer_config(self, i, pool=3, weights=None, extra_backends=(), sync=True, bgp=None, health=None,
-                        flow_capacity=65536, hugepages=False, sections=""):
+                        flow_capacity=65536, hugepages=False, sections="", cluster=False):
         """Balancer i's (0-based) l4lb config: one net_af_xdp port on the segment, DSR, the VIPs
         (web :80, echo :7, dns udp :5353, both families) on backends b1..b{pool} plus
         `extra_backends` (indexes into the lab's backends, e.g. one added at run time), and the
         announcement VIP (ann :80) on the last backend alone. `sync`: a [sync] section with every
         other balancer as a peer. `bgp`: a dict of [bgp] keys (None: no [bgp]; {}: the lab's
-        defaults). `sections`: more TOML appended (tests)."""
+        defaults). `cluster`: a [cluster] section naming it lb<i+1>. `sections`: more TOML
+        appended (tests)."""
         pool = min(pool, self.n)
         backends = list(range(pool)) + [b for b in extra_backends if b not in range(pool)]
         weights = dict(enumerate(weights or [])) if not isinstance(weights, dict) else weights
@@ -289,6 +287,8 @@ gateway4 = "{self.router4}"
 [control]
 socket = "{self.control_socket(i)}"
 ''']
+        if cluster:
+            out.append(f'[cluster]\nname = "lb{i + 1}"\n')
         if sync:
             me = f"{self.lb4[i]}:{SYNC_PORT}"
             peers = [f"{a}:{SYNC_PORT}" for k, a in enumerate(self.lb4) if k != i]
@@ -374,17 +374,18 @@ def ecmp_main(a):
         announce = lab.announce = "static"
     bgp = None if announce == "static" else {}
     sync = a.action in ("up", "config") and l4lb_knows(binary, lab, "sync")
+    cluster = a.action in ("up", "config") and l4lb_knows(binary, lab, "cluster")
     if a.action == "down":
         lab.down()
         print(f"lab {a.prefix}: down")
     elif a.action == "config":
         for i in range(lab.nb):
-            print(f"### lb{i + 1}\n" + lab.balancer_config(i, bgp=bgp, sync=sync), end="")
+            print(f"### lb{i + 1}\n" + lab.balancer_config(i, bgp=bgp, sync=sync, cluster=cluster), end="")
     elif a.action == "up":
         lab.up()
         if a.start:
             for i in range(lab.nb):
-                Balancer(lab, lab.balancer_config(i, bgp=bgp, sync=sync), build_dir=a.build, ns=lab.ns_lbs[i],
+                Balancer(lab, lab.balancer_config(i, bgp=bgp, sync=sync, cluster=cluster), build_dir=a.build, ns=lab.ns_lbs[i],
                          name=f"lb{i + 1}").start()
         print(json.dumps(lab.describe(), indent=2))
     else:

@@ -94,7 +94,7 @@ class ScaleOut(unittest.TestCase):
             r = client(lab, "conns", vip, 80, 300, 8, timeout=60)
             self.assertEqual(r["fail"], 0, r)
         got = [c.counters(i)["flow_new"] - before[i] for i in range(lab.nb)]
-        print(f"  ECMP: 600 new connections: " + ", ".join(f"lb{i + 1} {n}" for i, n in enumerate(got)))
+        print("  ECMP: 600 new connections: " + ", ".join(f"lb{i + 1} {n}" for i, n in enumerate(got)))
         self.assertTrue(600 <= sum(got) <= 620, got)  # a retransmitted SYN may count twice
         for n in got:  # 1/3 each; binomial sd of a share over 600 draws is 0.019
             self.assertTrue(0.2 <= n / sum(got) <= 0.47, got)
