@@ -36,11 +36,13 @@ class Cluster:
         self.extra = [[] for _ in range(lab.nb)]
         self.lbs = [None] * lab.nb
         self.named = l4lb_knows(os.path.join(build_dir, "l4lb"), lab, "cluster")
+        self.backoff = l4lb_knows(os.path.join(build_dir, "l4lb"), lab, "idle_backoff")
 
     # -- configs and processes ------------------------------------------------------------------
     def config(self, i):
         return self.lab.balancer_config(i, pool=self.pool, extra_backends=self.extra[i], sync=self.sync,
-                                        bgp={} if self.bgp else None, health=self.health, cluster=self.named)
+                                        bgp={} if self.bgp else None, health=self.health, cluster=self.named,
+                                        idle_backoff=self.backoff)
 
     def healthy_count(self, i):
         """Backend checks balancer i must see up before it serves: every VIP's backends."""
@@ -54,6 +56,7 @@ class Cluster:
         if self.bgp and not bird.alive():
             self.lab.write_static_announcement(i, False)
             bird.start()
+        self.lab.detach_xdp(i)  # left by a killed l4lb
         self.lbs[i] = Balancer(self.lab, self.config(i), build_dir=self.build, ns=self.lab.ns_lbs[i], name=f"lb{i + 1}")
         self.lbs[i].start(healthy_backends=self.healthy_count(i), timeout=timeout)
         if not self.bgp and not bird.alive():

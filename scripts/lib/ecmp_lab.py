@@ -192,6 +192,16 @@ class EcmpLab(Lab):
                 pass
         return out
 
+    def detach_xdp(self, i):
+        """Removes an XDP program a killed l4lb left on balancer i's port (the AF_XDP PMD
+        detaches it only on a clean stop; a new l4lb cannot attach its own while it is there:
+        "XDP program already attached"). Returns whether there was one."""
+        out = sh("ip", "-j", "link", "show", "dev", self.lb_ifs[i], ns=self.ns_lbs[i], capture=True)
+        if "xdp" not in json.loads(out)[0]:
+            return False
+        sh("ip", "link", "set", "dev", self.lb_ifs[i], "xdp", "off", ns=self.ns_lbs[i])
+        return True
+
     # -- what the router sees -----------------------------------------------------------------
     def nexthops(self, vip):
         """The router's kernel next hops for `vip` (a set of balancer addresses; empty: no route)."""
@@ -241,14 +251,15 @@ class EcmpLab(Lab):
         return self.path(f"lb{i + 1}.sock")
 
     def balancer_config(self, i, pool=3, weights=None, extra_backends=(), sync=True, bgp=None, health=None,
-                        flow_capacity=65536, hugepages=False, sections="", cluster=False):
+                        flow_capacity=65536, hugepages=False, sections="", cluster=False, idle_backoff=False):
         """Balancer i's (0-based) l4lb config: one net_af_xdp port on the segment, DSR, the VIPs
         (web :80, echo :7, dns udp :5353, both families) on backends b1..b{pool} plus
         `extra_backends` (indexes into the lab's backends, e.g. one added at run time), and the
         announcement VIP (ann :80) on the last backend alone. `sync`: a [sync] section with every
         other balancer as a peer. `bgp`: a dict of [bgp] keys (None: no [bgp]; {}: the lab's
-        defaults). `cluster`: a [cluster] section naming it lb<i+1>. `sections`: more TOML
-        appended (tests)."""
+        defaults). `cluster`: a [cluster] section naming it lb<i+1>. `idle_backoff`: the
+        worker sleeps when idle (the balancers' workers share one core: busy-polling, each
+        would get a third of it). `sections`: more TOML appended (tests)."""
         pool = min(pool, self.n)
         backends = list(range(pool)) + [b for b in extra_backends if b not in range(pool)]
         weights = dict(enumerate(weights or [])) if not isinstance(weights, dict) else weights
@@ -272,7 +283,7 @@ worker_cores = [1]
 {"hugepages = true" + chr(10) + "in_memory = true" if hugepages else "hugepages = false"}
 memory_mb = 256
 file_prefix = "{self.file_prefix(i)}"
-
+{"idle_backoff = true" + chr(10) if idle_backoff else ""}
 [flow_table]
 capacity = {flow_capacity}
 tcp_established_timeout = 60
@@ -289,7 +300,7 @@ socket = "{self.control_socket(i)}"
 ''']
         if cluster:
             out.append(f'[cluster]\nname = "lb{i + 1}"\n')
-        if sync:
+        if sync and self.nb > 1:  # one balancer has no peer to sync with
             me = f"{self.lb4[i]}:{SYNC_PORT}"
             peers = [f"{a}:{SYNC_PORT}" for k, a in enumerate(self.lb4) if k != i]
             out.append(f'''[sync]
@@ -340,12 +351,12 @@ address = "{addrs[self.n - 1]}"
 
 
 def l4lb_knows(binary, lab, section):
-    """Whether this l4lb build accepts a [section] (sync, bgp, cluster): the integration of
-    issue 12 lands piece by piece, and the lab works with what the build has."""
+    """Whether this l4lb build accepts a [section] (sync, bgp, cluster) or [eal] idle_backoff:
+    the integration of issue 12 lands piece by piece, and the lab works with what the build has."""
     if not os.path.exists(binary):  # a config for a build not made yet: the whole feature set
         return True
     cfg = lab.balancer_config(0, sync=section == "sync", bgp={} if section == "bgp" else None,
-                              sections='[cluster]\nname = "lb1"\n' if section == "cluster" else "")
+                              cluster=section == "cluster", idle_backoff=section == "idle_backoff")
     os.makedirs(lab.state_dir, exist_ok=True)
     path = lab.path(f".probe-{section}.toml")
     with open(path, "w") as f:
@@ -375,17 +386,18 @@ def ecmp_main(a):
     bgp = None if announce == "static" else {}
     sync = a.action in ("up", "config") and l4lb_knows(binary, lab, "sync")
     cluster = a.action in ("up", "config") and l4lb_knows(binary, lab, "cluster")
+    backoff = a.action in ("up", "config") and l4lb_knows(binary, lab, "idle_backoff")
     if a.action == "down":
         lab.down()
         print(f"lab {a.prefix}: down")
     elif a.action == "config":
         for i in range(lab.nb):
-            print(f"### lb{i + 1}\n" + lab.balancer_config(i, bgp=bgp, sync=sync, cluster=cluster), end="")
+            print(f"### lb{i + 1}\n" + lab.balancer_config(i, bgp=bgp, sync=sync, cluster=cluster, idle_backoff=backoff), end="")
     elif a.action == "up":
         lab.up()
         if a.start:
             for i in range(lab.nb):
-                Balancer(lab, lab.balancer_config(i, bgp=bgp, sync=sync, cluster=cluster), build_dir=a.build, ns=lab.ns_lbs[i],
+                Balancer(lab, lab.balancer_config(i, bgp=bgp, sync=sync, cluster=cluster, idle_backoff=backoff), build_dir=a.build, ns=lab.ns_lbs[i],
                          name=f"lb{i + 1}").start()
         print(json.dumps(lab.describe(), indent=2))
     else:
