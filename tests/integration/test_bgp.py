@@ -82,6 +82,17 @@ protocol bgp lb6 {
 """
 
 
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
 class Bird:
     def __init__(self, ns, tmp, name, text):
         self.ns = ns
@@ -94,8 +105,15 @@ class Bird:
 
     def start(self):
         sh("ip", "netns", "exec", self.ns, "bird", "-c", self.conf, "-s", self.sock, "-P", self.pidfile)
-        with open(self.pidfile) as f:
-            self.pid = int(f.read().strip())
+
+        # The daemonized BIRD may write its pid file a moment after the parent returns.
+        def pid():
+            try:
+                with open(self.pidfile) as f:
+                    return int(f.read().strip())
+            except (OSError, ValueError):
+                return None
+        self.pid = wait_for(pid, 5, f"{self.pidfile}")
         h._record("birdpid", self.pid)
 
     def stop(self):
@@ -190,17 +208,6 @@ drain_time = {drain_time}
         return self.proc.returncode
 
 
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 @unittest.skipUnless(shutil.which("bird") and shutil.which("birdc"), "bird2 is not installed")
 class BgpTest(unittest.TestCase):
     @classmethod
@@ -235,6 +242,18 @@ class BgpTest(unittest.TestCase):
         for ns in (NS_B, NS_R):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def router_sessions(self):
+        """{protocol: (state, since, info)} of the router's BGP protocols."""
+        out = sh("birdc", "-s", self.router.sock, "show", "protocols")
+        rows = {}
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) >= 6 and f[1] == "BGP":
+                rows[f[0]] = (f[3], f[4], " ".join(f[5:]))
+        self.assertEqual(set(rows), {"lb4", "lb6"}, out)
+        self.assertTrue(all(v[2].startswith("Established") for v in rows.values()), out)
+        return rows
 
     def at_router(self):
         return self.router.routes() & {f"{VIP4}/32", f"{VIP6}/128"}
@@ -284,7 +303,9 @@ class BgpTest(unittest.TestCase):
             self.assertIn('l4lb_bgp_session_up{protocol="router4"} 1', metrics)
             self.assertRegex(metrics, r"l4lb_bird_errors_total [1-9]")
 
-            # drain-balancer: both withdrawn at the router; undrain: both back.
+            # drain-balancer: both withdrawn at the router; undrain: both back. BIRD is only
+            # reconfigured: the BGP sessions stay up throughout (their "since" does not move).
+            sessions_before = self.router_sessions()
             t0 = time.monotonic()
             r = ctl_json(d, "drain-balancer")
             self.assertTrue(r["balancer_drained"])
@@ -302,6 +323,7 @@ class BgpTest(unittest.TestCase):
             self.assertFalse(r["changed"])
             ctl_json(d, "undrain-balancer")
             wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 5, "undrain-balancer: VIPs back")
+            self.assertEqual(self.router_sessions(), sessions_before)
 
             # web6's only backend drained: web6 alone is withdrawn; undrain brings it back.
             ctl_json(d, "drain", f"web6/{BE6}")
@@ -319,14 +341,19 @@ class BgpTest(unittest.TestCase):
             self.assertIsNone(d.proc.poll(), "l4lb exited before drain_time")
             c = ctl_json(d, "cluster")  # still serving the API while draining
             self.assertEqual(c["announcements"][0]["reason"], "withdrawn: l4lb is stopping (bgp.drain_time)")
-            d.proc.wait(DRAIN_TIME + 10)
+            wait_for(lambda: "bgp.drain_time over: stopping" in d.log() or d.proc.poll() is not None,
+                     DRAIN_TIME + 10, "the end of drain_time")
+            t_over = time.monotonic() - t0
+            d.proc.wait(10)
             t_exit = time.monotonic() - t0
-            print(f"\n  SIGTERM -> withdrawn at the router in {t_withdrawn:.2f} s, exit after {t_exit:.2f} s "
-                  f"(drain_time {DRAIN_TIME} s)", end="")
+            print(f"\n  SIGTERM -> withdrawn at the router in {t_withdrawn:.2f} s, drain over after {t_over:.2f} s, "
+                  f"exit after {t_exit:.2f} s (drain_time {DRAIN_TIME} s)", end="")
             self.assertEqual(d.proc.returncode, 0, d.log())
             self.assertLess(t_withdrawn, 1.5)
-            self.assertGreaterEqual(t_exit, DRAIN_TIME)
-            self.assertLess(t_exit, DRAIN_TIME + 3)
+            # The control loop ends the drain on time; what follows (workers, ports, EAL) is the
+            # ordinary shutdown, whose length depends on the machine's load.
+            self.assertGreaterEqual(t_over, DRAIN_TIME)
+            self.assertLess(t_over, DRAIN_TIME + 1.5)
             self.assertIn("VIPs withdrawn, forwarding for bgp.drain_time 3000 ms", d.log())
             self.assertIn("bgp.drain_time over: stopping", d.log())
             with open(self.include) as f:
