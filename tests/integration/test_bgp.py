@@ -181,8 +181,8 @@ include_file = "{include}"
 drain_time = {drain_time}
 """
         self.cfg = os.path.join(tmp, f"{self.prefix}.toml")
-        with open(self.cfg, "w") as f:
-            f.write(h.make_config(ports, body, self.prefix, tmp))
+        self.text = h.make_config(ports, body, self.prefix, tmp)
+        self.write()
         self.err_path = os.path.join(tmp, f"{self.prefix}.log")
         h._record("prefix", self.prefix)
         with open(self.err_path, "wb") as f:
@@ -196,6 +196,11 @@ drain_time = {drain_time}
                 self.stop()
                 raise h.DaemonError(f"l4lb did not start:\n{log}")
             time.sleep(0.02)
+
+    def write(self, extra_bgp=""):
+        """The config file, with `extra_bgp` lines appended to [bgp] (the last table)."""
+        with open(self.cfg, "w") as f:
+            f.write(self.text + extra_bgp)
 
     def log(self):
         with open(self.err_path, "rb") as f:
@@ -333,7 +338,16 @@ class BgpTest(unittest.TestCase):
             ctl_json(d, "undrain", f"web6/{BE6}")
             wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 5, "web6 back")
 
-            # Clean stop: withdrawn at once, the process keeps running for drain_time.
+            # A reload that narrows bgp.announce withdraws web6; the next one brings it back.
+            d.write('announce = ["web"]\n')
+            ctl_json(d, "reload")
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32"}, 5, "reload: web6 no longer announced")
+            self.assertEqual(ctl_json(d, "cluster")["announcements"][1]["reason"], "not in bgp.announce")
+            d.write()
+            ctl_json(d, "reload")
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 5, "reload: web6 back")
+
+                        # Clean stop: withdrawn at once, the process keeps running for drain_time.
             t0 = time.monotonic()
             d.proc.send_signal(signal.SIGTERM)
             wait_for(lambda: not self.at_router(), 5, "SIGTERM: VIPs gone at the router")
