@@ -55,7 +55,8 @@ def main():
             + ", ".join(f"{v:.2f} s ({k})" for k, v in s["withdrawn_s"].items())
             + f"; {s['victim_flows']} flows were on lb1")
         for name, v in s["survivors"].items():
-            say(f"   {name}: {v['flow_peer_hit']} packets of flows found in a peer's state, {v['flow_new']} new flows")
+            say(f"   {name}: {v['flow_peer_hit']} flows arrived from another balancer and were found in the state "
+                f"a peer had sent (flow_peer_hit)")
         say(f"   {s['bytes_verified']} of {s['bytes_sent']} bytes echoed and verified; longest exchange "
             f"{s['max_exchange_s']:.3f} s; UDP: {s['udp_replies']} replies, {s['udp_lost']} lost, "
             f"{s['udp_backend_changes']} backend changes")

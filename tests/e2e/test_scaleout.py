@@ -43,10 +43,9 @@ class ScaleOut(unittest.TestCase):
         _record("lab", prefix)
         lab = EcmpLab(prefix, balancers=3, ipv6=True, backends=5)
         binary = os.path.join(BUILD_DIR, "l4lb")
+        # Flow sync lands separately from the rest (issue 12): until then test 1 is skipped.
         cls.has_sync = l4lb_knows(binary, lab, "sync")
-        cls.has_bgp = l4lb_knows(binary, lab, "bgp")
-        # Without [bgp] in this build, each balancer's BIRD announces the VIPs statically.
-        lab.announce = "l4lb" if cls.has_bgp else "static"
+        lab.announce = "l4lb"
         cls.lab = lab.up()
         cls.cluster = None
 
@@ -62,7 +61,7 @@ class ScaleOut(unittest.TestCase):
         """Every balancer (re)started from its base config: the pool b1..b3, nothing drained."""
         if self.cluster:
             self.cluster.stop_all()
-        type(self).cluster = Cluster(self.lab, BUILD_DIR, sync=sync, bgp=self.has_bgp, health=HEALTH)
+        type(self).cluster = Cluster(self.lab, BUILD_DIR, sync=sync, bgp=True, health=HEALTH)
         self.cluster.start_all()
         return self.cluster
 
@@ -130,8 +129,6 @@ class ScaleOut(unittest.TestCase):
         self.assertEqual(sum(v["flow_peer_hit"] for v in s["survivors"].values()), 0)
 
     def test_3_graceful_drain_moves_traffic_without_resets(self):
-        if not self.has_bgp:
-            self.skipTest("this build has no [bgp] / drain-balancer (issue 12 BGP not merged)")
         c = self.fresh(sync=self.has_sync)
         lab, victim = self.lab, 2
         tr = Traffic(lab, CONNS_PER_FAMILY, 2.0 + DRAIN_TIME + 3.0 + 2.0, UDP_PER_FAMILY)
@@ -164,8 +161,6 @@ class ScaleOut(unittest.TestCase):
         self.assertEqual(s["bytes_verified"], s["bytes_sent"])
 
     def test_4_vip_without_backends_is_withdrawn_and_announced_again(self):
-        if not self.has_bgp:
-            self.skipTest("this build has no [bgp] (issue 12 BGP not merged)")
         c = self.fresh(sync=self.has_sync)
         lab = self.lab
         anns = [lab.ann4, lab.ann6]
