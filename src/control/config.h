@@ -160,6 +160,26 @@ struct MetricsConfig {
   uint16_t port = 0;
 };
 
+// One UDP endpoint of flow sync: an address and a port.
+struct SyncEndpoint {
+  IpAddr addr;
+  uint16_t port = 0;
+  bool operator==(const SyncEndpoint&) const = default;
+  std::string str() const;  // "198.18.40.11:7400", "[2001:db8::1]:7400"
+};
+
+// [sync]: flow sync between the balancers of one cluster (control/sync/). Absent or
+// enabled = false: no sync thread, no rings, no socket. When enabled, listen, peers and key_file
+// are required; the key file is read at load time (so --check-config and reload check it too).
+struct SyncConfig {
+  bool enabled = false;
+  SyncEndpoint listen;                 // the UDP socket's address (v4 or v6)
+  std::vector<SyncEndpoint> peers;     // datagrams go to, and are accepted only from, these
+  std::string key_file;                // absolute path; 64 hex chars, not group/other-readable
+  std::array<uint8_t, 32> key{};       // the key read from key_file (enabled only)
+  uint32_t announce_interval_ms = 2000;  // an active flow is re-announced at least this often
+};
+
 // [log]: the control plane's log level (debug, info, warning, error).
 struct LogConfig {
   std::string level = "info";
@@ -178,6 +198,7 @@ struct Config {
   ControlApiConfig control;
   MetricsConfig metrics;
   LogConfig log;
+  SyncConfig sync;
 };
 
 // "host:port" / "[v6]:port" -> address and port; nullopt when malformed.

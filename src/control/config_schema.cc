@@ -78,6 +78,7 @@ void ConfigSchema::load(const toml::table& root) {
   const Field control = t.get("control");
   const Field metrics = t.get("metrics");
   const Field log = t.get("log");
+  const Field sync = t.get("sync");
   loadEal(eal, root);
   if (flowTable) loadFlowTable(flowTable);
   if (icmp) loadIcmp(icmp);
@@ -87,6 +88,7 @@ void ConfigSchema::load(const toml::table& root) {
   loadHealthGlobal(health);
   loadOperator(control, metrics, log);
   loadVips(vips, root);
+  if (sync) loadSync(sync);
 }
 
 // [control], [metrics], [log]: the operator interface.

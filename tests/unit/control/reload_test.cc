@@ -38,6 +38,28 @@ TEST(Reload, RestartOnlyFieldsAreNamed) {
   EXPECT_EQ(restartRequired(base(), more), (std::vector<std::string>{"ports: 1 -> 2 ports: needs a restart"}));
 }
 
+TEST(Reload, SyncNeedsARestartExceptTheAnnounceInterval) {
+  Config a = base();
+  a.sync.enabled = true;
+  a.sync.listen = {ipAddr("198.18.40.11"), 7400};
+  a.sync.peers = {{ipAddr("198.18.40.12"), 7400}};
+  a.sync.key_file = "/etc/l4lb/sync.key";
+  Config n = a;
+  n.sync.announce_interval_ms = 500;
+  EXPECT_TRUE(restartRequired(a, n).empty());
+  n.sync.enabled = false;
+  n.sync.listen.port = 7401;
+  n.sync.peers.push_back({ipAddr("198.18.40.13"), 7400});
+  n.sync.key[0] = 1;
+  EXPECT_EQ(restartRequired(a, n), (std::vector<std::string>{
+                                       "sync.enabled changed (true -> false): needs a restart",
+                                       "sync.listen changed (198.18.40.11:7400 -> 198.18.40.11:7401): needs a restart",
+                                       "sync.peers changed ([198.18.40.12:7400] -> [198.18.40.12:7400,198.18.40.13:7400]): "
+                                       "needs a restart",
+                                       "sync.key_file: the key changed: needs a restart",
+                                   }));
+}
+
 TEST(Reload, LiveFieldsNeedNoRestart) {
   Config n = base();
   n.ports[0].gateway4 = ipAddr("198.18.30.254");  // gateways are re-resolved live
