@@ -149,6 +149,7 @@ struct Snapshot {
   FlowAdmission admission;  // [flow_table] embryonic_share; the test-only switch
   IcmpErrorLimit icmp_errors;  // per worker (slow_path.cc)
   uint32_t frag_timeout_ms = 2000;  // [fragments] timeout: a fragment-table entry's lifetime
+  uint32_t sync_announce_ms = 0;
 
   const SnapBackend* backend(uint32_t id) const {
     return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;
