@@ -37,6 +37,9 @@ class ConfigSchema {
   void loadNeighbours(const Field& f);
   void loadHealthGlobal(const Field& f);
   void loadOperator(const Field& control, const Field& metrics, const Field& log);
+  // config_schema.cc: [cluster], [bgp] (scale-out). loadBgp runs after loadVips: announce names VIPs.
+  void loadCluster(const Field& f);
+  void loadBgp(const Field& f);
 
   // config_sync.cc: [sync].
   void loadSync(const Field& f);

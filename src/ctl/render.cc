@@ -210,6 +210,71 @@ void printDiff(std::string& out, const json& r) {
   appendTable(out, {"VIP", "CHANGE", "ADDED", "REMOVED", "WEIGHTS", "SLOTS_MOVED", "FIELDS"}, rows);
 }
 
+// `cluster`: this balancer, BIRD's BGP sessions, each VIP announced or not and why, then sync.
+void printCluster(std::string& out, const json& r) {
+  appendf(out, "balancer:  %s%s\n", str(r["name"]).c_str(), r.value("balancer_drained", false) ? " (DRAINED: every VIP withdrawn)" : "");
+  const json& b = r["bgp"];
+  if (b.is_null()) {
+    appendf(out, "bgp:       off (no [bgp] in the configuration)\n");
+  } else {
+    appendf(out, "bird:      %s, %s%s\n", str(b["bird_socket"]).c_str(), b.value("bird_reachable", false) ? "reachable" : "NOT reachable",
+            b.value("in_sync", false) ? "" : ", announcements not applied yet");
+    if (b.contains("last_error"))
+      appendf(out, "error:     %s (%s errors; retry in %.1f s)\n", str(b["last_error"]).c_str(), str(b["bird_errors"]).c_str(),
+              b.value("retry_in_ms", 0) / 1000.0);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : b["protocols"])
+      rows.push_back({str(p["name"]), str(p["state"]), str(p["since"]), p["info"].get<std::string>().empty() ? "-" : str(p["info"])});
+    if (rows.empty()) appendf(out, "sessions:  none reported by BIRD\n");
+    else {
+      out += "\n";
+      appendTable(out, {"BGP", "STATE", "SINCE", "INFO"}, rows);
+    }
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : r["announcements"])
+    rows.push_back({str(a["vip"]), str(a["prefix"]), a.value("announced", false) ? "yes" : "no", str(a["reason"])});
+  if (!rows.empty()) {
+    out += "\n";
+    appendTable(out, {"VIP", "PREFIX", "ANNOUNCED", "WHY"}, rows);
+  }
+  const json& sync = r["sync"];
+  if (sync.is_null()) {
+    appendf(out, "\nsync:      off\n");
+  } else {
+    // Rejections: the reasons with a count, "-" when none.
+    auto rejected = [](const json& rj) {
+      std::string s;
+      for (const auto& [reason, n] : rj.items())
+        if (n.get<uint64_t>() != 0) s += (s.empty() ? "" : " ") + reason + "=" + n.dump();
+      return s.empty() ? std::string("-") : s;
+    };
+    const json& t = sync["totals"];
+    const json& lag = sync["lag_ms"];
+    appendf(out, "\nsync:      %s; records out %s, in %s (to workers %s, ring full %s); lag %s ms (max %s)\n",
+            str(sync["listen"]).c_str(), str(t["records_out"]).c_str(), str(t["records_in"]).c_str(),
+            str(t["delivered"]).c_str(), str(t["ring_full"]).c_str(), str(lag["last"]).c_str(), str(lag["max"]).c_str());
+    appendf(out, "rejected:  %s\n", rejected(t["rejected"]).c_str());
+    std::vector<std::vector<std::string>> peers;
+    for (const auto& p : sync["peers"]) {
+      char in[32], outr[32];
+      std::snprintf(in, sizeof(in), "%.1f", p.value("records_in_per_s", 0.0));
+      std::snprintf(outr, sizeof(outr), "%.1f", p.value("records_out_per_s", 0.0));
+      const json& heard = p["last_heard_ms_ago"];
+      peers.push_back({str(p["address"]), heard.is_null() ? "never" : heard.dump() + " ms ago", in, outr,
+                       rejected(p["rejected"])});
+    }
+    out += "\n";
+    appendTable(out, {"PEER", "LAST HEARD", "IN/S", "OUT/S", "REJECTED"}, peers);
+  }
+}
+
+void printBalancerDrain(std::string& out, const json& r) {
+  appendf(out, "balancer %s%s\n", r.value("balancer_drained", false) ? "drained: every VIP withdrawn" : "undrained: VIPs announced again",
+          r.value("changed", false) ? "" : " (no change)");
+  if (!r.value("in_sync", false)) appendf(out, "warning: BIRD has not confirmed it yet (l4lbctl cluster)\n");
+}
+
 }  // namespace
 
 std::vector<std::string> commandNames() {
@@ -264,6 +329,8 @@ std::string renderReply(const std::string& cmd, const json& r, int64_t now) {
     for (const auto& m : r["messages"]) out += str(m) + "\n";
   } else if (cmd == "explain") printExplain(out, r);
   else if (cmd == "diff") printDiff(out, r);
+  else if (cmd == "cluster") printCluster(out, r);
+  else if (cmd == "drain-balancer" || cmd == "undrain-balancer") printBalancerDrain(out, r);
   return out;
 }
 

@@ -75,6 +75,7 @@ Observation observe(const OperatorView& view) {
   o.health_transitions = f.stats.health_transitions;
   o.uptime_s = f.uptime_s;
   o.sync = view.syncStatus();
+  o.bgp = observeBgp(view);
   return o;
 }
 
