@@ -149,7 +149,7 @@ TEST(ClusterCommand, WithSync) {
   const std::string text = ctl::renderReply("cluster", r, 0);
   EXPECT_NE(text.find("sync:      198.18.40.11:7400; records out 0, in 10 (to workers 10, ring full 0)"), std::string::npos)
       << text;
-  EXPECT_NE(text.find("rejected:  unknown_peer=1 replay=3"), std::string::npos) << text;
+  EXPECT_NE(text.find("rejected:  replay=3 unknown_peer=1"), std::string::npos) << text;
   EXPECT_NE(text.find("198.18.40.12:7400"), std::string::npos) << text;
   EXPECT_NE(text.find("420 ms ago"), std::string::npos) << text;
   EXPECT_NE(text.find("never"), std::string::npos) << text;
