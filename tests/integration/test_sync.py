@@ -8,13 +8,21 @@ bytes is libsodium's crypto_auth), so the wire format is checked independently o
 src/control/sync/sync_codec.cc, and sends the daemon: a datagram MACed with another key
 (bad_mac), a valid one with one record (accepted: the negative control), the same again
 (replay), the valid one from a stranger's port (unknown_peer) and a truncated one.
+
+With the workers' side of sync (src/dataplane/sync_rings.h, counters sync_*), two daemons: a TCP
+flow that daemon A's worker confirms reaches daemon B's worker as an inserted peer entry; with
+another key at B (negative control) it does not, and B counts bad_mac.
 """
 
 import hashlib
 import hmac
+import json
 import os
+import shutil
+import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -144,6 +152,86 @@ mac = "02:00:00:00:00:11"
                          {"bad_mac": 1, "replay": 1, "truncated": 1, "bad_version": 1, "unknown_peer": 1})
         self.assertEqual((tot["records_in"], tot["delivered"], tot["ring_full"]), (1, 1, 0))
         self.assertEqual(s["lag_ms"]["count"], 1)
+
+
+    @unittest.skipUnless("sync_in_inserted" in h.CTR_NAMES, "needs the workers' side of flow sync (branch sync-dp)")
+    def test_flow_confirmed_on_a_is_inserted_at_b(self):
+        inserted, b_sync = self.pair(same_key=True)
+        self.assertEqual(inserted, 1)
+        self.assertEqual(b_sync["totals"]["records_in"], 1)
+        # Negative control: B with another key refuses A's datagrams and inserts nothing.
+        inserted, b_sync = self.pair(same_key=False)
+        self.assertEqual(inserted, 0)
+        self.assertEqual(b_sync["totals"]["records_in"], 0)
+        self.assertGreaterEqual(b_sync["totals"]["rejected"]["bad_mac"], 1)
+
+    def pair(self, same_key):
+        from scapy.all import IP, TCP, Ether  # noqa: E402
+        tmp = tempfile.mkdtemp(prefix="l4lb_it_sync_")
+        keys = {}
+        for name, k in (("a", KEY), ("b", KEY if same_key else OTHER_KEY)):
+            keys[name] = os.path.join(tmp, f"{name}.key")
+            with open(os.open(keys[name], os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(k.hex())
+        pa, pb = free_port(), free_port()
+
+        def body(me, peer, key):
+            return f"""
+[sync]
+listen = "127.0.0.1:{me}"
+peers = ["127.0.0.1:{peer}"]
+key_file = {h.toml_str(key)}
+
+[[vips]]
+address = "198.18.1.10"
+port = 80
+[[vips.backends]]
+address = "198.18.0.11"
+mac = "02:00:00:00:00:11"
+"""
+        port_mac = "02:00:00:00:00:01"
+        prefix = f"l4lb_it_{os.getpid()}_syncb{int(same_key)}"
+        bdir = tempfile.mkdtemp(prefix="l4lb_it_")
+        h._record("tmpdir", bdir)
+        proc, err = None, None
+        try:
+            # B first, so it listens when A's worker announces the flow.
+            h.write_pcap(os.path.join(bdir, "wan.in.pcap"), [])
+            cfg = os.path.join(bdir, "l4lb.toml")
+            with open(cfg, "w") as f:
+                f.write(h.make_config([h.Port("wan", port_mac, ipv4="198.18.0.1/24", tx=False)],
+                                      body(pb, pa, keys["b"]), prefix, bdir))
+            stats = os.path.join(bdir, "stats.json")
+            err = open(os.path.join(bdir, "stderr.txt"), "wb")
+            h._record("prefix", prefix)
+            proc = subprocess.Popen([h.l4lb_binary(), "-c", cfg, "--stats-file", stats], stdin=subprocess.DEVNULL,
+                                    stdout=err, stderr=err, start_new_session=True)
+            h._record("pid", proc.pid)
+            deadline = time.monotonic() + h.STARTUP_TIMEOUT_S
+            while b"l4lb info: started:" not in open(os.path.join(bdir, "stderr.txt"), "rb").read():
+                self.assertIsNone(proc.poll(), open(os.path.join(bdir, "stderr.txt")).read())
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.02)
+            # A: a client's SYN, then its ACK (the flow is confirmed, and announced).
+            tcp = lambda flags, seq: (Ether(src="02:00:00:00:00:99", dst=port_mac) /  # noqa: E731
+                                      IP(src="198.18.41.5", dst="198.18.1.10") / TCP(sport=40000, dport=80, flags=flags, seq=seq))
+            a = h.run_daemon([h.Port("wan", port_mac, ipv4="198.18.0.1/24", rx=[tcp("S", 1), tcp("A", 2)])],
+                             body(pa, pb, keys["a"]), expect_tx=2, settle=1.0)
+            self.assertEqual(a.counters["sync_announced"], 1)
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            self.assertEqual(proc.wait(h.EXIT_TIMEOUT_S), 0)
+            with open(stats) as f:
+                b = json.load(f)
+            return b["total"]["counters"]["sync_in_inserted"], b["sync"]
+        finally:
+            if proc is not None:
+                h._stop(proc)
+            if err is not None:
+                err.close()
+            h._cleanup_runtime_dir(prefix)
+            shutil.rmtree(bdir, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
