@@ -195,12 +195,15 @@ struct PortCounters {
 };
 
 // How busy a worker is: loops that received packets, and TSC cycles spent in them versus all
-// (l4lb_worker_busy_ratio = busy_cycles / total_cycles).
+// (l4lb_worker_busy_ratio = busy_cycles / total_cycles). With [eal] idle_backoff, the idle
+// sleeps (src/dataplane/idle_backoff.h) and the TSC cycles they took, part of total_cycles.
 struct alignas(RTE_CACHE_LINE_SIZE) WorkerLoad {
   uint64_t loops = 0;
   uint64_t busy_loops = 0;
   uint64_t busy_cycles = 0;
   uint64_t total_cycles = 0;
+  uint64_t idle_sleeps = 0;
+  uint64_t idle_sleep_cycles = 0;
 };
 
 }  // namespace l4lb

@@ -7,6 +7,7 @@ namespace {
 template <typename T>
 std::string show(const T& v) {
   if constexpr (std::is_same_v<T, std::string>) return "\"" + v + "\"";
+  else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
   else if constexpr (std::is_arithmetic_v<T>) return std::to_string(v);
   else return "";
 }
@@ -47,6 +48,9 @@ std::vector<std::string> restartRequired(const Config& a, const Config& b) {
   d("eal.file_prefix", a.eal.file_prefix, b.eal.file_prefix);
   d("eal.extra_args", a.eal.extra_args, b.eal.extra_args);
   d("eal.lcores", a.eal.lcores, b.eal.lcores);
+  d("eal.idle_backoff", a.eal.idle_backoff, b.eal.idle_backoff);
+  d("eal.idle_polls_before_sleep", a.eal.idle_polls_before_sleep, b.eal.idle_polls_before_sleep);
+  d("eal.idle_sleep_max_us", a.eal.idle_sleep_max_us, b.eal.idle_sleep_max_us);
   d("flow_table.capacity", a.flow_table.capacity, b.flow_table.capacity);
   if (a.ports.size() != b.ports.size()) {
     out.push_back("ports: " + std::to_string(a.ports.size()) + " -> " + std::to_string(b.ports.size()) +

@@ -1,5 +1,7 @@
 #include "dataplane/worker.h"
 
+#include <sys/prctl.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -609,6 +611,11 @@ int workerMain(void* arg) {
   rte_mbuf* pkts[kBurst];
   rte_rcu_qsbr_thread_register(sh.qsbr, w.index);
   rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
+  const bool backoff = a->idle.enabled;
+  IdleBackoff idle(a->idle);
+  // Linux adds up to 50 us of timer slack to a normal thread's nanosleep: a 1 us back-off sleep
+  // would take 50. Best effort (a failure leaves the default slack: longer sleeps, still correct).
+  if (backoff) prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
   uint64_t loop_start = rte_rdtsc();
   while (!sh.stop.load(std::memory_order_relaxed)) {
     bool busy = false;
@@ -642,6 +649,25 @@ int workerMain(void* arg) {
     }
     if (unlikely(w.query.request.load(std::memory_order_relaxed) != w.query.answer.load(std::memory_order_relaxed)))
       answerFlowQuery(w, s, now);
+    // Adaptive idle back-off (idle_backoff.h); off: this one branch. A sleeping worker is
+    // RCU-offline, so a snapshot publish never waits for its sleep to end (it holds no snapshot
+    // pointer past this point; the next loop reloads it after going online).
+    if (unlikely(backoff)) {
+      if (busy) {
+        idle.busy();
+      } else if (const uint32_t us = idle.idle(); us != 0) {
+        const uint64_t t0 = rte_rdtsc();
+        if (likely(!a->idle.test_sleep_online)) {
+          rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
+          rte_delay_us_sleep(us);
+          rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
+        } else {
+          rte_delay_us_sleep(us);
+        }
+        w.load.idle_sleeps++;
+        w.load.idle_sleep_cycles += rte_rdtsc() - t0;
+      }
+    }
     // One TSC read per loop: this loop's end is the next one's start.
     const uint64_t loop_end = rte_rdtsc();
     const uint64_t cycles = loop_end - loop_start;

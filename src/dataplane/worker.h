@@ -18,6 +18,7 @@
 #include "dataplane/outer_frag.h"
 #include "dataplane/rate_limit.h"
 #include "dataplane/icmp_rate_limit.h"
+#include "dataplane/idle_backoff.h"
 #include "l4lb/counters.h"
 #include "l4lb/snapshot.h"
 
@@ -175,6 +176,7 @@ struct WorkerArgs {
   WorkerState* state;
   DataplaneShared* shared;
   std::vector<RxQueue> rx;
+  IdleBackoffConfig idle;  // [eal] idle_*: off unless configured
 };
 
 // The lcore entry point (rte_eal_remote_launch): loops until shared->stop.
