@@ -2,7 +2,7 @@
 # Builds l4lb in release mode and runs every benchmark: forwarding (production processBurst vs
 # the 5tswap baseline, same packets, same run), forwarding modes, new flows, callgrind
 # instructions per packet, dpdk-testpmd 5tswap on net_pcap as a cross-check, Maglev build,
-# snapshot publish latency, flow-table memory. Prints a summary table with the targets and
+# snapshot publish latency, idle back-off cost, flow-table memory. Prints a summary table with the targets and
 # writes perf/results.json. Not part of CI (scripts/test.sh): numbers are not asserted.
 #
 #   perf/run.sh [--quick]        BUILD_DIR (default build-perf) and RUNS (default 5) from the env
@@ -147,6 +147,11 @@ step "snapshot publish latency with a busy worker"
 "$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 300 --rt --label publish_rt >>"$RAW"
 "$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 300 --rt --no-sweep --label publish_rt_nosweep >>"$RAW"
 "$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 100 --label publish_cfs >>"$RAW"
+
+step "idle back-off: first-packet latency after idle, Mpps under load, idle CPU (off vs on)"
+# The real workerMain on net_ring ports; --rt as above (on CFS the ring side is descheduled for
+# milliseconds and the worker runs dry under "continuous" load).
+"$BENCH" idle --worker-core "$CORE" --main-core 0 --runs "$RUNS" --seconds 2 --samples 200 --rt --label idle_rt >>"$RAW"
 
 step "flow-table memory (DPDK heap)"
 "$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 1000000 --label flowmem_1m_v4 >>"$RAW"
