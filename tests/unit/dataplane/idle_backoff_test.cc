@@ -349,7 +349,9 @@ TEST_F(IdleWorker, WithBackoffOffTheIdleWorkerBusyPolls) {
   const double share = idleCpuShare(std::chrono::milliseconds(500));
   printf("[ idle ] back-off off: worker CPU %.1f %% of wall\n", share * 100);
   EXPECT_EQ(st_->load.idle_sleeps, 0u);
-  EXPECT_GT(share, 0.30);  // a whole CPU when it has one; the machine may be shared
+  // A whole CPU when it has one; 44..64 % on this shared 2-vCPU machine under build load. The
+  // back-off's side asserts < 10 % (2..3 % measured), so the two stay far apart.
+  EXPECT_GT(share, 0.20);
   std::vector<double> lat;
   for (uint16_t i = 0; i < 40; i++) lat.push_back(firstPacketLatencyUs(uint16_t(1000 + i), std::chrono::milliseconds(5)));
   printf("[ idle ] first packet after 5 ms idle (back-off off): min %.0f median %.0f max %.0f us\n",
