@@ -8,7 +8,12 @@
 //   bits 24..26  FlowState
 //   bit  27      pinned: the backend is not the flow's stateless (Maglev) choice (round robin),
 //                so the entry must not be displaced while live (flow_table.h)
-//   bits 28..31  zero
+//   bit  28      from a peer: inserted from another balancer's sync record (sync_rings.h) and not
+//                hit by local traffic since; never re-announced (two peers would otherwise keep
+//                a dead flow alive by echoing it)
+//   bit  29      announced: pushed to the sync ring and not refreshed by local traffic since
+//                (the sweep re-announces entries without it, sync_rings.h)
+//   bits 30..31  zero
 //   bits 32..63  last-seen time, milliseconds (wraps after 49 days; compared by subtraction)
 // The timestamp is refreshed at most once per kFlowRefreshMs per flow, so a hit on an
 // established flow is a pure lookup; timeouts are therefore exact to kFlowRefreshMs.
@@ -71,21 +76,35 @@ constexpr bool isEmbryonic(FlowState s) { return s == FlowState::TcpSyn || s == 
 // From a packed value (FlowValue::pack) without unpacking the rest.
 constexpr bool isEmbryonicRaw(uint64_t v) { return isEmbryonic(FlowState((v >> 24) & kFlowStateMask)); }
 
+inline constexpr uint64_t kFlowPeerBit = 1ull << 28;
+inline constexpr uint64_t kFlowAnnouncedBit = 1ull << 29;
+
 struct FlowValue {
   uint32_t backend_id = kNoBackend;
   FlowState state = FlowState::Udp;
   uint32_t last_seen_ms = 0;
   bool pinned = false;
+  bool from_peer = false;  // bit 28
+  bool announced = false;  // bit 29
 
   uint64_t pack() const {
     return uint64_t(backend_id & kMaxBackendId) | (uint64_t(uint8_t(state) & kFlowStateMask) << 24) |
-           (uint64_t(pinned) << 27) | (uint64_t(last_seen_ms) << 32);
+           (uint64_t(pinned) << 27) | (uint64_t(from_peer) << 28) | (uint64_t(announced) << 29) |
+           (uint64_t(last_seen_ms) << 32);
   }
   static FlowValue unpack(uint64_t v) {
     return FlowValue{uint32_t(v & kMaxBackendId), FlowState((v >> 24) & kFlowStateMask), uint32_t(v >> 32),
-                     ((v >> 27) & 1) != 0};
+                     ((v >> 27) & 1) != 0, (v & kFlowPeerBit) != 0, (v & kFlowAnnouncedBit) != 0};
   }
 };
+
+constexpr FlowState stateOfRaw(uint64_t v) { return FlowState((v >> 24) & kFlowStateMask); }
+
+// The states flow sync announces (sync_rings.h): live confirmed flows that have not begun to
+// close. Embryonic entries are not announced (a SYN flood on one balancer must not become
+// confirmed entries on its peers), nor closing or reset ones (a flow that ends stops being
+// announced and ages out on the peers).
+constexpr bool isAnnounceable(FlowState s) { return s == FlowState::TcpEstablished || s == FlowState::Udp; }
 
 inline uint32_t timeoutMs(FlowState s, const FlowTimeouts& t) {
   if (likely(s == FlowState::TcpEstablished)) return t.tcp_established_ms;  // the common hit

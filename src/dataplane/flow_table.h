@@ -226,7 +226,17 @@ class FlowTable {
   // Position p covers slots [p * slots() / capacity(), (p + 1) * slots() / capacity()): at most
   // ceil(slots() / capacity()) slots (3 once the table has a few buckets: slots() < 2.5 x
   // capacity() + one bucket), and one pass of capacity() positions covers them all.
-  uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended = nullptr);
+  // With `visit`, the live entries among them whose value has none of visit->skip's bits set
+  // are also handed to visit->fn (flow sync's re-announce, sync_rings.h) with their key
+  // (FlowKey4/6 bytes) and value; the value it returns replaces the entry's when it differs (it
+  // must keep the entry's state).
+  struct LiveVisit {
+    uint64_t skip;
+    uint64_t (*fn)(void* ctx, const void* key, uint64_t value);
+    void* ctx;
+  };
+  uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended = nullptr,
+                 const LiveVisit* visit = nullptr);
   uint32_t sweepCursor() const { return sweep_next_; }
 
   // Also read by the control thread (operator API): a relaxed atomic, so the count it sees is at
@@ -305,7 +315,8 @@ class FlowTable {
   template <class L>
   void removeAt(uint8_t* b, uint32_t bi, unsigned slot, uint32_t home);
   template <class L>
-  uint32_t sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended);
+  uint32_t sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended,
+                   const LiveVisit* visit);
 
   uint8_t* mem_;
   uint32_t mask_;  // buckets - 1

@@ -14,6 +14,7 @@
 #include "dataplane/parser.h"
 #include "dataplane/parser_inline.h"
 #include "dataplane/slow_path.h"
+#include "dataplane/sync_rings.h"
 
 namespace l4lb::dataplane {
 
@@ -94,6 +95,10 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
     return kDropped;
   }
   if (d.store) {
+    // Flow sync: a new confirmed flow is announced (sync_rings.h). Before the store, so the entry
+    // is written once with its announced bit; the store cannot fail here (canStore said so).
+    if (unlikely(w.sync_out != nullptr) && s.sync_announce_ms != 0 && isAnnounceable(d.value.state))
+      d.value.announced = announceFlow(w, s, key, pi.family == Family::V6, d.value, now_ms);
     bool stored;
     if (likely(!d.displaces)) {
       stored = ft.upsert(key, idx, d.value);  // canStore said Stored
@@ -143,7 +148,13 @@ __rte_always_inline uint32_t scheduleFlow(WorkerState& w, const Snapshot& s, con
     const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
     if (likely(decideHit(s, facts, raw, now_ms, d))) {
       hits++;
-      if (d.store) ft.upsert(key, idx, d.value);  // the key is there: cannot fail
+      if (d.store) {
+        // A peer's entry taken over, or a state change flow sync may announce (sync_rings.h):
+        // tested only when the entry is rewritten anyway, so a plain hit pays nothing.
+        if (unlikely((raw & kFlowPeerBit) != 0 || (w.sync_out != nullptr && d.value.state != stateOfRaw(raw))))
+          d.value = syncOnRewrite(w, s, key, v6, raw, d.value, now_ms);
+        ft.upsert(key, idx, d.value);  // the key is there: cannot fail
+      }
       return d.backend;
     }
   }
@@ -508,22 +519,22 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
 
 namespace {
 
-inline uint32_t sweepShare(FlowTable& ft, uint32_t& debt, uint32_t elapsed_ms) {
-  const uint32_t per_ms = std::max((ft.capacity() + kSweepPassMs - 1) / kSweepPassMs, kSweepMinPerMs);
+inline uint32_t sweepShare(FlowTable& ft, uint32_t& debt, uint32_t elapsed_ms, uint32_t pass_ms) {
+  const uint32_t per_ms = std::max((ft.capacity() + pass_ms - 1) / pass_ms, kSweepMinPerMs);
   debt = uint32_t(std::min<uint64_t>(uint64_t(debt) + uint64_t(per_ms) * elapsed_ms, ft.capacity()));
   return debt;
 }
 
-}  // namespace
-
-uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
+// `pass_ms`: how long one pass over a table may take. `s`: with it, flow sync's re-announce
+// rides along (sync_rings.h).
+uint32_t sweepPaced(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t, uint32_t pass_ms, const Snapshot* s) {
   if (now_ms != w.sweep_last_ms) {
     // At most 10 ms accrue at once: the first call (sweep_last_ms 0) or a stalled worker does
     // not owe a whole pass; the pass then just takes a little longer.
     const uint32_t elapsed = std::min(now_ms - w.sweep_last_ms, 10u);
     w.sweep_last_ms = now_ms;
-    sweepShare(*w.flows4, w.sweep_debt4, elapsed);
-    sweepShare(*w.flows6, w.sweep_debt6, elapsed);
+    sweepShare(*w.flows4, w.sweep_debt4, elapsed, pass_ms);
+    sweepShare(*w.flows6, w.sweep_debt6, elapsed, pass_ms);
   }
   if ((w.sweep_debt4 | w.sweep_debt6) == 0) return 0;
   BackendCounters* ended = w.backend_ctrs.get();
@@ -531,15 +542,32 @@ uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
   if (w.sweep_debt4 != 0) {
     const uint32_t b = std::min(w.sweep_debt4, kSweepChunk);
     w.sweep_debt4 -= b;
-    expired += w.flows4->sweep(now_ms, t, b, ended);
+    ReannounceCtx ctx{&w, s, now_ms, false};
+    const FlowTable::LiveVisit visit = reannounceVisit(ctx);
+    expired += w.flows4->sweep(now_ms, t, b, ended, s != nullptr ? &visit : nullptr);
   }
   if (w.sweep_debt6 != 0) {
     const uint32_t b = std::min(w.sweep_debt6, kSweepChunk);
     w.sweep_debt6 -= b;
-    expired += w.flows6->sweep(now_ms, t, b, ended);
+    ReannounceCtx ctx{&w, s, now_ms, true};
+    const FlowTable::LiveVisit visit = reannounceVisit(ctx);
+    expired += w.flows6->sweep(now_ms, t, b, ended, s != nullptr ? &visit : nullptr);
   }
   if (expired) w.counters.add(Ctr::FlowExpired, expired);
   return expired;
+}
+
+}  // namespace
+
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
+  return sweepPaced(w, now_ms, t, kSweepPassMs, nullptr);
+}
+
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const Snapshot& s) {
+  // Flow sync: every live entry is visited at least once per sync_announce_ms.
+  if (unlikely(w.sync_out != nullptr && s.sync_announce_ms != 0))
+    return sweepPaced(w, now_ms, s.timeouts, std::min(kSweepPassMs, s.sync_announce_ms), &s);
+  return sweepPaced(w, now_ms, s.timeouts, kSweepPassMs, nullptr);
 }
 
 void answerFlowQuery(WorkerState& w, const Snapshot* s, uint32_t now_ms) {
@@ -631,7 +659,8 @@ int workerMain(void* arg) {
         flushTx(w, *s, tx);
       }
     }
-    sweepFlows(w, now, s->timeouts);
+    if (unlikely(w.sync_in != nullptr) && drainSyncIn(w, *s, now) != 0) busy = true;
+    sweepFlows(w, now, *s);
     sweepFrags(w, now);
     if (unlikely(sh.test_stall.load(std::memory_order_relaxed)) && w.index == 0) {
       rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
