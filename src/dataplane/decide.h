@@ -150,10 +150,6 @@ __rte_always_inline bool decideHit(const Snapshot& s, const FlowFacts& p, uint64
     d.store = ns != d.value.state || uint32_t(now_ms - d.value.last_seen_ms) >= kFlowRefreshMs;
     d.value.state = ns;
     d.value.last_seen_ms = now_ms;
-    // A rewrite is local traffic: the entry is no longer only a peer's, and has news to announce
-    // (flow.h bits 28, 29; constants, so the hit costs nothing more).
-    d.value.from_peer = false;
-    d.value.announced = false;
     d.backend = d.old_backend;
     d.outcome = FlowOutcome::Hit;
     return true;
@@ -226,8 +222,6 @@ __rte_always_inline FlowDecision decideMiss(const Snapshot& s, const FlowFacts& 
   d.value.state = ns;
   d.value.last_seen_ms = now_ms;
   d.value.pinned = pinned;
-  d.value.from_peer = false;
-  d.value.announced = false;  // the worker sets it when it announces the new entry
   switch (d.entry) {
     case EntryVerdict::Expired: d.outcome = FlowOutcome::Expired; return d;
     case EntryVerdict::Unusable: d.outcome = FlowOutcome::Rehash; return d;

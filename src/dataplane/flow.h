@@ -8,12 +8,16 @@
 //   bits 24..26  FlowState
 //   bit  27      pinned: the backend is not the flow's stateless (Maglev) choice (round robin),
 //                so the entry must not be displaced while live (flow_table.h)
-//   bit  28      from a peer: inserted from another balancer's sync record (sync_rings.h) and not
-//                hit by local traffic since; never re-announced (two peers would otherwise keep
-//                a dead flow alive by echoing it)
-//   bit  29      announced: pushed to the sync ring and not refreshed by local traffic since
-//                (the sweep re-announces entries without it, sync_rings.h)
+//   bit  28      from a peer (kFlowPeerBit): inserted from another balancer's sync record
+//                (sync_rings.h) and not hit by local traffic since; never re-announced (two peers
+//                would otherwise keep a dead flow alive by echoing it)
+//   bit  29      announced (kFlowAnnouncedBit): pushed to the sync ring and not rewritten by local
+//                traffic since (the sweep re-announces entries without it, sync_rings.h)
 //   bits 30..31  zero
+// Bits 28 and 29 are not FlowValue fields: pack() leaves them clear, so every rewrite by local
+// traffic (a hit's refresh or state change, a new choice) clears them for nothing, and the hit
+// path, which keeps its decision's FlowValue on the stack, stores no more than before. Flow
+// sync sets and tests them on the packed value.
 //   bits 32..63  last-seen time, milliseconds (wraps after 49 days; compared by subtraction)
 // The timestamp is refreshed at most once per kFlowRefreshMs per flow, so a hit on an
 // established flow is a pure lookup; timeouts are therefore exact to kFlowRefreshMs.
@@ -84,17 +88,14 @@ struct FlowValue {
   FlowState state = FlowState::Udp;
   uint32_t last_seen_ms = 0;
   bool pinned = false;
-  bool from_peer = false;  // bit 28
-  bool announced = false;  // bit 29
 
   uint64_t pack() const {
     return uint64_t(backend_id & kMaxBackendId) | (uint64_t(uint8_t(state) & kFlowStateMask) << 24) |
-           (uint64_t(pinned) << 27) | (uint64_t(from_peer) << 28) | (uint64_t(announced) << 29) |
-           (uint64_t(last_seen_ms) << 32);
+           (uint64_t(pinned) << 27) | (uint64_t(last_seen_ms) << 32);
   }
   static FlowValue unpack(uint64_t v) {
     return FlowValue{uint32_t(v & kMaxBackendId), FlowState((v >> 24) & kFlowStateMask), uint32_t(v >> 32),
-                     ((v >> 27) & 1) != 0, (v & kFlowPeerBit) != 0, (v & kFlowAnnouncedBit) != 0};
+                     ((v >> 27) & 1) != 0};
   }
 };
 

@@ -198,16 +198,21 @@ class FlowTable {
   // Inserts or overwrites, with no admission rule. False when the key is new and the table
   // holds capacity() entries (the caller falls back to stateless), or the key's protocol byte
   // is 0 (not a flow). The class counts follow.
-  bool upsert(const void* key, hash_sig_t idx, const FlowValue& v) {
-    return v6_ ? upsertIn<flow_table_detail::Layout6>(key, idx, v.pack())
-               : upsertIn<flow_table_detail::Layout4>(key, idx, v.pack());
+  bool upsert(const void* key, hash_sig_t idx, const FlowValue& v) { return upsert(key, idx, v.pack()); }
+  // The same with a packed value (flow sync's bits 28, 29 included, flow.h).
+  bool upsert(const void* key, hash_sig_t idx, uint64_t packed) {
+    return v6_ ? upsertIn<flow_table_detail::Layout6>(key, idx, packed)
+               : upsertIn<flow_table_detail::Layout4>(key, idx, packed);
   }
 
   // Stores `v` under the key by the admission rules (top of file). On Displaced, `victim` is
   // the entry removed (the caller counts its end). A key with protocol byte 0 is TableFull.
   StoreResult store(const void* key, hash_sig_t idx, const FlowValue& v, const AdmitParams& a, FlowValue& victim) {
-    return v6_ ? storeIn<flow_table_detail::Layout6>(key, idx, v.pack(), a, &victim)
-               : storeIn<flow_table_detail::Layout4>(key, idx, v.pack(), a, &victim);
+    return store(key, idx, v.pack(), a, victim);
+  }
+  StoreResult store(const void* key, hash_sig_t idx, uint64_t packed, const AdmitParams& a, FlowValue& victim) {
+    return v6_ ? storeIn<flow_table_detail::Layout6>(key, idx, packed, a, &victim)
+               : storeIn<flow_table_detail::Layout4>(key, idx, packed, a, &victim);
   }
   // What store() would return, changing nothing (decide.h asks before choosing a backend).
   StoreResult canStore(const void* key, hash_sig_t idx, bool embryonic, const AdmitParams& a) const {

@@ -68,7 +68,7 @@ bool storePeer(WorkerState& w, const Snapshot& s, FlowTable& ft, const void* key
                uint32_t now_ms) {
   const AdmitParams ap{s.admission.enabled, s.admission.embryonicLimit(ft.capacity()), now_ms, &s.timeouts};
   FlowValue victim;
-  const StoreResult sr = ft.store(key, idx, v, ap, victim);
+  const StoreResult sr = ft.store(key, idx, v.pack() | kFlowPeerBit, ap, victim);
   if (sr == StoreResult::TableFull || sr == StoreResult::EmbryonicFull) return false;
   if (sr == StoreResult::Displaced) {
     w.counters.add(isExpired(victim, now_ms, s.timeouts) ? Ctr::FlowExpired : Ctr::FlowEmbryonicDisplaced);
@@ -85,10 +85,10 @@ SyncApply applyKeyed(WorkerState& w, const Snapshot& s, const SyncFlow& r, uint3
   makeFlowKey(k, r.src, r.dst, r.sport_be, r.dport_be, r.proto, &idx);
   uint64_t raw;
   uint32_t old_backend = kNoBackend;  // an expired entry's, ended by the insert
-  if (ft.lookup(&k, idx, raw)) {
+  if (ft.lookupFamily<std::is_same_v<Key, FlowKey6>>(&k, idx, raw)) {
     const FlowValue e = FlowValue::unpack(raw);
     if (!isExpired(e, now_ms, s.timeouts)) {
-      if (!e.from_peer) return SyncApply::KeptLocal;
+      if ((raw & kFlowPeerBit) == 0) return SyncApply::KeptLocal;
       // Newer: the record's flow was seen later than the entry's (wrapping ms clock).
       if (int32_t(v.last_seen_ms - e.last_seen_ms) <= 0) return SyncApply::Stale;
       if (!storePeer(w, s, ft, &k, idx, v, now_ms)) return SyncApply::TableFull;
@@ -107,10 +107,9 @@ SyncApply applyKeyed(WorkerState& w, const Snapshot& s, const SyncFlow& r, uint3
 
 uint64_t reannounce(void* ctx, const void* key, uint64_t raw) {
   auto& c = *static_cast<ReannounceCtx*>(ctx);
-  FlowValue v = FlowValue::unpack(raw);
+  const FlowValue v = FlowValue::unpack(raw);
   if (!isAnnounceable(v.state) || !announceFlow(*c.w, *c.s, key, c.v6, v, c.now_ms)) return raw;
-  v.announced = true;
-  return v.pack();
+  return raw | kFlowAnnouncedBit;
 }
 
 }  // namespace
@@ -177,15 +176,16 @@ bool announceFlow(WorkerState& w, const Snapshot& s, const void* key, bool v6, c
   return true;
 }
 
-FlowValue syncOnRewrite(WorkerState& w, const Snapshot& s, const void* key, bool v6, uint64_t raw, FlowValue nv,
-                        uint32_t now_ms) {
+uint64_t syncOnRewrite(WorkerState& w, const Snapshot& s, const void* key, bool v6, uint64_t raw, uint64_t value,
+                       uint32_t now_ms) {
   if (raw & kFlowPeerBit) w.counters.add(Ctr::FlowPeerHit);
   // Announced when it becomes announceable here; an entry that was a peer's is the sweep's to
   // re-announce (its peers have it already).
-  if (w.sync_out != nullptr && s.sync_announce_ms != 0 && (raw & kFlowPeerBit) == 0 && isAnnounceable(nv.state) &&
-      !isAnnounceable(stateOfRaw(raw)))
-    nv.announced = announceFlow(w, s, key, v6, nv, now_ms);
-  return nv;
+  if (w.sync_out != nullptr && s.sync_announce_ms != 0 && (raw & kFlowPeerBit) == 0 &&
+      isAnnounceable(stateOfRaw(value)) && !isAnnounceable(stateOfRaw(raw)) &&
+      announceFlow(w, s, key, v6, FlowValue::unpack(value), now_ms))
+    value |= kFlowAnnouncedBit;
+  return value;
 }
 
 SyncApply applySyncFlow(WorkerState& w, const Snapshot& s, const SyncFlow& r, uint32_t now_ms) {
@@ -204,7 +204,6 @@ SyncApply applySyncFlow(WorkerState& w, const Snapshot& s, const SyncFlow& r, ui
     v.backend_id = bid;
     v.state = st;
     v.pinned = isRoundRobin(*vip);  // not the stateless choice here either
-    v.from_peer = true;
     if (!peerLastSeen(r, st, s.timeouts, now_ms, v.last_seen_ms)) {
       res = SyncApply::Stale;
       break;
@@ -224,9 +223,14 @@ SyncApply applySyncFlow(WorkerState& w, const Snapshot& s, const SyncFlow& r, ui
 }
 
 uint32_t drainSyncIn(WorkerState& w, const Snapshot& s, uint32_t now_ms) {
-  SyncFlow recs[kSyncDrainBurst];
-  const unsigned n = rte_ring_sc_dequeue_burst_elem(w.sync_in, recs, sizeof(SyncFlow), kSyncDrainBurst, nullptr);
-  for (unsigned i = 0; i < n; i++) applySyncFlow(w, s, recs[i], now_ms);
+  // Raw storage: SyncFlow's member initialisers would zero 2.5 KiB per loop, records or not.
+  alignas(SyncFlow) unsigned char buf[kSyncDrainBurst * sizeof(SyncFlow)];
+  const unsigned n = rte_ring_sc_dequeue_burst_elem(w.sync_in, buf, sizeof(SyncFlow), kSyncDrainBurst, nullptr);
+  for (unsigned i = 0; i < n; i++) {
+    SyncFlow r;
+    std::memcpy(&r, buf + i * sizeof(SyncFlow), sizeof(r));
+    applySyncFlow(w, s, r, now_ms);
+  }
   return n;
 }
 

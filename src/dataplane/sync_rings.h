@@ -11,9 +11,9 @@
 //   entries are never announced: a SYN flood on one balancer must not fill its peers' tables
 //   with entries they would treat as confirmed. The sweep re-announces a live announceable entry
 //   on each pass (at most sync_announce_ms apart) if local traffic refreshed it since its last
-//   announcement (FlowValue::announced, cleared by every hit rewrite, so a flow that goes quiet
+//   announcement (kFlowAnnouncedBit, cleared by every rewrite by local traffic, so a flow that goes quiet
 //   is not re-announced: its peers age it as it ages here). An entry still marked from a peer
-//   (FlowValue::from_peer) is never announced: two peers would keep a dead flow alive forever.
+//   (kFlowPeerBit) is never announced: two peers would keep a dead flow alive forever.
 // - Receive (sync_in): a record names its backend by identity (address, port); the worker maps
 //   it to its own backend id (VIP by destination, port, protocol; then the VIP's backend with
 //   that address and port) and
@@ -59,11 +59,12 @@ bool makeSyncFlow(const Snapshot& s, const void* key, bool v6, const FlowValue& 
 // false when the ring is full (sync_out_full) or the backend is unknown.
 bool announceFlow(WorkerState& w, const Snapshot& s, const void* key, bool v6, const FlowValue& v, uint32_t now_ms);
 
-// The hit path's rewrite of an entry held as `raw` into `nv` (decideHit), when `raw` is from a
-// peer or the state moves (scheduleFlow calls it only then): counts flow_peer_hit, and announces
-// an entry that has just become announceable. Returns the value to store.
-FlowValue syncOnRewrite(WorkerState& w, const Snapshot& s, const void* key, bool v6, uint64_t raw, FlowValue nv,
-                        uint32_t now_ms);
+// The hit path's rewrite of an entry held as `raw` into `value` (packed, decideHit's), when
+// `raw` is from a peer or the state moves (the worker calls it only then): counts
+// flow_peer_hit, and announces an entry that has just become announceable. Returns the value
+// to store.
+uint64_t syncOnRewrite(WorkerState& w, const Snapshot& s, const void* key, bool v6, uint64_t raw, uint64_t value,
+                       uint32_t now_ms);
 
 // What applySyncFlow did with a record (each outcome has its counter).
 enum class SyncApply : uint8_t { Inserted, Refreshed, Replaced, KeptLocal, Stale, Unknown, TableFull };

@@ -97,14 +97,16 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
   if (d.store) {
     // Flow sync: a new confirmed flow is announced (sync_rings.h). Before the store, so the entry
     // is written once with its announced bit; the store cannot fail here (canStore said so).
-    if (unlikely(w.sync_out != nullptr) && s.sync_announce_ms != 0 && isAnnounceable(d.value.state))
-      d.value.announced = announceFlow(w, s, key, pi.family == Family::V6, d.value, now_ms);
+    uint64_t value = d.value.pack();
+    if (unlikely(w.sync_out != nullptr) && s.sync_announce_ms != 0 && isAnnounceable(d.value.state) &&
+        announceFlow(w, s, key, pi.family == Family::V6, d.value, now_ms))
+      value |= kFlowAnnouncedBit;
     bool stored;
     if (likely(!d.displaces)) {
-      stored = ft.upsert(key, idx, d.value);  // canStore said Stored
+      stored = ft.upsert(key, idx, value);  // canStore said Stored
     } else {
       FlowValue victim;
-      const StoreResult sr = ft.store(key, idx, d.value, ap, victim);
+      const StoreResult sr = ft.store(key, idx, value, ap, victim);
       stored = sr == StoreResult::Stored || sr == StoreResult::Displaced;
       if (sr == StoreResult::Displaced) {
         // An expired victim ended anyway (as the sweep would count it); a live one was displaced.
@@ -131,6 +133,17 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
   return bid;
 }
 
+// A hit that rewrites its entry (the state moved, or the last-seen time is due: about once a
+// second per flow): the store, and flow sync's part (a peer's entry taken over, an entry that has
+// just become announceable; sync_rings.h). Out of line: one call on the hit path, as the store
+// alone was, and a plain hit pays nothing for sync.
+__attribute__((noinline)) void rewriteHit(WorkerState& w, const Snapshot& s, FlowTable& ft, const void* key,
+                                          hash_sig_t idx, bool v6, uint64_t raw, uint64_t value, uint32_t now_ms) {
+  if (unlikely((raw & kFlowPeerBit) != 0 || (w.sync_out != nullptr && stateOfRaw(value) != stateOfRaw(raw))))
+    value = syncOnRewrite(w, s, key, v6, raw, value, now_ms);
+  ft.upsert(key, idx, value);  // the key is there: cannot fail
+}
+
 // A TCP/UDP packet of a VIP's 5-tuple (an unfragmented one, or a first fragment): the flow
 // table lookup and the decision (decide.h). A hit (a live entry) is decided inline and builds
 // nothing else; the rest (a new choice, admission, the store and its counters) runs out of line
@@ -148,13 +161,7 @@ __rte_always_inline uint32_t scheduleFlow(WorkerState& w, const Snapshot& s, con
     const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
     if (likely(decideHit(s, facts, raw, now_ms, d))) {
       hits++;
-      if (d.store) {
-        // A peer's entry taken over, or a state change flow sync may announce (sync_rings.h):
-        // tested only when the entry is rewritten anyway, so a plain hit pays nothing.
-        if (unlikely((raw & kFlowPeerBit) != 0 || (w.sync_out != nullptr && d.value.state != stateOfRaw(raw))))
-          d.value = syncOnRewrite(w, s, key, v6, raw, d.value, now_ms);
-        ft.upsert(key, idx, d.value);  // the key is there: cannot fail
-      }
+      if (d.store) rewriteHit(w, s, ft, key, idx, v6, raw, d.value.pack(), now_ms);
       return d.backend;
     }
   }
