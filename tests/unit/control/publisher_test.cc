@@ -240,11 +240,17 @@ TEST(PublisherLifetime, UnquiescedReaderKeepsOldSnapshotUntilQuiescent) {
     pub.publish(bareSnapshot(2));
     returned.store(true, std::memory_order_release);
   });
-  // The new pointer is visible at once; the old one stays allocated while the reader holds it.
+  // The new pointer is visible as soon as the writer runs (waited for: on a loaded machine
+  // under TSan the writer thread may start late, which made a fixed 300 ms sleep flaky); the
+  // old one stays allocated while the reader holds it, and publish() does not return.
+  const auto seen_until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (shared.snapshot.load(std::memory_order_acquire)->generation != 2 &&
+         std::chrono::steady_clock::now() < seen_until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(shared.snapshot.load()->generation, 2u);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_FALSE(returned.load());
   EXPECT_EQ(g_watched_frees.load(), 0);
-  EXPECT_EQ(shared.snapshot.load()->generation, 2u);
   EXPECT_GT(reads.load(), 0u);
 
   release.store(true, std::memory_order_release);
