@@ -12,7 +12,11 @@
 //   with entries they would treat as confirmed. The sweep re-announces a live announceable entry
 //   on each pass (at most sync_announce_ms apart) if local traffic refreshed it since its last
 //   announcement (kFlowAnnouncedBit, cleared by every rewrite by local traffic, so a flow that goes quiet
-//   is not re-announced: its peers age it as it ages here). An entry still marked from a peer
+//   is not re-announced: its peers age it as it ages here). A pass over a small table is
+//   shorter than sync_announce_ms (kSweepMinPerMs positions per ms), so there a busy flow may
+//   be re-announced as often as it is refreshed (kFlowRefreshMs); with sync on, a large table's
+//   sweep runs sync_announce_ms / kSweepPassMs times as often as without (every entry read once
+//   per pass). An entry still marked from a peer
 //   (kFlowPeerBit) is never announced: two peers would keep a dead flow alive forever.
 // - Receive (sync_in): a record names its backend by identity (address, port); the worker maps
 //   it to its own backend id (VIP by destination, port, protocol; then the VIP's backend with
