@@ -55,6 +55,7 @@ FIGURES = {
     "callgrind_ipip_ir_per_pkt": ("callgrind", "fwd_10k", "ipip", "ir_per_pkt", "instructions"),
     "callgrind_gue_ir_per_pkt": ("callgrind", "fwd_10k", "gue", "ir_per_pkt", "instructions"),
     "callgrind_nat_ir_per_pkt": ("callgrind", "fwd_10k", "nat", "ir_per_pkt", "instructions"),
+    "callgrind_dsr_sync_ir_per_pkt": ("callgrind", "fwd_10k", "dsr_sync", "ir_per_pkt", "instructions"),
     "flood_established_hit_rate": ("flood", "flood_admission", None, "established_hit_rate", "ratio"),
     "flood_legit_tracked_rate": ("flood", "flood_admission", None, "legit_tracked_rate", "ratio"),
     "flood_mpps": ("flood", "flood_admission", None, "mpps", "Mpps"),

@@ -118,6 +118,16 @@ for mode in dsr ipip gue nat 5tswap; do
       'BEGIN { printf "{\"bench\": \"callgrind\", \"label\": \"fwd_10k\", \"mode\": \"%s\", \"run\": %d, \"ir_per_pkt\": %.2f}\n", m, i, ir / 64000 }' >>"$RAW"
   done
 done
+# Flow sync's cost on the worker (issue 12): DSR with the worker's sync rings (announce on,
+# sync_in polled after each burst, sync_out emptied by a consumer outside the timed region).
+valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
+  --callgrind-out-file="$WORK/cg.dsr_sync" "$BENCH" fwd --core "$CORE" --runs "$RUNS" --label cg \
+  --flows 10000 --packets 64000 --modes dsr --sync on --callgrind --clock frozen >"$WORK/cg.dsr_sync.jsonl" 2>"$WORK/cg.dsr_sync.log"
+for i in $(seq 1 "$RUNS"); do
+  ir=$(sed -n 's/^totals: //p' "$WORK/cg.dsr_sync.$i")
+  awk -v ir="$ir" -v i="$i" \
+    'BEGIN { printf "{\"bench\": \"callgrind\", \"label\": \"fwd_10k\", \"mode\": \"dsr_sync\", \"run\": %d, \"ir_per_pkt\": %.2f}\n", i, ir / 64000 }' >>"$RAW"
+done
 callgrind_annotate "$WORK/cg.dsr.1" 2>/dev/null | sed -n '/^Ir/,$p' | head -20 >"$WORK/cg_top.txt" || true
 
 step "dpdk-testpmd --forward-mode=5tswap on net_pcap,infinite_rx=1 (cross-check)"

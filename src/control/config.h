@@ -171,6 +171,25 @@ struct LogConfig {
   std::string level = "info";
 };
 
+// [cluster]: this balancer among its peers (logs, metrics, `l4lbctl cluster`).
+struct ClusterConfig {
+  std::string name;                 // default: the host name
+};
+
+// [bgp]: VIP announcement through the operator's BIRD 2 (control/bgp/announcer.h). Absent:
+// l4lb announces nothing and talks to no BIRD.
+struct BgpConfig {
+  bool enabled = false;             // the [bgp] table is present
+  std::string bird_socket = "/run/bird/bird.ctl";
+  std::string include_file = "/run/l4lb/bird-vips.conf";
+  std::vector<std::string> announce;  // VIP names; empty: every VIP (announce_all)
+  bool announce_all = true;
+  std::optional<IpAddr> next_hop4;  // BGP next hop of the IPv4 VIP routes; default: BIRD's choice
+  std::optional<IpAddr> next_hop6;
+  bool withdraw_when_down = true;   // withdraw a VIP none of whose backends is healthy
+  uint32_t drain_time_ms = 5000;    // clean stop: withdraw, keep forwarding this long, then stop
+};
+
 struct Config {
   std::string path;                 // file it came from (for messages)
   EalConfig eal;
@@ -184,6 +203,8 @@ struct Config {
   ControlApiConfig control;
   MetricsConfig metrics;
   LogConfig log;
+  ClusterConfig cluster;
+  BgpConfig bgp;
 };
 
 // "host:port" / "[v6]:port" -> address and port; nullopt when malformed.

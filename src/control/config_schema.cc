@@ -1,7 +1,10 @@
 // The schema of the sections other than [[vips]] (config_vips.cc): keys, ranges, checks across
 // keys. Every key is read with TableReader::get, which is what makes it a known key.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "control/config_schema.h"
 #include "control/log.h"
@@ -79,6 +82,8 @@ void ConfigSchema::load(const toml::table& root) {
   const Field control = t.get("control");
   const Field metrics = t.get("metrics");
   const Field log = t.get("log");
+  const Field cluster = t.get("cluster");
+  const Field bgp = t.get("bgp");
   loadEal(eal, root);
   if (flowTable) loadFlowTable(flowTable);
   if (icmp) loadIcmp(icmp);
@@ -88,6 +93,94 @@ void ConfigSchema::load(const toml::table& root) {
   loadHealthGlobal(health);
   loadOperator(control, metrics, log);
   loadVips(vips, root);
+  loadCluster(cluster);
+  if (bgp) loadBgp(bgp);
+}
+
+// [cluster] name: logs, metrics and `l4lbctl cluster` name the balancer by it.
+void ConfigSchema::loadCluster(const Field& f) {
+  constexpr size_t kMaxClusterName = 64;
+  if (f)
+    if (const toml::table* tt = r_.table(f)) {
+      TableReader t(r_, *tt, f.path);
+      if (Field v = t.get("name"))
+        if (auto x = r_.string(v)) {
+          if (x->empty() || x->size() > kMaxClusterName ||
+              !std::all_of(x->begin(), x->end(), [](char c) { return isNameChar(c) || c == '.'; }))
+            r_.report(v, "must be 1..64 characters from A-Z a-z 0-9 _ - . (got " + quote(*x) + ")");
+          else
+            config_.cluster.name = *x;
+        }
+    }
+  if (config_.cluster.name.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) == 0) config_.cluster.name = host;
+    if (config_.cluster.name.empty()) config_.cluster.name = "l4lb";
+  }
+}
+
+// [bgp]: what the announcer (control/bgp/announcer.h) writes for BIRD and when. Runs after
+// [[vips]]: announce names VIPs.
+void ConfigSchema::loadBgp(const Field& f) {
+  const toml::table* tt = r_.table(f);
+  if (tt == nullptr) return;
+  TableReader t(r_, *tt, f.path);
+  BgpConfig& bgp = config_.bgp;
+  bgp.enabled = true;
+  auto absolutePath = [&](const Field& v, std::string& out, size_t max) {
+    auto x = r_.string(v);
+    if (!x) return;
+    if (x->empty() || (*x)[0] != '/') r_.report(v, "must be an absolute path (got " + quote(*x) + ")");
+    else if (x->back() == '/') r_.report(v, "must name a file, not a directory (got " + quote(*x) + ")");
+    else if (x->size() >= max) r_.report(v, "must be shorter than " + std::to_string(max) + " bytes");
+    else out = *x;
+  };
+  if (Field v = t.get("bird_socket")) absolutePath(v, bgp.bird_socket, kSunPathLen);
+  if (Field v = t.get("include_file")) absolutePath(v, bgp.include_file, 4096);
+  if (Field v = t.get("announce")) {
+    if (auto* arr = v->as_array()) {
+      std::set<std::string> names, seen;
+      for (const VipConfig& vip : config_.vips) names.insert(vip.name);
+      bgp.announce_all = false;
+      for (size_t i = 0; i < arr->size(); i++) {
+        const Field e{arr->get(i), element(v.path, i)};
+        auto x = r_.string(e);
+        if (!x) continue;
+        if (!names.count(*x))
+          r_.report(e, "no VIP is named " + quote(*x));
+        else if (!seen.insert(*x).second)
+          r_.report(e, quote(*x) + " is listed twice");
+        else
+          bgp.announce.push_back(*x);
+      }
+    } else {
+      r_.report(v, "must be an array of VIP names");
+    }
+  }
+  auto nextHop = [&](const Field& v, Family family, std::optional<IpAddr>& out) {
+    auto a = r_.address(v, family);
+    if (!a) return;
+    // Unspecified (0.0.0.0, ::) or multicast (224/4, ff00::/8) cannot be a next hop.
+    const uint8_t b0 = a->bytes[0];
+    const bool unspecified = std::all_of(a->bytes.begin(), a->bytes.begin() + (a->isV4() ? 4 : 16),
+                                         [](uint8_t b) { return b == 0; });
+    if (unspecified || (a->isV4() ? (b0 & 0xf0) == 0xe0 : b0 == 0xff))
+      r_.report(v, "must be a unicast address (got " + a->str() + ")");
+    else
+      out = a;
+  };
+  if (Field v = t.get("next_hop4")) nextHop(v, Family::V4, bgp.next_hop4);
+  if (Field v = t.get("next_hop6")) nextHop(v, Family::V6, bgp.next_hop6);
+  if (Field v = t.get("withdraw_when_down"))
+    if (auto x = r_.boolean(v)) bgp.withdraw_when_down = *x;
+  if (Field v = t.get("drain_time")) {
+    // 0 is allowed (withdraw, then stop at once), unlike the other durations.
+    double sec = -1;
+    if (auto* i = v->as_integer()) sec = double(i->get());
+    else if (auto* d = v->as_floating_point()) sec = d->get();
+    if (!(sec >= 0 && sec <= 3600)) r_.report(v, "must be a number of seconds, 0..3600");
+    else bgp.drain_time_ms = uint32_t(std::round(sec * 1000));
+  }
 }
 
 // [control], [metrics], [log]: the operator interface.

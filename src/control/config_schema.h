@@ -37,6 +37,9 @@ class ConfigSchema {
   void loadNeighbours(const Field& f);
   void loadHealthGlobal(const Field& f);
   void loadOperator(const Field& control, const Field& metrics, const Field& log);
+  // config_schema.cc: [cluster], [bgp] (scale-out). loadBgp runs after loadVips: announce names VIPs.
+  void loadCluster(const Field& f);
+  void loadBgp(const Field& f);
 
   // config_vips.cc: [[vips]], [[vips.backends]] and their health_check tables.
   // The keys one health_check table set, so that checks across keys report at the table that

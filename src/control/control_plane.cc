@@ -8,6 +8,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -56,7 +57,32 @@ std::string ControlPlane::statusLine() const {
          " backends healthy, " + std::to_string(workers_.size()) + " workers";
 }
 
+uint64_t ControlPlane::monoMs() const { return monoMsNow(); }
+
+void ControlPlane::updateBgp() {
+  if (!announcer_) return;
+  std::vector<bgp::VipState> vips;
+  if (const Snapshot* s = publisher_.current())
+    for (const SnapVip& v : s->vips) {
+      bgp::VipState st{v.name, v.addr, 0};
+      for (uint32_t id : v.backends)
+        if (const SnapBackend* b = s->backend(id); b && b->state == BackendState::Healthy && b->weight > 0)
+          st.healthy_backends++;
+      vips.push_back(std::move(st));
+    }
+  announcer_->update(monoMsNow(), forwarding_, std::move(vips));
+}
+
+bool ControlPlane::setBalancerDrained(bool drained) {
+  if (!announcer_) return false;
+  announcer_->setDrained(drained);
+  updateBgp();
+  return true;
+}
+
 void ControlPlane::announceReady() {
+  forwarding_ = true;
+  updateBgp();
   last_status_ = statusLine();
   notify_.ready(last_status_);
   if (notify_.enabled())
@@ -130,6 +156,12 @@ bool ControlPlane::start(std::string& err) {
   health_.setTargets(healthTargets(cfg_, *s));
   publisher_.publish(std::move(s));
   stats_.publishes++;
+  if (cfg_.bgp.enabled) {
+    announcer_ = std::make_unique<bgp::Announcer>(cfg_.bgp, cfg_.cluster.name);
+    // Not forwarding yet: this writes an include file with nothing announced, which also
+    // withdraws what a previous instance that crashed may have left in BIRD.
+    updateBgp();
+  }
   return true;
 }
 
@@ -179,6 +211,7 @@ void ControlPlane::tick() {
   }
   api_.poll();  // closes idle connections even when no event arrives
   metrics_.poll();
+  updateBgp();
 }
 
 std::vector<HealthTarget> ControlPlane::healthTargets(const Config& cfg, const Snapshot& s) const {
@@ -249,6 +282,7 @@ void ControlPlane::publish(std::unique_ptr<Snapshot> s, const std::string& why) 
   publisher_.publish(std::move(s));
   stats_.publishes++;
   for (const std::string& c : changes) logInfo(c);
+  updateBgp();  // a VIP that lost (or regained) its last healthy backend: at once
 }
 
 void ControlPlane::applyHealth(const std::vector<HealthTransition>& ts) {
@@ -354,6 +388,16 @@ api::ReloadOutcome ControlPlane::reload() {
   setLogLevel(levelOf(cfg_.log.level));
   config_sha256_ = fileSha256Of(path_);
   pruneDynamic();
+  if (cfg_.bgp.enabled && !announcer_) {
+    announcer_ = std::make_unique<bgp::Announcer>(cfg_.bgp, cfg_.cluster.name);
+  } else if (cfg_.bgp.enabled) {
+    announcer_->setConfig(cfg_.bgp, cfg_.cluster.name);
+  } else if (announcer_) {
+    // [bgp] removed: withdraw what this balancer announced, then stop talking to BIRD.
+    announcer_->beginStop();
+    updateBgp();
+    announcer_.reset();
+  }
   neighbours_.setWanted(SnapshotBuilder::neighboursToResolve(cfg_));
   health_.setTargets(healthTargets(cfg_, *s));
   publish(std::move(s), "reload");
@@ -417,9 +461,22 @@ void ControlPlane::run() {
   add(metrics_.fd());
 
   bool running = true;
+  // Clean stop with [bgp]: withdraw every VIP, keep forwarding for bgp.drain_time so the
+  // routers move the traffic to the other balancers, then stop. 0: not stopping.
+  uint64_t stop_at_ms = 0;
   while (running) {
     epoll_event evs[8];
-    int n = epoll_wait(ep, evs, 8, health_.timeoutMs());
+    int timeout = health_.timeoutMs();
+    if (stop_at_ms != 0) {
+      const uint64_t now = monoMsNow();
+      if (now >= stop_at_ms) {
+        logInfo("bgp.drain_time over: stopping");
+        break;
+      }
+      const int left = int(stop_at_ms - now);
+      timeout = timeout < 0 ? left : std::min(timeout, left);
+    }
+    int n = epoll_wait(ep, evs, 8, timeout);
     for (int i = 0; i < n; i++) {
       const int fd = evs[i].data.fd;
       if (fd == sfd) {
@@ -432,8 +489,23 @@ void ControlPlane::run() {
             shared_.test_stall.store(stall, std::memory_order_relaxed);
             logWarn(std::string("test hook (SIGUSR2): worker 0 ") + (stall ? "stalled" : "released"));
           } else {
-            logInfo(std::string("signal ") + (si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") + ": stopping");
-            running = false;
+            const std::string sig = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+            if (announcer_ && stop_at_ms == 0 && cfg_.bgp.drain_time_ms > 0) {
+              notify_.stopping();
+              announcer_->beginStop();
+              updateBgp();
+              stop_at_ms = monoMsNow() + cfg_.bgp.drain_time_ms;
+              logInfo("signal " + sig + ": VIPs withdrawn" + (announcer_->inSync() ? "" : " (BIRD did not confirm)") +
+                      ", forwarding for bgp.drain_time " + std::to_string(cfg_.bgp.drain_time_ms) +
+                      " ms, then stopping (a second signal stops at once)");
+            } else {
+              if (announcer_ && stop_at_ms == 0) {  // drain_time = 0: withdraw, then stop
+                announcer_->beginStop();
+                updateBgp();
+              }
+              logInfo("signal " + sig + ": stopping");
+              running = false;
+            }
           }
         }
       } else if (fd == tfd) {

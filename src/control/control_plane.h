@@ -12,6 +12,7 @@
 
 #include "control/api/view.h"
 #include "control/api_server.h"
+#include "control/bgp/announcer.h"
 #include "control/config.h"
 #include "control/health/health_checker.h"
 #include "control/metrics.h"
@@ -77,6 +78,9 @@ class ControlPlane : public api::OperatorView {
   bool rebuild(const std::string& why) override;
   // Re-reads the config file and applies it whole, or changes nothing (logged and counted).
   api::ReloadOutcome reload() override;
+  const bgp::Announcer* announcer() const override { return announcer_.get(); }
+  uint64_t monoMs() const override;
+  bool setBalancerDrained(bool drained) override;
 
  private:
   void publish(std::unique_ptr<Snapshot> s, const std::string& why);
@@ -86,6 +90,8 @@ class ControlPlane : public api::OperatorView {
   void syncXdp(const Snapshot& s);
   void pruneDynamic();
   void tick();
+  // Tells the announcer the VIPs' state (after every publish and each tick).
+  void updateBgp();
 
   Config cfg_;
   std::string path_;
@@ -119,6 +125,10 @@ class ControlPlane : public api::OperatorView {
   dataplane::DataplaneShared& shared_;
   SystemdNotifier notify_;
   std::string last_status_;
+  // [bgp]: null when absent. forwarding_: the workers run (announceReady) and have not been
+  // told to stop.
+  std::unique_ptr<bgp::Announcer> announcer_;
+  bool forwarding_ = false;
 };
 
 }  // namespace l4lb::control

@@ -143,6 +143,16 @@ std::string renderMetrics(const Observation& o) {
   w.sample("l4lb_snapshot_publishes_total", "", num(o.publishes));
   w.family("l4lb_health_transitions_total", "counter", "Backend health state changes.");
   w.sample("l4lb_health_transitions_total", "", num(o.health_transitions));
+  if (o.bgp.enabled) {
+    w.family("l4lb_vip_announced", "gauge", "1 while the VIP's prefix is announced through BIRD (bgp).");
+    for (const auto& [vip, on] : o.bgp.vips) w.sample("l4lb_vip_announced", label("vip", vip), on ? "1" : "0");
+    w.family("l4lb_balancer_drained", "gauge", "1 after l4lbctl drain-balancer (every VIP withdrawn).");
+    w.sample("l4lb_balancer_drained", "", o.bgp.drained ? "1" : "0");
+    w.family("l4lb_bgp_session_up", "gauge", "1 while BIRD reports the BGP protocol Established.");
+    for (const auto& [proto, up] : o.bgp.sessions) w.sample("l4lb_bgp_session_up", label("protocol", proto), up ? "1" : "0");
+    w.family("l4lb_bird_errors_total", "counter", "Failed exchanges with BIRD (unreachable, timeout, configure refused).");
+    w.sample("l4lb_bird_errors_total", "", num(o.bgp.bird_errors));
+  }
   return w.take();
 }
 

@@ -55,6 +55,15 @@ class Histogram {
   double sum_ = 0;
 };
 
+// [bgp] (control/bgp/announcer.h): what this balancer announces and BIRD's sessions.
+struct ObservedBgp {
+  bool enabled = false;   // [bgp] configured; nothing below is rendered otherwise
+  bool drained = false;   // l4lbctl drain-balancer
+  std::vector<std::pair<std::string, bool>> vips;      // VIP name, its prefix is announced
+  std::vector<std::pair<std::string, bool>> sessions;  // BGP protocol name, Established
+  uint64_t bird_errors = 0;
+};
+
 struct Observation {
   std::vector<ObservedBackend> backends;
   std::vector<ObservedWorker> workers;
@@ -64,6 +73,7 @@ struct Observation {
   uint64_t publishes = 0, health_transitions = 0;
   double uptime_s = 0;
   std::string version;
+  ObservedBgp bgp;
 };
 
 // Label values escaped as the exposition format requires (\\, \", \n).

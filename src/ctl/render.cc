@@ -210,6 +210,48 @@ void printDiff(std::string& out, const json& r) {
   appendTable(out, {"VIP", "CHANGE", "ADDED", "REMOVED", "WEIGHTS", "SLOTS_MOVED", "FIELDS"}, rows);
 }
 
+// `cluster`: this balancer, BIRD's BGP sessions, each VIP announced or not and why, then sync.
+void printCluster(std::string& out, const json& r) {
+  appendf(out, "balancer:  %s%s\n", str(r["name"]).c_str(), r.value("balancer_drained", false) ? " (DRAINED: every VIP withdrawn)" : "");
+  const json& b = r["bgp"];
+  if (b.is_null()) {
+    appendf(out, "bgp:       off (no [bgp] in the configuration)\n");
+  } else {
+    appendf(out, "bird:      %s, %s%s\n", str(b["bird_socket"]).c_str(), b.value("bird_reachable", false) ? "reachable" : "NOT reachable",
+            b.value("in_sync", false) ? "" : ", announcements not applied yet");
+    if (b.contains("last_error"))
+      appendf(out, "error:     %s (%s errors; retry in %.1f s)\n", str(b["last_error"]).c_str(), str(b["bird_errors"]).c_str(),
+              b.value("retry_in_ms", 0) / 1000.0);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : b["protocols"])
+      rows.push_back({str(p["name"]), str(p["state"]), str(p["since"]), p["info"].get<std::string>().empty() ? "-" : str(p["info"])});
+    if (rows.empty()) appendf(out, "sessions:  none reported by BIRD\n");
+    else {
+      out += "\n";
+      appendTable(out, {"BGP", "STATE", "SINCE", "INFO"}, rows);
+    }
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : r["announcements"])
+    rows.push_back({str(a["vip"]), str(a["prefix"]), a.value("announced", false) ? "yes" : "no", str(a["reason"])});
+  if (!rows.empty()) {
+    out += "\n";
+    appendTable(out, {"VIP", "PREFIX", "ANNOUNCED", "WHY"}, rows);
+  }
+  const json& sync = r["sync"];
+  if (sync.is_null()) {
+    appendf(out, "\nsync:      off\n");
+  } else {
+    out += "\nsync:\n" + sync.dump(2) + "\n";
+  }
+}
+
+void printBalancerDrain(std::string& out, const json& r) {
+  appendf(out, "balancer %s%s\n", r.value("balancer_drained", false) ? "drained: every VIP withdrawn" : "undrained: VIPs announced again",
+          r.value("changed", false) ? "" : " (no change)");
+  if (!r.value("in_sync", false)) appendf(out, "warning: BIRD has not confirmed it yet (l4lbctl cluster)\n");
+}
+
 }  // namespace
 
 std::vector<std::string> commandNames() {
@@ -264,6 +306,8 @@ std::string renderReply(const std::string& cmd, const json& r, int64_t now) {
     for (const auto& m : r["messages"]) out += str(m) + "\n";
   } else if (cmd == "explain") printExplain(out, r);
   else if (cmd == "diff") printDiff(out, r);
+  else if (cmd == "cluster") printCluster(out, r);
+  else if (cmd == "drain-balancer" || cmd == "undrain-balancer") printBalancerDrain(out, r);
   return out;
 }
 

@@ -45,6 +45,8 @@ cleanup() {
         if tr '\0' ' ' 2>/dev/null <"/proc/$value/cmdline" | grep -qE 'health_driver|test_health.py --serve'; then
           kill -KILL "$value" 2>/dev/null
         fi ;;
+      birdpid)  # a BIRD a test started in its own namespace (test_bgp.py), only if still BIRD
+        [ "$(cat "/proc/$value/comm" 2>/dev/null)" = "bird" ] && kill -KILL "$value" 2>/dev/null ;;
       netns)  # the namespace (and its veth) goes once its processes are gone
         case $value in l4lb-it-*|l4lbhc-*) ip netns del "$value" 2>/dev/null ;; esac ;;
     esac
@@ -65,7 +67,7 @@ import unittest
 
 import os
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_fragments test_edge test_xdp test_health test_scripts test_ctl test_top test_systemd test_status_page test_manpages test_dashboard test_package").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_fragments test_edge test_xdp test_health test_scripts test_ctl test_top test_systemd test_status_page test_manpages test_bgp test_dashboard test_package").split()
 
 
 class Result(unittest.TextTestResult):

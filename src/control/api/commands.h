@@ -29,6 +29,9 @@ inline constexpr CommandSpec kCommands[] = {
     {"reload", 0, 0, "reload", "re-read the config file (as SIGHUP)"},
     {"explain", 3, 3, "explain tcp|udp SRC:PORT DST:PORT", "which backend this flow goes to now, and why"},
     {"diff", 1, 1, "diff FILE", "what reloading FILE would change"},
+    {"cluster", 0, 0, "cluster", "this balancer: BGP sessions, what it announces and why, sync peers"},
+    {"drain-balancer", 0, 0, "drain-balancer", "withdraw every VIP from BGP (traffic moves to the other balancers)"},
+    {"undrain-balancer", 0, 0, "undrain-balancer", "announce the VIPs again"},
 };
 inline constexpr size_t kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
 

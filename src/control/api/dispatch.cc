@@ -20,7 +20,8 @@ struct Command {
 constexpr Command kHandlers[] = {
     {"status", cmdStatus}, {"vips", cmdVips},       {"backends", cmdBackends}, {"stats", cmdStats},
     {"drain", cmdDrain},   {"undrain", cmdUndrain}, {"weight", cmdWeight},     {"reload", cmdReload},
-    {"explain", cmdExplain}, {"diff", cmdDiff},
+    {"explain", cmdExplain}, {"diff", cmdDiff}, {"cluster", cmdCluster},
+    {"drain-balancer", cmdDrainBalancer}, {"undrain-balancer", cmdUndrainBalancer},
 };
 
 constexpr bool sameOrder() {

@@ -49,6 +49,12 @@ nlohmann::json cmdReload(OperatorView& view, const Args& args);
 nlohmann::json cmdExplain(OperatorView& view, const Args& args);
 // diff.cc
 nlohmann::json cmdDiff(OperatorView& view, const Args& args);
+// cluster_commands.cc (issue 12: scale-out)
+nlohmann::json cmdCluster(OperatorView& view, const Args& args);
+nlohmann::json cmdDrainBalancer(OperatorView& view, const Args& args);
+nlohmann::json cmdUndrainBalancer(OperatorView& view, const Args& args);
+// The [bgp] part of /metrics.
+ObservedBgp observeBgp(const OperatorView& view);
 
 // ADDR:PORT, or [ADDR6]:PORT.
 std::string endpoint(const IpAddr& a, uint16_t port);

@@ -18,6 +18,9 @@
 namespace l4lb::dataplane {
 struct WorkerState;
 }
+namespace l4lb::control::bgp {
+class Announcer;
+}
 
 namespace l4lb::control {
 
@@ -93,12 +96,22 @@ class OperatorView {
   virtual std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len) const = 0;
   // The workers' clock (dataplane::nowMs: flow entries' last_seen_ms are on it).
   virtual uint32_t workerClockMs() const = 0;
+  // The BGP announcer ([bgp]); null when [bgp] is absent.
+  virtual const bgp::Announcer* announcer() const { return nullptr; }
+  // Monotonic milliseconds (the announcer's clock).
+  virtual uint64_t monoMs() const { return 0; }
 
   // ---- change ----
   // Drains and weights set by command live here; rebuild() publishes them.
   virtual DynamicState& dynamicState() = 0;
   virtual bool rebuild(const std::string& why) = 0;
   virtual ReloadOutcome reload() = 0;
+  // l4lbctl drain-balancer / undrain-balancer: withdraw every VIP / announce again, applied at
+  // once. False when [bgp] is absent (there is nothing to withdraw).
+  virtual bool setBalancerDrained(bool drained) {
+    (void)drained;
+    return false;
+  }
 };
 
 }  // namespace api

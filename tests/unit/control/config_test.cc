@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -1489,6 +1491,87 @@ TEST(ConfigFragments, ErrorsNameThePlace) {
   EXPECT_NE(e2.find("t.toml:9:12: fragments.max_held:"), std::string::npos) << e2;
   EXPECT_NE(e2.find("t.toml:10:25: fragments.max_held_per_datagram:"), std::string::npos) << e2;
   EXPECT_NE(errorsOf(kPrelude + "[fragments]\ntimout = 2\n" + kVip).find("fragments.timout"), std::string::npos);
+}
+
+// [cluster] and [bgp] (issue 12): defaults, values, and every rejection at its place.
+const std::string kNamedVips =
+    "[[vips]]\nname = \"web\"\naddress = \"198.18.42.100\"\n[[vips.backends]]\naddress = \"198.18.2.11\"\n"
+    "[[vips]]\nname = \"web6\"\naddress = \"2001:db8:42::100\"\n[[vips.backends]]\naddress = \"2001:db8:2::11\"\n";
+
+TEST(ConfigBgp, AbsentMeansNoBgpAndHostName) {
+  ConfigResult r = loadConfigString(kPrelude + kVip, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  EXPECT_FALSE(r.config->bgp.enabled);
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  EXPECT_EQ(r.config->cluster.name, std::string(host));
+}
+
+TEST(ConfigBgp, DefaultsAndValues) {
+  ConfigResult d = loadConfigString(kPrelude + kNamedVips + "[bgp]\n", "t.toml");
+  ASSERT_TRUE(d.ok()) << d.error.str();
+  const BgpConfig& b = d.config->bgp;
+  EXPECT_TRUE(b.enabled);
+  EXPECT_EQ(b.bird_socket, "/run/bird/bird.ctl");
+  EXPECT_EQ(b.include_file, "/run/l4lb/bird-vips.conf");
+  EXPECT_TRUE(b.announce_all);
+  EXPECT_TRUE(b.announce.empty());
+  EXPECT_FALSE(b.next_hop4 || b.next_hop6);
+  EXPECT_TRUE(b.withdraw_when_down);
+  EXPECT_EQ(b.drain_time_ms, 5000u);
+
+  ConfigResult r = loadConfigString(kPrelude + kNamedVips +
+                                        "[cluster]\nname = \"lb1.site-a\"\n"
+                                        "[bgp]\nbird_socket = \"/tmp/b.ctl\"\ninclude_file = \"/tmp/v.conf\"\n"
+                                        "announce = [\"web6\"]\nnext_hop4 = \"198.18.40.11\"\n"
+                                        "next_hop6 = \"2001:db8:40::11\"\nwithdraw_when_down = false\ndrain_time = 0.25\n",
+                                    "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  const BgpConfig& c = r.config->bgp;
+  EXPECT_EQ(r.config->cluster.name, "lb1.site-a");
+  EXPECT_EQ(c.bird_socket, "/tmp/b.ctl");
+  EXPECT_EQ(c.include_file, "/tmp/v.conf");
+  EXPECT_FALSE(c.announce_all);
+  EXPECT_EQ(c.announce, std::vector<std::string>{"web6"});
+  EXPECT_EQ(c.next_hop4, ip("198.18.40.11"));
+  EXPECT_EQ(c.next_hop6, ip("2001:db8:40::11"));
+  EXPECT_FALSE(c.withdraw_when_down);
+  EXPECT_EQ(c.drain_time_ms, 250u);
+  ConfigResult z = loadConfigString(kPrelude + kNamedVips + "[bgp]\ndrain_time = 0\nannounce = []\n", "t.toml");
+  ASSERT_TRUE(z.ok()) << z.error.str();
+  EXPECT_EQ(z.config->bgp.drain_time_ms, 0u);
+  EXPECT_FALSE(z.config->bgp.announce_all);  // an empty list announces nothing
+}
+
+TEST(ConfigBgp, ErrorsNameThePlace) {
+  // kPrelude is lines 1-5, kNamedVips lines 6-15; [bgp] starts on line 16.
+  const std::string e = errorsOf(kPrelude + kNamedVips +
+                                 "[bgp]\n"
+                                 "bird_socket = \"bird.ctl\"\n"
+                                 "include_file = \"/run/l4lb/\"\n"
+                                 "announce = [\"web\", \"www\", \"web\", 3]\n"
+                                 "next_hop4 = \"2001:db8:40::11\"\n"
+                                 "next_hop6 = \"ff02::1\"\n"
+                                 "withdraw_when_down = \"yes\"\n"
+                                 "drain_time = -1\n"
+                                 "drain = 5\n"
+                                 "[cluster]\nname = \"lb 1\"\n");
+  EXPECT_NE(e.find("t.toml:17:15: bgp.bird_socket: must be an absolute path (got \"bird.ctl\")"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:18:16: bgp.include_file: must name a file, not a directory"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:19:20: bgp.announce[1]: no VIP is named \"www\""), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:19:27: bgp.announce[2]: \"web\" is listed twice"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:19:34: bgp.announce[3]:"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:20:13: bgp.next_hop4: must be an IPv4 address"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:21:13: bgp.next_hop6: must be a unicast address (got ff02::1)"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:22:22: bgp.withdraw_when_down:"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:23:14: bgp.drain_time: must be a number of seconds, 0..3600"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:24:1: bgp.drain: unknown key"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.toml:26:8: cluster.name: must be 1..64 characters"), std::string::npos) << e;
+  // Not a table, not an array.
+  EXPECT_NE(errorsOf(kPrelude + kNamedVips + "bgp = 1\n").find("bgp"), std::string::npos);
+  const std::string e2 = errorsOf(kPrelude + kNamedVips + "[bgp]\nannounce = \"web\"\nnext_hop4 = \"0.0.0.0\"\n");
+  EXPECT_NE(e2.find("t.toml:17:12: bgp.announce: must be an array of VIP names"), std::string::npos) << e2;
+  EXPECT_NE(e2.find("t.toml:18:13: bgp.next_hop4: must be a unicast address (got 0.0.0.0)"), std::string::npos) << e2;
 }
 
 }  // namespace

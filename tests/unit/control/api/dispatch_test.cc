@@ -11,11 +11,12 @@ namespace {
 
 using nlohmann::json;
 
-TEST(ApiDispatch, TableListsTheNineCommands) {
+TEST(ApiDispatch, TableListsTheCommands) {
   std::vector<std::string> names;
   for (const CommandSpec& c : kCommands) names.push_back(std::string(c.name));
   EXPECT_EQ(names, (std::vector<std::string>{"status", "vips", "backends", "stats", "drain", "undrain", "weight",
-                                             "reload", "explain", "diff"}));
+                                             "reload", "explain", "diff", "cluster", "drain-balancer",
+                                             "undrain-balancer"}));
   ASSERT_NE(findCommand("weight"), nullptr);
   EXPECT_EQ(findCommand("weight")->min_args, 2u);
   EXPECT_EQ(findCommand("weight")->max_args, 2u);
@@ -86,6 +87,9 @@ TEST(CtlCommandLine, UsageTextComesFromTheTable) {
             "  reload                       re-read the config file (as SIGHUP)\n"
             "  explain tcp|udp SRC:PORT DST:PORT   which backend this flow goes to now, and why\n"
             "  diff FILE                    what reloading FILE would change\n"
+            "  cluster                      this balancer: BGP sessions, what it announces and why, sync peers\n"
+            "  drain-balancer               withdraw every VIP from BGP (traffic moves to the other balancers)\n"
+            "  undrain-balancer             announce the VIPs again\n"
             "  top [--once] [--interval S]  live rates per VIP, backend and worker, drops/s (from stats)\n"
             "BACKEND: ADDR, ADDR:PORT or [ADDR6]:PORT, optionally VIP/... to pick one VIP.\n"
             "SOCKET defaults to /run/l4lb/l4lb.sock. Exit: 0 ok, 1 command failed, 2 usage, 3 daemon not reachable.\n");

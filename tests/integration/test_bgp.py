@@ -1,0 +1,396 @@
+"""VIP announcement through a real BIRD 2 (issue 12, docs/SCALE-OUT.md "BGP").
+
+Two network namespaces joined by a veth: "balancer" runs the BIRD that l4lb drives (it includes
+l4lb's bgp.include_file and exports the l4lb_vips4/6 protocols over BGP), "router" runs a BIRD
+that peers with it (one IPv4 and one IPv6 session) and only imports. Neither BIRD has a kernel
+protocol: nothing reaches any kernel table, and the default namespace is never touched. l4lb
+itself runs in the default namespace on net_pcap ports; it reaches BIRD's control socket
+through the file system.
+
+What is checked is what the ROUTER learns over BGP, so the whole chain (include file, configure,
+static protocol, BGP export) is exercised:
+- l4lb started before BIRD: BIRD unreachable is shown, retried, and the VIPs appear once BIRD runs;
+- drain-balancer withdraws both VIPs at the router, undrain-balancer brings them back;
+- a VIP whose only backend is drained (not usable) is withdrawn alone, and comes back;
+- SIGTERM: the routes disappear at the router well before the process exits, and the process
+  exits only after bgp.drain_time;
+- negative control: SIGKILL (no clean stop) leaves the routes at the router, so the withdrawal
+  above is l4lb's doing and not BIRD noticing anything.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import l4lb_harness as h
+from test_ctl import ctl, ctl_json, free_port, scrape
+
+VIP4, VIP6 = "198.18.42.100", "2001:db8:42::100"
+BE4, BE6 = "198.18.2.11", "2001:db8:2::11"
+DRAIN_TIME = 3.0
+PID = os.getpid()
+NS_B, NS_R = f"l4lb-it-bgpb{PID}", f"l4lb-it-bgpr{PID}"
+VETH_B, VETH_R = f"l4bgb{PID % 100000}", f"l4bgr{PID % 100000}"
+
+
+def sh(*args, check=True):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(args)}: exit {r.returncode}: {r.stdout}{r.stderr}")
+    return r.stdout
+
+
+BALANCER_BIRD = """
+router id 198.18.40.11;
+protocol device {{ }}
+include "{include}";
+protocol bgp router4 {{
+  local 198.18.40.11 as 65011;
+  neighbor 198.18.40.1 as 65000;
+  connect delay time 1; connect retry time 1; error wait time 1, 2;
+  ipv4 {{ import none; export where proto = "l4lb_vips4"; }};
+}}
+protocol bgp router6 {{
+  local 2001:db8:40::11 as 65011;
+  neighbor 2001:db8:40::1 as 65000;
+  connect delay time 1; connect retry time 1; error wait time 1, 2;
+  ipv6 {{ import none; export where proto = "l4lb_vips6"; }};
+}}
+"""
+
+ROUTER_BIRD = """
+router id 198.18.40.1;
+protocol device { }
+protocol bgp lb4 {
+  local 198.18.40.1 as 65000;
+  neighbor 198.18.40.11 as 65011;
+  connect delay time 1; connect retry time 1; error wait time 1, 2;
+  ipv4 { import all; export none; };
+}
+protocol bgp lb6 {
+  local 2001:db8:40::1 as 65000;
+  neighbor 2001:db8:40::11 as 65011;
+  connect delay time 1; connect retry time 1; error wait time 1, 2;
+  ipv6 { import all; export none; };
+}
+"""
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Bird:
+    def __init__(self, ns, tmp, name, text):
+        self.ns = ns
+        self.conf = os.path.join(tmp, f"{name}.conf")
+        self.sock = os.path.join(tmp, f"{name}.ctl")
+        self.pidfile = os.path.join(tmp, f"{name}.pid")
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.pid = None
+
+    def start(self):
+        sh("ip", "netns", "exec", self.ns, "bird", "-c", self.conf, "-s", self.sock, "-P", self.pidfile)
+
+        # The daemonized BIRD may write its pid file a moment after the parent returns.
+        def pid():
+            try:
+                with open(self.pidfile) as f:
+                    return int(f.read().strip())
+            except (OSError, ValueError):
+                return None
+        self.pid = wait_for(pid, 5, f"{self.pidfile}")
+        h._record("birdpid", self.pid)
+
+    def stop(self):
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(100):
+            if not os.path.exists(f"/proc/{self.pid}"):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(self.pid, signal.SIGKILL)
+        self.pid = None
+
+    def routes(self):
+        """The prefixes in BIRD's tables (all protocols)."""
+        out = sh("birdc", "-s", self.sock, "show", "route", check=False)
+        return {line.split()[0] for line in out.splitlines() if line[:1].isdigit() and "/" in line.split()[0]}
+
+
+class BgpDaemon:
+    """l4lb on net_pcap ports (no traffic) with [bgp] pointing at the balancer BIRD."""
+
+    def __init__(self, tmp, include, bird_sock, drain_time=DRAIN_TIME):
+        self.tmp = tmp
+        self.prefix = f"l4lb_it_{PID}_bgp{next(h._run_ids)}"
+        self.sock = os.path.join(tmp, f"{self.prefix}.sock")
+        self.metrics_port = free_port()
+        ports = [h.Port("client", "02:00:00:00:00:01", ipv4="198.18.0.1/24", ipv6="2001:db8::1/64", rx=[]),
+                 h.Port("server", "02:00:00:00:00:02", ipv4="198.18.2.1/24", ipv6="2001:db8:2::1/64", rx=[])]
+        for p in ports:
+            h.write_pcap(os.path.join(tmp, f"{p.name}.in.pcap"), [])
+        body = f"""
+[[vips]]
+name = "web"
+address = "{VIP4}"
+port = 80
+[[vips.backends]]
+address = "{BE4}"
+mac = "02:00:00:00:01:11"
+
+[[vips]]
+name = "web6"
+address = "{VIP6}"
+port = 80
+[[vips.backends]]
+address = "{BE6}"
+mac = "02:00:00:00:01:12"
+
+[control]
+socket = "{self.sock}"
+
+[metrics]
+listen = "127.0.0.1:{self.metrics_port}"
+
+[cluster]
+name = "lb-it"
+
+[bgp]
+bird_socket = "{bird_sock}"
+include_file = "{include}"
+drain_time = {drain_time}
+"""
+        self.cfg = os.path.join(tmp, f"{self.prefix}.toml")
+        self.text = h.make_config(ports, body, self.prefix, tmp)
+        self.write()
+        self.err_path = os.path.join(tmp, f"{self.prefix}.log")
+        h._record("prefix", self.prefix)
+        with open(self.err_path, "wb") as f:
+            self.proc = subprocess.Popen([h.l4lb_binary(), "-c", self.cfg], stdin=subprocess.DEVNULL,
+                                         stdout=f, stderr=f, start_new_session=True)
+        h._record("pid", self.proc.pid)
+        deadline = time.monotonic() + h.STARTUP_TIMEOUT_S
+        while "l4lb info: started:" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = self.log()
+                self.stop()
+                raise h.DaemonError(f"l4lb did not start:\n{log}")
+            time.sleep(0.02)
+
+    def write(self, extra_bgp=""):
+        """The config file, with `extra_bgp` lines appended to [bgp] (the last table)."""
+        with open(self.cfg, "w") as f:
+            f.write(self.text + extra_bgp)
+
+    def log(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        h._stop(self.proc)
+        h._record("reaped", self.proc.pid)
+        h._cleanup_runtime_dir(self.prefix)
+        return self.proc.returncode
+
+
+@unittest.skipUnless(shutil.which("bird") and shutil.which("birdc"), "bird2 is not installed")
+class BgpTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="l4lb_it_")
+        h._record("tmpdir", cls.tmp)
+        os.chmod(cls.tmp, 0o755)
+        cls.include = os.path.join(cls.tmp, "bird-vips.conf")
+        for ns in (NS_B, NS_R):
+            h._record("netns", ns)
+        try:
+            sh("ip", "netns", "add", NS_B)
+            sh("ip", "netns", "add", NS_R)
+            sh("ip", "link", "add", VETH_B, "netns", NS_B, "type", "veth", "peer", "name", VETH_R, "netns", NS_R)
+            for ns, dev, a4, a6 in ((NS_B, VETH_B, "198.18.40.11/24", "2001:db8:40::11/64"),
+                                    (NS_R, VETH_R, "198.18.40.1/24", "2001:db8:40::1/64")):
+                sh("ip", "-n", ns, "addr", "add", a4, "dev", dev)
+                sh("ip", "-n", ns, "addr", "add", a6, "dev", dev, "nodad")
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+            cls.bird = Bird(NS_B, cls.tmp, "balancer", BALANCER_BIRD.format(include=cls.include))
+            cls.router = Bird(NS_R, cls.tmp, "router", ROUTER_BIRD)
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for b in ("bird", "router"):
+            if hasattr(cls, b):
+                getattr(cls, b).stop()
+        for ns in (NS_B, NS_R):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def router_sessions(self):
+        """{protocol: (state, since, info)} of the router's BGP protocols."""
+        out = sh("birdc", "-s", self.router.sock, "show", "protocols")
+        rows = {}
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) >= 6 and f[1] == "BGP":
+                rows[f[0]] = (f[3], f[4], " ".join(f[5:]))
+        self.assertEqual(set(rows), {"lb4", "lb6"}, out)
+        self.assertTrue(all(v[2].startswith("Established") for v in rows.values()), out)
+        return rows
+
+    def at_router(self):
+        return self.router.routes() & {f"{VIP4}/32", f"{VIP6}/128"}
+
+    def test_1_announce_drain_withdraw_stop(self):
+        # l4lb first: BIRD is not running, so the include file exists before BIRD reads it.
+        d = BgpDaemon(self.tmp, self.include, self.bird.sock)
+        try:
+            c = wait_for(lambda: (lambda j: j if j["bgp"]["bird_errors"] > 0 else None)(ctl_json(d, "cluster")), 10,
+                         "a BIRD error in cluster")
+            self.assertEqual(c["name"], "lb-it")
+            self.assertFalse(c["bgp"]["bird_reachable"])
+            self.assertIn(self.bird.sock, c["bgp"]["last_error"])
+            self.assertEqual([(a["vip"], a["prefix"], a["announced"], a["wanted"]) for a in c["announcements"]],
+                             [("web", f"{VIP4}/32", False, True), ("web6", f"{VIP6}/128", False, True)])
+            with open(self.include) as f:
+                text = f.read()
+            self.assertIn(f"route {VIP4}/32 blackhole;", text)
+            self.assertIn(f"route {VIP6}/128 blackhole;", text)
+            rc, out, _ = ctl(d, "cluster")
+            self.assertEqual(rc, 0)
+            self.assertIn("NOT reachable", out)
+
+            # BIRD comes up: it reads the file itself, and l4lb's next retry (back-off) confirms it.
+            self.bird.start()
+            self.router.start()
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 20, "both VIPs at the router")
+            self.assertEqual(self.bird.routes(), {f"{VIP4}/32", f"{VIP6}/128"})
+            c = wait_for(lambda: (lambda j: j if j["bgp"]["in_sync"] and len(j["bgp"]["protocols"]) == 2
+                                  and all(p["session_up"] for p in j["bgp"]["protocols"]) else None)(ctl_json(d, "cluster")),
+                         20, "cluster: in sync, both sessions up")
+            self.assertTrue(c["bgp"]["bird_reachable"])
+            self.assertEqual(sorted(p["name"] for p in c["bgp"]["protocols"]), ["router4", "router6"])
+            self.assertEqual([a["announced"] for a in c["announcements"]], [True, True])
+            self.assertEqual(c["announcements"][0]["reason"], "forwarding, 1 healthy backend")
+            self.assertIsNone(c["sync"])
+            self.assertFalse(c["balancer_drained"])
+            rc, out, _ = ctl(d, "cluster")
+            self.assertEqual(rc, 0)
+            self.assertIn("balancer:  lb-it\n", out)
+            self.assertRegex(out, r"router4\s+up\s+\S+\s+Established")
+            self.assertRegex(out, rf"web6\s+{VIP6}/128\s+yes\s+forwarding")
+            _, _, metrics = scrape(d.metrics_port)
+            self.assertIn('l4lb_vip_announced{vip="web"} 1', metrics)
+            self.assertIn('l4lb_vip_announced{vip="web6"} 1', metrics)
+            self.assertIn("l4lb_balancer_drained 0", metrics)
+            self.assertIn('l4lb_bgp_session_up{protocol="router4"} 1', metrics)
+            self.assertRegex(metrics, r"l4lb_bird_errors_total [1-9]")
+
+            # drain-balancer: both withdrawn at the router; undrain: both back. BIRD is only
+            # reconfigured: the BGP sessions stay up throughout (their "since" does not move).
+            sessions_before = self.router_sessions()
+            t0 = time.monotonic()
+            r = ctl_json(d, "drain-balancer")
+            self.assertTrue(r["balancer_drained"])
+            self.assertTrue(r["in_sync"])
+            wait_for(lambda: not self.at_router(), 5, "drain-balancer: VIPs gone at the router")
+            print(f"\n  drain-balancer -> withdrawn at the router in {time.monotonic() - t0:.2f} s", end="")
+            self.assertEqual(self.bird.routes(), set())
+            c = ctl_json(d, "cluster")
+            self.assertTrue(c["balancer_drained"])
+            self.assertEqual(c["announcements"][0]["reason"], "withdrawn: balancer drained (l4lbctl drain-balancer)")
+            self.assertIn("DRAINED", ctl(d, "cluster")[1])
+            self.assertIn("l4lb_balancer_drained 1", scrape(d.metrics_port)[2])
+            self.assertIn('l4lb_vip_announced{vip="web"} 0', scrape(d.metrics_port)[2])
+            r = ctl_json(d, "drain-balancer")
+            self.assertFalse(r["changed"])
+            ctl_json(d, "undrain-balancer")
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 5, "undrain-balancer: VIPs back")
+            self.assertEqual(self.router_sessions(), sessions_before)
+
+            # web6's only backend drained: web6 alone is withdrawn; undrain brings it back.
+            ctl_json(d, "drain", f"web6/{BE6}")
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32"}, 5, "web6 withdrawn, web kept")
+            c = ctl_json(d, "cluster")
+            self.assertEqual(c["announcements"][1]["reason"], "withdrawn: no healthy backend (bgp.withdraw_when_down)")
+            ctl_json(d, "undrain", f"web6/{BE6}")
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 5, "web6 back")
+
+            # A reload that narrows bgp.announce withdraws web6; the next one brings it back.
+            d.write('announce = ["web"]\n')
+            ctl_json(d, "reload")
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32"}, 5, "reload: web6 no longer announced")
+            self.assertEqual(ctl_json(d, "cluster")["announcements"][1]["reason"], "not in bgp.announce")
+            d.write()
+            ctl_json(d, "reload")
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 5, "reload: web6 back")
+
+                        # Clean stop: withdrawn at once, the process keeps running for drain_time.
+            t0 = time.monotonic()
+            d.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: not self.at_router(), 5, "SIGTERM: VIPs gone at the router")
+            t_withdrawn = time.monotonic() - t0
+            self.assertIsNone(d.proc.poll(), "l4lb exited before drain_time")
+            c = ctl_json(d, "cluster")  # still serving the API while draining
+            self.assertEqual(c["announcements"][0]["reason"], "withdrawn: l4lb is stopping (bgp.drain_time)")
+            wait_for(lambda: "bgp.drain_time over: stopping" in d.log() or d.proc.poll() is not None,
+                     DRAIN_TIME + 10, "the end of drain_time")
+            t_over = time.monotonic() - t0
+            d.proc.wait(10)
+            t_exit = time.monotonic() - t0
+            print(f"\n  SIGTERM -> withdrawn at the router in {t_withdrawn:.2f} s, drain over after {t_over:.2f} s, "
+                  f"exit after {t_exit:.2f} s (drain_time {DRAIN_TIME} s)", end="")
+            self.assertEqual(d.proc.returncode, 0, d.log())
+            self.assertLess(t_withdrawn, 1.5)
+            # The control loop ends the drain on time; what follows (workers, ports, EAL) is the
+            # ordinary shutdown, whose length depends on the machine's load.
+            self.assertGreaterEqual(t_over, DRAIN_TIME)
+            self.assertLess(t_over, DRAIN_TIME + 1.5)
+            self.assertIn("VIPs withdrawn, forwarding for bgp.drain_time 3000 ms", d.log())
+            self.assertIn("bgp.drain_time over: stopping", d.log())
+            with open(self.include) as f:
+                self.assertNotIn("route ", f.read())
+        finally:
+            d.stop()
+
+    def test_2_sigkill_leaves_routes(self):
+        """Negative control: without a clean stop nothing withdraws the VIPs (BIRD's own
+        session stays up), so test_1's withdrawal on SIGTERM is l4lb's doing."""
+        if self.bird.pid is None:
+            self.bird.start()
+            self.router.start()
+        d = BgpDaemon(self.tmp, self.include, self.bird.sock)
+        try:
+            wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 20, "both VIPs at the router")
+            os.killpg(d.proc.pid, signal.SIGKILL)
+            d.proc.wait(5)
+            time.sleep(DRAIN_TIME + 1)
+            self.assertEqual(self.at_router(), {f"{VIP4}/32", f"{VIP6}/128"})
+        finally:
+            d.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
