@@ -24,6 +24,12 @@ struct EalConfig {
   // EAL --lcores (lcore@cpu map), instead of -l: several lcores may share one CPU (a lab, a test
   // with more workers than CPUs). Empty: -l main_core,worker_cores (each lcore on its own CPU).
   std::string lcores;
+  // Adaptive idle back-off (src/dataplane/idle_backoff.h): after idle_polls_before_sleep empty
+  // polls a worker sleeps 1, 2, 4 ... up to idle_sleep_max_us microseconds per loop until traffic
+  // returns. Off by default: a dedicated appliance busy-polls.
+  bool idle_backoff = false;
+  uint32_t idle_polls_before_sleep = 256;  // 1 .. 2^24
+  uint32_t idle_sleep_max_us = 1000;       // 1 .. 10000
 };
 
 // How traffic that is not the balancer's reaches the kernel (ARP, ND, SSH, health-check replies).

@@ -158,6 +158,7 @@ int runDaemon(const DaemonOptions& opts) {
                                                        cfg.fragments.max_held_per_datagram);
     args[w].state = st.get();
     args[w].shared = &shared;
+    args[w].idle = {cfg.eal.idle_backoff, cfg.eal.idle_polls_before_sleep, cfg.eal.idle_sleep_max_us};
     states.push_back(std::move(st));
   }
   // Fragment rings (several workers only): any worker hands a fragment to its owner's ring.

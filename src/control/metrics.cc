@@ -155,6 +155,9 @@ std::string renderMetrics(const Observation& o) {
   w.family("l4lb_worker_loops_total", "counter", "Worker poll loops.");
   for (size_t i = 0; i < o.workers.size(); i++)
     w.sample("l4lb_worker_loops_total", label("worker", std::to_string(i)), num(o.workers[i].load.loops));
+  w.family("l4lb_worker_idle_sleeps_total", "counter", "Idle back-off sleeps ([eal] idle_backoff).");
+  for (size_t i = 0; i < o.workers.size(); i++)
+    w.sample("l4lb_worker_idle_sleeps_total", label("worker", std::to_string(i)), num(o.workers[i].load.idle_sleeps));
 
   w.family("l4lb_port_packets_total", "counter", "Packets on a port by direction.");
   for (const auto& p : o.ports) {

@@ -54,6 +54,9 @@ std::vector<std::string> restartRequired(const Config& a, const Config& b) {
   d("eal.file_prefix", a.eal.file_prefix, b.eal.file_prefix);
   d("eal.extra_args", a.eal.extra_args, b.eal.extra_args);
   d("eal.lcores", a.eal.lcores, b.eal.lcores);
+  d("eal.idle_backoff", a.eal.idle_backoff, b.eal.idle_backoff);
+  d("eal.idle_polls_before_sleep", a.eal.idle_polls_before_sleep, b.eal.idle_polls_before_sleep);
+  d("eal.idle_sleep_max_us", a.eal.idle_sleep_max_us, b.eal.idle_sleep_max_us);
   d("flow_table.capacity", a.flow_table.capacity, b.flow_table.capacity);
   // The sync thread, its socket and the workers' rings exist from start-up on; only
   // announce_interval (in the Snapshot) changes live.

@@ -18,6 +18,7 @@
 #include "dataplane/outer_frag.h"
 #include "dataplane/rate_limit.h"
 #include "dataplane/icmp_rate_limit.h"
+#include "dataplane/idle_backoff.h"
 #include "l4lb/counters.h"
 #include "l4lb/snapshot.h"
 
@@ -164,6 +165,9 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
 // The worker loop's share of the flow-table sweep (see kSweepPassMs); returns the number of
 // entries removed (counted as Ctr::FlowExpired and per backend as flows_ended).
 uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t);
+// workerMain's: the same, plus flow sync's re-announce when the worker has a sync_out ring and
+// s.sync_announce_ms is set; a pass then takes at most sync_announce_ms (sync_rings.h).
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const Snapshot& s);
 
 // One RX queue a worker polls.
 struct RxQueue {
@@ -187,6 +191,7 @@ struct WorkerArgs {
   WorkerState* state;
   DataplaneShared* shared;
   std::vector<RxQueue> rx;
+  IdleBackoffConfig idle;  // [eal] idle_*: off unless configured
 };
 
 // The lcore entry point (rte_eal_remote_launch): loops until shared->stop.

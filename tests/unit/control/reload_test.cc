@@ -33,6 +33,14 @@ TEST(Reload, RestartOnlyFieldsAreNamed) {
                                             "ports[0].mtu changed (1500 -> 9000): needs a restart",
                                             "ports[0].exception_path changed (none -> tap): needs a restart",
                                         }));
+  Config idle = base();  // workers take the idle back-off from WorkerArgs, at start
+  idle.eal.idle_backoff = true;
+  idle.eal.idle_polls_before_sleep = 32;
+  idle.eal.idle_sleep_max_us = 50;
+  EXPECT_EQ(restartRequired(base(), idle),
+            (std::vector<std::string>{"eal.idle_backoff changed (false -> true): needs a restart",
+                                      "eal.idle_polls_before_sleep changed (256 -> 32): needs a restart",
+                                      "eal.idle_sleep_max_us changed (1000 -> 50): needs a restart"}));
   Config more = base();
   more.ports.push_back(more.ports[0]);
   EXPECT_EQ(restartRequired(base(), more), (std::vector<std::string>{"ports: 1 -> 2 ports: needs a restart"}));
