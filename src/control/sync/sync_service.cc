@@ -108,12 +108,13 @@ void SyncService::stop() {
 
 void SyncService::run() {
   pollfd p{fd_, POLLIN, 0};
+  bool backlog = false;
   while (!stop_.load(std::memory_order_acquire)) {
     p.revents = 0;
-    ::poll(&p, 1, kSyncPollMs);
+    ::poll(&p, 1, backlog ? 0 : kSyncPollMs);
     const uint64_t mono = clockMs(CLOCK_MONOTONIC), wall = clockMs(CLOCK_REALTIME);
     if (p.revents & POLLIN) receive(mono, wall);
-    drainAndSend(mono, wall);
+    backlog = drainAndSend(mono, wall);
     if (mono - last_send_mono_ >= kSyncHeartbeatMs) send({}, mono, wall);
     if (mono - last_rate_mono_ >= 1000) updateRates(mono);
   }
@@ -177,9 +178,10 @@ void SyncService::handle(std::span<const uint8_t> d, const IpAddr& from, uint16_
   }
 }
 
-void SyncService::drainAndSend(uint64_t now_mono, uint64_t now_wall) {
+bool SyncService::drainAndSend(uint64_t now_mono, uint64_t now_wall) {
   SyncFlow batch[kMaxSyncRecords];
   size_t have = 0;
+  bool backlog = false;
   for (rte_ring* r : o_.out_rings) {
     unsigned taken = 0;
     while (taken < kSyncDrainPerRing) {
@@ -194,10 +196,12 @@ void SyncService::drainAndSend(uint64_t now_mono, uint64_t now_wall) {
       }
     }
     bump(ctr_.records_out, taken);
+    backlog |= taken == kSyncDrainPerRing && rte_ring_count(r) > 0;
   }
   // A partial datagram goes now rather than waiting to fill: sync lag matters more than the
   // datagram count at low rates, and at high rates datagrams are full anyway.
   if (have > 0) send({batch, have}, now_mono, now_wall);
+  return backlog;
 }
 
 void SyncService::send(std::span<const SyncFlow> records, uint64_t now_mono, uint64_t now_wall) {

@@ -12,7 +12,7 @@
 // Every refusal is counted by reason (sync_reject.h); nothing of a refused datagram is used.
 //
 // A plain std::thread, not an EAL lcore: it sleeps in poll() (kSyncPollMs) between rounds and
-// never spins. It touches the rings only as their one consumer (sync_out) and one producer
+// never spins (it skips the sleep only while a ring holds more than a round's share). It touches the rings only as their one consumer (sync_out) and one producer
 // (sync_in); the workers never wait for it. Its counters are atomics the control thread reads
 // (status()).
 #pragma once
@@ -74,7 +74,8 @@ class SyncService {
   void run();
   void receive(uint64_t now_mono, uint64_t now_wall);
   void handle(std::span<const uint8_t> d, const IpAddr& from, uint16_t port, uint64_t now_mono, uint64_t now_wall);
-  void drainAndSend(uint64_t now_mono, uint64_t now_wall);
+  // True when some ring still held records after its share (the next round does not wait).
+  bool drainAndSend(uint64_t now_mono, uint64_t now_wall);
   void send(std::span<const SyncFlow> records, uint64_t now_mono, uint64_t now_wall);
   void updateRates(uint64_t now_mono);
 
