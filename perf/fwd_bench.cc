@@ -44,6 +44,7 @@
 #include "bench_worker.h"
 #include "benches.h"
 #include "control/snapshot_builder.h"
+#include "dataplane/sync_rings.h"
 #include "dataplane/worker.h"
 #include "traffic.h"
 
@@ -115,13 +116,27 @@ struct Measure {
   uint64_t packets = 0, cycles = 0, sent = 0;
 };
 
+// --sync: flow sync's cost on the worker. "on": the worker has its sync rings (announce on,
+// sync_announce_ms 2000) and polls sync_in after each burst as workerMain does (inside the
+// timed region; nothing arrives on it), while a consumer, outside it, empties sync_out as the
+// sync thread would. "noconsumer": the same without the consumer (announcements beyond the
+// ring's room are sync_out_full).
+enum class SyncMode { Off, On, NoConsumer };
+constexpr uint32_t kBenchSyncRing = 4096;
+
+void drainSyncOut(WorkerState& w) {
+  SyncFlow recs[64];
+  while (rte_ring_sc_dequeue_burst_elem(w.sync_out, recs, sizeof(SyncFlow), 64, nullptr) != 0) {
+  }
+}
+
 // `frozen_ms`: 0 = the real clock (nowMs, once per burst, as workerMain); else a fixed time, so
 // no flow ever reaches its refresh interval (kFlowRefreshMs) and the instruction count does not
 // depend on how slowly the run goes (valgrind).
 // `rx_flags`: mbuf ol_flags the generator sets, as a NIC's receive offloads would (outside the
 // timed region).
 Measure measure(Contender& c, BurstSource& src, MbufStock& stock, uint64_t packets, bool sweep, bool callgrind,
-                uint32_t frozen_ms, uint64_t rx_flags) {
+                uint32_t frozen_ms, uint64_t rx_flags, SyncMode sync) {
   Measure r;
   rte_mbuf* pkts[kBurst];
   rte_mbuf* out[kBurst];
@@ -147,11 +162,12 @@ Measure measure(Contender& c, BurstSource& src, MbufStock& stock, uint64_t packe
       const uint64_t t0 = rte_rdtsc();
       if (callgrind) L4LB_CALLGRIND_TOGGLE();
       dataplane::processBurst(w, *c.snap, pkts, kBurst, 0, now, tx);
-      if (sweep) {  // what workerMain does after each loop
-        dataplane::sweepFlows(w, now, c.snap->timeouts);
-      }
+      // What workerMain does after each loop.
+      if (unlikely(w.sync_in != nullptr)) dataplane::drainSyncIn(w, *c.snap, now);
+      if (sweep) dataplane::sweepFlows(w, now, *c.snap);
       if (callgrind) L4LB_CALLGRIND_TOGGLE();
       r.cycles += rte_rdtsc() - t0;
+      if (sync == SyncMode::On) drainSyncOut(w);  // the sync thread's side
       for (uint16_t p = 0; p < kMaxPorts; p++) {
         stock.give(tx.pkts[p].data(), tx.n[p]);
         r.sent += tx.n[p];
@@ -188,6 +204,9 @@ int fwdMain(const Options& o) {
   // --rx-cksum-good: every packet arrives marked RTE_MBUF_F_RX_IP_CKSUM_GOOD, as from a NIC
   // with IPv4 checksum offload (the parser then skips its own check).
   const uint64_t rx_flags = o.flag("rx-cksum-good") ? RTE_MBUF_F_RX_IP_CKSUM_GOOD : 0;
+  const std::string sync_opt = o.str("sync", "off");
+  if (sync_opt != "off" && sync_opt != "on" && sync_opt != "noconsumer") die("--sync: off, on or noconsumer");
+  const SyncMode sync = sync_opt == "on" ? SyncMode::On : sync_opt == "noconsumer" ? SyncMode::NoConsumer : SyncMode::Off;
   o.rejectUnknown();
   if (modes.empty()) die("--modes: empty");
   if (callgrind && !L4LB_HAVE_CALLGRIND) die("--callgrind: built without valgrind/callgrind.h");
@@ -206,7 +225,13 @@ int fwdMain(const Options& o) {
         c->snap = buildSnapshot(c->builder, benchConfig(t, modeFrom(m), backends));
         c->worker = std::make_unique<WorkerState>();
         makeTables(*c->worker, t.ipv6 ? 1u << 20 : cap, t.ipv6 ? cap : 1u << 20);
+        if (sync != SyncMode::Off) {
+          std::string err;
+          if (!dataplane::createSyncRings(*c->worker, kBenchSyncRing, err)) die(err);
+          c->snap->sync_announce_ms = 2000;
+        }
         warmFlows(*c->worker, *c->snap, t, stock, c->name);
+        if (sync == SyncMode::On) drainSyncOut(*c->worker);
       }
       cs.push_back(std::move(c));
     }
@@ -214,10 +239,10 @@ int fwdMain(const Options& o) {
     const double hz = double(rte_get_tsc_hz());
     std::fprintf(stderr,
                  "fwd %s: flows=%u frame=%u %s/IPv%d %s new-share=%.2f capacity=%u backends=%u tsc=%.0f MHz "
-                 "pages=%s rx-cksum-good=%s\n",
+                 "pages=%s rx-cksum-good=%s sync=%s\n",
                  label.c_str(), t.flows, effectiveFrameSize(t), t.tcp ? "TCP" : "UDP", t.ipv6 ? 6 : 4,
                  t.popularity == Popularity::Zipf ? "zipf" : "uniform", t.new_flow_share, cap, backends, hz / 1e6,
-                 huge ? "huge" : "4k", rx_flags ? "yes" : "no");
+                 huge ? "huge" : "4k", rx_flags ? "yes" : "no", sync_opt.c_str());
     for (int run = 0; run < runs; run++) {
       std::vector<double> mpps(cs.size());
       std::vector<Record> recs;
@@ -228,10 +253,11 @@ int fwdMain(const Options& o) {
           makeTables(*c.worker, t.ipv6 ? 1u << 20 : cap, t.ipv6 ? cap : 1u << 20);
           c.worker->counters = WorkerCounters{};
           warmFlows(*c.worker, *c.snap, t, stock, c.name);
+          if (sync == SyncMode::On) drainSyncOut(*c.worker);
         }
         BurstSource src(t, seq);  // same seed: every contender gets the same packets
         const WorkerCounters before = c.baseline ? WorkerCounters{} : c.worker->counters;
-        const Measure m = measure(c, src, stock, packets, sweep, callgrind, clock == "frozen" ? frozen_ms : 0, rx_flags);
+        const Measure m = measure(c, src, stock, packets, sweep, callgrind, clock == "frozen" ? frozen_ms : 0, rx_flags, sync);
         if (m.sent != m.packets) {
           die(label + "/" + c.name + ": " + std::to_string(m.packets - m.sent) + " of " + std::to_string(m.packets) +
               " packets not forwarded; counters:" + countersLine(*c.worker));
@@ -241,6 +267,7 @@ int fwdMain(const Options& o) {
         Record r{"fwd", label, run};
         r.tag("mode", c.name)
             .tag("pages", huge ? "huge" : "4k")
+            .tag("sync", sync_opt)
             .add("packets", double(m.packets))
             .add("mpps", mpps[i])
             .add("ns_per_pkt", cpp / hz * 1e9)
@@ -250,6 +277,9 @@ int fwdMain(const Options& o) {
           r.add("flow_new", double(a.get(Ctr::FlowNew) - before.get(Ctr::FlowNew)))
               .add("flow_hit", double(a.get(Ctr::FlowHit) - before.get(Ctr::FlowHit)))
               .add("flow_table_full", double(a.get(Ctr::FlowTableFull) - before.get(Ctr::FlowTableFull)));
+          if (sync != SyncMode::Off)
+            r.add("sync_announced", double(a.get(Ctr::SyncAnnounced) - before.get(Ctr::SyncAnnounced)))
+                .add("sync_out_full", double(a.get(Ctr::SyncOutFull) - before.get(Ctr::SyncOutFull)));
         }
         recs.push_back(r);
       }

@@ -2,7 +2,7 @@
 # Builds l4lb in release mode and runs every benchmark: forwarding (production processBurst vs
 # the 5tswap baseline, same packets, same run), forwarding modes, new flows, callgrind
 # instructions per packet, dpdk-testpmd 5tswap on net_pcap as a cross-check, Maglev build,
-# snapshot publish latency, flow-table memory. Prints a summary table with the targets and
+# snapshot publish latency, idle back-off cost, flow-table memory. Prints a summary table with the targets and
 # writes perf/results.json. Not part of CI (scripts/test.sh): numbers are not asserted.
 #
 #   perf/run.sh [--quick]        BUILD_DIR (default build-perf) and RUNS (default 5) from the env
@@ -118,6 +118,16 @@ for mode in dsr ipip gue nat 5tswap; do
       'BEGIN { printf "{\"bench\": \"callgrind\", \"label\": \"fwd_10k\", \"mode\": \"%s\", \"run\": %d, \"ir_per_pkt\": %.2f}\n", m, i, ir / 64000 }' >>"$RAW"
   done
 done
+# Flow sync's cost on the worker (issue 12): DSR with the worker's sync rings (announce on,
+# sync_in polled after each burst, sync_out emptied by a consumer outside the timed region).
+valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
+  --callgrind-out-file="$WORK/cg.dsr_sync" "$BENCH" fwd --core "$CORE" --runs "$RUNS" --label cg \
+  --flows 10000 --packets 64000 --modes dsr --sync on --callgrind --clock frozen >"$WORK/cg.dsr_sync.jsonl" 2>"$WORK/cg.dsr_sync.log"
+for i in $(seq 1 "$RUNS"); do
+  ir=$(sed -n 's/^totals: //p' "$WORK/cg.dsr_sync.$i")
+  awk -v ir="$ir" -v i="$i" \
+    'BEGIN { printf "{\"bench\": \"callgrind\", \"label\": \"fwd_10k\", \"mode\": \"dsr_sync\", \"run\": %d, \"ir_per_pkt\": %.2f}\n", i, ir / 64000 }' >>"$RAW"
+done
 callgrind_annotate "$WORK/cg.dsr.1" 2>/dev/null | sed -n '/^Ir/,$p' | head -20 >"$WORK/cg_top.txt" || true
 
 step "dpdk-testpmd --forward-mode=5tswap on net_pcap,infinite_rx=1 (cross-check)"
@@ -147,6 +157,11 @@ step "snapshot publish latency with a busy worker"
 "$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 300 --rt --label publish_rt >>"$RAW"
 "$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 300 --rt --no-sweep --label publish_rt_nosweep >>"$RAW"
 "$BENCH" publish --worker-core "$CORE" --control-core 0 --runs "$RUNS" --count 100 --label publish_cfs >>"$RAW"
+
+step "idle back-off: first-packet latency after idle, Mpps under load, idle CPU (off vs on)"
+# The real workerMain on net_ring ports; --rt as above (on CFS the ring side is descheduled for
+# milliseconds and the worker runs dry under "continuous" load).
+"$BENCH" idle --worker-core "$CORE" --main-core 0 --runs "$RUNS" --seconds 2 --samples 200 --rt --label idle_rt >>"$RAW"
 
 step "flow-table memory (DPDK heap)"
 "$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 1000000 --label flowmem_1m_v4 >>"$RAW"

@@ -141,7 +141,31 @@ namespace l4lb {
   /* fragments handed to their owner worker's ring (fragments of one datagram meet there) */       \
   X(FragHandedOff, "frag_handed_off")                                                              \
   /* tunnelled IPv4 packets (inner DF clear) fragmented on the outer header to fit the egress */  \
-  X(TunnelFragmented, "tunnel_fragmented")
+  X(TunnelFragmented, "tunnel_fragmented")                                                       \
+  /* flow sync (dataplane/sync_rings.h): a record not pushed, the worker's sync_out ring was full   \
+     (a new flow is announced again by the sweep, a re-announcement on its next pass) */           \
+  X(SyncOutFull, "sync_out_full")                                                                  \
+  /* records pushed to sync_out: new confirmed flows and the sweep's re-announcements */           \
+  X(SyncAnnounced, "sync_announced")                                                               \
+  /* peer records inserted as new entries (no entry, or an expired one) */                         \
+  X(SyncInInserted, "sync_in_inserted")                                                            \
+  /* peer records that refreshed a peer entry with the same backend */                             \
+  X(SyncInRefreshed, "sync_in_refreshed")                                                          \
+  /* peer records not applied: the flow has a live local entry (local traffic decides) */          \
+  X(SyncInKeptLocal, "sync_in_kept_local")                                                         \
+  /* peer records not applied: VIP or backend (address, port) unknown here, the backend down,      \
+     or the record malformed */                                                                    \
+  X(SyncInUnknown, "sync_in_unknown")                                                              \
+  /* packets that hit an entry a peer inserted (peer-table hits); the first local packet takes      \
+     the entry over, so this is about one per flow that moved here */                             \
+  X(FlowPeerHit, "flow_peer_hit")                                                                  \
+  /* peer records that re-pointed a peer entry to another backend (the record was newer) */        \
+  X(SyncInReplaced, "sync_in_replaced")                                                            \
+  /* peer records not applied: older than the peer entry they name, or already idle past the       \
+     state's timeout */                                                                            \
+  X(SyncInStale, "sync_in_stale")                                                                  \
+  /* peer records not applied: no room in the flow table by the admission rules */                 \
+  X(SyncInTableFull, "sync_in_table_full")
 
 #define L4LB_ENUMERATOR(e, name) e,
 #define L4LB_NAME(e, name) name,
@@ -195,12 +219,15 @@ struct PortCounters {
 };
 
 // How busy a worker is: loops that received packets, and TSC cycles spent in them versus all
-// (l4lb_worker_busy_ratio = busy_cycles / total_cycles).
+// (l4lb_worker_busy_ratio = busy_cycles / total_cycles). With [eal] idle_backoff, the idle
+// sleeps (src/dataplane/idle_backoff.h) and the TSC cycles they took, part of total_cycles.
 struct alignas(RTE_CACHE_LINE_SIZE) WorkerLoad {
   uint64_t loops = 0;
   uint64_t busy_loops = 0;
   uint64_t busy_cycles = 0;
   uint64_t total_cycles = 0;
+  uint64_t idle_sleeps = 0;
+  uint64_t idle_sleep_cycles = 0;
 };
 
 }  // namespace l4lb

@@ -149,6 +149,9 @@ struct Snapshot {
   FlowAdmission admission;  // [flow_table] embryonic_share; the test-only switch
   IcmpErrorLimit icmp_errors;  // per worker (slow_path.cc)
   uint32_t frag_timeout_ms = 2000;  // [fragments] timeout: a fragment-table entry's lifetime
+  // Flow sync ([sync] announce_interval): a live, locally active flow is re-announced to the
+  // peers at least this often (dataplane/sync_rings.h). 0: sync off.
+  uint32_t sync_announce_ms = 0;
 
   const SnapBackend* backend(uint32_t id) const {
     return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;

@@ -29,10 +29,11 @@ struct SyncFlow {
   uint8_t dst[16] = {};      // VIP address, network order
   uint8_t backend[16] = {};  // backend address, network order
   uint32_t idle_ms = 0;      // ms since the sender last saw a packet of the flow (0: just now)
-  uint32_t reserved2 = 0;
+  uint32_t reserved2[2] = {};  // explicit: no hidden padding before generation (records compare bytewise)
   uint64_t generation = 0;   // the sender's snapshot generation when it chose the backend
 };
 static_assert(std::is_trivially_copyable_v<SyncFlow>);
+static_assert(std::has_unique_object_representations_v<SyncFlow>, "no padding");
 static_assert(sizeof(SyncFlow) == 80 && sizeof(SyncFlow) % 4 == 0, "rte_ring element size: a multiple of 4");
 
 }  // namespace l4lb

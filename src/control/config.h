@@ -24,6 +24,12 @@ struct EalConfig {
   // EAL --lcores (lcore@cpu map), instead of -l: several lcores may share one CPU (a lab, a test
   // with more workers than CPUs). Empty: -l main_core,worker_cores (each lcore on its own CPU).
   std::string lcores;
+  // Adaptive idle back-off (src/dataplane/idle_backoff.h): after idle_polls_before_sleep empty
+  // polls a worker sleeps 1, 2, 4 ... up to idle_sleep_max_us microseconds per loop until traffic
+  // returns. Off by default: a dedicated appliance busy-polls.
+  bool idle_backoff = false;
+  uint32_t idle_polls_before_sleep = 256;  // 1 .. 2^24
+  uint32_t idle_sleep_max_us = 1000;       // 1 .. 10000
 };
 
 // How traffic that is not the balancer's reaches the kernel (ARP, ND, SSH, health-check replies).
@@ -160,6 +166,26 @@ struct MetricsConfig {
   uint16_t port = 0;
 };
 
+// One UDP endpoint of flow sync: an address and a port.
+struct SyncEndpoint {
+  IpAddr addr;
+  uint16_t port = 0;
+  bool operator==(const SyncEndpoint&) const = default;
+  std::string str() const;  // "198.18.40.11:7400", "[2001:db8::1]:7400"
+};
+
+// [sync]: flow sync between the balancers of one cluster (control/sync/). Absent or
+// enabled = false: no sync thread, no rings, no socket. When enabled, listen, peers and key_file
+// are required; the key file is read at load time (so --check-config and reload check it too).
+struct SyncConfig {
+  bool enabled = false;
+  SyncEndpoint listen;                 // the UDP socket's address (v4 or v6)
+  std::vector<SyncEndpoint> peers;     // datagrams go to, and are accepted only from, these
+  std::string key_file;                // absolute path; 64 hex chars, not group/other-readable
+  std::array<uint8_t, 32> key{};       // the key read from key_file (enabled only)
+  uint32_t announce_interval_ms = 2000;  // an active flow is re-announced at least this often
+};
+
 // [log]: the control plane's log level (debug, info, warning, error).
 struct LogConfig {
   std::string level = "info";
@@ -197,6 +223,7 @@ struct Config {
   ControlApiConfig control;
   MetricsConfig metrics;
   LogConfig log;
+  SyncConfig sync;
   ClusterConfig cluster;
   BgpConfig bgp;
 };

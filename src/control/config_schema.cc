@@ -8,6 +8,7 @@
 
 #include "control/config_schema.h"
 #include "control/log.h"
+#include "dataplane/idle_backoff.h"
 
 namespace l4lb::control {
 
@@ -81,6 +82,7 @@ void ConfigSchema::load(const toml::table& root) {
   const Field control = t.get("control");
   const Field metrics = t.get("metrics");
   const Field log = t.get("log");
+  const Field sync = t.get("sync");
   const Field cluster = t.get("cluster");
   const Field bgp = t.get("bgp");
   loadEal(eal, root);
@@ -92,6 +94,7 @@ void ConfigSchema::load(const toml::table& root) {
   loadHealthGlobal(health);
   loadOperator(control, metrics, log);
   loadVips(vips, root);
+  if (sync) loadSync(sync);
   loadCluster(cluster);
   if (bgp) loadBgp(bgp);
 }
@@ -276,6 +279,16 @@ void ConfigSchema::loadEal(const Field& f, const toml::table& root) {
       else
         eal.file_prefix = *x;
     }
+  }
+  if (Field v = t.get("idle_backoff")) {
+    if (auto x = r_.boolean(v)) eal.idle_backoff = *x;
+  }
+  if (Field v = t.get("idle_polls_before_sleep")) {
+    if (auto x = r_.integer(v, 1, dataplane::kIdlePollsLimit)) eal.idle_polls_before_sleep = uint32_t(*x);
+  }
+  if (Field v = t.get("idle_sleep_max_us")) {
+    if (auto x = r_.integer(v, dataplane::kIdleSleepMinUs, dataplane::kIdleSleepMaxUsLimit))
+      eal.idle_sleep_max_us = uint32_t(*x);
   }
   if (Field v = t.get("extra_args")) {
     if (auto* arr = v->as_array()) {

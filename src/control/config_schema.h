@@ -41,6 +41,10 @@ class ConfigSchema {
   void loadCluster(const Field& f);
   void loadBgp(const Field& f);
 
+  // config_sync.cc: [sync].
+  void loadSync(const Field& f);
+  std::optional<SyncEndpoint> syncEndpoint(const Field& f);
+
   // config_vips.cc: [[vips]], [[vips.backends]] and their health_check tables.
   // The keys one health_check table set, so that checks across keys report at the table that
   // caused them and only once.

@@ -15,6 +15,7 @@
 
 #include "control/api/handlers.h"
 #include "control/api/metrics_http.h"
+#include "control/sync/sync_service.h"
 #include "control/change_plan.h"
 #include "control/log.h"
 #include "control/sha256.h"
@@ -536,6 +537,11 @@ void ControlPlane::run() {
 std::string ControlPlane::handleRequest(const std::string& request) { return api::handleRequest(*this, request); }
 
 Observation ControlPlane::observe() const { return api::observe(*this); }
+
+std::optional<sync::SyncStatus> ControlPlane::syncStatus() const {
+  if (sync_ == nullptr) return std::nullopt;
+  return sync_->status();
+}
 
 const api::Transition* ControlPlane::lastTransition(const std::string& key) const {
   auto it = transitions_.find(key);

@@ -25,6 +25,10 @@
 
 namespace l4lb::control {
 
+namespace sync {
+class SyncService;
+}
+
 uint64_t monoMsNow();
 
 // Implements the operator API's view (control/api/view.h): the commands see the control plane
@@ -41,6 +45,9 @@ class ControlPlane : public api::OperatorView {
   // The workers' flow-table question slots (l4lbctl explain), in worker order. The control
   // thread writes them only through the FlowQuery protocol (src/dataplane/worker.h).
   void setFlowQueries(std::vector<dataplane::FlowQuery*> q) { queries_ = std::move(q); }
+  // The running sync thread ([sync] enabled), whose counters metrics and the API read; it must
+  // outlive this ControlPlane or be unset first.
+  void setSync(const sync::SyncService* s) { sync_ = s; }
   // Runs until SIGINT/SIGTERM (signals must be blocked in every thread).
   void run();
   // Tells systemd (Type=notify) that the daemon forwards: call once the workers run; the first
@@ -75,6 +82,7 @@ class ControlPlane : public api::OperatorView {
   api::RunFacts runFacts() const override;
   std::vector<api::FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len) const override;
   uint32_t workerClockMs() const override;
+  std::optional<sync::SyncStatus> syncStatus() const override;
   bool rebuild(const std::string& why) override;
   // Re-reads the config file and applies it whole, or changes nothing (logged and counted).
   api::ReloadOutcome reload() override;
@@ -123,6 +131,7 @@ class ControlPlane : public api::OperatorView {
   std::map<uint32_t, api::RunFacts::Rate> backend_rates_;
   std::map<std::string, api::Transition> transitions_;  // backend identity -> last state change
   dataplane::DataplaneShared& shared_;
+  const sync::SyncService* sync_ = nullptr;
   SystemdNotifier notify_;
   std::string last_status_;
   // [bgp]: null when absent. forwarding_: the workers run (announceReady) and have not been

@@ -20,7 +20,10 @@
 #include "control/log.h"
 #include "control/ports.h"
 #include "control/snapshot_builder.h"
+#include "control/sync/sync_service.h"
+#include "control/sync/sync_status.h"
 #include "control/worker_totals.h"
+#include "dataplane/sync_rings.h"
 #include "dataplane/worker.h"
 
 namespace l4lb::control {
@@ -155,6 +158,7 @@ int runDaemon(const DaemonOptions& opts) {
                                                        cfg.fragments.max_held_per_datagram);
     args[w].state = st.get();
     args[w].shared = &shared;
+    args[w].idle = {cfg.eal.idle_backoff, cfg.eal.idle_polls_before_sleep, cfg.eal.idle_sleep_max_us};
     states.push_back(std::move(st));
   }
   // Fragment rings (several workers only): any worker hands a fragment to its owner's ring.
@@ -182,6 +186,39 @@ int runDaemon(const DaemonOptions& opts) {
     for (const auto& st : states) queries.push_back(&st->query);
     cp->setFlowQueries(std::move(queries));
   }
+  // Flow sync ([sync] enabled only): each worker's two rings, then the sync thread, before the
+  // workers start (they push to sync_out from their first packet).
+  std::unique_ptr<sync::SyncService> sync_service;
+  if (cfg.sync.enabled) {
+    sync::SyncServiceOptions so;
+    so.listen = cfg.sync.listen;
+    so.peers = cfg.sync.peers;
+    so.key = cfg.sync.key;
+    for (auto& st : states) {
+      if (!dataplane::createSyncRings(*st, sync::kSyncRingSize, err)) {
+        states.clear();
+        cp.reset();
+        return fail("sync: " + err);
+      }
+      so.out_rings.push_back(st->sync_out);
+      so.in_rings.push_back(st->sync_in);
+    }
+    std::vector<sync::PortRss> rss;
+    for (size_t p = 0; p < ports.runtime.size(); p++)
+      rss.push_back(sync::queryPortRss(ports.runtime[p].port_id, ports.rx_queues[p]));
+    so.owner = sync::FlowOwner(nworkers, std::move(rss));
+    sync_service = std::make_unique<sync::SyncService>(std::move(so));
+    if (!sync_service->start(err)) {
+      sync_service.reset();
+      states.clear();
+      cp.reset();
+      return fail(opts.config_path + ": " + err);
+    }
+    cp->setSync(sync_service.get());
+    logInfo("sync: listening on " + cfg.sync.listen.str() + ", " + std::to_string(cfg.sync.peers.size()) +
+            " peers, announce every " + std::to_string(cfg.sync.announce_interval_ms) + " ms");
+  }
+
   // RX queue q of every port goes to worker q % workers; every worker has TX queue = its index.
   // A tap's single RX queue (what the kernel sends) is polled by worker 0.
   const Snapshot* first = cp->current();
@@ -199,6 +236,7 @@ int runDaemon(const DaemonOptions& opts) {
     if (ret != 0) {
       shared.stop = true;
       rte_eal_mp_wait_lcore();
+      if (sync_service) sync_service->stop();
       cp.reset();
       return fail("launching worker on core " + std::to_string(cfg.eal.worker_cores[w]) + ": " + rte_strerror(-ret));
     }
@@ -211,6 +249,7 @@ int runDaemon(const DaemonOptions& opts) {
 
   shared.stop.store(true);
   rte_eal_mp_wait_lcore();  // workers return after sending what they had (TX is per burst)
+  if (sync_service) sync_service->stop();  // before the rings go with the WorkerStates
 
   nlohmann::json workers = nlohmann::json::array();
   std::vector<const dataplane::WorkerState*> ro;
@@ -228,13 +267,13 @@ int runDaemon(const DaemonOptions& opts) {
                            {"publishes", cs.publishes},
                            {"health_transitions", cs.health_transitions},
                            {"neighbour_changes", cs.neighbour_changes}};
+    nlohmann::json stats{{"total", countersJson(total)},
+                         {"workers", workers},
+                         {"control", control},
+                         {"backends", nlohmann::json::parse(cp->backendsJson())}};
+    if (sync_service) stats["sync"] = sync::syncStatusJson(sync_service->status());
     std::ofstream f(opts.stats_file);
-    f << nlohmann::json{{"total", countersJson(total)},
-                        {"workers", workers},
-                        {"control", control},
-                        {"backends", nlohmann::json::parse(cp->backendsJson())}}
-             .dump(2)
-      << "\n";
+    f << stats.dump(2) << "\n";
     if (!f) logError("cannot write " + opts.stats_file);
   }
 

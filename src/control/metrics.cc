@@ -39,6 +39,50 @@ class Writer {
 
 std::string label(const char* k, const std::string& v) { return std::string(k) + "=\"" + escapeLabel(v) + "\""; }
 
+// l4lb_sync_*: flow sync between balancers (control/sync/), present only when [sync] is enabled.
+void renderSync(Writer& w, const sync::SyncStatus& s) {
+  using sync::kSyncRejectNames;
+  w.family("l4lb_sync_records_total", "counter",
+           "Flow records: sent (taken from the workers' rings and sent to the peers) and received (accepted from peers).");
+  w.sample("l4lb_sync_records_total", "direction=\"sent\"", num(s.records_out));
+  w.sample("l4lb_sync_records_total", "direction=\"received\"", num(s.records_in));
+  w.family("l4lb_sync_datagrams_total", "counter", "Sync datagrams built (each goes to every peer) and accepted.");
+  w.sample("l4lb_sync_datagrams_total", "direction=\"sent\"", num(s.datagrams_out));
+  w.sample("l4lb_sync_datagrams_total", "direction=\"received\"", num(s.datagrams_in));
+  w.family("l4lb_sync_delivered_total", "counter", "Received records handed to the owning worker's ring.");
+  w.sample("l4lb_sync_delivered_total", "", num(s.delivered));
+  w.family("l4lb_sync_ring_full_total", "counter", "Received records dropped because the owning worker's ring was full.");
+  w.sample("l4lb_sync_ring_full_total", "", num(s.ring_full));
+  w.family("l4lb_sync_send_errors_total", "counter", "Datagrams the kernel did not take for a peer.");
+  w.sample("l4lb_sync_send_errors_total", "", num(s.send_errors));
+  w.family("l4lb_sync_rejected_total", "counter", "Received sync datagrams refused, by reason (none of their records is used).");
+  for (size_t r = 0; r < s.rejected.size(); r++)
+    w.sample("l4lb_sync_rejected_total", label("reason", std::string(kSyncRejectNames[r])), num(s.rejected[r]));
+  w.family("l4lb_sync_peer_records_total", "counter", "Flow records sent to and accepted from each peer.");
+  for (const auto& p : s.peers) {
+    w.sample("l4lb_sync_peer_records_total", label("peer", p.address) + ",direction=\"sent\"", num(p.records_out));
+    w.sample("l4lb_sync_peer_records_total", label("peer", p.address) + ",direction=\"received\"", num(p.records_in));
+  }
+  w.family("l4lb_sync_peer_rejected_total", "counter", "Datagrams from a peer's address refused, by reason.");
+  for (const auto& p : s.peers)
+    for (size_t r = 0; r < p.rejected.size(); r++)
+      w.sample("l4lb_sync_peer_rejected_total", label("peer", p.address) + "," + label("reason", std::string(kSyncRejectNames[r])),
+               num(p.rejected[r]));
+  w.family("l4lb_sync_peer_last_heard_seconds", "gauge",
+           "Seconds since the last datagram accepted from a peer (heartbeats every second); absent until the first.");
+  for (const auto& p : s.peers)
+    if (p.last_heard_ms_ago >= 0)
+      w.sample("l4lb_sync_peer_last_heard_seconds", label("peer", p.address), num(double(p.last_heard_ms_ago) / 1000.0));
+  w.family("l4lb_sync_lag_seconds", "histogram", "Receive time minus the datagram's send time (wall clocks of two hosts).");
+  for (size_t i = 0; i < sync::kSyncLagBounds.size(); i++)
+    w.sample("l4lb_sync_lag_seconds_bucket", label("le", num(sync::kSyncLagBounds[i])), num(s.lag_buckets[i]));
+  w.sample("l4lb_sync_lag_seconds_bucket", "le=\"+Inf\"", num(s.lag_count));
+  w.sample("l4lb_sync_lag_seconds_sum", "", num(s.lag_sum_s));
+  w.sample("l4lb_sync_lag_seconds_count", "", num(s.lag_count));
+  w.family("l4lb_sync_lag_max_seconds", "gauge", "Largest sync lag seen since start.");
+  w.sample("l4lb_sync_lag_max_seconds", "", num(double(s.lag_max_ms) / 1000.0));
+}
+
 }  // namespace
 
 void Histogram::observe(double seconds) {
@@ -111,6 +155,9 @@ std::string renderMetrics(const Observation& o) {
   w.family("l4lb_worker_loops_total", "counter", "Worker poll loops.");
   for (size_t i = 0; i < o.workers.size(); i++)
     w.sample("l4lb_worker_loops_total", label("worker", std::to_string(i)), num(o.workers[i].load.loops));
+  w.family("l4lb_worker_idle_sleeps_total", "counter", "Idle back-off sleeps ([eal] idle_backoff).");
+  for (size_t i = 0; i < o.workers.size(); i++)
+    w.sample("l4lb_worker_idle_sleeps_total", label("worker", std::to_string(i)), num(o.workers[i].load.idle_sleeps));
 
   w.family("l4lb_port_packets_total", "counter", "Packets on a port by direction.");
   for (const auto& p : o.ports) {
@@ -140,6 +187,7 @@ std::string renderMetrics(const Observation& o) {
   w.sample("l4lb_snapshot_publishes_total", "", num(o.publishes));
   w.family("l4lb_health_transitions_total", "counter", "Backend health state changes.");
   w.sample("l4lb_health_transitions_total", "", num(o.health_transitions));
+  if (o.sync) renderSync(w, *o.sync);
   if (o.bgp.enabled) {
     w.family("l4lb_vip_announced", "gauge", "1 while the VIP's prefix is announced through BIRD (bgp).");
     for (const auto& [vip, on] : o.bgp.vips) w.sample("l4lb_vip_announced", label("vip", vip), on ? "1" : "0");

@@ -6,9 +6,11 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "control/sync/sync_stats.h"
 #include "l4lb/counters.h"
 
 namespace l4lb::control {
@@ -73,6 +75,7 @@ struct Observation {
   uint64_t publishes = 0, health_transitions = 0;
   double uptime_s = 0;
   std::string version;
+  std::optional<sync::SyncStatus> sync;  // [sync] enabled: the sync thread's counters (l4lb_sync_*)
   ObservedBgp bgp;
 };
 

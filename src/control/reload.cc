@@ -7,6 +7,7 @@ namespace {
 template <typename T>
 std::string show(const T& v) {
   if constexpr (std::is_same_v<T, std::string>) return "\"" + v + "\"";
+  else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
   else if constexpr (std::is_arithmetic_v<T>) return std::to_string(v);
   else return "";
 }
@@ -22,6 +23,12 @@ std::string show(const std::vector<uint32_t>& v) {
 std::string show(const std::vector<std::string>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + v[i];
+  return s + "]";
+}
+std::string show(const SyncEndpoint& e) { return e.str(); }
+std::string show(const std::vector<SyncEndpoint>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + v[i].str();
   return s + "]";
 }
 std::string show(ExceptionPath e) { return std::string(toString(e)); }
@@ -47,7 +54,17 @@ std::vector<std::string> restartRequired(const Config& a, const Config& b) {
   d("eal.file_prefix", a.eal.file_prefix, b.eal.file_prefix);
   d("eal.extra_args", a.eal.extra_args, b.eal.extra_args);
   d("eal.lcores", a.eal.lcores, b.eal.lcores);
+  d("eal.idle_backoff", a.eal.idle_backoff, b.eal.idle_backoff);
+  d("eal.idle_polls_before_sleep", a.eal.idle_polls_before_sleep, b.eal.idle_polls_before_sleep);
+  d("eal.idle_sleep_max_us", a.eal.idle_sleep_max_us, b.eal.idle_sleep_max_us);
   d("flow_table.capacity", a.flow_table.capacity, b.flow_table.capacity);
+  // The sync thread, its socket and the workers' rings exist from start-up on; only
+  // announce_interval (in the Snapshot) changes live.
+  d("sync.enabled", a.sync.enabled, b.sync.enabled);
+  d("sync.listen", a.sync.listen, b.sync.listen);
+  d("sync.peers", a.sync.peers, b.sync.peers);
+  d("sync.key_file", a.sync.key_file, b.sync.key_file);
+  if (a.sync.key != b.sync.key) out.push_back("sync.key_file: the key changed: needs a restart");
   if (a.ports.size() != b.ports.size()) {
     out.push_back("ports: " + std::to_string(a.ports.size()) + " -> " + std::to_string(b.ports.size()) +
                   " ports: needs a restart");

@@ -224,6 +224,8 @@ BuildResult SnapshotBuilder::build(const Config& cfg, const std::vector<PortRunt
   s->admission = {!admissionDisabledForTests(), cfg.flow_table.embryonic_ppm};
   s->icmp_errors = cfg.icmp.errors;
   s->frag_timeout_ms = cfg.fragments.timeout_ms;
+  // [sync] announce_interval: how often workers re-announce an active flow; 0: sync is off.
+  s->sync_announce_ms = cfg.sync.enabled ? cfg.sync.announce_interval_ms : 0;
   Work w{cfg, rt, dyn, *s, {}, {}, {}, {}, {}, {}};
   buildNeighbours(w);
   if (rt.size() != cfg.ports.size() || cfg.ports.size() > kMaxPorts) {

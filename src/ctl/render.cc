@@ -242,7 +242,30 @@ void printCluster(std::string& out, const json& r) {
   if (sync.is_null()) {
     appendf(out, "\nsync:      off\n");
   } else {
-    out += "\nsync:\n" + sync.dump(2) + "\n";
+    // Rejections: the reasons with a count, "-" when none.
+    auto rejected = [](const json& rj) {
+      std::string s;
+      for (const auto& [reason, n] : rj.items())
+        if (n.get<uint64_t>() != 0) s += (s.empty() ? "" : " ") + reason + "=" + n.dump();
+      return s.empty() ? std::string("-") : s;
+    };
+    const json& t = sync["totals"];
+    const json& lag = sync["lag_ms"];
+    appendf(out, "\nsync:      %s; records out %s, in %s (to workers %s, ring full %s); lag %s ms (max %s)\n",
+            str(sync["listen"]).c_str(), str(t["records_out"]).c_str(), str(t["records_in"]).c_str(),
+            str(t["delivered"]).c_str(), str(t["ring_full"]).c_str(), str(lag["last"]).c_str(), str(lag["max"]).c_str());
+    appendf(out, "rejected:  %s\n", rejected(t["rejected"]).c_str());
+    std::vector<std::vector<std::string>> peers;
+    for (const auto& p : sync["peers"]) {
+      char in[32], outr[32];
+      std::snprintf(in, sizeof(in), "%.1f", p.value("records_in_per_s", 0.0));
+      std::snprintf(outr, sizeof(outr), "%.1f", p.value("records_out_per_s", 0.0));
+      const json& heard = p["last_heard_ms_ago"];
+      peers.push_back({str(p["address"]), heard.is_null() ? "never" : heard.dump() + " ms ago", in, outr,
+                       rejected(p["rejected"])});
+    }
+    out += "\n";
+    appendTable(out, {"PEER", "LAST HEARD", "IN/S", "OUT/S", "REJECTED"}, peers);
   }
 }
 

@@ -8,7 +8,16 @@
 //   bits 24..26  FlowState
 //   bit  27      pinned: the backend is not the flow's stateless (Maglev) choice (round robin),
 //                so the entry must not be displaced while live (flow_table.h)
-//   bits 28..31  zero
+//   bit  28      from a peer (kFlowPeerBit): inserted from another balancer's sync record
+//                (sync_rings.h) and not hit by local traffic since; never re-announced (two peers
+//                would otherwise keep a dead flow alive by echoing it)
+//   bit  29      announced (kFlowAnnouncedBit): pushed to the sync ring and not rewritten by local
+//                traffic since (the sweep re-announces entries without it, sync_rings.h)
+//   bits 30..31  zero
+// Bits 28 and 29 are not FlowValue fields: pack() leaves them clear, so every rewrite by local
+// traffic (a hit's refresh or state change, a new choice) clears them for nothing, and the hit
+// path, which keeps its decision's FlowValue on the stack, stores no more than before. Flow
+// sync sets and tests them on the packed value.
 //   bits 32..63  last-seen time, milliseconds (wraps after 49 days; compared by subtraction)
 // The timestamp is refreshed at most once per kFlowRefreshMs per flow, so a hit on an
 // established flow is a pure lookup; timeouts are therefore exact to kFlowRefreshMs.
@@ -71,6 +80,9 @@ constexpr bool isEmbryonic(FlowState s) { return s == FlowState::TcpSyn || s == 
 // From a packed value (FlowValue::pack) without unpacking the rest.
 constexpr bool isEmbryonicRaw(uint64_t v) { return isEmbryonic(FlowState((v >> 24) & kFlowStateMask)); }
 
+inline constexpr uint64_t kFlowPeerBit = 1ull << 28;
+inline constexpr uint64_t kFlowAnnouncedBit = 1ull << 29;
+
 struct FlowValue {
   uint32_t backend_id = kNoBackend;
   FlowState state = FlowState::Udp;
@@ -86,6 +98,14 @@ struct FlowValue {
                      ((v >> 27) & 1) != 0};
   }
 };
+
+constexpr FlowState stateOfRaw(uint64_t v) { return FlowState((v >> 24) & kFlowStateMask); }
+
+// The states flow sync announces (sync_rings.h): live confirmed flows that have not begun to
+// close. Embryonic entries are not announced (a SYN flood on one balancer must not become
+// confirmed entries on its peers), nor closing or reset ones (a flow that ends stops being
+// announced and ages out on the peers).
+constexpr bool isAnnounceable(FlowState s) { return s == FlowState::TcpEstablished || s == FlowState::Udp; }
 
 inline uint32_t timeoutMs(FlowState s, const FlowTimeouts& t) {
   if (likely(s == FlowState::TcpEstablished)) return t.tcp_established_ms;  // the common hit

@@ -218,7 +218,8 @@ bool FlowTable::eraseIn(const void* key, hash_sig_t idx) {
 }
 
 template <class L>
-uint32_t FlowTable::sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended) {
+uint32_t FlowTable::sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended,
+                           const LiveVisit* visit) {
   const uint64_t slots = this->slots();
   uint32_t removed = 0;
   for (uint32_t visited = 0; visited < budget; visited++) {
@@ -230,8 +231,18 @@ uint32_t FlowTable::sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t bud
       const auto i = unsigned(s % L::kSlots);
       uint8_t* b = bucketAt<L>(bi);
       if (!L::used(b, i)) continue;
-      const FlowValue v = FlowValue::unpack(load64(L::value(b, i)));
-      if (!isExpired(v, now_ms, t)) continue;
+      const uint64_t raw = load64(L::value(b, i));
+      const FlowValue v = FlowValue::unpack(raw);
+      if (!isExpired(v, now_ms, t)) {
+        if (visit != nullptr && (raw & visit->skip) == 0) {
+          uint64_t key[L::kAddrWords + 1];  // the key's bytes (FlowKey4/6), as homeOf reads them
+          for (unsigned w = 0; w < L::kAddrWords; w++) key[w] = load64(L::addr(b, i) + 8 * w);
+          key[L::kAddrWords] = L::tail(b, i);
+          const uint64_t nv = visit->fn(visit->ctx, key, raw);
+          if (nv != raw) overwrite<L>(b, i, nv);
+        }
+        continue;
+      }
       // The home bucket, for the overflow counts.
       removeAt<L>(b, bi, i, homeOf<L>(b, i));
       removed++;
@@ -242,8 +253,9 @@ uint32_t FlowTable::sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t bud
   return removed;
 }
 
-uint32_t FlowTable::sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended) {
-  return v6_ ? sweepIn<Layout6>(now_ms, t, budget, ended) : sweepIn<Layout4>(now_ms, t, budget, ended);
+uint32_t FlowTable::sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended,
+                          const LiveVisit* visit) {
+  return v6_ ? sweepIn<Layout6>(now_ms, t, budget, ended, visit) : sweepIn<Layout4>(now_ms, t, budget, ended, visit);
 }
 
 uint64_t FlowTable::overflowSum() const {

@@ -198,16 +198,21 @@ class FlowTable {
   // Inserts or overwrites, with no admission rule. False when the key is new and the table
   // holds capacity() entries (the caller falls back to stateless), or the key's protocol byte
   // is 0 (not a flow). The class counts follow.
-  bool upsert(const void* key, hash_sig_t idx, const FlowValue& v) {
-    return v6_ ? upsertIn<flow_table_detail::Layout6>(key, idx, v.pack())
-               : upsertIn<flow_table_detail::Layout4>(key, idx, v.pack());
+  bool upsert(const void* key, hash_sig_t idx, const FlowValue& v) { return upsert(key, idx, v.pack()); }
+  // The same with a packed value (flow sync's bits 28, 29 included, flow.h).
+  bool upsert(const void* key, hash_sig_t idx, uint64_t packed) {
+    return v6_ ? upsertIn<flow_table_detail::Layout6>(key, idx, packed)
+               : upsertIn<flow_table_detail::Layout4>(key, idx, packed);
   }
 
   // Stores `v` under the key by the admission rules (top of file). On Displaced, `victim` is
   // the entry removed (the caller counts its end). A key with protocol byte 0 is TableFull.
   StoreResult store(const void* key, hash_sig_t idx, const FlowValue& v, const AdmitParams& a, FlowValue& victim) {
-    return v6_ ? storeIn<flow_table_detail::Layout6>(key, idx, v.pack(), a, &victim)
-               : storeIn<flow_table_detail::Layout4>(key, idx, v.pack(), a, &victim);
+    return store(key, idx, v.pack(), a, victim);
+  }
+  StoreResult store(const void* key, hash_sig_t idx, uint64_t packed, const AdmitParams& a, FlowValue& victim) {
+    return v6_ ? storeIn<flow_table_detail::Layout6>(key, idx, packed, a, &victim)
+               : storeIn<flow_table_detail::Layout4>(key, idx, packed, a, &victim);
   }
   // What store() would return, changing nothing (decide.h asks before choosing a backend).
   StoreResult canStore(const void* key, hash_sig_t idx, bool embryonic, const AdmitParams& a) const {
@@ -226,7 +231,17 @@ class FlowTable {
   // Position p covers slots [p * slots() / capacity(), (p + 1) * slots() / capacity()): at most
   // ceil(slots() / capacity()) slots (3 once the table has a few buckets: slots() < 2.5 x
   // capacity() + one bucket), and one pass of capacity() positions covers them all.
-  uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended = nullptr);
+  // With `visit`, the live entries among them whose value has none of visit->skip's bits set
+  // are also handed to visit->fn (flow sync's re-announce, sync_rings.h) with their key
+  // (FlowKey4/6 bytes) and value; the value it returns replaces the entry's when it differs (it
+  // must keep the entry's state).
+  struct LiveVisit {
+    uint64_t skip;
+    uint64_t (*fn)(void* ctx, const void* key, uint64_t value);
+    void* ctx;
+  };
+  uint32_t sweep(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended = nullptr,
+                 const LiveVisit* visit = nullptr);
   uint32_t sweepCursor() const { return sweep_next_; }
 
   // Also read by the control thread (operator API): a relaxed atomic, so the count it sees is at
@@ -305,7 +320,8 @@ class FlowTable {
   template <class L>
   void removeAt(uint8_t* b, uint32_t bi, unsigned slot, uint32_t home);
   template <class L>
-  uint32_t sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended);
+  uint32_t sweepIn(uint32_t now_ms, const FlowTimeouts& t, uint32_t budget, BackendCounters* ended,
+                   const LiveVisit* visit);
 
   uint8_t* mem_;
   uint32_t mask_;  // buckets - 1

@@ -1,5 +1,7 @@
 #include "dataplane/worker.h"
 
+#include <sys/prctl.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -14,6 +16,7 @@
 #include "dataplane/parser.h"
 #include "dataplane/parser_inline.h"
 #include "dataplane/slow_path.h"
+#include "dataplane/sync_rings.h"
 
 namespace l4lb::dataplane {
 
@@ -94,12 +97,18 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
     return kDropped;
   }
   if (d.store) {
+    // Flow sync: a new confirmed flow is announced (sync_rings.h). Before the store, so the entry
+    // is written once with its announced bit; the store cannot fail here (canStore said so).
+    uint64_t value = d.value.pack();
+    if (unlikely(w.sync_out != nullptr) && s.sync_announce_ms != 0 && isAnnounceable(d.value.state) &&
+        announceFlow(w, s, key, pi.family == Family::V6, d.value, now_ms))
+      value |= kFlowAnnouncedBit;
     bool stored;
     if (likely(!d.displaces)) {
-      stored = ft.upsert(key, idx, d.value);  // canStore said Stored
+      stored = ft.upsert(key, idx, value);  // canStore said Stored
     } else {
       FlowValue victim;
-      const StoreResult sr = ft.store(key, idx, d.value, ap, victim);
+      const StoreResult sr = ft.store(key, idx, value, ap, victim);
       stored = sr == StoreResult::Stored || sr == StoreResult::Displaced;
       if (sr == StoreResult::Displaced) {
         // An expired victim ended anyway (as the sweep would count it); a live one was displaced.
@@ -126,6 +135,17 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
   return bid;
 }
 
+// A hit that rewrites its entry (the state moved, or the last-seen time is due: about once a
+// second per flow): the store, and flow sync's part (a peer's entry taken over, an entry that has
+// just become announceable; sync_rings.h). Out of line: one call on the hit path, as the store
+// alone was, and a plain hit pays nothing for sync.
+__attribute__((noinline)) void rewriteHit(WorkerState& w, const Snapshot& s, FlowTable& ft, const void* key,
+                                          hash_sig_t idx, bool v6, uint64_t raw, uint64_t value, uint32_t now_ms) {
+  if (unlikely((raw & kFlowPeerBit) != 0 || (w.sync_out != nullptr && stateOfRaw(value) != stateOfRaw(raw))))
+    value = syncOnRewrite(w, s, key, v6, raw, value, now_ms);
+  ft.upsert(key, idx, value);  // the key is there: cannot fail
+}
+
 // A TCP/UDP packet of a VIP's 5-tuple (an unfragmented one, or a first fragment): the flow
 // table lookup and the decision (decide.h). A hit (a live entry) is decided inline and builds
 // nothing else; the rest (a new choice, admission, the store and its counters) runs out of line
@@ -143,7 +163,7 @@ __rte_always_inline uint32_t scheduleFlow(WorkerState& w, const Snapshot& s, con
     const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
     if (likely(decideHit(s, facts, raw, now_ms, d))) {
       hits++;
-      if (d.store) ft.upsert(key, idx, d.value);  // the key is there: cannot fail
+      if (d.store) rewriteHit(w, s, ft, key, idx, v6, raw, d.value.pack(), now_ms);
       return d.backend;
     }
   }
@@ -508,22 +528,22 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
 
 namespace {
 
-inline uint32_t sweepShare(FlowTable& ft, uint32_t& debt, uint32_t elapsed_ms) {
-  const uint32_t per_ms = std::max((ft.capacity() + kSweepPassMs - 1) / kSweepPassMs, kSweepMinPerMs);
+inline uint32_t sweepShare(FlowTable& ft, uint32_t& debt, uint32_t elapsed_ms, uint32_t pass_ms) {
+  const uint32_t per_ms = std::max((ft.capacity() + pass_ms - 1) / pass_ms, kSweepMinPerMs);
   debt = uint32_t(std::min<uint64_t>(uint64_t(debt) + uint64_t(per_ms) * elapsed_ms, ft.capacity()));
   return debt;
 }
 
-}  // namespace
-
-uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
+// `pass_ms`: how long one pass over a table may take. `s`: with it, flow sync's re-announce
+// rides along (sync_rings.h).
+uint32_t sweepPaced(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t, uint32_t pass_ms, const Snapshot* s) {
   if (now_ms != w.sweep_last_ms) {
     // At most 10 ms accrue at once: the first call (sweep_last_ms 0) or a stalled worker does
     // not owe a whole pass; the pass then just takes a little longer.
     const uint32_t elapsed = std::min(now_ms - w.sweep_last_ms, 10u);
     w.sweep_last_ms = now_ms;
-    sweepShare(*w.flows4, w.sweep_debt4, elapsed);
-    sweepShare(*w.flows6, w.sweep_debt6, elapsed);
+    sweepShare(*w.flows4, w.sweep_debt4, elapsed, pass_ms);
+    sweepShare(*w.flows6, w.sweep_debt6, elapsed, pass_ms);
   }
   if ((w.sweep_debt4 | w.sweep_debt6) == 0) return 0;
   BackendCounters* ended = w.backend_ctrs.get();
@@ -531,15 +551,32 @@ uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
   if (w.sweep_debt4 != 0) {
     const uint32_t b = std::min(w.sweep_debt4, kSweepChunk);
     w.sweep_debt4 -= b;
-    expired += w.flows4->sweep(now_ms, t, b, ended);
+    ReannounceCtx ctx{&w, s, now_ms, false};
+    const FlowTable::LiveVisit visit = reannounceVisit(ctx);
+    expired += w.flows4->sweep(now_ms, t, b, ended, s != nullptr ? &visit : nullptr);
   }
   if (w.sweep_debt6 != 0) {
     const uint32_t b = std::min(w.sweep_debt6, kSweepChunk);
     w.sweep_debt6 -= b;
-    expired += w.flows6->sweep(now_ms, t, b, ended);
+    ReannounceCtx ctx{&w, s, now_ms, true};
+    const FlowTable::LiveVisit visit = reannounceVisit(ctx);
+    expired += w.flows6->sweep(now_ms, t, b, ended, s != nullptr ? &visit : nullptr);
   }
   if (expired) w.counters.add(Ctr::FlowExpired, expired);
   return expired;
+}
+
+}  // namespace
+
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
+  return sweepPaced(w, now_ms, t, kSweepPassMs, nullptr);
+}
+
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const Snapshot& s) {
+  // Flow sync: every live entry is visited at least once per sync_announce_ms.
+  if (unlikely(w.sync_out != nullptr && s.sync_announce_ms != 0))
+    return sweepPaced(w, now_ms, s.timeouts, std::min(kSweepPassMs, s.sync_announce_ms), &s);
+  return sweepPaced(w, now_ms, s.timeouts, kSweepPassMs, nullptr);
 }
 
 void answerFlowQuery(WorkerState& w, const Snapshot* s, uint32_t now_ms) {
@@ -609,6 +646,11 @@ int workerMain(void* arg) {
   rte_mbuf* pkts[kBurst];
   rte_rcu_qsbr_thread_register(sh.qsbr, w.index);
   rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
+  const bool backoff = a->idle.enabled;
+  IdleBackoff idle(a->idle);
+  // Linux adds up to 50 us of timer slack to a normal thread's nanosleep: a 1 us back-off sleep
+  // would take 50. Best effort (a failure leaves the default slack: longer sleeps, still correct).
+  if (backoff) prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
   uint64_t loop_start = rte_rdtsc();
   while (!sh.stop.load(std::memory_order_relaxed)) {
     bool busy = false;
@@ -631,7 +673,8 @@ int workerMain(void* arg) {
         flushTx(w, *s, tx);
       }
     }
-    sweepFlows(w, now, s->timeouts);
+    if (unlikely(w.sync_in != nullptr) && drainSyncIn(w, *s, now) != 0) busy = true;
+    sweepFlows(w, now, *s);
     sweepFrags(w, now);
     if (unlikely(sh.test_stall.load(std::memory_order_relaxed)) && w.index == 0) {
       rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
@@ -642,6 +685,25 @@ int workerMain(void* arg) {
     }
     if (unlikely(w.query.request.load(std::memory_order_relaxed) != w.query.answer.load(std::memory_order_relaxed)))
       answerFlowQuery(w, s, now);
+    // Adaptive idle back-off (idle_backoff.h); off: this one branch. A sleeping worker is
+    // RCU-offline, so a snapshot publish never waits for its sleep to end (it holds no snapshot
+    // pointer past this point; the next loop reloads it after going online).
+    if (unlikely(backoff)) {
+      if (busy) {
+        idle.busy();
+      } else if (const uint32_t us = idle.idle(); us != 0) {
+        const uint64_t t0 = rte_rdtsc();
+        if (likely(!a->idle.test_sleep_online)) {
+          rte_rcu_qsbr_thread_offline(sh.qsbr, w.index);
+          rte_delay_us_sleep(us);
+          rte_rcu_qsbr_thread_online(sh.qsbr, w.index);
+        } else {
+          rte_delay_us_sleep(us);
+        }
+        w.load.idle_sleeps++;
+        w.load.idle_sleep_cycles += rte_rdtsc() - t0;
+      }
+    }
     // One TSC read per loop: this loop's end is the next one's start.
     const uint64_t loop_end = rte_rdtsc();
     const uint64_t cycles = loop_end - loop_start;

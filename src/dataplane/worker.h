@@ -18,6 +18,7 @@
 #include "dataplane/outer_frag.h"
 #include "dataplane/rate_limit.h"
 #include "dataplane/icmp_rate_limit.h"
+#include "dataplane/idle_backoff.h"
 #include "l4lb/counters.h"
 #include "l4lb/snapshot.h"
 
@@ -100,6 +101,18 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   // Mbufs for outer-header fragments of tunnelled packets (outer_frag.h), shared by the workers
   // and created by the daemon; null pools: such packets are frag_out_nomem drops.
   OuterFragPools outer_frag;
+  // Flow sync (issue 12; sync_rings.h): SP/SC element rings of l4lb::SyncFlow, created by
+  // createSyncRings before the worker starts, freed with the WorkerState. nullptr: sync off.
+  rte_ring* sync_out = nullptr;  // worker (producer) -> sync sender (consumer)
+  rte_ring* sync_in = nullptr;   // sync receiver (producer) -> worker (consumer)
+
+  WorkerState() = default;
+  WorkerState(const WorkerState&) = delete;
+  WorkerState& operator=(const WorkerState&) = delete;
+  ~WorkerState() {
+    rte_ring_free(sync_out);  // no-ops on nullptr
+    rte_ring_free(sync_in);
+  }
 };
 
 // Fragments in a ring: at most this many per worker (the mbuf pool is sized with room for them).
@@ -152,6 +165,9 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
 // The worker loop's share of the flow-table sweep (see kSweepPassMs); returns the number of
 // entries removed (counted as Ctr::FlowExpired and per backend as flows_ended).
 uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t);
+// workerMain's: the same, plus flow sync's re-announce when the worker has a sync_out ring and
+// s.sync_announce_ms is set; a pass then takes at most sync_announce_ms (sync_rings.h).
+uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const Snapshot& s);
 
 // One RX queue a worker polls.
 struct RxQueue {
@@ -175,6 +191,7 @@ struct WorkerArgs {
   WorkerState* state;
   DataplaneShared* shared;
   std::vector<RxQueue> rx;
+  IdleBackoffConfig idle;  // [eal] idle_*: off unless configured
 };
 
 // The lcore entry point (rte_eal_remote_launch): loops until shared->stop.

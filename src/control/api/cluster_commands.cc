@@ -3,6 +3,7 @@
 #include "control/api/handlers.h"
 #include "control/bgp/announcer.h"
 #include "control/log.h"
+#include "control/sync/sync_status.h"
 
 namespace l4lb::control::api {
 
@@ -20,7 +21,8 @@ json cmdCluster(OperatorView& view, const Args&) {
     out["announcements"] = json::array();
   }
   // Flow sync's section (src/control/sync/sync_status.h) when [sync] is on.
-  out["sync"] = nullptr;
+  if (auto s = view.syncStatus()) out["sync"] = sync::syncStatusJson(*s);
+  else out["sync"] = nullptr;
   return out;
 }
 

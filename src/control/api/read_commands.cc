@@ -74,6 +74,7 @@ Observation observe(const OperatorView& view) {
   o.publishes = f.stats.publishes;
   o.health_transitions = f.stats.health_transitions;
   o.uptime_s = f.uptime_s;
+  o.sync = view.syncStatus();
   o.bgp = observeBgp(view);
   return o;
 }

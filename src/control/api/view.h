@@ -96,6 +96,8 @@ class OperatorView {
   virtual std::vector<FlowAnswer> askFlowTables(bool v6, const void* key, size_t key_len) const = 0;
   // The workers' clock (dataplane::nowMs: flow entries' last_seen_ms are on it).
   virtual uint32_t workerClockMs() const = 0;
+  // Flow sync's counters (control/sync/sync_status.h renders them); nullopt when [sync] is off.
+  virtual std::optional<sync::SyncStatus> syncStatus() const { return std::nullopt; }
   // The BGP announcer ([bgp]); null when [bgp] is absent.
   virtual const bgp::Announcer* announcer() const { return nullptr; }
   // Monotonic milliseconds (the announcer's clock).

@@ -121,6 +121,9 @@ TEST(ConfigLoad, MinimalConfigGetsDefaults) {
   EXPECT_FALSE(c.eal.in_memory);
   EXPECT_EQ(c.eal.file_prefix, "l4lb");
   EXPECT_TRUE(c.eal.extra_args.empty());
+  EXPECT_FALSE(c.eal.idle_backoff);
+  EXPECT_EQ(c.eal.idle_polls_before_sleep, 256u);
+  EXPECT_EQ(c.eal.idle_sleep_max_us, 1000u);
 
   EXPECT_EQ(c.icmp.errors.per_second, 1000u);
   EXPECT_EQ(c.icmp.errors.burst, 200u);
@@ -175,6 +178,9 @@ in_memory = true
 file_prefix = "lb_2"
 extra_args = ["--a", "--b"]
 lcores = "3@0,(4-6)@1"
+idle_backoff = true
+idle_polls_before_sleep = 16777216
+idle_sleep_max_us = 10000
 [flow_table]
 capacity = 1024
 tcp_syn_timeout = 2.5
@@ -229,6 +235,9 @@ port = 80
   EXPECT_EQ(c.eal.file_prefix, "lb_2");
   EXPECT_EQ(c.eal.extra_args, (std::vector<std::string>{"--a", "--b"}));
   EXPECT_EQ(c.eal.lcores, "3@0,(4-6)@1");
+  EXPECT_TRUE(c.eal.idle_backoff);
+  EXPECT_EQ(c.eal.idle_polls_before_sleep, 16777216u);
+  EXPECT_EQ(c.eal.idle_sleep_max_us, 10000u);
   EXPECT_EQ(c.flow_table.capacity, 1024u);
   EXPECT_EQ(c.flow_table.tcp_syn_timeout_ms, 2500u);
   EXPECT_EQ(c.flow_table.tcp_established_timeout_ms, 86'400'000u);
@@ -377,6 +386,20 @@ TEST(ConfigReject, EalLcores) {
   EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nlcores = \"\"\n" + kPrelude.substr(25) + kVip),
             "t.toml:3:10: eal.lcores: must be an EAL --lcores map such as \"0@0,1@1,2@1\" (digits and @ , ( ) - "
             "only)");
+}
+
+TEST(ConfigReject, EalIdleBackoff) {
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nidle_backoff = \"yes\"\nidle_polls_before_sleep = 0\n"
+                     "idle_sleep_max_us = 10001\n" + kPrelude.substr(25) + kVip),
+            "t.toml:3:16: eal.idle_backoff: must be a boolean\n"
+            "t.toml:4:27: eal.idle_polls_before_sleep: must be 1..16777216\n"
+            "t.toml:5:21: eal.idle_sleep_max_us: must be 1..10000");
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nidle_sleep_max_us = 0\nidle_polls_before_sleep = 16777217\n" +
+                     kPrelude.substr(25) + kVip),
+            "t.toml:3:21: eal.idle_sleep_max_us: must be 1..10000\n"
+            "t.toml:4:27: eal.idle_polls_before_sleep: must be 1..16777216");
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nidle_sleep_max_ms = 5\n" + kPrelude.substr(25) + kVip),
+            "t.toml:3:1: eal.idle_sleep_max_ms: unknown key, did you mean \"idle_sleep_max_us\"?");
 }
 
 TEST(ConfigReject, InMemoryNeedsHugepages) {

@@ -33,9 +33,39 @@ TEST(Reload, RestartOnlyFieldsAreNamed) {
                                             "ports[0].mtu changed (1500 -> 9000): needs a restart",
                                             "ports[0].exception_path changed (none -> tap): needs a restart",
                                         }));
+  Config idle = base();  // workers take the idle back-off from WorkerArgs, at start
+  idle.eal.idle_backoff = true;
+  idle.eal.idle_polls_before_sleep = 32;
+  idle.eal.idle_sleep_max_us = 50;
+  EXPECT_EQ(restartRequired(base(), idle),
+            (std::vector<std::string>{"eal.idle_backoff changed (false -> true): needs a restart",
+                                      "eal.idle_polls_before_sleep changed (256 -> 32): needs a restart",
+                                      "eal.idle_sleep_max_us changed (1000 -> 50): needs a restart"}));
   Config more = base();
   more.ports.push_back(more.ports[0]);
   EXPECT_EQ(restartRequired(base(), more), (std::vector<std::string>{"ports: 1 -> 2 ports: needs a restart"}));
+}
+
+TEST(Reload, SyncNeedsARestartExceptTheAnnounceInterval) {
+  Config a = base();
+  a.sync.enabled = true;
+  a.sync.listen = {ipAddr("198.18.40.11"), 7400};
+  a.sync.peers = {{ipAddr("198.18.40.12"), 7400}};
+  a.sync.key_file = "/etc/l4lb/sync.key";
+  Config n = a;
+  n.sync.announce_interval_ms = 500;
+  EXPECT_TRUE(restartRequired(a, n).empty());
+  n.sync.enabled = false;
+  n.sync.listen.port = 7401;
+  n.sync.peers.push_back({ipAddr("198.18.40.13"), 7400});
+  n.sync.key[0] = 1;
+  EXPECT_EQ(restartRequired(a, n), (std::vector<std::string>{
+                                       "sync.enabled changed (true -> false): needs a restart",
+                                       "sync.listen changed (198.18.40.11:7400 -> 198.18.40.11:7401): needs a restart",
+                                       "sync.peers changed ([198.18.40.12:7400] -> [198.18.40.12:7400,198.18.40.13:7400]): "
+                                       "needs a restart",
+                                       "sync.key_file: the key changed: needs a restart",
+                                   }));
 }
 
 TEST(Reload, LiveFieldsNeedNoRestart) {

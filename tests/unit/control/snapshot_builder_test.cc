@@ -168,6 +168,20 @@ TEST(SnapshotBuilder, IcmpErrorLimitFromConfig) {
   EXPECT_EQ(s->icmp_errors.burst, 3u);
 }
 
+// [sync] announce_interval reaches the workers through the snapshot; 0 tells them sync is off.
+TEST(SnapshotBuilder, SyncAnnounceFromConfig) {
+  SnapshotBuilder sb;
+  Config c = baseConfig();
+  c.sync.announce_interval_ms = 1500;  // set, but sync is not enabled
+  auto off = mustBuild(sb, c);
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->sync_announce_ms, 0u);
+  c.sync.enabled = true;
+  auto on = mustBuild(sb, c);
+  ASSERT_TRUE(on);
+  EXPECT_EQ(on->sync_announce_ms, 1500u);
+}
+
 TEST(SnapshotBuilder, VipLookupKeys) {
   SnapshotBuilder sb;
   Config c = baseConfig();

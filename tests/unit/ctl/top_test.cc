@@ -152,7 +152,8 @@ TEST(CtlTop, ListedInHelpAndCommandNames) {
   EXPECT_NE(usageText("/s").find("  top [--once] [--interval S]  live rates per VIP, backend and worker, drops/s (from stats)\n"),
             std::string::npos);
   EXPECT_EQ(commandNames(), (std::vector<std::string>{"status", "vips", "backends", "stats", "drain", "undrain", "weight",
-                                                      "reload", "explain", "diff", "top"}));
+                                                      "reload", "explain", "diff", "cluster", "drain-balancer",
+                                                      "undrain-balancer", "top"}));
   std::string err;
   EXPECT_EQ(checkCommand("top", 0, err), kExitOk);
   EXPECT_EQ(checkCommand("top", 3, err), kExitOk);

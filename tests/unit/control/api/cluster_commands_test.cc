@@ -114,5 +114,46 @@ TEST(ClusterCommand, DrainAndUndrainBalancer) {
   EXPECT_NE(ctl::renderReply("undrain-balancer", u, 0).find("warning: BIRD has not confirmed it yet"), std::string::npos);
 }
 
+
+// With [sync]: the cluster reply carries syncStatusJson, and l4lbctl shows peers and rejections.
+class SyncView : public FakeView {
+ public:
+  std::optional<sync::SyncStatus> syncStatus() const override {
+    sync::SyncStatus s;
+    s.listen = "198.18.40.11:7400";
+    sync::SyncPeerStatus heard, silent;
+    heard.address = "198.18.40.12:7400";
+    heard.last_heard_ms_ago = 420;
+    heard.records_in_per_s = 2.5;
+    heard.records_in = 10;
+    heard.rejected[size_t(sync::SyncReject::Replay)] = 3;
+    silent.address = "198.18.40.13:7400";
+    s.peers = {heard, silent};
+    s.records_in = 10;
+    s.delivered = 10;
+    s.rejected[size_t(sync::SyncReject::Replay)] = 3;
+    s.rejected[size_t(sync::SyncReject::UnknownPeer)] = 1;
+    return s;
+  }
+};
+
+TEST(ClusterCommand, WithSync) {
+  SyncView v;
+  json r = call(v, "cluster");
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  ASSERT_TRUE(r["sync"].is_object());
+  EXPECT_EQ(r["sync"]["listen"], "198.18.40.11:7400");
+  EXPECT_EQ(r["sync"]["peers"][0]["last_heard_ms_ago"], 420);
+  EXPECT_TRUE(r["sync"]["peers"][1]["last_heard_ms_ago"].is_null());
+  EXPECT_EQ(r["sync"]["totals"]["rejected"]["replay"], 3);
+  const std::string text = ctl::renderReply("cluster", r, 0);
+  EXPECT_NE(text.find("sync:      198.18.40.11:7400; records out 0, in 10 (to workers 10, ring full 0)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rejected:  replay=3 unknown_peer=1"), std::string::npos) << text;
+  EXPECT_NE(text.find("198.18.40.12:7400"), std::string::npos) << text;
+  EXPECT_NE(text.find("420 ms ago"), std::string::npos) << text;
+  EXPECT_NE(text.find("never"), std::string::npos) << text;
+  EXPECT_NE(renderMetrics(observe(v)).find("l4lb_sync_rejected_total{reason=\"replay\"} 3"), std::string::npos);
+}
 }  // namespace
 }  // namespace l4lb::control::api::test

@@ -1,0 +1,20 @@
+// Flow sync as the operator sees it: the "sync" section of `l4lbctl cluster --json` (helper B's
+// command includes it when [sync] is enabled) and the stats file. Contract (SCALEOUT.md): peers
+// with address, last_heard_ms_ago, records_in_per_s, records_out_per_s and rejections by reason;
+// totals; lag.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "control/sync/sync_stats.h"
+
+namespace l4lb::control::sync {
+
+// {"listen", "peers": [{"address", "last_heard_ms_ago" (null: never), "records_in_per_s",
+//  "records_out_per_s", "records_in", "records_out", "datagrams_in", "datagrams_out",
+//  "send_errors", "rejected": {reason: n}}], "totals": {"records_out", "records_in",
+//  "datagrams_out", "datagrams_in", "delivered", "ring_full", "send_errors",
+//  "rejected": {reason: n}}, "lag_ms": {"last", "max", "mean", "count"}}
+nlohmann::json syncStatusJson(const SyncStatus& s);
+
+}  // namespace l4lb::control::sync
