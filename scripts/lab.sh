@@ -3,9 +3,11 @@
 # scripts/lib/lab.py for the topologies and addresses).
 #   scripts/lab.sh up|down|status|config [--topology dsr|nat] [--ipv6] [--prefix NAME] [--backends N]
 #   scripts/lab.sh up --topology ecmp --balancers N [--ipv6] [--prefix NAME] [--start [--build DIR]]
+#                     [--static-announce]
 #       a router namespace with BIRD (ECMP), N balancer namespaces each with its own BIRD, DSR
 #       backends, a client behind the router (scripts/lib/ecmp_lab.py); --start also runs l4lb
-#       in every balancer; `config` prints each balancer's l4lb config
+#       in every balancer (its [bgp] makes its BIRD announce the VIPs); --static-announce: each
+#       BIRD announces the VIPs itself, without l4lb; `config` prints each balancer's l4lb config
 # Idempotent; `down` removes everything of its prefix, even after a crash.
 set -euo pipefail
 exec /usr/bin/python3 "$(dirname "$0")/lib/lab.py" "$@"

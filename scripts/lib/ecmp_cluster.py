@@ -256,12 +256,14 @@ def scale_out_scenario(cluster, victim=0, add=3, drain=1, n_per_vip=100, udp_per
                   for b in [lab.backend4[drain]] + ([lab.backend6[drain]] if lab.ipv6 else [])]
         for th in drains:
             th.start()
+        # Bounded generously: the caller asserts the window (fault_window_s), and a slow
+        # machine should fail that, not a timeout here.
         for th in drains:
-            th.join(FAULT_WINDOW)
+            th.join(10)
         if failed or any(th.is_alive() for th in drains):
-            raise AssertionError(f"drain failed or took over {FAULT_WINDOW} s: {failed}")
+            raise AssertionError(f"drain failed or took over 10 s: {failed}")
         for i in survivors:
-            cluster.wait_reloaded(i, pos[i], timeout=FAULT_WINDOW)
+            cluster.wait_reloaded(i, pos[i], timeout=10)
         t_changed = time.monotonic() - t0
         t_kill = time.monotonic()
         cluster.kill(victim)
