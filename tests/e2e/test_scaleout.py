@@ -26,7 +26,7 @@ import unittest
 
 from e2e_common import BUILD_DIR, REPO_ROOT, _record, client, sh
 from ecmp_cluster import Cluster, Traffic, scale_out_scenario, summarize
-from ecmp_lab import EcmpLab, l4lb_knows
+from ecmp_lab import EcmpLab
 
 HEALTH = {"type": "tcp", "interval_ms": 300, "timeout_ms": 250, "rise": 2, "fall": 2}
 CONNS_PER_FAMILY = 100      # 200 connections
@@ -41,11 +41,7 @@ class ScaleOut(unittest.TestCase):
     def setUpClass(cls):
         prefix = f"s{os.getpid() % 100000}"
         _record("lab", prefix)
-        lab = EcmpLab(prefix, balancers=3, ipv6=True, backends=5)
-        binary = os.path.join(BUILD_DIR, "l4lb")
-        # Flow sync lands separately from the rest (issue 12): until then test 1 is skipped.
-        cls.has_sync = l4lb_knows(binary, lab, "sync")
-        lab.announce = "l4lb"
+        lab = EcmpLab(prefix, balancers=3, ipv6=True, backends=5, announce="l4lb")
         cls.lab = lab.up()
         cls.cluster = None
 
@@ -86,7 +82,7 @@ class ScaleOut(unittest.TestCase):
     def test_0_ecmp_spreads_flows_over_every_balancer(self):
         """The lab itself: every balancer's route at the router (start_all waits for it) and the
         client's new flows spread over all three by the router's L4 hash."""
-        c = self.fresh(sync=self.has_sync)
+        c = self.fresh(sync=True)
         lab = self.lab
         before = [c.counters(i)["flow_new"] for i in range(lab.nb)]
         for vip in (lab.vip4, lab.vip6):
@@ -99,8 +95,6 @@ class ScaleOut(unittest.TestCase):
             self.assertTrue(0.2 <= n / sum(got) <= 0.47, got)
 
     def test_1_balancer_dies_with_sync_no_connection_lost(self):
-        if not self.has_sync:
-            self.skipTest("this build has no [sync] (issue 12 flow sync not merged)")
         c = self.fresh(sync=True)
         s = scale_out_scenario(c, VICTIM, ADD, DRAIN, CONNS_PER_FAMILY, UDP_PER_FAMILY, after=AFTER_S)
         res = s.pop("result")
@@ -129,7 +123,7 @@ class ScaleOut(unittest.TestCase):
         self.assertEqual(sum(v["flow_peer_hit"] for v in s["survivors"].values()), 0)
 
     def test_3_graceful_drain_moves_traffic_without_resets(self):
-        c = self.fresh(sync=self.has_sync)
+        c = self.fresh(sync=True)
         lab, victim = self.lab, 2
         tr = Traffic(lab, CONNS_PER_FAMILY, 2.0 + DRAIN_TIME + 3.0 + 2.0, UDP_PER_FAMILY)
         try:
@@ -161,7 +155,7 @@ class ScaleOut(unittest.TestCase):
         self.assertEqual(s["bytes_verified"], s["bytes_sent"])
 
     def test_4_vip_without_backends_is_withdrawn_and_announced_again(self):
-        c = self.fresh(sync=self.has_sync)
+        c = self.fresh(sync=True)
         lab = self.lab
         anns = [lab.ann4, lab.ann6]
         everyone = range(lab.nb)
