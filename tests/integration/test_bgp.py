@@ -93,6 +93,12 @@ def wait_for(pred, timeout, what):
         time.sleep(0.05)
 
 
+
+def since_seconds(t):
+    """BIRD's "since" column (HH:MM:SS.mmm) as seconds of the day."""
+    h, m, sec = t.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
 class Bird:
     def __init__(self, ns, tmp, name, text):
         self.ns = ns
@@ -328,7 +334,15 @@ class BgpTest(unittest.TestCase):
             self.assertFalse(r["changed"])
             ctl_json(d, "undrain-balancer")
             wait_for(lambda: self.at_router() == {f"{VIP4}/32", f"{VIP6}/128"}, 5, "undrain-balancer: VIPs back")
-            self.assertEqual(self.router_sessions(), sessions_before)
+            # Same sessions: state and info equal, and the same "since" (BIRD prints it to the ms
+            # and it jitters by 1 ms between two reads: 17:40:57.999 then 17:40:58.000). A
+            # session that went down and came back would be at least a connect delay (1 s) later.
+            sessions_after = self.router_sessions()
+            self.assertEqual(set(sessions_after), set(sessions_before))
+            for name, (state, since, info) in sessions_after.items():
+                state0, since0, info0 = sessions_before[name]
+                self.assertEqual((state, info), (state0, info0), name)
+                self.assertLess(abs(since_seconds(since) - since_seconds(since0)), 0.5, (name, since0, since))
 
             # web6's only backend drained: web6 alone is withdrawn; undrain brings it back.
             ctl_json(d, "drain", f"web6/{BE6}")

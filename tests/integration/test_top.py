@@ -214,11 +214,12 @@ class TopTest(unittest.TestCase):
     def test_commands_listed_by_l4lbctl(self):
         p = subprocess.run([c.ctl_path(), "--commands"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 0)
-        want = ["status", "vips", "backends", "stats", "drain", "undrain", "weight", "reload", "explain", "diff", "top"]
+        want = ["status", "vips", "backends", "stats", "drain", "undrain", "weight", "reload", "explain", "diff",
+                "cluster", "drain-balancer", "undrain-balancer", "top"]
         self.assertEqual(p.stdout.splitlines(), want)
         self.assertEqual(self.complete("", sock=False), want)
         self.assertEqual(self.complete(""), want)
-        self.assertEqual(self.complete("d"), ["drain", "diff"])
+        self.assertEqual(self.complete("d"), ["drain", "diff", "drain-balancer"])
         self.assertEqual(self.complete("--j", sock=False), ["--json"])
 
     def test_vips_after_backends(self):
