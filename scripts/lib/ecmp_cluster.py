@@ -56,7 +56,6 @@ class Cluster:
         if self.bgp and not bird.alive():
             self.lab.write_static_announcement(i, False)
             bird.start()
-        self.lab.detach_xdp(i)  # left by a killed l4lb
         self.lbs[i] = Balancer(self.lab, self.config(i), build_dir=self.build, ns=self.lab.ns_lbs[i], name=f"lb{i + 1}")
         self.lbs[i].start(healthy_backends=self.healthy_count(i), timeout=timeout)
         if not self.bgp and not bird.alive():

@@ -192,16 +192,6 @@ class EcmpLab(Lab):
                 pass
         return out
 
-    def detach_xdp(self, i):
-        """Removes an XDP program a killed l4lb left on balancer i's port (the AF_XDP PMD
-        detaches it only on a clean stop; a new l4lb cannot attach its own while it is there:
-        "XDP program already attached"). Returns whether there was one."""
-        out = sh("ip", "-j", "link", "show", "dev", self.lb_ifs[i], ns=self.ns_lbs[i], capture=True)
-        if "xdp" not in json.loads(out)[0]:
-            return False
-        sh("ip", "link", "set", "dev", self.lb_ifs[i], "xdp", "off", ns=self.ns_lbs[i])
-        return True
-
     # -- what the router sees -----------------------------------------------------------------
     def nexthops(self, vip):
         """The router's kernel next hops for `vip` (a set of balancer addresses; empty: no route)."""

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "control/sync/sync_service.h"
 #include "control/sync/sync_status.h"
 #include "control/worker_totals.h"
+#include "control/xdp_reclaim.h"
 #include "dataplane/sync_rings.h"
 #include "dataplane/worker.h"
 
@@ -102,6 +104,18 @@ int runDaemon(const DaemonOptions& opts) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   std::string err;
+  // Before the AF_XDP PMD attaches our program: one a killed l4lb left would make it fail.
+  // L4LB_TEST_NO_XDP_RECLAIM=1 (with L4LB_TEST_HOOKS=1) skips this: the tests' negative control.
+  const char* no_reclaim = std::getenv("L4LB_TEST_NO_XDP_RECLAIM");
+  const bool reclaim = !(ControlPlane::testHooksEnabled() && no_reclaim && std::string(no_reclaim) == "1");
+  if (!reclaim) logWarn("test hook: stale XDP programs are not reclaimed (L4LB_TEST_NO_XDP_RECLAIM=1)");
+  for (const auto& p : cfg.ports) {
+    if (!reclaim) break;
+    if (p.exception_path == ExceptionPath::Xdp && !reclaimStaleXdp(p.kernel_iface, err)) {
+      logError("port " + p.name + ": " + err);
+      return 1;
+    }
+  }
   if (!initEal(cfg, err)) {
     logError(err);
     return 1;

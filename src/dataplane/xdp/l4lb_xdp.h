@@ -6,6 +6,10 @@
 
 #include <linux/types.h>
 
+/* The program's name (its function in l4lb_xdp.bpf.c; the kernel keeps the first 15 characters):
+ * how a new l4lb recognises the program a killed one left attached (control/xdp_reclaim.cc). */
+#define L4LB_XDP_PROG_NAME "l4lb_xdp"
+
 /* l4lb_addrs key: family 4 or 6; an IPv4 address fills addr[0..3] (network order), the rest is
  * zero, so one address has exactly one key. */
 struct l4lb_xdp_addr_key {
