@@ -83,6 +83,14 @@ bool ControlPlane::setBalancerDrained(bool drained) {
 
 void ControlPlane::announceReady() {
   forwarding_ = true;
+  // With flow sync, hold the announcement one re-announce interval (+1 s for the heartbeat and
+  // transfer): the peers' live flows arrive first, so flows ECMP moves here at once keep their
+  // backends even if the backend set changed since they began.
+  if (announcer_ && cfg_.sync.enabled) {
+    const uint64_t hold = uint64_t(cfg_.sync.announce_interval_ms) + 1000;
+    announcer_->holdUntil(monoMsNow() + hold);
+    logInfo("bgp: announcing after the flow sync warm-up (" + std::to_string(hold) + " ms)");
+  }
   updateBgp();
   last_status_ = statusLine();
   notify_.ready(last_status_);

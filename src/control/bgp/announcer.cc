@@ -80,7 +80,7 @@ std::string Announcer::includeText(const PrefixSet& prefixes, const BgpConfig& c
   return out;
 }
 
-void Announcer::decide(bool forwarding, std::vector<VipState> vips) {
+void Announcer::decide(uint64_t now_ms, bool forwarding, std::vector<VipState> vips) {
   decisions_.clear();
   wanted_.clear();
   for (VipState& v : vips) {
@@ -89,6 +89,9 @@ void Announcer::decide(bool forwarding, std::vector<VipState> vips) {
     if (!d.listed) d.reason = "not in bgp.announce";
     else if (stopping_) d.reason = "withdrawn: l4lb is stopping (bgp.drain_time)";
     else if (!forwarding) d.reason = "withdrawn: not forwarding yet";
+    else if (now_ms < hold_until_ms_)
+      d.reason = "withdrawn: learning the peers' flows first (sync warm-up, " + std::to_string(hold_until_ms_ - now_ms) +
+                 " ms left)";
     else if (drained_) d.reason = "withdrawn: balancer drained (l4lbctl drain-balancer)";
     else if (cfg_.withdraw_when_down && v.healthy_backends == 0)
       d.reason = "withdrawn: no healthy backend (bgp.withdraw_when_down)";
@@ -161,7 +164,7 @@ void Announcer::refreshProtocols(uint64_t now_ms) {
 }
 
 void Announcer::update(uint64_t now_ms, bool forwarding, std::vector<VipState> vips) {
-  decide(forwarding, std::move(vips));
+  decide(now_ms, forwarding, std::move(vips));
   const bool changed = !applied_ || *applied_ != wanted_;
   if (changed) {
     // A new wanted set is tried at once; the same set again only when the back-off allows.

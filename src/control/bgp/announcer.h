@@ -103,6 +103,10 @@ class Announcer {
   // Clean stop: withdraw everything from now on (not undone).
   void beginStop() { stopping_ = true; }
   bool stopping() const { return stopping_; }
+  // Flow sync warm-up: announce nothing before `mono_ms` (a restarted balancer first learns its
+  // peers' live flows, re-announced every [sync] announce_interval, so flows ECMP gives it at
+  // once keep their backends). 0: no hold.
+  void holdUntil(uint64_t mono_ms) { hold_until_ms_ = mono_ms; }
 
   // BIRD has the wanted set (the last configure with it succeeded).
   bool inSync() const { return applied_ && *applied_ == wanted_; }
@@ -123,7 +127,7 @@ class Announcer {
     bool wanted = false;
     std::string reason;
   };
-  void decide(bool forwarding, std::vector<VipState> vips);
+  void decide(uint64_t now_ms, bool forwarding, std::vector<VipState> vips);
   bool apply(uint64_t now_ms);  // write + configure; false on failure (recorded)
   void refreshProtocols(uint64_t now_ms);
   void failed(uint64_t now_ms, const std::string& what);
@@ -133,6 +137,7 @@ class Announcer {
   AnnouncerOptions opts_;
   std::unique_ptr<BirdClient> bird_;
   bool drained_ = false, stopping_ = false;
+  uint64_t hold_until_ms_ = 0;
   std::vector<Decision> decisions_;
   PrefixSet wanted_;
   std::optional<PrefixSet> applied_;  // what BIRD last accepted; nullopt: not yet

@@ -226,6 +226,31 @@ TEST_F(AnnouncerTest, WithdrawsWhenAllBackendsDownAndAnnouncesWhenOneRecovers) {
   EXPECT_EQ(bird_->configures(), 3u);
 }
 
+// Flow sync warm-up: nothing is announced before the hold ends, then everything at once; the
+// reason says why. Negative control: the same announcer without a hold announces at once.
+TEST_F(AnnouncerTest, SyncWarmUpHoldsTheAnnouncement) {
+  bird_->start();
+  Announcer a(cfg_, "lb1", opts_);
+  a.holdUntil(3000);
+  a.update(0, true, vips());
+  EXPECT_FALSE(a.announced(ip("198.18.42.100")));
+  EXPECT_FALSE(a.announced(ip("2001:db8:42::100")));
+  EXPECT_EQ(a.announcementsJson()[0]["reason"], "withdrawn: learning the peers' flows first (sync warm-up, 3000 ms left)");
+  a.update(2999, true, vips());
+  EXPECT_FALSE(a.announced(ip("198.18.42.100")));
+  a.update(3000, true, vips());
+  EXPECT_TRUE(a.announced(ip("198.18.42.100")));
+  EXPECT_TRUE(a.announced(ip("2001:db8:42::100")));
+  EXPECT_EQ(bird_->lastConfigured(), kBoth);
+}
+
+TEST_F(AnnouncerTest, SyncWarmUpNegativeControlWithoutHoldAnnouncesAtOnce) {
+  bird_->start();
+  Announcer a(cfg_, "lb1", opts_);
+  a.update(0, true, vips());
+  EXPECT_TRUE(a.announced(ip("198.18.42.100")));
+}
+
 // Two VIPs on one address: the prefix stays while either has a healthy backend.
 TEST_F(AnnouncerTest, SharedAddressStaysWhileOneVipIsUp) {
   bird_->start();
