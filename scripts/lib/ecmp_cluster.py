@@ -231,6 +231,7 @@ def scale_out_scenario(cluster, victim=0, add=3, drain=1, n_per_vip=100, udp_per
     lab = cluster.lab
     survivors = [i for i in cluster.alive() if i != victim]
     before = {i: cluster.counters(i) for i in cluster.alive()}
+    t_before = time.monotonic()
     tr = Traffic(lab, n_per_vip, warm + FAULT_WINDOW + after, udp_per_vip)
     try:
         ready = tr.wait_ready()
@@ -272,6 +273,7 @@ def scale_out_scenario(cluster, victim=0, add=3, drain=1, n_per_vip=100, udp_per
     finally:
         tr.kill()
     after_c = {i: cluster.counters(i) for i in survivors}
+    elapsed = time.monotonic() - t_before
     s = summarize(res, t_fault)
     s.update({
         "config_changes_s": round(t_changed, 3), "kill_at_s": round(t_kill - t0, 3),
@@ -279,8 +281,10 @@ def scale_out_scenario(cluster, victim=0, add=3, drain=1, n_per_vip=100, udp_per
         "withdrawn_s": {vip: round(v, 3) for vip, v in withdrawn.items()},
         "victim_flows": on_victim.get("flow_new", 0) - before[victim].get("flow_new", 0),
         "survivors": {f"lb{i + 1}": {k: after_c[i].get(k, 0) - before[i].get(k, 0)
-                                     for k in ("flow_new", "flow_hit", "flow_peer_hit", "sync_in_inserted", "rx_packets")}
+                                     for k in ("flow_new", "flow_hit", "flow_peer_hit", "sync_in_inserted",
+                                               "sync_in_refreshed", "sync_announced", "rx_packets")}
                       for i in survivors},
+        "elapsed_s": round(elapsed, 3),
         "result": res,
     })
     return s

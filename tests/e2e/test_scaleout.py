@@ -62,7 +62,14 @@ class ScaleOut(unittest.TestCase):
         return self.cluster
 
     def report(self, name, s):
-        surv = ", ".join(f"{k}: peer hits {v['flow_peer_hit']}, new {v['flow_new']}" for k, v in s["survivors"].items())
+        # Sync records: what each survivor's workers announced (new confirmed flows and the
+        # sweep's re-announcements) and received from peers (inserted or refreshed), per second
+        # over the whole scenario.
+        t = max(s.get("elapsed_s", 0), 1e-3)
+        surv = ", ".join(f"{k}: peer hits {v['flow_peer_hit']}, new {v['flow_new']}, sync records out "
+                         f"{v.get('sync_announced', 0) / t:.0f}/s in "
+                         f"{(v.get('sync_in_inserted', 0) + v.get('sync_in_refreshed', 0)) / t:.0f}/s"
+                         for k, v in s["survivors"].items())
         print(f"  {name}: {s['connections']} connections, {s['reset']} reset, {s['stalled']} stalled, "
               f"{s['mismatch']} mismatched, {s['other']} other; {s['bytes_verified']}/{s['bytes_sent']} bytes "
               f"verified; longest exchange {s['max_exchange_s']:.3f} s; UDP {s['udp_replies']} replies, "
