@@ -85,14 +85,7 @@ class EcmpLab(Lab):
         os.makedirs(self.state_dir, exist_ok=True)
         p = self.prefix
         try:
-            for ns in self.namespaces():
-                sh("ip", "netns", "add", ns)
-                sh("ip", "link", "set", "lo", "up", ns=ns)
-                if self.ipv6:
-                    sh("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=ns)
-                    sh("sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", ns=ns)
-            sh("ip", "link", "add", "br0", "type", "bridge", ns=self.ns_sw)
-            sh("ip", "link", "set", "br0", "up", ns=self.ns_sw)
+            self._namespaces_and_switch()
             # The router: the segment and the client net; forwards, hashes ECMP on L4.
             self._veth(f"{p}r0", self.ns_router, f"{p}sr", self.ns_sw)
             self._bridge(f"{p}sr")

@@ -92,6 +92,17 @@ class Lab:
         if self.ipv6 and v6:
             sh("ip", "addr", "add", f"{v6}/{plen6}", "dev", ifname, "nodad", ns=ns)
 
+    def _namespaces_and_switch(self):
+        """Every namespace of the lab (loopback up; no DAD with IPv6) and the switch's bridge."""
+        for ns in self.namespaces():
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+            if self.ipv6:
+                sh("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=ns)
+                sh("sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", ns=ns)
+        sh("ip", "link", "add", "br0", "type", "bridge", ns=self.ns_sw)
+        sh("ip", "link", "set", "br0", "up", ns=self.ns_sw)
+
     def _bridge(self, port):
         sh("ip", "link", "set", port, "master", "br0", ns=self.ns_sw)
 
@@ -106,14 +117,7 @@ class Lab:
         os.makedirs(self.state_dir, exist_ok=True)
         p = self.prefix
         try:
-            for ns in self.namespaces():
-                sh("ip", "netns", "add", ns)
-                sh("ip", "link", "set", "lo", "up", ns=ns)
-                if self.ipv6:
-                    sh("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=ns)
-                    sh("sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", ns=ns)
-            sh("ip", "link", "add", "br0", "type", "bridge", ns=self.ns_sw)
-            sh("ip", "link", "set", "br0", "up", ns=self.ns_sw)
+            self._namespaces_and_switch()
             # The balancer's lan (or only) port, on the switch.
             self._veth(self.lan_if, self.ns_lb, f"{p}sl", self.ns_sw)
             self._bridge(f"{p}sl")
