@@ -17,7 +17,8 @@ void makeTables(dataplane::WorkerState& w, uint32_t cap4, uint32_t cap6);
 // The non-zero counters as " name=value ...".
 std::string countersLine(const dataplane::WorkerState& w);
 
-// Opens every flow of the population (SYN, then ACK so TCP flows are established), untimed,
+// Opens every flow of the population (SYN, then ACK so TCP flows are established; two packets
+// so UDP flows are confirmed), untimed,
 // through processBurst itself. Exits unless each one is in the table afterwards.
 void warmFlows(dataplane::WorkerState& w, const Snapshot& s, const TrafficSpec& t, MbufStock& stock,
                const std::string& name);

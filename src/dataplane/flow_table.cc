@@ -45,7 +45,8 @@ FlowTable::FlowTable(uint8_t* mem, uint32_t capacity, uint32_t mask, bool v6)
       bucket_bytes_(v6 ? Layout6::kBytes : Layout4::kBytes),
       slots_per_bucket_(v6 ? Layout6::kSlots : Layout4::kSlots),
       v6_(v6),
-      capacity_(capacity) {}
+      capacity_(capacity),
+      sparse_max_(uint32_t((uint64_t(mask) + 1) / 4)) {}
 
 FlowTable::~FlowTable() { rte_free(mem_); }
 
@@ -89,6 +90,18 @@ bool FlowTable::upsertIn(const void* key, hash_sig_t sig, uint64_t value) {
     return true;
   }
   if (size() >= capacity_) return false;
+  insertNew<L>(k, sig, value);
+  return true;
+}
+
+template <class L>
+bool FlowTable::insertAbsentIn(const void* key, hash_sig_t sig, uint64_t value) {
+  const Needle<L> k(key);
+  if (!k.validProto() || size() >= capacity_) return false;
+#ifdef RTE_ENABLE_ASSERT
+  unsigned present_slot;
+  RTE_ASSERT(find<L>(k, sig, present_slot) == nullptr);
+#endif
   insertNew<L>(k, sig, value);
   return true;
 }
@@ -267,6 +280,8 @@ uint64_t FlowTable::overflowSum() const {
 
 template bool FlowTable::upsertIn<Layout4>(const void*, hash_sig_t, uint64_t);
 template bool FlowTable::upsertIn<Layout6>(const void*, hash_sig_t, uint64_t);
+template bool FlowTable::insertAbsentIn<Layout4>(const void*, hash_sig_t, uint64_t);
+template bool FlowTable::insertAbsentIn<Layout6>(const void*, hash_sig_t, uint64_t);
 template StoreResult FlowTable::storeIn<Layout4>(const void*, hash_sig_t, uint64_t, const AdmitParams&, FlowValue*);
 template StoreResult FlowTable::storeIn<Layout6>(const void*, hash_sig_t, uint64_t, const AdmitParams&, FlowValue*);
 template FlowTable::Plan FlowTable::planIn<Layout4>(const void*, hash_sig_t, bool, const AdmitParams&) const;

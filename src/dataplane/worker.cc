@@ -77,12 +77,17 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
   const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
   const AdmitParams ap{s.admission.enabled, s.admission.embryonicLimit(ft.capacity()), now_ms, &s.timeouts};
   const uint32_t vslot = facts.vip_index % kMaxVips;
+  // The key is absent (the lookup just missed it) and its class has room: the store is a plain
+  // insert, with no search of the buckets (FlowTable::insertAbsent).
+  bool absent = false;
   d = decideMiss(
       s, facts, d, now_ms, &w.rr_cursor[vslot], &w.new_flow_tokens[vslot],
       [&](bool embryonic) {
         // A new key with room in its class: no need to look at the buckets again.
-        if (!hit && ft.size() < ft.capacity() && (!embryonic || !ap.enabled || ft.embryonic() < ap.embryonic_limit))
+        if (!hit && ft.size() < ft.capacity() && (!embryonic || !ap.enabled || ft.embryonic() < ap.embryonic_limit)) {
+          absent = true;
           return StoreResult::Stored;
+        }
         return ft.canStore(key, idx, embryonic, ap);
       },
       [m, &pi] { return rte_pktmbuf_mtod_offset(m, const uint8_t*, pi.saddr_off); });
@@ -105,7 +110,8 @@ __attribute__((noinline)) uint32_t handleMiss(WorkerState& w, const Snapshot& s,
       value |= kFlowAnnouncedBit;
     bool stored;
     if (likely(!d.displaces)) {
-      stored = ft.upsert(key, idx, value);  // canStore said Stored
+      // canStore said Stored.
+      stored = absent ? ft.insertAbsent(key, idx, value) : ft.upsert(key, idx, value);
     } else {
       FlowValue victim;
       const StoreResult sr = ft.store(key, idx, value, ap, victim);

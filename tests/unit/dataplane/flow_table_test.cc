@@ -291,7 +291,9 @@ void differential(uint32_t cap, uint32_t universe, uint32_t ops, uint32_t seed) 
       // Recent or stale last-seen times, so a sweep has something to remove.
       const FlowValue v{uint32_t(1 + rng() % 1000), FlowState(rng() % 4), uint32_t(now - rng() % 120)};
       const bool exists = model.count(i) != 0;
-      const bool ok = t->upsert(&k, sig, v);
+      // An absent key: half the time through insertAbsent (the worker's new flow), which must
+      // do what upsert does.
+      const bool ok = !exists && (r & 1) ? t->insertAbsent(&k, sig, v.pack()) : t->upsert(&k, sig, v);
       ASSERT_EQ(ok, exists || model.size() < cap) << "op " << op;
       if (ok) model[i] = v.pack();
       else full_refusals++;
@@ -468,6 +470,7 @@ TEST(FlowTable, KeyWithProtocolZeroIsRejected) {
   ASSERT_TRUE(t);
   FlowKey4 k;  // all zero: the same bytes as a free slot
   EXPECT_FALSE(t->upsert(&k, sigOf(k), {1, FlowState::Udp, 0}));
+  EXPECT_FALSE(t->insertAbsent(&k, sigOf(k), FlowValue{1, FlowState::Udp, 0}.pack()));
   uint64_t raw = 0;
   EXPECT_FALSE(t->lookup(&k, sigOf(k), raw));
   EXPECT_FALSE(t->erase(&k, sigOf(k)));
