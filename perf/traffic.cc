@@ -165,6 +165,7 @@ void FrameWriter::fill(uint8_t* p, uint32_t flow, uint8_t tcp_flags) const {
 
 void FrameWriter::write(rte_mbuf* m, uint32_t flow, uint8_t tcp_flags) const {
   rte_pktmbuf_reset(m);
+  m->ol_flags = t_.rx_ol_flags;
   m->data_len = size_;
   m->pkt_len = size_;
   fill(rte_pktmbuf_mtod(m, uint8_t*), flow, tcp_flags);

@@ -33,6 +33,9 @@ struct TrafficSpec {
   double zipf_s = 1.0;
   double new_flow_share = 0.0;  // share of packets that open a never-seen flow (TCP SYN / new UDP 5-tuple)
   uint64_t seed = 1;
+  // mbuf ol_flags every frame arrives with, as a NIC's receive offloads set them (e.g.
+  // RTE_MBUF_F_RX_IP_CKSUM_GOOD); written with the rest of the mbuf's fields (FrameWriter::write).
+  uint64_t rx_ol_flags = 0;
 };
 
 // Frame size actually used for a spec (the headers' size when frame_size is smaller).
