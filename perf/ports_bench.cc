@@ -313,8 +313,8 @@ int portsMain(const Options& o) {
   auto collect = [&](const char* what) {
     uint32_t n = 0;
     for (uint16_t q = 0; q < nq; q++)
-      for (rte_ring* r : {wan_rx[q], lan_tx[q], wan_tx[q], lan_rx[q]}) {
-        if (wire && r == lan_tx[q]) continue;
+      for (rte_ring* r : {wan_rx[q], wire ? nullptr : lan_tx[q], wan_tx[q], lan_rx[q]}) {  // wire: lan_tx is wan_rx
+        if (r == nullptr) continue;
         rte_mbuf* m;
         while (rte_ring_dequeue(r, reinterpret_cast<void**>(&m)) == 0) n++;
       }
@@ -354,8 +354,10 @@ int portsMain(const Options& o) {
       }
       std::vector<std::thread> threads;
       for (auto& c : cs) threads.emplace_back(runContender, c.get());
+      // Sleeping, not yielding: with --wire the main thread shares a core with worker 0, and as
+      // the higher SCHED_FIFO priority a yielding main thread would never let it start.
       for (auto& c : cs)
-        while (!c->started.load(std::memory_order_acquire)) std::this_thread::yield();
+        while (!c->started.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(100));
 
       // The generator (or, with --wire, a sleeping main thread) and the control plane's reads.
       uint64_t moved = 0, polls = 0, empty_polls = 0, ctl_reads = 0, gen_cycles = 0, gen_busy_cycles = 0;
