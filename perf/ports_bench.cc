@@ -364,7 +364,8 @@ int portsMain(const Options& o) {
       uint32_t min_fill = UINT32_MAX;
       std::vector<Sample> s0(nq), s1(nq);
       const uint64_t hz = rte_get_tsc_hz();
-      const uint64_t ctl_every = ctl_hz > 0 ? uint64_t(double(hz) / ctl_hz) : UINT64_MAX;
+      // 0: never; a rate above the loop's own (e.g. 1e9): back to back, as a worst case.
+      const uint64_t ctl_every = ctl_hz > 0 ? std::max<uint64_t>(1, uint64_t(double(hz) / ctl_hz)) : UINT64_MAX / 2;
       auto phase = [&](double secs, bool count) {
         const uint64_t end = rte_rdtsc() + uint64_t(secs * double(hz));
         uint64_t next_ctl = rte_rdtsc() + ctl_every;
