@@ -4,10 +4,14 @@
 // "io" loop (testpmd's io mode: RX to TX, packets untouched) on the same ports, same packets,
 // same run. Contenders alternate within each run.
 //
-// Traffic: a fixed population of --mbufs mbufs (default 262144, 2 KiB data rooms as a NIC's
-// pool) carrying --flows established DSR IPv4 TCP flows, 64 B frames, in a random order. The
-// population circulates FIFO: lan's TX queue q -> wan's RX queue q, so a packet comes back only
-// after every other packet of its queue has been forwarded once; its mbuf and headers are cold.
+// Traffic: a fixed population of --mbufs mbufs (default 1M, 512 B data rooms: 704 MiB) carrying
+// --flows established DSR IPv4 TCP flows, 64 B frames, in a random order. The population
+// circulates FIFO: lan's TX queue q -> wan's RX queue q, so a packet comes back only after every
+// other packet of its queue has been forwarded once; its mbuf and headers are cold. Why 1M: the
+// lines touched per pass (mbuf struct, headers: 3 x 64 B per packet, 192 MiB) must exceed the
+// caches, and this VM reports a 480 MiB shared L3; at 256k mbufs (48 MiB touched) the 5tswap
+// loop's cost varied from 60 to 114 cycles per packet between runs (part of it stayed in L3),
+// at 1M it is steady (perf/RESULTS.md, "The whole worker on ports").
 //  - generator mode (default): the main thread (--gen-core) moves the pointers from lan's TX
 //    rings to wan's RX rings without touching the packets; the contenders run on --cores.
 //  - --wire: lan's TX queue q *is* wan's RX queue q (no generator); for --cores with 2 cores
@@ -217,8 +221,8 @@ int portsMain(const Options& o) {
   const int runs = int(o.u64("runs", 5));
   const double seconds = o.dbl("seconds", 1.0);
   const double warm_s = o.dbl("warm", 0.3);
-  const uint32_t nmbufs = uint32_t(o.u64("mbufs", 262144));
-  const uint32_t buf_size = uint32_t(o.u64("buf-size", RTE_MBUF_DEFAULT_BUF_SIZE));
+  const uint32_t nmbufs = uint32_t(o.u64("mbufs", 1u << 20));
+  const uint32_t buf_size = uint32_t(o.u64("buf-size", 512));  // data room incl. 128 B headroom
   const unsigned gen_core = unsigned(o.u64("gen-core", 0));
   const std::vector<unsigned> cores = parseCores(o.str("cores", "1"));
   const std::vector<Mode> modes = parseModes(o.str("modes", "l4lb,5tswap,io"));

@@ -154,7 +154,7 @@ step "idle back-off: first-packet latency after idle, Mpps under load, idle CPU 
 
 # --- issue 14, H1 (ports): the whole worker on real ports, and two workers --------------------
 # workerMain itself on net_ring ports (RX/TX through the PMD), fed by a generator on core 0 that
-# only moves pointers, a population of 262144 mbufs (cold between visits), next to a loop doing
+# only moves pointers, a population of 1M mbufs (cold between visits), next to a loop doing
 # what dpdk-testpmd --forward-mode=5tswap does (not the testpmd binary: see RESULTS.md) and an io
 # loop (the ports' and generator's own ceiling). --rt as the idle benchmark; --huge when the host
 # has hugepages free (mbufs on 4 KiB pages in this VM cost a page walk per packet).
