@@ -446,7 +446,9 @@ int portsMain(const Options& o) {
           .add("tsc_mhz", double(hz) / 1e6)
           // Starvation: the share of the worker's time in loops whose RX polls all came back empty
           // (0: it always had work, so the rate is the worker's own), and of its loops.
-          .add("worker_idle_time_share", double(d.total_cycles - d.busy_cycles) / double(std::max<uint64_t>(d.total_cycles, 1)))
+          .add("worker_idle_time_share",  // (racy reads: total may lead busy by one loop)
+               double(d.total_cycles > d.busy_cycles ? d.total_cycles - d.busy_cycles : 0) /
+                   double(std::max<uint64_t>(d.total_cycles, 1)))
           .add("worker_empty_loop_share", double(d.loops - d.busy_loops) / double(std::max<uint64_t>(d.loops, 1)))
           .add("busiest_worker_share", d.tx ? max_share / double(d.tx) : 0)
           .add("mbufs", nmbufs)
