@@ -81,8 +81,7 @@ struct Contender {
   unsigned core = 1;
   bool rt = false;
   dataplane::WorkerArgs args;  // l4lb: workerMain's; the others use rx/shared from it
-  uint16_t tx_port = 0;        // the others: the port the packets of wan's queues go out on
-  uint16_t rx_other_port = 0;  // ... and the one whose queue is polled too (lan: idle)
+  uint16_t tx_port = 0;        // the others: lan, where wan's packets go out (and lan's come in)
   LoopStats* stats = nullptr;
   std::atomic<bool> started{false};
 };
@@ -237,6 +236,9 @@ int portsMain(const Options& o) {
   const uint32_t backends = uint32_t(o.u64("backends", 16));
   o.rejectUnknown();
   const uint16_t nq = uint16_t(cores.size());
+  if (uint32_t(effectiveFrameSize(t)) + RTE_PKTMBUF_HEADROOM > buf_size)
+    die("--buf-size " + std::to_string(buf_size) + " has no room for " + std::to_string(effectiveFrameSize(t)) +
+        " B frames after the " + std::to_string(RTE_PKTMBUF_HEADROOM) + " B headroom");
   if (!wire && std::find(cores.begin(), cores.end(), gen_core) != cores.end())
     die("--gen-core must differ from --cores (or use --wire)");
 
