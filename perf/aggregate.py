@@ -115,6 +115,28 @@ DERIVED = {
     "nat_ir_vs_dsr": ("callgrind_nat_ir_per_pkt", "callgrind_dsr_ir_per_pkt", "ratio"),
     "katran_xdp_vs_l4lb": (f"const:{KATRAN_XDP_NS}", "katran_ns_per_pkt", "ratio"),
 }
+# --- issue 14, H1 (ports): the whole worker on net_ring ports, and the multi-core model --------
+FIGURES.update({
+    "ports_l4lb_mpps": ("ports", "ports", "l4lb", "mpps", "Mpps"),
+    "ports_testpmd_mpps": ("ports", "ports", "5tswap", "mpps", "Mpps"),
+    "ports_vs_testpmd": ("ports", "ports", "l4lb", "vs_testpmd", "ratio"),
+    "ports_l4lb_cycles_per_pkt": ("ports", "ports", "l4lb", "cycles_per_pkt", "TSC cycles"),
+    "ports_testpmd_cycles_per_pkt": ("ports", "ports", "5tswap", "cycles_per_pkt", "TSC cycles"),
+    "ports_io_mpps": ("ports", "ports", "io", "mpps", "Mpps"),
+    "ports_gen_busy_share_l4lb": ("ports", "ports", "l4lb", "gen_busy_time_share", "ratio"),
+    "ports_worker_idle_share_l4lb": ("ports", "ports", "l4lb", "worker_idle_time_share", "ratio"),
+    "ports_wire_1w_l4lb_mpps": ("ports", "ports_wire_1w", "l4lb", "mpps", "Mpps"),
+    "ports_wire_2w_l4lb_mpps": ("ports", "ports_wire_2w", "l4lb", "mpps", "Mpps"),
+    "ports_wire_1w_testpmd_mpps": ("ports", "ports_wire_1w", "5tswap", "mpps", "Mpps"),
+    "ports_wire_2w_testpmd_mpps": ("ports", "ports_wire_2w", "5tswap", "mpps", "Mpps"),
+    "ports_wire_1w_l4lb_cycles_per_pkt": ("ports", "ports_wire_1w", "l4lb", "cycles_per_pkt", "TSC cycles"),
+    "ports_wire_2w_l4lb_cycles_per_pkt": ("ports", "ports_wire_2w", "l4lb", "cycles_per_pkt", "TSC cycles"),
+    "ports_wire_2w_busiest_worker_share": ("ports", "ports_wire_2w", "l4lb", "busiest_worker_share", "ratio"),
+})
+# Scaling: run i of 2 workers over run i of 1 (two processes back to back, perf/run.sh).
+DERIVED["ports_l4lb_2w_vs_1w"] = ("ports_wire_2w_l4lb_mpps", "ports_wire_1w_l4lb_mpps", "ratio")
+DERIVED["ports_testpmd_2w_vs_1w"] = ("ports_wire_2w_testpmd_mpps", "ports_wire_1w_testpmd_mpps", "ratio")
+# --- end H1 (ports) ----------------------------------------------------------------------------
 
 for size in (65537, 655373):
     for n in (10, 100, 1000):
@@ -150,6 +172,11 @@ TARGETS = {
     "publish_p99_ms": ("<=", 1, "publish p99 <= 1 ms, worker busy"),
     "e2e_vs_testpmd": (">=", 0.9, "end to end >= 0.9 x testpmd on the same AF_XDP port"),
 }
+
+
+# --- issue 14, H1 (ports) ----------------------------------------------------------------------
+TARGETS["ports_vs_testpmd"] = (">=", 0.8, "whole worker on ports >= 0.8 x testpmd 5tswap")
+# --- end H1 (ports) ----------------------------------------------------------------------------
 
 
 def main():

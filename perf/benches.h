@@ -10,7 +10,8 @@ int pcapMain(const Options& o);      // the fwd input as a pcap file (dpdk-testp
 int maglevMain(const Options& o);    // buildMaglevTable time
 int publishMain(const Options& o);   // SnapshotPublisher::publish latency with a busy worker
 int flowMemMain(const Options& o);   // FlowTable heap usage
-int floodMain(const Options& o);
-int idleMain(const Options& o);      // idle back-off: first-packet latency, Mpps and idle CPU, off vs on     // SYN flood: established hit rate, new flows tracked, embryonic entries
+int floodMain(const Options& o);     // SYN flood: established hit rate, new flows tracked, embryonic entries
+int idleMain(const Options& o);      // idle back-off: first-packet latency, Mpps and idle CPU, off vs on
+int portsMain(const Options& o);     // workerMain on net_ring ports vs a testpmd 5tswap loop, cold packets
 
 }  // namespace l4lb::perf

@@ -8,7 +8,7 @@
 int main(int argc, char** argv) {
   using namespace l4lb::perf;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: l4lb-bench fwd|pcap|maglev|publish|flowmem|flood|idle [--option value ...]\n");
+    std::fprintf(stderr, "usage: l4lb-bench fwd|pcap|maglev|publish|flowmem|flood|idle|ports [--option value ...]\n");
     return 2;
   }
   const Options o(argc - 1, argv + 1);
@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   if (!std::strcmp(cmd, "flowmem")) return flowMemMain(o);
   if (!std::strcmp(cmd, "flood")) return floodMain(o);
   if (!std::strcmp(cmd, "idle")) return idleMain(o);
+  if (!std::strcmp(cmd, "ports")) return portsMain(o);
   std::fprintf(stderr, "l4lb-bench: unknown command '%s'\n", cmd);
   return 2;
 }
