@@ -158,15 +158,20 @@ __rte_always_inline uint32_t scheduleFlow(WorkerState& w, const Snapshot& s, con
   FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
   uint64_t raw = 0;
   const bool hit = v6 ? ft.lookupFamily<true>(key, idx, raw) : ft.lookupFamily<false>(key, idx, raw);
-  FlowDecision d = startDecision();
+  const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
   if (likely(hit)) {
-    const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
+    // The hit's decision stays in registers: handleMiss takes its FlowDecision by value (in
+    // memory), so the one passed to it is built on the miss path only (decideHit again there:
+    // a pure function, and an entry that is not live is rare).
+    FlowDecision d = startDecision();
     if (likely(decideHit(s, facts, raw, now_ms, d))) {
       hits++;
       if (d.store) rewriteHit(w, s, ft, key, idx, v6, raw, d.value.pack(), now_ms);
       return d.backend;
     }
   }
+  FlowDecision d = startDecision();
+  if (hit) decideHit(s, facts, raw, now_ms, d);
   return handleMiss(w, s, ft, key, vip, vip_index, sig, idx, pi, m, hit, d, now_ms);
 }
 
