@@ -239,16 +239,15 @@ inline bool parseIpv4Fast(const uint8_t* frame, uint32_t frame_len, bool cksum_v
 
 }  // namespace parser_detail
 
-// parsePacket() inline, for the worker's fast path (saves the call and lets the compiler keep
-// PacketInfo in the caller's storage); same rules, see parser.h. `ol_flags`: the mbuf's, or 0.
-inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
-  using namespace parser_detail;
-  if (unlikely(frame_len > kMaxFrameLen)) frame_len = kMaxFrameLen;
-  // DPDK's contract (rte_mbuf_core.h): CKSUM_GOOD alone means the NIC checked the IPv4 header
-  // checksum in the packet; CKSUM_NONE (both bits) means it is not correct in the packet.
-  const bool cksum_verified = (ol_flags & kRxIpCksumMask) == kRxIpCksumGood;
-  Drop fast;
-  if (likely(parseIpv4Fast(frame, frame_len, cksum_verified, out, fast))) return fast;
+namespace parser_detail {
+
+// DPDK's contract (rte_mbuf_core.h): CKSUM_GOOD alone means the NIC checked the IPv4 header
+// checksum in the packet; CKSUM_NONE (both bits) means it is not correct in the packet.
+inline bool rxIpCksumVerified(uint64_t ol_flags) { return (ol_flags & kRxIpCksumMask) == kRxIpCksumGood; }
+
+// What parseIpv4Fast leaves undecided (a VLAN tag, IPv4 options or fragments, IPv6, a short or
+// odd frame): the general rules of parser.h. `frame_len` at most kMaxFrameLen.
+inline Drop parseGeneral(const uint8_t* frame, uint32_t frame_len, bool cksum_verified, PacketInfo& out) {
   if (unlikely(frame_len < kEthHdrLen)) return Drop::TooShort;
 
   // Built in a local and copied out only on Ok, so `out` is untouched by a dropped frame.
@@ -273,6 +272,21 @@ inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketIn
   }
   if (likely(verdict == Drop::Ok) || verdict == Drop::Fragment) out = info;
   return verdict;
+}
+
+}  // namespace parser_detail
+
+// parsePacket() inline, for the worker's fast path (saves the call and lets the compiler keep
+// PacketInfo in the caller's storage); same rules, see parser.h. `ol_flags`: the mbuf's, or 0.
+// The worker calls its two halves itself (parseIpv4Fast, then parseGeneral for what that leaves),
+// so that its common case (untagged IPv4 TCP/UDP) continues with the offsets as constants.
+inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
+  using namespace parser_detail;
+  if (unlikely(frame_len > kMaxFrameLen)) frame_len = kMaxFrameLen;
+  const bool cksum_verified = rxIpCksumVerified(ol_flags);
+  Drop fast;
+  if (likely(parseIpv4Fast(frame, frame_len, cksum_verified, out, fast))) return fast;
+  return parseGeneral(frame, frame_len, cksum_verified, out);
 }
 
 }  // namespace l4lb::dataplane

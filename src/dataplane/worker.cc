@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -34,7 +35,7 @@ struct PktCtx {
   uint32_t vip_index;
   hash_sig_t sig;  // the flow's CRC: Maglev slot, tunnel entropy (the same on every instance)
   hash_sig_t idx;  // the flow table's keyed bucket index (flow_index.h)
-  uint16_t key;  // index in k4 / k6 (forward packets)
+  const void* key;  // its FlowKey4 / FlowKey6 in the burst's k4 / k6 (forward packets)
   bool v6;       // which flow table
   bool reverse;  // NAT reply from a backend
 };
@@ -456,13 +457,60 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // table bucket: it is read in stage 2, after the rest of the burst has been parsed.
   uint64_t rx_bytes = 0;
   VipMemo vip_memo;
+  // A parsed TCP/UDP packet: its VIP (or NAT reply), key and bucket prefetch; false when it left
+  // the fast path. Instantiated twice: for parseIpv4Fast's packets (kV4Fast: untagged IPv4
+  // without options, so the family and the address offsets are constants) and for the rest.
+  auto admit = [&](rte_mbuf* m, const uint8_t* data, PktCtx& c, auto v4_fast) __attribute__((always_inline)) {
+    constexpr bool kV4Fast = decltype(v4_fast)::value;
+    const Family family = kV4Fast ? Family::V4 : c.pi.family;
+    const uint8_t* saddr = data + (kV4Fast ? net::kEthHdrLen + 12 : c.pi.saddr_off);
+    const uint8_t* daddr = data + (kV4Fast ? net::kEthHdrLen + 16 : c.pi.daddr_off);
+    c.reverse = false;
+    c.vip = findVip(s, daddr, family, c.pi.dport_be, c.pi.proto, c.vip_index, vip_memo);
+    if (c.vip == nullptr) {
+      c.vip = findNatReply(s, saddr, family, c.pi.sport_be, c.pi.proto, c.vip_index);
+      // A backend talking to the balancer's own address is not a NAT reply: it answers the
+      // kernel (health checks go out from that address), so it takes the exception path.
+      if (unlikely(c.vip == nullptr || c.vip->mode != FwdMode::Nat || isOwnAddress(s.ports[ingress], daddr, family))) {
+        handleNotForVip(w, s, m, c.pi, ingress, tx);  // never relayed: the kernel's, or dropped
+        return false;
+      }
+      c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
+    } else if (family == Family::V4) {
+      FlowKey4& k = k4[n4++].v;
+      c.sig = addFlowKey(k, saddr, daddr, c.pi, c.idx);
+      c.key = &k;
+      c.v6 = false;
+      w.flows4->prefetchFamily<false>(c.idx);
+    } else {
+      FlowKey6& k = k6[n6++].v;
+      c.sig = addFlowKey(k, saddr, daddr, c.pi, c.idx);
+      c.key = &k;
+      c.v6 = true;
+      w.flows6->prefetchFamily<true>(c.idx);
+    }
+    return true;
+  };
   for (uint16_t i = 0; i < n; i++) {
     if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
     rte_mbuf* m = pkts[i];
     rx_bytes += rte_pktmbuf_pkt_len(m);
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
     PktCtx& c = ctx[nlive].v;
-    Drop d = parsePacketInline(data, rte_pktmbuf_data_len(m), c.pi, m->ol_flags);
+    // data_len is 16 bits: within parser_detail::kMaxFrameLen, as parsePacketInline clamps to.
+    const uint32_t len = rte_pktmbuf_data_len(m);
+    const bool cksum_verified = parser_detail::rxIpCksumVerified(m->ol_flags);
+    Drop d;
+    if (likely(parser_detail::parseIpv4Fast(data, len, cksum_verified, c.pi, d))) {
+      // Ok: TCP or UDP by the fast parser's entry condition. Otherwise a drop verdict (never a
+      // fragment: those go to parseGeneral), handled below like parseGeneral's.
+      if (likely(d == Drop::Ok)) {
+        if (likely(admit(m, data, c, std::true_type{}))) live[nlive++] = m;
+        continue;
+      }
+    } else {
+      d = parser_detail::parseGeneral(data, len, cksum_verified, c.pi);
+    }
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
     if (unlikely(d != Drop::Ok)) {
@@ -478,31 +526,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       handleIcmp(w, s, m, c.pi, ingress, now_ms, tx);
       continue;
     }
-    const uint8_t* saddr = data + c.pi.saddr_off;
-    const uint8_t* daddr = data + c.pi.daddr_off;
-    c.reverse = false;
-    c.vip = findVip(s, daddr, c.pi.family, c.pi.dport_be, c.pi.proto, c.vip_index, vip_memo);
-    if (c.vip == nullptr) {
-      c.vip = findNatReply(s, saddr, c.pi.family, c.pi.sport_be, c.pi.proto, c.vip_index);
-      // A backend talking to the balancer's own address is not a NAT reply: it answers the
-      // kernel (health checks go out from that address), so it takes the exception path.
-      if (unlikely(c.vip == nullptr || c.vip->mode != FwdMode::Nat || isOwnAddress(s.ports[ingress], daddr, c.pi.family))) {
-        handleNotForVip(w, s, m, c.pi, ingress, tx);  // never relayed: the kernel's, or dropped
-        continue;
-      }
-      c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
-    } else if (c.pi.family == Family::V4) {
-      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi, c.idx);
-      c.key = n4++;
-      c.v6 = false;
-      w.flows4->prefetchFamily<false>(c.idx);
-    } else {
-      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi, c.idx);
-      c.key = n6++;
-      c.v6 = true;
-      w.flows6->prefetchFamily<true>(c.idx);
-    }
-    live[nlive++] = m;
+    if (admit(m, data, c, std::false_type{})) live[nlive++] = m;
   }
   countRx(w, ingress, n, rx_bytes);
 
@@ -520,8 +544,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       r = reverseNat(m, c.pi, *c.vip, s, ingress);
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
     } else {
-      const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
-      bid = scheduleFlow(w, s, *c.vip, c.vip_index, c.sig, c.idx, c.v6, key, c.pi, m, now_ms, hits);
+      bid = scheduleFlow(w, s, *c.vip, c.vip_index, c.sig, c.idx, c.v6, c.key, c.pi, m, now_ms, hits);
       if (unlikely(bid == kDropped)) continue;
       r = forwardTo(w, s, *c.vip, s.backends[bid], m, c.pi, c.sig, ingress);
     }
