@@ -223,7 +223,9 @@ __rte_always_inline FwdResult forwardTo(WorkerState& w, const Snapshot& s, const
 }
 
 // Accounts a forwarding step's result and queues the frame (or frees it with its reason).
-__rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx) {
+// `bctrs`: w.backend_ctrs, loaded once per burst by processBurst.
+__rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx,
+                                       BackendCounters* bctrs) {
   if (r.drop != Drop::Ok) {
     // Too big, but may leave fragmented (by value: `r` stays in registers).
     if (unlikely(r.frag_mtu != 0)) return emitOuterFragments(w, m, r.egress, r.frag_mtu, bid, tx);
@@ -235,7 +237,7 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     w.counters.add(Ctr::IcmpTooBigSent);
   } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
     // The frame as sent to the backend (after rewrite or encapsulation).
-    BackendCounters& bc = w.backend_ctrs[bid];
+    BackendCounters& bc = bctrs[bid];
     bc.packets++;
     bc.bytes += rte_pktmbuf_pkt_len(m);
   }
@@ -278,7 +280,7 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     if (!released) emit(tx, m, r.egress);
     return;
   }
-  finishForward(w, m, r, d.backend, tx);
+  finishForward(w, m, r, d.backend, tx, w.backend_ctrs.get());
 }
 
 // A fragment to a VIP: the first is scheduled as its 5-tuple (scheduleFlow, the unfragmented
@@ -368,7 +370,7 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     if (!ok) return;  // dropped by scheduleFlow, with its reason
     const FwdResult r = forwardTo(w, s, *vip, s.backends[bid], m, pi, d.flow_hash, ingress);
     if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::FragForwarded);
-    finishForward(w, m, r, bid, tx);
+    finishForward(w, m, r, bid, tx, w.backend_ctrs.get());
     return;
   }
   if (const FragDecision* d = ft.lookup(key, now_ms)) {
@@ -457,6 +459,8 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // table bucket: it is read in stage 2, after the rest of the burst has been parsed.
   uint64_t rx_bytes = 0;
   VipMemo vip_memo;
+  const FlowTable& flows4 = *w.flows4;
+  const FlowTable& flows6 = *w.flows6;
   // A parsed TCP/UDP packet: its VIP (or NAT reply), key and bucket prefetch; false when it left
   // the fast path. Instantiated twice: for parseIpv4Fast's packets (kV4Fast: untagged IPv4
   // without options, so the family and the address offsets are constants) and for the rest.
@@ -481,13 +485,13 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       c.sig = addFlowKey(k, saddr, daddr, c.pi, c.idx);
       c.key = &k;
       c.v6 = false;
-      w.flows4->prefetchFamily<false>(c.idx);
+      flows4.prefetchFamily<false>(c.idx);
     } else {
       FlowKey6& k = k6[n6++].v;
       c.sig = addFlowKey(k, saddr, daddr, c.pi, c.idx);
       c.key = &k;
       c.v6 = true;
-      w.flows6->prefetchFamily<true>(c.idx);
+      flows6.prefetchFamily<true>(c.idx);
     }
     return true;
   };
@@ -535,6 +539,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // Looked up here, in arrival order, not in bulk before: a flow a packet of this burst has just
   // added is found by the next packet of the same flow (SYN, ACK in one burst keep one backend).
   uint32_t hits = 0;  // Ctr::FlowHit, added once per burst
+  BackendCounters* const bctrs = w.backend_ctrs.get();
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i].v;
@@ -548,7 +553,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       if (unlikely(bid == kDropped)) continue;
       r = forwardTo(w, s, *c.vip, s.backends[bid], m, c.pi, c.sig, ingress);
     }
-    finishForward(w, m, r, bid, tx);
+    finishForward(w, m, r, bid, tx, bctrs);
   }
   w.counters.add(Ctr::FlowHit, hits);
   for (uint16_t i = 0; unlikely(i < nfrag); i++) handleFragment(w, s, frag_m[i], frag_pi[i].v, ingress, now_ms, tx, false);
