@@ -39,7 +39,7 @@ std::string countersLine(const dataplane::WorkerState& w) {
 }
 
 void warmFlows(dataplane::WorkerState& w, const Snapshot& s, const TrafficSpec& t, MbufStock& stock,
-               const std::string& name) {
+               const std::string& name, uint32_t now_ms) {
   FrameWriter fw(t);
   rte_mbuf* pkts[kBurst];
   dataplane::TxBatch tx;
@@ -50,7 +50,7 @@ void warmFlows(dataplane::WorkerState& w, const Snapshot& s, const TrafficSpec& 
       stock.take(pkts, n);
       for (uint16_t i = 0; i < n; i++) fw.write(pkts[i], f + i, pass == 0 ? 0x02 : 0x10);
       tx.clear();
-      dataplane::processBurst(w, s, pkts, n, 0, dataplane::nowMs(), tx);
+      dataplane::processBurst(w, s, pkts, n, 0, now_ms ? now_ms : dataplane::nowMs(), tx);
       for (uint16_t p = 0; p < kMaxPorts; p++) stock.give(tx.pkts[p].data(), tx.n[p]);
     }
   }

@@ -18,8 +18,9 @@ void makeTables(dataplane::WorkerState& w, uint32_t cap4, uint32_t cap6);
 std::string countersLine(const dataplane::WorkerState& w);
 
 // Opens every flow of the population (SYN, then ACK so TCP flows are established), untimed,
-// through processBurst itself. Exits unless each one is in the table afterwards.
+// through processBurst itself. Exits unless each one is in the table afterwards. `now_ms`: the
+// worker clock every burst sees (0: the real clock, read per burst).
 void warmFlows(dataplane::WorkerState& w, const Snapshot& s, const TrafficSpec& t, MbufStock& stock,
-               const std::string& name);
+               const std::string& name, uint32_t now_ms = 0);
 
 }  // namespace l4lb::perf

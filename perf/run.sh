@@ -98,6 +98,8 @@ fwd --label fwd_10k_1500b --flows 10000 --size 1500 --packets $P_SMALL
 fwd --label fwd_10k_syn10 --flows 10000 --new-share 0.1 --packets $P_SMALL
 step "forwarding modes: DSR, IPIP, GUE, NAT (10k flows)"
 fwd --label modes --flows 10000 --modes dsr,ipip,gue,nat,5tswap --packets $P_SMALL
+step "Katran's scenario: one hot established flow, IPIP, 100 backends, Maglev 65537 (Katran's XDP: 141 ns here)"
+fwd --label katran --flows 1 --backends 100 --modes ipip,5tswap --packets $P
 step "new flows: every packet a SYN of a new flow (Maglev pick + insert)"
 fwd --label new_flows --flows 10000 --new-share 1 --packets 2e6 --capacity 4194304 --mem 3072
 step "forwarding with the worker loop's FlowTable::sweep (see RESULTS.md)"
@@ -107,27 +109,14 @@ step "SYN flood: spoofed SYNs (8 bursts of new 5-tuples per burst of established
 "$BENCH" flood --core "$CORE" --runs "$RUNS" --seconds 4 --admission on --label flood_admission >>"$RAW"
 "$BENCH" flood --core "$CORE" --runs "$RUNS" --seconds 4 --admission off --label flood_no_admission >>"$RAW"
 
-step "callgrind: instructions per packet (processBurst / swap5Tuple only)"
-for mode in dsr ipip gue nat 5tswap; do
-  valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
-    --callgrind-out-file="$WORK/cg.$mode" "$BENCH" fwd --core "$CORE" --runs "$RUNS" --label cg \
-    --flows 10000 --packets 64000 --modes "$mode" --callgrind --clock frozen >"$WORK/cg.$mode.jsonl" 2>"$WORK/cg.$mode.log"
-  for i in $(seq 1 "$RUNS"); do
-    ir=$(sed -n 's/^totals: //p' "$WORK/cg.$mode.$i")
-    awk -v ir="$ir" -v m="$mode" -v i="$i" \
-      'BEGIN { printf "{\"bench\": \"callgrind\", \"label\": \"fwd_10k\", \"mode\": \"%s\", \"run\": %d, \"ir_per_pkt\": %.2f}\n", m, i, ir / 64000 }' >>"$RAW"
-  done
-done
-# Flow sync's cost on the worker (issue 12): DSR with the worker's sync rings (announce on,
-# sync_in polled after each burst, sync_out emptied by a consumer outside the timed region).
+step "callgrind: instructions per packet, every variant of the regression gate (perf/gate.py), release build"
+# Exact counts (frozen clock, fixed flow-index key): one run per variant. The CI gate runs the
+# same variants on the CI build against perf/baseline.json; these are the release build's.
+/usr/bin/python3 "$ROOT/perf/gate.py" --build "$BUILD" --report "$RAW" >&2
+# Per-function costs of DSR, for the summary.
 valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
-  --callgrind-out-file="$WORK/cg.dsr_sync" "$BENCH" fwd --core "$CORE" --runs "$RUNS" --label cg \
-  --flows 10000 --packets 64000 --modes dsr --sync on --callgrind --clock frozen >"$WORK/cg.dsr_sync.jsonl" 2>"$WORK/cg.dsr_sync.log"
-for i in $(seq 1 "$RUNS"); do
-  ir=$(sed -n 's/^totals: //p' "$WORK/cg.dsr_sync.$i")
-  awk -v ir="$ir" -v i="$i" \
-    'BEGIN { printf "{\"bench\": \"callgrind\", \"label\": \"fwd_10k\", \"mode\": \"dsr_sync\", \"run\": %d, \"ir_per_pkt\": %.2f}\n", i, ir / 64000 }' >>"$RAW"
-done
+  --callgrind-out-file="$WORK/cg.dsr" "$BENCH" fwd --core "$CORE" --runs 1 --label cg \
+  --flows 10000 --packets 64000 --modes dsr --callgrind --clock frozen >/dev/null 2>"$WORK/cg.dsr.log"
 callgrind_annotate "$WORK/cg.dsr.1" 2>/dev/null | sed -n '/^Ir/,$p' | head -20 >"$WORK/cg_top.txt" || true
 
 step "dpdk-testpmd --forward-mode=5tswap on net_pcap,infinite_rx=1 (cross-check)"

@@ -26,6 +26,7 @@ PKGS=(
   tmux                         # runs l4lbctl top on a real terminal and captures its screen (tests)
   hping3                       # the spoofed SYN flood of the e2e flood test (tests/e2e/test_flood.py)
   bird2                        # BGP: each balancer's routing daemon announces its VIPs (scale-out lab, tests)
+  valgrind                     # callgrind: the instructions-per-packet regression gate (perf/gate.py)
   libsodium-dev                # flow sync between balancers: keyed MAC of every datagram (crypto_auth)
 )
 

@@ -2,11 +2,13 @@
 # The whole l4lb test suite on a fresh Debian 12 machine (run as root):
 #   1. installs the Debian packages it needs (scripts/install-deps.sh),
 #   2. builds with warnings as errors and runs the unit tests,
-#   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit tests,
-#   4. runs the snapshot publisher's stress test under ThreadSanitizer,
-#   5. builds the libFuzzer targets with clang 14, replays their corpora and fuzzes each 30 s,
-#   6. runs the integration tests: the real l4lb binary on net_pcap ports, output decoded by scapy,
-#   7. runs the end-to-end tests: the lab of network namespaces with real servers and clients,
+#   3. the callgrind regression gate: instructions per packet of every forwarding variant, exact,
+#      against perf/baseline.json (fails > 3 % above it; perf/gate.py),
+#   4. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit tests,
+#   5. runs the snapshot publisher's stress test under ThreadSanitizer,
+#   6. builds the libFuzzer targets with clang 14, replays their corpora and fuzzes each 30 s,
+#   7. runs the integration tests: the real l4lb binary on net_pcap ports, output decoded by scapy,
+#   8. runs the end-to-end tests: the lab of network namespaces with real servers and clients,
 #      l4lb on net_af_xdp ports with the XDP and tap exception paths.
 # Ends with one summary line "N passed, N failed, N skipped"; exits non-zero on any failure.
 set -uo pipefail
@@ -40,6 +42,9 @@ step "build (warnings are errors)"
 build build-ci -Dbuildtype=debugoptimized || die "build failed"
 step "unit tests"
 unit build-ci unit
+
+step "callgrind regression gate: instructions per packet against perf/baseline.json"
+/usr/bin/python3 perf/gate.py --build build-ci | tee "$results/gate.log"
 
 step "build with AddressSanitizer + UndefinedBehaviorSanitizer"
 build build-ci-asan -Db_sanitize=address,undefined -Db_lundef=false -Dperf=false || die "sanitizer build failed"
@@ -83,7 +88,7 @@ for label, builddir in (("unit", "build-ci"), ("unit-asan", "build-ci-asan"), ("
         lf = max(lf, 1)  # a race report exits non-zero even after the tests passed
     print(f"{label}: {lp} passed, {lf} failed, {ls} skipped ({len(files)} test programs)")
     p += lp; f += lf; s += ls
-for suite in ("fuzz", "integration", "e2e"):
+for suite in ("gate", "fuzz", "integration", "e2e"):
     path = os.path.join(res, suite + ".log")
     text = open(path).read() if os.path.exists(path) else ""
     m = re.findall(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", text, re.M)
