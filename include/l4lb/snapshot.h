@@ -154,7 +154,12 @@ struct Snapshot {
   uint32_t sync_announce_ms = 0;
 
   const SnapBackend* backend(uint32_t id) const {
-    return id < backends.size() && backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;
+    // Bounded by bytes, not by size(): size() divides by sizeof(SnapBackend) (a multiply and
+    // shifts on every flow-table hit, decide.h).
+    const auto* first = reinterpret_cast<const char*>(backends.data());
+    const auto* last = reinterpret_cast<const char*>(backends.data() + backends.size());
+    if (size_t(id) * sizeof(SnapBackend) >= size_t(last - first)) return nullptr;
+    return backends[id].id == id && id != kNoBackend ? &backends[id] : nullptr;
   }
 };
 

@@ -69,14 +69,33 @@ struct FwdResult {
 FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
                     uint16_t overhead);
 
+// Makes the frame start kEthLen before its IP header and end with its IP packet (any VLAN tag and
+// the Ethernet padding dropped) and returns its start, where the new Ethernet header goes. One
+// segment (nearly always): one move of the data start and one length, what trimPadding and
+// rte_pktmbuf_adj do in two steps (the parser checked l3_off + l3_len against the first
+// segment's data_len, so the new bounds lie within the old ones). A chained mbuf takes the two.
+inline uint8_t* frameToIp(rte_mbuf* m, const PacketInfo& pi) {
+  if (unlikely(m->nb_segs != 1)) {
+    trimPadding(m, pi);
+    if (pi.l3_off > kEthLen) rte_pktmbuf_adj(m, uint16_t(pi.l3_off - kEthLen));
+    return rte_pktmbuf_mtod(m, uint8_t*);
+  }
+  uint8_t* eth = rte_pktmbuf_mtod_offset(m, uint8_t*, pi.l3_off - kEthLen);
+  m->data_off = uint16_t(m->data_off + pi.l3_off - kEthLen);
+  m->data_len = uint16_t(pi.l3_len + kEthLen);
+  m->pkt_len = m->data_len;
+  return eth;
+}
+
 // L2 direct server return: only the Ethernet header changes (RFC-free; IPVS "DR", Katran's L2).
-// Inline: the whole of it is a few stores on the worker's hot path.
+// Inline: the whole of it is a few stores on the worker's hot path. The header is the backend's
+// template (BackendRewrite::hdr: next hop, egress port's MAC, the VIP's ethertype, which is the
+// packet's: it matched the VIP), and max_l3_len is the egress MTU.
 inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
                             uint16_t ingress) {
-  const SnapPort& out = s.ports[b.egress];
-  if (unlikely(pi.l3_len > out.mtu)) return tooBigFor(m, pi, s, ingress, out.mtu, 0);
-  trimPadding(m, pi);
-  rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
+  const BackendRewrite& rw = b.rw;
+  if (unlikely(pi.l3_len > rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b.egress].mtu, 0);
+  std::memcpy(frameToIp(m, pi), rw.hdr.data(), kEthLen);
   return {Drop::Ok, b.egress};
 }
 
@@ -183,7 +202,6 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
   if (unlikely(pi.ttl <= 1)) return {Drop::TtlExceeded};
   const BackendRewrite& rw = b.rw;
   if (unlikely(pi.l3_len > rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b.egress].mtu, 0);
-  trimPadding(m, pi);
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* l4 = d + pi.l4_off;
   if (pi.proto == kProtoTcp) {
@@ -215,9 +233,8 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
     l3[7]--;  // hop limit
     std::memcpy(d + pi.daddr_off, b.addr.bytes.data(), 16);
   }
-  // The Ethernet header from the template, after any VLAN tag is dropped.
-  if (pi.l3_off > kEthLen) rte_pktmbuf_adj(m, uint16_t(pi.l3_off - kEthLen));
-  std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), rw.hdr.data(), kEthLen);
+  // The Ethernet header from the template, after any VLAN tag and the padding are dropped.
+  std::memcpy(frameToIp(m, pi), rw.hdr.data(), kEthLen);
   return {Drop::Ok, b.egress};
 }
 

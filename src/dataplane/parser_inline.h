@@ -181,6 +181,23 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   return parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info);
 }
 
+// RFC 1071 for a 20-byte IPv4 header (no options), the fast path's: the ones'-complement sum of
+// its 16-bit words is 0xffff exactly when their plain sum is a nonzero multiple of 0xffff
+// (2^16 = 1 mod 0xffff, so folding carries keeps the residue, and only an all-zero header folds
+// to 0). The plain sum of its five 32-bit words has the same residue and is zero only for an
+// all-zero header, so one multiply (x % 0xffff == 0 by the modular inverse) replaces the four
+// folds of net::ipv4HeaderChecksumOk, which it agrees with on every header. Byte order does not
+// matter: a little-endian load multiplies the residue by 256, which is invertible mod 0xffff.
+inline bool ipv4Header20ChecksumOk(const uint8_t* ip) {
+  uint64_t a, b;
+  uint32_t c;
+  std::memcpy(&a, ip, 8);
+  std::memcpy(&b, ip + 8, 8);
+  std::memcpy(&c, ip + 16, 4);
+  const uint64_t sum = (a & 0xffffffffu) + (a >> 32) + (b & 0xffffffffu) + (b >> 32) + c;
+  return sum % 0xffff == 0 && sum != 0;
+}
+
 // Untagged IPv4 without options carrying TCP or UDP, the frame long enough for both minimal
 // headers: nearly every packet a balancer sees. The checks before the checksum (frame length,
 // ethertype, version, IHL, header within the frame) hold by the entry condition, the rest are
@@ -193,7 +210,7 @@ inline bool parseIpv4Fast(const uint8_t* frame, uint32_t frame_len, bool cksum_v
       ip[0] != 0x45 || (ip[9] != kProtoTcp && ip[9] != kProtoUdp))
     return false;
   const uint32_t avail = frame_len - kEthHdrLen;
-  if (unlikely(!cksum_verified && !ipv4HeaderChecksumOk(ip, kIpv4MinHdrLen))) {
+  if (unlikely(!cksum_verified && !ipv4Header20ChecksumOk(ip))) {
     verdict = Drop::BadIpHeader;
     return true;
   }
@@ -239,16 +256,15 @@ inline bool parseIpv4Fast(const uint8_t* frame, uint32_t frame_len, bool cksum_v
 
 }  // namespace parser_detail
 
-// parsePacket() inline, for the worker's fast path (saves the call and lets the compiler keep
-// PacketInfo in the caller's storage); same rules, see parser.h. `ol_flags`: the mbuf's, or 0.
-inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
-  using namespace parser_detail;
-  if (unlikely(frame_len > kMaxFrameLen)) frame_len = kMaxFrameLen;
-  // DPDK's contract (rte_mbuf_core.h): CKSUM_GOOD alone means the NIC checked the IPv4 header
-  // checksum in the packet; CKSUM_NONE (both bits) means it is not correct in the packet.
-  const bool cksum_verified = (ol_flags & kRxIpCksumMask) == kRxIpCksumGood;
-  Drop fast;
-  if (likely(parseIpv4Fast(frame, frame_len, cksum_verified, out, fast))) return fast;
+namespace parser_detail {
+
+// DPDK's contract (rte_mbuf_core.h): CKSUM_GOOD alone means the NIC checked the IPv4 header
+// checksum in the packet; CKSUM_NONE (both bits) means it is not correct in the packet.
+inline bool rxIpCksumVerified(uint64_t ol_flags) { return (ol_flags & kRxIpCksumMask) == kRxIpCksumGood; }
+
+// What parseIpv4Fast leaves undecided (a VLAN tag, IPv4 options or fragments, IPv6, a short or
+// odd frame): the general rules of parser.h. `frame_len` at most kMaxFrameLen.
+inline Drop parseGeneral(const uint8_t* frame, uint32_t frame_len, bool cksum_verified, PacketInfo& out) {
   if (unlikely(frame_len < kEthHdrLen)) return Drop::TooShort;
 
   // Built in a local and copied out only on Ok, so `out` is untouched by a dropped frame.
@@ -273,6 +289,21 @@ inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketIn
   }
   if (likely(verdict == Drop::Ok) || verdict == Drop::Fragment) out = info;
   return verdict;
+}
+
+}  // namespace parser_detail
+
+// parsePacket() inline, for the worker's fast path (saves the call and lets the compiler keep
+// PacketInfo in the caller's storage); same rules, see parser.h. `ol_flags`: the mbuf's, or 0.
+// The worker calls its two halves itself (parseIpv4Fast, then parseGeneral for what that leaves),
+// so that its common case (untagged IPv4 TCP/UDP) continues with the offsets as constants.
+inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
+  using namespace parser_detail;
+  if (unlikely(frame_len > kMaxFrameLen)) frame_len = kMaxFrameLen;
+  const bool cksum_verified = rxIpCksumVerified(ol_flags);
+  Drop fast;
+  if (likely(parseIpv4Fast(frame, frame_len, cksum_verified, out, fast))) return fast;
+  return parseGeneral(frame, frame_len, cksum_verified, out);
 }
 
 }  // namespace l4lb::dataplane

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -34,7 +35,7 @@ struct PktCtx {
   uint32_t vip_index;
   hash_sig_t sig;  // the flow's CRC: Maglev slot, tunnel entropy (the same on every instance)
   hash_sig_t idx;  // the flow table's keyed bucket index (flow_index.h)
-  uint16_t key;  // index in k4 / k6 (forward packets)
+  const void* key;  // its FlowKey4 / FlowKey6 in the burst's k4 / k6 (forward packets)
   bool v6;       // which flow table
   bool reverse;  // NAT reply from a backend
 };
@@ -164,15 +165,20 @@ __rte_always_inline uint32_t scheduleFlow(WorkerState& w, const Snapshot& s, con
   FlowTable& ft = v6 ? *w.flows6 : *w.flows4;
   uint64_t raw = 0;
   const bool hit = v6 ? ft.lookupFamily<true>(key, idx, raw) : ft.lookupFamily<false>(key, idx, raw);
-  FlowDecision d = startDecision();
+  const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
   if (likely(hit)) {
-    const FlowFacts facts{&vip, vip_index, sig, pi.family, pi.proto == kProtoTcp, pi.tcp_flags};
+    // The hit's decision stays in registers: handleMiss takes its FlowDecision by value (in
+    // memory), so the one passed to it is built on the miss path only (decideHit again there:
+    // a pure function, and an entry that is not live is rare).
+    FlowDecision d = startDecision();
     if (likely(decideHit(s, facts, raw, now_ms, d))) {
       hits++;
       if (d.store) rewriteHit(w, s, ft, key, idx, v6, raw, d.value.pack(), now_ms);
       return d.backend;
     }
   }
+  FlowDecision d = startDecision();
+  if (hit) decideHit(s, facts, raw, now_ms, d);
   return handleMiss(w, s, ft, key, vip, vip_index, sig, idx, pi, m, hit, d, now_ms);
 }
 
@@ -223,7 +229,9 @@ __rte_always_inline FwdResult forwardTo(WorkerState& w, const Snapshot& s, const
 }
 
 // Accounts a forwarding step's result and queues the frame (or frees it with its reason).
-__rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx) {
+// `bctrs`: w.backend_ctrs, loaded once per burst by processBurst.
+__rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx,
+                                       BackendCounters* bctrs) {
   if (r.drop != Drop::Ok) {
     // Too big, but may leave fragmented (by value: `r` stays in registers).
     if (unlikely(r.frag_mtu != 0)) return emitOuterFragments(w, m, r.egress, r.frag_mtu, bid, tx);
@@ -235,7 +243,7 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     w.counters.add(Ctr::IcmpTooBigSent);
   } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
     // The frame as sent to the backend (after rewrite or encapsulation).
-    BackendCounters& bc = w.backend_ctrs[bid];
+    BackendCounters& bc = bctrs[bid];
     bc.packets++;
     bc.bytes += rte_pktmbuf_pkt_len(m);
   }
@@ -278,7 +286,7 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     if (!released) emit(tx, m, r.egress);
     return;
   }
-  finishForward(w, m, r, d.backend, tx);
+  finishForward(w, m, r, d.backend, tx, w.backend_ctrs.get());
 }
 
 // A fragment to a VIP: the first is scheduled as its 5-tuple (scheduleFlow, the unfragmented
@@ -368,7 +376,7 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     if (!ok) return;  // dropped by scheduleFlow, with its reason
     const FwdResult r = forwardTo(w, s, *vip, s.backends[bid], m, pi, d.flow_hash, ingress);
     if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::FragForwarded);
-    finishForward(w, m, r, bid, tx);
+    finishForward(w, m, r, bid, tx, w.backend_ctrs.get());
     return;
   }
   if (const FragDecision* d = ft.lookup(key, now_ms)) {
@@ -464,13 +472,62 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // table bucket: it is read in stage 2, after the rest of the burst has been parsed.
   uint64_t rx_bytes = 0;
   VipMemo vip_memo;
+  const FlowTable& flows4 = *w.flows4;
+  const FlowTable& flows6 = *w.flows6;
+  // A parsed TCP/UDP packet: its VIP (or NAT reply), key and bucket prefetch; false when it left
+  // the fast path. Instantiated twice: for parseIpv4Fast's packets (kV4Fast: untagged IPv4
+  // without options, so the family and the address offsets are constants) and for the rest.
+  auto admit = [&](rte_mbuf* m, const uint8_t* data, PktCtx& c, auto v4_fast) __attribute__((always_inline)) {
+    constexpr bool kV4Fast = decltype(v4_fast)::value;
+    const Family family = kV4Fast ? Family::V4 : c.pi.family;
+    const uint8_t* saddr = data + (kV4Fast ? net::kEthHdrLen + 12 : c.pi.saddr_off);
+    const uint8_t* daddr = data + (kV4Fast ? net::kEthHdrLen + 16 : c.pi.daddr_off);
+    c.reverse = false;
+    c.vip = findVip(s, daddr, family, c.pi.dport_be, c.pi.proto, c.vip_index, vip_memo);
+    if (c.vip == nullptr) {
+      c.vip = findNatReply(s, saddr, family, c.pi.sport_be, c.pi.proto, c.vip_index);
+      // A backend talking to the balancer's own address is not a NAT reply: it answers the
+      // kernel (health checks go out from that address), so it takes the exception path.
+      if (unlikely(c.vip == nullptr || c.vip->mode != FwdMode::Nat || isOwnAddress(s.ports[ingress], daddr, family))) {
+        handleNotForVip(w, s, m, c.pi, ingress, tx);  // never relayed: the kernel's, or dropped
+        return false;
+      }
+      c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
+    } else if (family == Family::V4) {
+      FlowKey4& k = k4[n4++].v;
+      c.sig = addFlowKey(k, saddr, daddr, c.pi, c.idx);
+      c.key = &k;
+      c.v6 = false;
+      flows4.prefetchFamily<false>(c.idx);
+    } else {
+      FlowKey6& k = k6[n6++].v;
+      c.sig = addFlowKey(k, saddr, daddr, c.pi, c.idx);
+      c.key = &k;
+      c.v6 = true;
+      flows6.prefetchFamily<true>(c.idx);
+    }
+    return true;
+  };
   for (uint16_t i = 0; i < n; i++) {
     if (i + kHeadersAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kHeadersAhead], void*));
     rte_mbuf* m = pkts[i];
     rx_bytes += rte_pktmbuf_pkt_len(m);
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
     PktCtx& c = ctx[nlive].v;
-    Drop d = parsePacketInline(data, rte_pktmbuf_data_len(m), c.pi, m->ol_flags);
+    // data_len is 16 bits: within parser_detail::kMaxFrameLen, as parsePacketInline clamps to.
+    const uint32_t len = rte_pktmbuf_data_len(m);
+    const bool cksum_verified = parser_detail::rxIpCksumVerified(m->ol_flags);
+    Drop d;
+    if (likely(parser_detail::parseIpv4Fast(data, len, cksum_verified, c.pi, d))) {
+      // Ok: TCP or UDP by the fast parser's entry condition. Otherwise a drop verdict (never a
+      // fragment: those go to parseGeneral), handled below like parseGeneral's.
+      if (likely(d == Drop::Ok)) {
+        if (likely(admit(m, data, c, std::true_type{}))) live[nlive++] = m;
+        continue;
+      }
+    } else {
+      d = parser_detail::parseGeneral(data, len, cksum_verified, c.pi);
+    }
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
     if (unlikely(d != Drop::Ok)) {
@@ -486,31 +543,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       handleIcmp(w, s, m, c.pi, ingress, now_ms, tx);
       continue;
     }
-    const uint8_t* saddr = data + c.pi.saddr_off;
-    const uint8_t* daddr = data + c.pi.daddr_off;
-    c.reverse = false;
-    c.vip = findVip(s, daddr, c.pi.family, c.pi.dport_be, c.pi.proto, c.vip_index, vip_memo);
-    if (c.vip == nullptr) {
-      c.vip = findNatReply(s, saddr, c.pi.family, c.pi.sport_be, c.pi.proto, c.vip_index);
-      // A backend talking to the balancer's own address is not a NAT reply: it answers the
-      // kernel (health checks go out from that address), so it takes the exception path.
-      if (unlikely(c.vip == nullptr || c.vip->mode != FwdMode::Nat || isOwnAddress(s.ports[ingress], daddr, c.pi.family))) {
-        handleNotForVip(w, s, m, c.pi, ingress, tx);  // never relayed: the kernel's, or dropped
-        continue;
-      }
-      c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
-    } else if (c.pi.family == Family::V4) {
-      c.sig = addFlowKey(k4[n4].v, saddr, daddr, c.pi, c.idx);
-      c.key = n4++;
-      c.v6 = false;
-      w.flows4->prefetchFamily<false>(c.idx);
-    } else {
-      c.sig = addFlowKey(k6[n6].v, saddr, daddr, c.pi, c.idx);
-      c.key = n6++;
-      c.v6 = true;
-      w.flows6->prefetchFamily<true>(c.idx);
-    }
-    live[nlive++] = m;
+    if (admit(m, data, c, std::false_type{})) live[nlive++] = m;
   }
   countRx(w, ingress, n, rx_bytes);
 
@@ -519,6 +552,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   // Looked up here, in arrival order, not in bulk before: a flow a packet of this burst has just
   // added is found by the next packet of the same flow (SYN, ACK in one burst keep one backend).
   uint32_t hits = 0;  // Ctr::FlowHit, added once per burst
+  BackendCounters* const bctrs = w.backend_ctrs.get();
   for (uint16_t i = 0; i < nlive; i++) {
     rte_mbuf* m = live[i];
     PktCtx& c = ctx[i].v;
@@ -528,12 +562,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
       r = reverseNat(m, c.pi, *c.vip, s, ingress);
       if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
     } else {
-      const void* key = c.v6 ? static_cast<const void*>(&k6[c.key].v) : &k4[c.key].v;
-      bid = scheduleFlow(w, s, *c.vip, c.vip_index, c.sig, c.idx, c.v6, key, c.pi, m, now_ms, hits);
+      bid = scheduleFlow(w, s, *c.vip, c.vip_index, c.sig, c.idx, c.v6, c.key, c.pi, m, now_ms, hits);
       if (unlikely(bid == kDropped)) continue;
       r = forwardTo(w, s, *c.vip, s.backends[bid], m, c.pi, c.sig, ingress);
     }
-    finishForward(w, m, r, bid, tx);
+    finishForward(w, m, r, bid, tx, bctrs);
   }
   w.counters.add(Ctr::FlowHit, hits);
   for (uint16_t i = 0; unlikely(i < nfrag); i++) handleFragment(w, s, frag_m[i], frag_pi[i].v, ingress, now_ms, tx, false);
