@@ -126,33 +126,50 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
   constexpr uint16_t kIpLen = kOuter4 ? kIpv4HdrLen : kIpv6HdrLen;
   constexpr uint16_t kHdrLen = kEthLen + kIpLen + (kGue ? kUdpHdrLen : 0);
   const BackendRewrite& rw = b.rw;
-  if (unlikely(pi.l3_len > rw.max_l3_len || m->nb_segs != 1 || uint32_t(m->data_off) + pi.l3_off < kHdrLen))
+  // The packet's fields in locals first: the stores below are byte stores, which may alias
+  // `pi` as far as the compiler knows, and would make it load them again.
+  const uint16_t l3_len = pi.l3_len;
+  const uint16_t l3_off = pi.l3_off;
+  const bool inner4 = pi.family == Family::V4;
+  const bool inner_df = pi.df;
+  if (unlikely(l3_len > rw.max_l3_len || m->nb_segs != 1 || uint32_t(m->data_off) + l3_off < kHdrLen))
     return encapsulate(m, pi, v, b, s, flow_hash, kGue, ingress, ip_id);
-  uint8_t* inner = rte_pktmbuf_mtod_offset(m, uint8_t*, pi.l3_off);
-  const uint8_t tos = innerTos(inner, pi.family);
+  uint8_t* inner = rte_pktmbuf_mtod_offset(m, uint8_t*, l3_off);
+  // TOS / traffic class (innerTos) and, over IPv4, DF in one test of the inner family: DF is
+  // copied from an IPv4 inner packet (RFC 2003 §3.1) and always set over IPv6 inside (IPv6 is
+  // never fragmented on the way).
+  uint8_t tos;
+  uint32_t frag;
+  if (inner4) {
+    tos = inner[1];
+    frag = inner_df ? RTE_IPV4_HDR_DF_FLAG : 0;
+  } else {
+    tos = uint8_t(((inner[0] & 0x0f) << 4) | (inner[1] >> 4));
+    frag = RTE_IPV4_HDR_DF_FLAG;
+  }
   // One segment: dropping L2 and padding and prepending the outer headers is one move of the
   // data start and one length (what rte_pktmbuf_adj + trim + prepend do in three steps).
   uint8_t* p = inner - kHdrLen;
-  m->data_off = uint16_t(m->data_off + pi.l3_off - kHdrLen);
-  m->data_len = uint16_t(pi.l3_len + kHdrLen);
+  m->data_off = uint16_t(m->data_off + l3_off - kHdrLen);
+  m->data_len = uint16_t(l3_len + kHdrLen);
   m->pkt_len = m->data_len;
   std::memcpy(p, rw.hdr.data(), kHdrLen);
   uint8_t* ip = p + kEthLen;
-  const uint16_t after_ip = uint16_t(pi.l3_len + (kGue ? kUdpHdrLen : 0));
+  const uint16_t after_ip = uint16_t(l3_len + (kGue ? kUdpHdrLen : 0));
   if constexpr (kOuter4) {
-    // DF copied from an IPv4 inner packet (RFC 2003 §3.1); always set over IPv6 inside (IPv6 is
-    // never fragmented on the way).
-    const bool df = pi.family == Family::V4 ? pi.df : true;
-    const uint16_t tos_word = rte_cpu_to_be_16(tos);  // the stored word [0, tos]
-    const uint16_t len_be = rte_cpu_to_be_16(uint16_t(after_ip + kIpv4HdrLen));
-    const uint16_t id_be = rte_cpu_to_be_16(ip_id);
-    const uint16_t frag_be = df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
-    ip[1] = tos;
-    std::memcpy(ip + 2, &len_be, 2);
-    std::memcpy(ip + 4, &id_be, 2);
-    std::memcpy(ip + 6, &frag_be, 2);
-    // RFC 1071: the constant words' sum plus these four; at most 5 x 0xffff, so two folds.
-    const uint16_t ck = uint16_t(~net::csumFold32(uint32_t(rw.outer_sum) + tos_word + len_be + id_be + frag_be));
+    // The header's first two 32-bit words in host order, each stored with one byte swap:
+    // [version/IHL, TOS, total length] and [ID, flags/fragment offset].
+    const uint32_t w0 = (uint32_t(tos) << 16) | uint16_t(after_ip + kIpv4HdrLen);
+    const uint32_t w0_be = rte_cpu_to_be_32(w0 | (uint32_t(RTE_IPV4_VHL_DEF) << 24));
+    const uint32_t w1_be = rte_cpu_to_be_32((uint32_t(ip_id) << 16) | frag);
+    std::memcpy(ip, &w0_be, 4);
+    std::memcpy(ip + 4, &w1_be, 4);
+    // RFC 1071 in host order (a one's complement sum is byte-order independent, RFC 1071 §2(B)):
+    // the constant words' sum (outer_sum, which has version/IHL; byte-swapped) plus TOS, length,
+    // ID and flags, folded as Linux's csum_fold (the high half of sum + ror(sum, 16) is the
+    // end-around-carry sum of the two halves: csumFold32's value in one add); one swap back.
+    const uint32_t sum = uint32_t(rte_bswap16(rw.outer_sum)) + w0 + ip_id + frag;
+    const uint16_t ck = rte_cpu_to_be_16(uint16_t(~((sum + ((sum >> 16) | (sum << 16))) >> 16)));
     std::memcpy(ip + 10, &ck, 2);
   } else {
     // Flow label from the flow hash: ECMP entropy on IPv6 underlays (RFC 6438).
