@@ -219,8 +219,14 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
   if (unlikely(pi.ttl <= 1)) return {Drop::TtlExceeded};
   const BackendRewrite& rw = b.rw;
   if (unlikely(pi.l3_len > rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b.egress].mtu, 0);
+  // The packet's fields in locals first: the byte stores below may alias `pi` as far as the
+  // compiler knows, and would make it load them again.
+  const uint16_t l3_off = pi.l3_off;
+  const uint16_t l3_len = pi.l3_len;
+  const bool v4 = pi.family == Family::V4;
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* l4 = d + pi.l4_off;
+  uint8_t* daddr = d + pi.daddr_off;
   if (pi.proto == kProtoTcp) {
     uint16_t ck;
     std::memcpy(&ck, l4 + 16, 2);
@@ -231,27 +237,37 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
     std::memcpy(&ck, l4 + 6, 2);
     // UDP over IPv4 may carry no checksum (0): keep it that way; 0 means "none", so a computed
     // 0 is sent as 0xffff (RFC 768).
-    if (pi.family == Family::V6 || ck != 0) {
+    if (!v4 || ck != 0) {
       ck = csumApplyDelta(ck, rw.nat_l4_delta);
       if (ck == 0) ck = 0xffff;
       std::memcpy(l4 + 6, &ck, 2);
     }
   }
   if (b.port_be != 0) std::memcpy(l4 + 2, &b.port_be, 2);
-  uint8_t* l3 = d + pi.l3_off;
-  if (pi.family == Family::V4) {
+  uint8_t* l3 = d + l3_off;
+  if (v4) {
     uint16_t ck;
     std::memcpy(&ck, l3 + 10, 2);
     ck = csumApplyDelta(ck, rw.nat_ip_delta);
     std::memcpy(l3 + 10, &ck, 2);
     l3[8]--;  // TTL (> 1, checked above)
-    std::memcpy(d + pi.daddr_off, b.addr.bytes.data(), 4);
+    std::memcpy(daddr, b.addr.bytes.data(), 4);
   } else {
     l3[7]--;  // hop limit
-    std::memcpy(d + pi.daddr_off, b.addr.bytes.data(), 16);
+    std::memcpy(daddr, b.addr.bytes.data(), 16);
   }
-  // The Ethernet header from the template, after any VLAN tag and the padding are dropped.
-  std::memcpy(frameToIp(m, pi), rw.hdr.data(), kEthLen);
+  // The Ethernet header from the template, after any VLAN tag and the padding are dropped
+  // (frameToIp, with the fields loaded above).
+  uint8_t* eth;
+  if (unlikely(m->nb_segs != 1)) {
+    eth = frameToIp(m, pi);
+  } else {
+    eth = l3 - kEthLen;
+    m->data_off = uint16_t(m->data_off + l3_off - kEthLen);
+    m->data_len = uint16_t(l3_len + kEthLen);
+    m->pkt_len = m->data_len;
+  }
+  std::memcpy(eth, rw.hdr.data(), kEthLen);
   return {Drop::Ok, b.egress};
 }
 
