@@ -133,7 +133,7 @@ inline bool ipv4HeaderChecksumOk(const uint8_t* p, uint32_t len) {
 // bits (e.g. BackendRewrite::nat_*_delta). One fold suffices: the sum is at most 0x1fffe. Nonzero
 // inside unless both terms are 0, so the result is the one a word-by-word update gives.
 inline uint16_t csumApplyDelta(uint16_t sum, uint16_t delta) {
-  uint32_t s = uint32_t(uint16_t(~sum)) + delta;
+  uint32_t s = (uint32_t(sum) ^ 0xffffu) + delta;  // ~sum in 16 bits, without a zero-extension
   s = (s & 0xffff) + (s >> 16);
   return uint16_t(~s);
 }

@@ -226,8 +226,7 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
   const bool v4 = pi.family == Family::V4;
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* l4 = d + pi.l4_off;
-  uint8_t* daddr = d + pi.daddr_off;
-  if (pi.proto == kProtoTcp) {
+  if (likely(pi.proto == kProtoTcp)) {
     uint16_t ck;
     std::memcpy(&ck, l4 + 16, 2);
     ck = csumApplyDelta(ck, rw.nat_l4_delta);
@@ -251,10 +250,10 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
     ck = csumApplyDelta(ck, rw.nat_ip_delta);
     std::memcpy(l3 + 10, &ck, 2);
     l3[8]--;  // TTL (> 1, checked above)
-    std::memcpy(daddr, b.addr.bytes.data(), 4);
+    std::memcpy(l3 + 16, b.addr.bytes.data(), 4);  // the destination (pi.daddr_off - pi.l3_off)
   } else {
     l3[7]--;  // hop limit
-    std::memcpy(daddr, b.addr.bytes.data(), 16);
+    std::memcpy(l3 + 24, b.addr.bytes.data(), 16);
   }
   // The Ethernet header from the template, after any VLAN tag and the padding are dropped
   // (frameToIp, with the fields loaded above).
