@@ -132,7 +132,9 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
   const uint16_t l3_off = pi.l3_off;
   const bool inner4 = pi.family == Family::V4;
   const bool inner_df = pi.df;
-  if (unlikely(l3_len > rw.max_l3_len || m->nb_segs != 1 || uint32_t(m->data_off) + l3_off < kHdrLen))
+  // The new data start: negative when the headroom is too small for the outer headers.
+  const int32_t new_off = int32_t(m->data_off) + l3_off - kHdrLen;
+  if (unlikely(l3_len > rw.max_l3_len || m->nb_segs != 1 || new_off < 0))
     return encapsulate(m, pi, v, b, s, flow_hash, kGue, ingress, ip_id);
   uint8_t* inner = rte_pktmbuf_mtod_offset(m, uint8_t*, l3_off);
   // TOS / traffic class (innerTos) and, over IPv4, DF in one test of the inner family: DF is
@@ -150,7 +152,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
   // One segment: dropping L2 and padding and prepending the outer headers is one move of the
   // data start and one length (what rte_pktmbuf_adj + trim + prepend do in three steps).
   uint8_t* p = inner - kHdrLen;
-  m->data_off = uint16_t(m->data_off + l3_off - kHdrLen);
+  m->data_off = uint16_t(new_off);
   m->data_len = uint16_t(l3_len + kHdrLen);
   m->pkt_len = m->data_len;
   std::memcpy(p, rw.hdr.data(), kHdrLen);
