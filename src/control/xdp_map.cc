@@ -206,24 +206,10 @@ std::unique_ptr<XdpAddrMap> XdpAddrMap::open(const std::string& ifname, std::str
           "): " + errnoText(errno);
     return nullptr;
   }
-  // First call: how many maps; second: their ids (the kernel fills at most nr_map_ids).
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(prog.get(), &info, &len) != 0) {
-    err = "reading the XDP program on " + ifname + ": " + errnoText(errno);
+  std::vector<uint32_t> ids;
+  if (std::string e; !bpfProgMapIds(prog.get(), ids, e)) {
+    err = "reading the XDP program on " + ifname + ": " + e;
     return nullptr;
-  }
-  std::vector<uint32_t> ids(info.nr_map_ids);
-  if (!ids.empty()) {
-    bpf_prog_info again{};
-    again.nr_map_ids = uint32_t(ids.size());
-    again.map_ids = reinterpret_cast<uint64_t>(ids.data());
-    len = sizeof(again);
-    if (bpf_obj_get_info_by_fd(prog.get(), &again, &len) != 0) {
-      err = "reading the maps of the XDP program on " + ifname + ": " + errnoText(errno);
-      return nullptr;
-    }
-    ids.resize(std::min<size_t>(ids.size(), again.nr_map_ids));
   }
   Fd addrs, stats;
   for (uint32_t id : ids) {
@@ -315,6 +301,30 @@ std::map<std::string, uint64_t> XdpAddrMap::stats() const {
     out[kStatNames[i]] = sum;
   }
   return out;
+}
+
+bool bpfProgMapIds(int prog_fd, std::vector<uint32_t>& ids, std::string& err, std::string* name) {
+  // First call: how many maps; second: their ids (the kernel fills at most nr_map_ids).
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) {
+    err = errnoText(errno);
+    return false;
+  }
+  if (name != nullptr) name->assign(info.name, strnlen(info.name, sizeof(info.name)));
+  ids.assign(info.nr_map_ids, 0);
+  if (!ids.empty()) {
+    bpf_prog_info again{};
+    again.nr_map_ids = uint32_t(ids.size());
+    again.map_ids = reinterpret_cast<uint64_t>(ids.data());
+    len = sizeof(again);
+    if (bpf_obj_get_info_by_fd(prog_fd, &again, &len) != 0) {
+      err = errnoText(errno);
+      return false;
+    }
+    ids.resize(std::min<size_t>(ids.size(), again.nr_map_ids));
+  }
+  return true;
 }
 
 std::string defaultXdpProgram() {

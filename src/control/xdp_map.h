@@ -70,6 +70,10 @@ class XdpAddrMap {
   XdpSyncCounts last_;
 };
 
+// The ids of the maps a BPF program uses (two bpf_obj_get_info_by_fd calls: how many, then
+// which) and, when `name` is given, the program's name. On failure, errno's text in `err`.
+bool bpfProgMapIds(int prog_fd, std::vector<uint32_t>& ids, std::string& err, std::string* name = nullptr);
+
 // The XDP object to give the PMD: the build tree's when it exists (running from the build
 // directory), else the installed one (<libdir>/l4lb/l4lb_xdp.o).
 std::string defaultXdpProgram();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "control/log.h"
+#include "control/xdp_map.h"
 #include "dataplane/xdp/l4lb_xdp.h"
 
 namespace l4lb::control {
@@ -42,25 +43,8 @@ struct ProgInfo {
 
 // The program's name and whether one of its maps is l4lb_addrs.
 bool progInfo(int fd, ProgInfo& out, std::string& err) {
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
-    err = errnoText(errno);
-    return false;
-  }
-  out.name.assign(info.name, strnlen(info.name, sizeof(info.name)));
-  std::vector<uint32_t> ids(info.nr_map_ids);
-  if (!ids.empty()) {
-    bpf_prog_info again{};
-    again.nr_map_ids = uint32_t(ids.size());
-    again.map_ids = reinterpret_cast<uint64_t>(ids.data());
-    len = sizeof(again);
-    if (bpf_obj_get_info_by_fd(fd, &again, &len) != 0) {
-      err = errnoText(errno);
-      return false;
-    }
-    ids.resize(std::min<size_t>(ids.size(), again.nr_map_ids));
-  }
+  std::vector<uint32_t> ids;
+  if (!bpfProgMapIds(fd, ids, err, &out.name)) return false;
   for (uint32_t id : ids) {
     Fd m(bpf_map_get_fd_by_id(id));
     if (m.get() < 0) continue;
