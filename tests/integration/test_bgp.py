@@ -20,6 +20,7 @@ static protocol, BGP export) is exercised:
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -146,7 +147,10 @@ class Bird:
 class BgpDaemon:
     """l4lb on net_pcap ports (no traffic) with [bgp] pointing at the balancer BIRD."""
 
-    def __init__(self, tmp, include, bird_sock, drain_time=DRAIN_TIME):
+    def __init__(self, tmp, include, bird_sock, drain_time=DRAIN_TIME, web6_check="", tables="", netns=None):
+        """`web6_check`: lines inside web6's backend (a [vips.backends.health_check] table);
+        `tables`: further top-level tables, before [bgp]; `netns`: run l4lb in that namespace
+        (its health checks then leave by that namespace's routes only)."""
         self.tmp = tmp
         self.prefix = f"l4lb_it_{PID}_bgp{next(h._run_ids)}"
         self.sock = os.path.join(tmp, f"{self.prefix}.sock")
@@ -171,6 +175,7 @@ port = 80
 [[vips.backends]]
 address = "{BE6}"
 mac = "02:00:00:00:01:12"
+{web6_check}
 
 [control]
 socket = "{self.sock}"
@@ -180,7 +185,7 @@ listen = "127.0.0.1:{self.metrics_port}"
 
 [cluster]
 name = "lb-it"
-
+{tables}
 [bgp]
 bird_socket = "{bird_sock}"
 include_file = "{include}"
@@ -192,7 +197,8 @@ drain_time = {drain_time}
         self.err_path = os.path.join(tmp, f"{self.prefix}.log")
         h._record("prefix", self.prefix)
         with open(self.err_path, "wb") as f:
-            self.proc = subprocess.Popen([h.l4lb_binary(), "-c", self.cfg], stdin=subprocess.DEVNULL,
+            wrap = ["ip", "netns", "exec", netns] if netns else []  # ip execs l4lb: the same pid
+            self.proc = subprocess.Popen(wrap + [h.l4lb_binary(), "-c", self.cfg], stdin=subprocess.DEVNULL,
                                          stdout=f, stderr=f, start_new_session=True)
         h._record("pid", self.proc.pid)
         deadline = time.monotonic() + h.STARTUP_TIMEOUT_S
@@ -402,6 +408,111 @@ class BgpTest(unittest.TestCase):
             d.proc.wait(5)
             time.sleep(DRAIN_TIME + 1)
             self.assertEqual(self.at_router(), {f"{VIP4}/32", f"{VIP6}/128"})
+        finally:
+            d.stop()
+
+    # The wiring of the cluster's safety rules in the daemon (their decisions are unit-tested in
+    # announcer_test.cc): what the include file BIRD reads says, from start-up on. These daemons
+    # run in the balancer namespace, whose only routes are its veth's: a backend outside them is
+    # unreachable, so its health check fails at once, and no probe leaves the namespace.
+
+    BOTH = {f"{VIP4}/32", f"{VIP6}/128"}
+
+    def include_routes(self):
+        try:
+            with open(self.include) as f:
+                return set(re.findall(r"^\s*route (\S+) blackhole;", f.read(), re.M))
+        except FileNotFoundError:
+            return set()
+
+    def sync_table(self, announce_interval):
+        key = os.path.join(self.tmp, "sync.key")
+        with open(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(bytes(range(32)).hex())
+        return (f'\n[sync]\nlisten = "127.0.0.1:{free_port()}"\npeers = ["127.0.0.1:{free_port()}"]\n'
+                f"key_file = {h.toml_str(key)}\nannounce_interval = {announce_interval}\n")
+
+    def watch_start(self, want, bound, **daemon):
+        """Starts a daemon (no stale include file: a SIGKILLed one may have left routes) and polls
+        its include file and `cluster` reasons until the routes are `want`. Returns the daemon,
+        the seconds from its "started" line to the routes, and every (reasons, routes) seen."""
+        if os.path.exists(self.include):
+            os.unlink(self.include)
+        d = BgpDaemon(self.tmp, self.include, self.bird.sock, netns=NS_B, **daemon)
+        t0 = time.monotonic()  # BgpDaemon returned: its log has "started:" (forwarding begins)
+        seen = []
+        try:
+            while True:
+                reasons = tuple(a["reason"] for a in ctl_json(d, "cluster")["announcements"])
+                routes = self.include_routes()
+                seen.append((reasons, routes))
+                if routes == want:
+                    return d, time.monotonic() - t0, seen
+                if time.monotonic() - t0 > bound:
+                    raise AssertionError(f"no routes {want} after {bound} s: {seen[-1]}\n{d.log()}")
+                time.sleep(0.05)
+        except BaseException:
+            d.stop()
+            raise
+
+    def test_3_sync_warm_up_holds_the_announcement(self):
+        """With [sync], a starting balancer announces nothing for announce_interval + 1 s: it
+        learns its peers' flows first, so flows ECMP hands it keep their backends."""
+        hold = 2 + 1  # announce_interval = 2 s, + 1 s
+        d, took, seen = self.watch_start(self.BOTH, hold + 5, tables=self.sync_table(2))
+        try:
+            print(f"\n  [sync] on: routes in the include file {took:.2f} s after start (hold {hold} s)", end="")
+            reasons, routes = seen[0]
+            self.assertEqual(routes, set(), seen[0])
+            for r in reasons:
+                self.assertRegex(r, r"^withdrawn: learning the peers' flows first \(sync warm-up, \d+ ms left\)$")
+            self.assertIn("bgp: announcing after the flow sync warm-up (3000 ms)", d.log())
+            self.assertTrue(all(not routes for reasons, routes in seen if "sync warm-up" in reasons[0]), seen)
+            self.assertGreaterEqual(took, hold - 0.5)
+            self.assertLess(took, hold + 3)
+            self.assertEqual(ctl_json(d, "cluster")["announcements"][0]["reason"], "forwarding, 1 healthy backend")
+        finally:
+            d.stop()
+
+    def test_4_no_warm_up_without_sync(self):
+        """Negative control: the same start without [sync] announces at once, so test_3's hold
+        is the sync warm-up's doing."""
+        d, took, seen = self.watch_start(self.BOTH, 5)
+        try:
+            print(f"\n  [sync] off: routes in the include file {took:.2f} s after start", end="")
+            self.assertLess(took, 1.0)
+            self.assertFalse(any("sync warm-up" in r for reasons, _ in seen for r in reasons), seen)
+        finally:
+            d.stop()
+
+    WEB6_DOWN = """[vips.backends.health_check]
+type = "tcp"
+port = 80
+interval_ms = 100
+timeout_ms = 100
+rise = 1
+fall = 1
+"""
+
+    def test_5_no_healthy_backend_withdraws(self):
+        """A health check that fails takes web6's only backend down: web6 is withdrawn, web
+        stays; with withdraw_when_down = false (negative control) both stay announced."""
+        d, took, seen = self.watch_start({f"{VIP4}/32"}, 10, web6_check=self.WEB6_DOWN)
+        try:
+            b = ctl_json(d, "backends", "web6")["backends"][0]
+            self.assertEqual(b["state"], "unhealthy", b)
+            self.assertEqual(ctl_json(d, "cluster")["announcements"][1]["reason"],
+                             "withdrawn: no healthy backend (bgp.withdraw_when_down)")
+            time.sleep(0.5)  # still so: not a moment between two updates
+            self.assertEqual(self.include_routes(), {f"{VIP4}/32"})
+        finally:
+            d.stop()
+        d, took, seen = self.watch_start(self.BOTH, 10, web6_check=self.WEB6_DOWN, drain_time="0\nwithdraw_when_down = false")
+        try:
+            b = ctl_json(d, "backends", "web6")["backends"][0]
+            self.assertEqual(b["state"], "unhealthy", b)
+            self.assertEqual(ctl_json(d, "cluster")["announcements"][1]["reason"],
+                             "forwarding (no healthy backend; withdraw_when_down = false)")
         finally:
             d.stop()
 
