@@ -13,13 +13,14 @@ usage: lab_bench.py BUILD_DIR RUNS SECONDS
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "lib"))
-from lab import Balancer, Lab, sh  # noqa: E402
+from balancer_config import BalancerConfig  # noqa: E402
+from lab import Lab  # noqa: E402
+from lab_common import Balancer, sh  # noqa: E402
 
 BUILD, RUNS, SECS = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 NOHC = {"type": "none"}
@@ -52,8 +53,8 @@ def vip_5201(lab):
 
 
 def run_l4lb(lab):
-    lb = Balancer(lab, lab.config(health=NOHC, udp=False, extra_vip=vip_5201(lab), file_prefix=f"l4lb_{PREFIX}"),
-                  build_dir=BUILD)
+    cfg = BalancerConfig(health=NOHC, udp=False, extra_vips=vip_5201(lab), file_prefix=f"l4lb_{PREFIX}")
+    lb = Balancer(lab, cfg.toml(lab), build_dir=BUILD)
     try:
         lb.start()
         time.sleep(1.0)  # neighbours resolved
