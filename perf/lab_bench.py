@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""End-to-end throughput in the lab (issue 6): iperf3 TCP through l4lb on the lab's AF_XDP
+"""End-to-end throughput in the lab: iperf3 TCP through l4lb on the lab's AF_XDP
 ports, next to
   - dpdk-testpmd on the same AF_XDP port (DSR lab; --forward-mode=mac toward one backend, which
     holds the VIP: the lab's I/O limit with no balancing at all), and
