@@ -1,9 +1,9 @@
 """The repository's text describes the code as it is, and its pointers to documents resolve.
 
-  1. No issue numbers ("issue 12"), work-item labels ("H4"), "the brief", "coordinator", paths
-     on a development machine ("/work/main") or the scale-out notes' old name in any source,
-     script, test, document, config or packaging file: such text says where a change came
-     from, which the history already records, instead of what the code does.
+  1. No issue numbers, work-item labels (an H and a digit), references to the work assignment or
+     to who assigned it, paths on a development machine ("/work/main") or the scale-out notes'
+     old name in any source, script, test, document, config or packaging file: such text says
+     where a change came from, which the history already records, instead of what the code does.
   2. Every pointer to a repository document resolves: a Markdown file (`docs/SCALE-OUT.md`,
      `RESULTS.md`, `[text](SCALE-OUT.md#anchor)`) names a file that exists, a man page
      (`l4lb.toml(5)`) has its source docs/man/l4lb.toml.5.scd, and a section quoted after it
@@ -26,8 +26,8 @@ SKIP_DIRS = {"corpus", "__pycache__", ".git"}  # corpus: fuzz inputs, data not p
 HISTORY = [
     (r"\b[Ii]ssues? #?[0-9]+", "an issue number"),
     (r"\bH[0-9]+\b", "a work-item label"),
-    (r"\b[Tt]he " + "brief\\b|\\b[Bb]rief's\\b", "the brief"),
-    (r"\b[Cc]oordinator", "the coordinator"),
+    (r"\b[Tt]he [Bb]rie[f]\b|\b[Bb]rie[f]'s\b", "a reference to the work assignment"),
+    (r"\b[Cc]oordinato[r]", "a reference to who assigned the work"),
     (r"/work/(?:main|wt)\b", "a path on a development machine"),
     (r"\bSCALE" + "OUT\\b", "the scale-out notes' old name (docs/SCALE-OUT.md)"),
 ]
