@@ -3,7 +3,8 @@
   client (P-c) --veth-- router (P-r, BIRD) --veth-- switch (P-sw, bridge) -- balancers P-lb1..N
                                                                         \\-- backends  P-b1..M
 
-Addresses (docs/SCALE-OUT.md, "The lab: N balancers behind an ECMP router"; only 198.18.0.0/15 and 2001:db8::/32):
+Addresses (only 198.18.0.0/15 and 2001:db8::/32; see also
+docs/SCALE-OUT.md, "The lab: N balancers behind an ECMP router"):
   segment 198.18.40.0/24, 2001:db8:40::/64: router .1, balancer i .(10+i), backend j .(20+j)
   client net 198.18.41.0/24, 2001:db8:41::/64: router .1, client .10
   VIPs 198.18.42.100, 2001:db8:42::100 (the service) and 198.18.42.101, 2001:db8:42::101 (served by
