@@ -100,7 +100,7 @@ for v in ("dsr", "ipip", "gue", "nat", "dsr_ipv6", "dsr_udp", "dsr_1500b", "new_
     FIGURES[f"callgrind_{v}_ir_per_pkt"] = ("callgrind", "callgrind", v, "ir_per_pkt", "instructions")
 
 # Katran's own XDP program on this machine (BPF_PROG_TEST_RUN, one hot established flow, IPIP, 100
-# backends, 65537-slot ring), measured once in issue 14's preparation: the reference for
+# backends, 65537-slot ring), measured once, by hand: the reference for
 # katran_vs_katran_xdp. Not re-measured by run.sh (Katran is not built here).
 KATRAN_XDP_NS = 141.0
 
@@ -117,7 +117,7 @@ DERIVED = {
     "nat_ir_vs_dsr": ("callgrind_nat_ir_per_pkt", "callgrind_dsr_ir_per_pkt", "ratio"),
     "katran_xdp_vs_l4lb": (f"const:{KATRAN_XDP_NS}", "katran_ns_per_pkt", "ratio"),
 }
-# --- issue 14, H1 (ports): the whole worker on net_ring ports, and the multi-core model --------
+# --- the whole worker on net_ring ports, and the multi-core model -------------------------------
 FIGURES.update({
     "ports_l4lb_mpps": ("ports", "ports", "l4lb", "mpps", "Mpps"),
     "ports_testpmd_mpps": ("ports", "ports", "5tswap", "mpps", "Mpps"),
@@ -138,7 +138,7 @@ FIGURES.update({
 # Scaling: run i of 2 workers over run i of 1 (two processes back to back, perf/run.sh).
 DERIVED["ports_l4lb_2w_vs_1w"] = ("ports_wire_2w_l4lb_mpps", "ports_wire_1w_l4lb_mpps", "ratio")
 DERIVED["ports_testpmd_2w_vs_1w"] = ("ports_wire_2w_testpmd_mpps", "ports_wire_1w_testpmd_mpps", "ratio")
-# --- end H1 (ports) ----------------------------------------------------------------------------
+# --- end of the ports figures -----------------------------------------------------------------
 
 for size in (65537, 655373):
     for n in (10, 100, 1000):
@@ -148,7 +148,8 @@ for size in (65537, 655373):
         FIGURES[f"maglev_build_{size}x{n}_wall_ms"] = ("maglev", f"maglev_{size}x{n}", None, "ms", "ms")
         FIGURES[f"maglev_build_{size}x{n}_weighted_wall_ms"] = ("maglev", f"maglev_{size}x{n}_w", None, "ms", "ms")
 
-# name -> (comparison, bound, text). Issue 14's targets first, then the earlier ones still held.
+# name -> (comparison, bound, text). Per-packet cost and parity first, then throughput, Maglev build,
+# SYN flood, publish and end to end.
 TARGETS = {
     "callgrind_dsr_ir_per_pkt": ("<=", 300, "DSR 10k flows <= 300 instructions/packet"),
     "fwd_10k_vs_baseline": (">=", 0.55, "DSR 10k flows >= 0.55 x 5tswap"),
@@ -176,9 +177,8 @@ TARGETS = {
 }
 
 
-# --- issue 14, H1 (ports) ----------------------------------------------------------------------
+# The whole worker on ports.
 TARGETS["ports_vs_testpmd"] = (">=", 0.8, "whole worker on ports >= 0.8 x testpmd 5tswap")
-# --- end H1 (ports) ----------------------------------------------------------------------------
 
 
 def main():

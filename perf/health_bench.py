@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Health-checker CPU at 1000 backends and a 1 s interval (issue 6): the real HealthChecker
+"""Health-checker CPU at 1000 backends and a 1 s interval: the real HealthChecker
 (tests/tools/health_driver) probing 1000 addresses over TCP in a network namespace for 10 s,
 its user+system CPU time taken from wait4()'s rusage. Reuses tests/integration/test_health.py's
 namespaces and servers. One JSON line per run for perf/aggregate.py.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""End-to-end throughput in the lab (issue 6): iperf3 TCP through l4lb on the lab's AF_XDP
+"""End-to-end throughput in the lab: iperf3 TCP through l4lb on the lab's AF_XDP
 ports, next to
   - dpdk-testpmd on the same AF_XDP port (DSR lab; --forward-mode=mac toward one backend, which
     holds the VIP: the lab's I/O limit with no balancing at all), and
@@ -13,13 +13,14 @@ usage: lab_bench.py BUILD_DIR RUNS SECONDS
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "lib"))
-from lab import Balancer, Lab, sh  # noqa: E402
+from balancer_config import BalancerConfig  # noqa: E402
+from lab import Lab  # noqa: E402
+from lab_common import Balancer, sh  # noqa: E402
 
 BUILD, RUNS, SECS = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 NOHC = {"type": "none"}
@@ -52,8 +53,8 @@ def vip_5201(lab):
 
 
 def run_l4lb(lab):
-    lb = Balancer(lab, lab.config(health=NOHC, udp=False, extra_vip=vip_5201(lab), file_prefix=f"l4lb_{PREFIX}"),
-                  build_dir=BUILD)
+    cfg = BalancerConfig(health=NOHC, udp=False, extra_vips=vip_5201(lab), file_prefix=f"l4lb_{PREFIX}")
+    lb = Balancer(lab, cfg.toml(lab), build_dir=BUILD)
     try:
         lb.start()
         time.sleep(1.0)  # neighbours resolved

@@ -1,4 +1,4 @@
-// The whole worker on real ports (issue 14): dataplane::workerMain itself (quiescent state, the
+// The whole worker on real ports: dataplane::workerMain itself (quiescent state, the
 // sweep, flow queries, TX accounting, every port's RX queue polled: the production loop) on two
 // net_ring ports "wan" and "lan", next to a dpdk-testpmd --forward-mode=5tswap equivalent and an
 // "io" loop (testpmd's io mode: RX to TX, packets untouched) on the same ports, same packets,

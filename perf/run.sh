@@ -155,12 +155,13 @@ step "idle back-off: first-packet latency after idle, Mpps under load, idle CPU 
 # milliseconds and the worker runs dry under "continuous" load).
 "$BENCH" idle --worker-core "$CORE" --main-core 0 --runs "$RUNS" --seconds 2 --samples 200 --rt --label idle_rt >>"$RAW"
 
-# --- issue 14, H1 (ports): the whole worker on real ports, and two workers --------------------
+# --- the whole worker on real ports, and two workers -------------------------------------------
 # workerMain itself on net_ring ports (RX/TX through the PMD), fed by a generator on core 0 that
 # only moves pointers, a population of 1M mbufs (cold between visits), next to a loop doing
-# what dpdk-testpmd --forward-mode=5tswap does (not the testpmd binary: see RESULTS.md) and an io
-# loop (the ports' and generator's own ceiling). --rt as the idle benchmark; --huge when the host
-# has hugepages free (mbufs on 4 KiB pages in this VM cost a page walk per packet).
+# what dpdk-testpmd --forward-mode=5tswap does (not the testpmd binary: see RESULTS.md,
+# "The whole worker on ports") and an io loop (the ports' and generator's own ceiling). --rt as
+# the idle benchmark; --huge when the host has hugepages free (mbufs on 4 KiB pages in this VM
+# cost a page walk per packet).
 step "the whole worker on ports: workerMain vs a testpmd 5tswap loop vs io, 10k flows, cold mbufs"
 "$BENCH" ports --cores "$CORE" --gen-core 0 --runs "$RUNS" --seconds 1 --rt $(huge_opt 900) --label ports >>"$RAW"
 step "the multi-core model: 1 worker vs 2 workers (RSS), wire mode (no generator), each its own process"
@@ -170,7 +171,7 @@ for i in $(seq 1 "$RUNS"); do
   "$BENCH" ports --wire --cores "$CORE" --runs 1 --seconds 1 --rt --modes l4lb,5tswap $(huge_opt 900) --label ports_wire_1w >>"$RAW"
   "$BENCH" ports --wire --cores 0,1 --runs 1 --seconds 1 --rt --modes l4lb,5tswap $(huge_opt 900) --label ports_wire_2w >>"$RAW"
 done
-# --- end H1 (ports) ----------------------------------------------------------------------------
+# --- end of the ports benchmarks ---------------------------------------------------------------
 
 step "flow-table memory (DPDK heap)"
 "$BENCH" flowmem --core "$CORE" --runs "$RUNS" --entries 1000000 --label flowmem_1m_v4 >>"$RAW"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# l4lb's main job on an embedded default (README command 1): installs the Debian packages,
-# builds, reserves hugepages, brings up the lab (scripts/lab.sh: client, balancer and three
-# backend namespaces with real HTTP servers), runs l4lb on net_af_xdp ports with
-# config/lab.toml, sends real HTTP requests and prints each backend's share next to its weight,
-# kills a backend under load and shows its health transition while requests keep succeeding,
-# brings it back, and tears everything down. Non-zero exit if any step did not happen.
+# l4lb's main job on an embedded default (the first command in README.md,
+# "Two commands on a fresh machine"): installs the Debian packages, builds, reserves hugepages,
+# brings up the lab (scripts/lab.sh: client, balancer and three backend namespaces with real
+# HTTP servers), runs l4lb on net_af_xdp ports with config/lab.toml, sends real HTTP requests
+# and prints each backend's share next to its weight, kills a backend under load and shows its
+# health transition while requests keep succeeding, brings it back, and tears everything down.
+# Non-zero exit if any step did not happen.
 #   scripts/demo.sh          the lab demo (about a minute)
 #   scripts/demo.sh --pcap   the offline one: net_pcap files, DSR and IPIP decoded by scapy
 #   scripts/demo.sh --scale-out   three balancers behind an ECMP router (BIRD); one is killed

@@ -4,13 +4,13 @@ namespaces, l4lb on net_af_xdp ports with config/lab.toml. Exits non-zero if any
 story did not happen as told."""
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import Balancer, Lab, client  # noqa: E402
+from lab import Lab  # noqa: E402
+from lab_common import Balancer, client  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HP = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The scale-out demo (scripts/demo.sh --scale-out, issue 12): three l4lb balancers behind an
+"""The scale-out demo (scripts/demo.sh --scale-out): three l4lb balancers behind an
 ECMP router, each with its own BIRD; long-lived connections through them; one balancer killed
 (SIGKILL, l4lb and its BIRD) while the survivors get a new backend and drain one. Prints
 `connections reset: N` and exits non-zero if N > 0 (or if any step did not happen).
@@ -10,7 +10,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ecmp_cluster import Cluster, scale_out_scenario  # noqa: E402
-from ecmp_lab import EcmpLab, l4lb_knows  # noqa: E402
+from ecmp_lab import EcmpLab  # noqa: E402
 
 PREFIX = "l4so"
 CONNS_PER_FAMILY, UDP_PER_FAMILY, AFTER_S = 100, 10, 10.0
@@ -24,10 +24,7 @@ def say(msg=""):
 def main():
     build = sys.argv[1]
     t_start = time.monotonic()
-    lab = EcmpLab(PREFIX, balancers=3, ipv6=True, backends=5)
-    binary = os.path.join(build, "l4lb")
-    sync, bgp = l4lb_knows(binary, lab, "sync"), l4lb_knows(binary, lab, "bgp")
-    lab.announce = "l4lb" if bgp else "static"
+    lab = EcmpLab(PREFIX, balancers=3, ipv6=True, backends=5, announce="l4lb")
     cluster = None
     try:
         say("== 1. the ECMP lab")
@@ -36,13 +33,9 @@ def main():
         say(f"   client {lab.client4} / {lab.client6} -> router (BIRD, ECMP over BGP routes) -> balancers "
             + ", ".join(f"lb{i + 1} {a}" for i, a in enumerate(lab.lb4))
             + f" -> backends b1..b3 (DSR); VIPs {lab.vip4}, {lab.vip6}")
-        if not sync:
-            say("   NOTE: this l4lb has no [sync]: flows that move between balancers are not shared")
-        if not bgp:
-            say("   NOTE: this l4lb has no [bgp]: each BIRD announces the VIPs statically")
 
         say("== 2. l4lb and BIRD in every balancer")
-        cluster = Cluster(lab, build, sync=sync, bgp=bgp)
+        cluster = Cluster(lab, build, sync=True, bgp=True)
         cluster.start_all()
         for vip in cluster.vips():
             say(f"   router: {vip} via " + ", ".join(sorted(lab.nexthops(vip))))

@@ -20,10 +20,9 @@ import subprocess
 import threading
 import time
 
-from ecmp_lab import l4lb_knows
-from lab import REPO_ROOT, Balancer
+from balancer_config import BalancerConfig
+from lab_common import CLIENT, Balancer
 
-CLIENT = os.path.join(REPO_ROOT, "tests", "e2e", "lab_client.py")
 ECHO_PORT, UDP_PORT = 7, 5353
 FAULT_WINDOW = 1.0
 
@@ -35,14 +34,12 @@ class Cluster:
         self.lab, self.build, self.sync, self.bgp, self.pool, self.health = lab, build_dir, sync, bgp, pool, health
         self.extra = [[] for _ in range(lab.nb)]
         self.lbs = [None] * lab.nb
-        self.named = l4lb_knows(os.path.join(build_dir, "l4lb"), lab, "cluster")
-        self.backoff = l4lb_knows(os.path.join(build_dir, "l4lb"), lab, "idle_backoff")
 
     # -- configs and processes ------------------------------------------------------------------
     def config(self, i):
-        return self.lab.balancer_config(i, pool=self.pool, extra_backends=self.extra[i], sync=self.sync,
-                                        bgp={} if self.bgp else None, health=self.health, cluster=self.named,
-                                        idle_backoff=self.backoff)
+        return BalancerConfig(backends=self.pool, extra_backends=self.extra[i], sync=self.sync,
+                              bgp={} if self.bgp else None, health=self.health, cluster=True,
+                              idle_backoff=True).toml(self.lab, i)
 
     def healthy_count(self, i):
         """Backend checks balancer i must see up before it serves: every VIP's backends."""

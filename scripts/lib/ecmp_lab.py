@@ -1,9 +1,10 @@
-"""The ECMP lab (issue 12): N balancers behind a router that spreads flows over them by ECMP.
+"""The ECMP lab: N balancers behind a router that spreads flows over them by ECMP.
 
   client (P-c) --veth-- router (P-r, BIRD) --veth-- switch (P-sw, bridge) -- balancers P-lb1..N
                                                                         \\-- backends  P-b1..M
 
-Addresses (docs: /work/wt/SCALEOUT.md "Lab"; only 198.18.0.0/15 and 2001:db8::/32):
+Addresses (only 198.18.0.0/15 and 2001:db8::/32; see also
+docs/SCALE-OUT.md, "The lab: N balancers behind an ECMP router"):
   segment 198.18.40.0/24, 2001:db8:40::/64: router .1, balancer i .(10+i), backend j .(20+j)
   client net 198.18.41.0/24, 2001:db8:41::/64: router .1, client .10
   VIPs 198.18.42.100, 2001:db8:42::100 (the service) and 198.18.42.101, 2001:db8:42::101 (served by
@@ -24,34 +25,28 @@ l4lb writes it ([bgp] include_file) and reconfigures BIRD.
 import json
 import os
 import secrets
-import subprocess
-import sys
 
-from lab import RUN_DIR, Lab, sh
+from balancer_config import BalancerConfig, Vip
 from lab_bird import Bird, balancer_conf, router_conf, static_vips_conf
+from lab_common import RUN_DIR, Balancer, NetnsLab, sh
 
 SYNC_PORT = 7400
 
 
-class EcmpLab(Lab):
+class EcmpLab(NetnsLab):
     topology = "ecmp"
 
     def __init__(self, prefix="l4lb", balancers=3, ipv6=False, backends=5, announce="static"):
-        if not (1 <= len(prefix) <= 6) or not prefix.replace("-", "").isalnum():
-            raise ValueError("prefix: 1..6 letters or digits")
         if not (1 <= balancers <= 9):
             raise ValueError("balancers: 1..9")
-        if not (1 <= backends <= 9):
-            raise ValueError("backends: 1..9")
         if announce not in ("static", "l4lb"):
             raise ValueError("announce: static or l4lb")
+        super().__init__(prefix, ipv6, backends)
         p = prefix
-        self.prefix, self.ipv6, self.n, self.nb, self.announce = prefix, ipv6, backends, balancers, announce
+        self.nb, self.announce = balancers, announce
         self.exception = "xdp"
-        self.state_dir = os.path.join(RUN_DIR, prefix)
         self.ns_client, self.ns_router, self.ns_sw = f"{p}-c", f"{p}-r", f"{p}-sw"
         self.ns_lbs = [f"{p}-lb{i}" for i in range(1, balancers + 1)]
-        self.ns_backends = [f"{p}-b{i}" for i in range(1, backends + 1)]
         self.lb_ifs = [f"{p}l{i}" for i in range(1, balancers + 1)]
         self.router4, self.router6 = "198.18.40.1", "2001:db8:40::1"
         self.rc4, self.rc6 = "198.18.41.1", "2001:db8:41::1"
@@ -67,9 +62,6 @@ class EcmpLab(Lab):
         self.birds = [Bird(ns, self.path(f"lb{i + 1}-bird.conf"), self.path(f"lb{i + 1}-bird.ctl"),
                            self.path(f"lb{i + 1}-bird.log")) for i, ns in enumerate(self.ns_lbs)]
 
-    def path(self, name):
-        return os.path.join(self.state_dir, name)
-
     def namespaces(self):
         return [self.ns_client, self.ns_router, self.ns_sw] + self.ns_lbs + self.ns_backends
 
@@ -81,7 +73,7 @@ class EcmpLab(Lab):
     def up(self):
         if self.is_up():
             return self
-        Lab.down_prefix(self.prefix)
+        NetnsLab.down_prefix(self.prefix)
         os.makedirs(self.state_dir, exist_ok=True)
         p = self.prefix
         try:
@@ -131,7 +123,7 @@ class EcmpLab(Lab):
                 json.dump(self.describe(), f, indent=2)
             self.wait_servers()
         except Exception:
-            Lab.down_prefix(self.prefix)
+            NetnsLab.down_prefix(self.prefix)
             raise
         return self
 
@@ -233,125 +225,64 @@ class EcmpLab(Lab):
     def control_socket(self, i):
         return self.path(f"lb{i + 1}.sock")
 
-    def balancer_config(self, i, pool=3, weights=None, extra_backends=(), sync=True, bgp=None, health=None,
-                        flow_capacity=65536, hugepages=False, sections="", cluster=False, idle_backoff=False):
-        """Balancer i's (0-based) l4lb config: one net_af_xdp port on the segment, DSR, the VIPs
-        (web :80, echo :7, dns udp :5353, both families) on backends b1..b{pool} plus
-        `extra_backends` (indexes into the lab's backends, e.g. one added at run time), and the
-        announcement VIP (ann :80) on the last backend alone. `sync`: a [sync] section with every
-        other balancer as a peer. `bgp`: a dict of [bgp] keys (None: no [bgp]; {}: the lab's
-        defaults). `cluster`: a [cluster] section naming it lb<i+1>. `idle_backoff`: the
-        worker sleeps when idle (the balancers' workers share one core: busy-polling, each
-        would get a third of it). `sections`: more TOML appended (tests)."""
-        pool = min(pool, self.n)
-        backends = list(range(pool)) + [b for b in extra_backends if b not in range(pool)]
-        weights = dict(enumerate(weights or [])) if not isinstance(weights, dict) else weights
-        if health is None:
-            health = {"type": "tcp", "interval_ms": 300, "timeout_ms": 250, "rise": 2, "fall": 2}
+    # The lab's side of BalancerConfig (scripts/lib/balancer_config.py): one net_af_xdp port on
+    # the segment, DSR, the VIPs (web :80, echo :7, dns udp :5353, both families) on backends
+    # b1..b3 (BalancerConfig.backends) plus its extra_backends, and the announcement VIP (ann :80)
+    # on the last backend alone. [sync] has every other balancer as a peer; [bgp] the lab's
+    # BIRD. The balancers' workers share one core: with idle_backoff they sleep when idle
+    # (busy-polling, each would get a third of it).
+    def config_defaults(self):
+        return {"backends": 3, "forwarding": "dsr", "memory_mb": 256, "sync": True, "extra_sections": "",
+                "health": {"type": "tcp", "interval_ms": 300, "timeout_ms": 250, "rise": 2, "fall": 2}}
 
-        def tv(v):
-            if isinstance(v, bool):
-                return str(v).lower()
-            if isinstance(v, str):
-                return f'"{v}"'
-            if isinstance(v, (list, tuple)):
-                return "[" + ", ".join(tv(x) for x in v) + "]"
-            return str(v)
+    def config_comment(self, i):
+        return f'# Generated by scripts/lib/ecmp_lab.py for lab "{self.prefix}" (ecmp), balancer lb{i + 1}.'
 
-        hc = "\n".join(f"{k} = {tv(v)}" for k, v in health.items())
-        out = [f'''# Generated by scripts/lib/ecmp_lab.py for lab "{self.prefix}" (ecmp), balancer lb{i + 1}.
-[eal]
-main_core = 0
-worker_cores = [1]
-{"hugepages = true" + chr(10) + "in_memory = true" if hugepages else "hugepages = false"}
-memory_mb = 256
-file_prefix = "{self.file_prefix(i)}"
-{"idle_backoff = true" + chr(10) if idle_backoff else ""}
-[flow_table]
-capacity = {flow_capacity}
-tcp_established_timeout = 60
+    def config_file_prefix(self, i):
+        return self.file_prefix(i)
 
-[[ports]]
-name = "seg"
-device = "net_af_xdp0,iface={self.lb_ifs[i]}"
-exception_path = "xdp"
-ipv4 = "{self.lb4[i]}/24"
-gateway4 = "{self.router4}"
-''' + (f'ipv6 = "{self.lb6[i]}/64"\ngateway6 = "{self.router6}"\n' if self.ipv6 else "") + f'''
-[control]
-socket = "{self.control_socket(i)}"
-''']
-        if cluster:
-            out.append(f'[cluster]\nname = "lb{i + 1}"\n')
-        if sync and self.nb > 1:  # one balancer has no peer to sync with
-            me = f"{self.lb4[i]}:{SYNC_PORT}"
-            peers = [f"{a}:{SYNC_PORT}" for k, a in enumerate(self.lb4) if k != i]
-            out.append(f'''[sync]
-enabled = true
-listen = "{me}"
-peers = {tv(peers)}
-key_file = "{self.sync_key()}"
-announce_interval = 2
-''')
-        if bgp is not None:
-            keys = {"bird_socket": self.birds[i].sock, "include_file": self.include_file(i),
-                    "next_hop4": self.lb4[i], "withdraw_when_down": True, "drain_time": 2}
-            if self.ipv6:
-                keys["next_hop6"] = self.lb6[i]
-            keys.update(bgp)
-            out.append("[bgp]\n" + "\n".join(f"{k} = {tv(v)}" for k, v in keys.items()) + "\n")
-        out.append(sections)
+    def config_ports(self, i):
+        seg = {"name": "seg", "device": f"net_af_xdp0,iface={self.lb_ifs[i]}", "exception_path": "xdp",
+               "ipv4": f"{self.lb4[i]}/24", "gateway4": self.router4}
+        if self.ipv6:
+            seg.update(ipv6=f"{self.lb6[i]}/64", gateway6=self.router6)
+        return [seg]
+
+    def balancer_name(self, i):
+        return f"lb{i + 1}"
+
+    def sync_section(self, i):
+        if self.nb == 1:  # no peer to sync with
+            return None
+        return {"enabled": True, "listen": f"{self.lb4[i]}:{SYNC_PORT}",
+                "peers": [f"{a}:{SYNC_PORT}" for k, a in enumerate(self.lb4) if k != i],
+                "key_file": self.sync_key(), "announce_interval": 2}
+
+    def bgp_defaults(self, i):
+        keys = {"bird_socket": self.birds[i].sock, "include_file": self.include_file(i),
+                "next_hop4": self.lb4[i], "withdraw_when_down": True, "drain_time": 2}
+        if self.ipv6:
+            keys["next_hop6"] = self.lb6[i]
+        return keys
+
+    def config_vips(self, cfg, i):
+        udp_check = {"type": "udp", "interval_ms": 300, "timeout_ms": 250, "rise": 2, "fall": 2, "udp_payload": "hc"}
+        services = [("web", 80, "tcp", cfg.health), ("echo", 7, "tcp", cfg.health)]
+        if cfg.udp:
+            services.append(("dns", 5353, "udp", udp_check))
         fams = [(4, self.vip4, self.ann4, self.backend4)] + ([(6, self.vip6, self.ann6, self.backend6)] if self.ipv6 else [])
+        out = []
         for fam, vip, ann, addrs in fams:
-            for name, port, proto in (("web", 80, "tcp"), ("echo", 7, "tcp"), ("dns", 5353, "udp")):
-                out.append(f'''[[vips]]
-name = "{name}{fam}"
-address = "{vip}"
-port = {port}
-protocol = "{proto}"
-forwarding = "dsr"
-maglev_table_size = 65537
-''')
-                if proto == "tcp":
-                    out.append("[vips.health_check]\n" + hc + "\n")
-                else:
-                    out.append('[vips.health_check]\ntype = "udp"\ninterval_ms = 300\ntimeout_ms = 250\n'
-                               'rise = 2\nfall = 2\nudp_payload = "hc"\n')
-                for b in backends:
-                    out.append(f'[[vips.backends]]\naddress = "{addrs[b]}"\nweight = {weights.get(b, 1)}\n')
-            out.append(f'''[[vips]]
-name = "ann{fam}"
-address = "{ann}"
-port = 80
-protocol = "tcp"
-forwarding = "dsr"
-[vips.health_check]
-{hc}
-[[vips.backends]]
-address = "{addrs[self.n - 1]}"
-''')
-        return "\n".join(out)
-
-
-def l4lb_knows(binary, lab, section):
-    """Whether this l4lb build accepts a [section] (sync, bgp, cluster) or [eal] idle_backoff:
-    the integration of issue 12 lands piece by piece, and the lab works with what the build has."""
-    if not os.path.exists(binary):  # a config for a build not made yet: the whole feature set
-        return True
-    cfg = lab.balancer_config(0, sync=section == "sync", bgp={} if section == "bgp" else None,
-                              cluster=section == "cluster", idle_backoff=section == "idle_backoff")
-    os.makedirs(lab.state_dir, exist_ok=True)
-    path = lab.path(f".probe-{section}.toml")
-    with open(path, "w") as f:
-        f.write(cfg)
-    r = subprocess.run([binary, "--check-config", path], capture_output=True, text=True)
-    os.unlink(path)
-    return f"{section}: unknown key" not in r.stdout + r.stderr
+            for name, port, proto, check in services:
+                out.append(Vip(vip, port, proto, cfg.forwarding, check, cfg.backend_list(self, addrs, fam == 6),
+                               name=f"{name}{fam}", scheduler=cfg.scheduler, on_all_down=cfg.on_all_down))
+            out.append(Vip(ann, 80, "tcp", cfg.forwarding, cfg.health, [(addrs[self.n - 1], None)], name=f"ann{fam}",
+                           maglev_table_size=None, compact=True))
+        return out
 
 
 def ecmp_main(a):
     """lab.py's actions for --topology ecmp (argparse namespace `a`)."""
-    from lab import Balancer
     announce = "static" if a.static_announce else "l4lb"
     nb, ipv6, nbe = a.balancers, a.ipv6, a.backends or 5
     try:  # status and config of a lab that is up: its own shape
@@ -362,26 +293,18 @@ def ecmp_main(a):
     except (OSError, ValueError, KeyError):
         pass
     lab = EcmpLab(a.prefix, nb, ipv6, nbe, announce)
-    binary = os.path.join(a.build, "l4lb")
-    if announce == "l4lb" and a.action == "up" and not l4lb_knows(binary, lab, "bgp"):
-        print(f"{binary} has no [bgp]: the balancers' BIRDs announce the VIPs themselves", file=sys.stderr)
-        announce = lab.announce = "static"
-    bgp = None if announce == "static" else {}
-    sync = a.action in ("up", "config") and l4lb_knows(binary, lab, "sync")
-    cluster = a.action in ("up", "config") and l4lb_knows(binary, lab, "cluster")
-    backoff = a.action in ("up", "config") and l4lb_knows(binary, lab, "idle_backoff")
+    cfg = BalancerConfig(bgp=None if announce == "static" else {}, sync=True, cluster=True, idle_backoff=True)
     if a.action == "down":
         lab.down()
         print(f"lab {a.prefix}: down")
     elif a.action == "config":
         for i in range(lab.nb):
-            print(f"### lb{i + 1}\n" + lab.balancer_config(i, bgp=bgp, sync=sync, cluster=cluster, idle_backoff=backoff), end="")
+            print(f"### lb{i + 1}\n" + cfg.toml(lab, i), end="")
     elif a.action == "up":
         lab.up()
         if a.start:
             for i in range(lab.nb):
-                Balancer(lab, lab.balancer_config(i, bgp=bgp, sync=sync, cluster=cluster, idle_backoff=backoff), build_dir=a.build, ns=lab.ns_lbs[i],
-                         name=f"lb{i + 1}").start()
+                Balancer(lab, cfg.toml(lab, i), build_dir=a.build, ns=lab.ns_lbs[i], name=f"lb{i + 1}").start()
         print(json.dumps(lab.describe(), indent=2))
     else:
         if not lab.is_up():

@@ -2,18 +2,15 @@
 net_af_xdp ports in the balancer namespace, and real clients (lab_client.py) in the client
 namespace. Every lab has a unique prefix and is removed, with its processes, whatever happens.
 """
-import json
 import os
-import re
-import signal
-import subprocess
 import sys
-import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_DIR = os.environ.get("L4LB_BUILD_DIR", os.path.join(REPO_ROOT, "build"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "scripts", "lib"))
-from lab import Balancer, Lab, _record, client, sh  # noqa: E402,F401
+from balancer_config import BalancerConfig  # noqa: E402,F401
+from lab import Lab  # noqa: E402
+from lab_common import Balancer, _record, client, sh  # noqa: E402,F401
 
 _labs = iter(range(1, 10_000))
 

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from e2e_common import Balancer, client, new_lab
+from e2e_common import Balancer, BalancerConfig, client, new_lab
 
 INTERVAL, TIMEOUT, RISE, FALL, MAX_LAT, JITTER = 0.5, 0.4, 2, 2, 0.3, 0.10
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": RISE, "fall": FALL,
@@ -31,7 +31,7 @@ class HealthChecks(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.lab = new_lab("nat")
-        cls.lb = Balancer(cls.lab, cls.lab.config(health=HEALTH, udp=True))
+        cls.lb = Balancer(cls.lab, BalancerConfig(health=HEALTH, udp=True).toml(cls.lab))
         try:
             cls.lb.start(healthy_backends=6)
         except Exception:
@@ -124,7 +124,7 @@ class Reload(unittest.TestCase):
 
     def test_reload_under_traffic(self):
         lab = new_lab("nat")
-        good = lab.config(health=HEALTH, udp=False, weights=(1, 2, 3))
+        good = BalancerConfig(health=HEALTH, udp=False, weights=(1, 2, 3)).toml(lab)
         lb = Balancer(lab, good)
         try:
             lb.start(healthy_backends=3)
@@ -144,7 +144,7 @@ class Reload(unittest.TestCase):
             lb.wait_log(r"reload refused: \S+: eal\.main_core changed \(0 -> 1\): needs a restart", pos)
             lb.wait_log(r"reload refused: the running configuration is unchanged", pos)
             # 3. A good file: weights 3:2:1 and a new UDP VIP.
-            new = lab.config(health=HEALTH, udp=True, weights=(3, 2, 1))
+            new = BalancerConfig(health=HEALTH, udp=True, weights=(3, 2, 1)).toml(lab)
             pos = lb.reload(new)
             m, _ = lb.wait_log(r"reload applied: (.*)", pos)
             self.assertEqual(m.group(1), "vips +1 -0 ~0, backends +3 -0 ~2")
@@ -176,7 +176,7 @@ class Reload(unittest.TestCase):
 class ExceptionPath(unittest.TestCase):
     def run_lab(self, exception):
         lab = new_lab("nat", ipv6=True, exception=exception)
-        lb = Balancer(lab, lab.config(health=HEALTH, udp=False))
+        lb = Balancer(lab, BalancerConfig(health=HEALTH, udp=False).toml(lab))
         try:
             lb.start(healthy_backends=6)
             sh = lambda *c: subprocess.run(["ip", "netns", "exec", lab.ns_client, *c], capture_output=True, text=True)
@@ -228,7 +228,7 @@ class AllDownAndNeighbours(unittest.TestCase):
     def test_unresolved_backend_and_all_down_policies(self):
         lab = new_lab("nat")
         ghost = "198.18.30.19"  # on the lan prefix, no host
-        cfg = lambda policy: lab.config(health=HEALTH, udp=False, on_all_down=policy, extra_backends=[ghost])
+        cfg = lambda policy: BalancerConfig(health=HEALTH, udp=False, on_all_down=policy, extra_backends=[ghost]).toml(lab)
         lb = Balancer(lab, cfg("drop"))
         try:
             lb.start(healthy_backends=3)

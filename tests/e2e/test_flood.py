@@ -31,7 +31,7 @@ import threading
 import time
 import unittest
 
-from e2e_common import BUILD_DIR, Balancer, client, new_lab, sh
+from e2e_common import BUILD_DIR, Balancer, BalancerConfig, client, new_lab, sh
 
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
           "max_latency_ms": 300, "jitter_pct": 10}
@@ -133,8 +133,8 @@ class Flood(unittest.TestCase):
         cls.lab.down()  # the attacker namespace too (same prefix)
 
     def config(self, count):
-        text = self.lab.config(health=HEALTH, udp=False, weights=(1, 1, 1, 1), count=count,
-                               flow_capacity=FLOW_CAPACITY)
+        text = BalancerConfig(health=HEALTH, udp=False, weights=(1, 1, 1, 1), backends=count,
+                              flow_capacity=FLOW_CAPACITY).toml(self.lab)
         self.assertIn("[flow_table]\n", text)
         text = text.replace("[flow_table]\n", f"[flow_table]\nembryonic_share = {EMBRYONIC_SHARE}\n", 1)
         return text + f'\n[control]\nsocket = "{self.sock}"\n'

@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from e2e_common import Balancer, client, new_lab, sh
+from e2e_common import Balancer, BalancerConfig, client, new_lab, sh
 
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
           "max_latency_ms": 300, "jitter_pct": 10}
@@ -48,9 +48,9 @@ class LabCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.lab = new_lab(cls.topology, ipv6=cls.ipv6, backends=cls.backends)
-        cls.lb = Balancer(cls.lab, cls.lab.config(health=HEALTH, **cls.config_kw))
+        cls.lb = Balancer(cls.lab, BalancerConfig(health=HEALTH, **cls.config_kw).toml(cls.lab))
         try:
-            n = len(cls.lab.config(health=HEALTH, **cls.config_kw).split("[[vips.backends]]")) - 1
+            n = len(BalancerConfig(health=HEALTH, **cls.config_kw).toml(cls.lab).split("[[vips.backends]]")) - 1
             cls.lb.start(healthy_backends=n)
         except Exception:
             cls.lb.kill()
@@ -145,9 +145,9 @@ class LabCase(unittest.TestCase):
             lab.set_knob(i, "rate", rate)
         base = dict(health=HEALTH, **self.config_kw)
         # b4 (when the lab has it) appears and disappears; the transfers started without it.
-        configs = [lab.config(weights=(1, 2, 3), count=3, **base),
-                   lab.config(weights=(3, 2, 1, 1), **base),
-                   lab.config(weights=(2, 2, 2), count=3, **base)]
+        configs = [BalancerConfig(weights=(1, 2, 3), backends=3, **base).toml(lab),
+                   BalancerConfig(weights=(3, 2, 1, 1), **base).toml(lab),
+                   BalancerConfig(weights=(2, 2, 2), backends=3, **base).toml(lab)]
         result = {}
         th = threading.Thread(target=lambda: result.update(client(lab, "blob", lab.vip4, 80, 9, timeout=120)))
         th.start()
@@ -180,7 +180,7 @@ class NatLab(LabCase):
     @classmethod
     def setUpClass(cls):
         cls.lab = new_lab("nat", ipv6=True, backends=4)
-        cfg = cls.lab.config(health=HEALTH, udp=True, count=3)  # b4: only in the reload test
+        cfg = BalancerConfig(health=HEALTH, udp=True, backends=3).toml(cls.lab)  # b4: only in the reload test
         cls.lb = Balancer(cls.lab, cfg)
         try:
             cls.lb.start(healthy_backends=len(cfg.split("[[vips.backends]]")) - 1)
@@ -269,7 +269,7 @@ class DsrLab(LabCase):
 class Stickiness(unittest.TestCase):
     def test_2_source_hash(self):
         lab = new_lab("nat")
-        lb = Balancer(lab, lab.config(health=HEALTH, udp=False, scheduler="source_hash"))
+        lb = Balancer(lab, BalancerConfig(health=HEALTH, udp=False, scheduler="source_hash").toml(lab))
         try:
             lb.start(healthy_backends=3)
             srcs = lab.extra_clients(30)
@@ -291,7 +291,7 @@ class Stickiness(unittest.TestCase):
 class Drain(unittest.TestCase):
     def test_6_drained_backend_finishes_its_transfer(self):
         lab = new_lab("nat")
-        cfg = lab.config(health=HEALTH, udp=False, weights=(1, 1, 1))
+        cfg = BalancerConfig(health=HEALTH, udp=False, weights=(1, 1, 1)).toml(lab)
         lb = Balancer(lab, cfg)
         try:
             lb.start(healthy_backends=3)
@@ -305,7 +305,7 @@ class Drain(unittest.TestCase):
             th.start()
             time.sleep(0.7)
             # Drain b2 (weight 0 in the file; l4lbctl drain does the same at run time).
-            pos = lb.reload(lab.config(health=HEALTH, udp=False, weights=(1, 0, 1)))
+            pos = lb.reload(BalancerConfig(health=HEALTH, udp=False, weights=(1, 0, 1)).toml(lab))
             lb.wait_log(r"reload applied", pos)
             lb.wait_log(re.escape(f"backend {lab.backend4[1]} of VIP {lab.vip4}:80/tcp: healthy -> draining"), pos)
             r = client(lab, "conns", lab.vip4, 80, 300, 16)
@@ -336,8 +336,8 @@ class Tunnels(unittest.TestCase):
     def check_tunnel(self, mode):
         lab = new_lab("dsr")
         try:
-            lb = Balancer(lab, lab.config(health={"type": "none"}, udp=False, mode=mode,
-                                          file_prefix=f"l4lb_lab_{lab.prefix}_{mode}"))
+            lb = Balancer(lab, BalancerConfig(health={"type": "none"}, udp=False, forwarding=mode,
+                                              file_prefix=f"l4lb_lab_{lab.prefix}_{mode}").toml(lab))
             try:
                 lb.start()
                 cap = sniff(lab.ns_backends[2], f"{lab.prefix}b3", 5,

@@ -24,7 +24,7 @@ import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e_common import BUILD_DIR, Balancer, client, new_lab, sh
+from e2e_common import BUILD_DIR, Balancer, BalancerConfig, client, new_lab, sh
 
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
           "max_latency_ms": 300, "jitter_pct": 10}
@@ -43,7 +43,7 @@ class Ops(unittest.TestCase):
         cls.lab = new_lab("nat")
         cls.sock = os.path.join(cls.lab.state_dir, "l4lb.sock")
         sh("ip", "link", "set", "lo", "up", ns=cls.lab.ns_lb)
-        cls.text = cls.lab.config(health=HEALTH, udp=False, weights=(1, 1, 1)) + (
+        cls.text = BalancerConfig(health=HEALTH, udp=False, weights=(1, 1, 1)).toml(cls.lab) + (
             f'\n[control]\nsocket = "{cls.sock}"\n\n[metrics]\nlisten = "127.0.0.1:{METRICS_PORT}"\n')
         cls.lb = Balancer(cls.lab, cls.text)
         try:

@@ -33,7 +33,7 @@ CONNS_PER_FAMILY = 100      # 200 connections
 UDP_PER_FAMILY = 10
 AFTER_S = 20.0              # traffic after the faults
 VICTIM, ADD, DRAIN = 0, 3, 1  # lb1 dies; b4 joins the survivors; b2 is drained on them
-DRAIN_TIME = 2              # [bgp] drain_time in the lab's configs (ecmp_lab.balancer_config)
+DRAIN_TIME = 2              # [bgp] drain_time in the lab's configs (EcmpLab.bgp_defaults)
 
 
 class ScaleOut(unittest.TestCase):

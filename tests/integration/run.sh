@@ -4,8 +4,10 @@
 # Runs the modules in MODULES (config, malformed input, forwarding, edge replies, the XDP
 # program under the net_af_xdp PMD, the health checker against real servers, the operator
 # scripts, l4lbctl and metrics, the man pages, the Grafana dashboard's queries against a live
-# scrape, and the Debian package: built, linted, installed, upgraded, removed and purged) with Debian's /usr/bin/python3 (which has python3-scapy; a pyenv python3 on PATH does
-# not) through unittest, prints one line per test, and ends with exactly one line
+# scrape, the Debian package: built, linted, installed, upgraded, removed and purged, and the
+# repository's text: no issue numbers or work labels, every pointer to a document resolves) with
+# Debian's /usr/bin/python3 (which has python3-scapy; a pyenv python3 on PATH does not) through
+# unittest, prints one line per test, and ends with exactly one line
 # "N passed, N failed, N skipped". Exit status 1 on any failure.
 # Each daemon run pins core 1, so the runs are sequential; the whole suite takes under a minute,
 # plus the package build of test_package (minutes from cold, seconds with a warm ccache).
@@ -67,7 +69,7 @@ import unittest
 
 import os
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_config test_malformed test_forwarding test_fragments test_edge test_xdp test_xdp_restart test_health test_scripts test_ctl test_top test_systemd test_status_page test_manpages test_bgp test_gate test_dashboard test_package").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_docs test_config test_malformed test_forwarding test_fragments test_edge test_xdp test_xdp_restart test_health test_scripts test_ctl test_top test_systemd test_status_page test_manpages test_bgp test_gate test_dashboard test_package").split()
 
 
 class Result(unittest.TextTestResult):
