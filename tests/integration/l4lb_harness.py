@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_DIR = os.path.join(REPO_ROOT, "tests", "common", "configs")  # shared with the C++ tests
 BUILD_DIR = os.environ.get("L4LB_BUILD_DIR", os.path.join(REPO_ROOT, "build"))
 DPDK_RUN_DIR = "/var/run/dpdk"
 
@@ -122,6 +123,13 @@ def read_pcap(path):
 # ---------------------------------------------------------------------------------------------
 # config
 # ---------------------------------------------------------------------------------------------
+
+def config_text(name, **fields):
+    """The TOML file `name` of tests/common/configs/, its {fields} filled in when any are given."""
+    with open(os.path.join(CONFIG_DIR, name)) as f:
+        text = f.read()
+    return text.format(**fields) if fields else text
+
 
 def toml_str(s):
     # TOML basic strings accept JSON's escapes for the characters used here.

@@ -155,37 +155,9 @@ class BgpDaemon:
                  h.Port("server", "02:00:00:00:00:02", ipv4="198.18.2.1/24", ipv6="2001:db8:2::1/64", rx=[])]
         for p in ports:
             h.write_pcap(os.path.join(tmp, f"{p.name}.in.pcap"), [])
-        body = f"""
-[[vips]]
-name = "web"
-address = "{VIP4}"
-port = 80
-[[vips.backends]]
-address = "{BE4}"
-mac = "02:00:00:00:01:11"
-
-[[vips]]
-name = "web6"
-address = "{VIP6}"
-port = 80
-[[vips.backends]]
-address = "{BE6}"
-mac = "02:00:00:00:01:12"
-
-[control]
-socket = "{self.sock}"
-
-[metrics]
-listen = "127.0.0.1:{self.metrics_port}"
-
-[cluster]
-name = "lb-it"
-
-[bgp]
-bird_socket = "{bird_sock}"
-include_file = "{include}"
-drain_time = {drain_time}
-"""
+        body = h.config_text("bgp_daemon.toml", VIP4=VIP4, BE4=BE4, VIP6=VIP6, BE6=BE6, sock=self.sock,
+                             metrics_port=self.metrics_port, bird_sock=bird_sock, include=include,
+                             drain_time=drain_time)
         self.cfg = os.path.join(tmp, f"{self.prefix}.toml")
         self.text = h.make_config(ports, body, self.prefix, tmp)
         self.write()
