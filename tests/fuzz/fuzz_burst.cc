@@ -39,6 +39,7 @@
 #include "dataplane/worker.h"
 #include "l4lb/snapshot.h"
 #include "test_configs.h"
+#include "test_eal.h"
 
 using namespace l4lb;
 using namespace l4lb::dataplane;
@@ -301,21 +302,7 @@ void resetWorker(WorkerState& w, const Snapshot& s, uint32_t now) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const std::string prefix = "l4lb_fuzz_" + std::to_string(getpid());
-  // As tests/common/eal_main.cc: --no-huge forbids --in-memory; --no-shconf keeps the runtime
-  // directory empty.
-  std::vector<std::string> args = {"fuzz_burst", "-l", "0", "--no-huge", "-m", "256", "--no-shconf", "--no-pci",
-                                   "--file-prefix", prefix, "--log-level", "*:error"};
-  std::vector<char*> av;
-  for (auto& a : args) av.push_back(a.data());
-  if (rte_eal_init(int(av.size()), av.data()) < 0) {
-    fprintf(stderr, "fuzz_burst: EAL init failed\n");
-    abort();
-  }
-  // Nothing is read from the runtime directory after init (no secondary processes): removed now,
-  // so a crashing run leaves nothing behind either.
-  std::error_code ec;
-  std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+  if (!l4lb::test::initTestEal("l4lb_fuzz", {.workers = 0, .memory_mb = 256})) abort();  // tests/common/test_eal.h
   g_pool = rte_pktmbuf_pool_create("fuzz_burst_pool", kPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
   if (g_pool == nullptr) abort();
   for (const SnapSpec& spec : kSpecs) g_snaps.push_back(buildSnapshot(spec));
