@@ -699,12 +699,12 @@ class PacketBuilder {
   size_t pad_to_ = 0;
 };
 
+using Frame = std::vector<uint8_t>;
+
 // Headers written field by field, for the expected output of the tests (outer tunnel headers,
 // ICMP errors): independent of PacketBuilder's layout code. A test takes them with
 // `using namespace test::wire;`.
 namespace wire {
-
-using Frame = std::vector<uint8_t>;
 
 inline Frame cat(std::initializer_list<Frame> parts) {
   Frame f;
