@@ -68,7 +68,8 @@ inline std::optional<Out> runOne(WorkerState& w, const Snapshot& s, const Frame&
 
 // wan (gateways toward clients) + lan (backends), no VIPs yet.
 inline Config topology() {
-  return test::topo::topology({.wan4 = "203.0.113.1/24", .gw4 = "203.0.113.254", .lan4 = "10.0.0.1/24", .lan6 = "fd00::1/64"});
+  return test::topo::topology(
+      {.wan4 = "203.0.113.1/24", .gw4 = "203.0.113.254", .lan4 = "10.0.0.1/24", .lan6 = "fd00::1/64"});
 }
 
 // Scheduler fixtures: TCP VIP 192.0.2.1:80 (DSR) with backends 10.0.0.11.. (MAC ..:01:0i).

@@ -321,7 +321,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   }
   {
     const control::ConfigResult r = control::loadConfigString(
-        std::string(kTopology).replace(std::string(kTopology).find("%WANEXTRA%"), 10, "") + l4lb::test::configText(kSpecs[0].vips),
+        std::string(kTopology).replace(std::string(kTopology).find("%WANEXTRA%"), 10, "") +
+            l4lb::test::configText(kSpecs[0].vips),
         "fuzz_burst.toml");
     if (!r.ok()) {
       fprintf(stderr, "fuzz_burst: config: %s\n", r.error.str().c_str());
