@@ -5,15 +5,20 @@
 
 #include <gtest/gtest.h>
 
+#include <rte_byteorder.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "dataplane/flow_table.h"
+#include "dataplane/flow.h"
+#include "l4lb/hash.h"
 #include "dataplane/worker.h"
 
 namespace l4lb::test {
@@ -114,5 +119,66 @@ inline std::vector<SentFrame> runBursts(dataplane::WorkerState& w, const Snapsho
   }
   return out;
 }
+
+inline uint64_t ctr(const dataplane::WorkerState& w, Ctr c) { return w.counters.get(c); }
+
+// Only drop reason `d` moved, by `n`.
+inline void expectOnlyDrop(const dataplane::WorkerState& w, Drop d, uint64_t n = 1) {
+  for (size_t i = 1; i < size_t(Drop::Count); i++) {
+    const uint64_t want = i == size_t(d) ? n : 0;
+    EXPECT_EQ(w.counters.drops[i], want) << "drop counter " << toString(Drop(i));
+  }
+}
+
+// Byte-for-byte equality, reporting the first differing byte.
+inline void expectFrame(const Frame& got, const Frame& want, const std::string& what) {
+  EXPECT_EQ(got.size(), want.size()) << what;
+  if (got == want) return;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); i++) {
+    if (got[i] != want[i]) {
+      ADD_FAILURE() << what << ": first difference at byte " << i << ": got 0x" << std::hex << int(got[i])
+                    << " want 0x" << int(want[i]);
+      return;
+    }
+  }
+}
+
+// Expected outer headers (test::wire, tests/common/packet_builder.h) need the worker's flow hash
+// (the scheduler input and the tunnels' entropy source).
+namespace wire {
+
+// The worker's flow hash, as makeFlowKey computes it. rte_hash_crc
+// reads the key through uint64_t pointers, so hashing a freshly written FlowKey4 local breaks
+// strict aliasing: at -O2 GCC hashed stack garbage here. Copy the key into uint64_t words first.
+template <typename Key>
+inline uint32_t hashOfKey(const Key& k) {
+  static_assert(sizeof(Key) % 8 == 0);
+  uint64_t words[sizeof(Key) / 8];
+  std::memcpy(words, &k, sizeof(Key));
+  return crcHash(words, sizeof(Key), dataplane::FlowTable::kHashSeed);  // makeFlowKey's flow hash, not the bucket index
+}
+inline uint32_t flowHash4(const IpAddr& s, const IpAddr& d, uint16_t sp, uint16_t dp, uint8_t proto) {
+  dataplane::FlowKey4 k;
+  k.saddr = s.v4be();
+  k.daddr = d.v4be();
+  k.sport = rte_cpu_to_be_16(sp);
+  k.dport = rte_cpu_to_be_16(dp);
+  k.proto = proto;
+  return hashOfKey(k);
+}
+inline uint32_t flowHash6(const IpAddr& s, const IpAddr& d, uint16_t sp, uint16_t dp, uint8_t proto) {
+  dataplane::FlowKey6 k;
+  std::memcpy(k.saddr, s.bytes.data(), 16);
+  std::memcpy(k.daddr, d.bytes.data(), 16);
+  k.sport = rte_cpu_to_be_16(sp);
+  k.dport = rte_cpu_to_be_16(dp);
+  k.proto = proto;
+  return hashOfKey(k);
+}
+inline uint32_t flowHash(const IpAddr& c, const IpAddr& v, uint16_t cp, uint16_t vp, uint8_t proto) {
+  return c.isV4() ? flowHash4(c, v, cp, vp, proto) : flowHash6(c, v, cp, vp, proto);
+}
+
+}  // namespace wire
 
 }  // namespace l4lb::test

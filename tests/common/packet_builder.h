@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -697,5 +698,66 @@ class PacketBuilder {
   std::vector<uint8_t> payload_;
   size_t pad_to_ = 0;
 };
+
+using Frame = std::vector<uint8_t>;
+
+// Headers written field by field, for the expected output of the tests (outer tunnel headers,
+// ICMP errors): independent of PacketBuilder's layout code. A test takes them with
+// `using namespace test::wire;`.
+namespace wire {
+
+inline Frame cat(std::initializer_list<Frame> parts) {
+  Frame f;
+  for (const auto& p : parts) f.insert(f.end(), p.begin(), p.end());
+  return f;
+}
+
+inline Frame bytesOf(const IpAddr& a) { return Frame(a.bytes.begin(), a.bytes.begin() + (a.isV4() ? 4 : 16)); }
+inline Frame bytesOf(const MacAddr& m) { return Frame(m.bytes.begin(), m.bytes.end()); }
+
+inline Frame ethHdr(const MacAddr& dst, const MacAddr& src, uint16_t type) {
+  return cat({bytesOf(dst), bytesOf(src), Frame{uint8_t(type >> 8), uint8_t(type)}});
+}
+
+// RFC 791 header without options; its checksum computed here.
+inline Frame ipv4Hdr(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint16_t payload_len, uint8_t tos, bool df,
+                     uint8_t ttl = 64, uint16_t id = 0) {
+  Frame h(20, 0);
+  h[0] = 0x45;
+  h[1] = tos;
+  put16(h, 2, uint16_t(20 + payload_len));
+  put16(h, 4, id);
+  put16(h, 6, df ? 0x4000 : 0);
+  h[8] = ttl;
+  h[9] = proto;
+  std::copy(src.bytes.begin(), src.bytes.begin() + 4, h.begin() + 12);
+  std::copy(dst.bytes.begin(), dst.bytes.begin() + 4, h.begin() + 16);
+  put16(h, 10, ipv4HeaderChecksum(h, 0));
+  return h;
+}
+
+// RFC 8200 fixed header: traffic class `tc`, flow label `flow`.
+inline Frame ipv6Hdr(const IpAddr& src, const IpAddr& dst, uint8_t next, uint16_t payload_len, uint8_t tc,
+                     uint32_t flow, uint8_t hop = 64) {
+  Frame h(40, 0);
+  put32(h, 0, (6u << 28) | (uint32_t(tc) << 20) | (flow & 0xfffff));
+  put16(h, 4, payload_len);
+  h[6] = next;
+  h[7] = hop;
+  std::copy(src.bytes.begin(), src.bytes.end(), h.begin() + 8);
+  std::copy(dst.bytes.begin(), dst.bytes.end(), h.begin() + 24);
+  return h;
+}
+
+// Checksum field left 0, as the tunnels' outer UDP header (GUE) carries it.
+inline Frame udpHdr(uint16_t sport, uint16_t dport, uint16_t len) {
+  Frame h(8, 0);
+  put16(h, 0, sport);
+  put16(h, 2, dport);
+  put16(h, 4, len);
+  return h;
+}
+
+}  // namespace wire
 
 }  // namespace l4lb::test

@@ -17,32 +17,20 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "burst_harness.h"
 #include "control/snapshot_builder.h"
 #include "packet_builder.h"
+#include "topology.h"
 
 namespace l4lb::dataplane::wtest {
 
-using control::BackendConfig;
-using control::Config;
-using control::PortConfig;
-using control::PortRuntime;
-using control::SnapshotBuilder;
-using control::VipConfig;
-using test::get16;
-using test::ipAddr;
-using test::macAddr;
-using test::PacketBuilder;
-using test::Frame;
+using namespace test::topo;  // NOLINT(google-build-using-namespace): tests/common/topology.h
 
-// Topology used throughout: clients arrive on port 0 "wan" (reached through a gateway), backends
-// sit on port 1 "lan" (connected).
-inline const MacAddr kWanMac = macAddr("02:00:00:00:00:10");
-inline const MacAddr kLanMac = macAddr("02:00:00:00:00:20");
-inline const MacAddr kGwMac = macAddr("02:00:00:00:00:fe");
-inline const MacAddr kClientMac = macAddr("02:00:00:00:c0:01");
+// The topology (tests/common/topology.h) with this suite's address plan: clients arrive on port 0
+// "wan" through a gateway, backends sit on port 1 "lan" (connected).
 inline const MacAddr kB4Mac = macAddr("02:00:00:00:01:01");
 inline const MacAddr kB6Mac = macAddr("02:00:00:00:01:02");
 inline const IpAddr kClient4 = ipAddr("198.51.100.7");
@@ -53,7 +41,6 @@ inline const IpAddr kB4 = ipAddr("10.0.0.11");
 inline const IpAddr kB6 = ipAddr("fd00::11");
 inline const IpAddr kLan4 = ipAddr("10.0.0.1");
 inline const IpAddr kLan6 = ipAddr("fd00::1");
-inline constexpr uint16_t kWan = 0, kLan = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Plumbing: mbufs, workers, snapshots.
@@ -79,41 +66,10 @@ inline std::optional<Out> runOne(WorkerState& w, const Snapshot& s, const Frame&
   return out[0];
 }
 
-inline PortConfig makePort(const std::string& name, const std::string& v4, const std::string& v6) {
-  PortConfig p;
-  p.name = name;
-  p.device = "net_null_" + name;
-  p.ipv4 = *Prefix::parse(v4);
-  p.ipv6 = *Prefix::parse(v6);
-  return p;
-}
-
-inline BackendConfig makeBackend(const IpAddr& a, const MacAddr& mac, uint32_t weight = 1, uint16_t port = 0) {
-  BackendConfig b;
-  b.address = a;
-  b.mac = mac;
-  b.weight = weight;
-  b.port = port;
-  return b;
-}
-
 // wan (gateways toward clients) + lan (backends), no VIPs yet.
 inline Config topology() {
-  Config c;
-  c.ports.push_back(makePort("wan", "203.0.113.1/24", "2001:db8:ff::1/64"));
-  c.ports[0].gateway4 = ipAddr("203.0.113.254");
-  c.ports[0].gateway6 = ipAddr("2001:db8:ff::fe");
-  c.ports.push_back(makePort("lan", "10.0.0.1/24", "fd00::1/64"));
-  c.neighbours.push_back({ipAddr("203.0.113.254"), kGwMac});
-  c.neighbours.push_back({ipAddr("2001:db8:ff::fe"), kGwMac});
-  return c;
-}
-
-inline std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c) {
-  std::vector<PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
-  control::BuildResult r = sb.build(c, rt);
-  EXPECT_TRUE(r) << r.joined();
-  return std::move(r.snapshot);
+  return test::topo::topology(
+      {.wan4 = "203.0.113.1/24", .gw4 = "203.0.113.254", .lan4 = "10.0.0.1/24", .lan6 = "fd00::1/64"});
 }
 
 // Scheduler fixtures: TCP VIP 192.0.2.1:80 (DSR) with backends 10.0.0.11.. (MAC ..:01:0i).
@@ -130,6 +86,16 @@ inline Config schedConfig(Scheduler sched, const std::vector<uint32_t>& weights,
   for (size_t i = 0; i < weights.size(); i++) v.backends.push_back(makeBackend(backendAddr(int(i)), backendMac(int(i)), weights[i]));
   c.vips.push_back(v);
   return c;
+}
+
+// schedConfig(Maglev, {1, 1, 1}), then the same without backend 1, both built by `sb` (so the
+// remaining backends keep their ids).
+inline std::pair<std::unique_ptr<Snapshot>, std::unique_ptr<Snapshot>> maglevThenBackend1Removed(SnapshotBuilder& sb) {
+  Config full = schedConfig(Scheduler::Maglev, {1, 1, 1});
+  Config less = full;
+  less.vips[0].backends.erase(less.vips[0].backends.begin() + 1);  // backend 1 removed
+  auto s1 = build(sb, full);
+  return {std::move(s1), build(sb, less)};
 }
 
 // Which backend (index into the config's list) a DSR frame was sent to, -1 if none.
@@ -170,15 +136,8 @@ inline std::vector<Frame> flows(uint32_t n, uint8_t flags = kTcpSyn, uint32_t fi
   return f;
 }
 
-inline uint64_t ctr(const WorkerState& w, Ctr c) { return w.counters.get(c); }
-
-// Only drop reason `d` moved, by `n`.
-inline void expectOnlyDrop(const WorkerState& w, Drop d, uint64_t n = 1) {
-  for (size_t i = 1; i < size_t(Drop::Count); i++) {
-    const uint64_t want = i == size_t(d) ? n : 0;
-    EXPECT_EQ(w.counters.drops[i], want) << "drop counter " << toString(Drop(i));
-  }
-}
-
+using test::ctr;  // tests/common/burst_harness.h
+using test::expectFrame;
+using test::expectOnlyDrop;
 
 }  // namespace l4lb::dataplane::wtest

@@ -15,6 +15,15 @@ from lab_common import Balancer, _record, client, sh  # noqa: E402,F401
 _labs = iter(range(1, 10_000))
 
 
+def assert_transfers_complete(tc, result, size, on_drained, backend="b2"):
+    """Every transfer of a `client(..., "blob", ...)` result got all `size` bytes, and `on_drained`
+    (the transfers on `backend` when it was drained) is not empty: otherwise the test proves nothing."""
+    for t in result["transfers"]:
+        tc.assertNotIn("error", t, t)
+        tc.assertEqual(t["size"], size, t)
+    tc.assertGreater(len(on_drained), 0, f"no transfer landed on {backend}: the test proves nothing")
+
+
 def new_lab(topology="nat", ipv6=False, backends=3, exception="xdp"):
     """A lab with a prefix no other run uses (pid-derived), registered for run.sh's cleanup."""
     prefix = f"e{os.getpid() % 1000}{next(_labs)}"[:6]

@@ -1,4 +1,4 @@
-"""Control plane end to end (issue 3): health checks against real servers through the data
+"""Control plane end to end: health checks against real servers through the data
 path's port, live reload under traffic, and the kernel exception path (XDP and tap), with the
 real l4lb on net_af_xdp ports in the lab (scripts/lib/lab.py).
 

@@ -1,4 +1,4 @@
-"""A spoofed SYN flood in the lab (issue 13, "Flood, in memory and in the lab", e2e).
+"""A spoofed SYN flood in the lab, end to end.
 
 An attacker namespace (P-a, behind the client namespace, which routes it to the balancer like a
 client) floods the VIP with SYNs from spoofed sources in 198.19.0.0/16 (hping3, a few processes,

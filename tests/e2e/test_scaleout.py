@@ -1,4 +1,4 @@
-"""Scale-out end to end (issue 12): three balancers behind an ECMP router in the lab
+"""Scale-out end to end: three balancers behind an ECMP router in the lab
 (scripts/lib/ecmp_lab.py), each l4lb with its own BIRD, flow sync between them.
 
   1. A balancer dies under load: 200 long-lived TCP connections (100 IPv4, 100 IPv6) exchange

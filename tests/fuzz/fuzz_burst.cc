@@ -38,6 +38,8 @@
 #include "dataplane/frag_table.h"
 #include "dataplane/worker.h"
 #include "l4lb/snapshot.h"
+#include "test_configs.h"
+#include "test_eal.h"
 
 using namespace l4lb;
 using namespace l4lb::dataplane;
@@ -47,199 +49,23 @@ namespace {
 // Two ports: wan (clients through gateways) and lan (backends); some snapshots add wan's tap
 // (exception_path = "tap"), which becomes port 2. The VIP addresses stay, the modes and backend
 // sets change, so swaps leave flow entries that point at backends in another state or gone.
-constexpr const char* kTopology = R"(
-[eal]
-worker_cores = [1]
-[flow_table]
-tcp_syn_timeout = 2
-tcp_established_timeout = 20
-tcp_fin_timeout = 2
-udp_timeout = 5
-embryonic_share = 0.25
-[fragments]
-timeout = 1
-table_size = 64
-max_held = 16
-max_held_per_datagram = 4
-[[ports]]
-name = "wan"
-device = "net_null_wan"
-ipv4 = "198.18.0.1/24"
-ipv6 = "2001:db8::1/64"
-gateway4 = "198.18.0.254"
-gateway6 = "2001:db8::fe"
-%WANEXTRA%
-[[ports]]
-name = "lan"
-device = "net_null_lan"
-ipv4 = "198.18.2.1/24"
-ipv6 = "2001:db8:2::1/64"
-[[neighbours]]
-address = "198.18.0.254"
-mac = "02:00:00:00:00:fe"
-[[neighbours]]
-address = "2001:db8::fe"
-mac = "02:00:00:00:00:fe"
-[[neighbours]]
-address = "198.18.0.7"
-mac = "02:00:00:00:c0:07"
-)";
+const std::string kTopology = l4lb::test::configText("burst_topology.toml");
 
 struct SnapSpec {
   bool tap;
-  const char* vips;
+  const char* vips;  // a file in tests/common/configs/
 };
 
 const SnapSpec kSpecs[] = {
     // 0: DSR, Maglev over three backends; IPv6 UDP round robin; an all-ports VIP.
-    {false, R"(
-[[vips]]
-name = "web"
-address = "198.18.1.10"
-port = 80
-maglev_table_size = 13
-[[vips.backends]]
-address = "198.18.2.11"
-mac = "02:00:00:00:01:11"
-[[vips.backends]]
-address = "198.18.2.12"
-mac = "02:00:00:00:01:12"
-weight = 2
-[[vips.backends]]
-address = "198.18.2.13"
-mac = "02:00:00:00:01:13"
-[[vips]]
-name = "dns6"
-address = "2001:db8:1::53"
-port = 53
-protocol = "udp"
-scheduler = "round_robin"
-[[vips.backends]]
-address = "2001:db8:2::11"
-mac = "02:00:00:00:02:11"
-[[vips.backends]]
-address = "2001:db8:2::12"
-mac = "02:00:00:00:02:12"
-[[vips]]
-name = "any"
-address = "198.18.1.20"
-port = 0
-[[vips.backends]]
-address = "198.18.2.13"
-mac = "02:00:00:00:01:13"
-)"},
+    {false, "burst_snap0.toml"},
     // 1: IPIP and GUE; the backend set changed (one gone, one new, one draining), an IPv6
     // backend behind an IPv4 VIP.
-    {false, R"(
-[[vips]]
-name = "web"
-address = "198.18.1.10"
-port = 80
-forwarding = "ipip"
-maglev_table_size = 13
-[[vips.backends]]
-address = "198.18.2.11"
-mac = "02:00:00:00:01:11"
-weight = 0
-[[vips.backends]]
-address = "198.18.2.14"
-mac = "02:00:00:00:01:14"
-[[vips.backends]]
-address = "2001:db8:2::14"
-mac = "02:00:00:00:02:14"
-[[vips]]
-name = "dns6"
-address = "2001:db8:1::53"
-port = 53
-protocol = "udp"
-forwarding = "gue"
-gue_port = 6080
-[[vips.backends]]
-address = "2001:db8:2::11"
-mac = "02:00:00:00:02:11"
-[[vips.backends]]
-address = "198.18.2.15"
-mac = "02:00:00:00:01:15"
-)"},
+    {false, "burst_snap1.toml"},
     // 2: NAT (a backend port, UDP round robin, IPv6), with wan's tap: the exception path.
-    {true, R"(
-[[vips]]
-name = "web"
-address = "198.18.1.10"
-port = 80
-forwarding = "nat"
-maglev_table_size = 7
-[[vips.backends]]
-address = "198.18.2.11"
-port = 8080
-mac = "02:00:00:00:01:11"
-[[vips.backends]]
-address = "198.18.2.12"
-mac = "02:00:00:00:01:12"
-[[vips]]
-name = "dns6"
-address = "2001:db8:1::53"
-port = 53
-protocol = "udp"
-forwarding = "nat"
-scheduler = "round_robin"
-[[vips.backends]]
-address = "2001:db8:2::11"
-mac = "02:00:00:00:02:11"
-[[vips]]
-name = "udp4"
-address = "198.18.1.20"
-port = 53
-protocol = "udp"
-forwarding = "nat"
-scheduler = "weighted_round_robin"
-[[vips.backends]]
-address = "198.18.2.13"
-mac = "02:00:00:00:01:13"
-weight = 3
-[[vips.backends]]
-address = "198.18.2.14"
-mac = "02:00:00:00:01:14"
-)"},
+    {true, "burst_snap2.toml"},
     // 3: GUE on the TCP VIP, IPIP on the IPv6 one, a round-robin NAT VIP, with the tap.
-    {true, R"(
-[[vips]]
-name = "web"
-address = "198.18.1.10"
-port = 80
-forwarding = "gue"
-gue_port = 6080
-tunnel_source4 = "198.18.2.1"
-maglev_table_size = 7
-[[vips.backends]]
-address = "198.18.2.12"
-mac = "02:00:00:00:01:12"
-[[vips.backends]]
-address = "198.18.2.13"
-mac = "02:00:00:00:01:13"
-[[vips]]
-name = "dns6"
-address = "2001:db8:1::53"
-port = 53
-protocol = "udp"
-forwarding = "ipip"
-[[vips.backends]]
-address = "2001:db8:2::12"
-mac = "02:00:00:00:02:12"
-[[vips]]
-name = "rr"
-address = "198.18.1.30"
-port = 443
-forwarding = "nat"
-scheduler = "round_robin"
-[[vips.backends]]
-address = "198.18.2.11"
-mac = "02:00:00:00:01:11"
-[[vips.backends]]
-address = "198.18.2.12"
-port = 8443
-mac = "02:00:00:00:01:12"
-)"},
+    {true, "burst_snap3.toml"},
 };
 constexpr size_t kSnapshots = sizeof(kSpecs) / sizeof(kSpecs[0]);
 
@@ -260,7 +86,7 @@ std::unique_ptr<Snapshot> buildSnapshot(const SnapSpec& spec) {
   std::string toml = kTopology;
   const std::string extra = spec.tap ? "exception_path = \"tap\"\nkernel_iface = \"fz-wan\"" : "";
   toml.replace(toml.find("%WANEXTRA%"), 10, extra);
-  toml += spec.vips;
+  toml += l4lb::test::configText(spec.vips);
   control::ConfigResult r = control::loadConfigString(toml, "fuzz_burst.toml");
   if (!r.ok()) {
     fprintf(stderr, "fuzz_burst: config: %s\n", r.error.str().c_str());
@@ -476,21 +302,7 @@ void resetWorker(WorkerState& w, const Snapshot& s, uint32_t now) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const std::string prefix = "l4lb_fuzz_" + std::to_string(getpid());
-  // As tests/common/eal_main.cc: --no-huge forbids --in-memory; --no-shconf keeps the runtime
-  // directory empty.
-  std::vector<std::string> args = {"fuzz_burst", "-l", "0", "--no-huge", "-m", "256", "--no-shconf", "--no-pci",
-                                   "--file-prefix", prefix, "--log-level", "*:error"};
-  std::vector<char*> av;
-  for (auto& a : args) av.push_back(a.data());
-  if (rte_eal_init(int(av.size()), av.data()) < 0) {
-    fprintf(stderr, "fuzz_burst: EAL init failed\n");
-    abort();
-  }
-  // Nothing is read from the runtime directory after init (no secondary processes): removed now,
-  // so a crashing run leaves nothing behind either.
-  std::error_code ec;
-  std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+  if (!l4lb::test::initTestEal("l4lb_fuzz", {.workers = 0, .memory_mb = 256})) abort();  // tests/common/test_eal.h
   g_pool = rte_pktmbuf_pool_create("fuzz_burst_pool", kPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
   if (g_pool == nullptr) abort();
   for (const SnapSpec& spec : kSpecs) g_snaps.push_back(buildSnapshot(spec));
@@ -509,7 +321,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   }
   {
     const control::ConfigResult r = control::loadConfigString(
-        std::string(kTopology).replace(std::string(kTopology).find("%WANEXTRA%"), 10, "") + kSpecs[0].vips,
+        std::string(kTopology).replace(std::string(kTopology).find("%WANEXTRA%"), 10, "") +
+            l4lb::test::configText(kSpecs[0].vips),
         "fuzz_burst.toml");
     if (!r.ok()) {
       fprintf(stderr, "fuzz_burst: config: %s\n", r.error.str().c_str());

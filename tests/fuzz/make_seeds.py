@@ -205,46 +205,17 @@ for name, data in burst.items():
 for name in ("l4lb.toml", "lab.toml"):
     with open(os.path.join(root, "config", name), "rb") as f:
         write("config", name, f.read())
-minimal = """[eal]
-worker_cores = [1]
-[[ports]]
-name = "lan"
-device = "net_null0"
-ipv4 = "198.18.0.1/24"
-[[vips]]
-name = "web"
-address = "198.18.0.10"
-port = 80
-[[vips.backends]]
-address = "198.18.0.11"
-mac = "02:00:00:00:00:11"
-"""
+configs = os.path.join(root, "tests", "common", "configs")  # shared with the C++ and Python tests
+
+
+def config_text(name):
+    with open(os.path.join(configs, name)) as f:
+        return f.read()
+
+
+minimal = config_text("minimal.toml")
 write("config", "minimal.toml", minimal.encode())
-write("config", "nat_v6_tunnel.toml", (minimal + """[[vips]]
-name = "dns6"
-address = "2001:db8:1::53"
-port = 53
-protocol = "udp"
-forwarding = "gue"
-gue_port = 6080
-tunnel_source6 = "2001:db8:2::1"
-scheduler = "weighted_round_robin"
-on_all_down = "drop"
-[vips.health_check]
-type = "udp"
-udp_payload = "ping"
-udp_expect = "pong"
-[[vips.backends]]
-address = "2001:db8:2::11"
-mac = "02:00:00:00:02:11"
-weight = 3
-[[vips.backends]]
-address = "198.18.0.12"
-via = "198.18.0.254"
-[vips.backends.health_check]
-type = "tcp"
-port = 8080
-""").encode())
+write("config", "nat_v6_tunnel.toml", (minimal + config_text("nat_v6_tunnel_vip.toml")).encode())
 write("config", "errors.toml", b'[eal]\nworker_cores = [1, "x"]\n[[ports]]\nname = 3\n[[vips]]\naddress = "::g"\n')
 
 # --- api: one request per command, with valid arguments (FakeView: VIPs "web" and "dns").

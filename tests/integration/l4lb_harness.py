@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_DIR = os.path.join(REPO_ROOT, "tests", "common", "configs")  # shared with the C++ tests
 BUILD_DIR = os.environ.get("L4LB_BUILD_DIR", os.path.join(REPO_ROOT, "build"))
 DPDK_RUN_DIR = "/var/run/dpdk"
 
@@ -123,6 +124,13 @@ def read_pcap(path):
 # config
 # ---------------------------------------------------------------------------------------------
 
+def config_text(name, **fields):
+    """The TOML file `name` of tests/common/configs/, its {fields} filled in when any are given."""
+    with open(os.path.join(CONFIG_DIR, name)) as f:
+        text = f.read()
+    return text.format(**fields) if fields else text
+
+
 def toml_str(s):
     # TOML basic strings accept JSON's escapes for the characters used here.
     return json.dumps(str(s))
@@ -204,6 +212,66 @@ def make_config(ports, body, prefix, pcap_dir, flow_capacity=4096, flow_extra=""
             lines.append(f"mtu = {p.mtu}")
         lines.append("")
     return "\n".join(lines) + "\n" + body.strip() + "\n"
+
+
+class _RunFailed(str):
+    """What a shared run raised, kept in place of its result."""
+
+
+def shared_run(cache, key, make, what):
+    """The result of make() for `key`, made once per process and kept in `cache` (a dict) for every
+    test that reads it. A run that raised fails each of those tests with AssertionError
+    ("the <what> failed: ..."), not only the first one."""
+    if key not in cache:
+        try:
+            cache[key] = make()
+        except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
+            cache[key] = _RunFailed(f"{type(e).__name__}: {e}")
+    r = cache[key]
+    if isinstance(r, _RunFailed):
+        raise AssertionError(f"the {what} failed: {r}")
+    return r
+
+
+def wait_for_pcap(path, n, timeout=20):
+    """The frames of the pcap at `path` once it holds `n` (or what it holds after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and len(read_pcap(path)) >= n:
+            break
+        time.sleep(0.05)
+    return read_pcap(path)
+
+
+class DaemonProcess:
+    """Start, log and stop of a daemon run by a test: its config file `cfg`, its output `err_path`,
+    its EAL file prefix `prefix`; launch() sets `proc`."""
+
+    def launch(self, env=None, wrap=()):
+        """Runs l4lb -c `cfg` (behind the command `wrap`, e.g. ip netns exec NS), its output to
+        `err_path`, and waits for its "started" line."""
+        _record("prefix", self.prefix)
+        with open(self.err_path, "wb") as f:
+            self.proc = subprocess.Popen([*wrap, l4lb_binary(), "-c", self.cfg], stdin=subprocess.DEVNULL,
+                                         stdout=f, stderr=f, start_new_session=True, env=env)
+        _record("pid", self.proc.pid)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while "l4lb info: started:" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = self.log()
+                self.stop()
+                raise DaemonError(f"l4lb did not start:\n{log}")
+            time.sleep(0.02)
+
+    def log(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        _stop(self.proc)
+        _record("reaped", self.proc.pid)
+        _cleanup_runtime_dir(self.prefix)
+        return self.proc.returncode
 
 
 def _cleanup_runtime_dir(prefix):

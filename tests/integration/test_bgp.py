@@ -1,4 +1,4 @@
-"""VIP announcement through a real BIRD 2 (issue 12, docs/SCALE-OUT.md "BGP").
+"""VIP announcement through a real BIRD 2 (docs/SCALE-OUT.md "BGP").
 
 Two network namespaces joined by a veth: "balancer" runs the BIRD that l4lb drives (it includes
 l4lb's bgp.include_file and exports the l4lb_vips4/6 protocols over BGP), "router" runs a BIRD
@@ -144,7 +144,7 @@ class Bird:
         return {line.split()[0] for line in out.splitlines() if line[:1].isdigit() and "/" in line.split()[0]}
 
 
-class BgpDaemon:
+class BgpDaemon(h.DaemonProcess):
     """l4lb on net_pcap ports (no traffic) with [bgp] pointing at the balancer BIRD."""
 
     def __init__(self, tmp, include, bird_sock, drain_time=DRAIN_TIME, web6_check="", tables="", netns=None):
@@ -159,70 +159,19 @@ class BgpDaemon:
                  h.Port("server", "02:00:00:00:00:02", ipv4="198.18.2.1/24", ipv6="2001:db8:2::1/64", rx=[])]
         for p in ports:
             h.write_pcap(os.path.join(tmp, f"{p.name}.in.pcap"), [])
-        body = f"""
-[[vips]]
-name = "web"
-address = "{VIP4}"
-port = 80
-[[vips.backends]]
-address = "{BE4}"
-mac = "02:00:00:00:01:11"
-
-[[vips]]
-name = "web6"
-address = "{VIP6}"
-port = 80
-[[vips.backends]]
-address = "{BE6}"
-mac = "02:00:00:00:01:12"
-{web6_check}
-
-[control]
-socket = "{self.sock}"
-
-[metrics]
-listen = "127.0.0.1:{self.metrics_port}"
-
-[cluster]
-name = "lb-it"
-{tables}
-[bgp]
-bird_socket = "{bird_sock}"
-include_file = "{include}"
-drain_time = {drain_time}
-"""
+        body = h.config_text("bgp_daemon.toml", VIP4=VIP4, BE4=BE4, VIP6=VIP6, BE6=BE6, sock=self.sock,
+                             metrics_port=self.metrics_port, bird_sock=bird_sock, include=include,
+                             drain_time=drain_time, web6_check=web6_check, tables=tables)
         self.cfg = os.path.join(tmp, f"{self.prefix}.toml")
         self.text = h.make_config(ports, body, self.prefix, tmp)
         self.write()
         self.err_path = os.path.join(tmp, f"{self.prefix}.log")
-        h._record("prefix", self.prefix)
-        with open(self.err_path, "wb") as f:
-            wrap = ["ip", "netns", "exec", netns] if netns else []  # ip execs l4lb: the same pid
-            self.proc = subprocess.Popen(wrap + [h.l4lb_binary(), "-c", self.cfg], stdin=subprocess.DEVNULL,
-                                         stdout=f, stderr=f, start_new_session=True)
-        h._record("pid", self.proc.pid)
-        deadline = time.monotonic() + h.STARTUP_TIMEOUT_S
-        while "l4lb info: started:" not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = self.log()
-                self.stop()
-                raise h.DaemonError(f"l4lb did not start:\n{log}")
-            time.sleep(0.02)
+        self.launch(wrap=["ip", "netns", "exec", netns] if netns else [])  # ip execs l4lb: the same pid
 
     def write(self, extra_bgp=""):
         """The config file, with `extra_bgp` lines appended to [bgp] (the last table)."""
         with open(self.cfg, "w") as f:
             f.write(self.text + extra_bgp)
-
-    def log(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        h._stop(self.proc)
-        h._record("reaped", self.proc.pid)
-        h._cleanup_runtime_dir(self.prefix)
-        return self.proc.returncode
 
 
 @unittest.skipUnless(shutil.which("bird") and shutil.which("birdc"), "bird2 is not installed")

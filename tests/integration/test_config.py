@@ -17,49 +17,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from l4lb_harness import DPDK_RUN_DIR, REPO_ROOT, run_cli, write_pcap  # noqa: E402
+from l4lb_harness import DPDK_RUN_DIR, REPO_ROOT, config_text, run_cli, write_pcap  # noqa: E402
 
 PREFIX = f"l4lb_it_cfg_{os.getpid()}"
 
 # Line numbers matter: the expected messages below refer to them.
-BASE = """\
-[eal]
-main_core = 0
-worker_cores = [1]
-hugepages = false
-memory_mb = 512
-file_prefix = "{prefix}"
-
-[[ports]]
-name = "p0"
-device = "{device}"
-mac = "02:00:00:00:00:01"
-ipv4 = "198.18.0.1/16"
-ipv6 = "2001:db8::1/64"
-
-[[vips]]
-address = "198.18.1.10"
-port = 80
-protocol = "tcp"
-
-  [[vips.backends]]
-  address = "198.18.2.11"
-  weight = 1
-  mac = "02:00:00:00:04:11"
-"""
+BASE = config_text("config_base.toml")
 # 1-based line numbers in BASE.
 L_WORKER_CORES, L_PORT_MAC, L_VIP, L_VIP_PORT, L_BACKEND_ADDR, L_WEIGHT = 3, 11, 15, 17, 21, 22
 
-SECOND_VIP = """
-[[vips]]
-address = "198.18.1.10"
-port = 80
-protocol = "tcp"
-
-  [[vips.backends]]
-  address = "198.18.2.12"
-  mac = "02:00:00:00:04:12"
-"""
+SECOND_VIP = config_text("config_second_vip.toml")
 
 
 def replace_line(text, lineno, new):

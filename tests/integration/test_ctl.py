@@ -71,7 +71,7 @@ maglev_table_size = {table}
     return out
 
 
-class Daemon:
+class Daemon(h.DaemonProcess):
     """A long-running l4lb on net_pcap ports with its control socket and metrics listener."""
 
     def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, endless=False, vip_name="web"):
@@ -92,18 +92,7 @@ class Daemon:
         h.write_pcap(os.path.join(self.tmp, "client.in.pcap"), frames)
         h.write_pcap(os.path.join(self.tmp, "server.in.pcap"), [])
         self.err_path = err_path or os.path.join(self.tmp, "stderr.txt")
-        h._record("prefix", self.prefix)
-        with open(self.err_path, "wb") as f:
-            self.proc = subprocess.Popen([h.l4lb_binary(), "-c", self.cfg], stdin=subprocess.DEVNULL,
-                                         stdout=f, stderr=f, start_new_session=True, env=env)
-        h._record("pid", self.proc.pid)
-        deadline = time.monotonic() + h.STARTUP_TIMEOUT_S
-        while "l4lb info: started:" not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = self.log()
-                self.stop()
-                raise h.DaemonError(f"l4lb did not start:\n{log}")
-            time.sleep(0.02)
+        self.launch(env)
 
     def config_text(self, body):
         # SYN entries live 10 min: explain finds the 50 flows however long the suite takes.
@@ -114,16 +103,6 @@ class Daemon:
         with open(path or self.cfg, "w") as f:
             f.write(self.config_text(body))
         return path or self.cfg
-
-    def log(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        h._stop(self.proc)
-        h._record("reaped", self.proc.pid)
-        h._cleanup_runtime_dir(self.prefix)
-        return self.proc.returncode
 
     def remove(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -167,13 +146,7 @@ class CtlTest(unittest.TestCase):
     def setUpClass(cls):
         cls.d = Daemon([syn(i) for i in range(NFLOWS)])
         # The pcap input is read once: wait until all SYNs went out on port "server".
-        out = os.path.join(cls.d.tmp, "server.out.pcap")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if os.path.exists(out) and len(h.read_pcap(out)) >= NFLOWS:
-                break
-            time.sleep(0.05)
-        cls.frames = h.read_pcap(out)
+        cls.frames = h.wait_for_pcap(os.path.join(cls.d.tmp, "server.out.pcap"), NFLOWS)
 
     @classmethod
     def tearDownClass(cls):

@@ -14,7 +14,6 @@ carry the labels the query groups it by (sum by (vip, backend) needs both on l4l
 import json
 import os
 import re
-import time
 import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -157,13 +156,7 @@ class DashboardLiveTest(unittest.TestCase):
     def setUpClass(cls):
         cls.d = Daemon([syn(i) for i in range(NFLOWS)], backends=BACKENDS)
         try:
-            out = os.path.join(cls.d.tmp, "server.out.pcap")
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if os.path.exists(out) and len(h.read_pcap(out)) >= NFLOWS:
-                    break
-                time.sleep(0.05)
-            cls.forwarded = len(h.read_pcap(out))
+            cls.forwarded = len(h.wait_for_pcap(os.path.join(cls.d.tmp, "server.out.pcap"), NFLOWS))
             status, _, cls.body = scrape(cls.d.metrics_port)
             assert status == 200, status
             cls.families = {f.name: f for f in text_string_to_metric_families(cls.body)}

@@ -27,7 +27,7 @@ from scapy.utils import checksum  # noqa: E402
 from scapy.utils6 import in6_getnsma, in6_getnsmac  # noqa: E402
 
 import fwd_common as fc  # noqa: E402
-from l4lb_harness import run_daemon  # noqa: E402
+from l4lb_harness import run_daemon, shared_run  # noqa: E402
 
 ROUTER4, ROUTER6 = "198.18.0.9", "2001:db8::9"  # routers on the client side of the path
 CLIENT4, CLIENT6 = "198.19.7.1", "2001:db8:100::7"
@@ -142,18 +142,11 @@ class EdgeRun:
                                  expect_tx=len(self.replies) + self.n_data + len(self.errors))
 
 
-_run = []
+_run = {}
 
 
 def edge_run():
-    if not _run:
-        try:
-            _run.append(EdgeRun())
-        except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
-            _run.append(f"{type(e).__name__}: {e}")
-    if isinstance(_run[0], str):
-        raise AssertionError("the edge daemon run failed: " + _run[0])
-    return _run[0]
+    return shared_run(_run, "edge", EdgeRun, "edge daemon run")
 
 
 def expected_error(v, ip, qlen, out_frame, data_frame):
@@ -317,14 +310,7 @@ _vrun = {}
 
 
 def validation_run(limited=True):
-    if limited not in _vrun:
-        try:
-            _vrun[limited] = ValidationRun(limited)
-        except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
-            _vrun[limited] = f"{type(e).__name__}: {e}"
-    if isinstance(_vrun[limited], str):
-        raise AssertionError("the validation daemon run failed: " + _vrun[limited])
-    return _vrun[limited]
+    return shared_run(_vrun, limited, lambda: ValidationRun(limited), "validation daemon run")
 
 
 def flow_backends(r):

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scapy.all import ICMP, ICMPv6PacketTooBig, IP, IPv6, TCP, Ether, Raw, UDP, defragment  # noqa: E402
 
 import fwd_common as fc  # noqa: E402
-from l4lb_harness import chi_square_p, run_daemon  # noqa: E402
+from l4lb_harness import chi_square_p, run_daemon, shared_run  # noqa: E402
 
 # A deterministic test with a statistical expectation: the inputs are fixed, so this is the chance
 # that a correct balancer with a good hash would have produced a result this far off (chi-square
@@ -253,15 +253,7 @@ _runs = {}
 
 def mode_run(mode):
     """The memoized run of `mode`; a failed run fails every test that needs it."""
-    if mode not in _runs:
-        try:
-            _runs[mode] = ModeRun(mode)
-        except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
-            _runs[mode] = f"{type(e).__name__}: {e}"
-    r = _runs[mode]
-    if isinstance(r, str):
-        raise AssertionError(f"the {mode} daemon run failed: {r}")
-    return r
+    return shared_run(_runs, mode, lambda: ModeRun(mode), f"{mode} daemon run")
 
 
 class _ModeTests:
@@ -609,18 +601,11 @@ class MtuRun:
         return bytes(Ether(dst=case["mac"], src=fc.CLIENT_MAC, type=et) / reply)
 
 
-_mtu_run = []
+_mtu_run = {}
 
 
 def mtu_run():
-    if not _mtu_run:
-        try:
-            _mtu_run.append(MtuRun())
-        except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
-            _mtu_run.append(f"{type(e).__name__}: {e}")
-    if isinstance(_mtu_run[0], str):
-        raise AssertionError("the MTU daemon run failed: " + _mtu_run[0])
-    return _mtu_run[0]
+    return shared_run(_mtu_run, "mtu", MtuRun, "MTU daemon run")
 
 
 class MtuTest(unittest.TestCase):
@@ -671,7 +656,7 @@ class MtuTest(unittest.TestCase):
         self.assertEqual(errors, [], "\n".join(errors))
 
     def test_ipip4_1400_df_gets_frag_needed_1380(self):
-        """The brief's example, spelled out: 1400-byte IPv4 + DF to an IPIP VIP on an MTU-1400
+        """The worked example: 1400-byte IPv4 + DF to an IPIP VIP on an MTU-1400
         path -> ICMP type 3 code 4, next-hop MTU 1380, quoting the original header."""
         r = mtu_run()
         c = next(c for c in r.cases if c["vip"].key == "ipip4" and c["size"] == 1400 and not c["vlan"]
@@ -777,18 +762,11 @@ class SchedulerRun:
         return out
 
 
-_sched_run = []
+_sched_run = {}
 
 
 def sched_run():
-    if not _sched_run:
-        try:
-            _sched_run.append(SchedulerRun())
-        except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
-            _sched_run.append(f"{type(e).__name__}: {e}")
-    if isinstance(_sched_run[0], str):
-        raise AssertionError("the scheduler daemon run failed: " + _sched_run[0])
-    return _sched_run[0]
+    return shared_run(_sched_run, "scheduler", SchedulerRun, "scheduler daemon run")
 
 
 class SchedulerTest(unittest.TestCase):

@@ -22,7 +22,7 @@ from scapy.all import (ARP, GRE, ICMP, IP, SCTP, TCP, UDP, Dot1Q, Ether, ICMPv6E
                        IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
                        IPOption_Router_Alert, Raw, conf)
 
-from l4lb_harness import Port, run_daemon  # noqa: E402
+from l4lb_harness import Port, run_daemon, shared_run  # noqa: E402
 
 conf.verb = 0
 
@@ -421,7 +421,7 @@ _runs = {}
 
 
 def corpus_run(which):
-    if which not in _runs:
+    def make():
         rng = random.Random(7 if which == "hand" else 8)
         valid = valid_corpus()
         if which == "hand":
@@ -432,16 +432,10 @@ def corpus_run(which):
             items = mix([(f"random {i}", fr, classify(fr)) for i, fr in enumerate(random_corpus())],
                         [(n, fr, ("fwd", exp)) for n, fr, exp in valid], rng)
         items = [x for x, _ in items]
-        try:
-            res = run_daemon(ports([fr for _, fr, _ in items]), CONFIG,
-                             expect_tx=sum(1 for _, _, v in items if v[0] == "fwd"))
-            _runs[which] = (items, res)
-        except Exception as e:  # noqa: BLE001 - any failure of the shared run fails its tests
-            _runs[which] = f"{type(e).__name__}: {e}"
-    r = _runs[which]
-    if isinstance(r, str):
-        raise AssertionError(f"the {which} corpus run failed: {r}")
-    return r
+        return items, run_daemon(ports([fr for _, fr, _ in items]), CONFIG,
+                                 expect_tx=sum(1 for _, _, v in items if v[0] == "fwd"))
+
+    return shared_run(_runs, which, make, f"{which} corpus run")
 
 
 class _CorpusTests:

@@ -532,7 +532,7 @@ class InstallTest(unittest.TestCase):
             os.path.join(prefix, o["datadir"], "l4lb", "grafana", "l4lb.json"),
             os.path.join(prefix, o["datadir"], "bash-completion", "completions", "l4lbctl"),
         }
-        # The operator CLI, when this build has it (issue 4's other half).
+        # The operator CLI (l4lbctl), when this build has it.
         if os.path.exists(os.path.join(BUILD_DIR, "l4lbctl")):
             cls.expected.add(os.path.join(cls.bindir, "l4lbctl"))
 

@@ -34,6 +34,7 @@ import l4lb_harness as h  # noqa: E402
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
+SYNC_VIP = h.config_text("sync_vip.toml")  # one VIP, one backend: what the sync daemons forward
 MAGIC = b"L4SY"
 
 
@@ -82,13 +83,7 @@ peers = ["127.0.0.1:{pt}", "127.0.0.1:{unused}"]
 key_file = {h.toml_str(key_file)}
 announce_interval = 1
 
-[[vips]]
-address = "198.18.1.10"
-port = 80
-[[vips.backends]]
-address = "198.18.0.11"
-mac = "02:00:00:00:00:11"
-"""
+{SYNC_VIP}"""
         seen = {}
 
         def play():
@@ -182,13 +177,7 @@ listen = "127.0.0.1:{me}"
 peers = ["127.0.0.1:{peer}"]
 key_file = {h.toml_str(key)}
 
-[[vips]]
-address = "198.18.1.10"
-port = 80
-[[vips.backends]]
-address = "198.18.0.11"
-mac = "02:00:00:00:00:11"
-"""
+{SYNC_VIP}"""
         port_mac = "02:00:00:00:00:01"
         prefix = f"l4lb_it_{os.getpid()}_syncb{int(same_key)}"
         bdir = tempfile.mkdtemp(prefix="l4lb_it_")

@@ -1493,7 +1493,7 @@ TEST(ConfigFragments, ErrorsNameThePlace) {
   EXPECT_NE(errorsOf(kPrelude + "[fragments]\ntimout = 2\n" + kVip).find("fragments.timout"), std::string::npos);
 }
 
-// [cluster] and [bgp] (issue 12): defaults, values, and every rejection at its place.
+// [cluster] and [bgp]: defaults, values, and every rejection at its place.
 const std::string kNamedVips =
     "[[vips]]\nname = \"web\"\naddress = \"198.18.42.100\"\n[[vips.backends]]\naddress = \"198.18.2.11\"\n"
     "[[vips]]\nname = \"web6\"\naddress = \"2001:db8:42::100\"\n[[vips.backends]]\naddress = \"2001:db8:2::11\"\n";

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "control/health/health_checker.h"
+#include "poll_loop.h"
 
 namespace l4lb::control {
 namespace {
@@ -49,11 +50,10 @@ class TcpServer {
     EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
     EXPECT_EQ(::listen(fd_, 64), 0);
     port_ = portOf(fd_);
-    thread_ = std::thread([this] { loop(); });
+    loop_.start(fd_, [this] { acceptOne(); });
   }
   ~TcpServer() {
-    stop_ = true;
-    thread_.join();
+    loop_.stop();
     ::close(fd_);
     for (int c : kept_) ::close(c);
   }
@@ -68,32 +68,27 @@ class TcpServer {
   }
 
  private:
-  void loop() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      sockaddr_in from{};
-      socklen_t len = sizeof(from);
-      int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(&from), &len, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      char buf[INET_ADDRSTRLEN] = {};
-      ::inet_ntop(AF_INET, &from.sin_addr, buf, sizeof(buf));
-      {
-        std::lock_guard<std::mutex> g(mu_);
-        peer_ = buf;
-      }
-      handler_(c);
+  void acceptOne() {
+    sockaddr_in from{};
+    socklen_t len = sizeof(from);
+    int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(&from), &len, SOCK_CLOEXEC);
+    if (c < 0) return;
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &from.sin_addr, buf, sizeof(buf));
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      peer_ = buf;
     }
+    handler_(c);
   }
 
   std::function<void(int)> handler_;
   int fd_ = -1;
   uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
   std::mutex mu_;
   std::vector<int> kept_;
   std::string peer_;
+  test::PollLoop loop_;  // last: its thread reads the members above
 };
 
 // Reads an HTTP request head (up to the blank line).
@@ -124,38 +119,32 @@ class UdpServer {
     sockaddr_in a = loopback(0);
     EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
     port_ = portOf(fd_);
-    thread_ = std::thread([this] { loop(); });
+    loop_.start(fd_, [this] { answerOne(); });
   }
   ~UdpServer() {
-    stop_ = true;
-    thread_.join();
+    loop_.stop();
     ::close(fd_);
   }
   uint16_t port() const { return port_; }
   int received() const { return received_; }
 
  private:
-  void loop() {
+  void answerOne() {
     char buf[2048];
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      sockaddr_in from{};
-      socklen_t len = sizeof(from);
-      ssize_t n = ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
-      if (n < 0) continue;
-      received_++;
-      if (auto r = reply_(std::string(buf, static_cast<size_t>(n))))
-        ::sendto(fd_, r->data(), r->size(), 0, reinterpret_cast<sockaddr*>(&from), len);
-    }
+    sockaddr_in from{};
+    socklen_t len = sizeof(from);
+    ssize_t n = ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 0) return;
+    received_++;
+    if (auto r = reply_(std::string(buf, static_cast<size_t>(n))))
+      ::sendto(fd_, r->data(), r->size(), 0, reinterpret_cast<sockaddr*>(&from), len);
   }
 
   std::function<std::optional<std::string>(const std::string&)> reply_;
   int fd_ = -1;
   uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
   std::atomic<int> received_{0};
-  std::thread thread_;
+  test::PollLoop loop_;  // last: its thread reads the members above
 };
 
 // A port with nothing listening: bound to reserve a number, then closed.

@@ -15,24 +15,14 @@
 #include "control/config.h"
 #include "control/metrics.h"
 #include "control/sha256.h"
+#include "test_configs.h"
 
 namespace l4lb::control {
 namespace {
 
-constexpr const char* kBase = R"(
-[eal]
-worker_cores = [1]
-[[ports]]
-name = "p"
-device = "net_null0"
-[[vips]]
-address = "198.18.0.10"
-[[vips.backends]]
-address = "198.18.0.11"
-mac = "02:00:00:00:00:11"
-)";
+const std::string kBase = l4lb::test::configText("operator_base.toml");
 
-ConfigResult load(const std::string& extra) { return loadConfigString(std::string(kBase) + extra, "t.toml"); }
+ConfigResult load(const std::string& extra) { return loadConfigString(kBase + extra, "t.toml"); }
 
 TEST(OperatorConfig, Defaults) {
   ConfigResult r = load("");

@@ -43,6 +43,8 @@
 #include "dataplane/lookup.h"
 #include "dataplane/worker.h"
 #include "packet_builder.h"
+#include "test_eal.h"
+#include "topology.h"
 
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
@@ -139,6 +141,8 @@ using test::ipAddr;
 using test::macAddr;
 using test::PacketBuilder;
 using Frame = std::vector<uint8_t>;
+using test::topo::kClientMac;  // tests/common/topology.h
+using test::topo::kWanMac;
 
 // Watches `s` for its free; returns the raw pointer for later checks.
 const Snapshot* watch(const Snapshot* s) {
@@ -309,8 +313,6 @@ constexpr uint8_t kSyn = 0x02;  // TCP flags (RFC 9293 §3.1)
 constexpr size_t kMarkOff = 0, kSeqOff = 8, kLoOff = 16, kPayloadLen = 24;
 constexpr uint64_t kMark = 0x52435553'54524553ull;  // "RCUSTRES"
 
-const MacAddr kWanMac = macAddr("02:00:00:00:0a:00");
-const MacAddr kClientMac = macAddr("02:00:00:00:c0:01");
 const IpAddr kVip4 = ipAddr("198.18.1.1");
 const IpAddr kVip6 = ipAddr("2001:db8:1::1");
 
@@ -337,17 +339,7 @@ IpAddr backendAddr(uint8_t i, bool v6) {
 }
 
 Config generationConfig(uint64_t g) {
-  Config c;
-  PortConfig wan, lan;
-  wan.name = "wan";
-  wan.device = "net_ring_wan";
-  wan.ipv4 = *Prefix::parse("198.18.0.1/24");
-  wan.ipv6 = *Prefix::parse("2001:db8:ff::1/64");
-  lan.name = "lan";
-  lan.device = "net_ring_lan";
-  lan.ipv4 = *Prefix::parse("198.19.0.1/24");
-  lan.ipv6 = *Prefix::parse("2001:db8:2::1/64");
-  c.ports = {wan, lan};
+  Config c = test::topo::topology({.gw4 = "", .gw6 = "", .device = "net_ring_"});
   // Short timeouts: the sweeper recycles the one-packet flows while the run lasts.
   c.flow_table.tcp_syn_timeout_ms = 200;
   c.flow_table.tcp_established_timeout_ms = 200;
@@ -761,43 +753,10 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
 }  // namespace
 }  // namespace l4lb::control
 
-// EAL with one main lcore (the control thread, alone on the first CPU) and two worker lcores on
-// the other CPUs: `--lcores 0@0,1@1,2@1` on two CPUs. Two busy workers sharing one CPU is the
-// point: a worker preempted mid-burst is exactly the reader QSBR must wait for. (Putting the
-// main lcore on a worker's CPU makes every publish() spin until the scheduler preempts it: about
-// 60 swaps a second instead of thousands.) Overridable with L4LB_TEST_LCORES.
-int main(int argc, char** argv) {
-  testing::InitGoogleTest(&argc, argv);
-  cpu_set_t cpus;
-  std::vector<int> ids;
-  if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
-    for (int c = 0; c < CPU_SETSIZE; c++)
-      if (CPU_ISSET(c, &cpus)) ids.push_back(c);
-  if (ids.empty()) ids.push_back(0);
-  std::string lcores = "0@" + std::to_string(ids[0]);
-  for (size_t l = 1; l <= 2; l++) {
-    const int cpu = ids.size() > 1 ? ids[1 + (l - 1) % (ids.size() - 1)] : ids[0];
-    lcores += "," + std::to_string(l) + "@" + std::to_string(cpu);
-  }
-  if (const char* e = getenv("L4LB_TEST_LCORES")) lcores = e;
-  std::string prefix = "l4lb_rcu_" + std::to_string(getpid());
-  std::vector<std::string> args = {"publisher_test", "--lcores", lcores, "--no-huge", "-m", "512", "--no-shconf",
-                                   "--no-pci", "--no-telemetry", "--file-prefix", prefix, "--log-level", "*:error"};
-  std::vector<char*> av;
-  for (auto& a : args) av.push_back(a.data());
-  const std::string run_dir = "/var/run/dpdk/" + prefix;
-  std::error_code ec;
-  if (rte_eal_init(int(av.size()), av.data()) < 0) {
-    fprintf(stderr, "EAL init failed (--lcores %s)\n", lcores.c_str());
-    std::filesystem::remove_all(run_dir, ec);
-    return 1;
-  }
-  // --no-huge forbids --in-memory, so EAL leaves its runtime dir. With --no-shconf and no
-  // telemetry nothing uses it after init: remove it now, so even a sanitizer abort (which skips
-  // every exit path) leaves nothing behind.
-  std::filesystem::remove_all(run_dir, ec);
-  int rc = RUN_ALL_TESTS();
-  rte_eal_cleanup();
-  std::filesystem::remove_all(run_dir, ec);
-  return rc;
-}
+// EAL (tests/common/eal_main.cc) with one main lcore (the control thread, alone on the first
+// CPU) and two worker lcores on the other CPUs: `--lcores 0@0,1@1,2@1` on two CPUs. Two busy
+// workers sharing one CPU is the point: a worker preempted mid-burst is exactly the reader QSBR
+// must wait for. (Putting the main lcore on a worker's CPU makes every publish() spin until the
+// scheduler preempts it: about 60 swaps a second instead of thousands.) Overridable with
+// L4LB_TEST_LCORES.
+l4lb::test::EalShape l4lb::test::testEalShape() { return {.workers = 2, .memory_mb = 512}; }

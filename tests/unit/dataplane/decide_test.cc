@@ -57,11 +57,7 @@ TEST(FlowStickiness, EstablishedFlowKeepsBackendWhenWeightsChange) {
 
 TEST(FlowStickiness, RemovedBackendIsRepicked) {
   SnapshotBuilder sb;
-  Config full = schedConfig(Scheduler::Maglev, {1, 1, 1});
-  Config less = full;
-  less.vips[0].backends.erase(less.vips[0].backends.begin() + 1);  // backend 1 removed
-  auto s1 = build(sb, full);
-  auto s2 = build(sb, less);
+  auto [s1, s2] = maglevThenBackend1Removed(sb);
   ASSERT_TRUE(s1 && s2);
   auto w = makeWorker();
   const uint32_t n = 600;

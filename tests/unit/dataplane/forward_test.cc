@@ -21,29 +21,14 @@
 #include "burst_harness.h"
 #include "control/snapshot_builder.h"
 #include "packet_builder.h"
+#include "topology.h"
 
 namespace l4lb::dataplane {
 namespace {
 
-using control::BackendConfig;
-using control::Config;
-using control::PortConfig;
-using control::PortRuntime;
-using control::BuildResult;
-using control::SnapshotBuilder;
-using control::VipConfig;
-using test::get16;
-using test::ipAddr;
-using test::macAddr;
-using test::PacketBuilder;
-using test::Frame;
+using namespace test::topo;  // NOLINT(google-build-using-namespace): tests/common/topology.h
 
-const MacAddr kWanMac = macAddr("02:00:00:00:00:10");
-const MacAddr kLanMac = macAddr("02:00:00:00:00:20");
-const MacAddr kGwMac = macAddr("02:00:00:00:00:fe");
-const MacAddr kClientMac = macAddr("02:00:00:00:c0:01");
 const MacAddr kBackendMac = macAddr("02:00:00:00:01:01");
-constexpr uint16_t kWan = 0, kLan = 1;
 
 rte_mempool* pool() { return test::burstPool(); }
 
@@ -82,33 +67,11 @@ Frame bytesOf(const rte_mbuf* m) {
   return f;
 }
 
-PortConfig makePort(const std::string& name, const std::string& v4, const std::string& v6) {
-  PortConfig p;
-  p.name = name;
-  p.device = "net_null_" + name;
-  p.ipv4 = *Prefix::parse(v4);
-  p.ipv6 = *Prefix::parse(v6);
-  return p;
-}
-
 // wan (clients, through a gateway) + lan (backends, connected; MTU `lan_mtu`).
 Config topology(uint16_t lan_mtu = 1500) {
-  Config c;
-  c.ports.push_back(makePort("wan", "198.18.0.1/24", "2001:db8:ff::1/64"));
-  c.ports[0].gateway4 = ipAddr("198.18.0.254");
-  c.ports[0].gateway6 = ipAddr("2001:db8:ff::fe");
-  c.ports.push_back(makePort("lan", "198.19.0.1/16", "2001:db8:1::1/64"));
+  Config c = test::topo::topology({.lan4 = "198.19.0.1/16", .lan6 = "2001:db8:1::1/64"});
   c.ports[1].mtu = lan_mtu;
-  c.neighbours.push_back({ipAddr("198.18.0.254"), kGwMac});
-  c.neighbours.push_back({ipAddr("2001:db8:ff::fe"), kGwMac});
   return c;
-}
-
-std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c) {
-  std::vector<PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
-  BuildResult r = sb.build(c, rt);
-  EXPECT_TRUE(r) << r.joined();
-  return std::move(r.snapshot);
 }
 
 VipConfig vipOf(const IpAddr& addr, uint16_t port, Proto proto, FwdMode mode, const IpAddr& backend,

@@ -7,7 +7,7 @@
 //  - QSBR: a snapshot publish completes at once while the worker sleeps (it sleeps RCU-offline);
 //    negative control: the test-only variant that sleeps online makes publish wait for the sleep.
 //
-// Its own main: the worker needs a lcore of its own (EAL --lcores), and net_ring ports.
+// The worker needs a lcore of its own (testEalShape below), and net_ring ports.
 #include "dataplane/idle_backoff.h"
 
 #include <gtest/gtest.h>
@@ -43,20 +43,14 @@
 #include "dataplane/lookup.h"
 #include "dataplane/worker.h"
 #include "packet_builder.h"
+#include "test_eal.h"
+#include "topology.h"
 
 namespace l4lb::dataplane {
 namespace {
 
-using control::BackendConfig;
-using control::Config;
-using control::PortConfig;
-using control::PortRuntime;
-using control::SnapshotBuilder;
+using namespace test::topo;  // NOLINT(google-build-using-namespace): tests/common/topology.h
 using control::SnapshotPublisher;
-using control::VipConfig;
-using test::ipAddr;
-using test::macAddr;
-using test::PacketBuilder;
 using Clock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------------------------------------
@@ -86,23 +80,12 @@ TEST(IdleBackoffSchedule, OnePollBeforeSleepSleepsOnTheFirstEmptyPoll) {
 
 constexpr uint32_t kRingSize = 1024;
 constexpr uint16_t kVipPort = 80;
-const MacAddr kWanMac = macAddr("02:00:00:00:0b:00");
-const MacAddr kLanMac = macAddr("02:00:00:00:0b:01");
-const MacAddr kClientMac = macAddr("02:00:00:00:c0:01");
 const MacAddr kBackendMac = macAddr("02:00:00:00:0b:10");
 const IpAddr kVip4 = ipAddr("198.18.1.1");
 const IpAddr kBackend4 = ipAddr("198.19.0.10");
 
 Config oneVip(uint32_t weight) {
-  Config c;
-  PortConfig wan, lan;
-  wan.name = "wan";
-  wan.device = "net_ring_idle_wan";
-  wan.ipv4 = *Prefix::parse("198.18.0.1/24");
-  lan.name = "lan";
-  lan.device = "net_ring_idle_lan";
-  lan.ipv4 = *Prefix::parse("198.19.0.1/24");
-  c.ports = {wan, lan};
+  Config c = test::topo::topology({.wan6 = "", .gw4 = "", .gw6 = "", .lan6 = "", .device = "net_ring_idle_"});
   VipConfig v;
   v.address = kVip4;
   v.port = kVipPort;
@@ -421,32 +404,5 @@ TEST_F(IdleWorker, PublishCompletesWhileTheWorkerSleeps) {
 }  // namespace
 }  // namespace l4lb::dataplane
 
-int main(int argc, char** argv) {
-  testing::InitGoogleTest(&argc, argv);
-  cpu_set_t cpus;
-  std::vector<int> ids;
-  if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
-    for (int c = 0; c < CPU_SETSIZE; c++)
-      if (CPU_ISSET(c, &cpus)) ids.push_back(c);
-  if (ids.empty()) ids.push_back(0);
-  // The worker lcore on another CPU than the test's thread when there is one.
-  std::string lcores = "0@" + std::to_string(ids[0]) + ",1@" + std::to_string(ids.size() > 1 ? ids[1] : ids[0]);
-  if (const char* e = getenv("L4LB_TEST_LCORES")) lcores = e;
-  std::string prefix = "l4lb_idle_" + std::to_string(getpid());
-  std::vector<std::string> args = {"idle_backoff_test", "--lcores", lcores, "--no-huge", "-m", "256", "--no-shconf",
-                                   "--no-pci", "--no-telemetry", "--file-prefix", prefix, "--log-level", "*:error"};
-  std::vector<char*> av;
-  for (auto& a : args) av.push_back(a.data());
-  const std::string run_dir = "/var/run/dpdk/" + prefix;
-  std::error_code ec;
-  if (rte_eal_init(int(av.size()), av.data()) < 0) {
-    fprintf(stderr, "EAL init failed (--lcores %s)\n", lcores.c_str());
-    std::filesystem::remove_all(run_dir, ec);
-    return 1;
-  }
-  std::filesystem::remove_all(run_dir, ec);
-  int rc = RUN_ALL_TESTS();
-  rte_eal_cleanup();
-  std::filesystem::remove_all(run_dir, ec);
-  return rc;
-}
+// The worker lcore on another CPU than the test's thread when there is one.
+l4lb::test::EalShape l4lb::test::testEalShape() { return {.workers = 1, .memory_mb = 256}; }

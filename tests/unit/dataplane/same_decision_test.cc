@@ -1,4 +1,4 @@
-// "Same decision on every instance" (issue 12, item 1): two balancers with the same config and
+// "Same decision on every instance": two balancers with the same config and
 // the same backend states pick the same backend for every 5-tuple, so a flow that ECMP moves to
 // another instance keeps its backend (Maglev NSDI'16 §3.3).
 //  (a) The Maglev table, read as backend identities (address, port) per slot, depends only on
@@ -31,25 +31,12 @@
 #include "dataplane/worker.h"
 #include "l4lb/maglev.h"
 #include "packet_builder.h"
+#include "topology.h"
 
 namespace l4lb::dataplane {
 namespace {
 
-using control::BackendConfig;
-using control::Config;
-using control::PortConfig;
-using control::PortRuntime;
-using control::SnapshotBuilder;
-using control::VipConfig;
-using test::Frame;
-using test::ipAddr;
-using test::macAddr;
-using test::PacketBuilder;
-
-const MacAddr kWanMac = macAddr("02:00:00:00:0d:00");
-const MacAddr kLanMac = macAddr("02:00:00:00:0d:01");
-const MacAddr kClientMac = macAddr("02:00:00:00:c0:01");
-constexpr uint16_t kWan = 0, kLan = 1;
+using namespace test::topo;  // NOLINT(google-build-using-namespace): tests/common/topology.h
 
 struct BackendSpec {
   std::string addr;
@@ -110,17 +97,7 @@ std::string identity(const std::string& addr, uint16_t port) { return addr + "|"
 // VIP 0's list (a history that allocates ids to other backends first).
 Config makeConfig(const std::vector<size_t>& vip_order, const std::function<std::vector<size_t>(size_t)>& backend_order,
                   size_t extra = 0) {
-  Config c;
-  PortConfig wan, lan;
-  wan.name = "wan";
-  wan.device = "net_null_wan";
-  wan.ipv4 = *Prefix::parse("198.18.0.1/24");
-  wan.ipv6 = *Prefix::parse("2001:db8:ff::1/64");
-  lan.name = "lan";
-  lan.device = "net_null_lan";
-  lan.ipv4 = *Prefix::parse("198.19.0.1/24");
-  lan.ipv6 = *Prefix::parse("2001:db8:2::1/64");
-  c.ports = {wan, lan};
+  Config c = test::topo::topology({.gw4 = "", .gw6 = ""});
   for (size_t vi : vip_order) {
     const VipSpec& vs = kVips[vi];
     VipConfig v;
@@ -162,13 +139,6 @@ std::vector<size_t> shuffled(size_t vi) {
   std::shuffle(o.begin(), o.end(), rng);
   if (o == inOrder(vi)) std::reverse(o.begin(), o.end());
   return o;
-}
-
-std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c) {
-  const std::vector<PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
-  control::BuildResult r = sb.build(c, rt);
-  EXPECT_TRUE(r) << r.joined();
-  return std::move(r.snapshot);
 }
 
 // The VIP of `s` for kVips[vi] (VIP order differs between the configs).

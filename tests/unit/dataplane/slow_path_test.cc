@@ -18,29 +18,17 @@
 #include "burst_harness.h"
 #include "control/snapshot_builder.h"
 #include "packet_builder.h"
+#include "topology.h"
 
 namespace l4lb::dataplane {
 namespace {
 
-using control::BackendConfig;
-using control::Config;
-using control::PortConfig;
-using control::PortRuntime;
-using control::BuildResult;
-using control::SnapshotBuilder;
-using control::VipConfig;
-using test::get16;
-using test::ipAddr;
-using test::macAddr;
-using test::PacketBuilder;
-using test::Frame;
+using namespace test::topo;  // NOLINT(google-build-using-namespace): tests/common/topology.h
+using namespace test::wire;  // NOLINT(google-build-using-namespace): expected headers
 
 // Port 0 "wan" faces the clients (behind a gateway), port 1 "lan" holds the backends; the
 // kernel fixtures add port 2, the tap of wan.
-const MacAddr kWanMac = macAddr("02:00:00:00:00:10");
-const MacAddr kLanMac = macAddr("02:00:00:00:00:20");
 const MacAddr kTapMac = macAddr("02:00:00:00:00:30");
-const MacAddr kGwMac = macAddr("02:00:00:00:00:fe");
 const MacAddr kB4Mac = macAddr("02:00:00:00:01:01");
 const MacAddr kB6Mac = macAddr("02:00:00:00:01:02");
 const MacAddr kBroadcast = macAddr("ff:ff:ff:ff:ff:ff");
@@ -58,7 +46,7 @@ const IpAddr kB4 = ipAddr("198.18.2.11");
 const IpAddr kB6 = ipAddr("2001:db8:2::11");
 const IpAddr kLan4 = ipAddr("198.18.2.1");
 const IpAddr kLan6 = ipAddr("2001:db8:2::1");
-constexpr uint16_t kWan = 0, kLan = 1, kTap = 2;
+constexpr uint16_t kTap = 2;  // kWan, kLan: test::topo
 constexpr uint16_t kCport4 = 40000, kCport6 = 40001;
 
 // ---------------------------------------------------------------------------------------------
@@ -80,129 +68,24 @@ std::optional<Out> runOne(WorkerState& w, const Snapshot& s, const Frame& f, uin
   return out[0];
 }
 
-uint64_t ctr(const WorkerState& w, Ctr c) { return w.counters.get(c); }
-
-void expectOnlyDrop(const WorkerState& w, Drop d, uint64_t n = 1) {
-  for (size_t i = 1; i < size_t(Drop::Count); i++) {
-    EXPECT_EQ(w.counters.drops[i], i == size_t(d) ? n : 0) << "drop counter " << toString(Drop(i));
-  }
-}
-
-void expectFrame(const Frame& got, const Frame& want, const std::string& what) {
-  EXPECT_EQ(got.size(), want.size()) << what;
-  if (got == want) return;
-  for (size_t i = 0; i < std::min(got.size(), want.size()); i++) {
-    if (got[i] != want[i]) {
-      ADD_FAILURE() << what << ": first difference at byte " << i << ": got 0x" << std::hex << int(got[i])
-                    << " want 0x" << int(want[i]);
-      return;
-    }
-  }
-}
-
-Frame cat(std::initializer_list<Frame> parts) {
-  Frame f;
-  for (const auto& p : parts) f.insert(f.end(), p.begin(), p.end());
-  return f;
-}
-
-Frame bytesOf(const IpAddr& a) { return Frame(a.bytes.begin(), a.bytes.begin() + (a.isV4() ? 4 : 16)); }
-Frame bytesOf(const MacAddr& m) { return Frame(m.bytes.begin(), m.bytes.end()); }
+using test::ctr;  // tests/common/burst_harness.h
+using test::expectFrame;
+using test::expectOnlyDrop;
 
 // The IP packet inside a frame built by PacketBuilder (untagged).
 Frame ipOf(const Frame& frame) { return Frame(frame.begin() + 14, frame.end()); }
 
-Frame ethHdr(const MacAddr& dst, const MacAddr& src, uint16_t type) {
-  return cat({bytesOf(dst), bytesOf(src), Frame{uint8_t(type >> 8), uint8_t(type)}});
-}
-
-Frame ipv4Hdr(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint16_t payload_len, uint8_t tos, bool df,
-              uint8_t ttl, uint16_t id) {
-  Frame h(20, 0);
-  h[0] = 0x45;
-  h[1] = tos;
-  test::put16(h, 2, uint16_t(20 + payload_len));
-  test::put16(h, 4, id);
-  test::put16(h, 6, df ? 0x4000 : 0);
-  h[8] = ttl;
-  h[9] = proto;
-  std::copy(src.bytes.begin(), src.bytes.begin() + 4, h.begin() + 12);
-  std::copy(dst.bytes.begin(), dst.bytes.begin() + 4, h.begin() + 16);
-  test::put16(h, 10, test::ipv4HeaderChecksum(h, 0));
-  return h;
-}
-
+// Traffic class 0, hop limit 64.
 Frame ipv6Hdr(const IpAddr& src, const IpAddr& dst, uint8_t next, uint16_t payload_len, uint32_t flow) {
-  Frame h(40, 0);
-  test::put32(h, 0, (6u << 28) | (flow & 0xfffff));
-  test::put16(h, 4, payload_len);
-  h[6] = next;
-  h[7] = 64;
-  std::copy(src.bytes.begin(), src.bytes.end(), h.begin() + 8);
-  std::copy(dst.bytes.begin(), dst.bytes.end(), h.begin() + 24);
-  return h;
-}
-
-Frame udpHdr(uint16_t sport, uint16_t dport, uint16_t len) {
-  Frame h(8, 0);
-  test::put16(h, 0, sport);
-  test::put16(h, 2, dport);
-  test::put16(h, 4, len);
-  return h;
-}
-
-// The worker's flow hash of client -> VIP (the Maglev slot and tunnel entropy; see worker_test.cc).
-template <typename Key>
-uint32_t hashOfKey(const Key& k) {
-  uint64_t words[sizeof(Key) / 8];
-  std::memcpy(words, &k, sizeof(Key));
-  return crcHash(words, sizeof(Key), FlowTable::kHashSeed);  // makeFlowKey's flow hash, not the bucket index
-}
-uint32_t flowHash(const IpAddr& c, const IpAddr& v, uint16_t cp, uint16_t vp, uint8_t proto) {
-  if (c.isV4()) {
-    FlowKey4 k;
-    k.saddr = c.v4be();
-    k.daddr = v.v4be();
-    k.sport = rte_cpu_to_be_16(cp);
-    k.dport = rte_cpu_to_be_16(vp);
-    k.proto = proto;
-    return hashOfKey(k);
-  }
-  FlowKey6 k;
-  std::memcpy(k.saddr, c.bytes.data(), 16);
-  std::memcpy(k.daddr, v.bytes.data(), 16);
-  k.sport = rte_cpu_to_be_16(cp);
-  k.dport = rte_cpu_to_be_16(vp);
-  k.proto = proto;
-  return hashOfKey(k);
-}
-
-PortConfig makePort(const std::string& name, const std::string& v4, const std::string& v6) {
-  PortConfig p;
-  p.name = name;
-  p.device = "net_null_" + name;
-  p.ipv4 = *Prefix::parse(v4);
-  p.ipv6 = *Prefix::parse(v6);
-  return p;
+  return test::wire::ipv6Hdr(src, dst, next, payload_len, 0, flow);
 }
 
 BackendConfig makeBackend(const IpAddr& a, const MacAddr& mac, uint16_t port = 0) {
-  BackendConfig b;
-  b.address = a;
-  b.mac = mac;
-  b.port = port;
-  return b;
+  return test::topo::makeBackend(a, mac, 1, port);
 }
 
 Config topology() {
-  Config c;
-  c.ports.push_back(makePort("wan", "198.18.0.1/24", "2001:db8:ff::1/64"));
-  c.ports[0].gateway4 = kGw4;
-  c.ports[0].gateway6 = kGw6;
-  c.ports.push_back(makePort("lan", "198.18.2.1/24", "2001:db8:2::1/64"));
-  c.neighbours.push_back({kGw4, kGwMac});
-  c.neighbours.push_back({kGw6, kGwMac});
-  return c;
+  return test::topo::topology({.lan4 = "198.18.2.1/24"});
 }
 
 // vips[0] = 198.18.1.10:80/tcp -> 198.18.2.11 (:8080 for NAT); vips[1] = [2001:db8:1::10]:53/udp
@@ -224,13 +107,6 @@ Config fwdConfig(FwdMode mode, Scheduler sched = Scheduler::Maglev) {
   v6.backends = {makeBackend(kB6, kB6Mac, nat ? 5353 : 0)};
   c.vips = {v4, v6};
   return c;
-}
-
-std::unique_ptr<Snapshot> build(SnapshotBuilder& sb, const Config& c) {
-  std::vector<PortRuntime> rt = {{0, kWanMac}, {1, kLanMac}};
-  BuildResult r = sb.build(c, rt);
-  EXPECT_TRUE(r) << r.joined();
-  return std::move(r.snapshot);
 }
 
 // The snapshot with wan's exception path: port 2 is wan's tap (the daemon will create a real

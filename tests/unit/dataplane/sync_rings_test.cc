@@ -25,13 +25,8 @@ constexpr uint32_t kAnnounceMs = 2000;
 // wan (clients through a gateway) + lan (backends 198.18.40.21 ..), VIP kVip:80/TCP DSR Maglev
 // with `n` backends (MACs wtest::backendMac(i)); sync on (kAnnounceMs).
 Config syncConfig(int n, uint16_t backend_port = 0) {
-  Config c;
-  c.ports.push_back(makePort("wan", "198.18.41.1/24", "2001:db8:41::1/64"));
-  c.ports[0].gateway4 = ipAddr("198.18.41.254");
-  c.ports[0].gateway6 = ipAddr("2001:db8:41::fe");
-  c.ports.push_back(makePort("lan", "198.18.40.1/24", "2001:db8:40::1/64"));
-  c.neighbours.push_back({ipAddr("198.18.41.254"), kGwMac});
-  c.neighbours.push_back({ipAddr("2001:db8:41::fe"), kGwMac});
+  Config c = test::topo::topology({.wan4 = "198.18.41.1/24", .wan6 = "2001:db8:41::1/64", .gw4 = "198.18.41.254",
+                                    .gw6 = "2001:db8:41::fe", .lan4 = "198.18.40.1/24", .lan6 = "2001:db8:40::1/64"});
   VipConfig v;
   v.address = kVip;
   v.port = kVipPort;

@@ -68,11 +68,7 @@ TEST(BackendCounters, PacketsBytesNewAndSweptEnded) {
 
 TEST(BackendCounters, RehashEndsOnOldBackendAndStartsOnNew) {
   SnapshotBuilder sb;
-  Config full = schedConfig(Scheduler::Maglev, {1, 1, 1});
-  Config less = full;
-  less.vips[0].backends.erase(less.vips[0].backends.begin() + 1);  // backend 1 removed
-  auto s1 = build(sb, full);
-  auto s2 = build(sb, less);
+  auto [s1, s2] = maglevThenBackend1Removed(sb);
   ASSERT_TRUE(s1 && s2);
   const auto ids = backendIds(*s1, 3);
   ASSERT_EQ(backendIds(*s2, 3)[0], ids[0]);  // ids are stable across rebuilds

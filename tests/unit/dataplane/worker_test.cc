@@ -7,92 +7,14 @@ namespace l4lb::dataplane {
 namespace {
 
 using namespace wtest;  // NOLINT(google-build-using-namespace): the shared fixture
+using namespace test::wire;  // NOLINT(google-build-using-namespace): expected headers
 
 // ---------------------------------------------------------------------------------------------
 // (c) Forwarding: golden bytes
 
-Frame ethHdr(const MacAddr& dst, const MacAddr& src, uint16_t type) {
-  Frame f(dst.bytes.begin(), dst.bytes.end());
-  f.insert(f.end(), src.bytes.begin(), src.bytes.end());
-  f.push_back(uint8_t(type >> 8));
-  f.push_back(uint8_t(type));
-  return f;
-}
-
-Frame ipv4Hdr(const IpAddr& src, const IpAddr& dst, uint8_t proto, uint16_t payload_len, uint8_t tos, bool df,
-              uint8_t ttl = 64, uint16_t id = 0) {
-  Frame h(20, 0);
-  h[0] = 0x45;
-  h[1] = tos;
-  test::put16(h, 2, uint16_t(20 + payload_len));
-  test::put16(h, 4, id);
-  test::put16(h, 6, df ? 0x4000 : 0);
-  h[8] = ttl;
-  h[9] = proto;
-  std::copy(src.bytes.begin(), src.bytes.begin() + 4, h.begin() + 12);
-  std::copy(dst.bytes.begin(), dst.bytes.begin() + 4, h.begin() + 16);
-  test::put16(h, 10, test::ipv4HeaderChecksum(h, 0));
-  return h;
-}
-
-Frame ipv6Hdr(const IpAddr& src, const IpAddr& dst, uint8_t next, uint16_t payload_len, uint8_t tc,
-              uint32_t flow, uint8_t hop = 64) {
-  Frame h(40, 0);
-  test::put32(h, 0, (6u << 28) | (uint32_t(tc) << 20) | (flow & 0xfffff));
-  test::put16(h, 4, payload_len);
-  h[6] = next;
-  h[7] = hop;
-  std::copy(src.bytes.begin(), src.bytes.end(), h.begin() + 8);
-  std::copy(dst.bytes.begin(), dst.bytes.end(), h.begin() + 24);
-  return h;
-}
-
-Frame udpHdr(uint16_t sport, uint16_t dport, uint16_t len) {
-  Frame h(8, 0);
-  test::put16(h, 0, sport);
-  test::put16(h, 2, dport);
-  test::put16(h, 4, len);
-  return h;
-}
-
-Frame cat(std::initializer_list<Frame> parts) {
-  Frame f;
-  for (const auto& p : parts) f.insert(f.end(), p.begin(), p.end());
-  return f;
-}
-
 Frame ipPacketOf(const Frame& frame, size_t l3_off = 14) {
   auto l = test::locateAt(frame, l3_off);
   return Frame(frame.begin() + std::ptrdiff_t(l3_off), frame.begin() + std::ptrdiff_t(l->l3_end));
-}
-
-// The worker's flow hash (the scheduler input and the tunnels' entropy source). rte_hash_crc
-// reads the key through uint64_t pointers, so hashing a freshly written FlowKey4 local breaks
-// strict aliasing: at -O2 GCC hashed stack garbage here. Copy the key into uint64_t words first.
-template <typename Key>
-uint32_t hashOfKey(const Key& k) {
-  static_assert(sizeof(Key) % 8 == 0);
-  uint64_t words[sizeof(Key) / 8];
-  std::memcpy(words, &k, sizeof(Key));
-  return crcHash(words, sizeof(Key), FlowTable::kHashSeed);  // makeFlowKey's flow hash, not the bucket index
-}
-uint32_t flowHash4(const IpAddr& s, const IpAddr& d, uint16_t sp, uint16_t dp, uint8_t proto) {
-  FlowKey4 k;
-  k.saddr = s.v4be();
-  k.daddr = d.v4be();
-  k.sport = rte_cpu_to_be_16(sp);
-  k.dport = rte_cpu_to_be_16(dp);
-  k.proto = proto;
-  return hashOfKey(k);
-}
-uint32_t flowHash6(const IpAddr& s, const IpAddr& d, uint16_t sp, uint16_t dp, uint8_t proto) {
-  FlowKey6 k;
-  std::memcpy(k.saddr, s.bytes.data(), 16);
-  std::memcpy(k.daddr, d.bytes.data(), 16);
-  k.sport = rte_cpu_to_be_16(sp);
-  k.dport = rte_cpu_to_be_16(dp);
-  k.proto = proto;
-  return hashOfKey(k);
 }
 
 // vips[0] = 192.0.2.1:80/tcp -> 10.0.0.11 (:8080 for NAT); vips[1] = [2001:db8:1::1]:53/udp ->
@@ -170,19 +92,6 @@ Golden golden(FwdMode mode, const Frame& in4, const Frame& in6) {
     }
   }
   return g;
-}
-
-void expectFrame(const Frame& got, const Frame& want, const std::string& what) {
-  EXPECT_EQ(got.size(), want.size()) << what;
-  if (got == want) return;
-  for (size_t i = 0; i < std::min(got.size(), want.size()); i++) {
-    if (got[i] != want[i]) {
-      ADD_FAILURE() << what << ": first difference at byte " << i << ": got 0x" << std::hex << int(got[i])
-                    << " want 0x" << int(want[i]);
-      return;
-    }
-  }
-  ADD_FAILURE() << what << ": lengths differ";
 }
 
 // Checksums of every layer of an output frame, by the builder's independent code.

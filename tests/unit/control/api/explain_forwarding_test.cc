@@ -27,28 +27,7 @@ using l4lb::test::PacketBuilder;
 
 // One port; a Maglev VIP with three on-link backends (DSR: the frame's destination MAC names the
 // backend).
-constexpr const char* kConfig = R"(
-[eal]
-worker_cores = [1]
-[[ports]]
-name = "lan"
-device = "net_null0"
-ipv4 = "198.18.0.1/24"
-[[vips]]
-name = "web"
-address = "198.18.0.10"
-port = 80
-maglev_table_size = 251
-[[vips.backends]]
-address = "198.18.0.11"
-mac = "02:00:00:00:00:11"
-[[vips.backends]]
-address = "198.18.0.12"
-mac = "02:00:00:00:00:12"
-[[vips.backends]]
-address = "198.18.0.13"
-mac = "02:00:00:00:00:13"
-)";
+const std::string kConfig = l4lb::test::configText("explain_web.toml");
 
 constexpr int kFlows = 60;
 const MacAddr kPortMac = macAddr("02:00:00:00:00:01");  // FakeView's stand-in port 0

@@ -15,40 +15,13 @@
 #include "control/api/view.h"
 #include "dataplane/worker.h"
 #include "packet_builder.h"
+#include "test_configs.h"
 
 namespace l4lb::control::api::test {
 
 // Two VIPs on one port: "web" (Maglev, table 7, two backends, weights 1 and 2) and "dns"
 // (UDP round robin, one backend).
-inline constexpr const char* kToml = R"(
-[eal]
-worker_cores = [1]
-[[ports]]
-name = "lan"
-device = "net_null0"
-ipv4 = "198.18.0.1/24"
-[[vips]]
-name = "web"
-address = "198.18.0.10"
-port = 80
-maglev_table_size = 7
-[[vips.backends]]
-address = "198.18.0.11"
-mac = "02:00:00:00:00:11"
-[[vips.backends]]
-address = "198.18.0.12"
-mac = "02:00:00:00:00:12"
-weight = 2
-[[vips]]
-name = "dns"
-address = "198.18.0.20"
-port = 53
-protocol = "udp"
-scheduler = "round_robin"
-[[vips.backends]]
-address = "198.18.0.21"
-mac = "02:00:00:00:00:21"
-)";
+inline const std::string kToml = ::l4lb::test::configText("api_two_vips.toml");
 
 class FakeView : public OperatorView {
  public:

@@ -19,6 +19,8 @@
 #include <sstream>
 #include <thread>
 
+#include "poll_loop.h"
+
 namespace l4lb::control::bgp {
 namespace {
 
@@ -48,13 +50,11 @@ class FakeBird {
     ::unlink(sock_.c_str());
     ASSERT_EQ(::bind(lfd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0) << std::strerror(errno);
     ASSERT_EQ(::listen(lfd_, 4), 0);
-    stop_ = false;
-    th_ = std::thread([this] { serve(); });
+    loop_.start(lfd_, [this] { serve(); });
   }
   void stop() {
-    if (!th_.joinable()) return;
-    stop_ = true;
-    th_.join();
+    if (!loop_.running()) return;
+    loop_.stop();
     ::close(lfd_);
     ::unlink(sock_.c_str());
   }
@@ -76,22 +76,17 @@ class FakeBird {
 
  private:
   void serve() {
-    while (!stop_) {
-      pollfd p{lfd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      int c = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      session(c);
-      ::close(c);
-    }
+    int c = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    session(c);
+    ::close(c);
   }
   void send(int c, const std::string& s) { (void)!::write(c, s.data(), s.size()); }
   void session(int c) {
     send(c, "0001 BIRD 2.0.12 ready.\n");
     std::string buf;
-    while (!stop_) {
-      pollfd p{c, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
+    while (!loop_.stopping()) {
+      if (!test::readable(c)) continue;
       char tmp[512];
       ssize_t n = ::read(c, tmp, sizeof(tmp));
       if (n <= 0) return;
@@ -129,8 +124,7 @@ class FakeBird {
 
   std::string sock_, include_;
   int lfd_ = -1;
-  std::thread th_;
-  std::atomic<bool> stop_{false};
+  test::PollLoop loop_;
   std::atomic<Mode> mode_{Mode::Ok};
   std::mutex mu_;
   std::vector<std::string> commands_;
