@@ -1,5 +1,5 @@
-"""Runs the real l4lb binary on net_pcap ports (STYLE.md, Tests: "the real binary on net_pcap
-ports, golden packets in, expected bytes out, checked by an independent parser").
+"""Runs the real l4lb binary on net_pcap ports: golden packets in, expected bytes out, checked
+by an independent parser (scapy).
 
 One call to run_daemon() = one daemon run: it writes the config and one input pcap per port,
 starts `l4lb -c cfg --stats-file stats.json`, waits until the output pcaps stop growing (the

@@ -1,4 +1,4 @@
-"""Configuration errors at the boundary (STYLE.md, "Errors at the boundary"): `l4lb --check-config`
+"""Configuration errors at the boundary: `l4lb --check-config`
 and the daemon itself must refuse a bad file with exit 1 and one exact
 "file:line:col: key.path: message" line per problem (wording from src/control/config_schema.cc,
 config_vips.cc and toml_reader.cc), in file order; the daemon must not start (no EAL, no runtime directory) on such a file; a device that does
