@@ -24,7 +24,7 @@ struct ApiError {
 };
 
 // One JSON request {"cmd": ..., "args": [...]} in, one JSON reply {"ok": bool, ...} out
-// (docs/OPERATIONS.md). Never throws.
+// (docs/OPERATIONS.md, "Day-to-day operations"). Never throws.
 std::string handleRequest(OperatorView& view, const std::string& request);
 
 // What /metrics and `stats` report: configured backends with their summed counters, workers,
@@ -49,7 +49,7 @@ nlohmann::json cmdReload(OperatorView& view, const Args& args);
 nlohmann::json cmdExplain(OperatorView& view, const Args& args);
 // diff.cc
 nlohmann::json cmdDiff(OperatorView& view, const Args& args);
-// cluster_commands.cc (issue 12: scale-out)
+// cluster_commands.cc (scale-out: docs/SCALE-OUT.md)
 nlohmann::json cmdCluster(OperatorView& view, const Args& args);
 nlohmann::json cmdDrainBalancer(OperatorView& view, const Args& args);
 nlohmann::json cmdUndrainBalancer(OperatorView& view, const Args& args);
