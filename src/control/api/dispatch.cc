@@ -38,7 +38,7 @@ std::string handleRequest(OperatorView& view, const std::string& request) {
     const CommandSpec* spec = findCommand(cmd);
     if (spec == nullptr) throw ApiError{"unknown command '" + cmd + "'"};
     if (!arityOk(*spec, args.size())) throw ApiError{"usage: " + spec->usage()};
-    reply = kHandlers[size_t(spec - kCommands)].handler(view, args);
+    reply = kHandlers[size_t(spec - kCommands)](view, args);
     if (!reply.contains("ok")) reply["ok"] = true;
   } catch (const ApiError& e) {
     reply = {{"ok", false}, {"error", e.msg}};
