@@ -104,7 +104,7 @@ struct Daemon {
 };
 
 // Config: load and validate the whole file before anything starts.
-bool loadConfig(Daemon& d) {
+bool readConfig(Daemon& d) {
   ConfigResult cr = loadConfigFile(d.config_path);
   if (!cr.ok()) {
     std::fprintf(stderr, "%s\n", cr.error.str().c_str());
@@ -360,7 +360,7 @@ void teardown(Daemon& d) {
 int runDaemon(const DaemonOptions& opts) {
   Daemon d;
   d.config_path = opts.config_path;
-  if (!loadConfig(d)) return 1;
+  if (!readConfig(d)) return 1;
   const bool started = startEal(d) && startPorts(d) && startControlPlane(d) && createWorkers(d) && createRings(d) &&
                        startSync(d) && launchWorkers(d);
   if (started) {
