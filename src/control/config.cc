@@ -1,7 +1,7 @@
 // Config loader: TOML text -> validated Config, or every error found, each naming its place as
-// "file:line:col: key.path: message" (STYLE.md, "Errors at the boundary"). Nothing here throws
-// out of loadConfig*: toml++ parse errors and anything unexpected become messages. The generic
-// TOML reading is toml_reader.h; the sections and their keys are config_schema.h.
+// "file:line:col: key.path: message". Nothing here throws out of loadConfig*: toml++ parse
+// errors and anything unexpected become messages. The generic TOML reading is toml_reader.h;
+// the sections and their keys are config_schema.h.
 #include "control/config.h"
 
 #include <fcntl.h>

@@ -57,7 +57,13 @@ struct PortConfig {
   std::string xdp_program;          // xdp: BPF object path; empty = the one installed with l4lb
 };
 
-enum class HealthType : uint8_t { None, Tcp, Http, Udp };
+// The health check types: X(Id, "name"). Each but none has its own file, control/health/
+// <name>_check.cc, defining make<Id>Check (control/health/probe.h); "name" is [health_check] type.
+#define L4LB_HEALTH_TYPES(X) X(None, "none") X(Tcp, "tcp") X(Http, "http") X(Udp, "udp")
+
+#define L4LB_HEALTH_TYPE_ID(Id, name) Id,
+enum class HealthType : uint8_t { L4LB_HEALTH_TYPES(L4LB_HEALTH_TYPE_ID) };
+#undef L4LB_HEALTH_TYPE_ID
 
 // One backend's health check (a VIP's [vips.health_check] merged with the backend's own
 // [vips.backends.health_check], key by key). Envoy/keepalived semantics: `rise` consecutive
@@ -262,13 +268,15 @@ struct l4lb::EnumNames<l4lb::control::ExceptionPath> {
 };
 static_assert(l4lb::enumTableDense(l4lb::control::ExceptionPath::Xdp));
 
+#define L4LB_HEALTH_TYPE_NAME(Id, name) EnumName<E>{E::Id, name},
 template <>
 struct l4lb::EnumNames<l4lb::control::HealthType> {
   using E = l4lb::control::HealthType;
-  static constexpr std::array<EnumName<E>, 4> kTable{
-      {{E::None, "none"}, {E::Tcp, "tcp"}, {E::Http, "http"}, {E::Udp, "udp"}}};
+  static constexpr std::array kTable{L4LB_HEALTH_TYPES(L4LB_HEALTH_TYPE_NAME)};
 };
-static_assert(l4lb::enumTableDense(l4lb::control::HealthType::Udp));
+#undef L4LB_HEALTH_TYPE_NAME
+static_assert(l4lb::enumTableDense(
+    l4lb::control::HealthType(l4lb::EnumNames<l4lb::control::HealthType>::kTable.size() - 1)));
 
 template <>
 struct l4lb::EnumNames<l4lb::control::AllDownPolicy> {

@@ -124,9 +124,8 @@ void ConfigSchema::loadCluster(const Field& f) {
 // [bgp]: what the announcer (control/bgp/announcer.h) writes for BIRD and when. Runs after
 // [[vips]]: announce names VIPs.
 void ConfigSchema::loadBgp(const Field& f) {
-  const toml::table* tt = r_.table(f);
-  if (tt == nullptr) return;
-  TableReader t(r_, *tt, f.path);
+  TableReader t(r_, f);
+  if (!t) return;
   BgpConfig& bgp = config_.bgp;
   bgp.enabled = true;
   auto absolutePath = [&](const Field& v, std::string& out, size_t max) {
@@ -237,9 +236,8 @@ void ConfigSchema::loadEal(const Field& f, const toml::table& root) {
     r_.report(root.source().begin, child(f.path, kWorkerCores), std::string(kWorkersRequired));
     return;
   }
-  const toml::table* tt = r_.table(f);
-  if (tt == nullptr) return;
-  TableReader t(r_, *tt, f.path);
+  TableReader t(r_, f);
+  if (!t) return;
   auto& eal = config_.eal;
   bool mainOk = true;
   if (Field v = t.get("main_core")) {
@@ -327,9 +325,8 @@ void ConfigSchema::loadWorkerCores(const Field& f, bool mainOk) {
 }
 
 void ConfigSchema::loadFlowTable(const Field& f) {
-  const toml::table* tt = r_.table(f);
-  if (tt == nullptr) return;
-  TableReader t(r_, *tt, f.path);
+  TableReader t(r_, f);
+  if (!t) return;
   auto& ft = config_.flow_table;
   if (Field v = t.get("capacity")) {
     if (auto x = r_.integer(v, kMinFlowCapacity, kMaxFlowCapacity)) ft.capacity = static_cast<uint32_t>(*x);
@@ -360,9 +357,8 @@ void ConfigSchema::loadFlowTable(const Field& f) {
 
 // [icmp]: the per-worker token bucket for forwarded ICMP errors (slow_path.h).
 void ConfigSchema::loadIcmp(const Field& f) {
-  const toml::table* tt = r_.table(f);
-  if (tt == nullptr) return;
-  TableReader t(r_, *tt, f.path);
+  TableReader t(r_, f);
+  if (!t) return;
   auto& e = config_.icmp.errors;
   if (Field v = t.get("errors_per_second")) {
     if (auto x = r_.integer(v, 1, kMaxIcmpErrorsPerSecond)) e.per_second = static_cast<uint32_t>(*x);
@@ -373,9 +369,8 @@ void ConfigSchema::loadIcmp(const Field& f) {
 }
 
 void ConfigSchema::loadFragments(const Field& f) {
-  const toml::table* tt = r_.table(f);
-  if (tt == nullptr) return;
-  TableReader t(r_, *tt, f.path);
+  TableReader t(r_, f);
+  if (!t) return;
   auto& fc = config_.fragments;
   if (Field v = t.get("timeout")) {
     if (auto x = r_.secondsAsMs(v)) {
@@ -541,9 +536,8 @@ void ConfigSchema::loadExceptionPath(TableReader& t, PortConfig& port) {
 
 void ConfigSchema::loadHealthGlobal(const Field& f) {
   if (!f) return;
-  const toml::table* tt = r_.table(f);
-  if (tt == nullptr) return;
-  TableReader t(r_, *tt, f.path);
+  TableReader t(r_, f);
+  if (!t) return;
   if (Field v = t.get("source4")) config_.health.source4 = r_.address(v, Family::V4);
   if (Field v = t.get("source6")) config_.health.source6 = r_.address(v, Family::V6);
 }

@@ -46,9 +46,8 @@ std::optional<SyncEndpoint> ConfigSchema::syncEndpoint(const Field& f) {
 }
 
 void ConfigSchema::loadSync(const Field& f) {
-  const toml::table* tt = r_.table(f);
-  if (tt == nullptr) return;
-  TableReader t(r_, *tt, f.path);
+  TableReader t(r_, f);
+  if (!t) return;
   SyncConfig& sc = config_.sync;
   sc.enabled = true;  // writing the table asks for sync; enabled = false turns it off
   const Field enabled = t.get("enabled");

@@ -64,7 +64,8 @@ class ControlPlane : public api::OperatorView {
   // Backend states and health detail as JSON (stats file; the operator API builds on it).
   std::string backendsJson() const;
 
-  // The operator API (docs/OPERATIONS.md, control/api/): one JSON request in, one JSON reply out.
+  // The operator API (docs/OPERATIONS.md, "Day-to-day operations"; control/api/): one JSON
+  // request in, one JSON reply out.
   std::string handleRequest(const std::string& request);
   Observation observe() const;
 

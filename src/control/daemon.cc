@@ -83,15 +83,40 @@ int printConfigKeys(const std::string& path) {
   return 0;
 }
 
-int runDaemon(const DaemonOptions& opts) {
-  ConfigResult cr = loadConfigFile(opts.config_path);
+namespace {
+
+// What runDaemon has brought up, step by step, so that teardown() takes down exactly that: after
+// a clean stop and after a step that failed half-way alike.
+struct Daemon {
+  std::string config_path;
+  Config cfg;
+  unsigned nworkers = 0;
+  bool eal_up = false;
+  bool ports_up = false;
+  Ports ports;
+  dataplane::DataplaneShared shared;
+  std::unique_ptr<ControlPlane> cp;
+  std::vector<std::unique_ptr<dataplane::WorkerState>> states;
+  std::vector<dataplane::WorkerArgs> args;
+  std::vector<rte_ring*> frag_rings;
+  std::unique_ptr<sync::SyncService> sync_service;
+  bool workers_launched = false;
+};
+
+// Config: load and validate the whole file before anything starts.
+bool readConfig(Daemon& d) {
+  ConfigResult cr = loadConfigFile(d.config_path);
   if (!cr.ok()) {
     std::fprintf(stderr, "%s\n", cr.error.str().c_str());
-    return 1;
+    return false;
   }
-  const Config cfg = *cr.config;
-  if (!validateSnapshot(cfg, opts.config_path)) return 1;
+  d.cfg = *cr.config;
+  d.nworkers = unsigned(d.cfg.eal.worker_cores.size());
+  return validateSnapshot(d.cfg, d.config_path);
+}
 
+// EAL: signals blocked first, stale XDP programs reclaimed, then rte_eal_init.
+bool startEal(Daemon& d) {
   // Signals are taken synchronously by the control loop (signalfd); block them before EAL
   // starts threads so every thread inherits the mask and none is interrupted.
   sigset_t sigs;
@@ -109,51 +134,56 @@ int runDaemon(const DaemonOptions& opts) {
   const char* no_reclaim = std::getenv("L4LB_TEST_NO_XDP_RECLAIM");
   const bool reclaim = !(ControlPlane::testHooksEnabled() && no_reclaim && std::string(no_reclaim) == "1");
   if (!reclaim) logWarn("test hook: stale XDP programs are not reclaimed (L4LB_TEST_NO_XDP_RECLAIM=1)");
-  for (const auto& p : cfg.ports) {
+  for (const auto& p : d.cfg.ports) {
     if (!reclaim) break;
     if (p.exception_path == ExceptionPath::Xdp && !reclaimStaleXdp(p.kernel_iface, err)) {
       logError("port " + p.name + ": " + err);
-      return 1;
+      return false;
     }
   }
-  if (!initEal(cfg, err)) {
+  if (!initEal(d.cfg, err)) {
     logError(err);
-    return 1;
+    return false;
   }
-  const unsigned nworkers = unsigned(cfg.eal.worker_cores.size());
-  Ports ports;
-  if (!setupPorts(cfg, nworkers, ports, err)) {
-    logError(err);
-    rte_eal_cleanup();
-    return 1;
-  }
+  d.eal_up = true;
+  return true;
+}
 
-  dataplane::DataplaneShared shared;
-  size_t qsz = rte_rcu_qsbr_get_memsize(nworkers);
-  shared.qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("l4lb_qsbr", qsz, RTE_CACHE_LINE_SIZE));
-  if (shared.qsbr == nullptr || rte_rcu_qsbr_init(shared.qsbr, nworkers) != 0) {
+// Ports: pools, queues and links (control/ports.h).
+bool startPorts(Daemon& d) {
+  std::string err;
+  if (!setupPorts(d.cfg, d.nworkers, d.ports, err)) {
+    logError(err);
+    return false;
+  }
+  d.ports_up = true;
+  return true;
+}
+
+// The control plane and the RCU state it publishes snapshots through: one QSBR thread id per
+// worker.
+bool startControlPlane(Daemon& d) {
+  size_t qsz = rte_rcu_qsbr_get_memsize(d.nworkers);
+  d.shared.qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("l4lb_qsbr", qsz, RTE_CACHE_LINE_SIZE));
+  if (d.shared.qsbr == nullptr || rte_rcu_qsbr_init(d.shared.qsbr, d.nworkers) != 0) {
     logError("RCU QSBR: " + std::string(rte_strerror(rte_errno)));
-    stopPorts(ports);
-    rte_eal_cleanup();
-    return 1;
+    return false;
   }
-  auto fail = [&](const std::string& msg) {
-    logError(msg);
-    stopPorts(ports);
-    rte_free(shared.qsbr);
-    rte_eal_cleanup();
-    return 1;
-  };
-
-  auto cp = std::make_unique<ControlPlane>(cfg, opts.config_path, ports, shared);
-  if (!cp->start(err)) {
-    cp.reset();
-    return fail(opts.config_path + ": " + err);
+  std::string err;
+  d.cp = std::make_unique<ControlPlane>(d.cfg, d.config_path, d.ports, d.shared);
+  if (!d.cp->start(err)) {
+    logError(d.config_path + ": " + err);
+    return false;
   }
+  return true;
+}
 
-  std::vector<std::unique_ptr<dataplane::WorkerState>> states;
-  std::vector<dataplane::WorkerArgs> args(nworkers);
-  for (unsigned w = 0; w < nworkers; w++) {
+// Workers: each one's flow tables (on its core's NUMA node) and fragment table.
+bool createWorkers(Daemon& d) {
+  const Config& cfg = d.cfg;
+  std::string err;
+  d.args.resize(d.nworkers);
+  for (unsigned w = 0; w < d.nworkers; w++) {
     auto st = std::make_unique<dataplane::WorkerState>();
     st->index = uint16_t(w);
     int socket = int(rte_lcore_to_socket_id(cfg.eal.worker_cores[w]));
@@ -163,146 +193,184 @@ int runDaemon(const DaemonOptions& opts) {
       st->flows6 = dataplane::FlowTable::create("flows6_w" + std::to_string(w), cfg.flow_table.capacity,
                                                 sizeof(dataplane::FlowKey6), socket, err);
     if (!st->flows4 || !st->flows6) {
-      cp.reset();
-      return fail(err + " (lower flow_table.capacity or give EAL more memory)");
+      logError(err + " (lower flow_table.capacity or give EAL more memory)");
+      return false;
     }
     // Held fragments are mbufs of the shared pool, which setupPorts sized with room for every
     // worker's max_held: holding can never starve RX.
     st->frags = std::make_unique<dataplane::FragTable>(cfg.fragments.table_size, cfg.fragments.max_held,
                                                        cfg.fragments.max_held_per_datagram);
-    args[w].state = st.get();
-    args[w].shared = &shared;
-    args[w].idle = {cfg.eal.idle_backoff, cfg.eal.idle_polls_before_sleep, cfg.eal.idle_sleep_max_us};
-    states.push_back(std::move(st));
+    d.args[w].state = st.get();
+    d.args[w].shared = &d.shared;
+    d.args[w].idle = {cfg.eal.idle_backoff, cfg.eal.idle_polls_before_sleep, cfg.eal.idle_sleep_max_us};
+    d.states.push_back(std::move(st));
   }
-  // Fragment rings (several workers only): any worker hands a fragment to its owner's ring.
-  std::vector<rte_ring*> frag_rings;
-  if (nworkers > 1) {
-    for (unsigned w = 0; w < nworkers; w++) {
+  return true;
+}
+
+// Rings between workers: fragments (several workers only: any worker hands a fragment to its
+// owner's ring), then the workers shown to the control plane.
+bool createRings(Daemon& d) {
+  if (d.nworkers > 1) {
+    for (unsigned w = 0; w < d.nworkers; w++) {
       const std::string name = "frag_ring_w" + std::to_string(w);
       rte_ring* r = rte_ring_create(name.c_str(), dataplane::kFragRingSize,
-                                    int(rte_lcore_to_socket_id(cfg.eal.worker_cores[w])), RING_F_SC_DEQ);
+                                    int(rte_lcore_to_socket_id(d.cfg.eal.worker_cores[w])), RING_F_SC_DEQ);
       if (r == nullptr) {
-        for (rte_ring* x : frag_rings) rte_ring_free(x);
-        cp.reset();
-        return fail("fragment ring " + name + ": " + rte_strerror(rte_errno));
+        logError("fragment ring " + name + ": " + rte_strerror(rte_errno));
+        return false;
       }
-      frag_rings.push_back(r);
+      d.frag_rings.push_back(r);
     }
-    for (auto& st : states) st->frag_rings = frag_rings;
+    for (auto& st : d.states) st->frag_rings = d.frag_rings;
   }
-  for (auto& st : states) st->outer_frag = {ports.frag_direct, ports.frag_indirect};
-  {
-    std::vector<const dataplane::WorkerState*> ro;
-    for (const auto& st : states) ro.push_back(st.get());
-    cp->setWorkers(std::move(ro), cfg.flow_table.capacity);
-    std::vector<dataplane::FlowQuery*> queries;
-    for (const auto& st : states) queries.push_back(&st->query);
-    cp->setFlowQueries(std::move(queries));
-  }
-  // Flow sync ([sync] enabled only): each worker's two rings, then the sync thread, before the
-  // workers start (they push to sync_out from their first packet).
-  std::unique_ptr<sync::SyncService> sync_service;
-  if (cfg.sync.enabled) {
-    sync::SyncServiceOptions so;
-    so.listen = cfg.sync.listen;
-    so.peers = cfg.sync.peers;
-    so.key = cfg.sync.key;
-    for (auto& st : states) {
-      if (!dataplane::createSyncRings(*st, sync::kSyncRingSize, err)) {
-        states.clear();
-        cp.reset();
-        return fail("sync: " + err);
-      }
-      so.out_rings.push_back(st->sync_out);
-      so.in_rings.push_back(st->sync_in);
-    }
-    std::vector<sync::PortRss> rss;
-    for (size_t p = 0; p < ports.runtime.size(); p++)
-      rss.push_back(sync::queryPortRss(ports.runtime[p].port_id, ports.rx_queues[p]));
-    so.owner = sync::FlowOwner(nworkers, std::move(rss));
-    sync_service = std::make_unique<sync::SyncService>(std::move(so));
-    if (!sync_service->start(err)) {
-      sync_service.reset();
-      states.clear();
-      cp.reset();
-      return fail(opts.config_path + ": " + err);
-    }
-    cp->setSync(sync_service.get());
-    logInfo("sync: listening on " + cfg.sync.listen.str() + ", " + std::to_string(cfg.sync.peers.size()) +
-            " peers, announce every " + std::to_string(cfg.sync.announce_interval_ms) + " ms");
-  }
+  for (auto& st : d.states) st->outer_frag = {d.ports.frag_direct, d.ports.frag_indirect};
+  std::vector<const dataplane::WorkerState*> ro;
+  for (const auto& st : d.states) ro.push_back(st.get());
+  d.cp->setWorkers(std::move(ro), d.cfg.flow_table.capacity);
+  std::vector<dataplane::FlowQuery*> queries;
+  for (const auto& st : d.states) queries.push_back(&st->query);
+  d.cp->setFlowQueries(std::move(queries));
+  return true;
+}
 
-  // RX queue q of every port goes to worker q % workers; every worker has TX queue = its index.
-  // A tap's single RX queue (what the kernel sends) is polled by worker 0.
-  const Snapshot* first = cp->current();
+// Services ([sync] enabled only): each worker's two sync rings, then the sync thread, before the
+// workers start (they push to sync_out from their first packet).
+bool startSync(Daemon& d) {
+  const Config& cfg = d.cfg;
+  if (!cfg.sync.enabled) return true;
+  std::string err;
+  sync::SyncServiceOptions so;
+  so.listen = cfg.sync.listen;
+  so.peers = cfg.sync.peers;
+  so.key = cfg.sync.key;
+  for (auto& st : d.states) {
+    if (!dataplane::createSyncRings(*st, sync::kSyncRingSize, err)) {
+      logError("sync: " + err);
+      return false;
+    }
+    so.out_rings.push_back(st->sync_out);
+    so.in_rings.push_back(st->sync_in);
+  }
+  std::vector<sync::PortRss> rss;
+  for (size_t p = 0; p < d.ports.runtime.size(); p++)
+    rss.push_back(sync::queryPortRss(d.ports.runtime[p].port_id, d.ports.rx_queues[p]));
+  so.owner = sync::FlowOwner(d.nworkers, std::move(rss));
+  d.sync_service = std::make_unique<sync::SyncService>(std::move(so));
+  if (!d.sync_service->start(err)) {
+    logError(d.config_path + ": " + err);
+    d.sync_service.reset();
+    return false;
+  }
+  d.cp->setSync(d.sync_service.get());
+  logInfo("sync: listening on " + cfg.sync.listen.str() + ", " + std::to_string(cfg.sync.peers.size()) +
+          " peers, announce every " + std::to_string(cfg.sync.announce_interval_ms) + " ms");
+  return true;
+}
+
+// Launch: RX queues to workers, then every worker on its core. RX queue q of every port goes to
+// worker q % workers; every worker has TX queue = its index. A tap's single RX queue (what the
+// kernel sends) is polled by worker 0.
+bool launchWorkers(Daemon& d) {
+  const Snapshot* first = d.cp->current();
+  const Ports& ports = d.ports;
   for (size_t p = 0; p < ports.runtime.size(); p++) {
     for (uint16_t q = 0; q < ports.rx_queues[p]; q++)
-      args[q % nworkers].rx.push_back({uint16_t(p), ports.runtime[p].port_id, q});
+      d.args[q % d.nworkers].rx.push_back({uint16_t(p), ports.runtime[p].port_id, q});
     if (ports.runtime[p].tap_port_id >= 0) {
       const uint16_t tap = uint16_t(ports.runtime[p].tap_port_id);
-      args[0].rx.push_back({uint16_t(first->port_index_by_id.at(tap)), tap, 0});
+      d.args[0].rx.push_back({uint16_t(first->port_index_by_id.at(tap)), tap, 0});
     }
   }
-
-  for (unsigned w = 0; w < nworkers; w++) {
-    int ret = rte_eal_remote_launch(dataplane::workerMain, &args[w], cfg.eal.worker_cores[w]);
+  d.workers_launched = true;  // from here on teardown stops (and waits for) the workers
+  for (unsigned w = 0; w < d.nworkers; w++) {
+    int ret = rte_eal_remote_launch(dataplane::workerMain, &d.args[w], d.cfg.eal.worker_cores[w]);
     if (ret != 0) {
-      shared.stop = true;
-      rte_eal_mp_wait_lcore();
-      if (sync_service) sync_service->stop();
-      cp.reset();
-      return fail("launching worker on core " + std::to_string(cfg.eal.worker_cores[w]) + ": " + rte_strerror(-ret));
+      logError("launching worker on core " + std::to_string(d.cfg.eal.worker_cores[w]) + ": " + rte_strerror(-ret));
+      return false;
     }
   }
-  logInfo("started: " + std::to_string(nworkers) + " workers, " + std::to_string(ports.runtime.size()) + " ports, " +
-          std::to_string(first->vips.size()) + " VIPs (config " + opts.config_path + ")");
-  cp->announceReady();
+  logInfo("started: " + std::to_string(d.nworkers) + " workers, " + std::to_string(ports.runtime.size()) + " ports, " +
+          std::to_string(first->vips.size()) + " VIPs (config " + d.config_path + ")");
+  return true;
+}
 
-  cp->run();
+// Workers return after sending what they had (TX is per burst); the sync thread stops before
+// the rings go with the WorkerStates.
+void stopWorkers(Daemon& d) {
+  if (d.workers_launched) {
+    d.shared.stop.store(true);
+    rte_eal_mp_wait_lcore();
+    d.workers_launched = false;
+  }
+  if (d.sync_service) d.sync_service->stop();
+}
 
-  shared.stop.store(true);
-  rte_eal_mp_wait_lcore();  // workers return after sending what they had (TX is per burst)
-  if (sync_service) sync_service->stop();  // before the rings go with the WorkerStates
-
+// After a clean stop: the totals in the log, and the stats file when asked for.
+void reportStopped(const Daemon& d, const std::string& stats_file) {
   nlohmann::json workers = nlohmann::json::array();
   std::vector<const dataplane::WorkerState*> ro;
-  for (const auto& st : states) {
+  for (const auto& st : d.states) {
     workers.push_back(countersJson(st->counters));
     ro.push_back(st.get());
   }
   const WorkerCounters total = sumWorkers(ro).counters;
   logInfo("stopped: rx " + std::to_string(total.get(Ctr::RxPackets)) + " tx " +
           std::to_string(total.get(Ctr::TxPackets)) + " dropped " + std::to_string(total.totalDrops()));
-  if (!opts.stats_file.empty()) {
-    const ControlStats& cs = cp->stats();
-    nlohmann::json control{{"reloads_ok", cs.reloads_ok},
-                           {"reloads_failed", cs.reloads_failed},
-                           {"publishes", cs.publishes},
-                           {"health_transitions", cs.health_transitions},
-                           {"neighbour_changes", cs.neighbour_changes}};
-    nlohmann::json stats{{"total", countersJson(total)},
-                         {"workers", workers},
-                         {"control", control},
-                         {"backends", nlohmann::json::parse(cp->backendsJson())}};
-    if (sync_service) stats["sync"] = sync::syncStatusJson(sync_service->status());
-    std::ofstream f(opts.stats_file);
-    f << stats.dump(2) << "\n";
-    if (!f) logError("cannot write " + opts.stats_file);
-  }
+  if (stats_file.empty()) return;
+  const ControlStats& cs = d.cp->stats();
+  nlohmann::json control{{"reloads_ok", cs.reloads_ok},
+                         {"reloads_failed", cs.reloads_failed},
+                         {"publishes", cs.publishes},
+                         {"health_transitions", cs.health_transitions},
+                         {"neighbour_changes", cs.neighbour_changes}};
+  nlohmann::json stats{{"total", countersJson(total)},
+                       {"workers", workers},
+                       {"control", control},
+                       {"backends", nlohmann::json::parse(d.cp->backendsJson())}};
+  if (d.sync_service) stats["sync"] = sync::syncStatusJson(d.sync_service->status());
+  std::ofstream f(stats_file);
+  f << stats.dump(2) << "\n";
+  if (!f) logError("cannot write " + stats_file);
+}
 
-  cp.reset();  // frees the last snapshot: workers have stopped
-  stopPorts(ports);
-  states.clear();
-  for (rte_ring* r : frag_rings) {
+// Teardown, the start-up steps in reverse, of whatever came up: the control plane first (it
+// frees the last snapshot, and reads the workers' states and the sync service until then),
+// then the ports, the workers' tables and rings, the QSBR, the pools, the EAL.
+void teardown(Daemon& d) {
+  stopWorkers(d);
+  d.cp.reset();
+  d.sync_service.reset();
+  if (d.ports_up) stopPorts(d.ports);
+  d.states.clear();
+  for (rte_ring* r : d.frag_rings) {
     void* m;
     while (rte_ring_sc_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     rte_ring_free(r);
   }
-  rte_free(shared.qsbr);
-  freePools(ports);
-  rte_eal_cleanup();
-  return 0;
+  d.frag_rings.clear();
+  if (d.shared.qsbr != nullptr) rte_free(d.shared.qsbr);
+  d.shared.qsbr = nullptr;
+  if (d.ports_up) freePools(d.ports);
+  if (d.eal_up) rte_eal_cleanup();
+}
+
+}  // namespace
+
+int runDaemon(const DaemonOptions& opts) {
+  Daemon d;
+  d.config_path = opts.config_path;
+  if (!readConfig(d)) return 1;
+  const bool started = startEal(d) && startPorts(d) && startControlPlane(d) && createWorkers(d) && createRings(d) &&
+                       startSync(d) && launchWorkers(d);
+  if (started) {
+    d.cp->announceReady();
+    d.cp->run();
+    stopWorkers(d);
+    reportStopped(d, opts.stats_file);
+  }
+  teardown(d);
+  return started ? 0 : 1;
 }
 
 }  // namespace l4lb::control

@@ -4,6 +4,8 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
+#include <utility>
 
 namespace l4lb::control {
 
@@ -31,6 +33,12 @@ class Writer {
     if (!labels.empty()) out_ += "{" + labels + "}";
     out_ += " " + value + "\n";
   }
+  // A family whose samples are known up front: {labels, value} each.
+  void metric(const char* name, const char* type, const char* help,
+              std::initializer_list<std::pair<std::string, std::string>> samples) {
+    family(name, type, help);
+    for (const auto& [labels, value] : samples) sample(name, labels, value);
+  }
   std::string take() { return std::move(out_); }
 
  private:
@@ -42,19 +50,17 @@ std::string label(const char* k, const std::string& v) { return std::string(k) +
 // l4lb_sync_*: flow sync between balancers (control/sync/), present only when [sync] is enabled.
 void renderSync(Writer& w, const sync::SyncStatus& s) {
   using sync::kSyncRejectNames;
-  w.family("l4lb_sync_records_total", "counter",
-           "Flow records: sent (taken from the workers' rings and sent to the peers) and received (accepted from peers).");
-  w.sample("l4lb_sync_records_total", "direction=\"sent\"", num(s.records_out));
-  w.sample("l4lb_sync_records_total", "direction=\"received\"", num(s.records_in));
-  w.family("l4lb_sync_datagrams_total", "counter", "Sync datagrams built (each goes to every peer) and accepted.");
-  w.sample("l4lb_sync_datagrams_total", "direction=\"sent\"", num(s.datagrams_out));
-  w.sample("l4lb_sync_datagrams_total", "direction=\"received\"", num(s.datagrams_in));
-  w.family("l4lb_sync_delivered_total", "counter", "Received records handed to the owning worker's ring.");
-  w.sample("l4lb_sync_delivered_total", "", num(s.delivered));
-  w.family("l4lb_sync_ring_full_total", "counter", "Received records dropped because the owning worker's ring was full.");
-  w.sample("l4lb_sync_ring_full_total", "", num(s.ring_full));
-  w.family("l4lb_sync_send_errors_total", "counter", "Datagrams the kernel did not take for a peer.");
-  w.sample("l4lb_sync_send_errors_total", "", num(s.send_errors));
+  const std::string sent = "direction=\"sent\"", received = "direction=\"received\"";
+  w.metric("l4lb_sync_records_total", "counter",
+           "Flow records: sent (taken from the workers' rings and sent to the peers) and received (accepted from peers).",
+           {{sent, num(s.records_out)}, {received, num(s.records_in)}});
+  w.metric("l4lb_sync_datagrams_total", "counter", "Sync datagrams built (each goes to every peer) and accepted.",
+           {{sent, num(s.datagrams_out)}, {received, num(s.datagrams_in)}});
+  w.metric("l4lb_sync_delivered_total", "counter", "Received records handed to the owning worker's ring.",
+           {{"", num(s.delivered)}});
+  w.metric("l4lb_sync_ring_full_total", "counter", "Received records dropped because the owning worker's ring was full.",
+           {{"", num(s.ring_full)}});
+  w.metric("l4lb_sync_send_errors_total", "counter", "Datagrams the kernel did not take for a peer.", {{"", num(s.send_errors)}});
   w.family("l4lb_sync_rejected_total", "counter", "Received sync datagrams refused, by reason (none of their records is used).");
   for (size_t r = 0; r < s.rejected.size(); r++)
     w.sample("l4lb_sync_rejected_total", label("reason", std::string(kSyncRejectNames[r])), num(s.rejected[r]));
@@ -79,8 +85,8 @@ void renderSync(Writer& w, const sync::SyncStatus& s) {
   w.sample("l4lb_sync_lag_seconds_bucket", "le=\"+Inf\"", num(s.lag_count));
   w.sample("l4lb_sync_lag_seconds_sum", "", num(s.lag_sum_s));
   w.sample("l4lb_sync_lag_seconds_count", "", num(s.lag_count));
-  w.family("l4lb_sync_lag_max_seconds", "gauge", "Largest sync lag seen since start.");
-  w.sample("l4lb_sync_lag_max_seconds", "", num(double(s.lag_max_ms) / 1000.0));
+  w.metric("l4lb_sync_lag_max_seconds", "gauge", "Largest sync lag seen since start.",
+           {{"", num(double(s.lag_max_ms) / 1000.0)}});
 }
 
 }  // namespace
@@ -105,10 +111,8 @@ std::string escapeLabel(const std::string& v) {
 
 std::string renderMetrics(const Observation& o) {
   Writer w;
-  w.family("l4lb_build_info", "gauge", "Version of the running l4lb (value is always 1).");
-  w.sample("l4lb_build_info", label("version", o.version), "1");
-  w.family("l4lb_uptime_seconds", "gauge", "Seconds since the daemon started.");
-  w.sample("l4lb_uptime_seconds", "", num(o.uptime_s));
+  w.metric("l4lb_build_info", "gauge", "Version of the running l4lb (value is always 1).", {{label("version", o.version), "1"}});
+  w.metric("l4lb_uptime_seconds", "gauge", "Seconds since the daemon started.", {{"", num(o.uptime_s)}});
 
   auto be = [](const ObservedBackend& b) { return label("vip", b.vip) + "," + label("backend", b.backend); };
   w.family("l4lb_packets_total", "counter", "Packets forwarded to a backend (client to backend direction).");
@@ -180,23 +184,20 @@ std::string renderMetrics(const Observation& o) {
     w.sample("l4lb_health_check_duration_seconds_sum", r, num(h->sum()));
     w.sample("l4lb_health_check_duration_seconds_count", r, num(h->count()));
   }
-  w.family("l4lb_config_reloads_total", "counter", "Configuration reloads (SIGHUP or l4lbctl reload), by result.");
-  w.sample("l4lb_config_reloads_total", "result=\"ok\"", num(o.reloads_ok));
-  w.sample("l4lb_config_reloads_total", "result=\"failed\"", num(o.reloads_failed));
-  w.family("l4lb_snapshot_publishes_total", "counter", "Snapshots published to the workers.");
-  w.sample("l4lb_snapshot_publishes_total", "", num(o.publishes));
-  w.family("l4lb_health_transitions_total", "counter", "Backend health state changes.");
-  w.sample("l4lb_health_transitions_total", "", num(o.health_transitions));
+  w.metric("l4lb_config_reloads_total", "counter", "Configuration reloads (SIGHUP or l4lbctl reload), by result.",
+           {{"result=\"ok\"", num(o.reloads_ok)}, {"result=\"failed\"", num(o.reloads_failed)}});
+  w.metric("l4lb_snapshot_publishes_total", "counter", "Snapshots published to the workers.", {{"", num(o.publishes)}});
+  w.metric("l4lb_health_transitions_total", "counter", "Backend health state changes.", {{"", num(o.health_transitions)}});
   if (o.sync) renderSync(w, *o.sync);
   if (o.bgp.enabled) {
     w.family("l4lb_vip_announced", "gauge", "1 while the VIP's prefix is announced through BIRD (bgp).");
     for (const auto& [vip, on] : o.bgp.vips) w.sample("l4lb_vip_announced", label("vip", vip), on ? "1" : "0");
-    w.family("l4lb_balancer_drained", "gauge", "1 after l4lbctl drain-balancer (every VIP withdrawn).");
-    w.sample("l4lb_balancer_drained", "", o.bgp.drained ? "1" : "0");
+    w.metric("l4lb_balancer_drained", "gauge", "1 after l4lbctl drain-balancer (every VIP withdrawn).",
+             {{"", o.bgp.drained ? "1" : "0"}});
     w.family("l4lb_bgp_session_up", "gauge", "1 while BIRD reports the BGP protocol Established.");
     for (const auto& [proto, up] : o.bgp.sessions) w.sample("l4lb_bgp_session_up", label("protocol", proto), up ? "1" : "0");
-    w.family("l4lb_bird_errors_total", "counter", "Failed exchanges with BIRD (unreachable, timeout, configure refused).");
-    w.sample("l4lb_bird_errors_total", "", num(o.bgp.bird_errors));
+    w.metric("l4lb_bird_errors_total", "counter", "Failed exchanges with BIRD (unreachable, timeout, configure refused).",
+             {{"", num(o.bgp.bird_errors)}});
   }
   return w.take();
 }

@@ -268,7 +268,7 @@ Field TableReader::get(std::string_view key) {
     else generic += path[i];
   }
   r_.asked_.insert(std::move(generic));
-  return {t_.get(key), std::move(path)};
+  return {t_ != nullptr ? t_->get(key) : nullptr, std::move(path)};
 }
 
 TableReader::~TableReader() {
@@ -281,8 +281,9 @@ TableReader::~TableReader() {
 }
 
 void TableReader::reportUnknownKeys() {
+  if (t_ == nullptr) return;
   std::vector<std::string_view> known(known_.begin(), known_.end());
-  for (auto&& [key, value] : t_) {
+  for (auto&& [key, value] : *t_) {
     std::string_view k = key.str();
     if (std::find(known.begin(), known.end(), k) != known.end()) continue;
     std::string msg = "unknown key";

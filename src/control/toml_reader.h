@@ -115,25 +115,30 @@ class Reader {
 // every key it accepts, whatever the other keys hold.
 class TableReader {
  public:
-  TableReader(Reader& r, const toml::table& t, std::string path)
-      : r_(r), t_(t), path_(std::move(path)), seq_(r.nextSeq()) {}
+  TableReader(Reader& r, const toml::table& t, std::string path) : TableReader(r, &t, std::move(path)) {}
+  // The table at `f`; false (and reported by Reader::table) when `f` is not one, and then
+  // get() finds nothing and no key is reported.
+  TableReader(Reader& r, const Field& f) : TableReader(r, r.table(f), f.path) {}
   ~TableReader();
   TableReader(const TableReader&) = delete;
   TableReader& operator=(const TableReader&) = delete;
 
+  explicit operator bool() const { return t_ != nullptr; }
   Field get(std::string_view key);
   // Reports at the table itself, naming `key` (from get(): a required key that is absent, a
   // check across keys).
-  void report(const Field& key, const std::string& msg) { r_.report(t_, key.path, msg); }
+  void report(const Field& key, const std::string& msg) { r_.report(*t_, key.path, msg); }
 
-  const toml::table& table() const { return t_; }
+  const toml::table& table() const { return *t_; }
   const std::string& path() const { return path_; }
 
  private:
+  TableReader(Reader& r, const toml::table* t, std::string path)
+      : r_(r), t_(t), path_(std::move(path)), seq_(r.nextSeq()) {}
   void reportUnknownKeys();
 
   Reader& r_;
-  const toml::table& t_;
+  const toml::table* t_;  // null: not a table
   std::string path_;
   uint64_t seq_;
   std::vector<std::string> known_;  // in the order asked: ties in suggestions go to the first

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
+#include <utility>
 
 #include "control/api/commands.h"
 #include "ctl/top.h"
@@ -64,7 +66,16 @@ std::string ago(int64_t t, int64_t now) {
   return std::to_string(d < 0 ? 0 : d) + "s ago";
 }
 
-void printStatus(std::string& out, const json& r) {
+using control::api::CommandId;
+
+// How l4lbctl prints a successful reply to one command: the reply, and the current Unix time
+// for "12s ago". kRender<C> is specialised for every command next to its printer; the table
+// below is built from them and checked at compile time against control/api/commands.h.
+using Renderer = void (*)(std::string& out, const json& reply, int64_t now);
+template <CommandId>
+constexpr Renderer kRender = nullptr;
+
+void printStatus(std::string& out, const json& r, int64_t) {
   appendf(out, "l4lb %s  pid %s  uptime %.0fs  workers %s  VIPs %s\n", str(r["version"]).c_str(), str(r["pid"]).c_str(),
               r["uptime_s"].get<double>(), str(r["workers"]).c_str(), str(r["vips"]).c_str());
   const json& c = r["config"];
@@ -86,14 +97,18 @@ void printStatus(std::string& out, const json& r) {
     appendTable(out, {"VIP", "BACKEND", "WHAT", "FILE", "RUNNING"}, rows, "  ");
   }
 }
+template <>
+constexpr Renderer kRender<CommandId::Status> = printStatus;
 
-void printVips(std::string& out, const json& r) {
+void printVips(std::string& out, const json& r, int64_t) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& v : r["vips"])
     rows.push_back({str(v["name"]), str(v["address"]), str(v["port"]), str(v["protocol"]), str(v["scheduler"]),
                     str(v["forwarding"]), str(v["healthy"]) + "/" + str(v["backends"])});
   appendTable(out, {"NAME", "ADDRESS", "PORT", "PROTO", "SCHEDULER", "FORWARDING", "HEALTHY"}, rows);
 }
+template <>
+constexpr Renderer kRender<CommandId::Vips> = printVips;
 
 void printBackends(std::string& out, const json& r, int64_t now) {
   std::vector<std::vector<std::string>> rows;
@@ -113,8 +128,10 @@ void printBackends(std::string& out, const json& r, int64_t now) {
   }
   appendTable(out, {"VIP", "BACKEND", "STATE", "WEIGHT", "HEALTH", "ACTIVE_FLOWS", "PACKETS", "LAST_CHANGE"}, rows);
 }
+template <>
+constexpr Renderer kRender<CommandId::Backends> = printBackends;
 
-void printStats(std::string& out, const json& r) {
+void printStats(std::string& out, const json& r, int64_t) {
   std::vector<std::vector<std::string>> rows;
   appendf(out, "vips:\n");
   for (const auto& v : r["vips"]) rows.push_back({str(v["vip"]), str(v["packets"]), str(v["bytes"]), str(v["flows_new"]), str(v["active_flows"])});
@@ -152,6 +169,8 @@ void printStats(std::string& out, const json& r) {
   else appendTable(out, {"REASON", "PACKETS"}, rows, "  ");
   appendf(out, "new flows/s: %.1f\n", r["new_flows_per_s"].get<double>());
 }
+template <>
+constexpr Renderer kRender<CommandId::Stats> = printStats;
 
 void printChanged(std::string& out, const std::string& verb, const json& r) {
   if (r["changed"].empty()) {
@@ -163,8 +182,20 @@ void printChanged(std::string& out, const std::string& verb, const json& r) {
     appendf(out, "%s %s in %s%s\n", verb.c_str(), str(c["backend"]).c_str(), str(c["vip"]).c_str(), extra.c_str());
   }
 }
+template <>
+constexpr Renderer kRender<CommandId::Drain> = [](std::string& out, const json& r, int64_t) { printChanged(out, "drained", r); };
+template <>
+constexpr Renderer kRender<CommandId::Undrain> = [](std::string& out, const json& r, int64_t) { printChanged(out, "undrained", r); };
+template <>
+constexpr Renderer kRender<CommandId::Weight> = [](std::string& out, const json& r, int64_t) { printChanged(out, "weight", r); };
 
-void printExplain(std::string& out, const json& r) {
+void printReload(std::string& out, const json& r, int64_t) {
+  for (const auto& m : r["messages"]) out += str(m) + "\n";
+}
+template <>
+constexpr Renderer kRender<CommandId::Reload> = printReload;
+
+void printExplain(std::string& out, const json& r, int64_t) {
   appendf(out, "flow:       %s\n", str(r["flow"]).c_str());
   appendf(out, "vip:        %s\n", str(r["vip"]).c_str());
   if (r.contains("scheduler")) appendf(out, "scheduler:  %s\n", str(r["scheduler"]).c_str());
@@ -177,8 +208,10 @@ void printExplain(std::string& out, const json& r) {
   appendf(out, "why:        %s\n", str(r["reason"]).c_str());
   appendf(out, "flow table: %s\n", str(r["flow_table"]).c_str());
 }
+template <>
+constexpr Renderer kRender<CommandId::Explain> = printExplain;
 
-void printDiff(std::string& out, const json& r) {
+void printDiff(std::string& out, const json& r, int64_t) {
   appendf(out, "%s: %s\n", str(r["file"]).c_str(), str(r["summary"]).c_str());
   for (const auto& m : r["restart_required"]) appendf(out, "needs a restart (reload would be refused): %s\n", str(m).c_str());
   std::vector<std::vector<std::string>> rows;
@@ -209,9 +242,11 @@ void printDiff(std::string& out, const json& r) {
   }
   appendTable(out, {"VIP", "CHANGE", "ADDED", "REMOVED", "WEIGHTS", "SLOTS_MOVED", "FIELDS"}, rows);
 }
+template <>
+constexpr Renderer kRender<CommandId::Diff> = printDiff;
 
 // `cluster`: this balancer, BIRD's BGP sessions, each VIP announced or not and why, then sync.
-void printCluster(std::string& out, const json& r) {
+void printCluster(std::string& out, const json& r, int64_t) {
   appendf(out, "balancer:  %s%s\n", str(r["name"]).c_str(), r.value("balancer_drained", false) ? " (DRAINED: every VIP withdrawn)" : "");
   const json& b = r["bgp"];
   if (b.is_null()) {
@@ -268,12 +303,33 @@ void printCluster(std::string& out, const json& r) {
     appendTable(out, {"PEER", "LAST HEARD", "IN/S", "OUT/S", "REJECTED"}, peers);
   }
 }
+template <>
+constexpr Renderer kRender<CommandId::Cluster> = printCluster;
 
-void printBalancerDrain(std::string& out, const json& r) {
+void printBalancerDrain(std::string& out, const json& r, int64_t) {
   appendf(out, "balancer %s%s\n", r.value("balancer_drained", false) ? "drained: every VIP withdrawn" : "undrained: VIPs announced again",
           r.value("changed", false) ? "" : " (no change)");
   if (!r.value("in_sync", false)) appendf(out, "warning: BIRD has not confirmed it yet (l4lbctl cluster)\n");
 }
+template <>
+constexpr Renderer kRender<CommandId::DrainBalancer> = printBalancerDrain;
+template <>
+constexpr Renderer kRender<CommandId::UndrainBalancer> = printBalancerDrain;
+
+// kRender<C> for every command, indexed by CommandId.
+template <size_t... I>
+constexpr std::array<Renderer, sizeof...(I)> rendererTable(std::index_sequence<I...>) {
+  return {kRender<CommandId(I)>...};
+}
+constexpr auto kRenderers = rendererTable(std::make_index_sequence<control::api::kCommandCount>{});
+
+constexpr bool everyCommandRendered() {
+  for (Renderer r : kRenderers)
+    if (r == nullptr) return false;
+  return true;
+}
+static_assert(everyCommandRendered(),
+              "a command of control/api/commands.h has no renderer: specialise kRender<CommandId::...> here");
 
 }  // namespace
 
@@ -318,19 +374,8 @@ std::string renderError(const std::string& cmd, const json& r) {
 
 std::string renderReply(const std::string& cmd, const json& r, int64_t now) {
   std::string out;
-  if (cmd == "status") printStatus(out, r);
-  else if (cmd == "vips") printVips(out, r);
-  else if (cmd == "backends") printBackends(out, r, now);
-  else if (cmd == "stats") printStats(out, r);
-  else if (cmd == "drain") printChanged(out, "drained", r);
-  else if (cmd == "undrain") printChanged(out, "undrained", r);
-  else if (cmd == "weight") printChanged(out, "weight", r);
-  else if (cmd == "reload") {
-    for (const auto& m : r["messages"]) out += str(m) + "\n";
-  } else if (cmd == "explain") printExplain(out, r);
-  else if (cmd == "diff") printDiff(out, r);
-  else if (cmd == "cluster") printCluster(out, r);
-  else if (cmd == "drain-balancer" || cmd == "undrain-balancer") printBalancerDrain(out, r);
+  if (const control::api::CommandSpec* spec = control::api::findCommand(cmd))
+    kRenderers[size_t(spec - control::api::kCommands)](out, r, now);
   return out;
 }
 

@@ -27,7 +27,8 @@ std::string str(const nlohmann::json& j);
 void appendTable(std::string& out, const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows,
                  const char* indent = "");
 // What l4lbctl prints (stdout) for a successful reply to `cmd`; `now` is the current Unix time
-// ("12s ago").
+// ("12s ago"). Each daemon command has its renderer in render.cc (kRender, checked at compile
+// time against control/api/commands.h); any other name prints nothing.
 std::string renderReply(const std::string& cmd, const nlohmann::json& reply, int64_t now);
 // What l4lbctl prints (stderr) for a refused one.
 std::string renderError(const std::string& cmd, const nlohmann::json& reply);

@@ -21,7 +21,7 @@ namespace l4lb::ctl {
 // Commands l4lbctl runs itself out of daemon commands: listed in --help and --commands, never
 // sent to the daemon (which does not know them).
 inline constexpr control::api::CommandSpec kClientCommands[] = {
-    {"top", 0, 4, "top [--once] [--interval S]", "live rates per VIP, backend and worker, drops/s (from stats)"},
+    {"top", "[--once] [--interval S]", 0, 4, "live rates per VIP, backend and worker, drops/s (from stats)"},
 };
 
 struct TopRates {

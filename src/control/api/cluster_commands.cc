@@ -1,4 +1,4 @@
-// The scale-out commands (issue 12): `cluster` (this balancer among its peers: BGP through BIRD,
+// The scale-out commands (docs/SCALE-OUT.md): `cluster` (this balancer among its peers: BGP through BIRD,
 // what it announces and why, flow sync) and `drain-balancer` / `undrain-balancer`.
 #include "control/api/handlers.h"
 #include "control/bgp/announcer.h"

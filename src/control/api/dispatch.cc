@@ -1,5 +1,5 @@
-// JSON framing and the command table: each api/commands.h entry paired with its handler, in the
-// same order (checked at compile time), so arity and usage messages come from the one table.
+// JSON framing and dispatch: each api/commands.h entry's handler from the same list, so arity
+// and usage messages come from the one table.
 #include <string_view>
 
 #include "control/api/commands.h"
@@ -12,25 +12,11 @@ namespace {
 
 using nlohmann::json;
 
-struct Command {
-  std::string_view name;
-  Handler handler;
-};
-
-constexpr Command kHandlers[] = {
-    {"status", cmdStatus}, {"vips", cmdVips},       {"backends", cmdBackends}, {"stats", cmdStats},
-    {"drain", cmdDrain},   {"undrain", cmdUndrain}, {"weight", cmdWeight},     {"reload", cmdReload},
-    {"explain", cmdExplain}, {"diff", cmdDiff}, {"cluster", cmdCluster},
-    {"drain-balancer", cmdDrainBalancer}, {"undrain-balancer", cmdUndrainBalancer},
-};
-
-constexpr bool sameOrder() {
-  if (sizeof(kHandlers) / sizeof(kHandlers[0]) != kCommandCount) return false;
-  for (size_t i = 0; i < kCommandCount; i++)
-    if (kHandlers[i].name != kCommands[i].name) return false;
-  return true;
-}
-static_assert(sameOrder(), "kHandlers must list api::kCommands' commands in the same order");
+// cmd<Id> for every command, in api::kCommands' order by construction.
+#define L4LB_HANDLER(Id, ...) cmd##Id,
+constexpr Handler kHandlers[] = {L4LB_API_COMMANDS(L4LB_HANDLER)};
+#undef L4LB_HANDLER
+static_assert(sizeof(kHandlers) / sizeof(kHandlers[0]) == kCommandCount);
 
 }  // namespace
 
@@ -51,8 +37,8 @@ std::string handleRequest(OperatorView& view, const std::string& request) {
     const std::string cmd = req["cmd"].get<std::string>();
     const CommandSpec* spec = findCommand(cmd);
     if (spec == nullptr) throw ApiError{"unknown command '" + cmd + "'"};
-    if (!arityOk(*spec, args.size())) throw ApiError{"usage: " + std::string(spec->usage)};
-    reply = kHandlers[size_t(spec - kCommands)].handler(view, args);
+    if (!arityOk(*spec, args.size())) throw ApiError{"usage: " + spec->usage()};
+    reply = kHandlers[size_t(spec - kCommands)](view, args);
     if (!reply.contains("ok")) reply["ok"] = true;
   } catch (const ApiError& e) {
     reply = {{"ok", false}, {"error", e.msg}};

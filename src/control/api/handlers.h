@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "control/api/commands.h"
 #include "control/api/status_page.h"
 #include "control/api/view.h"
 #include "control/metrics.h"
@@ -24,7 +25,7 @@ struct ApiError {
 };
 
 // One JSON request {"cmd": ..., "args": [...]} in, one JSON reply {"ok": bool, ...} out
-// (docs/OPERATIONS.md). Never throws.
+// (docs/OPERATIONS.md, "Day-to-day operations"). Never throws.
 std::string handleRequest(OperatorView& view, const std::string& request);
 
 // What /metrics and `stats` report: configured backends with their summed counters, workers,
@@ -35,24 +36,14 @@ nlohmann::json driftJson(const OperatorView& view);
 // The status page's content (api/status_page.h renders it).
 StatusPage statusPage(const OperatorView& view);
 
-// read_commands.cc
-nlohmann::json cmdStatus(OperatorView& view, const Args& args);
-nlohmann::json cmdVips(OperatorView& view, const Args& args);
-nlohmann::json cmdBackends(OperatorView& view, const Args& args);
-nlohmann::json cmdStats(OperatorView& view, const Args& args);
-// change_commands.cc
-nlohmann::json cmdDrain(OperatorView& view, const Args& args);
-nlohmann::json cmdUndrain(OperatorView& view, const Args& args);
-nlohmann::json cmdWeight(OperatorView& view, const Args& args);
-nlohmann::json cmdReload(OperatorView& view, const Args& args);
-// explain.cc
-nlohmann::json cmdExplain(OperatorView& view, const Args& args);
-// diff.cc
-nlohmann::json cmdDiff(OperatorView& view, const Args& args);
-// cluster_commands.cc (issue 12: scale-out)
-nlohmann::json cmdCluster(OperatorView& view, const Args& args);
-nlohmann::json cmdDrainBalancer(OperatorView& view, const Args& args);
-nlohmann::json cmdUndrainBalancer(OperatorView& view, const Args& args);
+// One handler per api/commands.h entry, cmd<Id>, declared from the list; each is defined in
+// the api/ file of its kind: read_commands.cc (status, vips, backends, stats),
+// change_commands.cc (drain, undrain, weight, reload), explain.cc, diff.cc, and
+// cluster_commands.cc (cluster, drain-balancer, undrain-balancer; docs/SCALE-OUT.md).
+#define L4LB_DECLARE_HANDLER(Id, ...) nlohmann::json cmd##Id(OperatorView& view, const Args& args);
+L4LB_API_COMMANDS(L4LB_DECLARE_HANDLER)
+#undef L4LB_DECLARE_HANDLER
+
 // The [bgp] part of /metrics.
 ObservedBgp observeBgp(const OperatorView& view);
 

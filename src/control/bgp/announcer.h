@@ -1,4 +1,5 @@
-// Which VIPs this balancer announces over BGP, and telling the operator's BIRD 2 (issue 12).
+// Which VIPs this balancer announces over BGP, and telling the operator's BIRD 2 (docs/SCALE-OUT.md,
+// "BGP").
 //
 // THE INCLUDE FILE (bgp.include_file, default /run/l4lb/bird-vips.conf). l4lb rewrites it whole
 // (tmp file in the same directory + rename) and then sends `configure` over bird_socket,
@@ -38,7 +39,8 @@
 // balancer is not drained (l4lbctl drain-balancer) and not stopping, and, with
 // withdraw_when_down, at least one VIP on that address (of those bgp.announce lists) has a
 // healthy backend (the snapshot's Healthy: up, not drained, weight > 0). A crash of l4lb is
-// covered by BIRD's hold timer only if BIRD goes down with it (docs/SCALE-OUT.md).
+// covered by BIRD's hold timer only if BIRD goes down with it (docs/SCALE-OUT.md,
+// "When BIRD misbehaves").
 //
 // BIRD unreachable or refusing the file: counted (bird_errors), shown in status, retried with
 // back-off (1 s doubling to 30 s); forwarding is never affected. Each exchange with BIRD is
@@ -113,7 +115,7 @@ class Announcer {
   bool announced(const IpAddr& a) const { return applied_ && applied_->count(a) > 0; }
   uint64_t birdErrors() const { return bird_errors_; }
   const std::vector<BirdProtocol>& protocols() const { return protocols_; }
-  // For `l4lbctl cluster`: "bgp" and "announcements" (docs/OPERATIONS.md).
+  // For `l4lbctl cluster`: "bgp" and "announcements" (docs/OPERATIONS.md, "Day-to-day operations").
   nlohmann::json bgpJson(uint64_t now_ms) const;
   nlohmann::json announcementsJson() const;
 

@@ -1,6 +1,8 @@
 // One health-check attempt, as a non-blocking state machine on one socket, so a single epoll
 // loop can run a thousand of them at once (HealthChecker). Probes know nothing of schedules,
-// rise/fall or max_latency: they report what happened and how long it took.
+// rise/fall or max_latency (the checker owns those): they report what happened and how long it
+// took. The socket part is shared (socket_check.h); a type implements its callbacks in its own
+// file. ProbeFactory is the test seam: HealthChecker's tests pass fakes.
 #pragma once
 
 #include <cstdint>
@@ -35,8 +37,14 @@ class Probe {
 
 using ProbeFactory = std::function<std::unique_ptr<Probe>(const HealthTarget&)>;
 
-// The real probes: tcp (connect), http (GET, status line), udp (datagram and reply).
-// type none has no probe (nullptr).
+// One factory per health type (config.h, L4LB_HEALTH_TYPES), make<Id>Check, each defined in
+// its type's file: tcp_check.cc (connect), http_check.cc (GET, status line), udp_check.cc
+// (datagram and reply). makeNoneCheck gives nullptr: type none has no probe.
+#define L4LB_DECLARE_CHECK(Id, name) std::unique_ptr<Probe> make##Id##Check(const HealthTarget& target);
+L4LB_HEALTH_TYPES(L4LB_DECLARE_CHECK)
+#undef L4LB_DECLARE_CHECK
+
+// The real probe for target.cfg.type: the HealthChecker's default ProbeFactory.
 std::unique_ptr<Probe> makeSocketProbe(const HealthTarget& target);
 
 // "connection refused", "no route to host", ...: the words a reason uses for an errno.

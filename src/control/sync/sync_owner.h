@@ -1,7 +1,8 @@
 // Which worker owns a flow: the one whose RX queue the NIC's RSS puts the flow's packets on
 // (worker w polls queue q of every port when q mod workers = w, daemon.cc). A record from a
 // peer goes to that worker's sync_in ring, so each flow table keeps its single writer and the
-// entry sits where the flow's packets will look for it (SCALEOUT.md, "Which worker owns a flow").
+// entry sits where the flow's packets will look for it (docs/SCALE-OUT.md, "Flow sync",
+// "Receiving worker").
 //
 //  - one worker: it;
 //  - a port with one RX queue: worker 0 (queue 0);

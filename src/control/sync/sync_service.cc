@@ -253,22 +253,12 @@ SyncStatus SyncService::status() const {
     ps.last_heard_ms_ago = heard == 0 ? -1 : int64_t(now >= heard ? now - heard : 0);
     ps.records_in_per_s = p.records_in_per_s.load(std::memory_order_relaxed);
     ps.records_out_per_s = p.records_out_per_s.load(std::memory_order_relaxed);
-    ps.records_in = get(p.records_in);
-    ps.datagrams_in = get(p.datagrams_in);
-    ps.records_out = get(p.records_out);
-    ps.datagrams_out = get(p.datagrams_out);
-    ps.send_errors = get(p.send_errors);
-    for (size_t r = 0; r < ps.rejected.size(); r++) ps.rejected[r] = get(p.rejected[r]);
+    static_cast<SyncTraffic&>(ps) = p.read();
     s.peers.push_back(std::move(ps));
   }
-  s.records_out = get(ctr_.records_out);
-  s.datagrams_out = get(ctr_.datagrams_out);
-  s.records_in = get(ctr_.records_in);
-  s.datagrams_in = get(ctr_.datagrams_in);
+  static_cast<SyncTraffic&>(s) = ctr_.read();
   s.delivered = get(ctr_.delivered);
   s.ring_full = get(ctr_.ring_full);
-  s.send_errors = get(ctr_.send_errors);
-  for (size_t r = 0; r < s.rejected.size(); r++) s.rejected[r] = get(ctr_.rejected[r]);
   for (size_t b = 0; b < s.lag_buckets.size(); b++) s.lag_buckets[b] = get(ctr_.lag_buckets[b]);
   s.lag_count = get(ctr_.lag_count);
   s.lag_sum_s = double(get(ctr_.lag_sum_us)) / 1e6;

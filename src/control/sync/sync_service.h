@@ -1,4 +1,5 @@
-// The sync thread: flow sync between the balancers of a cluster (issue 12), control side.
+// The sync thread: flow sync between the balancers of a cluster (docs/SCALE-OUT.md,
+// "Flow sync"), control side.
 //
 //  send:    drains every worker's sync_out ring (the flows it created or re-announces), packs
 //           the records into datagrams (at most 18 records, 1400 bytes; sync_codec.h), MACs

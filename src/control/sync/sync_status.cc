@@ -10,32 +10,30 @@ nlohmann::json rejectsJson(const RejectCounts& r) {
   return j;
 }
 
+// The keys a peer and the totals share (SyncTraffic).
+nlohmann::json trafficJson(const SyncTraffic& t) {
+  return {{"records_in", t.records_in},       {"records_out", t.records_out}, {"datagrams_in", t.datagrams_in},
+          {"datagrams_out", t.datagrams_out}, {"send_errors", t.send_errors}, {"rejected", rejectsJson(t.rejected)}};
+}
+
 }  // namespace
 
 nlohmann::json syncStatusJson(const SyncStatus& s) {
   nlohmann::json peers = nlohmann::json::array();
-  for (const SyncPeerStatus& p : s.peers)
-    peers.push_back({{"address", p.address},
-                     {"last_heard_ms_ago", p.last_heard_ms_ago < 0 ? nlohmann::json() : nlohmann::json(p.last_heard_ms_ago)},
-                     {"records_in_per_s", p.records_in_per_s},
-                     {"records_out_per_s", p.records_out_per_s},
-                     {"records_in", p.records_in},
-                     {"records_out", p.records_out},
-                     {"datagrams_in", p.datagrams_in},
-                     {"datagrams_out", p.datagrams_out},
-                     {"send_errors", p.send_errors},
-                     {"rejected", rejectsJson(p.rejected)}});
+  for (const SyncPeerStatus& p : s.peers) {
+    nlohmann::json j = trafficJson(p);
+    j["address"] = p.address;
+    j["last_heard_ms_ago"] = p.last_heard_ms_ago < 0 ? nlohmann::json() : nlohmann::json(p.last_heard_ms_ago);
+    j["records_in_per_s"] = p.records_in_per_s;
+    j["records_out_per_s"] = p.records_out_per_s;
+    peers.push_back(std::move(j));
+  }
+  nlohmann::json totals = trafficJson(s);
+  totals["delivered"] = s.delivered;
+  totals["ring_full"] = s.ring_full;
   return {{"listen", s.listen},
           {"peers", peers},
-          {"totals",
-           {{"records_out", s.records_out},
-            {"records_in", s.records_in},
-            {"datagrams_out", s.datagrams_out},
-            {"datagrams_in", s.datagrams_in},
-            {"delivered", s.delivered},
-            {"ring_full", s.ring_full},
-            {"send_errors", s.send_errors},
-            {"rejected", rejectsJson(s.rejected)}}},
+          {"totals", totals},
           {"lag_ms",
            {{"last", s.lag_last_ms},
             {"max", s.lag_max_ms},

@@ -1,7 +1,8 @@
-// Flow sync as the operator sees it: the "sync" section of `l4lbctl cluster --json` (helper B's
-// command includes it when [sync] is enabled) and the stats file. Contract (SCALEOUT.md): peers
-// with address, last_heard_ms_ago, records_in_per_s, records_out_per_s and rejections by reason;
-// totals; lag.
+// Flow sync as the operator sees it: the "sync" section of `l4lbctl cluster --json` (present
+// when [sync] is enabled; docs/man/l4lbctl.8.scd, "cluster") and of the stats file: peers with
+// address, last_heard_ms_ago, records_in_per_s, records_out_per_s and rejections by reason;
+// totals; lag (docs/SCALE-OUT.md, "Flow sync"; docs/OPERATIONS.md, "Flow sync between
+// balancers").
 #pragma once
 
 #include <nlohmann/json.hpp>

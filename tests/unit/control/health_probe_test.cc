@@ -284,7 +284,9 @@ TEST(HealthProbeHttp, HostHeaderAndExpectedRanges) {
   });
   HealthTarget t = target(HealthType::Http, srv.port());
   t.cfg.http_host = "www.example.test";
-  EXPECT_EQ(firstReason(t), "status 302");  // default 200..299: a failure
+  Health st = Health::Unknown;
+  EXPECT_EQ(firstReason(t, &st), "status 302");  // default 200..299: a failure
+  EXPECT_EQ(st, Health::Down);
   std::lock_guard<std::mutex> g(mu);
   EXPECT_NE(request.find("\r\nHost: www.example.test\r\n"), std::string::npos) << request;
 }

@@ -31,11 +31,11 @@ TEST(ApiDispatch, WrongArityIsRefusedWithTheUsage) {
   for (const CommandSpec& c : kCommands) {
     std::vector<std::string> too_many(c.max_args + 1, "x");
     json r = call(v, std::string(c.name), too_many);
-    EXPECT_EQ(r, (json{{"ok", false}, {"error", "usage: " + std::string(c.usage)}})) << c.name;
+    EXPECT_EQ(r, (json{{"ok", false}, {"error", "usage: " + c.usage()}})) << c.name;
     if (c.min_args > 0) {
       std::vector<std::string> too_few(c.min_args - 1, "x");
       r = call(v, std::string(c.name), too_few);
-      EXPECT_EQ(r, (json{{"ok", false}, {"error", "usage: " + std::string(c.usage)}})) << c.name;
+      EXPECT_EQ(r, (json{{"ok", false}, {"error", "usage: " + c.usage()}})) << c.name;
     }
   }
   EXPECT_EQ(call(v, "explain", {"tcp"})["error"], "usage: explain tcp|udp SRC:PORT DST:PORT");
