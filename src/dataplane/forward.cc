@@ -20,8 +20,21 @@ inline FwdResult tooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, ui
 
 // Writes the outer IP header (and returns a pointer just past it) for a packet of `inner_len`
 // bytes after the outer header, from `src` to `dst`, carrying `proto`.
-inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, uint8_t proto,
-                             uint16_t inner_len, uint8_t tos, bool df, uint32_t flow_hash, uint16_t ip_id = 0) {
+// The per-packet fields of an outer header: TOS / traffic class; IPv4's DF and ID; IPv6's flow
+// label, from the flow's slot hash.
+struct OuterFields {
+  uint8_t tos = 0;
+  bool df = false;
+  uint32_t flow_hash = 0;
+  uint16_t ip_id = 0;
+};
+
+inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, uint8_t proto, uint16_t inner_len,
+                             const OuterFields& f) {
+  const uint8_t tos = f.tos;
+  const bool df = f.df;
+  const uint32_t flow_hash = f.flow_hash;
+  const uint16_t ip_id = f.ip_id;
   if (dst.isV4()) {
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p);
     ip->version_ihl = RTE_IPV4_VHL_DEF;
@@ -57,7 +70,8 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
 
 // Field by field from the snapshot's addresses: the reference for encapFast's templates.
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id) {
+                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+  const bool gue = v.mode == FwdMode::Gue;
   const SnapPort& out = s.ports[b.egress];
   const bool outer4 = b.addr.isV4();
   const uint16_t overhead = net::encapOverhead(outer4, gue);
@@ -83,10 +97,9 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
   std::memcpy(&eth->src_addr, out.mac.bytes.data(), 6);
   eth->ether_type = rte_cpu_to_be_16(ethertypeOf(b.addr.family));
 
-  const IpAddr& src = b.tunnel_src;
   uint8_t proto = gue ? kProtoUdp : (pi.family == Family::V4 ? uint8_t(IPPROTO_IPIP) : uint8_t(IPPROTO_IPV6));
   uint16_t after_ip = uint16_t(pi.l3_len + (gue ? kUdpHdrLen : 0));
-  uint8_t* l4 = writeOuterIp(p + kEthLen, src, b.addr, proto, after_ip, tos, outer4 && df, flow_hash, ip_id);
+  uint8_t* l4 = writeOuterIp(p + kEthLen, b.tunnel_src, b.addr, proto, after_ip, {tos, outer4 && df, flow_hash, ip_id});
   if (gue) {
     auto* udp = reinterpret_cast<rte_udp_hdr*>(l4);
     // Source port in 32768..65535 from the flow hash: stable per flow, spread across flows.
@@ -239,7 +252,7 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
     IpAddr src = IpAddr::v4(0), dst = IpAddr::v4(0);
     std::memcpy(src.bytes.data(), vip, 4);
     std::memcpy(dst.bytes.data(), client, 4);
-    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp, uint16_t(net::kIcmpHdrLen + quote), 0, false, 0);
+    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp, uint16_t(net::kIcmpHdrLen + quote), {});
   } else {
     // RFC 4443 §3.2: as much of the invoking packet as fits in the minimum MTU (1280).
     constexpr uint16_t kMaxQuote = 1280 - kIpv6HdrLen - net::kIcmpHdrLen;
@@ -248,7 +261,7 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
     auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv6HdrLen + net::kIcmpHdrLen));
     if (p == nullptr) return {Drop::NoHeadroom};
     IpAddr src = IpAddr::v6(vip), dst = IpAddr::v6(client);
-    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp6, uint16_t(net::kIcmpHdrLen + quote), 0, false, 0);
+    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp6, uint16_t(net::kIcmpHdrLen + quote), {});
     uint8_t* icmp = p + kEthLen + kIpv6HdrLen;
     icmp[0] = 2;  // packet too big
     icmp[1] = 0;

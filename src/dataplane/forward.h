@@ -107,8 +107,9 @@ inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
 // returned as {TooBig, egress, frag_mtu = the egress MTU} (the caller fragments the outer
 // header, or drops it as too_big); otherwise
 // tooBigFor (ICMP when DF is set, a counted drop otherwise; IPv6 outer is never fragmented).
+// GUE or IP-in-IP by the VIP's mode (v.mode).
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id);
+                      const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id);
 
 // The inner packet's TOS / traffic class, copied to the outer header (RFC 2003 §3.1, RFC 2473 §5.1).
 inline uint8_t innerTos(const uint8_t* ip, Family f) {
@@ -135,7 +136,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
   // The new data start: negative when the headroom is too small for the outer headers.
   const int32_t new_off = int32_t(m->data_off) + l3_off - kHdrLen;
   if (unlikely(l3_len > rw.max_l3_len || m->nb_segs != 1 || new_off < 0))
-    return encapsulate(m, pi, v, b, s, flow_hash, kGue, ingress, ip_id);
+    return encapsulate(m, pi, v, b, s, flow_hash, ingress, ip_id);
   uint8_t* inner = rte_pktmbuf_mtod_offset(m, uint8_t*, l3_off);
   // TOS / traffic class (innerTos) and, over IPv4, DF in one test of the inner family: DF is
   // copied from an IPv4 inner packet (RFC 2003 §3.1) and always set over IPv6 inside (IPv6 is

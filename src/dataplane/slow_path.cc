@@ -11,6 +11,7 @@
 #include "dataplane/decide.h"
 #include "dataplane/forward.h"
 #include "dataplane/lookup.h"
+#include "dataplane/pipeline.h"
 #include "dataplane/parser_inline.h"  // the IPv6 extension-header rules, for the quote
 
 namespace l4lb::dataplane {
@@ -399,28 +400,44 @@ FwdResult natIcmpError(rte_mbuf* m, const PacketInfo& pi, const Quote& q, const 
   return {Drop::Ok, b.egress};
 }
 
+// An error whose backend is chosen: the error as a packet of the quoted flow (its PacketInfo,
+// the flow's VIP and slot hash: the tunnel entropy the flow's own packets get), the quote, and
+// the backend.
+struct IcmpErrorTarget {
+  PktCtx pkt;
+  Quote q;
+  uint32_t bid;
+};
+
+IcmpErrorTarget icmpErrorTarget(const PacketInfo& pi, const Quote& q, const SnapVip& vip, uint32_t bid,
+                                hash_sig_t slot_hash) {
+  IcmpErrorTarget e{};
+  e.pkt.pi = pi;
+  e.pkt.vip = &vip;
+  e.pkt.slot_hash = slot_hash;
+  e.q = q;
+  e.bid = bid;
+  return e;
+}
+
 // The last checks (egress MTU, rate) and the send, for an error whose backend is chosen.
-void sendIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi, const Quote& q,
-                   const SnapVip& vip, uint32_t bid, hash_sig_t sig, uint16_t ingress, uint32_t now_ms, TxBatch& tx) {
-  const SnapVip* v = &vip;
-  const SnapBackend& b = s.backends[bid];
+void sendIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const IcmpErrorTarget& e, uint16_t ingress,
+                   uint32_t now_ms, TxBatch& tx) {
+  const PacketInfo& pi = e.pkt.pi;
+  const SnapVip& vip = *e.pkt.vip;
+  const SnapBackend& b = s.backends[e.bid];
   // RFC 1122 §3.2.2: no ICMP error about an ICMP error. One that does not fit the egress MTU is
   // dropped here (too_big), before the forwarders could answer it with fragmentation-needed.
   uint32_t overhead = 0;
-  if (v->mode == FwdMode::Ipip || v->mode == FwdMode::Gue) {
-    overhead = net::encapOverhead(b.addr.isV4(), v->mode == FwdMode::Gue);
+  if (vip.mode == FwdMode::Ipip || vip.mode == FwdMode::Gue) {
+    overhead = net::encapOverhead(b.addr.isV4(), vip.mode == FwdMode::Gue);
   }
   if (pi.l3_len + overhead > s.ports[b.egress].mtu) return dropPkt(w, m, Drop::TooBig);
   // Last: only an error that would be forwarded takes a token, so refused ones (spoofed quotes,
   // unknown flows) cannot use up the rate valid ones need.
-  if (!w.icmp_errors.take(now_ms, s.icmp_errors)) return dropPkt(w, m, Drop::IcmpRateLimited);
-  FwdResult r;
-  switch (v->mode) {
-    case FwdMode::Dsr: r = forwardDsr(m, pi, b, s, ingress); break;
-    case FwdMode::Ipip: r = forwardIpip(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
-    case FwdMode::Gue: r = forwardGue(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
-    case FwdMode::Nat: r = natIcmpError(m, pi, q, b, s); break;
-  }
+  if (!takeIcmpErrorToken(w.icmp_errors, s.icmp_errors, now_ms)) return dropPkt(w, m, Drop::IcmpRateLimited);
+  // The fast path's mode switch; NAT rewrites the error itself (RFC 5508).
+  const FwdResult r = forwardByMode(w, s, e.pkt, b, m, ingress, [&] { return natIcmpError(m, pi, e.q, b, s); });
   if (r.drop != Drop::Ok) return dropPkt(w, m, r.drop);
   w.counters.add(Ctr::IcmpErrorForwarded);
   emit(tx, m, r.egress);
@@ -472,7 +489,7 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     }
     // A reload since the decision may have taken the backend away (as for the fragments).
     if (!usableForExisting(s.backend(fd->backend), fd->vip_index)) return dropPkt(w, m, Drop::NoBackend);
-    return sendIcmpError(w, s, m, pi, q, fv, fd->backend, fd->flow_hash, ingress, now_ms, tx);
+    return sendIcmpError(w, s, m, icmpErrorTarget(pi, q, fv, fd->backend, fd->flow_hash), ingress, now_ms, tx);
   }
   if (qlen < q.hdr_len + 8) return dropPkt(w, m, Drop::BadIcmpQuote);
   const uint8_t* ql4 = quote + q.hdr_len;
@@ -484,16 +501,16 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   if (v == nullptr) return dropPkt(w, m, Drop::BadIcmpQuote);
 
   // The flow as the fast path keys it: client -> VIP.
-  hash_sig_t sig;
+  hash_sig_t slot_hash;
   uint64_t raw = 0;
   bool hit;
   if (v4) {
     FlowKey4 k;
-    sig = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
+    slot_hash = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
     hit = w.flows4->lookup(&k, FlowTable::indexHash(k), raw);
   } else {
     FlowKey6 k;
-    sig = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
+    slot_hash = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
     hit = w.flows6->lookup(&k, FlowTable::indexHash(k), raw);
   }
   uint32_t bid = kNoBackend;
@@ -515,10 +532,10 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     if (isRoundRobin(*v)) {
       return dropPkt(w, m, Drop::IcmpErrorNoFlow);
     }
-    bid = statelessBackend(*v, sig, qdst, pi.family);
+    bid = statelessBackend(*v, slot_hash, qdst, pi.family);
     if (bid == kNoBackend) return dropPkt(w, m, Drop::NoBackend);
   }
-  sendIcmpError(w, s, m, pi, q, *v, bid, sig, ingress, now_ms, tx);
+  sendIcmpError(w, s, m, icmpErrorTarget(pi, q, *v, bid, slot_hash), ingress, now_ms, tx);
 }
 
 // For Fragment / UnsupportedProto verdicts: the parser validated the IP header before it gave

@@ -60,7 +60,7 @@
 //  5. The egress MTU: an error too big for it is dropped as too_big, never answered (RFC 1122
 //     §3.2.2).
 //  6. The rate: a per-worker token bucket on the worker's clock ([icmp] errors_per_second,
-//     burst; icmp_rate_limit.h): icmp_rate_limited. Last, so refused errors spend no token.
+//     burst; token_bucket.h): icmp_rate_limited. Last, so refused errors spend no token.
 // Then the VIP's forwarding mode sends it (NAT: RFC 5508 rewrite of the outer destination and
 // the quote) and icmp_error_forwarded counts it.
 #pragma once

@@ -192,7 +192,7 @@ void expectSameAsGeneric(const Case& c, const Snapshot& s, const Frame& in, uint
   const bool gue = c.mode == FwdMode::Gue;
   const FwdResult rf = gue ? forwardGue(mf.get(), pi, v, b, s, flow_hash, kWan, ip_id)
                            : forwardIpip(mf.get(), pi, v, b, s, flow_hash, kWan, ip_id);
-  const FwdResult rg = encapsulate(mg.get(), pi, v, b, s, flow_hash, gue, kWan, ip_id);
+  const FwdResult rg = encapsulate(mg.get(), pi, v, b, s, flow_hash, kWan, ip_id);
   EXPECT_EQ(rf.drop, rg.drop);
   EXPECT_EQ(rf.egress, rg.egress);
   EXPECT_EQ(rf.icmp_sent, rg.icmp_sent);
