@@ -45,7 +45,7 @@ void warmFlows(dataplane::WorkerState& w, const Snapshot& s, const TrafficSpec& 
   dataplane::TxBatch tx;
   // Two packets per flow for UDP too: a UDP entry is embryonic (UdpNew) until its second
   // packet (flow.h), and a population warmed with one would rewrite every entry on its first
-  // timed packet (+23 Ir/pkt in a 64k-packet callgrind run; issue 14's "UDP gap").
+  // timed packet (+23 Ir/pkt in a 64k-packet callgrind run).
   const int passes = 2;
   for (int pass = 0; pass < passes; pass++) {
     for (uint32_t f = 0; f < t.flows; f += kBurst) {

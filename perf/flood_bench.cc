@@ -1,4 +1,4 @@
-// SYN-flood benchmark (issue 13): a worker under spoofed SYNs, each from a never-seen 5-tuple,
+// SYN-flood benchmark: a worker under spoofed SYNs, each from a never-seen 5-tuple,
 // mixed with its established flows and with legitimate new connections (SYN, then ACK a burst
 // later). On the real clock, as workerMain runs it (processBurst, then the sweep), so embryonic
 // entries age and are swept at their real timeouts while the flood lasts.

@@ -114,6 +114,21 @@ inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
   return parseL4(ip + hdr_len, total_len - hdr_len, info.proto, kProtoIcmp, info);
 }
 
+// An IPv6 packet's facts once its extension headers are walked: `off` is where the upper
+// layer (`next`) starts, relative to the IPv6 header at `ip` (l3_off in the frame).
+[[gnu::always_inline]] inline void fillIpv6(PacketInfo& info, const uint8_t* ip, uint32_t l3_off, uint32_t off,
+                                            uint32_t ip_len, uint8_t next) {
+  info.l3_off = static_cast<uint16_t>(l3_off);
+  info.l4_off = static_cast<uint16_t>(l3_off + off);
+  info.l3_len = static_cast<uint16_t>(ip_len);
+  info.family = Family::V6;
+  info.proto = next;
+  info.ttl = ip[7];
+  info.df = true;
+  info.saddr_off = static_cast<uint16_t>(l3_off + 8);
+  info.daddr_off = static_cast<uint16_t>(l3_off + 24);
+}
+
 inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
                       PacketInfo& info) {
   const uint8_t* ip = frame + l3_off;
@@ -139,15 +154,7 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
       info.frag_proto = next;
       if (off_m & 0xfff8) {  // offset != 0: no L4 header here
         info.frag = FragKind::Later;
-        info.l3_off = static_cast<uint16_t>(l3_off);
-        info.l4_off = static_cast<uint16_t>(l3_off + off);
-        info.l3_len = static_cast<uint16_t>(ip_len);
-        info.family = Family::V6;
-        info.proto = next;
-        info.ttl = ip[7];
-        info.df = true;
-        info.saddr_off = static_cast<uint16_t>(l3_off + 8);
-        info.daddr_off = static_cast<uint16_t>(l3_off + 24);
+        fillIpv6(info, ip, l3_off, off, ip_len, next);
         return Drop::Fragment;
       }
       info.frag = FragKind::First;
@@ -165,15 +172,7 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
     off += ext_len;
   }
 
-  info.l3_off = static_cast<uint16_t>(l3_off);
-  info.l4_off = static_cast<uint16_t>(l3_off + off);
-  info.l3_len = static_cast<uint16_t>(ip_len);
-  info.family = Family::V6;
-  info.proto = next;
-  info.ttl = ip[7];
-  info.df = true;
-  info.saddr_off = static_cast<uint16_t>(l3_off + 8);
-  info.daddr_off = static_cast<uint16_t>(l3_off + 24);
+  fillIpv6(info, ip, l3_off, off, ip_len, next);
   if (unlikely(info.frag == FragKind::First)) {
     const Drop d = parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info, true);
     return d == Drop::Ok ? Drop::Fragment : d;
