@@ -150,7 +150,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
   uint16_t n4 = 0, n6 = 0;
   rte_mbuf* live[kBurst];
   uint16_t nlive = 0;
-  // Fragments (Drop::Fragment with a fragment table), handled after the burst's other packets.
+  // Fragments (Parse::Fragment, with a fragment table), handled after the burst's other packets.
   rte_mbuf* frag_m[kBurst];
   Uninit<PacketInfo> frag_pi[kBurst];
   uint16_t nfrag = 0;
@@ -204,11 +204,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     // data_len is 16 bits: within parser_detail::kMaxFrameLen, as parsePacketInline clamps to.
     const uint32_t len = rte_pktmbuf_data_len(m);
     const bool cksum_verified = parser_detail::rxIpCksumVerified(m->ol_flags);
-    Drop d;
+    ParseResult d;
     if (likely(parser_detail::parseIpv4Fast(data, len, cksum_verified, c.pi, d))) {
       // Ok: TCP or UDP by the fast parser's entry condition. Otherwise a drop verdict (never a
       // fragment: those go to parseGeneral), handled below like parseGeneral's.
-      if (likely(d == Drop::Ok)) {
+      if (likely(d.verdict == Parse::Ok)) {
         if (likely(admit(m, data, c, std::true_type{}))) live[nlive++] = m;
         continue;
       }
@@ -217,13 +217,13 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     }
     // Everything but TCP/UDP for a VIP or from a NAT backend leaves the fast path here, to the
     // out-of-line handlers of slow_path.cc (ARP/ND/echo replies, ICMP errors, exception path).
-    if (unlikely(d != Drop::Ok)) {
-      if (d == Drop::Fragment && w.frags) {
+    if (unlikely(d.verdict != Parse::Ok)) {
+      if (d.verdict == Parse::Fragment && w.frags) {
         frag_m[nfrag] = m;
         frag_pi[nfrag++].v = c.pi;
         continue;
       }
-      handleUnparsed(w, s, m, d, ingress, tx);
+      handleUnparsed(w, s, m, d.reason, ingress, tx);
       continue;
     }
     if (unlikely(c.pi.proto != kProtoTcp && c.pi.proto != kProtoUdp)) {
@@ -247,7 +247,7 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     uint32_t bid = kNoBackend;  // the backend a forward packet goes to (counted once sent)
     if (c.reverse) {
       r = reverseNat(m, c.pi, *c.vip, s, ingress);
-      if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::NatReverse);
+      if (r.outcome == FwdOutcome::Sent) w.counters.add(Ctr::NatReverse);
     } else {
       bid = scheduleFlow(w, s, c, m, now_ms, hits);
       if (unlikely(bid == kDropped)) continue;

@@ -90,7 +90,7 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
   // Drop the old L2 header; the new one is written in front of the outer IP header.
   rte_pktmbuf_adj(m, pi.l3_off);
   auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, prepend));
-  if (p == nullptr) return {Drop::NoHeadroom};
+  if (p == nullptr) return FwdResult::dropped(Drop::NoHeadroom);
 
   auto* eth = reinterpret_cast<rte_ether_hdr*>(p);
   std::memcpy(&eth->dst_addr, b.next_hop_mac.bytes.data(), 6);
@@ -114,8 +114,8 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
     }
   }
   // Marked too_big: a caller that does not fragment (or cannot) drops it with that reason.
-  if (unlikely(frag_mtu != 0)) return {Drop::TooBig, b.egress, false, frag_mtu};
-  return {Drop::Ok, b.egress};
+  if (unlikely(frag_mtu != 0)) return FwdResult::fragment(b.egress, frag_mtu);
+  return FwdResult::sent(b.egress);
 }
 
 namespace {
@@ -194,7 +194,7 @@ static bool routeTo(const Snapshot& s, const IpAddr& dst, uint16_t& egress, MacA
 
 FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const Snapshot& s,
                      uint16_t ingress) {
-  if (pi.ttl <= 1) return {Drop::TtlExceeded};
+  if (pi.ttl <= 1) return FwdResult::dropped(Drop::TtlExceeded);
   const uint8_t* base = rte_pktmbuf_mtod(m, const uint8_t*);
   IpAddr client = pi.family == Family::V4 ? IpAddr::v4([&] {
     uint32_t a;
@@ -204,18 +204,18 @@ FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const 
                                           : IpAddr::v6(base + pi.daddr_off);
   uint16_t egress;
   MacAddr mac;
-  if (!routeTo(s, client, egress, mac)) return {Drop::NoRoute};
+  if (!routeTo(s, client, egress, mac)) return FwdResult::dropped(Drop::NoRoute);
   if (pi.l3_len > s.ports[egress].mtu) return tooBig(m, pi, s, ingress, s.ports[egress].mtu, 0);
   trimPadding(m, pi);
   uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, pi.l3_off);
   natRewrite(l3, pi, pi.saddr_off - pi.l3_off, v.addr.bytes.data(), 0, v.port_be);
   rewriteEth(m, pi, mac, s.ports[egress].mac, ethertypeOf(pi.family));
-  return {Drop::Ok, egress};
+  return FwdResult::sent(egress);
 }
 
 FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
                     uint16_t overhead) {
-  if (!pi.df) return {Drop::TooBig};
+  if (!pi.df) return FwdResult::dropped(Drop::TooBig);
   uint16_t mtu = egress_mtu > overhead ? uint16_t(egress_mtu - overhead) : 0;
   return replyTooBig(m, pi, s, ingress, mtu);
 }
@@ -241,7 +241,7 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
     if (rte_pktmbuf_pkt_len(m) > kMaxQuote) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_pkt_len(m) - kMaxQuote));
     uint16_t quote = uint16_t(rte_pktmbuf_pkt_len(m));
     auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv4HdrLen + net::kIcmpHdrLen));
-    if (p == nullptr) return {Drop::NoHeadroom};
+    if (p == nullptr) return FwdResult::dropped(Drop::NoHeadroom);
     auto* icmp = reinterpret_cast<rte_icmp_hdr*>(p + kEthLen + kIpv4HdrLen);
     icmp->icmp_type = 3;  // destination unreachable
     icmp->icmp_code = 4;  // fragmentation needed and DF set
@@ -259,7 +259,7 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
     if (rte_pktmbuf_pkt_len(m) > kMaxQuote) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_pkt_len(m) - kMaxQuote));
     uint16_t quote = uint16_t(rte_pktmbuf_pkt_len(m));
     auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv6HdrLen + net::kIcmpHdrLen));
-    if (p == nullptr) return {Drop::NoHeadroom};
+    if (p == nullptr) return FwdResult::dropped(Drop::NoHeadroom);
     IpAddr src = IpAddr::v6(vip), dst = IpAddr::v6(client);
     writeOuterIp(p + kEthLen, src, dst, kProtoIcmp6, uint16_t(net::kIcmpHdrLen + quote), {});
     uint8_t* icmp = p + kEthLen + kIpv6HdrLen;
@@ -275,7 +275,7 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
   std::memcpy(&eth->dst_addr, client_mac.bytes.data(), 6);
   std::memcpy(&eth->src_addr, in.mac.bytes.data(), 6);
   eth->ether_type = rte_cpu_to_be_16(ethertypeOf(pi.family));
-  return {Drop::Ok, ingress, true};
+  return FwdResult::icmpSent(ingress);
 }
 
 }  // namespace l4lb::dataplane

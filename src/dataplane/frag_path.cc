@@ -45,7 +45,7 @@ namespace {
   c.slot_hash = d.flow_hash;
   // A later fragment has no L4 header: NAT rewrites its IP header only.
   const FwdResult r = forwardByMode(w, s, c, *b, m, ingress, [&] { return forwardNatLaterFragment(m, pi, *b, s, ingress); });
-  if (r.drop == Drop::Ok && !r.icmp_sent) {
+  if (r.outcome == FwdOutcome::Sent) {
     w.counters.add(Ctr::FragForwarded);
     if (released && !emitBounded(w, tx, m, r.egress)) return;
     if (d.backend < kMaxCountedBackends) {
@@ -139,7 +139,7 @@ void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Packet
       auto* h = static_cast<rte_mbuf*>(p);
       PacketInfo hpi;
       // Parsed before it was held; the bytes have not changed since.
-      if (parsePacket(rte_pktmbuf_mtod(h, const uint8_t*), rte_pktmbuf_data_len(h), hpi, h->ol_flags) != Drop::Fragment) {
+      if (parsePacket(rte_pktmbuf_mtod(h, const uint8_t*), rte_pktmbuf_data_len(h), hpi, h->ol_flags).verdict != Parse::Fragment) {
         dropPkt(w, h, Drop::Fragment);
         return;
       }
@@ -153,7 +153,7 @@ void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Packet
     }
     if (!ok) return;  // dropped by scheduleFlow, with its reason
     const FwdResult r = forwardTo(w, s, c, s.backends[bid], m, ingress);
-    if (r.drop == Drop::Ok && !r.icmp_sent) w.counters.add(Ctr::FragForwarded);
+    if (r.outcome == FwdOutcome::Sent) w.counters.add(Ctr::FragForwarded);
     finishForward(w, m, r, bid, tx, w.backend_ctrs.get());
     return;
   }
@@ -198,7 +198,7 @@ uint16_t drainFragRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBat
     PacketInfo pi;
     // Parsed by the worker that received it; parsed again here (the ring carries only the mbuf).
     if (ingress >= s.ports.size() ||
-        parsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), pi, m->ol_flags) != Drop::Fragment) {
+        parsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), pi, m->ol_flags).verdict != Parse::Fragment) {
       dropPkt(w, m, Drop::Fragment);
       continue;
     }

@@ -41,8 +41,8 @@ OuterFragResult fragmentOuter(rte_mbuf* m, uint16_t mtu, const OuterFragPools& p
 }
 
 // The worker's emitter (pipeline.h): a tunnelled packet encapsulated whole but longer than the
-// egress MTU (FwdResult::frag_mtu), fragmented on the outer header and its fragments queued to the same egress.
-// They count against the TX batch like fragments released from hold (emitBounded): at most up
+// egress MTU (FwdOutcome::Fragment), fragmented on the outer header and its fragments queued to
+// the same egress. They count against the TX batch like fragments released from hold (emitBounded): at most up
 // to kTxBatchCap - kBurst, so the burst's own packets always fit; past that, all of them are
 // one tx_full drop. Out of line and cold: reached from finishForward's drop branch only.
 void emitOuterFragments(WorkerState& w, rte_mbuf* m, uint16_t egress, uint16_t frag_mtu, uint32_t bid, TxBatch& tx) {

@@ -38,7 +38,7 @@ inline constexpr uint32_t kDropped = ~0u;
 [[gnu::noinline]] L4LB_PIPELINE_STEP void rewriteHit(WorkerState& w, const Snapshot& s, FlowTable& ft, const PktCtx& c,
                                                      uint64_t raw, uint64_t value, uint32_t now_ms);
 
-// A tunnelled packet encapsulated whole but longer than the egress MTU (FwdResult::frag_mtu),
+// A tunnelled packet encapsulated whole but longer than the egress MTU (FwdOutcome::Fragment),
 // fragmented on the outer header (outer_frag.cc).
 [[gnu::cold, gnu::noinline]] void emitOuterFragments(WorkerState& w, rte_mbuf* m, uint16_t egress, uint16_t frag_mtu,
                                                      uint32_t bid, TxBatch& tx);
@@ -85,7 +85,7 @@ __rte_always_inline FwdResult forwardByMode(WorkerState& w, const Snapshot& s, c
     case FwdMode::Gue: return forwardGue(m, c.pi, *c.vip, b, s, c.slot_hash, ingress, w.ip_id++);
     case FwdMode::Nat: return nat();
   }
-  return {Drop::NoBackend};  // not reached: every mode is handled
+  return FwdResult::dropped(Drop::NoBackend);  // not reached: every mode is handled
 }
 
 // A client's packet forwarded to backend `b` by its VIP's mode.
@@ -99,16 +99,21 @@ __rte_always_inline FwdResult forwardTo(WorkerState& w, const Snapshot& s, const
 // `bctrs`: w.backend_ctrs, loaded once per burst by processBurst.
 __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdResult& r, uint32_t bid, TxBatch& tx,
                                        BackendCounters* bctrs) {
-  if (r.drop != Drop::Ok) {
+  // Sent is the one outcome the hot loop expects: one test of `outcome` before the accounting.
+  if (unlikely(r.outcome != FwdOutcome::Sent)) {
+    if (r.outcome == FwdOutcome::Dropped) {
+      dropPkt(w, m, r.drop);
+      return;
+    }
     // Too big, but may leave fragmented (by value: `r` stays in registers).
-    if (unlikely(r.frag_mtu != 0)) return emitOuterFragments(w, m, r.egress, r.frag_mtu, bid, tx);
-    dropPkt(w, m, r.drop);
-    return;
-  }
-  if (r.icmp_sent) {
+    if (r.outcome == FwdOutcome::Fragment) return emitOuterFragments(w, m, r.egress, r.frag_mtu, bid, tx);
+    // IcmpSent: the reply goes back to the client, counted as a too_big drop of the packet.
     w.counters.drop(Drop::TooBig);
     w.counters.add(Ctr::IcmpTooBigSent);
-  } else if (bid < kMaxCountedBackends && bid != kNoBackend) {
+    emit(tx, m, r.egress);
+    return;
+  }
+  if (bid < kMaxCountedBackends && bid != kNoBackend) {
     // The frame as sent to the backend (after rewrite or encapsulation).
     BackendCounters& bc = bctrs[bid];
     bc.packets++;
