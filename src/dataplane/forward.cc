@@ -25,7 +25,7 @@ inline FwdResult tooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, ui
 struct OuterFields {
   uint8_t tos = 0;
   bool df = false;
-  uint32_t flow_hash = 0;
+  uint32_t slot_hash = 0;
   uint16_t ip_id = 0;
 };
 
@@ -33,7 +33,7 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
                              const OuterFields& f) {
   const uint8_t tos = f.tos;
   const bool df = f.df;
-  const uint32_t flow_hash = f.flow_hash;
+  const uint32_t slot_hash = f.slot_hash;
   const uint16_t ip_id = f.ip_id;
   if (dst.isV4()) {
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p);
@@ -57,7 +57,7 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
   }
   auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(p);
   // Flow label from the flow hash: ECMP entropy on IPv6 underlays (RFC 6438).
-  ip6->vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (flow_hash & 0xfffff));
+  ip6->vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (slot_hash & 0xfffff));
   ip6->payload_len = rte_cpu_to_be_16(inner_len);
   ip6->proto = proto;
   ip6->hop_limits = kTunnelTtl;
@@ -70,7 +70,7 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
 
 // Field by field from the snapshot's addresses: the reference for encapFast's templates.
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+                      const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id) {
   const bool gue = v.mode == FwdMode::Gue;
   const SnapPort& out = s.ports[b.egress];
   const bool outer4 = b.addr.isV4();
@@ -99,11 +99,11 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
 
   uint8_t proto = gue ? kProtoUdp : (pi.family == Family::V4 ? uint8_t(IPPROTO_IPIP) : uint8_t(IPPROTO_IPV6));
   uint16_t after_ip = uint16_t(pi.l3_len + (gue ? kUdpHdrLen : 0));
-  uint8_t* l4 = writeOuterIp(p + kEthLen, b.tunnel_src, b.addr, proto, after_ip, {tos, outer4 && df, flow_hash, ip_id});
+  uint8_t* l4 = writeOuterIp(p + kEthLen, b.tunnel_src, b.addr, proto, after_ip, {tos, outer4 && df, slot_hash, ip_id});
   if (gue) {
     auto* udp = reinterpret_cast<rte_udp_hdr*>(l4);
     // Source port in 32768..65535 from the flow hash: stable per flow, spread across flows.
-    udp->src_port = rte_cpu_to_be_16(uint16_t(0x8000 | (flow_hash & 0x7fff)));
+    udp->src_port = rte_cpu_to_be_16(uint16_t(0x8000 | (slot_hash & 0x7fff)));
     udp->dst_port = v.gue_port_be;
     udp->dgram_len = rte_cpu_to_be_16(after_ip);
     udp->dgram_cksum = 0;  // allowed for IPv4 (RFC 768)

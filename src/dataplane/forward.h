@@ -138,7 +138,7 @@ inline uint8_t innerTos(const uint8_t* ip, Family f) {
 // VIP, so the callers pick the specialisation once. Output is byte-identical to encapsulate().
 template <bool kOuter4, bool kGue>
 inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                           const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+                           const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id) {
   constexpr uint16_t kIpLen = kOuter4 ? kIpv4HdrLen : kIpv6HdrLen;
   constexpr uint16_t kHdrLen = kEthLen + kIpLen + (kGue ? kUdpHdrLen : 0);
   const BackendRewrite& rw = b.rw;
@@ -151,7 +151,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
   // The new data start: negative when the headroom is too small for the outer headers.
   const int32_t new_off = int32_t(m->data_off) + l3_off - kHdrLen;
   if (unlikely(l3_len > rw.max_l3_len || m->nb_segs != 1 || new_off < 0))
-    return encapsulate(m, pi, v, b, s, flow_hash, ingress, ip_id);
+    return encapsulate(m, pi, v, b, s, slot_hash, ingress, ip_id);
   uint8_t* inner = rte_pktmbuf_mtod_offset(m, uint8_t*, l3_off);
   // TOS / traffic class (innerTos) and, over IPv4, DF in one test of the inner family: DF is
   // copied from an IPv4 inner packet (RFC 2003 §3.1) and always set over IPv6 inside (IPv6 is
@@ -191,7 +191,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
     std::memcpy(ip + 10, &ck, 2);
   } else {
     // Flow label from the flow hash: ECMP entropy on IPv6 underlays (RFC 6438).
-    const uint32_t vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (flow_hash & 0xfffff));
+    const uint32_t vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (slot_hash & 0xfffff));
     const uint16_t plen_be = rte_cpu_to_be_16(after_ip);
     std::memcpy(ip, &vtc_flow, 4);
     std::memcpy(ip + 4, &plen_be, 2);
@@ -199,7 +199,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
   if constexpr (kGue) {
     uint8_t* udp = ip + kIpLen;
     // Source port in 32768..65535 from the flow hash: stable per flow, spread across flows.
-    const uint16_t sport_be = rte_cpu_to_be_16(uint16_t(0x8000 | (flow_hash & 0x7fff)));
+    const uint16_t sport_be = rte_cpu_to_be_16(uint16_t(0x8000 | (slot_hash & 0x7fff)));
     const uint16_t ulen_be = rte_cpu_to_be_16(after_ip);
     std::memcpy(udp, &sport_be, 2);
     std::memcpy(udp + 4, &ulen_be, 2);
@@ -216,17 +216,17 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
 // IP-in-IP: RFC 2003 (IPv4 outer), RFC 2473 (IPv6 outer); the inner packet is untouched.
 // `ip_id`: the outer IPv4 identification, from the worker's counter (unique while DF is clear).
 inline FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                             const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
-  return b.addr.isV4() ? encapFast<true, false>(m, pi, v, b, s, flow_hash, ingress, ip_id)
-                       : encapFast<false, false>(m, pi, v, b, s, flow_hash, ingress, ip_id);
+                             const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id) {
+  return b.addr.isV4() ? encapFast<true, false>(m, pi, v, b, s, slot_hash, ingress, ip_id)
+                       : encapFast<false, false>(m, pi, v, b, s, slot_hash, ingress, ip_id);
 }
 
 // GUE variant 1 (draft-ietf-intarea-gue §4: direct IP encapsulation, no GUE header), as Katran:
 // UDP to v.gue_port, source port from the flow hash for ECMP entropy.
 inline FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                            const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
-  return b.addr.isV4() ? encapFast<true, true>(m, pi, v, b, s, flow_hash, ingress, ip_id)
-                       : encapFast<false, true>(m, pi, v, b, s, flow_hash, ingress, ip_id);
+                            const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id) {
+  return b.addr.isV4() ? encapFast<true, true>(m, pi, v, b, s, slot_hash, ingress, ip_id)
+                       : encapFast<false, true>(m, pi, v, b, s, slot_hash, ingress, ip_id);
 }
 
 // Two-arm NAT, client -> backend: destination VIP:port becomes backend:port; TTL decremented.

@@ -42,7 +42,7 @@ namespace {
   PktCtx c;
   c.pi = pi;
   c.vip = &vip;
-  c.slot_hash = d.flow_hash;
+  c.slot_hash = d.slot_hash;
   // A later fragment has no L4 header: NAT rewrites its IP header only.
   const FwdResult r = forwardByMode(w, s, c, *b, m, ingress, [&] { return forwardNatLaterFragment(m, pi, *b, s, ingress); });
   if (r.outcome == FwdOutcome::Sent) {
@@ -127,7 +127,7 @@ void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Packet
         makePktFlowKey(k4, saddr, daddr, c);
         c.key = &k4;
       }
-      d.flow_hash = c.slot_hash;
+      d.slot_hash = c.slot_hash;
       bid = scheduleFlow(w, s, c, m, now_ms, hits);
       w.counters.add(Ctr::FlowHit, hits);
       ok = bid != kDropped;

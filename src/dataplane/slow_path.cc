@@ -433,7 +433,7 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     }
     // A reload since the decision may have taken the backend away (as for the fragments).
     if (!usableForExisting(s.backend(fd->backend), fd->vip_index)) return dropPkt(w, m, Drop::NoBackend);
-    return sendIcmpError(w, s, m, icmpErrorTarget(pi, q, fv, fd->backend, fd->flow_hash), ingress, now_ms, tx);
+    return sendIcmpError(w, s, m, icmpErrorTarget(pi, q, fv, fd->backend, fd->slot_hash), ingress, now_ms, tx);
   }
   if (qlen < q.hdr_len + 8) return dropPkt(w, m, Drop::BadIcmpQuote);
   const uint8_t* ql4 = quote + q.hdr_len;
