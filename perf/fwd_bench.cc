@@ -202,8 +202,7 @@ int fwdMain(const Options& o) {
   // with IPv4 checksum offload (the parser then skips its own check). Set by the generator when
   // it writes each mbuf (FrameWriter::write, outside the timed region). A separate pass over the
   // burst's mbufs after they were written, as before, ran right before the timed region and
-  // slowed the 5tswap baseline 1.4-2.6x (perf/RESULTS.md,
-  // "`fwd_10k_nic_cksum`, explained and fixed").
+  // slowed the 5tswap baseline 1.4-2.6x (perf/RESULTS.md, "`fwd_10k_nic_cksum`, explained and fixed").
   const uint64_t rx_flags = o.flag("rx-cksum-good") ? RTE_MBUF_F_RX_IP_CKSUM_GOOD : 0;
   t.rx_ol_flags = rx_flags;
   const std::string sync_opt = o.str("sync", "off");

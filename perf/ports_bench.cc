@@ -1,4 +1,5 @@
-// The whole worker on real ports: dataplane::workerMain itself (quiescent state, the
+// The whole worker on real ports (perf/RESULTS.md, "The whole worker on ports"):
+// dataplane::workerMain itself (quiescent state, the
 // sweep, flow queries, TX accounting, every port's RX queue polled: the production loop) on two
 // net_ring ports "wan" and "lan", next to a dpdk-testpmd --forward-mode=5tswap equivalent and an
 // "io" loop (testpmd's io mode: RX to TX, packets untouched) on the same ports, same packets,
@@ -104,7 +105,7 @@ void testpmdLoop(Contender& c) {
   rte_mbuf* pkts[kBurst];
   rte_mbuf* out[kBurst];
   LoopStats& st = *c.stats;
-  uint64_t loop_start = rte_rdtsc();
+  dataplane::LoopClock clock;  // workerMain's loop accounting
   while (!c.args.shared->stop.load(std::memory_order_relaxed)) {
     bool busy = false;
     for (const auto& s : streams) {
@@ -124,15 +125,7 @@ void testpmdLoop(Contender& c) {
         rte_pktmbuf_free_bulk(send + sent, n - sent);
       }
     }
-    const uint64_t loop_end = rte_rdtsc();
-    const uint64_t cycles = loop_end - loop_start;
-    loop_start = loop_end;
-    st.load.loops++;
-    st.load.total_cycles += cycles;
-    if (busy) {
-      st.load.busy_loops++;
-      st.load.busy_cycles += cycles;
-    }
+    clock.endLoop(st.load, busy);
   }
 }
 

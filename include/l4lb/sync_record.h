@@ -1,5 +1,5 @@
-// A flow as the balancers of one cluster share it (flow sync, issue 12). Between the threads of
-// one balancer it travels over rte_ring element rings (fixed size, trivially copyable, no
+// A flow as the balancers of one cluster share it (flow sync, docs/SCALE-OUT.md "Flow sync").
+// Between the threads of one balancer it travels over rte_ring element rings (fixed size, trivially copyable, no
 // allocation):
 //   worker --WorkerState sync ring "out"--> sync sender   (a flow it created, or re-announces)
 //   sync receiver --"in"--> the worker that owns the flow (inserted so the worker finds it

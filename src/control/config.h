@@ -111,7 +111,7 @@ struct VipConfig {
   std::optional<IpAddr> tunnel_source6;  // ... for IPv6 backends; default: each backend's egress port's ipv6
   uint16_t gue_port = 6080;         // GUE outer UDP destination port (Katran's default)
   AllDownPolicy on_all_down = AllDownPolicy::Drop;
-  // New-flow rate limit (dataplane/rate_limit.h): flows/s over all workers, 0 = unlimited; the
+  // New-flow rate limit (dataplane/token_bucket.h): flows/s over all workers, 0 = unlimited; the
   // burst defaults to the rate; over it, forward statelessly (default) or drop.
   uint32_t new_flow_rate = 0;
   uint32_t new_flow_burst = 0;      // 0: = new_flow_rate

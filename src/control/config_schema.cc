@@ -355,15 +355,16 @@ void ConfigSchema::loadFlowTable(const Field& f) {
   }
 }
 
-// [icmp]: the per-worker token bucket for forwarded ICMP errors (slow_path.h).
+// [icmp]: the token bucket for forwarded ICMP errors (slow_path.h, dataplane/token_bucket.h).
+// Both keys are per worker, used as given: the balancer's total is workers times these.
 void ConfigSchema::loadIcmp(const Field& f) {
   TableReader t(r_, f);
   if (!t) return;
   auto& e = config_.icmp.errors;
-  if (Field v = t.get("errors_per_second")) {
+  if (Field v = t.get("errors_per_second")) {  // per worker
     if (auto x = r_.integer(v, 1, kMaxIcmpErrorsPerSecond)) e.per_second = static_cast<uint32_t>(*x);
   }
-  if (Field v = t.get("burst")) {
+  if (Field v = t.get("burst")) {  // per worker
     if (auto x = r_.integer(v, 1, kMaxIcmpErrorsPerSecond)) e.burst = static_cast<uint32_t>(*x);
   }
 }

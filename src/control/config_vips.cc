@@ -277,7 +277,8 @@ void ConfigSchema::loadVip(const toml::table& tt, const std::string& arrayPath, 
   if (Field v = t.get("on_all_down")) {
     if (auto x = r_.enumValue<AllDownPolicy>(v)) vip.on_all_down = *x;
   }
-  // New-flow rate limit: flows per second over all workers (split evenly: rate_limit.h).
+  // New-flow rate limit: new_flow_rate and new_flow_burst are per balancer (over all workers); the
+  // snapshot builder splits both evenly over the workers (dataplane/token_bucket.h).
   const Field rateField = t.get("new_flow_rate");
   if (rateField) {
     if (auto x = r_.integer(rateField, 0, kMaxNewFlowRate)) vip.new_flow_rate = static_cast<uint32_t>(*x);

@@ -328,7 +328,7 @@ void SnapshotBuilder::buildVip(Work& w, size_t vi) {
   v.fragments = vc.fragments;
   v.gue_port_be = rte_cpu_to_be_16(vc.gue_port);
   if (vc.new_flow_rate != 0) {
-    // Per worker (rate_limit.h): an even share of the rate and of the burst (at least one flow).
+    // Per worker (dataplane/token_bucket.h): an even share of the rate and of the burst (at least one flow).
     const uint64_t workers = std::max<size_t>(cfg.eal.worker_cores.size(), 1);
     const uint64_t burst = vc.new_flow_burst != 0 ? vc.new_flow_burst : vc.new_flow_rate;
     v.new_flow.per_ms = std::max<uint64_t>(uint64_t(vc.new_flow_rate) * (kTokensPerFlow / 1000) / workers, 1);

@@ -21,7 +21,7 @@
 #include "dataplane/flow.h"
 #include "dataplane/flow_table.h"  // StoreResult
 #include "dataplane/lookup.h"
-#include "dataplane/rate_limit.h"
+#include "dataplane/token_bucket.h"
 #include "l4lb/maglev.h"
 #include "l4lb/snapshot.h"
 
@@ -70,7 +70,7 @@ constexpr const char* toString(FlowOutcome o) {
 struct FlowFacts {
   const SnapVip* vip;
   uint32_t vip_index;
-  hash_sig_t sig;  // the flow key's CRC (makeFlowKey): the Maglev slot, the same on every instance
+  hash_sig_t slot_hash;  // the flow key's CRC (makeFlowKey): the Maglev slot, the same on every instance
   Family family;
   bool tcp;
   uint8_t tcp_flags;
@@ -92,8 +92,8 @@ struct FlowDecision {
 // its Maglev table here).
 template <typename SourceAddr>
 __rte_always_inline uint32_t statelessFlowBackend(const SnapVip& v, const FlowFacts& p, SourceAddr&& source_addr) {
-  if (isRoundRobin(v)) return v.maglev.empty() ? kNoBackend : v.maglev[maglevSlot(p.sig, v.maglev.size())];
-  return statelessBackend(v, p.sig, source_addr(), p.family);
+  if (isRoundRobin(v)) return v.maglev.empty() ? kNoBackend : v.maglev[maglevSlot(p.slot_hash, v.maglev.size())];
+  return statelessBackend(v, p.slot_hash, source_addr(), p.family);
 }
 
 inline EntryVerdict classifyEntry(const FlowValue& fv, const Snapshot& s, uint32_t vip_index, uint32_t now_ms) {
@@ -113,7 +113,7 @@ __rte_always_inline uint32_t newFlowBackend(const SnapVip& v, const FlowFacts& p
     if (c >= v.rr.size()) c = 0;
     return v.rr[c++];
   }
-  return statelessBackend(v, p.sig, source_addr(), p.family);
+  return statelessBackend(v, p.slot_hash, source_addr(), p.family);
 }
 
 // hit/raw: the table's lookup result (raw is FlowValue::pack() of the entry). admit(embryonic):
@@ -121,11 +121,19 @@ __rte_always_inline uint32_t newFlowBackend(const SnapVip& v, const FlowFacts& p
 // (FlowTable::canStore: Stored, Displaced, TableFull or EmbryonicFull). source_addr(): the
 // client address. Both are asked only on the way to a new choice, so a hit pays for neither.
 // rr_cursor: see newFlowBackend. bucket: the worker's new-flow token bucket for this VIP
-// (rate_limit.h); nullptr (explain) does not limit.
+// (token_bucket.h); nullptr (explain) does not limit. decideFlow takes the two together
+// (WorkerChoiceState).
 //
 // decideFlow is decideHit (an entry: live or not) then, unless live, decideMiss. The worker
 // calls the two itself, so that a hit builds none of what a new choice needs (the callbacks'
 // captures, the admission parameters): a hit costs what it did before admission.
+
+// The worker's state a new choice may advance, per VIP: its round-robin cursor and its new-flow
+// token bucket; {} (explain) advances neither and does not limit.
+struct WorkerChoiceState {
+  uint32_t* rr_cursor = nullptr;
+  TokenBucket* new_flow_tokens = nullptr;
+};
 
 // Starts a decision (no entry).
 __rte_always_inline FlowDecision startDecision() {
@@ -234,11 +242,11 @@ __rte_always_inline FlowDecision decideMiss(const Snapshot& s, const FlowFacts& 
 
 template <typename Admit, typename SourceAddr>
 __rte_always_inline FlowDecision decideFlow(const Snapshot& s, const FlowFacts& p, bool hit, uint64_t raw,
-                                            uint32_t now_ms, uint32_t* rr_cursor, TokenBucket* bucket,
-                                            Admit&& admit, SourceAddr&& source_addr) {
+                                            uint32_t now_ms, WorkerChoiceState ws, Admit&& admit,
+                                            SourceAddr&& source_addr) {
   FlowDecision d = startDecision();
   if (hit && decideHit(s, p, raw, now_ms, d)) return d;
-  return decideMiss(s, p, d, now_ms, rr_cursor, bucket, admit, source_addr);
+  return decideMiss(s, p, d, now_ms, ws.rr_cursor, ws.new_flow_tokens, admit, source_addr);
 }
 
 }  // namespace l4lb::dataplane

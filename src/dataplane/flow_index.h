@@ -10,8 +10,8 @@
 // The mix (wyhash's "mum"): the key words XORed with secret words, multiplied as 64 x 64 -> 128
 // bits, the two halves folded by XOR. An IPv4 key (two words) is one multiply; an IPv6 key (five
 // words) three. Not a cryptographic MAC, but without the secret a sender cannot predict which
-// keys share a bucket, which is what flooding needs; a few instructions per packet (issue 13
-// asks for "one fast keyed mix"). The secret comes from getrandom() when the process starts.
+// keys share a bucket, which is what flooding needs; a few instructions per packet (one
+// fast keyed mix). The secret comes from getrandom() when the process starts.
 #pragma once
 
 #include <cstdint>

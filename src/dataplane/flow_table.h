@@ -17,10 +17,10 @@
 // lightly loaded table fills first) reads one cache line, as an IPv4 hit does: bytes 0..63
 // hold the tails, the overflow count and all of slot 0 (24 + 40). With the values in an array
 // of their own at the bucket's end, every IPv6 hit read two lines of three, and the table's
-// working set in the caches was twice IPv4's per flow (issue 14). The array is sized so the table is at most ~80 % full
+// working set in the caches was twice IPv4's per flow. The array is sized so the table is at most ~80 % full
 // (kMaxLoadPercent) at `capacity` entries; exactly `capacity` entries fit whatever the hashes.
 //
-// Flood admission (issue 13): the table counts its entries per class (flow.h: embryonic = SYN
+// Flood admission: the table counts its entries per class (flow.h: embryonic = SYN
 // only / first UDP packet, confirmed = the rest) and store() admits a new entry by class:
 // - a confirmed entry takes any free capacity; a confirmed entry is never displaced;
 // - an embryonic entry needs the class below its quota (FlowAdmission::embryonicLimit) and a

@@ -20,8 +20,21 @@ inline FwdResult tooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, ui
 
 // Writes the outer IP header (and returns a pointer just past it) for a packet of `inner_len`
 // bytes after the outer header, from `src` to `dst`, carrying `proto`.
-inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, uint8_t proto,
-                             uint16_t inner_len, uint8_t tos, bool df, uint32_t flow_hash, uint16_t ip_id = 0) {
+// The per-packet fields of an outer header: TOS / traffic class; IPv4's DF and ID; IPv6's flow
+// label, from the flow's slot hash.
+struct OuterFields {
+  uint8_t tos = 0;
+  bool df = false;
+  uint32_t slot_hash = 0;
+  uint16_t ip_id = 0;
+};
+
+inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, uint8_t proto, uint16_t inner_len,
+                             const OuterFields& f) {
+  const uint8_t tos = f.tos;
+  const bool df = f.df;
+  const uint32_t slot_hash = f.slot_hash;
+  const uint16_t ip_id = f.ip_id;
   if (dst.isV4()) {
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p);
     ip->version_ihl = RTE_IPV4_VHL_DEF;
@@ -44,7 +57,7 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
   }
   auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(p);
   // Flow label from the flow hash: ECMP entropy on IPv6 underlays (RFC 6438).
-  ip6->vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (flow_hash & 0xfffff));
+  ip6->vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (slot_hash & 0xfffff));
   ip6->payload_len = rte_cpu_to_be_16(inner_len);
   ip6->proto = proto;
   ip6->hop_limits = kTunnelTtl;
@@ -57,7 +70,8 @@ inline uint8_t* writeOuterIp(uint8_t* p, const IpAddr& src, const IpAddr& dst, u
 
 // Field by field from the snapshot's addresses: the reference for encapFast's templates.
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id) {
+                      const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id) {
+  const bool gue = v.mode == FwdMode::Gue;
   const SnapPort& out = s.ports[b.egress];
   const bool outer4 = b.addr.isV4();
   const uint16_t overhead = net::encapOverhead(outer4, gue);
@@ -76,21 +90,20 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
   // Drop the old L2 header; the new one is written in front of the outer IP header.
   rte_pktmbuf_adj(m, pi.l3_off);
   auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, prepend));
-  if (p == nullptr) return {Drop::NoHeadroom};
+  if (p == nullptr) return FwdResult::dropped(Drop::NoHeadroom);
 
   auto* eth = reinterpret_cast<rte_ether_hdr*>(p);
   std::memcpy(&eth->dst_addr, b.next_hop_mac.bytes.data(), 6);
   std::memcpy(&eth->src_addr, out.mac.bytes.data(), 6);
   eth->ether_type = rte_cpu_to_be_16(ethertypeOf(b.addr.family));
 
-  const IpAddr& src = b.tunnel_src;
   uint8_t proto = gue ? kProtoUdp : (pi.family == Family::V4 ? uint8_t(IPPROTO_IPIP) : uint8_t(IPPROTO_IPV6));
   uint16_t after_ip = uint16_t(pi.l3_len + (gue ? kUdpHdrLen : 0));
-  uint8_t* l4 = writeOuterIp(p + kEthLen, src, b.addr, proto, after_ip, tos, outer4 && df, flow_hash, ip_id);
+  uint8_t* l4 = writeOuterIp(p + kEthLen, b.tunnel_src, b.addr, proto, after_ip, {tos, outer4 && df, slot_hash, ip_id});
   if (gue) {
     auto* udp = reinterpret_cast<rte_udp_hdr*>(l4);
     // Source port in 32768..65535 from the flow hash: stable per flow, spread across flows.
-    udp->src_port = rte_cpu_to_be_16(uint16_t(0x8000 | (flow_hash & 0x7fff)));
+    udp->src_port = rte_cpu_to_be_16(uint16_t(0x8000 | (slot_hash & 0x7fff)));
     udp->dst_port = v.gue_port_be;
     udp->dgram_len = rte_cpu_to_be_16(after_ip);
     udp->dgram_cksum = 0;  // allowed for IPv4 (RFC 768)
@@ -101,8 +114,8 @@ FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const
     }
   }
   // Marked too_big: a caller that does not fragment (or cannot) drops it with that reason.
-  if (unlikely(frag_mtu != 0)) return {Drop::TooBig, b.egress, false, frag_mtu};
-  return {Drop::Ok, b.egress};
+  if (unlikely(frag_mtu != 0)) return FwdResult::fragment(b.egress, frag_mtu);
+  return FwdResult::sent(b.egress);
 }
 
 namespace {
@@ -181,7 +194,7 @@ static bool routeTo(const Snapshot& s, const IpAddr& dst, uint16_t& egress, MacA
 
 FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const Snapshot& s,
                      uint16_t ingress) {
-  if (pi.ttl <= 1) return {Drop::TtlExceeded};
+  if (pi.ttl <= 1) return FwdResult::dropped(Drop::TtlExceeded);
   const uint8_t* base = rte_pktmbuf_mtod(m, const uint8_t*);
   IpAddr client = pi.family == Family::V4 ? IpAddr::v4([&] {
     uint32_t a;
@@ -191,18 +204,18 @@ FwdResult reverseNat(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const 
                                           : IpAddr::v6(base + pi.daddr_off);
   uint16_t egress;
   MacAddr mac;
-  if (!routeTo(s, client, egress, mac)) return {Drop::NoRoute};
+  if (!routeTo(s, client, egress, mac)) return FwdResult::dropped(Drop::NoRoute);
   if (pi.l3_len > s.ports[egress].mtu) return tooBig(m, pi, s, ingress, s.ports[egress].mtu, 0);
   trimPadding(m, pi);
   uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, pi.l3_off);
   natRewrite(l3, pi, pi.saddr_off - pi.l3_off, v.addr.bytes.data(), 0, v.port_be);
   rewriteEth(m, pi, mac, s.ports[egress].mac, ethertypeOf(pi.family));
-  return {Drop::Ok, egress};
+  return FwdResult::sent(egress);
 }
 
 FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
                     uint16_t overhead) {
-  if (!pi.df) return {Drop::TooBig};
+  if (!pi.df) return FwdResult::dropped(Drop::TooBig);
   uint16_t mtu = egress_mtu > overhead ? uint16_t(egress_mtu - overhead) : 0;
   return replyTooBig(m, pi, s, ingress, mtu);
 }
@@ -228,7 +241,7 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
     if (rte_pktmbuf_pkt_len(m) > kMaxQuote) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_pkt_len(m) - kMaxQuote));
     uint16_t quote = uint16_t(rte_pktmbuf_pkt_len(m));
     auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv4HdrLen + net::kIcmpHdrLen));
-    if (p == nullptr) return {Drop::NoHeadroom};
+    if (p == nullptr) return FwdResult::dropped(Drop::NoHeadroom);
     auto* icmp = reinterpret_cast<rte_icmp_hdr*>(p + kEthLen + kIpv4HdrLen);
     icmp->icmp_type = 3;  // destination unreachable
     icmp->icmp_code = 4;  // fragmentation needed and DF set
@@ -239,16 +252,16 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
     IpAddr src = IpAddr::v4(0), dst = IpAddr::v4(0);
     std::memcpy(src.bytes.data(), vip, 4);
     std::memcpy(dst.bytes.data(), client, 4);
-    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp, uint16_t(net::kIcmpHdrLen + quote), 0, false, 0);
+    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp, uint16_t(net::kIcmpHdrLen + quote), {});
   } else {
     // RFC 4443 §3.2: as much of the invoking packet as fits in the minimum MTU (1280).
     constexpr uint16_t kMaxQuote = 1280 - kIpv6HdrLen - net::kIcmpHdrLen;
     if (rte_pktmbuf_pkt_len(m) > kMaxQuote) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_pkt_len(m) - kMaxQuote));
     uint16_t quote = uint16_t(rte_pktmbuf_pkt_len(m));
     auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthLen + kIpv6HdrLen + net::kIcmpHdrLen));
-    if (p == nullptr) return {Drop::NoHeadroom};
+    if (p == nullptr) return FwdResult::dropped(Drop::NoHeadroom);
     IpAddr src = IpAddr::v6(vip), dst = IpAddr::v6(client);
-    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp6, uint16_t(net::kIcmpHdrLen + quote), 0, false, 0);
+    writeOuterIp(p + kEthLen, src, dst, kProtoIcmp6, uint16_t(net::kIcmpHdrLen + quote), {});
     uint8_t* icmp = p + kEthLen + kIpv6HdrLen;
     icmp[0] = 2;  // packet too big
     icmp[1] = 0;
@@ -262,7 +275,7 @@ FwdResult replyTooBig(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint
   std::memcpy(&eth->dst_addr, client_mac.bytes.data(), 6);
   std::memcpy(&eth->src_addr, in.mac.bytes.data(), 6);
   eth->ether_type = rte_cpu_to_be_16(ethertypeOf(pi.family));
-  return {Drop::Ok, ingress, true};
+  return FwdResult::icmpSent(ingress);
 }
 
 }  // namespace l4lb::dataplane

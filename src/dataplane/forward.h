@@ -1,6 +1,7 @@
 // Packet rewriting for each forwarding mode. Called by the worker once the backend is chosen;
-// each function edits the mbuf in place (or prepends headers) and returns Drop::Ok with the
-// egress port index, or the reason the packet cannot be sent. No allocation, no locks.
+// each function edits the mbuf in place (or prepends headers) and returns its outcome
+// (FwdResult): sent on an egress port, or dropped with the reason, or one of the two ways a
+// packet too big for the egress leaves (an ICMP reply, or outer fragments). No allocation, no locks.
 //
 // Output frames are always untagged: an 802.1Q tag on input is removed (ports carry no VLAN
 // configuration yet).
@@ -51,21 +52,35 @@ inline void trimPadding(rte_mbuf* m, const PacketInfo& pi) {
 
 inline uint16_t ethertypeOf(Family f) { return f == Family::V4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6; }
 
-// Result of a forwarding step.
+// How a forwarding step ended.
+enum class FwdOutcome : uint8_t {
+  Sent,      // rewritten for the backend: queue it on `egress`
+  Dropped,   // not sendable: free it, counted under `drop`
+  IcmpSent,  // too big: turned into an ICMP too-big reply to the client, queue it on `egress`
+  // Too big but encapsulated whole (outer IPv4, DF clear): may leave fragmented on the outer
+  // header to `frag_mtu` (outer_frag.h), on `egress`; where that is not done, a `drop` (too_big).
+  Fragment,
+};
+
+// A forwarding step's outcome and the fields it needs.
 struct FwdResult {
-  Drop drop = Drop::Ok;
-  uint16_t egress = 0;      // Snapshot::ports index when drop == Ok
-  bool icmp_sent = false;   // the packet was turned into an ICMP too-big reply to the client
-  // With drop == TooBig, nonzero: the packet was encapsulated whole (outer IPv4, DF clear) but
-  // is longer than this egress MTU, and may leave fragmented on the outer header (outer_frag.h;
-  // the worker does it in its drop branch, so the common path tests nothing more).
-  uint16_t frag_mtu = 0;
+  FwdOutcome outcome = FwdOutcome::Sent;
+  Drop drop = Drop::Ok;   // Dropped: why; Fragment: TooBig, for a caller that does not fragment
+  uint16_t egress = 0;    // Sent, IcmpSent, Fragment: Snapshot::ports index
+  uint16_t frag_mtu = 0;  // Fragment: the egress MTU
+
+  static constexpr FwdResult sent(uint16_t egress) { return {FwdOutcome::Sent, Drop::Ok, egress, 0}; }
+  static constexpr FwdResult dropped(Drop why) { return {FwdOutcome::Dropped, why, 0, 0}; }
+  static constexpr FwdResult icmpSent(uint16_t ingress) { return {FwdOutcome::IcmpSent, Drop::Ok, ingress, 0}; }
+  static constexpr FwdResult fragment(uint16_t egress, uint16_t mtu) {
+    return {FwdOutcome::Fragment, Drop::TooBig, egress, mtu};
+  }
 };
 
 // Too big for the egress port (`overhead`: what encapsulation adds): ICMP back to the client
 // when the sender asked not to fragment (always for IPv6), else a counted drop. (A tunnelled
 // IPv4 packet without DF over an IPv4 outer header does not come here: encapsulate() marks it
-// for outer fragmentation, FwdResult::frag_mtu.) Out of line: the rare path.
+// for outer fragmentation, FwdOutcome::Fragment.) Out of line: the rare path.
 FwdResult tooBigFor(rte_mbuf* m, const PacketInfo& pi, const Snapshot& s, uint16_t ingress, uint16_t egress_mtu,
                     uint16_t overhead);
 
@@ -96,7 +111,7 @@ inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
   const BackendRewrite& rw = b.rw;
   if (unlikely(pi.l3_len > rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b.egress].mtu, 0);
   std::memcpy(frameToIp(m, pi), rw.hdr.data(), kEthLen);
-  return {Drop::Ok, b.egress};
+  return FwdResult::sent(b.egress);
 }
 
 // The generic encapsulation: builds every outer field from the snapshot (strip L2, prepend
@@ -104,11 +119,12 @@ inline FwdResult forwardDsr(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
 // too little headroom, a chained mbuf), and the reference encapFast is tested against.
 // Too big for the egress MTU once encapsulated: an IPv4 inner packet without DF (a fragment
 // without DF too) under an IPv4 outer header is encapsulated whole with the outer DF clear and
-// returned as {TooBig, egress, frag_mtu = the egress MTU} (the caller fragments the outer
+// returned as FwdOutcome::Fragment with the egress MTU (the caller fragments the outer
 // header, or drops it as too_big); otherwise
 // tooBigFor (ICMP when DF is set, a counted drop otherwise; IPv6 outer is never fragmented).
+// GUE or IP-in-IP by the VIP's mode (v.mode).
 FwdResult encapsulate(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                      const Snapshot& s, uint32_t flow_hash, bool gue, uint16_t ingress, uint16_t ip_id);
+                      const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id);
 
 // The inner packet's TOS / traffic class, copied to the outer header (RFC 2003 §3.1, RFC 2473 §5.1).
 inline uint8_t innerTos(const uint8_t* ip, Family f) {
@@ -122,7 +138,7 @@ inline uint8_t innerTos(const uint8_t* ip, Family f) {
 // VIP, so the callers pick the specialisation once. Output is byte-identical to encapsulate().
 template <bool kOuter4, bool kGue>
 inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                           const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
+                           const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id) {
   constexpr uint16_t kIpLen = kOuter4 ? kIpv4HdrLen : kIpv6HdrLen;
   constexpr uint16_t kHdrLen = kEthLen + kIpLen + (kGue ? kUdpHdrLen : 0);
   const BackendRewrite& rw = b.rw;
@@ -135,7 +151,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
   // The new data start: negative when the headroom is too small for the outer headers.
   const int32_t new_off = int32_t(m->data_off) + l3_off - kHdrLen;
   if (unlikely(l3_len > rw.max_l3_len || m->nb_segs != 1 || new_off < 0))
-    return encapsulate(m, pi, v, b, s, flow_hash, kGue, ingress, ip_id);
+    return encapsulate(m, pi, v, b, s, slot_hash, ingress, ip_id);
   uint8_t* inner = rte_pktmbuf_mtod_offset(m, uint8_t*, l3_off);
   // TOS / traffic class (innerTos) and, over IPv4, DF in one test of the inner family: DF is
   // copied from an IPv4 inner packet (RFC 2003 §3.1) and always set over IPv6 inside (IPv6 is
@@ -175,7 +191,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
     std::memcpy(ip + 10, &ck, 2);
   } else {
     // Flow label from the flow hash: ECMP entropy on IPv6 underlays (RFC 6438).
-    const uint32_t vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (flow_hash & 0xfffff));
+    const uint32_t vtc_flow = rte_cpu_to_be_32((6u << 28) | (uint32_t(tos) << 20) | (slot_hash & 0xfffff));
     const uint16_t plen_be = rte_cpu_to_be_16(after_ip);
     std::memcpy(ip, &vtc_flow, 4);
     std::memcpy(ip + 4, &plen_be, 2);
@@ -183,7 +199,7 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
   if constexpr (kGue) {
     uint8_t* udp = ip + kIpLen;
     // Source port in 32768..65535 from the flow hash: stable per flow, spread across flows.
-    const uint16_t sport_be = rte_cpu_to_be_16(uint16_t(0x8000 | (flow_hash & 0x7fff)));
+    const uint16_t sport_be = rte_cpu_to_be_16(uint16_t(0x8000 | (slot_hash & 0x7fff)));
     const uint16_t ulen_be = rte_cpu_to_be_16(after_ip);
     std::memcpy(udp, &sport_be, 2);
     std::memcpy(udp + 4, &ulen_be, 2);
@@ -194,23 +210,23 @@ inline FwdResult encapFast(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, 
       std::memcpy(udp + 6, &ck, 2);
     }
   }
-  return {Drop::Ok, b.egress};
+  return FwdResult::sent(b.egress);
 }
 
 // IP-in-IP: RFC 2003 (IPv4 outer), RFC 2473 (IPv6 outer); the inner packet is untouched.
 // `ip_id`: the outer IPv4 identification, from the worker's counter (unique while DF is clear).
 inline FwdResult forwardIpip(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                             const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
-  return b.addr.isV4() ? encapFast<true, false>(m, pi, v, b, s, flow_hash, ingress, ip_id)
-                       : encapFast<false, false>(m, pi, v, b, s, flow_hash, ingress, ip_id);
+                             const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id) {
+  return b.addr.isV4() ? encapFast<true, false>(m, pi, v, b, s, slot_hash, ingress, ip_id)
+                       : encapFast<false, false>(m, pi, v, b, s, slot_hash, ingress, ip_id);
 }
 
 // GUE variant 1 (draft-ietf-intarea-gue §4: direct IP encapsulation, no GUE header), as Katran:
 // UDP to v.gue_port, source port from the flow hash for ECMP entropy.
 inline FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v, const SnapBackend& b,
-                            const Snapshot& s, uint32_t flow_hash, uint16_t ingress, uint16_t ip_id) {
-  return b.addr.isV4() ? encapFast<true, true>(m, pi, v, b, s, flow_hash, ingress, ip_id)
-                       : encapFast<false, true>(m, pi, v, b, s, flow_hash, ingress, ip_id);
+                            const Snapshot& s, uint32_t slot_hash, uint16_t ingress, uint16_t ip_id) {
+  return b.addr.isV4() ? encapFast<true, true>(m, pi, v, b, s, slot_hash, ingress, ip_id)
+                       : encapFast<false, true>(m, pi, v, b, s, slot_hash, ingress, ip_id);
 }
 
 // Two-arm NAT, client -> backend: destination VIP:port becomes backend:port; TTL decremented.
@@ -218,7 +234,7 @@ inline FwdResult forwardGue(rte_mbuf* m, const PacketInfo& pi, const SnapVip& v,
 // destination is the VIP's address and port, so the difference is the same for every packet).
 inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
                             uint16_t ingress) {
-  if (unlikely(pi.ttl <= 1)) return {Drop::TtlExceeded};
+  if (unlikely(pi.ttl <= 1)) return FwdResult::dropped(Drop::TtlExceeded);
   const BackendRewrite& rw = b.rw;
   if (unlikely(pi.l3_len > rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b.egress].mtu, 0);
   // The packet's fields in locals first: the byte stores below may alias `pi` as far as the
@@ -269,7 +285,7 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
     m->pkt_len = m->data_len;
   }
   std::memcpy(eth, rw.hdr.data(), kEthLen);
-  return {Drop::Ok, b.egress};
+  return FwdResult::sent(b.egress);
 }
 
 // Two-arm NAT for a later fragment (no L4 header in it): only the IP header changes, the
@@ -279,7 +295,7 @@ inline FwdResult forwardNat(rte_mbuf* m, const PacketInfo& pi, const SnapBackend
 // difference there (a checksum is a sum, so where in the datagram it is corrected is free).
 inline FwdResult forwardNatLaterFragment(rte_mbuf* m, const PacketInfo& pi, const SnapBackend& b, const Snapshot& s,
                                          uint16_t ingress) {
-  if (unlikely(pi.ttl <= 1)) return {Drop::TtlExceeded};
+  if (unlikely(pi.ttl <= 1)) return FwdResult::dropped(Drop::TtlExceeded);
   const BackendRewrite& rw = b.rw;
   if (unlikely(pi.l3_len > rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b.egress].mtu, 0);
   trimPadding(m, pi);
@@ -298,7 +314,7 @@ inline FwdResult forwardNatLaterFragment(rte_mbuf* m, const PacketInfo& pi, cons
   }
   if (pi.l3_off > kEthLen) rte_pktmbuf_adj(m, uint16_t(pi.l3_off - kEthLen));
   std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), rw.hdr.data(), kEthLen);
-  return {Drop::Ok, b.egress};
+  return FwdResult::sent(b.egress);
 }
 
 // Two-arm NAT, backend -> client: source backend:port becomes VIP:port; TTL decremented;

@@ -75,7 +75,7 @@ inline uint32_t fragOwner(const uint8_t* saddr, const uint8_t* daddr, Family f, 
 struct FragDecision {
   uint32_t vip_index = 0;
   uint32_t backend = 0;
-  uint32_t flow_hash = 0;  // the 5-tuple's hash: the tunnels' entropy (GUE source port, flow label)
+  uint32_t slot_hash = 0;  // the 5-tuple's hash: the tunnels' entropy (GUE source port, flow label)
   bool drop = false;
 };
 

@@ -114,11 +114,11 @@ inline bool isVipAddr(const Snapshot& s, const uint8_t* addr, Family f) {
 
 // Fills a flow key (FlowKey4 or FlowKey6) and returns its CRC32-C (seed FlowTable::kHashSeed),
 // the hash every instance computes alike: the Maglev slot and the tunnels' entropy fields. With
-// `idx`, also the flow table's keyed bucket index (FlowTable::indexHash, flow_index.h), from the
+// `bucket_hash`, also the flow table's keyed bucket index (FlowTable::indexHash, flow_index.h), from the
 // same registers. The key is built and hashed as 8-byte words in registers and stored whole (the
 // flow table reads it back): no reload of narrow just-written fields (see findService).
 inline hash_sig_t makeFlowKey(FlowKey4& k, const uint8_t* saddr, const uint8_t* daddr, uint16_t sport_be,
-                              uint16_t dport_be, uint8_t proto, hash_sig_t* idx = nullptr) {
+                              uint16_t dport_be, uint8_t proto, hash_sig_t* bucket_hash = nullptr) {
   static_assert(offsetof(FlowKey4, daddr) == 4 && offsetof(FlowKey4, sport) == 8 && offsetof(FlowKey4, proto) == 12);
   uint32_t s, d;
   std::memcpy(&s, saddr, 4);
@@ -128,12 +128,12 @@ inline hash_sig_t makeFlowKey(FlowKey4& k, const uint8_t* saddr, const uint8_t* 
   auto* kb = reinterpret_cast<uint8_t*>(&k);
   std::memcpy(kb, &w0, 8);
   std::memcpy(kb + 8, &w1, 8);
-  if (idx != nullptr) *idx = flowIndexHash4(w0, w1);
+  if (bucket_hash != nullptr) *bucket_hash = flowIndexHash4(w0, w1);
   return crcWord(w1, crcWord(w0, FlowTable::kHashSeed));
 }
 
 inline hash_sig_t makeFlowKey(FlowKey6& k, const uint8_t* saddr, const uint8_t* daddr, uint16_t sport_be,
-                              uint16_t dport_be, uint8_t proto, hash_sig_t* idx = nullptr) {
+                              uint16_t dport_be, uint8_t proto, hash_sig_t* bucket_hash = nullptr) {
   static_assert(offsetof(FlowKey6, daddr) == 16 && offsetof(FlowKey6, sport) == 32 && offsetof(FlowKey6, proto) == 36);
   uint64_t w[5];
   std::memcpy(&w[0], saddr, 8);
@@ -144,7 +144,7 @@ inline hash_sig_t makeFlowKey(FlowKey6& k, const uint8_t* saddr, const uint8_t* 
   uint32_t h = FlowTable::kHashSeed;
   for (uint64_t x : w) h = crcWord(x, h);
   std::memcpy(&k, w, sizeof(w));
-  if (idx != nullptr) *idx = flowIndexHash6(w);
+  if (bucket_hash != nullptr) *bucket_hash = flowIndexHash6(w);
   return h;
 }
 

@@ -6,6 +6,8 @@
 #include <rte_ip.h>
 #include <rte_ip_frag.h>
 
+#include "dataplane/pipeline.h"
+#include "dataplane/worker.h"
 #include "l4lb/net.h"
 
 namespace l4lb::dataplane {
@@ -36,6 +38,39 @@ OuterFragResult fragmentOuter(rte_mbuf* m, uint16_t mtu, const OuterFragPools& p
   }
   rte_pktmbuf_free(m);  // the fragments keep its data alive (indirect references)
   return {Drop::Ok, uint16_t(n)};
+}
+
+// The worker's emitter (pipeline.h): a tunnelled packet encapsulated whole but longer than the
+// egress MTU (FwdOutcome::Fragment), fragmented on the outer header and its fragments queued to
+// the same egress. They count against the TX batch like fragments released from hold (emitBounded): at most up
+// to kTxBatchCap - kBurst, so the burst's own packets always fit; past that, all of them are
+// one tx_full drop. Out of line and cold: reached from finishForward's drop branch only.
+void emitOuterFragments(WorkerState& w, rte_mbuf* m, uint16_t egress, uint16_t frag_mtu, uint32_t bid, TxBatch& tx) {
+  const uint32_t need = outerFragCount(rte_pktmbuf_pkt_len(m) - kEthLen, frag_mtu);
+  if (need == 0 || need > kMaxOuterFrags) {
+    dropPkt(w, m, Drop::TooBig);
+    return;
+  }
+  if (uint32_t(tx.n[egress]) + need > uint32_t(kTxBatchCap - kBurst)) {
+    dropPkt(w, m, Drop::TxFull);
+    return;
+  }
+  rte_mbuf* out[kMaxOuterFrags];
+  const OuterFragResult f = fragmentOuter(m, frag_mtu, w.outer_frag, out, kMaxOuterFrags);
+  if (f.drop != Drop::Ok) {
+    dropPkt(w, m, f.drop);
+    return;
+  }
+  w.counters.add(Ctr::TunnelFragmented);
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < f.n; i++) {
+    bytes += rte_pktmbuf_pkt_len(out[i]);
+    emit(tx, out[i], egress);
+  }
+  if (bid < kMaxCountedBackends && bid != kNoBackend) {
+    w.backend_ctrs[bid].packets += f.n;
+    w.backend_ctrs[bid].bytes += bytes;
+  }
 }
 
 }  // namespace l4lb::dataplane

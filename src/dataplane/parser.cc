@@ -9,11 +9,11 @@ namespace l4lb::dataplane {
 
 static_assert(kRxIpCksumGood == RTE_MBUF_F_RX_IP_CKSUM_GOOD && kRxIpCksumMask == RTE_MBUF_F_RX_IP_CKSUM_MASK);
 
-Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out) {
+ParseResult parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out) {
   return parsePacketInline(frame, frame_len, out, 0);
 }
 
-Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
+ParseResult parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
   return parsePacketInline(frame, frame_len, out, ol_flags);
 }
 

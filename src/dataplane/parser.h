@@ -20,7 +20,27 @@ inline constexpr uint8_t kTcpSyn = 0x02;
 inline constexpr uint8_t kTcpRst = 0x04;
 inline constexpr uint8_t kTcpAck = 0x10;
 
-// What the parser found about IP fragmentation (valid only with Drop::Fragment; see parsePacket).
+// The parser's verdict on a frame.
+enum class Parse : uint8_t {
+  Ok,        // a whole IP packet: PacketInfo is filled
+  Fragment,  // an IP fragment, for the fragment path: PacketInfo is filled, with frag / frag_id
+  Drop,      // not a packet the balancer parses further: ParseResult::reason says why
+};
+
+// A verdict and, with Parse::Drop, the drop reason (the counter it is dropped under, unless the
+// exception path takes the frame). With Parse::Fragment the reason is Drop::Fragment, the one a
+// fragment nobody handles is dropped under. Built implicitly from either (`return Parse::Ok;`,
+// `return Drop::TooShort;`), so the parser's rules read as before. Two bytes: returned in a
+// register.
+struct ParseResult {
+  Parse verdict = Parse::Ok;
+  Drop reason = Drop::Ok;  // meaningful with Parse::Drop (and Parse::Fragment, see above)
+  constexpr ParseResult() = default;
+  constexpr ParseResult(Parse p) : verdict(p), reason(p == Parse::Fragment ? Drop::Fragment : Drop::Ok) {}  // NOLINT
+  constexpr ParseResult(Drop why) : verdict(Parse::Drop), reason(why) {}  // NOLINT
+};
+
+// What the parser found about IP fragmentation (valid only with Parse::Fragment; see parsePacket).
 enum class FragKind : uint8_t {
   None = 0,
   First = 1,  // offset 0, more fragments follow: the L4 header (ports, TCP flags) was parsed
@@ -42,7 +62,7 @@ struct PacketInfo {
   // Offsets of the source / destination addresses in the frame (4 or 16 bytes each).
   uint16_t saddr_off = 0;
   uint16_t daddr_off = 0;
-  // Fragments (written only when the parser returns Drop::Fragment, so the unfragmented fast
+  // Fragments (written only when the parser returns Parse::Fragment, so the unfragmented fast
   // path stores nothing more): the kind, the identification (IPv4 ID, zero-extended, or the
   // IPv6 fragment header's 32-bit identification) and the protocol the fragments' key uses
   // (IPv4: the protocol field; IPv6: the fragment header's next header, the same in every
@@ -52,13 +72,13 @@ struct PacketInfo {
   uint32_t frag_id = 0;
 };
 
-// Returns Drop::Ok and fills `out`, or the reason the frame is not a valid IP packet we handle.
-// Rules, in order:
+// Returns Parse::Ok and fills `out`, or Parse::Drop with the reason the frame is not a valid IP
+// packet we handle (the drop verdicts named below are that reason). Rules, in order:
 //  - < 14 bytes: TooShort. Ethertype 0x8100: need 18 bytes (TooShort), inner ethertype read at
 //    16; a second tag (0x8100 / 0x88a8) or any non-IP ethertype: NotIp.
 //  - IPv4: < 20 bytes after L2: TooShort. Version != 4 or IHL < 5: BadIpHeader. Header beyond the
 //    frame: TooShort. Header checksum wrong: BadIpHeader. Total length < IHL*4 or beyond the
-//    frame: BadLength. MF set or fragment offset != 0: Fragment (see "Fragments" below).
+//    frame: BadLength. MF set or fragment offset != 0: Parse::Fragment (see "Fragments" below).
 //  - IPv6: < 40 bytes after L2: TooShort. Version != 6: BadIpHeader. 40 + payload length beyond
 //    the frame: BadLength. Extension headers 0 (only first), 43, 60 are skipped, each must fit
 //    in the IP payload (BadLength); 44 (8 bytes, BadLength if it does not fit): Fragment, except
@@ -81,7 +101,7 @@ struct PacketInfo {
 // Ethernet padding after the IP packet is allowed (l3_len tells the real size). Only the first
 // 65535 bytes of a longer frame are considered (an mbuf segment never holds more), so every
 // offset and l3_len fit in PacketInfo's 16-bit fields.
-Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out);
+ParseResult parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out);
 
 // The same, for a frame received with these mbuf offload flags: when the NIC reports the IPv4
 // header checksum good ((ol_flags & kRxIpCksumMask) == kRxIpCksumGood, DPDK's
@@ -89,6 +109,6 @@ Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out);
 // Any other value (unknown, bad, or "none": not verified in the packet) keeps the software check.
 inline constexpr uint64_t kRxIpCksumGood = uint64_t(1) << 7;               // RTE_MBUF_F_RX_IP_CKSUM_GOOD
 inline constexpr uint64_t kRxIpCksumMask = uint64_t(1) << 4 | uint64_t(1) << 7;  // RTE_MBUF_F_RX_IP_CKSUM_MASK
-Drop parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags);
+ParseResult parsePacket(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags);
 
 }  // namespace l4lb::dataplane

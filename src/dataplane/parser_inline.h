@@ -52,7 +52,7 @@ constexpr uint32_t kMaxFrameLen = 0xffff;
 // frame: Ethernet padding must not be mistaken for transport bytes).
 // `first_frag`: the packet is a first fragment, whose UDP length field covers the whole
 // datagram (constant false on the unfragmented path, so the check folds away there).
-inline Drop parseL4(const uint8_t* l4, uint32_t l4_len, uint8_t proto, uint8_t icmp_proto,
+inline ParseResult parseL4(const uint8_t* l4, uint32_t l4_len, uint8_t proto, uint8_t icmp_proto,
                     PacketInfo& info, bool first_frag = false) {
   if (likely(proto == kProtoTcp)) {
     if (unlikely(l4_len < kTcpMinHdrLen)) return Drop::BadLength;
@@ -61,23 +61,23 @@ inline Drop parseL4(const uint8_t* l4, uint32_t l4_len, uint8_t proto, uint8_t i
     info.sport_be = load16raw(l4);
     info.dport_be = load16raw(l4 + 2);
     info.tcp_flags = l4[13];
-    return Drop::Ok;
+    return Parse::Ok;
   }
   if (proto == kProtoUdp) {
     if (unlikely(l4_len < kUdpHdrLen || (load16be(l4 + 4) != l4_len && !first_frag))) return Drop::BadLength;
     info.sport_be = load16raw(l4);
     info.dport_be = load16raw(l4 + 2);
-    return Drop::Ok;
+    return Parse::Ok;
   }
   // ICMP only inside IPv4, ICMPv6 only inside IPv6: the other combination is not a protocol.
   if (proto == icmp_proto) {
     if (unlikely(l4_len < kIcmpMinLen)) return Drop::BadLength;
-    return Drop::Ok;
+    return Parse::Ok;
   }
   return Drop::UnsupportedProto;
 }
 
-inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off, bool cksum_verified,
+inline ParseResult parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off, bool cksum_verified,
                       PacketInfo& info) {
   const uint8_t* ip = frame + l3_off;
   uint32_t avail = frame_len - l3_off;
@@ -105,16 +105,31 @@ inline Drop parseIpv4(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
     info.frag_proto = info.proto;
     if (frag & kIpv4OffsetMask) {
       info.frag = FragKind::Later;
-      return Drop::Fragment;
+      return Parse::Fragment;
     }
     info.frag = FragKind::First;
-    const Drop d = parseL4(ip + hdr_len, total_len - hdr_len, info.proto, kProtoIcmp, info, true);
-    return d == Drop::Ok ? Drop::Fragment : d;
+    const ParseResult d = parseL4(ip + hdr_len, total_len - hdr_len, info.proto, kProtoIcmp, info, true);
+    return d.verdict == Parse::Ok ? ParseResult(Parse::Fragment) : d;
   }
   return parseL4(ip + hdr_len, total_len - hdr_len, info.proto, kProtoIcmp, info);
 }
 
-inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
+// An IPv6 packet's facts once its extension headers are walked: `off` is where the upper
+// layer (`next`) starts, relative to the IPv6 header at `ip` (l3_off in the frame).
+[[gnu::always_inline]] inline void fillIpv6(PacketInfo& info, const uint8_t* ip, uint32_t l3_off, uint32_t off,
+                                            uint32_t ip_len, uint8_t next) {
+  info.l3_off = static_cast<uint16_t>(l3_off);
+  info.l4_off = static_cast<uint16_t>(l3_off + off);
+  info.l3_len = static_cast<uint16_t>(ip_len);
+  info.family = Family::V6;
+  info.proto = next;
+  info.ttl = ip[7];
+  info.df = true;
+  info.saddr_off = static_cast<uint16_t>(l3_off + 8);
+  info.daddr_off = static_cast<uint16_t>(l3_off + 24);
+}
+
+inline ParseResult parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
                       PacketInfo& info) {
   const uint8_t* ip = frame + l3_off;
   uint32_t avail = frame_len - l3_off;
@@ -139,16 +154,8 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
       info.frag_proto = next;
       if (off_m & 0xfff8) {  // offset != 0: no L4 header here
         info.frag = FragKind::Later;
-        info.l3_off = static_cast<uint16_t>(l3_off);
-        info.l4_off = static_cast<uint16_t>(l3_off + off);
-        info.l3_len = static_cast<uint16_t>(ip_len);
-        info.family = Family::V6;
-        info.proto = next;
-        info.ttl = ip[7];
-        info.df = true;
-        info.saddr_off = static_cast<uint16_t>(l3_off + 8);
-        info.daddr_off = static_cast<uint16_t>(l3_off + 24);
-        return Drop::Fragment;
+        fillIpv6(info, ip, l3_off, off, ip_len, next);
+        return Parse::Fragment;
       }
       info.frag = FragKind::First;
       continue;
@@ -165,18 +172,10 @@ inline Drop parseIpv6(const uint8_t* frame, uint32_t frame_len, uint32_t l3_off,
     off += ext_len;
   }
 
-  info.l3_off = static_cast<uint16_t>(l3_off);
-  info.l4_off = static_cast<uint16_t>(l3_off + off);
-  info.l3_len = static_cast<uint16_t>(ip_len);
-  info.family = Family::V6;
-  info.proto = next;
-  info.ttl = ip[7];
-  info.df = true;
-  info.saddr_off = static_cast<uint16_t>(l3_off + 8);
-  info.daddr_off = static_cast<uint16_t>(l3_off + 24);
+  fillIpv6(info, ip, l3_off, off, ip_len, next);
   if (unlikely(info.frag == FragKind::First)) {
-    const Drop d = parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info, true);
-    return d == Drop::Ok ? Drop::Fragment : d;
+    const ParseResult d = parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info, true);
+    return d.verdict == Parse::Ok ? ParseResult(Parse::Fragment) : d;
   }
   return parseL4(ip + off, ip_len - off, next, kProtoIcmp6, info);
 }
@@ -204,7 +203,7 @@ inline bool ipv4Header20ChecksumOk(const uint8_t* ip) {
 // parseIpv4's and parseL4's in the same order with the same verdicts; `out` is written only on
 // Ok. Returns false (nothing decided) for anything else.
 inline bool parseIpv4Fast(const uint8_t* frame, uint32_t frame_len, bool cksum_verified, PacketInfo& out,
-                          Drop& verdict) {
+                          ParseResult& verdict) {
   const uint8_t* ip = frame + kEthHdrLen;
   if (frame_len < kEthHdrLen + kIpv4MinHdrLen + kUdpHdrLen || load16be(frame + 12) != kEtherTypeIpv4 ||
       ip[0] != 0x45 || (ip[9] != kProtoTcp && ip[9] != kProtoUdp))
@@ -230,13 +229,14 @@ inline bool parseIpv4Fast(const uint8_t* frame, uint32_t frame_len, bool cksum_v
       verdict = Drop::BadLength;
     } else {
       const uint32_t doff = l4[12] >> 4;
-      verdict = unlikely(doff < 5 || doff * 4 > l4_len) ? Drop::BadLength : Drop::Ok;
+      verdict = unlikely(doff < 5 || doff * 4 > l4_len) ? ParseResult(Drop::BadLength) : ParseResult(Parse::Ok);
       tcp_flags = l4[13];
     }
   } else {
-    verdict = unlikely(l4_len < kUdpHdrLen || load16be(l4 + 4) != l4_len) ? Drop::BadLength : Drop::Ok;
+    verdict = unlikely(l4_len < kUdpHdrLen || load16be(l4 + 4) != l4_len) ? ParseResult(Drop::BadLength)
+                                                                                 : ParseResult(Parse::Ok);
   }
-  if (likely(verdict == Drop::Ok)) {
+  if (likely(verdict.verdict == Parse::Ok)) {
     out.l3_off = kEthHdrLen;
     out.l4_off = kEthHdrLen + kIpv4MinHdrLen;
     out.l3_len = static_cast<uint16_t>(total_len);
@@ -264,7 +264,7 @@ inline bool rxIpCksumVerified(uint64_t ol_flags) { return (ol_flags & kRxIpCksum
 
 // What parseIpv4Fast leaves undecided (a VLAN tag, IPv4 options or fragments, IPv6, a short or
 // odd frame): the general rules of parser.h. `frame_len` at most kMaxFrameLen.
-inline Drop parseGeneral(const uint8_t* frame, uint32_t frame_len, bool cksum_verified, PacketInfo& out) {
+inline ParseResult parseGeneral(const uint8_t* frame, uint32_t frame_len, bool cksum_verified, PacketInfo& out) {
   if (unlikely(frame_len < kEthHdrLen)) return Drop::TooShort;
 
   // Built in a local and copied out only on Ok, so `out` is untouched by a dropped frame.
@@ -279,7 +279,7 @@ inline Drop parseGeneral(const uint8_t* frame, uint32_t frame_len, bool cksum_ve
     info.has_vlan = true;
   }
 
-  Drop verdict;
+  ParseResult verdict;
   if (likely(ether_type == kEtherTypeIpv4)) {
     verdict = parseIpv4(frame, frame_len, l3_off, cksum_verified, info);
   } else if (ether_type == kEtherTypeIpv6) {
@@ -287,7 +287,7 @@ inline Drop parseGeneral(const uint8_t* frame, uint32_t frame_len, bool cksum_ve
   } else {
     return Drop::NotIp;
   }
-  if (likely(verdict == Drop::Ok) || verdict == Drop::Fragment) out = info;
+  if (likely(verdict.verdict != Parse::Drop)) out = info;
   return verdict;
 }
 
@@ -297,11 +297,11 @@ inline Drop parseGeneral(const uint8_t* frame, uint32_t frame_len, bool cksum_ve
 // PacketInfo in the caller's storage); same rules, see parser.h. `ol_flags`: the mbuf's, or 0.
 // The worker calls its two halves itself (parseIpv4Fast, then parseGeneral for what that leaves),
 // so that its common case (untagged IPv4 TCP/UDP) continues with the offsets as constants.
-inline Drop parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
+inline ParseResult parsePacketInline(const uint8_t* frame, uint32_t frame_len, PacketInfo& out, uint64_t ol_flags) {
   using namespace parser_detail;
   if (unlikely(frame_len > kMaxFrameLen)) frame_len = kMaxFrameLen;
   const bool cksum_verified = rxIpCksumVerified(ol_flags);
-  Drop fast;
+  ParseResult fast;
   if (likely(parseIpv4Fast(frame, frame_len, cksum_verified, out, fast))) return fast;
   return parseGeneral(frame, frame_len, cksum_verified, out);
 }

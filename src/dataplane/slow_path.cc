@@ -11,7 +11,8 @@
 #include "dataplane/decide.h"
 #include "dataplane/forward.h"
 #include "dataplane/lookup.h"
-#include "dataplane/parser_inline.h"  // the IPv6 extension-header rules, for the quote
+#include "dataplane/icmp_quote.h"
+#include "dataplane/pipeline.h"
 
 namespace l4lb::dataplane {
 namespace {
@@ -262,63 +263,6 @@ void neighbourAdvert(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Packe
 // ---------------------------------------------------------------------------------------------
 // ICMP errors about a VIP flow
 
-// Where the quoted packet's parts are, relative to the quote (the bytes after the ICMP header).
-struct Quote {
-  uint32_t hdr_len = 0;          // quoted IP header, IPv6 extension headers included
-  uint8_t proto = 0;             // upper-layer protocol
-  bool later_fragment = false;   // a non-first fragment: no ports behind hdr_len
-  uint32_t frag_id = 0;          // its IP ID (IPv4) or fragment-header identification (IPv6),
-                                 // host order; set only with later_fragment
-};
-
-// The quote's IP header and where its upper-layer header starts, or why the error is refused.
-// IPv6 extension headers are walked by the parser's rules (parser_inline.h parseIpv6): hop-by-hop
-// only first, at most kMaxIpv6ExtHeaders of them (Ipv6ExtLimit past that: fail closed, no port is
-// read from bytes that may not be ports), each within the quote (a quote cut short inside them
-// is BadIcmpQuote). A fragment header is walked too: a first fragment holds the ports, a later
-// one stops the walk with later_fragment set.
-Drop parseQuote(const uint8_t* quote, uint32_t qlen, Family f, Quote& q) {
-  if (f == Family::V4) {
-    if (qlen < kIpv4HdrLen || quote[0] >> 4 != 4 || (quote[0] & 0x0f) < 5) return Drop::BadIcmpQuote;
-    q.hdr_len = (quote[0] & 0x0fu) * 4;
-    q.proto = quote[9];
-    if ((load16be(quote + 6) & 0x1fff) != 0) {
-      q.later_fragment = true;
-      q.frag_id = load16be(quote + 4);
-    }
-    return Drop::Ok;
-  }
-  using parser_detail::kIpv6DestOpts;
-  using parser_detail::kIpv6Fragment;
-  using parser_detail::kIpv6HopByHop;
-  using parser_detail::kIpv6Routing;
-  if (qlen < kIpv6HdrLen || quote[0] >> 4 != 6) return Drop::BadIcmpQuote;
-  uint8_t next = quote[6];
-  uint32_t off = kIpv6HdrLen;
-  for (unsigned n = 0; next != kProtoTcp && next != kProtoUdp; n++) {
-    if (next != kIpv6HopByHop && next != kIpv6Routing && next != kIpv6DestOpts && next != kIpv6Fragment) break;
-    if (next == kIpv6HopByHop && n != 0) return Drop::BadIcmpQuote;
-    if (n == parser_detail::kMaxIpv6ExtHeaders) return Drop::Ipv6ExtLimit;
-    if (qlen - off < parser_detail::kIpv6ExtMinLen) return Drop::BadIcmpQuote;
-    // RFC 8200 §4.5: the fragment header is 8 bytes (its second byte is reserved, not a length).
-    const uint32_t ext_len = next == kIpv6Fragment ? 8 : (uint32_t{quote[off + 1]} + 1) * 8;
-    if (ext_len > qlen - off) return Drop::BadIcmpQuote;
-    const uint8_t after = quote[off];
-    if (next == kIpv6Fragment && (load16be(quote + off + 2) & 0xfff8) != 0) {
-      q.later_fragment = true;
-      q.frag_id = uint32_t{load16be(quote + off + 4)} << 16 | load16be(quote + off + 6);
-      next = after;
-      off += ext_len;
-      break;
-    }
-    next = after;
-    off += ext_len;
-  }
-  q.hdr_len = off;
-  q.proto = next;
-  return Drop::Ok;
-}
-
 // Does a fragmentation-needed (IPv4 type 3 code 4, RFC 1191: next-hop MTU in bytes 6-7) or
 // packet-too-big (ICMPv6 type 2, RFC 4443 §3.2: 32-bit MTU in bytes 4-7) report less than any
 // path may have (RFC 791: every IPv4 host takes 576-byte datagrams; RFC 8200 §5: every IPv6
@@ -337,7 +281,7 @@ bool reportsMtuBelowMinimum(const uint8_t* icmp, Family f) {
 // forwardNat does (the caller checked the egress MTU).
 FwdResult natIcmpError(rte_mbuf* m, const PacketInfo& pi, const Quote& q, const SnapBackend& b, const Snapshot& s) {
   const SnapPort& out = s.ports[b.egress];
-  if (pi.ttl <= 1) return {Drop::TtlExceeded};
+  if (pi.ttl <= 1) return FwdResult::dropped(Drop::TtlExceeded);
   trimPadding(m, pi);
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* l3 = d + pi.l3_off;
@@ -396,32 +340,49 @@ FwdResult natIcmpError(rte_mbuf* m, const PacketInfo& pi, const Quote& q, const 
   // pseudo-header's destination too.
   setIcmpChecksum(l3, pi.family, icmp, len);
   rewriteEth(m, pi, b.next_hop_mac, out.mac, ethertypeOf(pi.family));
-  return {Drop::Ok, b.egress};
+  return FwdResult::sent(b.egress);
+}
+
+// An error whose backend is chosen: the error as a packet of the quoted flow (its PacketInfo,
+// the flow's VIP and slot hash: the tunnel entropy the flow's own packets get), the quote, and
+// the backend.
+struct IcmpErrorTarget {
+  PktCtx pkt;
+  Quote q;
+  uint32_t bid;
+};
+
+IcmpErrorTarget icmpErrorTarget(const PacketInfo& pi, const Quote& q, const SnapVip& vip, uint32_t bid,
+                                hash_sig_t slot_hash) {
+  IcmpErrorTarget e{};
+  e.pkt.pi = pi;
+  e.pkt.vip = &vip;
+  e.pkt.slot_hash = slot_hash;
+  e.q = q;
+  e.bid = bid;
+  return e;
 }
 
 // The last checks (egress MTU, rate) and the send, for an error whose backend is chosen.
-void sendIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi, const Quote& q,
-                   const SnapVip& vip, uint32_t bid, hash_sig_t sig, uint16_t ingress, uint32_t now_ms, TxBatch& tx) {
-  const SnapVip* v = &vip;
-  const SnapBackend& b = s.backends[bid];
+void sendIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const IcmpErrorTarget& e, uint16_t ingress,
+                   uint32_t now_ms, TxBatch& tx) {
+  const PacketInfo& pi = e.pkt.pi;
+  const SnapVip& vip = *e.pkt.vip;
+  const SnapBackend& b = s.backends[e.bid];
   // RFC 1122 §3.2.2: no ICMP error about an ICMP error. One that does not fit the egress MTU is
   // dropped here (too_big), before the forwarders could answer it with fragmentation-needed.
   uint32_t overhead = 0;
-  if (v->mode == FwdMode::Ipip || v->mode == FwdMode::Gue) {
-    overhead = net::encapOverhead(b.addr.isV4(), v->mode == FwdMode::Gue);
+  if (vip.mode == FwdMode::Ipip || vip.mode == FwdMode::Gue) {
+    overhead = net::encapOverhead(b.addr.isV4(), vip.mode == FwdMode::Gue);
   }
   if (pi.l3_len + overhead > s.ports[b.egress].mtu) return dropPkt(w, m, Drop::TooBig);
   // Last: only an error that would be forwarded takes a token, so refused ones (spoofed quotes,
   // unknown flows) cannot use up the rate valid ones need.
-  if (!w.icmp_errors.take(now_ms, s.icmp_errors)) return dropPkt(w, m, Drop::IcmpRateLimited);
-  FwdResult r;
-  switch (v->mode) {
-    case FwdMode::Dsr: r = forwardDsr(m, pi, b, s, ingress); break;
-    case FwdMode::Ipip: r = forwardIpip(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
-    case FwdMode::Gue: r = forwardGue(m, pi, *v, b, s, sig, ingress, w.ip_id++); break;
-    case FwdMode::Nat: r = natIcmpError(m, pi, q, b, s); break;
-  }
-  if (r.drop != Drop::Ok) return dropPkt(w, m, r.drop);
+  if (!takeIcmpErrorToken(w.icmp_errors, s.icmp_errors, now_ms)) return dropPkt(w, m, Drop::IcmpRateLimited);
+  // The fast path's mode switch; NAT rewrites the error itself (RFC 5508).
+  const FwdResult r = forwardByMode(w, s, e.pkt, b, m, ingress, [&] { return natIcmpError(m, pi, e.q, b, s); });
+  // Not fragmented here: an error that fits the egress MTU (checked above) is never Fragment.
+  if (r.outcome == FwdOutcome::Dropped || r.outcome == FwdOutcome::Fragment) return dropPkt(w, m, r.drop);
   w.counters.add(Ctr::IcmpErrorForwarded);
   emit(tx, m, r.egress);
 }
@@ -472,7 +433,7 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     }
     // A reload since the decision may have taken the backend away (as for the fragments).
     if (!usableForExisting(s.backend(fd->backend), fd->vip_index)) return dropPkt(w, m, Drop::NoBackend);
-    return sendIcmpError(w, s, m, pi, q, fv, fd->backend, fd->flow_hash, ingress, now_ms, tx);
+    return sendIcmpError(w, s, m, icmpErrorTarget(pi, q, fv, fd->backend, fd->slot_hash), ingress, now_ms, tx);
   }
   if (qlen < q.hdr_len + 8) return dropPkt(w, m, Drop::BadIcmpQuote);
   const uint8_t* ql4 = quote + q.hdr_len;
@@ -484,16 +445,16 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   if (v == nullptr) return dropPkt(w, m, Drop::BadIcmpQuote);
 
   // The flow as the fast path keys it: client -> VIP.
-  hash_sig_t sig;
+  hash_sig_t slot_hash;
   uint64_t raw = 0;
   bool hit;
   if (v4) {
     FlowKey4 k;
-    sig = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
+    slot_hash = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
     hit = w.flows4->lookup(&k, FlowTable::indexHash(k), raw);
   } else {
     FlowKey6 k;
-    sig = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
+    slot_hash = makeFlowKey(k, qdst, qsrc, cport_be, vport_be, q.proto);
     hit = w.flows6->lookup(&k, FlowTable::indexHash(k), raw);
   }
   uint32_t bid = kNoBackend;
@@ -515,10 +476,10 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
     if (isRoundRobin(*v)) {
       return dropPkt(w, m, Drop::IcmpErrorNoFlow);
     }
-    bid = statelessBackend(*v, sig, qdst, pi.family);
+    bid = statelessBackend(*v, slot_hash, qdst, pi.family);
     if (bid == kNoBackend) return dropPkt(w, m, Drop::NoBackend);
   }
-  sendIcmpError(w, s, m, pi, q, *v, bid, sig, ingress, now_ms, tx);
+  sendIcmpError(w, s, m, icmpErrorTarget(pi, q, *v, bid, slot_hash), ingress, now_ms, tx);
 }
 
 // For Fragment / UnsupportedProto verdicts: the parser validated the IP header before it gave

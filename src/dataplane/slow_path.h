@@ -60,7 +60,7 @@
 //  5. The egress MTU: an error too big for it is dropped as too_big, never answered (RFC 1122
 //     §3.2.2).
 //  6. The rate: a per-worker token bucket on the worker's clock ([icmp] errors_per_second,
-//     burst; icmp_rate_limit.h): icmp_rate_limited. Last, so refused errors spend no token.
+//     burst; token_bucket.h): icmp_rate_limited. Last, so refused errors spend no token.
 // Then the VIP's forwarding mode sends it (NAT: RFC 5508 rewrite of the outer destination and
 // the quote) and icmp_error_forwarded counts it.
 #pragma once
@@ -80,9 +80,10 @@ namespace l4lb::dataplane {
 [[gnu::cold]] void relayFromKernel(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n, uint16_t ingress,
                                    TxBatch& tx);
 
-// The parser rejected the frame with `verdict`: ARP requests for a VIP are answered; otherwise
-// see the ownership rules above.
-[[gnu::cold]] void handleUnparsed(WorkerState& w, const Snapshot& s, rte_mbuf* m, Drop verdict, uint16_t ingress,
+// A frame the parser did not hand on (Parse::Drop, or a fragment with no fragment table):
+// `reason` is ParseResult::reason. ARP requests for a VIP are answered; otherwise see the
+// ownership rules above.
+[[gnu::cold]] void handleUnparsed(WorkerState& w, const Snapshot& s, rte_mbuf* m, Drop reason, uint16_t ingress,
                                   TxBatch& tx);
 
 // A parsed ICMP (IPv4) or ICMPv6 (IPv6) packet: echo requests to a VIP are answered, neighbour

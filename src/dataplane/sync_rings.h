@@ -1,4 +1,4 @@
-// The worker's end of flow sync (issue 12; contract in the coordinator's SCALEOUT notes): two
+// The worker's end of flow sync (docs/SCALE-OUT.md, "Flow sync"): two
 // SP/SC rte_ring element rings of l4lb::SyncFlow per worker, and what the worker puts in and
 // takes out of them. The sync thread (src/control/sync) owns the other ends.
 //

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
@@ -16,8 +17,8 @@
 #include "dataplane/frag_table.h"
 #include "dataplane/forward.h"
 #include "dataplane/outer_frag.h"
-#include "dataplane/rate_limit.h"
-#include "dataplane/icmp_rate_limit.h"
+#include "dataplane/token_bucket.h"
+#include "dataplane/flow_query.h"
 #include "dataplane/idle_backoff.h"
 #include "l4lb/counters.h"
 #include "l4lb/snapshot.h"
@@ -48,33 +49,6 @@ struct TxBatch {
   void clear() { n.fill(0); }
 };
 
-// One flow-table question from the control thread (l4lbctl explain): what does this worker's
-// table hold for a key? Only the worker may read its table (it is the single writer, and the
-// table has no reader-writer concurrency), so the control thread leaves the question here and
-// the worker answers between bursts. Protocol: the control thread writes v6/key only while
-// answer == request, then increments request (release); the worker, seeing request != answer
-// (acquire), looks the key up, writes hit/value and stores answer = request (release). One
-// question at a time; one that is never answered (a stopped worker) blocks further questions
-// to that worker instead of racing with it.
-struct alignas(RTE_CACHE_LINE_SIZE) FlowQuery {
-  std::atomic<uint32_t> request{0};
-  std::atomic<uint32_t> answer{0};
-  bool v6 = false;
-  alignas(8) uint8_t key[sizeof(FlowKey6)] = {};
-  bool hit = false;
-  uint64_t value = 0;  // FlowValue::pack() of the entry when hit
-  bool room = false;   // the table could take a new confirmed key (a new flow would be tracked)
-  bool room_embryonic = false;  // ... and a new embryonic key (SYN, first UDP packet)
-};
-
-// A worker's answer to a FlowQuery: the facts decideFlow takes from the flow table.
-struct FlowQueryAnswer {
-  bool hit = false;
-  uint64_t value = 0;
-  bool room = false;
-  bool room_embryonic = false;
-};
-
 // Everything one worker owns. Cache-aligned so two workers never share a line.
 struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   uint16_t index = 0;  // worker number: TX queue on every port, QSBR thread id
@@ -85,8 +59,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   std::array<PortCounters, kMaxPorts> port_ctrs{};
   WorkerLoad load;
   std::array<uint32_t, kMaxVips> rr_cursor{};  // round-robin position per VIP index
-  std::array<TokenBucket, kMaxVips> new_flow_tokens{};  // new-flow rate limit per VIP index
-  IcmpErrorBucket icmp_errors;  // forwarded ICMP errors ([icmp], slow_path.cc)
+  std::array<TokenBucket, kMaxVips> new_flow_tokens{};  // new-flow rate limit per VIP index (decide.h)
+  TokenBucket icmp_errors;  // forwarded ICMP errors ([icmp], slow_path.cc)
   uint16_t ip_id = 0;  // next outer IPv4 ID for tunnelled packets (RFC 6864: unique when DF is clear)
   // Sweep pacing (sweepFlows): positions owed per table, and when they were last accrued.
   uint32_t sweep_last_ms = 0;
@@ -101,7 +75,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   // Mbufs for outer-header fragments of tunnelled packets (outer_frag.h), shared by the workers
   // and created by the daemon; null pools: such packets are frag_out_nomem drops.
   OuterFragPools outer_frag;
-  // Flow sync (issue 12; sync_rings.h): SP/SC element rings of l4lb::SyncFlow, created by
+  // Flow sync (sync_rings.h): SP/SC element rings of l4lb::SyncFlow, created by
   // createSyncRings before the worker starts, freed with the WorkerState. nullptr: sync off.
   rte_ring* sync_out = nullptr;  // worker (producer) -> sync sender (consumer)
   rte_ring* sync_in = nullptr;   // sync receiver (producer) -> worker (consumer)
@@ -122,17 +96,6 @@ inline constexpr uint32_t kFragRingSize = 512;
 // this one and handles them as its own (each keeps the ingress port index it arrived on).
 // Returns how many were taken.
 uint16_t drainFragRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx);
-
-// Serves a pending FlowQuery (workerMain calls it when request != answer) by the admission
-// rules of `s` at `now_ms` (FlowTable::canStore); without a snapshot, by the default rules with
-// no displacement considered.
-void answerFlowQuery(WorkerState& w, const Snapshot* s = nullptr, uint32_t now_ms = 0);
-
-// The control thread's side of the FlowQuery protocol. postFlowQuery leaves a question (false,
-// leaving the slot alone, while an earlier one is unanswered); takeFlowAnswer is true once the
-// worker has answered the last question, with its answer in `out`.
-bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len);
-bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out);
 
 inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
 
@@ -192,6 +155,26 @@ struct WorkerArgs {
   DataplaneShared* shared;
   std::vector<RxQueue> rx;
   IdleBackoffConfig idle;  // [eal] idle_*: off unless configured
+};
+
+// A worker loop's accounting in WorkerLoad (workerMain, and perf/ports_bench.cc's contenders):
+// one TSC read per loop, this loop's end being the next one's start.
+struct LoopClock {
+  uint64_t start = rte_rdtsc();
+  // Time spent outside any loop (a stall) is no loop's: the next loop starts now.
+  void restart() { start = rte_rdtsc(); }
+  // Ends a loop (`busy`: it received packets) and starts the next.
+  void endLoop(WorkerLoad& load, bool busy) {
+    const uint64_t end = rte_rdtsc();
+    const uint64_t cycles = end - start;
+    start = end;
+    load.loops++;
+    load.total_cycles += cycles;
+    if (busy) {
+      load.busy_loops++;
+      load.busy_cycles += cycles;
+    }
+  }
 };
 
 // The lcore entry point (rte_eal_remote_launch): loops until shared->stop.

@@ -13,6 +13,8 @@
 using l4lb::Drop;
 using l4lb::Family;
 using l4lb::dataplane::PacketInfo;
+using l4lb::dataplane::Parse;
+using l4lb::dataplane::ParseResult;
 using l4lb::dataplane::parsePacket;
 
 namespace {
@@ -52,11 +54,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint32_t len = uint32_t(total);
 
   PacketInfo a{}, b{};
-  const Drop da = parsePacket(frame.get(), len, a);
-  const Drop db = parsePacket(frame.get(), len, b, ol_flags);
-  if (da == Drop::Ok) checkInfo(a, len);
-  if (db == Drop::Ok) checkInfo(b, len);
+  const ParseResult da = parsePacket(frame.get(), len, a);
+  const ParseResult db = parsePacket(frame.get(), len, b, ol_flags);
+  if (da.verdict == Parse::Ok) checkInfo(a, len);
+  if (db.verdict == Parse::Ok) checkInfo(b, len);
   // Without the NIC's "checksum good" flag the two entry points must agree.
-  if ((ol_flags & l4lb::dataplane::kRxIpCksumMask) != l4lb::dataplane::kRxIpCksumGood) check(da == db);
+  if ((ol_flags & l4lb::dataplane::kRxIpCksumMask) != l4lb::dataplane::kRxIpCksumGood)
+    check(da.verdict == db.verdict && da.reason == db.reason);
   return 0;
 }

@@ -72,9 +72,9 @@ void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_
   };
   auto source = [src] { return src; };
   const dataplane::FlowDecision d =
-      dataplane::decideFlow(s, facts, hit_worker >= 0, raw, now_ms, nullptr, nullptr, admit, source);
+      dataplane::decideFlow(s, facts, hit_worker >= 0, raw, now_ms, {}, admit, source);
   // What a new flow of the same 5-tuple would get (shown next to a kept entry).
-  const dataplane::FlowDecision fresh = dataplane::decideFlow(s, facts, false, 0, now_ms, nullptr, nullptr, admit, source);
+  const dataplane::FlowDecision fresh = dataplane::decideFlow(s, facts, false, 0, now_ms, {}, admit, source);
   j["outcome"] = dataplane::toString(d.outcome);
   if (d.outcome == dataplane::FlowOutcome::Hit || d.store)
     j["entry_class"] = dataplane::isEmbryonic(d.value.state) ? "embryonic" : "confirmed";

@@ -251,10 +251,10 @@ auto room(bool r) {
 
 TEST_F(DecideFixture, NewFlowTakesTheMaglevChoiceAndStoresASynEntry) {
   const FlowFacts p = facts(1, kTcpSyn);
-  const FlowDecision d = decideFlow(*s, p, false, 0, 5000, &cursor, nullptr, room(true), src());
+  const FlowDecision d = decideFlow(*s, p, false, 0, 5000, {&cursor, nullptr}, room(true), src());
   EXPECT_EQ(d.outcome, FlowOutcome::New);
   EXPECT_EQ(d.entry, EntryVerdict::None);
-  EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, key_addr.bytes.data(), Family::V4));
+  EXPECT_EQ(d.backend, statelessBackend(*vip, p.slot_hash, key_addr.bytes.data(), Family::V4));
   EXPECT_NE(d.backend, kNoBackend);
   EXPECT_EQ(d.old_backend, kNoBackend);
   EXPECT_TRUE(d.store);
@@ -266,19 +266,19 @@ TEST_F(DecideFixture, NewFlowTakesTheMaglevChoiceAndStoresASynEntry) {
 TEST_F(DecideFixture, LiveEntryIsAHitAndRewritesOnlyOnStateChangeOrRefresh) {
   const FlowFacts ack = facts(2, kTcpAck);
   // Some backend other than the Maglev choice: a hit must keep the entry's, not re-pick.
-  const uint32_t maglev = statelessBackend(*vip, ack.sig, key_addr.bytes.data(), Family::V4);
+  const uint32_t maglev = statelessBackend(*vip, ack.slot_hash, key_addr.bytes.data(), Family::V4);
   uint32_t other = kNoBackend;
   for (uint32_t id : vip->backends)
     if (id != maglev) other = id;
   ASSERT_NE(other, kNoBackend);
-  FlowDecision d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1500, &cursor, nullptr, room(false), src());
+  FlowDecision d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1500, {&cursor, nullptr}, room(false), src());
   EXPECT_EQ(d.outcome, FlowOutcome::Hit);
   EXPECT_EQ(d.backend, other);
   EXPECT_FALSE(d.store) << "same state, refreshed 500 ms ago";
-  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1000 + kFlowRefreshMs, &cursor, nullptr, room(false), src());
+  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpEstablished, 1000), 1000 + kFlowRefreshMs, {&cursor, nullptr}, room(false), src());
   EXPECT_TRUE(d.store) << "refresh due";
   EXPECT_EQ(d.value.last_seen_ms, 1000 + kFlowRefreshMs);
-  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpSyn, 1000), 1100, &cursor, nullptr, room(false), src());
+  d = decideFlow(*s, ack, true, entry(other, FlowState::TcpSyn, 1000), 1100, {&cursor, nullptr}, room(false), src());
   EXPECT_TRUE(d.store) << "SYN -> established";
   EXPECT_EQ(d.value.state, FlowState::TcpEstablished);
   EXPECT_EQ(cursor, 0u);
@@ -289,11 +289,11 @@ TEST_F(DecideFixture, ExpiredEntryIsReplacedByANewChoice) {
   const uint32_t old = vip->backends[0];
   const uint32_t idle = s->timeouts.tcp_established_ms + 1;
   // The table answers Stored for a key it holds (FlowTable::canStore): overwriting needs no room.
-  const FlowDecision d = decideFlow(*s, p, true, entry(old, FlowState::TcpEstablished, 0), idle, &cursor, nullptr, room(true), src());
+  const FlowDecision d = decideFlow(*s, p, true, entry(old, FlowState::TcpEstablished, 0), idle, {&cursor, nullptr}, room(true), src());
   EXPECT_EQ(d.outcome, FlowOutcome::Expired);
   EXPECT_EQ(d.entry, EntryVerdict::Expired);
   EXPECT_EQ(d.old_backend, old);
-  EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, key_addr.bytes.data(), Family::V4));
+  EXPECT_EQ(d.backend, statelessBackend(*vip, p.slot_hash, key_addr.bytes.data(), Family::V4));
   EXPECT_TRUE(d.store) << "the key is in the table: overwriting needs no room";
   EXPECT_EQ(d.value.state, FlowState::TcpEstablished);
 }
@@ -302,20 +302,20 @@ TEST_F(DecideFixture, EntryOnARemovedOrForeignBackendIsRehashed) {
   const FlowFacts p = facts(4, kTcpAck);
   for (uint32_t gone : {uint32_t(999), uint32_t(kNoBackend)}) {
     // As above: the key is held, so the table answers Stored.
-    const FlowDecision d = decideFlow(*s, p, true, entry(gone, FlowState::TcpEstablished, 0), 10, &cursor, nullptr, room(true), src());
+    const FlowDecision d = decideFlow(*s, p, true, entry(gone, FlowState::TcpEstablished, 0), 10, {&cursor, nullptr}, room(true), src());
     EXPECT_EQ(d.outcome, FlowOutcome::Rehash) << gone;
     EXPECT_EQ(d.entry, EntryVerdict::Unusable);
-    EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, key_addr.bytes.data(), Family::V4));
+    EXPECT_EQ(d.backend, statelessBackend(*vip, p.slot_hash, key_addr.bytes.data(), Family::V4));
     EXPECT_TRUE(d.store);
   }
 }
 
 TEST_F(DecideFixture, FullTableLeavesTheFlowUntrackedOnMaglev) {
   const FlowFacts p = facts(5, kTcpSyn);
-  const FlowDecision d = decideFlow(*s, p, false, 0, 10, &cursor, nullptr, room(false), src());
+  const FlowDecision d = decideFlow(*s, p, false, 0, 10, {&cursor, nullptr}, room(false), src());
   EXPECT_EQ(d.outcome, FlowOutcome::Untracked);
   EXPECT_FALSE(d.store);
-  EXPECT_EQ(d.backend, statelessBackend(*vip, p.sig, key_addr.bytes.data(), Family::V4));
+  EXPECT_EQ(d.backend, statelessBackend(*vip, p.slot_hash, key_addr.bytes.data(), Family::V4));
 }
 
 TEST_F(DecideFixture, RoundRobinFullTableFallsBackToTheMaglevSlotAndWithoutCursorNamesNone) {
@@ -323,15 +323,15 @@ TEST_F(DecideFixture, RoundRobinFullTableFallsBackToTheMaglevSlotAndWithoutCurso
   s = build(sb, cfg);
   vip = &s->vips[0];
   const FlowFacts p = facts(6, kTcpSyn);
-  FlowDecision d = decideFlow(*s, p, false, 0, 10, &cursor, nullptr, room(true), src());
+  FlowDecision d = decideFlow(*s, p, false, 0, 10, {&cursor, nullptr}, room(true), src());
   EXPECT_EQ(d.outcome, FlowOutcome::New);
   EXPECT_EQ(d.backend, vip->rr[0]);
   EXPECT_EQ(cursor, 1u);
-  d = decideFlow(*s, p, false, 0, 10, &cursor, nullptr, room(false), src());
+  d = decideFlow(*s, p, false, 0, 10, {&cursor, nullptr}, room(false), src());
   EXPECT_EQ(d.outcome, FlowOutcome::Untracked);
-  EXPECT_EQ(d.backend, vip->maglev[maglevSlot(p.sig, vip->maglev.size())]);
+  EXPECT_EQ(d.backend, vip->maglev[maglevSlot(p.slot_hash, vip->maglev.size())]);
   // explain asks without the worker's cursor: the round-robin choice has no name.
-  d = decideFlow(*s, p, false, 0, 10, nullptr, nullptr, room(true), src());
+  d = decideFlow(*s, p, false, 0, 10, {}, room(true), src());
   EXPECT_EQ(d.outcome, FlowOutcome::New);
   EXPECT_EQ(d.backend, kNoBackend);
 }
@@ -343,7 +343,7 @@ TEST_F(DecideFixture, NoUsableBackendIsNoBackendAndNothingStored) {
   ASSERT_TRUE(empty);
   const FlowFacts p = facts(7, kTcpSyn, &empty->vips[0]);
   for (bool hit : {false, true}) {
-    const FlowDecision d = decideFlow(*empty, p, hit, entry(999, FlowState::TcpEstablished, 0), 10, &cursor, nullptr, room(true), src());
+    const FlowDecision d = decideFlow(*empty, p, hit, entry(999, FlowState::TcpEstablished, 0), 10, {&cursor, nullptr}, room(true), src());
     EXPECT_EQ(d.outcome, FlowOutcome::NoBackend);
     EXPECT_FALSE(d.store);
     EXPECT_EQ(d.backend, kNoBackend);

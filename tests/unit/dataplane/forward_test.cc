@@ -100,7 +100,7 @@ const IpAddr kB6 = ipAddr("2001:db8:1::11");
 
 PacketInfo parse(const Frame& f) {
   PacketInfo pi;
-  EXPECT_EQ(parsePacket(f.data(), uint32_t(f.size()), pi), Drop::Ok);
+  EXPECT_EQ(parsePacket(f.data(), uint32_t(f.size()), pi).verdict, Parse::Ok);
   return pi;
 }
 
@@ -155,12 +155,12 @@ void expectSameAsGeneric(const Case& c, const Snapshot& s, const Frame& in, uint
   const bool gue = c.mode == FwdMode::Gue;
   const FwdResult rf = gue ? forwardGue(mf.get(), pi, v, b, s, flow_hash, kWan, ip_id)
                            : forwardIpip(mf.get(), pi, v, b, s, flow_hash, kWan, ip_id);
-  const FwdResult rg = encapsulate(mg.get(), pi, v, b, s, flow_hash, gue, kWan, ip_id);
+  const FwdResult rg = encapsulate(mg.get(), pi, v, b, s, flow_hash, kWan, ip_id);
   EXPECT_EQ(rf.drop, rg.drop);
   EXPECT_EQ(rf.egress, rg.egress);
-  EXPECT_EQ(rf.icmp_sent, rg.icmp_sent);
+  EXPECT_EQ(rf.outcome, rg.outcome);
   EXPECT_EQ(rf.frag_mtu, rg.frag_mtu);
-  if (rf.drop == Drop::Ok || rf.frag_mtu != 0) {
+  if (rf.outcome != FwdOutcome::Dropped) {
     EXPECT_EQ(bytesOf(mf.get()), bytesOf(mg.get()));
     EXPECT_EQ(mf->data_off, mg->data_off);
     EXPECT_EQ(rte_pktmbuf_data_len(mf.get()), rte_pktmbuf_data_len(mg.get()));
@@ -190,7 +190,7 @@ TEST(EncapTemplate, SameBytesAsGenericWriter) {
                 FwdResult r;
                 Frame out;
                 expectSameAsGeneric(c, *s, in, RTE_PKTMBUF_HEADROOM, 0, hash, id, &r, &out);
-                ASSERT_EQ(r.drop, Drop::Ok);
+                ASSERT_EQ(r.outcome, FwdOutcome::Sent);
                 EXPECT_EQ(r.egress, kLan);
                 // The fields that vary per packet, checked against the input directly.
                 const size_t ip_len = outer == Family::V4 ? 20 : 40;
@@ -241,13 +241,11 @@ TEST(EncapTemplate, FallbacksMatchGenericWriter) {
       Case fits = c;
       fits.payload = uint16_t(1500 - overhead - 40);
       expectSameAsGeneric(c, *s, clientFrame(fits, 40000), RTE_PKTMBUF_HEADROOM, 0, 7, 1, &r);
-      EXPECT_EQ(r.drop, Drop::Ok);
-      EXPECT_FALSE(r.icmp_sent);
+      EXPECT_EQ(r.outcome, FwdOutcome::Sent);
       Case big = c;
       big.payload = uint16_t(fits.payload + 1);
       expectSameAsGeneric(c, *s, clientFrame(big, 40000), RTE_PKTMBUF_HEADROOM, 0, 7, 1, &r);
-      EXPECT_EQ(r.drop, Drop::Ok);
-      EXPECT_TRUE(r.icmp_sent);
+      EXPECT_EQ(r.outcome, FwdOutcome::IcmpSent);
       EXPECT_EQ(r.egress, kWan);
       Case big_nodf = big;
       big_nodf.df = false;
@@ -256,14 +254,15 @@ TEST(EncapTemplate, FallbacksMatchGenericWriter) {
       if (outer == Family::V4) {
         // Outer IPv4, inner DF clear: encapsulated whole, outer DF clear, marked for outer
         // fragmentation at the egress MTU (RFC 2003 §5.1).
+        EXPECT_EQ(r.outcome, FwdOutcome::Fragment);
         EXPECT_EQ(r.drop, Drop::TooBig);  // unless the caller fragments it
-        EXPECT_FALSE(r.icmp_sent);
         EXPECT_EQ(r.egress, kLan);
         EXPECT_EQ(r.frag_mtu, 1500);
         EXPECT_EQ(out.size(), 14u + 1500 + 1);
         EXPECT_EQ(get16(out, 20), 0);  // outer DF clear
         EXPECT_TRUE(test::ipv4HeaderChecksumOk(out, 14));
       } else {
+        EXPECT_EQ(r.outcome, FwdOutcome::Dropped);
         EXPECT_EQ(r.drop, Drop::TooBig);  // IPv6 outer (RFC 2473): not fragmented
         EXPECT_EQ(r.frag_mtu, 0);
       }
@@ -274,7 +273,7 @@ TEST(EncapTemplate, FallbacksMatchGenericWriter) {
       // Headroom: the old L2 header (14) plus what is there must hold the new headers.
       const uint16_t need = uint16_t(14 + overhead - 14);
       expectSameAsGeneric(c, *s, clientFrame(c, 40000), need, 0, 7, 1, &r);
-      EXPECT_EQ(r.drop, Drop::Ok);
+      EXPECT_EQ(r.outcome, FwdOutcome::Sent);
       expectSameAsGeneric(c, *s, clientFrame(c, 40000), uint16_t(need - 1), 0, 7, 1, &r);
       EXPECT_EQ(r.drop, Drop::NoHeadroom);
       // A chained mbuf: the 26 bytes of Ethernet padding in a second segment, trimmed by the
@@ -283,7 +282,7 @@ TEST(EncapTemplate, FallbacksMatchGenericWriter) {
       padded.payload = 0;
       padded.pad_to = 80;
       expectSameAsGeneric(c, *s, clientFrame(padded, 40000), RTE_PKTMBUF_HEADROOM, 26, 7, 1, &r, &out);
-      EXPECT_EQ(r.drop, Drop::Ok);
+      EXPECT_EQ(r.outcome, FwdOutcome::Sent);
       EXPECT_EQ(out.size(), 14u + overhead + 40);
     }
 }
@@ -359,7 +358,7 @@ TEST(NatRewrite, ChecksumsEqualRecomputedOnRandomPackets) {
     Mbuf m = toMbuf(in);
     ASSERT_TRUE(m);
     const FwdResult r = forwardNat(m.get(), parse(in), b, *s, kWan);
-    ASSERT_EQ(r.drop, Drop::Ok);
+    ASSERT_EQ(r.outcome, FwdOutcome::Sent);
     EXPECT_EQ(r.egress, kLan);
     const Frame out = bytesOf(m.get());
     ASSERT_EQ(out.size(), want.size());
@@ -405,7 +404,7 @@ TEST(NatRewrite, UdpChecksumZeroSentAsAllOnes) {
     const Frame in = PacketBuilder().eth(kClientMac, kWanMac).ipv6(kClient6, kVip6).ttl(64).udp(uint16_t(cport), 53).payload(8).build();
     Mbuf m = toMbuf(in);
     ASSERT_TRUE(m);
-    ASSERT_EQ(forwardNat(m.get(), parse(in), b, *s, kWan).drop, Drop::Ok);
+    ASSERT_EQ(forwardNat(m.get(), parse(in), b, *s, kWan).outcome, FwdOutcome::Sent);
     EXPECT_EQ(bytesOf(m.get()), want);
     found++;
   }
@@ -430,7 +429,7 @@ TEST(NatRewrite, TtlOneAndTooBigLeaveThePacket) {
   EXPECT_EQ(forwardNat(mb.get(), parse(big), b, *s, kWan).drop, Drop::TooBig);
   const Frame fits = PacketBuilder().eth(kClientMac, kWanMac).ipv4(kClient4, kVip4).tcp(40000, 80, kTcpAck).payload(1400 - 40).build();
   Mbuf mf = toMbuf(fits);
-  EXPECT_EQ(forwardNat(mf.get(), parse(fits), b, *s, kWan).drop, Drop::Ok);
+  EXPECT_EQ(forwardNat(mf.get(), parse(fits), b, *s, kWan).outcome, FwdOutcome::Sent);
   EXPECT_TRUE(test::l4ChecksumOk(bytesOf(mf.get())));
 }
 

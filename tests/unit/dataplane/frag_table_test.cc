@@ -37,7 +37,7 @@ TEST(FragTable, RecordThenLookup) {
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->backend, 42u);
   EXPECT_EQ(d->vip_index, 3u);
-  EXPECT_EQ(d->flow_hash, 0xabcu);
+  EXPECT_EQ(d->slot_hash, 0xabcu);
   EXPECT_EQ(t.lookup(key(2), 200), nullptr);  // another id
   EXPECT_EQ(t.lookup(key(1, 2), 200), nullptr);  // another source
   // IPv6 keys of the same leading bytes are another datagram.

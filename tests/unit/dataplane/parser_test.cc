@@ -25,24 +25,27 @@ const IpAddr kClient6 = ipAddr("2001:db8::1");
 const IpAddr kVip6 = ipAddr("2001:db8:1::10");
 
 // Parses a copy of `frame` whose heap allocation ends exactly at the last byte.
-Drop parse(const std::vector<uint8_t>& frame, PacketInfo& info) {
+ParseResult parse(const std::vector<uint8_t>& frame, PacketInfo& info) {
   std::vector<uint8_t> exact(frame.begin(), frame.end());
   return parsePacket(exact.data(), static_cast<uint32_t>(exact.size()), info);
 }
 
-Drop verdict(const std::vector<uint8_t>& frame) {
+ParseResult verdict(const std::vector<uint8_t>& frame) {
   PacketInfo info;
   return parse(frame, info);
 }
 
 // The same with the mbuf's offload flags (kRxIpCksumGood: the NIC checked the IPv4 header checksum).
-Drop verdictWithFlags(const std::vector<uint8_t>& frame, uint64_t ol_flags, PacketInfo& info) {
+ParseResult verdictWithFlags(const std::vector<uint8_t>& frame, uint64_t ol_flags, PacketInfo& info) {
   std::vector<uint8_t> exact(frame.begin(), frame.end());
   return parsePacket(exact.data(), static_cast<uint32_t>(exact.size()), info, ol_flags);
 }
 
-// gtest prints Drop as a number otherwise.
-std::string name(Drop d) { return std::string(toString(d)); }
+// gtest prints Drop as a number otherwise. A verdict and a drop reason by name: "parse ok",
+// "parse fragment", or "drop <reason>" (a drop reason names Parse::Drop with that reason).
+std::string name(Drop d) { return "drop " + std::string(toString(d)); }
+std::string name(Parse p) { return p == Parse::Ok ? "parse ok" : p == Parse::Fragment ? "parse fragment" : "parse drop"; }
+std::string name(ParseResult r) { return r.verdict == Parse::Drop ? name(r.reason) : name(r.verdict); }
 
 #define EXPECT_VERDICT(frame, expected) EXPECT_EQ(name(verdict(frame)), name(expected))
 
@@ -65,9 +68,9 @@ void expectInfo(const PacketInfo& got, const PacketInfo& want) {
 // Parses, expects Ok and checks the addresses found at saddr_off / daddr_off.
 PacketInfo parseOk(const std::vector<uint8_t>& frame, const IpAddr& src, const IpAddr& dst) {
   PacketInfo info;
-  Drop d = parse(frame, info);
-  EXPECT_EQ(name(d), name(Drop::Ok));
-  if (d != Drop::Ok) return info;
+  ParseResult d = parse(frame, info);
+  EXPECT_EQ(name(d), name(Parse::Ok));
+  if (d.verdict != Parse::Ok) return info;
   size_t alen = src.isV4() ? 4 : 16;
   EXPECT_LE(info.daddr_off + alen, frame.size());
   if (info.daddr_off + alen > frame.size()) return info;
@@ -192,7 +195,7 @@ TEST(ParserBadIpHeader, BadChecksum) {
   EXPECT_VERDICT(v4Tcp().badIpChecksum().build(), Drop::BadIpHeader);
   // The checksum covers the options: flip an option byte of an otherwise valid header.
   auto frame = v4Tcp().ipOptions({0x94, 0x04, 0x00, 0x00}).build();  // router alert
-  ASSERT_EQ(name(verdict(frame)), name(Drop::Ok));
+  ASSERT_EQ(name(verdict(frame)), name(Parse::Ok));
   frame[14 + 22] ^= 0x01;
   EXPECT_VERDICT(frame, Drop::BadIpHeader);
 }
@@ -218,7 +221,7 @@ TEST(ParserIpv6ExtLimit, AtAndPastTheLimit) {
       return b.build();
     };
     PacketInfo info;
-    ASSERT_EQ(name(parse(chain(8), info)), name(Drop::Ok));  // 8 headers: the limit
+    ASSERT_EQ(name(parse(chain(8), info)), name(Parse::Ok));  // 8 headers: the limit
     EXPECT_EQ(info.l4_off, 14 + 40 + 8 * 8);
     EXPECT_EQ(info.proto, proto);
     EXPECT_VERDICT(chain(9), Drop::Ipv6ExtLimit);  // 9
@@ -285,7 +288,7 @@ TEST(ParserBadLength, TcpDataOffsetBeyondIpLength) {
   EXPECT_VERDICT(v6Tcp().tcpDataOffset(6).build(), Drop::BadLength);                // 24 > 20
   // One byte short of the 24 bytes announced, then exactly enough.
   EXPECT_VERDICT(v4Tcp().tcpDataOffset(6).payload(3).build(), Drop::BadLength);
-  EXPECT_VERDICT(v4Tcp().tcpDataOffset(6).payload(4).build(), Drop::Ok);
+  EXPECT_VERDICT(v4Tcp().tcpDataOffset(6).payload(4).build(), Parse::Ok);
   // Data offset 6 fits the frame (padding) but not the IP packet.
   EXPECT_VERDICT(v4Tcp().tcpDataOffset(6).padTo(80).build(), Drop::BadLength);
 }
@@ -333,33 +336,33 @@ TEST(ParserBadLength, ShortIcmp) {
 // Fragment
 
 TEST(ParserFragment, MoreFragments) {
-  EXPECT_VERDICT(v4Tcp().mf().build(), Drop::Fragment);
-  EXPECT_VERDICT(v4Tcp().df().mf().build(), Drop::Fragment);
+  EXPECT_VERDICT(v4Tcp().mf().build(), Parse::Fragment);
+  EXPECT_VERDICT(v4Tcp().df().mf().build(), Parse::Fragment);
 }
 
 TEST(ParserFragment, NonZeroOffset) {
-  EXPECT_VERDICT(v4Tcp().fragOffset(185).build(), Drop::Fragment);
-  EXPECT_VERDICT(v4Tcp().fragOffset(1).build(), Drop::Fragment);
-  EXPECT_VERDICT(v4Tcp().fragOffset(0x1fff).build(), Drop::Fragment);
+  EXPECT_VERDICT(v4Tcp().fragOffset(185).build(), Parse::Fragment);
+  EXPECT_VERDICT(v4Tcp().fragOffset(1).build(), Parse::Fragment);
+  EXPECT_VERDICT(v4Tcp().fragOffset(0x1fff).build(), Parse::Fragment);
 }
 
 TEST(ParserFragment, Ipv6FragmentHeader) {
-  EXPECT_VERDICT(v6Tcp().ipv6Fragment(0, true).build(), Drop::Fragment);
+  EXPECT_VERDICT(v6Tcp().ipv6Fragment(0, true).build(), Parse::Fragment);
   EXPECT_VERDICT(v6Tcp().ipv6Ext(test::kIpv6HopByHop).ipv6Fragment(100, false).build(),
-                 Drop::Fragment);
+                 Parse::Fragment);
 }
 
 // An atomic fragment (offset 0, M clear) is a whole packet (RFC 6946): parsed past the header.
 TEST(ParserFragment, Ipv6AtomicFragmentIsWhole) {
   PacketInfo info;
-  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(0, false).build(), info)), name(Drop::Ok));
+  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(0, false).build(), info)), name(Parse::Ok));
   EXPECT_EQ(info.l4_off, 14 + 40 + 8);
   EXPECT_EQ(ntohs(info.dport_be), 443);
 }
 
 TEST(ParserFragment, Ipv4FirstFragmentHasPorts) {
   PacketInfo info;
-  ASSERT_EQ(name(parse(v4Tcp().mf().ipId(0xbeef).payload(64).build(), info)), name(Drop::Fragment));
+  ASSERT_EQ(name(parse(v4Tcp().mf().ipId(0xbeef).payload(64).build(), info)), name(Parse::Fragment));
   EXPECT_EQ(info.frag, FragKind::First);
   EXPECT_EQ(info.frag_id, 0xbeefu);
   EXPECT_EQ(info.frag_proto, kProtoTcp);
@@ -377,7 +380,7 @@ TEST(ParserFragment, Ipv4FirstFragmentHasPorts) {
 TEST(ParserFragment, Ipv4FirstUdpFragmentLengthIsTheDatagrams) {
   PacketInfo info;
   auto f = PacketBuilder().ipv4(kClient4, kVip4).udp(5353, 53).udpLength(1480).payload(24).mf().ipId(7).build();
-  ASSERT_EQ(name(parse(f, info)), name(Drop::Fragment));
+  ASSERT_EQ(name(parse(f, info)), name(Parse::Fragment));
   EXPECT_EQ(info.frag, FragKind::First);
   EXPECT_EQ(ntohs(info.dport_be), 53);
   // Unfragmented, the same length field is wrong.
@@ -393,7 +396,7 @@ TEST(ParserFragment, FirstFragmentWithCutL4HeaderIsBadLength) {
 
 TEST(ParserFragment, Ipv4LaterFragmentHasNoPorts) {
   PacketInfo info;
-  ASSERT_EQ(name(parse(v4Tcp().fragOffset(185).ipId(0x1234).build(), info)), name(Drop::Fragment));
+  ASSERT_EQ(name(parse(v4Tcp().fragOffset(185).ipId(0x1234).build(), info)), name(Parse::Fragment));
   EXPECT_EQ(info.frag, FragKind::Later);
   EXPECT_EQ(info.frag_id, 0x1234u);
   EXPECT_EQ(info.frag_proto, kProtoTcp);
@@ -406,14 +409,14 @@ TEST(ParserFragment, Ipv4LaterFragmentHasNoPorts) {
   EXPECT_EQ(info.daddr_off, 30);
   // The checksum-offload flag takes the same path (the fast parser hands fragments over).
   PacketInfo info2;
-  ASSERT_EQ(name(verdictWithFlags(v4Tcp().fragOffset(3).ipId(9).build(), kRxIpCksumGood, info2)), name(Drop::Fragment));
+  ASSERT_EQ(name(verdictWithFlags(v4Tcp().fragOffset(3).ipId(9).build(), kRxIpCksumGood, info2)), name(Parse::Fragment));
   EXPECT_EQ(info2.frag, FragKind::Later);
   EXPECT_EQ(info2.frag_id, 9u);
 }
 
 TEST(ParserFragment, Ipv6FirstFragmentHasPorts) {
   PacketInfo info;
-  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(0, true, 0xdeadbeef).build(), info)), name(Drop::Fragment));
+  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(0, true, 0xdeadbeef).build(), info)), name(Parse::Fragment));
   EXPECT_EQ(info.frag, FragKind::First);
   EXPECT_EQ(info.frag_id, 0xdeadbeefu);
   EXPECT_EQ(info.frag_proto, kProtoTcp);
@@ -425,7 +428,7 @@ TEST(ParserFragment, Ipv6FirstFragmentHasPorts) {
 
 TEST(ParserFragment, Ipv6LaterFragmentHasNoPorts) {
   PacketInfo info;
-  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(100, false, 77).build(), info)), name(Drop::Fragment));
+  ASSERT_EQ(name(parse(v6Tcp().ipv6Fragment(100, false, 77).build(), info)), name(Parse::Fragment));
   EXPECT_EQ(info.frag, FragKind::Later);
   EXPECT_EQ(info.frag_id, 77u);
   EXPECT_EQ(info.frag_proto, kProtoTcp);
@@ -687,10 +690,10 @@ std::vector<std::vector<uint8_t>> validFrames() {
 
 TEST(ParserRobustness, EveryTruncationIsDropped) {
   for (const auto& frame : validFrames()) {
-    ASSERT_EQ(name(verdict(frame)), name(Drop::Ok));
+    ASSERT_EQ(name(verdict(frame)), name(Parse::Ok));
     for (size_t n = 0; n < frame.size(); n++) {
       PacketInfo info;
-      EXPECT_NE(parse(truncate(frame, n), info), Drop::Ok) << "len " << n << " of " << frame.size();
+      EXPECT_NE(parse(truncate(frame, n), info).verdict, Parse::Ok) << "len " << n << " of " << frame.size();
     }
   }
 }
@@ -712,10 +715,10 @@ TEST(ParserRobustness, ByteFlipFuzz) {
     }
     if (rng() % 8 == 0) f.resize(rng() % (f.size() + 1));
     PacketInfo info;
-    Drop d = parse(f, info);
-    ASSERT_LT(size_t(d), size_t(Drop::Count));
-    verdicts[size_t(d)]++;
-    if (d != Drop::Ok) continue;
+    ParseResult d = parse(f, info);
+    ASSERT_LT(size_t(d.reason), size_t(Drop::Count));
+    verdicts[size_t(d.reason)]++;  // Ok and Fragment have their own slots (ParseResult::reason)
+    if (d.verdict != Parse::Ok) continue;
     ok++;
     ASSERT_TRUE(info.l3_off == 14 || info.l3_off == 18) << iter;
     ASSERT_LE(info.l4_off, info.l3_off + info.l3_len) << iter;
@@ -742,18 +745,18 @@ TEST(ParserOffload, ChecksumSkippedOnlyWhenTheNicSaysGood) {
                             v4Tcp().ipOptions({0x94, 0x04, 0x00, 0x00}).badIpChecksum().build(),
                             PacketBuilder().vlan(7).ipv4(kClient4, kVip4).udp(5353, 53).payload(3).badIpChecksum().build()}) {
     PacketInfo info;
-    EXPECT_EQ(name(verdictWithFlags(frame, kRxIpCksumGood, info)), name(Drop::Ok));
+    EXPECT_EQ(name(verdictWithFlags(frame, kRxIpCksumGood, info)), name(Parse::Ok));
     // Unknown (0), bad, and "none" (both bits: not correct in the packet) keep the check.
     for (uint64_t f : {uint64_t(0), bad, kRxIpCksumMask, ~kRxIpCksumMask})
       EXPECT_EQ(name(verdictWithFlags(frame, f, info)), name(Drop::BadIpHeader)) << f;
   }
   // Only the checksum: every other rule still applies with the flag.
   PacketInfo info;
-  EXPECT_EQ(name(verdictWithFlags(v4Tcp().mf().build(), kRxIpCksumGood, info)), name(Drop::Fragment));
+  EXPECT_EQ(name(verdictWithFlags(v4Tcp().mf().build(), kRxIpCksumGood, info)), name(Parse::Fragment));
   EXPECT_EQ(name(verdictWithFlags(v4Tcp().ihl(4).build(), kRxIpCksumGood, info)), name(Drop::BadIpHeader));
   EXPECT_EQ(name(verdictWithFlags(v4Tcp().tcpDataOffset(4).build(), kRxIpCksumGood, info)), name(Drop::BadLength));
   auto ok = v4Tcp().ttl(9).badIpChecksum().build();
-  ASSERT_EQ(name(verdictWithFlags(ok, kRxIpCksumGood, info)), name(Drop::Ok));
+  ASSERT_EQ(name(verdictWithFlags(ok, kRxIpCksumGood, info)), name(Parse::Ok));
   expectInfo(info, {.l3_off = 14, .l4_off = 34, .l3_len = 40, .family = Family::V4, .proto = kProtoTcp,
                     .ttl = 9, .tcp_flags = kTcpSyn, .df = false, .has_vlan = false, .sport_be = htons(40000),
                     .dport_be = htons(80), .saddr_off = 26, .daddr_off = 30});
@@ -764,10 +767,10 @@ TEST(ParserOffload, ChecksumSkippedOnlyWhenTheNicSaysGood) {
 TEST(ParserOk, Ipv4UdpAfterTaggedTcpResetsEveryField) {
   PacketInfo info;
   ASSERT_EQ(name(parse(PacketBuilder().vlan(5).ipv4(kClient4, kVip4).tcp(1, 2, kTcpAck | kTcpFin).df().build(), info)),
-            name(Drop::Ok));
+            name(Parse::Ok));
   ASSERT_TRUE(info.has_vlan);
   auto frame = PacketBuilder().ipv4(kClient4, kVip4).udp(5353, 53).payload(7).ttl(3).build();
-  ASSERT_EQ(name(parse(frame, info)), name(Drop::Ok));
+  ASSERT_EQ(name(parse(frame, info)), name(Parse::Ok));
   expectInfo(info, {.l3_off = 14, .l4_off = 34, .l3_len = 35, .family = Family::V4, .proto = kProtoUdp,
                     .ttl = 3, .tcp_flags = 0, .df = false, .has_vlan = false, .sport_be = htons(5353),
                     .dport_be = htons(53), .saddr_off = 26, .daddr_off = 30});
@@ -775,14 +778,14 @@ TEST(ParserOk, Ipv4UdpAfterTaggedTcpResetsEveryField) {
 
 // Drops decided on the straight-line path leave the output untouched too.
 TEST(Parser, FastPathDropsLeaveOutputUntouched) {
-  // (A fragment is not in the list: Drop::Fragment fills `out`, see ParserFragment.)
+  // (A fragment is not in the list: Parse::Fragment fills `out`, see ParserFragment.)
   for (const auto& frame : {v4Tcp().tcpDataOffset(4).build(),
                             PacketBuilder().ipv4(kClient4, kVip4).udp(1, 2).udpLength(9).build(),
                             v4Tcp().ipTotalLength(19).build()}) {
     PacketInfo info;
     info.l3_off = 0xabcd;
     info.proto = 0x77;
-    EXPECT_NE(parse(frame, info), Drop::Ok);
+    EXPECT_NE(parse(frame, info).verdict, Parse::Ok);
     EXPECT_EQ(info.l3_off, 0xabcd);
     EXPECT_EQ(info.proto, 0x77);
   }

@@ -1,19 +1,19 @@
-// The per-worker token bucket for forwarded ICMP errors (src/dataplane/icmp_rate_limit.h).
-#include "dataplane/icmp_rate_limit.h"
+// The worker's token bucket (src/dataplane/token_bucket.h), as the ICMP error limit drives it.
+#include "dataplane/token_bucket.h"
 
 #include <gtest/gtest.h>
 
 namespace l4lb::dataplane {
 namespace {
 
-int takes(IcmpErrorBucket& b, uint32_t now, const IcmpErrorLimit& l, int n) {
+int takes(TokenBucket& b, uint32_t now, const IcmpErrorLimit& l, int n) {
   int ok = 0;
-  for (int i = 0; i < n; i++) ok += b.take(now, l);
+  for (int i = 0; i < n; i++) ok += takeIcmpErrorToken(b, l, now);
   return ok;
 }
 
-TEST(IcmpErrorBucket, StartsFullAtTheBurstThenRefillsAtTheRate) {
-  IcmpErrorBucket b;
+TEST(IcmpErrorTokens, StartsFullAtTheBurstThenRefillsAtTheRate) {
+  TokenBucket b;
   const IcmpErrorLimit l{1000, 200};
   EXPECT_EQ(takes(b, 5000, l, 500), 200);
   EXPECT_EQ(takes(b, 5000, l, 10), 0);
@@ -22,17 +22,17 @@ TEST(IcmpErrorBucket, StartsFullAtTheBurstThenRefillsAtTheRate) {
   EXPECT_EQ(takes(b, 6011, l, 500), 200);  // a second saves 1000, kept: 200
 }
 
-TEST(IcmpErrorBucket, FractionalRefillIsKept) {
-  IcmpErrorBucket b;
+TEST(IcmpErrorTokens, FractionalRefillIsKept) {
+  TokenBucket b;
   const IcmpErrorLimit l{3, 2};  // one every 333.3 ms
   EXPECT_EQ(takes(b, 0, l, 5), 2);
   int got = 0;
-  for (uint32_t t = 1; t <= 10'000; t++) got += b.take(t, l);
+  for (uint32_t t = 1; t <= 10'000; t++) got += takeIcmpErrorToken(b, l, t);
   EXPECT_EQ(got, 30);  // 3 a second over 10 s, none lost to rounding
 }
 
-TEST(IcmpErrorBucket, ClockWrapsAndLimitChanges) {
-  IcmpErrorBucket b;
+TEST(IcmpErrorTokens, ClockWrapsAndLimitChanges) {
+  TokenBucket b;
   const IcmpErrorLimit l{100, 5};
   const uint32_t t0 = 0xffffffffu - 5;
   EXPECT_EQ(takes(b, t0, l, 10), 5);
