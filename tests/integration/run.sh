@@ -5,7 +5,8 @@
 # program under the net_af_xdp PMD, the health checker against real servers, the operator
 # scripts, l4lbctl and metrics, the man pages, the Grafana dashboard's queries against a live
 # scrape, the Debian package: built, linted, installed, upgraded, removed and purged, and the
-# repository's text: no issue numbers or work labels, every pointer to a document resolves) with
+# repository's text: no issue numbers or work labels, every pointer to a document resolves; and
+# the source tree's shape: file sizes, at most 8 parameters on the data path) with
 # Debian's /usr/bin/python3 (which has python3-scapy; a pyenv python3 on PATH does not) through
 # unittest, prints one line per test, and ends with exactly one line
 # "N passed, N failed, N skipped". Exit status 1 on any failure.
@@ -69,7 +70,7 @@ import unittest
 
 import os
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_docs test_config test_malformed test_forwarding test_fragments test_edge test_xdp test_xdp_restart test_health test_scripts test_ctl test_top test_systemd test_status_page test_manpages test_bgp test_gate test_dashboard test_package").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_docs test_shape test_config test_malformed test_forwarding test_fragments test_edge test_xdp test_xdp_restart test_health test_scripts test_ctl test_top test_systemd test_status_page test_manpages test_bgp test_gate test_dashboard test_package").split()
 
 
 class Result(unittest.TextTestResult):
