@@ -24,6 +24,19 @@ def assert_transfers_complete(tc, result, size, on_drained, backend="b2"):
     tc.assertGreater(len(on_drained), 0, f"no transfer landed on {backend}: the test proves nothing")
 
 
+def start_balancer(lab, text, healthy_backends):
+    """l4lb on `lab` with config `text`, started and with that many backends up; on a failure
+    the balancer is killed and the lab removed before the error propagates."""
+    lb = Balancer(lab, text)
+    try:
+        lb.start(healthy_backends=healthy_backends)
+    except Exception:
+        lb.kill()
+        lab.down()
+        raise
+    return lb
+
+
 def new_lab(topology="nat", ipv6=False, backends=3, exception="xdp"):
     """A lab with a prefix no other run uses (pid-derived), registered for run.sh's cleanup."""
     prefix = f"e{os.getpid() % 1000}{next(_labs)}"[:6]

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from e2e_common import Balancer, BalancerConfig, client, new_lab
+from e2e_common import Balancer, BalancerConfig, client, new_lab, start_balancer
 
 INTERVAL, TIMEOUT, RISE, FALL, MAX_LAT, JITTER = 0.5, 0.4, 2, 2, 0.3, 0.10
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": RISE, "fall": FALL,
@@ -31,13 +31,7 @@ class HealthChecks(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.lab = new_lab("nat")
-        cls.lb = Balancer(cls.lab, BalancerConfig(health=HEALTH, udp=True).toml(cls.lab))
-        try:
-            cls.lb.start(healthy_backends=6)
-        except Exception:
-            cls.lb.kill()
-            cls.lab.down()
-            raise
+        cls.lb = start_balancer(cls.lab, BalancerConfig(health=HEALTH, udp=True).toml(cls.lab), 6)
 
     @classmethod
     def tearDownClass(cls):

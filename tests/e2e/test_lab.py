@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from e2e_common import Balancer, BalancerConfig, assert_transfers_complete, client, new_lab, sh
+from e2e_common import Balancer, BalancerConfig, assert_transfers_complete, client, new_lab, start_balancer, sh
 
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
           "max_latency_ms": 300, "jitter_pct": 10}
@@ -48,14 +48,8 @@ class LabCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.lab = new_lab(cls.topology, ipv6=cls.ipv6, backends=cls.backends)
-        cls.lb = Balancer(cls.lab, BalancerConfig(health=HEALTH, **cls.config_kw).toml(cls.lab))
-        try:
-            n = len(BalancerConfig(health=HEALTH, **cls.config_kw).toml(cls.lab).split("[[vips.backends]]")) - 1
-            cls.lb.start(healthy_backends=n)
-        except Exception:
-            cls.lb.kill()
-            cls.lab.down()
-            raise
+        text = BalancerConfig(health=HEALTH, **cls.config_kw).toml(cls.lab)
+        cls.lb = start_balancer(cls.lab, text, len(text.split("[[vips.backends]]")) - 1)
 
     @classmethod
     def tearDownClass(cls):
@@ -181,13 +175,7 @@ class NatLab(LabCase):
     def setUpClass(cls):
         cls.lab = new_lab("nat", ipv6=True, backends=4)
         cfg = BalancerConfig(health=HEALTH, udp=True, backends=3).toml(cls.lab)  # b4: only in the reload test
-        cls.lb = Balancer(cls.lab, cfg)
-        try:
-            cls.lb.start(healthy_backends=len(cfg.split("[[vips.backends]]")) - 1)
-        except Exception:
-            cls.lb.kill()
-            cls.lab.down()
-            raise
+        cls.lb = start_balancer(cls.lab, cfg, len(cfg.split("[[vips.backends]]")) - 1)
 
     def test_1_distribution_ipv4(self):
         self.check_distribution(self.lab.vip4)

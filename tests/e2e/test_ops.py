@@ -24,7 +24,7 @@ import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e_common import BUILD_DIR, Balancer, BalancerConfig, assert_transfers_complete, client, new_lab, sh
+from e2e_common import BUILD_DIR, BalancerConfig, assert_transfers_complete, client, new_lab, start_balancer, sh
 
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
           "max_latency_ms": 300, "jitter_pct": 10}
@@ -45,13 +45,7 @@ class Ops(unittest.TestCase):
         sh("ip", "link", "set", "lo", "up", ns=cls.lab.ns_lb)
         cls.text = BalancerConfig(health=HEALTH, udp=False, weights=(1, 1, 1)).toml(cls.lab) + (
             f'\n[control]\nsocket = "{cls.sock}"\n\n[metrics]\nlisten = "127.0.0.1:{METRICS_PORT}"\n')
-        cls.lb = Balancer(cls.lab, cls.text)
-        try:
-            cls.lb.start(healthy_backends=3)
-        except Exception:
-            cls.lb.kill()
-            cls.lab.down()
-            raise
+        cls.lb = start_balancer(cls.lab, cls.text, 3)
         cls.b = {f"b{i + 1}": a for i, a in enumerate(cls.lab.backend4)}
 
     @classmethod

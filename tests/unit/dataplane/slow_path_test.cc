@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "burst_harness.h"
+#include "mode_fixture.h"
 #include "control/snapshot_builder.h"
 #include "packet_builder.h"
 #include "topology.h"
@@ -395,14 +396,13 @@ Frame expectedError(FwdMode mode, const Frame& in, Family f, uint16_t outer_id) 
   return {};
 }
 
-class IcmpError : public ::testing::TestWithParam<FwdMode> {};
+class IcmpError : public test::PerMode<IcmpError> {
+ public:
+  static Config config(FwdMode m) { return fwdConfig(m); }
+  static std::unique_ptr<WorkerState> worker() { return makeWorker(); }
+};
 
 TEST_P(IcmpError, FragNeededAndPacketTooBigReachTheFlowsBackend) {
-  const FwdMode mode = GetParam();
-  SnapshotBuilder sb;
-  auto s = build(sb, fwdConfig(mode));
-  ASSERT_TRUE(s);
-  auto w = makeWorker();
   // The flows exist; tunnels used outer IPv4 IDs 0 and 1 (the counter moves for IPv6 outers too).
   ASSERT_EQ(run(*w, *s, {clientSyn4(), clientUdp6()}).size(), 2u);
   // A whole quoted packet and a minimal one (IP header + 8 bytes).
@@ -431,11 +431,6 @@ TEST_P(IcmpError, FragNeededAndPacketTooBigReachTheFlowsBackend) {
 TEST_P(IcmpError, OtherErrorTypesAndStatelessWorker) {
   // Time exceeded, other unreachable codes, ICMPv6 unreachable and time exceeded, on a worker
   // that never saw the flow (one backend: the stateless choice is it).
-  const FwdMode mode = GetParam();
-  SnapshotBuilder sb;
-  auto s = build(sb, fwdConfig(mode));
-  ASSERT_TRUE(s);
-  auto w = makeWorker();
   const Frame q4 = quotedV4(kVip4, 80, 48), q6 = quotedV6(kVip6, 53);
   auto mk4 = [&](uint8_t type, uint8_t code) {
     return PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).icmp(type, code, 0).payload(q4).build();

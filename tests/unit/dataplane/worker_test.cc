@@ -1,6 +1,7 @@
 // Worker (processBurst) end to end on mbufs, without ports: golden output bytes for every
 // forwarding mode (expected frames built independently with the test PacketBuilder or by hand for
 // outer headers, and checked with its own checksum code) and one test per drop verdict.
+#include "mode_fixture.h"
 #include "worker_fixture.h"
 
 namespace l4lb::dataplane {
@@ -122,14 +123,13 @@ void expectChecksums(FwdMode mode, const Frame& f, Family outer, const std::stri
   EXPECT_TRUE(test::l4ChecksumOkAt(f, inner)) << what << " inner L4";
 }
 
-class Forwarding : public ::testing::TestWithParam<FwdMode> {};
+class Forwarding : public test::PerMode<Forwarding> {
+ public:
+  static Config config(FwdMode m) { return fwdConfig(m); }
+  static std::unique_ptr<WorkerState> worker() { return makeWorker(); }
+};
 
 TEST_P(Forwarding, GoldenTcp4AndUdp6) {
-  const FwdMode mode = GetParam();
-  SnapshotBuilder sb;
-  auto s = build(sb, fwdConfig(mode));
-  ASSERT_TRUE(s);
-  auto w = makeWorker();
   Golden g = golden(mode, clientTcp4().build(), clientUdp6().build());
   auto o4 = runOne(*w, *s, g.in4);
   auto o6 = runOne(*w, *s, g.in6);
@@ -145,11 +145,6 @@ TEST_P(Forwarding, GoldenTcp4AndUdp6) {
 }
 
 TEST_P(Forwarding, VlanTaggedInputLeavesUntagged) {
-  const FwdMode mode = GetParam();
-  SnapshotBuilder sb;
-  auto s = build(sb, fwdConfig(mode));
-  ASSERT_TRUE(s);
-  auto w = makeWorker();
   Golden g = golden(mode, clientTcp4().vlan(100).build(), clientUdp6().vlan(200, test::kEtherTypeVlan, 5).build());
   ASSERT_EQ(get16(g.in4, 12), 0x8100);
   auto o4 = runOne(*w, *s, g.in4);
@@ -162,11 +157,6 @@ TEST_P(Forwarding, VlanTaggedInputLeavesUntagged) {
 }
 
 TEST_P(Forwarding, EthernetPaddingTrimmed) {
-  const FwdMode mode = GetParam();
-  SnapshotBuilder sb;
-  auto s = build(sb, fwdConfig(mode));
-  ASSERT_TRUE(s);
-  auto w = makeWorker();
   // 54-byte IPv4 TCP (no payload) padded to 64; 62-byte IPv6 UDP padded to 80 (padding bytes 0xee
   // would show up if copied; the builder pads with zeros, so also compare lengths).
   const Frame in4 = clientTcp4(0).padTo(64).build();
