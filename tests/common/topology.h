@@ -85,6 +85,35 @@ inline Config topology(const Segments& s = {}) {
   return c;
 }
 
+// The two VIPs the per-forwarding-mode suites send through, and their one backend each.
+struct TwoVips {
+  IpAddr vip4, b4;
+  MacAddr b4_mac;
+  IpAddr vip6, b6;
+  MacAddr b6_mac;
+};
+
+// `c` with those two VIPs forwarded by `mode` and scheduled by `sched`: vip4:80/tcp -> b4 and
+// [vip6]:53/udp -> b6, the backends listening on 8080 and 5353 behind NAT (on the VIP's port
+// otherwise).
+inline Config withTwoVips(Config c, const TwoVips& t, FwdMode mode, Scheduler sched = Scheduler::Maglev) {
+  const bool nat = mode == FwdMode::Nat;
+  VipConfig v4;
+  v4.address = t.vip4;
+  v4.port = 80;
+  v4.protocol = Proto::Tcp;
+  v4.forwarding = mode;
+  v4.scheduler = sched;
+  v4.backends = {makeBackend(t.b4, t.b4_mac, 1, nat ? 8080 : 0)};
+  VipConfig v6 = v4;
+  v6.address = t.vip6;
+  v6.port = 53;
+  v6.protocol = Proto::Udp;
+  v6.backends = {makeBackend(t.b6, t.b6_mac, 1, nat ? 5353 : 0)};
+  c.vips = {v4, v6};
+  return c;
+}
+
 // Port ids 0 and 1 with the balancer's MACs.
 inline std::vector<PortRuntime> portRuntimes(const MacAddr& wan = kWanMac, const MacAddr& lan = kLanMac) {
   return {{kWan, wan}, {kLan, lan}};

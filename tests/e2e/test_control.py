@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from e2e_common import Balancer, BalancerConfig, client, new_lab, start_balancer
+from e2e_common import BalancerConfig, client, new_lab, start_balancer
 
 INTERVAL, TIMEOUT, RISE, FALL, MAX_LAT, JITTER = 0.5, 0.4, 2, 2, 0.3, 0.10
 HEALTH = {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": RISE, "fall": FALL,
@@ -119,9 +119,8 @@ class Reload(unittest.TestCase):
     def test_reload_under_traffic(self):
         lab = new_lab("nat")
         good = BalancerConfig(health=HEALTH, udp=False, weights=(1, 2, 3)).toml(lab)
-        lb = Balancer(lab, good)
+        lb = start_balancer(lab, good, 3)
         try:
-            lb.start(healthy_backends=3)
             hold = subprocess.Popen(["ip", "netns", "exec", lab.ns_client, "/usr/bin/python3",
                                      os.path.join(os.path.dirname(__file__), "lab_client.py"),
                                      "hold", lab.vip4, "80", "30", "7.0"], stdout=subprocess.PIPE, text=True)
@@ -170,9 +169,8 @@ class Reload(unittest.TestCase):
 class ExceptionPath(unittest.TestCase):
     def run_lab(self, exception):
         lab = new_lab("nat", ipv6=True, exception=exception)
-        lb = Balancer(lab, BalancerConfig(health=HEALTH, udp=False).toml(lab))
+        lb = start_balancer(lab, BalancerConfig(health=HEALTH, udp=False).toml(lab), 6)
         try:
-            lb.start(healthy_backends=6)
             sh = lambda *c: subprocess.run(["ip", "netns", "exec", lab.ns_client, *c], capture_output=True, text=True)
             # The balancer's own address answers from its kernel; the VIPs answer from DPDK.
             for addr in (lab.lb_wan4, lab.lb_wan6, lab.vip4, lab.vip6):
@@ -223,9 +221,8 @@ class AllDownAndNeighbours(unittest.TestCase):
         lab = new_lab("nat")
         ghost = "198.18.30.19"  # on the lan prefix, no host
         cfg = lambda policy: BalancerConfig(health=HEALTH, udp=False, on_all_down=policy, extra_backends=[ghost]).toml(lab)
-        lb = Balancer(lab, cfg("drop"))
+        lb = start_balancer(lab, cfg("drop"), 3)
         try:
-            lb.start(healthy_backends=3)
             lb.wait_log(re.escape(f"neighbour {ghost}%{lab.lan_if} unresolved: "), timeout=5)
             r = client(lab, "conns", lab.vip4, 80, 200)
             self.assertEqual(r["fail"], 0, r)  # nothing went to the unresolved backend

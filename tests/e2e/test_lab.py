@@ -257,9 +257,8 @@ class DsrLab(LabCase):
 class Stickiness(unittest.TestCase):
     def test_2_source_hash(self):
         lab = new_lab("nat")
-        lb = Balancer(lab, BalancerConfig(health=HEALTH, udp=False, scheduler="source_hash").toml(lab))
+        lb = start_balancer(lab, BalancerConfig(health=HEALTH, udp=False, scheduler="source_hash").toml(lab), 3)
         try:
-            lb.start(healthy_backends=3)
             srcs = lab.extra_clients(30)
             r = client(lab, "sticky", lab.vip4, 80, 10, *srcs)["sources"]
             per = {s: list(v) for s, v in r.items()}
@@ -280,9 +279,8 @@ class Drain(unittest.TestCase):
     def test_6_drained_backend_finishes_its_transfer(self):
         lab = new_lab("nat")
         cfg = BalancerConfig(health=HEALTH, udp=False, weights=(1, 1, 1)).toml(lab)
-        lb = Balancer(lab, cfg)
+        lb = start_balancer(lab, cfg, 3)
         try:
-            lb.start(healthy_backends=3)
             size = 4 << 20
             for i in range(3):
                 lab.set_knob(i, "blob", size)

@@ -92,22 +92,7 @@ Config topology() {
 // vips[0] = 198.18.1.10:80/tcp -> 198.18.2.11 (:8080 for NAT); vips[1] = [2001:db8:1::10]:53/udp
 // -> 2001:db8:2::11 (:5353 for NAT).
 Config fwdConfig(FwdMode mode, Scheduler sched = Scheduler::Maglev) {
-  Config c = topology();
-  const bool nat = mode == FwdMode::Nat;
-  VipConfig v4;
-  v4.address = kVip4;
-  v4.port = 80;
-  v4.protocol = Proto::Tcp;
-  v4.forwarding = mode;
-  v4.scheduler = sched;
-  v4.backends.push_back(makeBackend(kB4, kB4Mac, nat ? 8080 : 0));
-  VipConfig v6 = v4;
-  v6.address = kVip6;
-  v6.port = 53;
-  v6.protocol = Proto::Udp;
-  v6.backends = {makeBackend(kB6, kB6Mac, nat ? 5353 : 0)};
-  c.vips = {v4, v6};
-  return c;
+  return withTwoVips(topology(), {kVip4, kB4, kB4Mac, kVip6, kB6, kB6Mac}, mode, sched);
 }
 
 // The snapshot with wan's exception path: port 2 is wan's tap (the daemon will create a real

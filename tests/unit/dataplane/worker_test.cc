@@ -21,22 +21,7 @@ Frame ipPacketOf(const Frame& frame, size_t l3_off = 14) {
 // vips[0] = 192.0.2.1:80/tcp -> 10.0.0.11 (:8080 for NAT); vips[1] = [2001:db8:1::1]:53/udp ->
 // fd00::11 (:5353 for NAT). Both on lan.
 Config fwdConfig(FwdMode mode) {
-  Config c = topology();
-  const bool nat = mode == FwdMode::Nat;
-  VipConfig v4;
-  v4.address = kVip4;
-  v4.port = 80;
-  v4.protocol = Proto::Tcp;
-  v4.forwarding = mode;
-  v4.backends.push_back(makeBackend(kB4, kB4Mac, 1, nat ? 8080 : 0));
-  VipConfig v6;
-  v6.address = kVip6;
-  v6.port = 53;
-  v6.protocol = Proto::Udp;
-  v6.forwarding = mode;
-  v6.backends.push_back(makeBackend(kB6, kB6Mac, 1, nat ? 5353 : 0));
-  c.vips = {v4, v6};
-  return c;
+  return withTwoVips(topology(), {kVip4, kB4, kB4Mac, kVip6, kB6, kB6Mac}, mode);
 }
 
 constexpr uint16_t kCport4 = 40000, kCport6 = 40001;
