@@ -12,6 +12,10 @@
 //    not send: in the backend->client direction everything below the floor client_isn + 1 (the
 //    client's first byte) is clamped up to it or, for a SACK block wholly below it, removed.
 //    This is what hides a PROXY header that the balancer placed before the client's first byte.
+//  - The SYN is the caller's: with n bytes placed before the client's first byte, the backend
+//    must see the ISN client_isn + d.client - n, so the SYN's seq is moved by that, not by the
+//    delta alone; the segment that starts at client_isn + 1 gets the bytes (segment_prefix.h)
+//    and its translated seq lowered by n.
 //  - The TCP checksum is updated incrementally (RFC 1624 eqn. 3). It must be a full checksum on
 //    entry (not a pseudo-header sum left for TX offload).
 //  - Only bytes inside the header's bounds are read: hdr_len, and the data offset within it.
@@ -67,7 +71,9 @@ SeqResult seqToClient(uint8_t* tcp, uint32_t hdr_len, const SeqDelta& d, uint32_
 // In a segment with SYN set (a SYN or a SYN-ACK), lowers the MSS option by `by`, but never
 // below `floor` (kMinMss4 / kMinMss6); an MSS already below the floor is left as is. True when
 // the option's value changed. No-op (false) without SYN, without the option, or when the
-// options do not parse.
+// options do not parse. The MSS a host advertises bounds what its peer sends (RFC 9293 §3.7.1):
+// to make room for bytes inserted into the client's segments, lower the backend's SYN-ACK on its
+// way to the client; lowering the client's SYN only shrinks the backend's segments.
 bool lowerMss(uint8_t* tcp, uint32_t hdr_len, uint16_t by, uint16_t floor);
 
 }  // namespace l4lb::dataplane::fullnat
