@@ -29,6 +29,14 @@ void makeTables(dataplane::WorkerState& w, uint32_t cap4, uint32_t cap6) {
   if (!w.flows6) die(err);
 }
 
+void makeFullNat(dataplane::WorkerState& w, const Snapshot& s) {
+  w.fullnat.reset();
+  if (s.snat_addrs.empty()) return;
+  std::string err;
+  w.fullnat = dataplane::FullNatState::create(s.snat_addrs, 0, 1, int(rte_socket_id()), err);
+  if (!w.fullnat) die(err);
+}
+
 std::string countersLine(const dataplane::WorkerState& w) {
   std::ostringstream s;  // (not string operator+: GCC 12 -O3 raises a false -Wrestrict on it)
   for (size_t i = 1; i < size_t(Drop::Count); i++)
@@ -58,7 +66,8 @@ void warmFlows(dataplane::WorkerState& w, const Snapshot& s, const TrafficSpec& 
       for (uint16_t p = 0; p < kMaxPorts; p++) stock.give(tx.pkts[p].data(), tx.n[p]);
     }
   }
-  const FlowTable& ft = t.ipv6 ? *w.flows6 : *w.flows4;
+  // Full NAT keeps its flows in its own index (fullnat_state.h).
+  const FlowTable& ft = w.fullnat ? w.fullnat->index(t.ipv6) : t.ipv6 ? *w.flows6 : *w.flows4;
   if (w.counters.totalDrops() != 0 || ft.size() != t.flows)
     die(name + ": warm-up left " + std::to_string(ft.size()) + " flows of " + std::to_string(t.flows) + ":" +
         countersLine(w));

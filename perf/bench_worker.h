@@ -13,6 +13,9 @@ namespace l4lb::perf {
 
 // (Re)creates the worker's IPv4 and IPv6 flow tables with these capacities (exits on failure).
 void makeTables(dataplane::WorkerState& w, uint32_t cap4, uint32_t cap6);
+// The worker's full-NAT state for the snapshot's source addresses (none without a fullnat VIP),
+// fresh: every pair free.
+void makeFullNat(dataplane::WorkerState& w, const Snapshot& s);
 
 // The non-zero counters as " name=value ...".
 std::string countersLine(const dataplane::WorkerState& w);

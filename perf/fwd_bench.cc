@@ -84,6 +84,7 @@ TrafficSpec specFrom(const Options& o) {
   const uint64_t fam = o.u64("family", 4);
   if (fam != 4 && fam != 6) die("--family: 4 or 6");
   t.ipv6 = fam == 6;
+  t.proxy_v2 = o.flag("proxy-v2");
   const std::string dist = o.str("dist", "uniform");
   if (dist == "zipf") {
     t.popularity = Popularity::Zipf;
@@ -99,7 +100,7 @@ TrafficSpec specFrom(const Options& o) {
 
 FwdMode modeFrom(const std::string& m) {
   auto f = parseFwdMode(m);
-  if (!f) die("--modes: unknown mode '" + m + "' (dsr, ipip, gue, nat, 5tswap)");
+  if (!f) die("--modes: unknown mode '" + m + "' (dsr, ipip, gue, nat, fullnat, 5tswap)");
   return *f;
 }
 
@@ -235,6 +236,7 @@ int fwdMain(const Options& o) {
         c->snap = buildSnapshot(c->builder, benchConfig(t, modeFrom(m), backends));
         c->worker = std::make_unique<WorkerState>();
         makeTables(*c->worker, t.ipv6 ? 1u << 20 : cap, t.ipv6 ? cap : 1u << 20);
+        makeFullNat(*c->worker, *c->snap);
         if (sync != SyncMode::Off) {
           std::string err;
           if (!dataplane::createSyncRings(*c->worker, kBenchSyncRing, err)) die(err);
@@ -260,6 +262,7 @@ int fwdMain(const Options& o) {
         if (!c.baseline && t.new_flow_share > 0 && run > 0) {
           // Every run starts from the same table state: the population only.
           makeTables(*c.worker, t.ipv6 ? 1u << 20 : cap, t.ipv6 ? cap : 1u << 20);
+          makeFullNat(*c.worker, *c.snap);
           c.worker->counters = WorkerCounters{};
           warmFlows(*c.worker, *c.snap, t, stock, c.name, frozen_ms);
           if (sync == SyncMode::On) drainSyncOut(*c.worker);

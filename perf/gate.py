@@ -46,6 +46,11 @@ VARIANTS = {
     "katran": ("Katran's scenario: 1 hot flow, IPIP, 100 backends", ["--modes", "ipip", "--flows", "1", "--backends", "100"]),
     "dsr_sync": ("DSR with flow sync's worker rings", ["--modes", "dsr", "--sync", "on"]),
     "5tswap": ("the 5tswap baseline (bench code, not l4lb's)", ["--modes", "5tswap"]),
+    "nat_new": ("NAT, every packet a SYN of a new flow", ["--modes", "nat", "--new-share", "1"]),
+    "fullnat": ("full NAT, IPv4 TCP, 10k flows", ["--modes", "fullnat"]),
+    "fullnat_proxy": ("full NAT with PROXY v2, IPv4 TCP, 10k flows", ["--modes", "fullnat", "--proxy-v2"]),
+    "fullnat_new": ("full NAT, every packet a SYN of a new flow (a source pair each)",
+                    ["--modes", "fullnat", "--new-share", "1"]),
 }
 
 

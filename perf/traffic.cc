@@ -90,6 +90,19 @@ control::Config benchConfig(const TrafficSpec& t, FwdMode mode, uint32_t backend
     b.weight = weighted ? 1 + rng() % 16 : 1;
     v.backends.push_back(b);
   }
+  if (mode == FwdMode::FullNat) {
+    // Four source addresses on lan: 4 x 64512 pairs, room for every flow a gate run opens.
+    for (uint32_t i = 1; i <= 4; i++) {
+      if (t.ipv6) {
+        uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 2};
+        put32(a + 12, 0xff10u + i);
+        v.snat_addresses.push_back(IpAddr::v6(a));
+      } else {
+        v.snat_addresses.push_back(IpAddr::v4(htobe32(0xc613ff10u + i)));
+      }
+    }
+    v.proxy_v2 = t.proxy_v2 && t.tcp;
+  }
   c.vips.push_back(v);
   return c;
 }

@@ -36,6 +36,7 @@ struct TrafficSpec {
   // mbuf ol_flags every frame arrives with, as a NIC's receive offloads set them (e.g.
   // RTE_MBUF_F_RX_IP_CKSUM_GOOD); written with the rest of the mbuf's fields (FrameWriter::write).
   uint64_t rx_ol_flags = 0;
+  bool proxy_v2 = false;  // a fullnat VIP sends the PROXY v2 header (TCP)
 };
 
 // Frame size actually used for a spec (the headers' size when frame_size is smaller).

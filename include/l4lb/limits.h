@@ -48,4 +48,7 @@ struct IcmpErrorLimit {
 inline constexpr IcmpErrorLimit kDefaultIcmpErrorLimit{};
 inline constexpr uint32_t kMaxIcmpErrorsPerSecond = 10'000'000;  // config bounds (also burst's)
 
+// Full NAT: distinct source addresses over all VIPs (a worker's session index names one in 8 bits).
+inline constexpr uint32_t kMaxSnatAddrs = 255;
+
 }  // namespace l4lb

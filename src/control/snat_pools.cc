@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "l4lb/limits.h"
+
 namespace l4lb::control {
 
 SnatPools snatPools(const Config& cfg) {
@@ -36,6 +38,9 @@ SnatPools snatPools(const Config& cfg) {
       (a.isV4() ? p.v4 : p.v6)[vi].push_back(it->second);
     }
   }
+  if (p.addrs.size() > kMaxSnatAddrs)
+    p.errors.push_back("vips: " + std::to_string(p.addrs.size()) + " distinct snat_addresses, at most " +
+                       std::to_string(kMaxSnatAddrs));
   return p;
 }
 

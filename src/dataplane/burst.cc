@@ -170,12 +170,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     const Family family = kV4Fast ? Family::V4 : c.pi.family;
     const uint8_t* saddr = data + (kV4Fast ? net::kEthHdrLen + 12 : c.pi.saddr_off);
     const uint8_t* daddr = data + (kV4Fast ? net::kEthHdrLen + 16 : c.pi.daddr_off);
-    c.reverse = false;
-    c.fullnat_reply = false;
+    c.path = PktCtx::Path::Flow;
     c.vip = findVip(s, daddr, family, c.pi.dport_be, c.pi.proto, c.vip_index, vip_memo);
     if (c.vip == nullptr) {
       if (unlikely(s.snat_by_addr.size() != 0) && findSnatAddr(s, daddr, family, c.vip_index)) {
-        c.reverse = c.fullnat_reply = true;  // a backend's packet to a full-NAT source pair
+        c.path = PktCtx::Path::FullNatReply;  // a backend's packet to a full-NAT source pair
         return true;
       }
       c.vip = findNatReply(s, saddr, family, c.pi.sport_be, c.pi.proto, c.vip_index);
@@ -185,8 +184,11 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
         handleNotForVip(w, s, m, c.pi, ingress, tx);  // never relayed: the kernel's, or dropped
         return false;
       }
-      c.reverse = true;  // stateless: needs no flow entry (see snapshot_builder.cc)
-    } else if (family == Family::V4) {
+      c.path = PktCtx::Path::NatReply;  // stateless: needs no flow entry (see snapshot_builder.cc)
+      return true;
+    }
+    if (unlikely(c.vip->mode == FwdMode::FullNat)) c.path = PktCtx::Path::FullNat;
+    if (family == Family::V4) {
       FlowKey4& k = k4[n4++].v;
       makePktFlowKey(k, saddr, daddr, c);
       c.key = &k;
@@ -251,15 +253,15 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     PktCtx& c = ctx[i].v;
     FwdResult r;
     uint32_t bid = kNoBackend;  // the backend a forward packet goes to (counted once sent)
-    if (c.reverse) {
-      if (unlikely(c.fullnat_reply)) {
-        r = fullNatReverse(w, s, c, m, now_ms);
-      } else {
+    if (unlikely(c.path != PktCtx::Path::Flow)) {
+      if (c.path == PktCtx::Path::NatReply) {
         r = reverseNat(m, c.pi, *c.vip, s, ingress);
         if (r.outcome == FwdOutcome::Sent) w.counters.add(Ctr::NatReverse);
+      } else if (c.path == PktCtx::Path::FullNat) {
+        r = fullNatForward(w, s, c, m, ingress, now_ms, bid);
+      } else {
+        r = fullNatReverse(w, s, c, m, now_ms);
       }
-    } else if (unlikely(c.vip->mode == FwdMode::FullNat)) {
-      r = fullNatForward(w, s, c, m, ingress, now_ms, bid);
     } else {
       bid = scheduleFlow(w, s, c, m, now_ms, hits);
       if (unlikely(bid == kDropped)) continue;

@@ -114,7 +114,7 @@ void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Packet
     c.pi = pi;
     c.vip = vip;
     c.vip_index = vip_index;
-    c.reverse = false;
+    c.path = PktCtx::Path::Flow;
     if (vip->fragments == FragPolicy::Track) {
       // Keyed as the unfragmented packets of its 5-tuple.
       FlowKey4 k4;

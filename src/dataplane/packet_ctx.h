@@ -27,10 +27,14 @@ struct PktCtx {
   hash_sig_t bucket_hash;
   const void* key;  // its FlowKey4 / FlowKey6 (forward packets)
   bool v6;          // which flow table
-  bool reverse;     // NAT reply from a backend: stateless, no key
-  // With `reverse`: a backend's packet to a full-NAT source address (vip_index is then its
-  // Snapshot::snat_addrs index, vip is null).
-  bool fullnat_reply;
+  // How stage 2 of the burst handles the packet: one test of this byte for the common case.
+  enum class Path : uint8_t {
+    Flow,          // a client's packet: the flow table, then the VIP's mode (pipeline.h)
+    NatReply,      // a two-arm NAT backend's reply: stateless, no key
+    FullNat,       // a client's packet to a fullnat VIP: its session (fullnat_path.h)
+    FullNatReply,  // a backend's packet to a full-NAT source pair (vip_index: its
+                   // Snapshot::snat_addrs index, vip: null)
+  } path;
 };
 
 // Writes the flow key of the packet (`saddr`/`daddr`: its addresses in the frame) into `k`, and

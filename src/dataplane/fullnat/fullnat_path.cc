@@ -22,52 +22,64 @@ inline uint32_t load32(const uint8_t* p) {
 }
 
 // Rewrites source and destination (addresses and ports) of the packet at `l3` (its L4 header at
-// `l4`), decrementing the TTL / hop limit, with the IP and L4 checksums updated incrementally.
-void rewriteTuple(uint8_t* l3, uint8_t* l4, const PacketInfo& pi, const uint8_t* src, uint16_t sport_be,
-                  const uint8_t* dst, uint16_t dport_be) {
+// `l4`), decrementing the TTL / hop limit, with the checksums updated by the session's
+// precomputed differences (sessionDeltas).
+__rte_always_inline void rewriteTuple(uint8_t* l3, uint8_t* l4, const PacketInfo& pi, const uint8_t* src,
+                                      uint16_t sport_be, const uint8_t* dst, uint16_t dport_be, uint16_t l4_delta,
+                                      uint16_t ip_delta) {
   const bool v4 = pi.family == Family::V4;
-  const unsigned alen = v4 ? 4 : 16;
-  uint8_t* sa = l3 + (v4 ? 12 : 8);
-  uint8_t* da = sa + alen;
-  uint16_t* l4sum = nullptr;
   if (pi.proto == kProtoTcp) {
-    l4sum = reinterpret_cast<uint16_t*>(l4 + 16);
+    uint16_t ck;
+    std::memcpy(&ck, l4 + 16, 2);
+    ck = csumApplyDelta(ck, l4_delta);
+    std::memcpy(l4 + 16, &ck, 2);
   } else {
-    uint16_t cur;
-    std::memcpy(&cur, l4 + 6, 2);
-    if (!v4 || cur != 0) l4sum = reinterpret_cast<uint16_t*>(l4 + 6);  // IPv4 UDP may carry none
-  }
-  if (l4sum != nullptr) {
-    uint16_t sum;
-    std::memcpy(&sum, l4sum, 2);
-    csumReplaceBytes(&sum, sa, src, alen);
-    csumReplaceBytes(&sum, da, dst, alen);
-    uint16_t old;
-    std::memcpy(&old, l4, 2);
-    csumReplace16(&sum, old, sport_be);
-    std::memcpy(&old, l4 + 2, 2);
-    csumReplace16(&sum, old, dport_be);
-    if (pi.proto == kProtoUdp && sum == 0) sum = 0xffff;
-    std::memcpy(l4sum, &sum, 2);
+    uint16_t ck;
+    std::memcpy(&ck, l4 + 6, 2);
+    if (!v4 || ck != 0) {  // IPv4 UDP may carry none: it stays so
+      ck = csumApplyDelta(ck, l4_delta);
+      if (ck == 0) ck = 0xffff;  // 0 means "none" in UDP
+      std::memcpy(l4 + 6, &ck, 2);
+    }
   }
   std::memcpy(l4, &sport_be, 2);
   std::memcpy(l4 + 2, &dport_be, 2);
   if (v4) {
-    uint16_t sum;
-    std::memcpy(&sum, l3 + 10, 2);
-    csumReplaceBytes(&sum, sa, src, 4);
-    csumReplaceBytes(&sum, da, dst, 4);
-    uint16_t old_word, new_word;
-    std::memcpy(&old_word, l3 + 8, 2);
+    uint16_t ck;
+    std::memcpy(&ck, l3 + 10, 2);
+    ck = csumApplyDelta(ck, ip_delta);
+    std::memcpy(l3 + 10, &ck, 2);
     l3[8]--;  // TTL, > 1 (checked by the caller)
-    std::memcpy(&new_word, l3 + 8, 2);
-    csumReplace16(&sum, old_word, new_word);
-    std::memcpy(l3 + 10, &sum, 2);
+    std::memcpy(l3 + 12, src, 4);
+    std::memcpy(l3 + 16, dst, 4);
   } else {
     l3[7]--;  // hop limit
+    std::memcpy(l3 + 8, src, 16);
+    std::memcpy(l3 + 24, dst, 16);
   }
-  std::memcpy(sa, src, alen);
-  std::memcpy(da, dst, alen);
+}
+
+// The session's checksum differences: the client's tuple (client, VIP) against the backend's
+// (source pair, backend), once when the session opens. The L4 sum covers the pseudo-header's
+// addresses and the two ports, wherever they sit, so the way back is the same difference
+// negated; IPv4's adds the TTL's decrement both ways.
+void sessionDeltas(FullNatSession& ss, const uint8_t* snat, uint16_t snat_port_be) {
+  const unsigned alen = ss.v6 ? 16 : 4;
+  uint64_t a = net::csumDiffBytes(ss.client, snat, alen);
+  a = net::csumDiffBytes(ss.vip, ss.backend, alen, a);
+  uint64_t l4 = net::csumDiffBytes(reinterpret_cast<const uint8_t*>(&ss.client_port_be),
+                                   reinterpret_cast<const uint8_t*>(&snat_port_be), 2, a);
+  l4 = net::csumDiffBytes(reinterpret_cast<const uint8_t*>(&ss.vip_port_be),
+                          reinterpret_cast<const uint8_t*>(&ss.backend_port_be), 2, l4);
+  ss.l4_to_backend = net::csumFold64(l4);
+  ss.l4_to_client = uint16_t(~ss.l4_to_backend);
+  // TTL - 1: the word [TTL, protocol] goes down by [1, 0], which in one's complement adds ~[1, 0].
+  const uint8_t ttl_one[2] = {1, 0};
+  uint16_t one;
+  std::memcpy(&one, ttl_one, 2);
+  const uint16_t addrs = net::csumFold64(a);
+  ss.ip_to_backend = net::csumFold64(uint64_t(addrs) + uint16_t(~one));
+  ss.ip_to_client = net::csumFold64(uint64_t(uint16_t(~addrs)) + uint16_t(~one));
 }
 
 inline uint32_t tcpHdrLen(const uint8_t* l4) { return uint32_t(l4[12] >> 4) * 4; }
@@ -161,6 +173,9 @@ FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, 
   ss.delta = {ss.proxy_len, 0};
   ss.client_port = ingress;
   std::memcpy(ss.client_mac, d + 6, 6);  // the frame's source MAC
+  std::memcpy(ss.snat, s.snat_addrs[pair.addr].addr.bytes.data(), alen);
+  ss.snat_port_be = rte_cpu_to_be_16(pair.port);
+  sessionDeltas(ss, ss.snat, ss.snat_port_be);
   w.counters.add(Ctr::FullNatNew);
   if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
   return &ss;
@@ -187,17 +202,20 @@ FwdResult fullNatForward(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   FullNatSession* ss = nullptr;
   SnatPair pair;
   uint64_t raw;
-  if (fn.index(c.v6).lookup(c.key, c.bucket_hash, raw)) {
-    pair = fn.unpackPair(FlowValue::unpack(raw).backend_id);
-    ss = &fn.session(pair.addr, pair.port);
+  const FlowTable& ix = fn.index(c.v6);
+  if (c.v6 ? ix.lookupFamily<true>(c.key, c.bucket_hash, raw) : ix.lookupFamily<false>(c.key, c.bucket_hash, raw)) {
+    const uint32_t packed = uint32_t(raw & kMaxBackendId);  // FlowValue::backend_id
+    ss = &fn.sessionOf(packed);
     if (sessionExpired(*ss, now_ms, s.timeouts)) {
+      pair = fn.unpackPair(packed);
       endSession(w, *ss, pair, now_ms);
       ss = nullptr;
-    } else if (tcp && (pi.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn &&
+    } else if (unlikely(pi.tcp_flags & kTcpSyn) && (pi.tcp_flags & (kTcpAck | kTcpRst | kTcpFin)) == 0 &&
                ss->state == FlowState::TcpClosing &&
                rte_be_to_cpu_32(load32(rte_pktmbuf_mtod(m, const uint8_t*) + pi.l4_off + 4)) != ss->client_isn) {
       // The client reuses the 5-tuple for a new connection (RFC 6191): a new session, with its
       // own pair and ISN, while the old pair waits out its quiet time.
+      pair = fn.unpackPair(packed);
       endSession(w, *ss, pair, now_ms);
       ss = nullptr;
     } else {
@@ -216,16 +234,14 @@ FwdResult fullNatForward(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   if (unlikely(pi.ttl <= 1)) return FwdResult::dropped(Drop::TtlExceeded);
   if (unlikely(pi.l3_len > b->rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b->egress].mtu, 0);
 
-  const IpAddr& saddr = s.snat_addrs[pair.addr].addr;
-  const uint16_t sport_be = rte_cpu_to_be_16(pair.port);
-
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* l3 = d + pi.l3_off;
   uint8_t* l4 = d + pi.l4_off;
-  rewriteTuple(l3, l4, pi, saddr.bytes.data(), sport_be, ss->backend, ss->backend_port_be);
+  rewriteTuple(l3, l4, pi, ss->snat, ss->snat_port_be, ss->backend, ss->backend_port_be, ss->l4_to_backend,
+               ss->ip_to_backend);
   const bool v4 = pi.family == Family::V4;
   writeEth(m, pi, b->rw.hdr.data(), s.ports[b->egress].mac, v4);
-  if (!tcp || ss->proxy_len == 0) return FwdResult::sent(b->egress);
+  if (likely(ss->proxy_len == 0)) return FwdResult::sent(b->egress);  // (never set for UDP)
 
   // PROXY v2: translate, and put the header in front of a segment at the client's ISN + 1.
   l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, kEthLen);
@@ -277,7 +293,7 @@ FwdResult fullNatReverse(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
     if (fullnat::seqToClient(l4, hlen, ss.delta, ss.client_isn) == fullnat::SeqResult::OptionsKept)
       return FwdResult::dropped(Drop::FullNatUnsupported);
   }
-  rewriteTuple(l3, l4, pi, ss.vip, ss.vip_port_be, ss.client, ss.client_port_be);
+  rewriteTuple(l3, l4, pi, ss.vip, ss.vip_port_be, ss.client, ss.client_port_be, ss.l4_to_client, ss.ip_to_client);
   writeEth(m, pi, ss.client_mac, out.mac, pi.family == Family::V4);
   w.counters.add(Ctr::FullNatReverse);
   return FwdResult::sent(ss.client_port);

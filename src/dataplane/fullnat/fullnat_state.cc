@@ -9,6 +9,10 @@ std::unique_ptr<FullNatState> FullNatState::create(const std::vector<SnapSnatAdd
   auto st = std::unique_ptr<FullNatState>(new FullNatState());
   st->worker_ = worker;
   st->nworkers_ = std::max<uint16_t>(nworkers, 1);
+  if (addrs.size() > kMaxSnatAddrs) {
+    err = "full NAT: " + std::to_string(addrs.size()) + " source addresses, at most " + std::to_string(kMaxSnatAddrs);
+    return nullptr;
+  }
   uint32_t base = 0;
   for (const SnapSnatAddr& a : addrs) {
     Addr x;
@@ -54,14 +58,6 @@ void FullNatState::release(SnatPair p, uint32_t now_ms) {
   const uint32_t tail = (a.head + a.count) % uint32_t(a.ring.size());
   a.ring[tail] = {p.port, now_ms == 0 ? 1u : now_ms};  // 0 means "never used"
   a.count++;
-}
-
-SnatPair FullNatState::unpackPair(uint32_t v) const {
-  const uint32_t i = v - 1;
-  const auto it = std::upper_bound(pair_base_.begin(), pair_base_.end(), i);
-  const uint32_t addr = uint32_t(it - pair_base_.begin()) - 1;
-  const uint32_t k = i - pair_base_[addr];
-  return {addr, uint16_t(addrs_[addr].lo + k * nworkers_ + worker_)};
 }
 
 FullNatSession& FullNatState::slot(uint64_t i, SnatPair& p) {

@@ -31,7 +31,8 @@ struct FullNatSession {
   uint8_t client[16];  // the client's address, and the VIP's, as the client sent them
   uint8_t vip[16];
   uint8_t backend[16];
-  uint16_t client_port_be, vip_port_be, backend_port_be;
+  uint8_t snat[16];  // the source pair's address, and its port below
+  uint16_t client_port_be, vip_port_be, backend_port_be, snat_port_be;
   uint8_t proto;
   bool v6;
   bool used;
@@ -44,6 +45,10 @@ struct FullNatSession {
   uint32_t vip_index;
   uint32_t client_isn;
   fullnat::SeqDelta delta;
+  // The checksum differences of the two rewrites (RFC 1624, folded; fixed per session): the L4
+  // checksum's (addresses of the pseudo-header and ports) and IPv4's (addresses and the TTL's
+  // decrement), toward the backend and back toward the client.
+  uint16_t l4_to_backend, ip_to_backend, l4_to_client, ip_to_client;
   // Where replies go: the port the client's first packet came in on, and the MAC it came from
   // (the client, or the router in front of it).
   uint16_t client_port;
@@ -74,15 +79,24 @@ class FullNatState {
   }
   // The session of an owned pair (inRange and ownerOf == this worker).
   FullNatSession& session(uint32_t addr, uint16_t port) { return addrs_[addr].sessions[(port - addrs_[addr].lo) / nworkers_]; }
+  // The session a packed pair (the index's value) names.
+  FullNatSession& sessionOf(uint32_t packed) {
+    const uint32_t i = packed - 1;
+    return addrs_[i >> 16].sessions[i & 0xffff];
+  }
   // Takes a pair of `addr` whose quiet time has passed; false when none is left.
   bool alloc(uint32_t addr, uint32_t now_ms, SnatPair& out);
   // Returns a pair, to be reused after its address's quiet time.
   void release(SnatPair p, uint32_t now_ms);
 
   FlowTable& index(bool v6) { return v6 ? *index6_ : *index4_; }
-  // A pair as the index stores it (FlowValue::backend_id, never 0) and back.
-  uint32_t packPair(SnatPair p) const { return pair_base_[p.addr] + (p.port - addrs_[p.addr].lo) / nworkers_ + 1; }
-  SnatPair unpackPair(uint32_t v) const;
+  // A pair as the index stores it (FlowValue::backend_id, 24 bits, never 0): the address in the
+  // high 8 bits (at most kMaxSnatAddrs, limits.h), the port's slot in the low 16, plus one.
+  uint32_t packPair(SnatPair p) const { return (p.addr << 16 | uint32_t(p.port - addrs_[p.addr].lo) / nworkers_) + 1; }
+  SnatPair unpackPair(uint32_t v) const {
+    const uint32_t i = v - 1;
+    return {i >> 16, uint16_t(addrs_[i >> 16].lo + (i & 0xffff) * nworkers_ + worker_)};
+  }
 
   // Per address: pairs in use, and waiting (free or in their quiet time).
   struct Usage {
@@ -110,7 +124,7 @@ class FullNatState {
     uint32_t head = 0, count = 0;
   };
   std::vector<Addr> addrs_;
-  std::vector<uint32_t> pair_base_;  // first packed value of each address
+  std::vector<uint32_t> pair_base_;  // each address's first position in the sweep's order
   uint64_t total_slots_ = 0;
   uint16_t worker_ = 0, nworkers_ = 1;
   std::unique_ptr<FlowTable> index4_, index6_;
