@@ -19,7 +19,7 @@ import subprocess
 import time
 import unittest
 
-from e2e_common import BUILD_DIR, BalancerConfig, client, new_lab, sh, start_balancer
+from e2e_common import BUILD_DIR, REPO_ROOT, BalancerConfig, client, new_lab, sh, start_balancer
 
 import lab_nginx  # scripts/lib, on the path through e2e_common
 from balancer_config import Vip
@@ -176,6 +176,39 @@ class FullNat(unittest.TestCase):
             mine = {a["local"] for link in addrs for a in link.get("addr_info", [])}
             self.assertNotIn(lab.vip4, mine)
             self.assertNotIn(lab.vip6, mine)
+
+    def test_0_instruments_read_a_hand_made_header(self):
+        """The instruments themselves: from the balancer's own kernel address on the segment (as
+        the health checks go), a hand-made PROXY v2 header naming another client reaches nginx's
+        log and the banner server's banner as that client; nginx's PROXY listener logs no request
+        that came without a header."""
+        lab, b1 = self.lab, self.lab.backend4[0]
+        fake = ("198.18.21.99", 4242)
+        pp0 = self.log_offsets("pp")
+        code = f"""
+import socket, sys
+sys.path.insert(0, {os.path.join(REPO_ROOT, "scripts", "lib")!r})
+from proxy_banner import build_proxy_v2
+hdr = build_proxy_v2({fake!r}, ({lab.vip4!r}, 80))
+s = socket.create_connection(({b1!r}, {lab_nginx.PP_PORT}), 3)
+s.sendall(hdr + b"GET /hand HTTP/1.0\\r\\n\\r\\n")
+print(s.recv(4096).split(b"\\r\\n")[0].decode())
+s = socket.create_connection(({b1!r}, {lab_nginx.PP_PORT}), 3)
+s.sendall(b"GET /noheader HTTP/1.0\\r\\n\\r\\n")
+s.settimeout(3)
+print(len(s.recv(4096)))
+s = socket.create_connection(({b1!r}, 8082), 3)
+s.sendall(build_proxy_v2({fake!r}, ({lab.vip4!r}, 25)))
+s.settimeout(3)
+print(s.makefile("rb").readline().decode().strip())
+"""
+        out = sh("/usr/bin/python3", "-c", code, ns=lab.ns_lb, capture=True).splitlines()
+        lines = self.log_since("pp", pp0)
+        self.assertEqual(out[0], "HTTP/1.1 200 OK", out)
+        self.assertEqual(out[1], "0", out)  # nginx closes a connection without a header, unanswered
+        self.assertEqual(out[2].split()[2:5], ["client", fake[0], str(fake[1])], out)
+        self.assertEqual([(x["pp_addr"], x["pp_port"], x["remote_addr"], x["uri"]) for x in lines],
+                         [(fake[0], str(fake[1]), lab.lb_lan4, "/hand")])
 
     # -- a. the client's address through PROXY v2, and the control without it ------------------
     def test_1_nginx_sees_the_client_address(self):
