@@ -127,10 +127,10 @@ class FullNat(unittest.TestCase):
                     backend_port=8082, **lab.fullnat_keys(False, 3, proxy_protocol="v2")),
                 Vip(lab.vip4, POOL_VIP_PORT, "tcp", "fullnat", HEALTH, [(b, None) for b in lab.backend4],
                     backend_port=lab_nginx.PLAIN_PORT,
-                    **lab.fullnat_keys(False, 2, snat_ports=f"{POOL_PORTS[0]}-{POOL_PORTS[1]}")),
+                    **lab.fullnat_keys(False, 2, snat_ports=f"{POOL_PORTS[0]}-{POOL_PORTS[1]}", snat_quiet_time=60)),
             ]
             text = BalancerConfig(health=HEALTH, udp=True, extra_sections=f'[control]\nsocket = "{cls.sock}"\n',
-                                  extra_vips="\n".join("".join(v.chunks()) for v in extra)).toml(lab)
+                                  extra_vips="\n".join(c for v in extra for c in v.chunks())).toml(lab)
         except Exception:
             lab.down()
             raise
