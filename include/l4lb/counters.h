@@ -86,7 +86,21 @@ namespace l4lb {
   /* fragment for another worker (its owner by source and destination) not taken: ring full */     \
   X(FragRingFull, "frag_ring_full")                                                                \
   /* tunnelled IPv4 packet to fragment on the outer header: no direct or indirect mbuf left */     \
-  X(FragOutNomem, "frag_out_nomem")
+  X(FragOutNomem, "frag_out_nomem")                                                               \
+  /* new full-NAT flow: no free (address, port) left in its VIP's source pool */                   \
+  X(SnatExhausted, "snat_exhausted")                                                               \
+  /* full-NAT packet with no session: a client packet that does not open one (not a SYN, not       \
+     UDP) or a backend's packet to a pool (address, port) that no live flow uses */                \
+  X(FullNatNoSession, "fullnat_no_session")                                                        \
+  /* a backend's packet to a pool port that another worker owns (its RSS queue is not the         \
+     owner's) */                                                                                   \
+  X(FullNatWrongWorker, "fullnat_wrong_worker")                                                    \
+  /* full-NAT packet that full NAT does not translate: an IP fragment, or an ICMP error about a    \
+     full-NAT flow */                                                                              \
+  X(FullNatUnsupported, "fullnat_unsupported")                                                     \
+  /* full-NAT segment that needed the PROXY header inserted and had no room (chained mbuf, no      \
+     headroom, or over the egress MTU) */                                                          \
+  X(ProxyHeaderNoRoom, "proxy_header_no_room")
 
 // Events that are not drops.
 #define L4LB_FOREACH_CTR(X)                                                                        \
@@ -138,6 +152,14 @@ namespace l4lb {
   /* first fragments whose decision the full fragment table could not record (forwarded; later    \
      ones are held until they time out) */                                                        \
   X(FragUntracked, "frag_untracked")                                                               \
+  /* full-NAT sessions opened (a source pair taken from the pool) */                              \
+  X(FullNatNew, "fullnat_new")                                                                     \
+  /* full-NAT sessions ended (timed out or closed; the pair waits out its quiet time) */          \
+  X(FullNatEnded, "fullnat_ended")                                                                 \
+  /* full-NAT backend packets translated back to the client */                                    \
+  X(FullNatReverse, "fullnat_reverse")                                                             \
+  /* client segments that carried the PROXY v2 header to the backend (first ones and resends) */  \
+  X(ProxyHeaderSent, "proxy_header_sent")                                                          \
   /* fragments handed to their owner worker's ring (fragments of one datagram meet there) */       \
   X(FragHandedOff, "frag_handed_off")                                                              \
   /* tunnelled IPv4 packets (inner DF clear) fragmented on the outer header to fit the egress */  \

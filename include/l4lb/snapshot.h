@@ -110,6 +110,16 @@ struct NewFlowLimit {
 };
 inline constexpr uint64_t kTokensPerFlow = 1'000'000;
 
+// A full-NAT source address (vips.snat_addresses) with its port range and quiet time. Its index
+// in Snapshot::snat_addrs is fixed for the daemon's life: the workers size their session tables
+// by the list at start, and a reload that changes it needs a restart (control/snat_pools.h).
+struct SnapSnatAddr {
+  IpAddr addr;
+  uint16_t port_lo = 1024, port_hi = 65535;
+  uint32_t quiet_ms = 60'000;
+  bool operator==(const SnapSnatAddr&) const = default;
+};
+
 struct SnapVip {
   std::string name;
   IpAddr addr;
@@ -125,6 +135,10 @@ struct SnapVip {
   // splits the configured new_flow_rate and new_flow_burst evenly over the workers.
   NewFlowLimit new_flow;
   FragPolicy fragments = FragPolicy::Track;
+  // fullnat: the source addresses (Snapshot::snat_addrs indexes) for IPv4 and IPv6 backends, and
+  // whether the client's address goes to the backend in a PROXY v2 header.
+  std::vector<uint32_t> snat4, snat6;
+  bool proxy_v2 = false;
 };
 
 struct NatReverse {
@@ -145,6 +159,9 @@ struct Snapshot {
   // VIP addresses with at least one VIP tracking fragments (fragments = "track"): a later
   // fragment whose first is unknown is held only for these; for the others it is dropped.
   FlatMap<AddrKey, uint32_t> frag_track_addrs;
+  // Full NAT's source addresses, and each one's index by address (a backend's reply is for one).
+  std::vector<SnapSnatAddr> snat_addrs;
+  FlatMap<AddrKey, uint32_t> snat_by_addr;
   FlowTimeouts timeouts;
   FlowAdmission admission;  // [flow_table] embryonic_share; the test-only switch
   IcmpErrorLimit icmp_errors;  // per worker (slow_path.cc)

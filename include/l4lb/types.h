@@ -14,7 +14,7 @@ enum class Proto : uint8_t { Tcp = 6, Udp = 17 };
 
 enum class Scheduler : uint8_t { Maglev, SourceHash, RoundRobin, WeightedRoundRobin };
 
-enum class FwdMode : uint8_t { Dsr, Ipip, Gue, Nat };
+enum class FwdMode : uint8_t { Dsr, Ipip, Gue, Nat, FullNat };
 
 // What a VIP does with IP fragments. track: a first fragment is scheduled as its 5-tuple and
 // the later ones follow it (dataplane/frag_table.h); drop: every fragment is a counted drop
@@ -50,14 +50,15 @@ static_assert(enumTableDense(Scheduler::WeightedRoundRobin));
 
 template <>
 struct EnumNames<FwdMode> {
-  static constexpr std::array<EnumName<FwdMode>, 4> kTable{{
+  static constexpr std::array<EnumName<FwdMode>, 5> kTable{{
       {FwdMode::Dsr, "dsr"},
       {FwdMode::Ipip, "ipip"},
       {FwdMode::Gue, "gue"},
       {FwdMode::Nat, "nat"},
+      {FwdMode::FullNat, "fullnat"},
   }};
 };
-static_assert(enumTableDense(FwdMode::Nat));
+static_assert(enumTableDense(FwdMode::FullNat));
 
 template <>
 struct EnumNames<BackendState> {

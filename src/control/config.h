@@ -117,6 +117,14 @@ struct VipConfig {
   uint32_t new_flow_burst = 0;      // 0: = new_flow_rate
   bool over_rate_drop = false;
   FragPolicy fragments = FragPolicy::Track;
+  // fullnat: the source addresses this balancer owns on the backends' side (at least one of each
+  // backend family), the source port range and how long a freed (address, port) waits before
+  // reuse (2 x MSL, as TIME-WAIT).
+  std::vector<IpAddr> snat_addresses;
+  uint16_t snat_port_lo = 1024, snat_port_hi = 65535;
+  uint32_t snat_quiet_ms = 60'000;
+  // fullnat + tcp: the client's address reaches the backend in a PROXY protocol v2 header.
+  bool proxy_v2 = false;
   HealthCheckConfig health;         // the VIP's check as written (backends hold the merged one)
   std::vector<BackendConfig> backends;
 };

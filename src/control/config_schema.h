@@ -59,6 +59,12 @@ class ConfigSchema {
   void loadVips(const Field& f, const toml::table& root);
   void loadVip(const toml::table& t, const std::string& arrayPath, size_t index,
                std::map<std::string, size_t>& keys, std::map<std::string, size_t>& names);
+  // The full-NAT keys of a VIP (snat_*, proxy_protocol) and what they refuse; `fwdOk`: the
+  // forwarding key was read.
+  void loadFullNat(TableReader& t, VipConfig& vip, bool fwdOk, bool protoOk);
+  // After the backends: every backend's family has a source address, and no source address is
+  // a VIP or a backend.
+  void checkFullNat(TableReader& t, const VipConfig& vip);
   void loadBackends(TableReader& vipTable, VipConfig& vip, bool addrOk, bool fwdOk, bool vipPortOk,
                     bool vipTimeoutSet);
   void loadBackendHealth(TableReader& t, BackendConfig& be, const VipConfig& vip, bool portsOk,

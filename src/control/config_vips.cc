@@ -1,6 +1,9 @@
 // The schema of [[vips]]: each VIP, its [[vips.backends]] and the health_check tables of both
 // (a backend's keys override its VIP's, key by key). Every key is read with TableReader::get.
 #include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
 
 #include "control/config_schema.h"
 #include "l4lb/addr.h"
@@ -303,6 +306,7 @@ void ConfigSchema::loadVip(const toml::table& tt, const std::string& arrayPath, 
   if (Field v = t.get("fragments")) {
     if (auto x = r_.enumValue<FragPolicy>(v)) vip.fragments = *x;
   }
+  loadFullNat(t, vip, fwdOk, protoOk);
   bool vipTimeoutSet = false;
   if (Field v = t.get("health_check")) {
     if (const toml::table* ht = r_.table(v)) {
@@ -314,6 +318,7 @@ void ConfigSchema::loadVip(const toml::table& tt, const std::string& arrayPath, 
   }
 
   loadBackends(t, vip, addrOk, fwdOk, portOk, vipTimeoutSet);
+  if (fwdOk && vip.forwarding == FwdMode::FullNat) checkFullNat(t, vip);
   if (sizeOk && !vip.backends.empty() && vip.maglev_table_size <= vip.backends.size()) {
     std::string msg = "must be larger than the number of backends (" + std::to_string(vip.backends.size()) + ")";
     if (sizeField)
@@ -384,9 +389,9 @@ void ConfigSchema::loadBackends(TableReader& vipTable, VipConfig& vip, bool addr
       auto x = r_.integer(v, 0, kMaxPort);
       bePortOk = x.has_value();
       if (x) be.port = static_cast<uint16_t>(*x);
-      if (x && *x != 0 && fwdOk && vip.forwarding != FwdMode::Nat) {
+      if (x && *x != 0 && fwdOk && vip.forwarding != FwdMode::Nat && vip.forwarding != FwdMode::FullNat) {
         // Only NAT rewrites the L4 header; the other modes deliver the packet unchanged.
-        r_.report(v, "a nonzero backend port needs forwarding nat");
+        r_.report(v, "a nonzero backend port needs forwarding nat or fullnat");
         bePortOk = false;
       }
     }
@@ -429,6 +434,82 @@ void ConfigSchema::loadBackendHealth(TableReader& t, BackendConfig& be, const Vi
     // The check's own port key (readHealth), named where the check is or would be written.
     const toml::node& at = ht != nullptr ? static_cast<const toml::node&>(*ht) : t.table();
     r_.report(at, child(hn.path, "port"), "is required: the backend's and the VIP's port are 0");
+  }
+}
+
+void ConfigSchema::loadFullNat(TableReader& t, VipConfig& vip, bool fwdOk, bool protoOk) {
+  const bool fullnat = fwdOk && vip.forwarding == FwdMode::FullNat;
+  auto onlyFullNat = [&](const Field& v) {
+    if (fwdOk && !fullnat) r_.report(v, "only allowed with forwarding fullnat");
+    return fullnat;
+  };
+  const Field addrs = t.get("snat_addresses");
+  if (addrs && onlyFullNat(addrs)) {
+    if (auto* arr = addrs->as_array(); arr != nullptr && !arr->empty()) {
+      std::set<std::string> seen;
+      for (size_t i = 0; i < arr->size(); i++) {
+        const Field e{arr->get(i), element(addrs.path, i)};
+        auto a = r_.address(e);
+        if (!a) continue;
+        if (!seen.insert(a->str()).second)
+          r_.report(e, a->str() + " is listed twice");
+        else
+          vip.snat_addresses.push_back(*a);
+      }
+    } else {
+      r_.report(addrs, "must be a non-empty array of addresses");
+    }
+  } else if (!addrs && fullnat) {
+    t.report(addrs, "is required with forwarding fullnat: the source addresses this balancer owns on the "
+                    "backends' side");
+  }
+  if (Field v = t.get("snat_ports"); v && onlyFullNat(v)) {
+    // "lo-hi", both 1..65535, lo <= hi.
+    if (auto x = r_.string(v)) {
+      unsigned lo = 0, hi = 0;
+      char dash = 0;
+      int used = 0;
+      if (std::sscanf(x->c_str(), "%u%c%u%n", &lo, &dash, &hi, &used) != 3 || dash != '-' ||
+          size_t(used) != x->size() || lo < 1 || hi > kMaxPort)
+        r_.report(v, "must be a range \"lo-hi\" of ports 1..65535 (got " + quote(*x) + ")");
+      else if (lo > hi)
+        r_.report(v, "is an empty range: " + std::to_string(lo) + " > " + std::to_string(hi));
+      else
+        vip.snat_port_lo = uint16_t(lo), vip.snat_port_hi = uint16_t(hi);
+    }
+  }
+  if (Field v = t.get("snat_quiet_time"); v && onlyFullNat(v)) {
+    if (auto x = r_.secondsAsMs(v)) vip.snat_quiet_ms = *x;
+  }
+  if (Field v = t.get("proxy_protocol")) {
+    if (auto x = r_.string(v)) {
+      if (*x != "v2" && *x != "none")
+        r_.report(v, "must be one of v2, none (got " + quote(*x) + ")");
+      else if (*x == "v2" && onlyFullNat(v)) {
+        if (protoOk && vip.protocol != Proto::Tcp)
+          r_.report(v, "v2 needs protocol tcp: the header is the first bytes of a TCP stream");
+        else
+          vip.proxy_v2 = true;
+      }
+    }
+  }
+}
+
+void ConfigSchema::checkFullNat(TableReader& t, const VipConfig& vip) {
+  if (vip.snat_addresses.empty()) return;  // reported by loadFullNat
+  const Field at = t.get("snat_addresses");
+  for (const Family f : {Family::V4, Family::V6}) {
+    bool needed = false, have = false;
+    for (const auto& b : vip.backends) needed |= b.address.family == f;
+    for (const auto& a : vip.snat_addresses) have |= a.family == f;
+    if (needed && !have)
+      r_.report(at, std::string("needs an ") + (f == Family::V4 ? "IPv4" : "IPv6") +
+                        " address: the VIP has backends of that family");
+  }
+  for (const auto& a : vip.snat_addresses) {
+    if (a == vip.address) r_.report(at, a.str() + " is the VIP's own address");
+    for (const auto& b : vip.backends)
+      if (a == b.address) r_.report(at, a.str() + " is also a backend");
   }
 }
 

@@ -344,6 +344,8 @@ void ControlPlane::syncXdp(const Snapshot& s) {
       for (uint32_t id : v.backends)
         if (const SnapBackend* b = s.backend(id)) want.push_back({b->addr, kXdpNatBackend});
   }
+  // Replies to full NAT's source addresses are the workers' as VIP traffic is.
+  for (const SnapSnatAddr& a : s.snat_addrs) want.push_back({a.addr, kXdpVip});
   for (const PortConfig& p : cfg_.ports) {
     if (p.ipv4) want.push_back({p.ipv4->addr, kXdpOwn});
     if (p.ipv6) want.push_back({p.ipv6->addr, kXdpOwn});

@@ -25,6 +25,7 @@
 #include "control/sync/sync_status.h"
 #include "control/worker_totals.h"
 #include "control/xdp_reclaim.h"
+#include "control/snat_pools.h"
 #include "dataplane/sync_rings.h"
 #include "dataplane/worker.h"
 
@@ -195,6 +196,15 @@ bool createWorkers(Daemon& d) {
     if (!st->flows4 || !st->flows6) {
       logError(err + " (lower flow_table.capacity or give EAL more memory)");
       return false;
+    }
+    // Full NAT: this worker's share of every source address, sized once (a reload cannot
+    // change the list, reload.cc).
+    if (const SnatPools pools = snatPools(cfg); !pools.addrs.empty()) {
+      st->fullnat = dataplane::FullNatState::create(pools.addrs, uint16_t(w), uint16_t(d.nworkers), socket, err);
+      if (!st->fullnat) {
+        logError(err + " (full NAT's session index; give EAL more memory)");
+        return false;
+      }
     }
     // Held fragments are mbufs of the shared pool, which setupPorts sized with room for every
     // worker's max_held: holding can never starve RX.

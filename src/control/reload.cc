@@ -1,4 +1,5 @@
 #include "control/reload.h"
+#include "control/snat_pools.h"
 
 namespace l4lb::control {
 
@@ -58,6 +59,10 @@ std::vector<std::string> restartRequired(const Config& a, const Config& b) {
   d("eal.idle_polls_before_sleep", a.eal.idle_polls_before_sleep, b.eal.idle_polls_before_sleep);
   d("eal.idle_sleep_max_us", a.eal.idle_sleep_max_us, b.eal.idle_sleep_max_us);
   d("flow_table.capacity", a.flow_table.capacity, b.flow_table.capacity);
+  // The workers' full-NAT session tables are sized by the source addresses at start.
+  if (!(snatPools(a).addrs == snatPools(b).addrs))
+    out.push_back("vips.snat_addresses / snat_ports / snat_quiet_time: the full-NAT source addresses changed: "
+                  "needs a restart");
   // The sync thread, its socket and the workers' rings exist from start-up on; only
   // announce_interval (in the Snapshot) changes live.
   d("sync.enabled", a.sync.enabled, b.sync.enabled);

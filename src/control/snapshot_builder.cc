@@ -14,6 +14,7 @@
 
 #include "l4lb/maglev.h"
 #include "l4lb/net.h"
+#include "control/snat_pools.h"
 
 namespace l4lb::control {
 
@@ -237,6 +238,15 @@ BuildResult SnapshotBuilder::build(const Config& cfg, const std::vector<PortRunt
   if (cfg.vips.size() > kMaxVips)
     w.errors.push_back("vips: " + std::to_string(cfg.vips.size()) + " VIPs, at most " + std::to_string(kMaxVips));
   for (size_t vi = 0; vi < cfg.vips.size(); vi++) buildVip(w, vi);
+  // Full NAT's source addresses: one list over the VIPs (snat_pools.h).
+  SnatPools pools = snatPools(cfg);
+  for (auto& e : pools.errors) w.errors.push_back(std::move(e));
+  s->snat_addrs = pools.addrs;
+  for (size_t vi = 0; vi < s->vips.size() && vi < cfg.vips.size(); vi++) {
+    s->vips[vi].snat4 = pools.v4[vi];
+    s->vips[vi].snat6 = pools.v6[vi];
+    s->vips[vi].proxy_v2 = cfg.vips[vi].proxy_v2;
+  }
   buildIndexes(w);
   r.errors = std::move(w.errors);
   if (r.errors.empty()) r.snapshot = std::move(s);
@@ -472,6 +482,15 @@ void SnapshotBuilder::buildIndexes(Work& w) {
   for (size_t vi = 0; vi < s.vips.size(); vi++)
     if (seen_addr.insert(s.vips[vi].addr.str()).second)
       vip_addrs.emplace_back(AddrKey::make(s.vips[vi].addr), uint32_t(vi));
+  // Full NAT's source addresses are the balancer's as VIPs are: ARP, ND and echo answered, and
+  // nothing else to them goes to the kernel.
+  std::vector<std::pair<AddrKey, uint32_t>> snat_by_addr;
+  for (size_t i = 0; i < s.snat_addrs.size(); i++) {
+    snat_by_addr.emplace_back(AddrKey::make(s.snat_addrs[i].addr), uint32_t(i));
+    if (seen_addr.insert(s.snat_addrs[i].addr.str()).second)
+      vip_addrs.emplace_back(AddrKey::make(s.snat_addrs[i].addr), uint32_t(0));
+  }
+  s.snat_by_addr = FlatMap<AddrKey, uint32_t>(snat_by_addr);
   s.vip_addrs = FlatMap<AddrKey, uint32_t>(vip_addrs);
   std::vector<std::pair<AddrKey, uint32_t>> frag_addrs;
   std::set<std::string> seen_frag;

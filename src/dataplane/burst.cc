@@ -7,6 +7,7 @@
 #include <rte_prefetch.h>
 
 #include "dataplane/frag_path.h"
+#include "dataplane/fullnat/fullnat_path.h"
 #include "dataplane/lookup.h"
 #include "dataplane/parser.h"
 #include "dataplane/parser_inline.h"
@@ -170,8 +171,13 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     const uint8_t* saddr = data + (kV4Fast ? net::kEthHdrLen + 12 : c.pi.saddr_off);
     const uint8_t* daddr = data + (kV4Fast ? net::kEthHdrLen + 16 : c.pi.daddr_off);
     c.reverse = false;
+    c.fullnat_reply = false;
     c.vip = findVip(s, daddr, family, c.pi.dport_be, c.pi.proto, c.vip_index, vip_memo);
     if (c.vip == nullptr) {
+      if (unlikely(s.snat_by_addr.size() != 0) && findSnatAddr(s, daddr, family, c.vip_index)) {
+        c.reverse = c.fullnat_reply = true;  // a backend's packet to a full-NAT source pair
+        return true;
+      }
       c.vip = findNatReply(s, saddr, family, c.pi.sport_be, c.pi.proto, c.vip_index);
       // A backend talking to the balancer's own address is not a NAT reply: it answers the
       // kernel (health checks go out from that address), so it takes the exception path.
@@ -246,8 +252,14 @@ void processBurst(WorkerState& w, const Snapshot& s, rte_mbuf** pkts, uint16_t n
     FwdResult r;
     uint32_t bid = kNoBackend;  // the backend a forward packet goes to (counted once sent)
     if (c.reverse) {
-      r = reverseNat(m, c.pi, *c.vip, s, ingress);
-      if (r.outcome == FwdOutcome::Sent) w.counters.add(Ctr::NatReverse);
+      if (unlikely(c.fullnat_reply)) {
+        r = fullNatReverse(w, s, c, m, now_ms);
+      } else {
+        r = reverseNat(m, c.pi, *c.vip, s, ingress);
+        if (r.outcome == FwdOutcome::Sent) w.counters.add(Ctr::NatReverse);
+      }
+    } else if (unlikely(c.vip->mode == FwdMode::FullNat)) {
+      r = fullNatForward(w, s, c, m, ingress, now_ms, bid);
     } else {
       bid = scheduleFlow(w, s, c, m, now_ms, hits);
       if (unlikely(bid == kDropped)) continue;

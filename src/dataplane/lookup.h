@@ -104,6 +104,17 @@ inline const SnapVip* findNatReply(const Snapshot& s, const uint8_t* saddr, Fami
   return &s.vips[r->vip_index];
 }
 
+// Is `addr` one of full NAT's source addresses? Its Snapshot::snat_addrs index in `index`.
+inline bool findSnatAddr(const Snapshot& s, const uint8_t* addr, Family f, uint32_t& index) {
+  AddrKey k;
+  std::memcpy(k.addr.data(), addr, f == Family::V4 ? 4 : 16);
+  k.family = uint32_t(f);
+  const uint32_t* i = s.snat_by_addr.find(k);
+  if (i == nullptr) return false;
+  index = *i;
+  return true;
+}
+
 // Is `addr` one of the VIP addresses (any port, any protocol)?
 inline bool isVipAddr(const Snapshot& s, const uint8_t* addr, Family f) {
   AddrKey k;

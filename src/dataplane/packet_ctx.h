@@ -28,6 +28,9 @@ struct PktCtx {
   const void* key;  // its FlowKey4 / FlowKey6 (forward packets)
   bool v6;          // which flow table
   bool reverse;     // NAT reply from a backend: stateless, no key
+  // With `reverse`: a backend's packet to a full-NAT source address (vip_index is then its
+  // Snapshot::snat_addrs index, vip is null).
+  bool fullnat_reply;
 };
 
 // Writes the flow key of the packet (`saddr`/`daddr`: its addresses in the frame) into `k`, and

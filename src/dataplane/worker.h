@@ -15,6 +15,7 @@
 
 #include "dataplane/flow_table.h"
 #include "dataplane/frag_table.h"
+#include "dataplane/fullnat/fullnat_state.h"
 #include "dataplane/forward.h"
 #include "dataplane/outer_frag.h"
 #include "dataplane/token_bucket.h"
@@ -66,6 +67,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   uint32_t sweep_last_ms = 0;
   uint32_t sweep_debt4 = 0, sweep_debt6 = 0;
   FlowQuery query;  // written by the control thread only through the FlowQuery protocol
+  // Full NAT's sessions and this worker's share of the source pairs (fullnat/fullnat_state.h);
+  // null without fullnat VIPs.
+  std::unique_ptr<FullNatState> fullnat;
   // IP fragments (frag_table.h); null: fragments take the exception path as unparsed packets.
   std::unique_ptr<FragTable> frags;
   // With several workers, every worker's fragment ring (index = worker; multi-producer,

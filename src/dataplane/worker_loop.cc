@@ -9,6 +9,7 @@
 #include <rte_ethdev.h>
 
 #include "dataplane/flow_query.h"
+#include "dataplane/fullnat/fullnat_path.h"
 #include "dataplane/sync_rings.h"
 #include "dataplane/worker.h"
 
@@ -63,6 +64,12 @@ uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t) {
 }
 
 uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const Snapshot& s) {
+  // Full NAT's sessions: once a millisecond, a thousandth of them (a pass a second), so a pair
+  // goes back to its pool within a second of its flow's timeout.
+  if (unlikely(w.fullnat != nullptr) && now_ms != w.fullnat->sweep_last_ms) {
+    w.fullnat->sweep_last_ms = now_ms;
+    sweepFullNat(w, now_ms, s.timeouts, uint32_t(std::max<uint64_t>(w.fullnat->totalSlots() / 1000 + 1, 16)));
+  }
   // Flow sync: every live entry is visited at least once per sync_announce_ms.
   if (unlikely(w.sync_out != nullptr && s.sync_announce_ms != 0))
     return sweepPaced(w, now_ms, s.timeouts, std::min(kSweepPassMs, s.sync_announce_ms), &s);

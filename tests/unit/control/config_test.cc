@@ -711,7 +711,7 @@ address = "198.18.1.10"
   port = 65536
 )";
   EXPECT_EQ(errorsOf(doc),
-            "t.toml:10:10: vips[0].backends[0].port: a nonzero backend port needs forwarding nat\n"
+            "t.toml:10:10: vips[0].backends[0].port: a nonzero backend port needs forwarding nat or fullnat\n"
             "t.toml:11:12: vips[0].backends[0].weight: must be 0..65535\n"
             "t.toml:13:13: vips[0].backends[1].address: must be an IPv4 or IPv6 address (got "
             "\"198.18.2.300\")\n"
@@ -861,7 +861,7 @@ address = "198.18.2.11"
             "t.toml:8:12: vips[0].protocol: must be one of tcp, udp (got \"sctp\")\n"
             "t.toml:9:13: vips[0].scheduler: must be one of maglev, source_hash, round_robin, "
             "weighted_round_robin (got \"random\")\n"
-            "t.toml:10:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat (got \"DSR\")");
+            "t.toml:10:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat, fullnat (got \"DSR\")");
 }
 
 TEST(ConfigReject, MacAddresses) {
@@ -936,7 +936,7 @@ device = "d"
 mtu = 10000
 )";
   EXPECT_EQ(errorsOf(doc),
-            "t.toml:3:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat (got \"tunnel\")\n"
+            "t.toml:3:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat, fullnat (got \"tunnel\")\n"
             "t.toml:4:21: vips[0].maglev_table_size: must be a prime number (e.g. 65537)\n"
             "t.toml:7:12: vips[0].backends[0].weight: must be 0..65535\n"
             "t.toml:8:9: vips[0].backends[0].via: no port named \"lan\", did you mean \"wan\"?\n"

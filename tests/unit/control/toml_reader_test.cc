@@ -156,7 +156,7 @@ TEST(EnumNames, EveryNameRoundTrips) {
 TEST(EnumNames, NamesAsTheFileAndTheApiSpellThem) {
   EXPECT_EQ(enumNameList<Proto>(), "tcp, udp");
   EXPECT_EQ(enumNameList<Scheduler>(), "maglev, source_hash, round_robin, weighted_round_robin");
-  EXPECT_EQ(enumNameList<FwdMode>(), "dsr, ipip, gue, nat");
+  EXPECT_EQ(enumNameList<FwdMode>(), "dsr, ipip, gue, nat, fullnat");
   EXPECT_EQ(enumNameList<BackendState>(), "healthy, draining, unhealthy");
   EXPECT_EQ(enumNameList<ExceptionPath>(), "none, tap, xdp");
   EXPECT_EQ(enumNameList<HealthType>(), "none, tcp, http, udp");
@@ -176,7 +176,7 @@ TEST(EnumNames, BadValueListsEveryName) {
     EXPECT_EQ(r.enumValue<FwdMode>(t.get("forwarding")), std::nullopt);
   }
   EXPECT_EQ(r.takeMessages(), std::vector<std::string>{
-                                  "t.toml:1:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat (got \"tunnel\")"});
+                                  "t.toml:1:14: vips[0].forwarding: must be one of dsr, ipip, gue, nat, fullnat (got \"tunnel\")"});
 }
 
 // The same through the loader, for a config-only enum and the log level (a string in Config).

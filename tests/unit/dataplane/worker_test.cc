@@ -76,6 +76,9 @@ Golden golden(FwdMode mode, const Frame& in4, const Frame& in6) {
       g.want6 = b6.build();
       break;
     }
+    case FwdMode::FullNat:
+      ADD_FAILURE() << "full NAT has its own suite (fullnat_path_test.cc)";
+      break;
   }
   return g;
 }

@@ -1,0 +1,304 @@
+#include "dataplane/fullnat/fullnat_path.h"
+
+#include <cstring>
+
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+
+#include "dataplane/decide.h"
+#include "dataplane/fullnat/fullnat_state.h"
+#include "dataplane/fullnat/proxy_v2.h"
+#include "dataplane/fullnat/segment_prefix.h"
+#include "dataplane/fullnat/tcp_seq.h"
+
+namespace l4lb::dataplane {
+
+namespace {
+
+inline uint32_t load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Rewrites source and destination (addresses and ports) of the packet at `l3` (its L4 header at
+// `l4`), decrementing the TTL / hop limit, with the IP and L4 checksums updated incrementally.
+void rewriteTuple(uint8_t* l3, uint8_t* l4, const PacketInfo& pi, const uint8_t* src, uint16_t sport_be,
+                  const uint8_t* dst, uint16_t dport_be) {
+  const bool v4 = pi.family == Family::V4;
+  const unsigned alen = v4 ? 4 : 16;
+  uint8_t* sa = l3 + (v4 ? 12 : 8);
+  uint8_t* da = sa + alen;
+  uint16_t* l4sum = nullptr;
+  if (pi.proto == kProtoTcp) {
+    l4sum = reinterpret_cast<uint16_t*>(l4 + 16);
+  } else {
+    uint16_t cur;
+    std::memcpy(&cur, l4 + 6, 2);
+    if (!v4 || cur != 0) l4sum = reinterpret_cast<uint16_t*>(l4 + 6);  // IPv4 UDP may carry none
+  }
+  if (l4sum != nullptr) {
+    uint16_t sum;
+    std::memcpy(&sum, l4sum, 2);
+    csumReplaceBytes(&sum, sa, src, alen);
+    csumReplaceBytes(&sum, da, dst, alen);
+    uint16_t old;
+    std::memcpy(&old, l4, 2);
+    csumReplace16(&sum, old, sport_be);
+    std::memcpy(&old, l4 + 2, 2);
+    csumReplace16(&sum, old, dport_be);
+    if (pi.proto == kProtoUdp && sum == 0) sum = 0xffff;
+    std::memcpy(l4sum, &sum, 2);
+  }
+  std::memcpy(l4, &sport_be, 2);
+  std::memcpy(l4 + 2, &dport_be, 2);
+  if (v4) {
+    uint16_t sum;
+    std::memcpy(&sum, l3 + 10, 2);
+    csumReplaceBytes(&sum, sa, src, 4);
+    csumReplaceBytes(&sum, da, dst, 4);
+    uint16_t old_word, new_word;
+    std::memcpy(&old_word, l3 + 8, 2);
+    l3[8]--;  // TTL, > 1 (checked by the caller)
+    std::memcpy(&new_word, l3 + 8, 2);
+    csumReplace16(&sum, old_word, new_word);
+    std::memcpy(l3 + 10, &sum, 2);
+  } else {
+    l3[7]--;  // hop limit
+  }
+  std::memcpy(sa, src, alen);
+  std::memcpy(da, dst, alen);
+}
+
+inline uint32_t tcpHdrLen(const uint8_t* l4) { return uint32_t(l4[12] >> 4) * 4; }
+
+// The session's flow-table key (the client's 5-tuple as makeFlowKey builds it).
+template <typename Key>
+void sessionKey(const FullNatSession& ss, Key& k) {
+  const unsigned alen = ss.v6 ? 16 : 4;
+  std::memcpy(&k.saddr, ss.client, alen);
+  std::memcpy(&k.daddr, ss.vip, alen);
+  k.sport = ss.client_port_be;
+  k.dport = ss.vip_port_be;
+  k.proto = ss.proto;
+}
+
+void endSession(WorkerState& w, FullNatSession& ss, SnatPair pair, uint32_t now_ms) {
+  FullNatState& fn = *w.fullnat;
+  if (ss.v6) {
+    FlowKey6 k;
+    sessionKey(ss, k);
+    fn.index(true).erase(&k, FlowTable::indexHash(k));
+  } else {
+    FlowKey4 k;
+    sessionKey(ss, k);
+    fn.index(false).erase(&k, FlowTable::indexHash(k));
+  }
+  ss.used = false;
+  fn.release(pair, now_ms);
+  w.counters.add(Ctr::FullNatEnded);
+  if (ss.backend_id < kMaxCountedBackends && ss.backend_id != kNoBackend) w.backend_ctrs[ss.backend_id].flows_ended++;
+}
+
+inline bool sessionExpired(const FullNatSession& ss, uint32_t now_ms, const FlowTimeouts& t) {
+  return uint32_t(now_ms - ss.last_seen_ms) > timeoutMs(ss.state, t);
+}
+
+// A new session for the client's packet: a backend by the VIP's scheduler, a pair from the
+// VIP's source addresses of the backend's family. Null with the drop reason.
+FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, rte_mbuf* m, uint16_t ingress,
+                            uint32_t now_ms, SnatPair& pair, Drop& why) {
+  FullNatState& fn = *w.fullnat;
+  const PacketInfo& pi = c.pi;
+  const bool tcp = pi.proto == kProtoTcp;
+  // Only a SYN opens a TCP session: any other segment belongs to a connection the backend
+  // never saw, and could not be translated.
+  if (tcp && (pi.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) != kTcpSyn) {
+    why = Drop::FullNatNoSession;
+    return nullptr;
+  }
+  const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  const FlowFacts facts{c.vip, c.vip_index, c.slot_hash, pi.family, tcp, pi.tcp_flags};
+  const uint32_t bid =
+      newFlowBackend(*c.vip, facts, &w.rr_cursor[c.vip_index % kMaxVips], [&] { return d + pi.saddr_off; });
+  const SnapBackend* b = s.backend(bid);
+  if (b == nullptr) {
+    why = Drop::NoBackend;
+    return nullptr;
+  }
+  const std::vector<uint32_t>& addrs = b->addr.isV4() ? c.vip->snat4 : c.vip->snat6;
+  bool got = false;
+  // Spread over the VIP's addresses: start at the flow's hash.
+  for (size_t i = 0; i < addrs.size() && !got; i++)
+    got = fn.alloc(addrs[(c.slot_hash + i) % addrs.size()], now_ms, pair);
+  if (!got) {
+    why = Drop::SnatExhausted;
+    return nullptr;
+  }
+  const FlowValue v{fn.packPair(pair), FlowState::TcpEstablished, 0, false};
+  if (!fn.index(c.v6).upsert(c.key, c.bucket_hash, v.pack())) {  // room for every pair: not expected
+    fn.release(pair, now_ms);
+    why = Drop::SnatExhausted;
+    return nullptr;
+  }
+  FullNatSession& ss = fn.session(pair.addr, pair.port);
+  const unsigned alen = c.v6 ? 16 : 4;
+  std::memcpy(ss.client, d + pi.saddr_off, alen);
+  std::memcpy(ss.vip, d + pi.daddr_off, alen);
+  std::memcpy(ss.backend, b->addr.bytes.data(), alen);
+  ss.client_port_be = pi.sport_be;
+  ss.vip_port_be = pi.dport_be;
+  ss.backend_port_be = b->port_be != 0 ? b->port_be : pi.dport_be;
+  ss.proto = pi.proto;
+  ss.v6 = c.v6;
+  ss.used = true;
+  ss.state = initialState(tcp, pi.tcp_flags, false);
+  ss.last_seen_ms = now_ms;
+  ss.backend_id = bid;
+  ss.vip_index = c.vip_index;
+  ss.client_isn = tcp ? rte_be_to_cpu_32(load32(d + pi.l4_off + 4)) : 0;
+  ss.proxy_len = tcp && c.vip->proxy_v2 ? uint8_t(c.v6 ? fullnat::kProxyV2Len6 : fullnat::kProxyV2Len4) : 0;
+  ss.delta = {ss.proxy_len, 0};
+  ss.client_port = ingress;
+  std::memcpy(ss.client_mac, d + 6, 6);  // the frame's source MAC
+  w.counters.add(Ctr::FullNatNew);
+  if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
+  return &ss;
+}
+
+// The Ethernet header for `egress` toward `dst_mac`, in front of the IP packet (any VLAN tag and
+// padding of the received frame dropped).
+inline void writeEth(rte_mbuf* m, const PacketInfo& pi, const uint8_t* dst_mac, const MacAddr& src_mac, bool v4) {
+  uint8_t* e = frameToIp(m, pi);
+  std::memcpy(e, dst_mac, 6);
+  std::memcpy(e + 6, src_mac.bytes.data(), 6);
+  const uint16_t et = rte_cpu_to_be_16(v4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+  std::memcpy(e + 12, &et, 2);
+}
+
+}  // namespace
+
+FwdResult fullNatForward(WorkerState& w, const Snapshot& s, const PktCtx& c, rte_mbuf* m, uint16_t ingress,
+                         uint32_t now_ms, uint32_t& bid) {
+  if (unlikely(w.fullnat == nullptr)) return FwdResult::dropped(Drop::SnatExhausted);
+  FullNatState& fn = *w.fullnat;
+  const PacketInfo& pi = c.pi;
+  const bool tcp = pi.proto == kProtoTcp;
+  FullNatSession* ss = nullptr;
+  SnatPair pair;
+  uint64_t raw;
+  if (fn.index(c.v6).lookup(c.key, c.bucket_hash, raw)) {
+    pair = fn.unpackPair(FlowValue::unpack(raw).backend_id);
+    ss = &fn.session(pair.addr, pair.port);
+    if (sessionExpired(*ss, now_ms, s.timeouts)) {
+      endSession(w, *ss, pair, now_ms);
+      ss = nullptr;
+    } else if (tcp && (pi.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn &&
+               ss->state == FlowState::TcpClosing &&
+               rte_be_to_cpu_32(load32(rte_pktmbuf_mtod(m, const uint8_t*) + pi.l4_off + 4)) != ss->client_isn) {
+      // The client reuses the 5-tuple for a new connection (RFC 6191): a new session, with its
+      // own pair and ISN, while the old pair waits out its quiet time.
+      endSession(w, *ss, pair, now_ms);
+      ss = nullptr;
+    } else {
+      ss->state = nextState(ss->state, tcp, pi.tcp_flags, s.admission.enabled);
+      ss->last_seen_ms = now_ms;
+    }
+  }
+  if (ss == nullptr) {
+    Drop why = Drop::Ok;
+    ss = openSession(w, s, c, m, ingress, now_ms, pair, why);
+    if (ss == nullptr) return FwdResult::dropped(why);
+  }
+  bid = ss->backend_id;
+  const SnapBackend* b = s.backend(ss->backend_id);
+  if (unlikely(b == nullptr)) return FwdResult::dropped(Drop::NoBackend);  // removed by a reload
+  if (unlikely(pi.ttl <= 1)) return FwdResult::dropped(Drop::TtlExceeded);
+  if (unlikely(pi.l3_len > b->rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b->egress].mtu, 0);
+
+  const IpAddr& saddr = s.snat_addrs[pair.addr].addr;
+  const uint16_t sport_be = rte_cpu_to_be_16(pair.port);
+
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  uint8_t* l3 = d + pi.l3_off;
+  uint8_t* l4 = d + pi.l4_off;
+  rewriteTuple(l3, l4, pi, saddr.bytes.data(), sport_be, ss->backend, ss->backend_port_be);
+  const bool v4 = pi.family == Family::V4;
+  writeEth(m, pi, b->rw.hdr.data(), s.ports[b->egress].mac, v4);
+  if (!tcp || ss->proxy_len == 0) return FwdResult::sent(b->egress);
+
+  // PROXY v2: translate, and put the header in front of a segment at the client's ISN + 1.
+  l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, kEthLen);
+  l4 = l3 + (pi.l4_off - pi.l3_off);
+  const uint32_t hlen = tcpHdrLen(l4);
+  if (pi.tcp_flags & kTcpSyn) return FwdResult::sent(b->egress);  // the SYN keeps the ISN
+  fullnat::seqToBackend(l4, hlen, ss->delta);
+  const uint32_t first = ss->client_isn + 1;
+  const uint32_t client_seq = rte_be_to_cpu_32(load32(l4 + 4)) - ss->delta.client;
+  if (client_seq != first || (pi.tcp_flags & kTcpRst) != 0) return FwdResult::sent(b->egress);
+  if (pi.l3_len + ss->proxy_len > s.ports[b->egress].mtu) return FwdResult::dropped(Drop::ProxyHeaderNoRoom);
+  const uint32_t first_be = rte_cpu_to_be_32(first);
+  std::memcpy(l4 + 4, &first_be, 4);  // the header starts at ISN + 1; the checksum is recomputed below
+  uint8_t hdr[fullnat::kProxyV2Len6];
+  const size_t n = fullnat::writeProxyV2(hdr, pi.family, ss->client, ss->client_port_be, ss->vip, ss->vip_port_be, true);
+  if (!fullnat::insertSegmentPrefix(m, kEthLen, kEthLen + (pi.l4_off - pi.l3_off), pi.family, hdr, uint16_t(n)))
+    return FwdResult::dropped(Drop::ProxyHeaderNoRoom);
+  w.counters.add(Ctr::ProxyHeaderSent);
+  return FwdResult::sent(b->egress);
+}
+
+FwdResult fullNatReverse(WorkerState& w, const Snapshot& s, const PktCtx& c, rte_mbuf* m, uint32_t now_ms) {
+  const PacketInfo& pi = c.pi;
+  const uint16_t dport = rte_be_to_cpu_16(pi.dport_be);
+  if (unlikely(w.fullnat == nullptr) || !w.fullnat->inRange(c.vip_index, dport))
+    return FwdResult::dropped(Drop::FullNatNoSession);
+  FullNatState& fn = *w.fullnat;
+  if (fn.ownerOf(c.vip_index, dport) != w.index) return FwdResult::dropped(Drop::FullNatWrongWorker);
+  FullNatSession& ss = fn.session(c.vip_index, dport);
+  uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+  const unsigned alen = pi.family == Family::V4 ? 4 : 16;
+  if (!ss.used || ss.proto != pi.proto || ss.v6 != (pi.family == Family::V6) || ss.backend_port_be != pi.sport_be ||
+      std::memcmp(ss.backend, d + pi.saddr_off, alen) != 0 || sessionExpired(ss, now_ms, s.timeouts))
+    return FwdResult::dropped(Drop::FullNatNoSession);
+  if (unlikely(pi.ttl <= 1)) return FwdResult::dropped(Drop::TtlExceeded);
+  const bool tcp = pi.proto == kProtoTcp;
+  // The backend closing or resetting ends the flow as the client's FIN or RST would; anything
+  // else keeps it alive.
+  if (tcp && (pi.tcp_flags & (kTcpFin | kTcpRst))) ss.state = FlowState::TcpClosing;
+  ss.last_seen_ms = now_ms;
+  const SnapPort& out = s.ports[ss.client_port];
+  if (pi.l3_len > out.mtu) return FwdResult::dropped(Drop::TooBig);
+  uint8_t* l3 = d + pi.l3_off;
+  uint8_t* l4 = d + pi.l4_off;
+  if (tcp && ss.proxy_len != 0) {
+    const uint32_t hlen = tcpHdrLen(l4);
+    if (pi.tcp_flags & kTcpSyn)
+      fullnat::lowerMss(l4, hlen, ss.proxy_len, ss.v6 ? fullnat::kMinMss6 : fullnat::kMinMss4);
+    if (fullnat::seqToClient(l4, hlen, ss.delta, ss.client_isn) == fullnat::SeqResult::OptionsKept)
+      return FwdResult::dropped(Drop::FullNatUnsupported);
+  }
+  rewriteTuple(l3, l4, pi, ss.vip, ss.vip_port_be, ss.client, ss.client_port_be);
+  writeEth(m, pi, ss.client_mac, out.mac, pi.family == Family::V4);
+  w.counters.add(Ctr::FullNatReverse);
+  return FwdResult::sent(ss.client_port);
+}
+
+uint32_t sweepFullNat(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t, uint32_t budget) {
+  if (w.fullnat == nullptr) return 0;
+  FullNatState& fn = *w.fullnat;
+  const uint64_t total = fn.totalSlots();
+  if (total == 0) return 0;
+  uint32_t ended = 0;
+  for (uint32_t i = 0; i < budget; i++) {
+    if (fn.sweep_next >= total) fn.sweep_next = 0;
+    SnatPair pair;
+    FullNatSession& ss = fn.slot(fn.sweep_next++, pair);
+    if (ss.used && sessionExpired(ss, now_ms, t)) {
+      endSession(w, ss, pair, now_ms);
+      ended++;
+    }
+  }
+  return ended;
+}
+
+}  // namespace l4lb::dataplane

@@ -1,0 +1,119 @@
+// One worker's full-NAT state: its share of every source address's ports, and a session per
+// (address, port) in use. A session is the whole translation of one flow: the client's side
+// (client and VIP addresses and ports), the backend's side (backend and source pair), the TCP
+// sequence offset and the PROXY v2 header's place.
+//
+// Ownership: the ports of a source address are split among the workers (port - port_lo taken
+// modulo the number of workers), so any worker knows from a reply's destination port which
+// worker's session it belongs to. Allocation is a FIFO per address: a pair that is freed goes
+// to the back with its release time, and the front is taken only once its quiet time has
+// passed (2 x MSL by default, as TIME-WAIT), so a pair is never reused while the backend may
+// still hold the old connection. Both ends are O(1).
+//
+// Lookups: a client's packet finds its session through `index4`/`index6` (a FlowTable keyed by
+// the client's 5-tuple whose value names the pair); a backend's packet finds it directly by its
+// destination (address index, port).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/flow.h"
+#include "dataplane/flow_table.h"
+#include "dataplane/fullnat/tcp_seq.h"
+#include "l4lb/snapshot.h"
+
+namespace l4lb::dataplane {
+
+struct FullNatSession {
+  uint8_t client[16];  // the client's address, and the VIP's, as the client sent them
+  uint8_t vip[16];
+  uint8_t backend[16];
+  uint16_t client_port_be, vip_port_be, backend_port_be;
+  uint8_t proto;
+  bool v6;
+  bool used;
+  // PROXY v2: the header's length; it occupies the backend's sequence numbers client_isn + 1 ..
+  // client_isn + proxy_len, just before the client's first byte.
+  uint8_t proxy_len;
+  FlowState state;
+  uint32_t last_seen_ms;
+  uint32_t backend_id;
+  uint32_t vip_index;
+  uint32_t client_isn;
+  fullnat::SeqDelta delta;
+  // Where replies go: the port the client's first packet came in on, and the MAC it came from
+  // (the client, or the router in front of it).
+  uint16_t client_port;
+  uint8_t client_mac[6];
+};
+
+// A pair: a source address (Snapshot::snat_addrs index) and a port.
+struct SnatPair {
+  uint32_t addr = 0;
+  uint16_t port = 0;  // host order
+};
+
+class FullNatState {
+ public:
+  // `addrs`: Snapshot::snat_addrs at start. Sessions and queues are sized for this worker's
+  // share of every address. Returns nullptr with `err` when the index tables cannot be made.
+  static std::unique_ptr<FullNatState> create(const std::vector<SnapSnatAddr>& addrs, uint16_t worker,
+                                              uint16_t nworkers, int socket, std::string& err);
+
+  uint32_t naddrs() const { return uint32_t(addrs_.size()); }
+  // Which worker owns (address, port): every worker computes the same.
+  uint16_t ownerOf(uint32_t addr, uint16_t port) const {
+    const Addr& a = addrs_[addr];
+    return uint16_t((port - a.lo) % nworkers_);
+  }
+  bool inRange(uint32_t addr, uint16_t port) const {
+    return addr < addrs_.size() && port >= addrs_[addr].lo && port <= addrs_[addr].hi;
+  }
+  // The session of an owned pair (inRange and ownerOf == this worker).
+  FullNatSession& session(uint32_t addr, uint16_t port) { return addrs_[addr].sessions[(port - addrs_[addr].lo) / nworkers_]; }
+  // Takes a pair of `addr` whose quiet time has passed; false when none is left.
+  bool alloc(uint32_t addr, uint32_t now_ms, SnatPair& out);
+  // Returns a pair, to be reused after its address's quiet time.
+  void release(SnatPair p, uint32_t now_ms);
+
+  FlowTable& index(bool v6) { return v6 ? *index6_ : *index4_; }
+  // A pair as the index stores it (FlowValue::backend_id, never 0) and back.
+  uint32_t packPair(SnatPair p) const { return pair_base_[p.addr] + (p.port - addrs_[p.addr].lo) / nworkers_ + 1; }
+  SnatPair unpackPair(uint32_t v) const;
+
+  // Per address: pairs in use, and waiting (free or in their quiet time).
+  struct Usage {
+    uint32_t in_use = 0, waiting = 0, quiet = 0;
+  };
+  Usage usage(uint32_t addr, uint32_t now_ms) const;
+
+  // The expiry sweep's cursor over every session (fullnat_path.cc).
+  uint64_t sweep_next = 0;
+  uint32_t sweep_last_ms = 0;
+  uint64_t totalSlots() const { return total_slots_; }
+  // The session at a position 0 .. totalSlots() - 1, with its pair.
+  FullNatSession& slot(uint64_t i, SnatPair& p);
+
+ private:
+  struct Queued {
+    uint16_t port;
+    uint32_t since_ms;  // release time (start: long enough ago)
+  };
+  struct Addr {
+    uint16_t lo = 0, hi = 0;
+    uint32_t quiet_ms = 0;
+    std::vector<FullNatSession> sessions;  // one per owned port
+    std::vector<Queued> ring;               // FIFO of free pairs, capacity = owned ports
+    uint32_t head = 0, count = 0;
+  };
+  std::vector<Addr> addrs_;
+  std::vector<uint32_t> pair_base_;  // first packed value of each address
+  uint64_t total_slots_ = 0;
+  uint16_t worker_ = 0, nworkers_ = 1;
+  std::unique_ptr<FlowTable> index4_, index6_;
+};
+
+}  // namespace l4lb::dataplane

@@ -1,0 +1,134 @@
+// The full-NAT keys of a VIP (config_vips.cc) and the source-address list over all VIPs
+// (snat_pools.cc): what is accepted, what is refused and with which message, and that a reload
+// that changes the list needs a restart (reload.cc).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "control/config.h"
+#include "control/reload.h"
+#include "control/snat_pools.h"
+
+namespace l4lb::control {
+namespace {
+
+const std::string kPrelude =
+    "[eal]\n"
+    "worker_cores = [1]\n"
+    "[[ports]]\n"
+    "name = \"wan\"\n"
+    "device = \"0000:01:00.0\"\n";
+
+std::string errorsOf(const std::string& doc) {
+  ConfigResult r = loadConfigString(doc, "t.toml");
+  EXPECT_FALSE(r.ok());
+  return r.error.str();
+}
+
+Config load(const std::string& doc) {
+  ConfigResult r = loadConfigString(doc, "t.toml");
+  EXPECT_TRUE(r.ok()) << r.error.str();
+  return r.config ? *r.config : Config{};
+}
+
+std::string vip(const std::string& keys, const std::string& backend = "198.18.2.11") {
+  return kPrelude + "[[vips]]\naddress = \"198.18.1.10\"\nport = 80\nforwarding = \"fullnat\"\n" + keys +
+         "[[vips.backends]]\naddress = \"" + backend + "\"\n";
+}
+
+TEST(ConfigFullNat, KeysAndDefaults) {
+  Config c = load(vip("snat_addresses = [\"198.18.2.2\", \"2001:db8:2::2\"]\nsnat_ports = \"2000-2999\"\n"
+                      "snat_quiet_time = 2.5\nproxy_protocol = \"v2\"\n"));
+  ASSERT_EQ(c.vips.size(), 1u);
+  const VipConfig& v = c.vips[0];
+  EXPECT_EQ(v.forwarding, FwdMode::FullNat);
+  ASSERT_EQ(v.snat_addresses.size(), 2u);
+  EXPECT_EQ(v.snat_addresses[1].str(), "2001:db8:2::2");
+  EXPECT_EQ(v.snat_port_lo, 2000);
+  EXPECT_EQ(v.snat_port_hi, 2999);
+  EXPECT_EQ(v.snat_quiet_ms, 2500u);
+  EXPECT_TRUE(v.proxy_v2);
+  Config d = load(vip("snat_addresses = [\"198.18.2.2\"]\n"));
+  EXPECT_EQ(d.vips[0].snat_port_lo, 1024);
+  EXPECT_EQ(d.vips[0].snat_port_hi, 65535);
+  EXPECT_EQ(d.vips[0].snat_quiet_ms, 60'000u);
+  EXPECT_FALSE(d.vips[0].proxy_v2);
+}
+
+TEST(ConfigFullNat, SourceAddressesAreRequired) {
+  EXPECT_EQ(errorsOf(vip("")),
+            "t.toml:6:1: vips[0].snat_addresses: is required with forwarding fullnat: the source addresses this "
+            "balancer owns on the backends' side");
+  EXPECT_EQ(errorsOf(vip("snat_addresses = []\n")),
+            "t.toml:10:18: vips[0].snat_addresses: must be a non-empty array of addresses");
+}
+
+TEST(ConfigFullNat, RangeMustHoldAPort) {
+  EXPECT_EQ(errorsOf(vip("snat_addresses = [\"198.18.2.2\"]\nsnat_ports = \"3000-2999\"\n")),
+            "t.toml:11:14: vips[0].snat_ports: is an empty range: 3000 > 2999");
+  EXPECT_EQ(errorsOf(vip("snat_addresses = [\"198.18.2.2\"]\nsnat_ports = \"0-99999\"\n")),
+            "t.toml:11:14: vips[0].snat_ports: must be a range \"lo-hi\" of ports 1..65535 (got \"0-99999\")");
+}
+
+TEST(ConfigFullNat, ProxyProtocolNeedsTcp) {
+  std::string doc = kPrelude +
+                    "[[vips]]\naddress = \"198.18.1.10\"\nport = 53\nprotocol = \"udp\"\nforwarding = \"fullnat\"\n"
+                    "snat_addresses = [\"198.18.2.2\"]\nproxy_protocol = \"v2\"\n"
+                    "[[vips.backends]]\naddress = \"198.18.2.11\"\n";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:12:18: vips[0].proxy_protocol: v2 needs protocol tcp: the header is the first bytes of a TCP "
+            "stream");
+}
+
+TEST(ConfigFullNat, KeysNeedFullNat) {
+  std::string doc = kPrelude +
+                    "[[vips]]\naddress = \"198.18.1.10\"\nforwarding = \"nat\"\n"
+                    "snat_addresses = [\"198.18.2.2\"]\nproxy_protocol = \"v2\"\n"
+                    "[[vips.backends]]\naddress = \"198.18.2.11\"\n";
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:9:18: vips[0].snat_addresses: only allowed with forwarding fullnat\n"
+            "t.toml:10:18: vips[0].proxy_protocol: only allowed with forwarding fullnat");
+}
+
+TEST(ConfigFullNat, ASourceAddressIsTheBalancersAlone) {
+  EXPECT_EQ(errorsOf(vip("snat_addresses = [\"198.18.1.10\"]\n")),
+            "t.toml:10:18: vips[0].snat_addresses: 198.18.1.10 is the VIP's own address");
+  EXPECT_EQ(errorsOf(vip("snat_addresses = [\"198.18.2.11\"]\n")),
+            "t.toml:10:18: vips[0].snat_addresses: 198.18.2.11 is also a backend");
+  EXPECT_EQ(errorsOf(vip("snat_addresses = [\"2001:db8:2::2\"]\n")),
+            "t.toml:10:18: vips[0].snat_addresses: needs an IPv4 address: the VIP has backends of that family");
+}
+
+TEST(SnatPools, OneListOverTheVipsAndItsConflicts) {
+  Config c = load(vip("snat_addresses = [\"198.18.2.2\"]\n"));
+  VipConfig second = c.vips[0];
+  second.address = *IpAddr::parse("198.18.1.11");
+  c.vips.push_back(second);  // the same source address, the same range: shared
+  SnatPools p = snatPools(c);
+  EXPECT_TRUE(p.errors.empty());
+  ASSERT_EQ(p.addrs.size(), 1u);
+  EXPECT_EQ(p.v4[0], std::vector<uint32_t>{0});
+  EXPECT_EQ(p.v4[1], std::vector<uint32_t>{0});
+  c.vips[1].snat_port_hi = 5000;  // the same address with another range
+  p = snatPools(c);
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_NE(p.errors[0].find("another fullnat VIP with other snat_ports"), std::string::npos) << p.errors[0];
+  c.vips[1].snat_port_hi = c.vips[0].snat_port_hi;
+  c.vips[1].snat_addresses = {*IpAddr::parse("198.18.1.10")};  // the first VIP's address
+  p = snatPools(c);
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_NE(p.errors[0].find("is the address of vips[0]"), std::string::npos) << p.errors[0];
+}
+
+TEST(SnatPools, ChangingTheSourceAddressesNeedsARestart) {
+  Config a = load(vip("snat_addresses = [\"198.18.2.2\"]\n"));
+  Config b = a;
+  EXPECT_TRUE(restartRequired(a, b).empty());
+  b.vips[0].snat_port_lo = 5000;
+  auto msgs = restartRequired(a, b);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_NE(msgs[0].find("full-NAT source addresses changed: needs a restart"), std::string::npos) << msgs[0];
+}
+
+}  // namespace
+}  // namespace l4lb::control
