@@ -58,13 +58,17 @@ def nft_counter(ns, table, name):
     return next(x["counter"]["packets"] for x in out["nftables"] if "counter" in x)
 
 
-def drop_first_header_segment(port):
+def drop_first_header_segment(port, then=None):
     """nft rules that drop, once per connection, the first segment towards `port` that starts
-    with a PROXY v2 header (the balancer's first data segment of the connection), and let its
-    retransmission and everything else through. Counted in counter "dropped"."""
+    with a PROXY v2 header (and, with `then`, has those bytes right after the header: the
+    segment that carries the client's first bytes), and let its retransmission and everything
+    else through. Counted in counter "dropped"."""
     rules = []
-    for fam, saddr, setname in (("ipv4", "ip saddr", "seen4"), ("ipv6", "ip6 saddr", "seen6")):
+    for fam, saddr, setname, hdr_len in (("ipv4", "ip saddr", "seen4", 28), ("ipv6", "ip6 saddr", "seen6", 52)):
         match = f"meta nfproto {fam} tcp dport {port} @ih,0,96 {SIGNATURE_HEX}"
+        if then:
+            # A payload match past the segment's end does not match (nft stops the rule).
+            match += f" @ih,{hdr_len * 8},{len(then) * 8} 0x{then.hex()}"
         rules.append(f"    {match} {saddr} . tcp sport @{setname} accept")
         rules.append(f"    {match} add @{setname} {{ {saddr} . tcp sport }} counter name dropped drop")
     return ("table inet l4lbonce {\n"
@@ -290,31 +294,50 @@ print(s.makefile("rb").readline().decode().strip())
         self.assertGreater(slowed, 0, "no segment went through the slow class: nothing was reordered")
 
     # -- c. the first data segment lost once --------------------------------------------------
-    def test_4_first_data_segment_dropped_once(self):
-        lab, n = self.lab, 30
+    def requests_with_drop(self, n, sport0, then):
+        """n requests to the PROXY v2 VIP from source ports sport0.., each connection's first
+        header-carrying segment (with `then` after the header, if given) dropped once at the
+        backend; returns (client result, seconds, segments dropped, proxy_header_sent delta,
+        nginx's lines)."""
+        lab = self.lab
         pp0 = self.log_offsets("pp")
         s0 = self.stats()
         try:
-            for ns in lab.ns_backends:
-                nft(lab, ns, "once", drop_first_header_segment(lab_nginx.PP_PORT))
+            if then is not False:
+                for ns in lab.ns_backends:
+                    nft(lab, ns, "once", drop_first_header_segment(lab_nginx.PP_PORT, then))
             t0 = time.monotonic()
-            r = client(lab, "conns", lab.vip4, 80, n, 8, 34000, timeout=120)
+            r = client(lab, "conns", lab.vip4, 80, n, 8, sport0, timeout=120)
             dt = time.monotonic() - t0
-            dropped = sum(nft_counter(ns, "l4lbonce", "dropped") for ns in lab.ns_backends)
+            dropped = (sum(nft_counter(ns, "l4lbonce", "dropped") for ns in lab.ns_backends)
+                       if then is not False else 0)
         finally:
             for ns in lab.ns_backends:
                 sh("nft", "delete", "table", "inet", "l4lbonce", ns=ns, check=False)
         sent = counter(self.stats(), "proxy_header_sent") - counter(s0, "proxy_header_sent")
         lines = self.log_since("pp", pp0)
-        print(f"  fullnat: {n} requests, each one's first data segment dropped once at the backend: "
-              f"{r['ok']} completed in {dt:.1f} s, {dropped} segments dropped, proxy_header_sent +{sent}, "
-              f"nginx logged {len(lines)} with the client's address")
         self.assertEqual(r["fail"], 0, r)
-        self.assertEqual(dropped, n)  # every connection lost its first segment, and only that one
         self.assertEqual(len(lines), n)
         self.assertEqual({x["pp_addr"] for x in lines}, {lab.client4})
-        self.assertEqual(sorted(int(x["pp_port"]) for x in lines), list(range(34000, 34000 + n)))
-        self.assertGreaterEqual(sent, 2 * n)  # the header went out again on each retransmission
+        self.assertEqual(sorted(int(x["pp_port"]) for x in lines), list(range(sport0, sport0 + n)))
+        return r, dt, dropped, sent, lines
+
+    def test_4_first_data_segment_dropped_once(self):
+        """Each connection loses, once, (1) its first segment with payload at the backend,
+        whichever it is (the balancer may send the header on its own first), then in a second
+        round (2) the segment that carries the client's request behind the header: the request
+        completes, and the client's retransmission of its first bytes carries the header again."""
+        n = 30
+        _, dt0, _, base, _ = self.requests_with_drop(n, 34000, False)
+        _, dt1, dropped1, sent1, _ = self.requests_with_drop(n, 34100, None)
+        _, dt2, dropped2, sent2, _ = self.requests_with_drop(n, 34200, b"GET ")
+        print(f"  fullnat: {n} requests each: no loss {dt0:.1f} s, proxy_header_sent +{base}; first segment with "
+              f"payload dropped once: {dropped1} dropped, all completed in {dt1:.1f} s, proxy_header_sent "
+              f"+{sent1}; the request's segment dropped once: {dropped2} dropped, all completed in {dt2:.1f} s, "
+              f"proxy_header_sent +{sent2}")
+        self.assertEqual(dropped1, n)  # every connection lost its first segment, and only that one
+        self.assertEqual(dropped2, n)
+        self.assertGreaterEqual(sent2, base + n)  # the retransmitted first bytes carried the header again
 
     # -- d. a server that speaks first --------------------------------------------------------
     def check_banners(self, conns, via):
