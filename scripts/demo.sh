@@ -11,6 +11,11 @@
 #   scripts/demo.sh --scale-out   three balancers behind an ECMP router (BIRD); one is killed
 #                            under long-lived connections while a backend is added: prints
 #                            "connections reset: N", non-zero exit if N > 0 (about 30 s)
+#   scripts/demo.sh --fullnat     full NAT with PROXY v2: private backends (no route to the
+#                            clients, no VIP) running nginx with `listen 8080 proxy_protocol`;
+#                            1000 requests, then counts in nginx's logs those that arrived with
+#                            the client's real address: "requests with the client's address:
+#                            N of N", non-zero exit if any did not (about 15 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
@@ -20,6 +25,9 @@ ninja -C build src/dataplane/xdp/l4lb_xdp.o >/dev/null 2>&1 || ninja -C build >/
 if [ "${1:-}" = "--scale-out" ]; then
   ninja -C build l4lbctl >/dev/null
   exec /usr/bin/python3 scripts/lib/demo_scaleout.py build
+fi
+if [ "${1:-}" = "--fullnat" ]; then
+  exec /usr/bin/python3 scripts/lib/demo_fullnat.py build
 fi
 if [ "${1:-}" = "--pcap" ]; then
   exec /usr/bin/python3 scripts/lib/demo_pcap.py build/l4lb

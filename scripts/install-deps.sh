@@ -28,6 +28,8 @@ PKGS=(
   bird2                        # BGP: each balancer's routing daemon announces its VIPs (scale-out lab, tests)
   valgrind                     # callgrind: the instructions-per-packet regression gate (perf/gate.py)
   libsodium-dev                # flow sync between balancers: keyed MAC of every datagram (crypto_auth)
+  nginx                        # full-NAT lab backends: `listen ... proxy_protocol` (scripts/lib/lab_nginx.py)
+  nftables                     # e2e: per-segment drops and loss in a backend's namespace (tests/e2e/test_fullnat.py)
 )
 
 missing=()
@@ -46,4 +48,9 @@ apt-get install -y -q --no-install-recommends "${missing[@]}"
 # their own BIRD per namespace, and this machine's routes are not ours to touch.
 if [[ " ${missing[*]} " == *" bird2 "* ]] && command -v systemctl >/dev/null; then
   systemctl disable --now bird.service >/dev/null 2>&1 || true
+fi
+# Likewise nginx's package starts a system-wide nginx on port 80; the lab runs one per backend
+# namespace with its own prefix.
+if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now nginx.service >/dev/null 2>&1 || true
 fi

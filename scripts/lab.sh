@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The l4lb lab: network namespaces, veths, a bridge and real backend servers (see
 # scripts/lib/lab.py for the topologies and addresses).
-#   scripts/lab.sh up|down|status|config [--topology dsr|nat] [--ipv6] [--prefix NAME] [--backends N]
+#   scripts/lab.sh up|down|status|config [--topology dsr|nat|fullnat] [--ipv6] [--prefix NAME] [--backends N]
+#       fullnat: private backends (no route beyond their segment, no VIP) running nginx with
+#       `listen 8080 proxy_protocol` (and 8081 without) and a server-speaks-first PROXY v2 server
+#       on 8082; `config --topology fullnat` prints the balancer's config (forwarding = "fullnat",
+#       PROXY v2 on the TCP VIP)
 #   scripts/lab.sh up --topology ecmp --balancers N [--ipv6] [--prefix NAME] [--start [--build DIR]]
 #                     [--static-announce]
 #       a router namespace with BIRD (ECMP), N balancer namespaces each with its own BIRD, DSR

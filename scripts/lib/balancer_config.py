@@ -3,7 +3,7 @@
 A caller says what it wants (`BalancerConfig(health=..., udp=False, weights=(1, 0, 1))`) and
 renders it for a lab and one of its balancers (`cfg.toml(lab, i)`). The lab supplies what is
 its own: the addresses (ports, VIPs, backends), and the defaults of the knobs left at None
-(`lab.config_defaults()`). The labs: scripts/lib/lab.py (nat, dsr: one balancer) and
+(`lab.config_defaults()`). The labs: scripts/lib/lab.py (nat, fullnat, dsr: one balancer) and
 scripts/lib/ecmp_lab.py (N balancers behind an ECMP router).
 
 What a lab provides (duck-typed):
@@ -40,8 +40,9 @@ def toml_keys(keys):
 @dataclass
 class Vip:
     """One [[vips]] table. `backends`: (address, weight) pairs; weight None writes no weight.
-    Keys left None are not written. `compact`: its [vips.health_check] and [[vips.backends]]
-    follow without blank lines."""
+    Keys left None are not written. `backend_port`: the port every backend gets (nat, fullnat).
+    The snat_* keys and `proxy_protocol` are full NAT's (forwarding = "fullnat").
+    `compact`: its [vips.health_check] and [[vips.backends]] follow without blank lines."""
     address: str
     port: int
     protocol: str
@@ -53,16 +54,23 @@ class Vip:
     maglev_table_size: Optional[int] = 65537
     on_all_down: Optional[str] = None
     compact: bool = False
+    backend_port: Optional[int] = None
+    snat_addresses: Optional[Sequence[str]] = None
+    snat_ports: Optional[str] = None
+    snat_quiet_time: Optional[int] = None
+    proxy_protocol: Optional[str] = None
 
     def chunks(self):
         head = {"name": self.name, "address": self.address, "port": self.port, "protocol": self.protocol,
                 "scheduler": self.scheduler, "forwarding": self.forwarding,
-                "maglev_table_size": self.maglev_table_size, "on_all_down": self.on_all_down}
+                "maglev_table_size": self.maglev_table_size, "on_all_down": self.on_all_down,
+                "snat_addresses": self.snat_addresses, "snat_ports": self.snat_ports,
+                "snat_quiet_time": self.snat_quiet_time, "proxy_protocol": self.proxy_protocol}
         parts = ["[[vips]]\n" + toml_keys({k: v for k, v in head.items() if v is not None}),
                  "[vips.health_check]\n" + toml_keys(self.health)]
         for address, weight in self.backends:
-            parts.append("[[vips.backends]]\n" + toml_keys({"address": address} if weight is None
-                                                          else {"address": address, "weight": weight}))
+            keys = {"address": address, "port": self.backend_port, "weight": weight}
+            parts.append("[[vips.backends]]\n" + toml_keys({k: v for k, v in keys.items() if v is not None}))
         return ["".join(parts)] if self.compact else parts
 
 

@@ -6,6 +6,12 @@ Topologies (addresses only from 198.18.0.0/15 and 2001:db8::/32):
   nat  client (P-c) --veth-- [wan] balancer (P-lb) [lan] --veth-- switch (P-sw, bridge) -- backends (P-b1..)
        wan 198.18.20.0/24 (lb .1, client .10), VIP 198.18.20.100; lan 198.18.30.0/24 (lb .1,
        backend i at .10+i, default route via the balancer). IPv6: 2001:db8:20::/64, 2001:db8:30::/64.
+  fullnat  the nat addresses, but the backends are private: no route beyond their own segment
+       (198.18.30.0/24, 2001:db8:30::/64), no VIP, no sysctl. The balancer reaches them from its
+       source (SNAT) addresses on that segment, SNAT4 = 198.18.30.2.. and SNAT6 = 2001:db8:30::2..,
+       which only l4lb answers ARP/ND for. Each backend also runs nginx (scripts/lib/lab_nginx.py:
+       :8080 with proxy_protocol, :8081 without) and a server-speaks-first PROXY v2 server
+       (scripts/lib/proxy_banner.py, :8082).
   dsr  one L2 segment (P-sw bridge): balancer .1, client .10, backend i .10+i in 198.18.10.0/24,
        VIP 198.18.10.100 held by every backend on its loopback with ARP for it suppressed, so
        backends answer the client directly. IPv6: 2001:db8:10::/64.
@@ -19,7 +25,7 @@ to the balancer namespace's kernel. Every backend runs scripts/lib/lab_server.py
 UDP echo :5353). TX checksum offload is off on every veth (AF_XDP takes frames as they are:
 a partial checksum would reach the backend unfinished).
 
-Usage: lab.py up|down|status|config [--prefix P] [--topology nat|dsr|ecmp] [--ipv6] [--backends N]
+Usage: lab.py up|down|status|config [--prefix P] [--topology nat|fullnat|dsr|ecmp] [--ipv6] [--backends N]
               [--balancers N] [--static-announce] [--start [--build DIR]]
 Names derive from the prefix (at most 6 characters), so labs with different prefixes coexist;
 `down` removes every namespace and process of a prefix even without state (after a crash).
@@ -27,17 +33,20 @@ Names derive from the prefix (at most 6 characters), so labs with different pref
 import argparse
 import json
 import os
+import subprocess
 import sys
+import time
 
 from balancer_config import BalancerConfig, Vip
 from ecmp_lab import ecmp_main
-from lab_common import REPO_ROOT, RUN_DIR, NetnsLab, sh
+from lab_common import HERE, REPO_ROOT, RUN_DIR, NetnsLab, sh
+import lab_nginx
 
 
 class Lab(NetnsLab):
     def __init__(self, prefix="l4lb", topology="nat", ipv6=False, backends=3, exception="xdp"):
-        if topology not in ("nat", "dsr"):
-            raise ValueError("topology: nat or dsr")
+        if topology not in ("nat", "fullnat", "dsr"):
+            raise ValueError("topology: nat, fullnat or dsr")
         if exception not in ("xdp", "tap"):
             raise ValueError("exception: xdp or tap")
         super().__init__(prefix, ipv6, backends)
@@ -48,7 +57,7 @@ class Lab(NetnsLab):
         self.exception = exception
         p = prefix
         self.ns_client, self.ns_lb, self.ns_sw = f"{p}-c", f"{p}-lb", f"{p}-sw"
-        if topology == "nat":
+        if topology in ("nat", "fullnat"):
             self.wan_if, self.lan_if = f"{p}lw", f"{p}l0"
             self.lb_wan4, self.client4, self.vip4 = "198.18.20.1", "198.18.20.10", "198.18.20.100"
             self.lb_lan4 = "198.18.30.1"
@@ -56,6 +65,11 @@ class Lab(NetnsLab):
             self.lb_lan6 = "2001:db8:30::1"
             self.backend4 = [f"198.18.30.{10 + i}" for i in range(1, backends + 1)]
             self.backend6 = [f"2001:db8:30::{10 + i}" for i in range(1, backends + 1)]
+            # fullnat: the balancer's source addresses on the backends' segment (never configured
+            # in a namespace: l4lb answers ARP/ND for them). The first of each family is the lab
+            # config's; tests give more VIPs their own.
+            self.snat4 = [f"198.18.30.{2 + i}" for i in range(8)]
+            self.snat6 = [f"2001:db8:30::{2 + i:x}" for i in range(8)]
         else:
             self.wan_if, self.lan_if = None, f"{p}l0"
             self.lb_lan4, self.client4, self.vip4 = "198.18.10.1", "198.18.10.10", "198.18.10.100"
@@ -80,7 +94,7 @@ class Lab(NetnsLab):
             self._bridge(f"{p}sl")
             if self.exception == "xdp":
                 self._addr(self.ns_lb, self.lan_if, self.lb_lan4, 24, self.lb_lan6)
-            if self.topology == "nat":
+            if self.topology in ("nat", "fullnat"):
                 self._veth(f"{p}c0", self.ns_client, self.wan_if, self.ns_lb)
                 if self.exception == "xdp":
                     self._addr(self.ns_lb, self.wan_if, self.lb_wan4, 24, self.lb_wan6)
@@ -93,6 +107,8 @@ class Lab(NetnsLab):
             # the client's loopback, reached through the client as the balancer's gateway (NAT)
             # or the backends' route (DSR).
             sh("ip", "addr", "add", "198.18.21.1/24", "dev", "lo", ns=self.ns_client)
+            if self.topology == "fullnat":
+                lab_nginx.write_blob(self.state_dir)
             if self.ipv6:
                 sh("ip", "-6", "route", "add", "local", "2001:db8:21::/64", "dev", "lo", ns=self.ns_client)
                 sh("sysctl", "-qw", "net.ipv6.ip_nonlocal_bind=1", ns=self.ns_client)
@@ -105,6 +121,10 @@ class Lab(NetnsLab):
                     sh("ip", "route", "add", "default", "via", self.lb_lan4, ns=ns)
                     if self.ipv6:
                         sh("ip", "-6", "route", "add", "default", "via", self.lb_lan6, ns=ns)
+                elif self.topology == "fullnat":
+                    # Private: only the connected prefixes, nothing else to configure.
+                    lab_nginx.start_nginx(sh, self.state_dir, ns, f"b{i + 1}")
+                    self.start_banner(i)
                 else:
                     # DSR (as IPVS -g): the VIP on loopback, never announced by ARP on the segment.
                     sh("ip", "addr", "add", f"{self.vip4}/32", "dev", "lo", ns=ns)
@@ -125,6 +145,27 @@ class Lab(NetnsLab):
             raise
         return self
 
+    def start_banner(self, i):
+        """Backend i's server-speaks-first PROXY v2 server (scripts/lib/proxy_banner.py, :8082)."""
+        name = f"b{i + 1}"
+        log = open(os.path.join(self.state_dir, f"{name}.banner.err"), "ab")
+        subprocess.Popen(["ip", "netns", "exec", self.ns_backends[i], "/usr/bin/python3",
+                          os.path.join(HERE, "proxy_banner.py"), name, self.state_dir],
+                         stdout=log, stderr=log, start_new_session=True)
+
+    def wait_servers(self, timeout=10.0):
+        super().wait_servers(timeout)
+        if self.topology != "fullnat":
+            return
+        end = time.monotonic() + timeout
+        for i, ns in enumerate(self.ns_backends):
+            for port in (lab_nginx.PP_PORT, lab_nginx.PLAIN_PORT, 8082):
+                while sh("/usr/bin/python3", "-c", "import socket; "
+                         f"socket.create_connection(({self.backend4[i]!r}, {port}), 1).close()", ns=ns, check=False) != 0:
+                    if time.monotonic() > end:
+                        raise RuntimeError(f"backend b{i + 1}: nothing listens on :{port}")
+                    time.sleep(0.1)
+
     # -- description and balancer config -----------------------------------------------------
     def extra_clients(self, n, v6=False):
         """n client source addresses (a /24 or /64 on the client's loopback: any address in it
@@ -135,7 +176,9 @@ class Lab(NetnsLab):
         return {"prefix": self.prefix, "topology": self.topology, "ipv6": self.ipv6, "exception": self.exception,
                 "namespaces": self.namespaces(), "vip4": self.vip4, "vip6": self.vip6 if self.ipv6 else None,
                 "client4": self.client4, "backends4": self.backend4,
-                "backends6": self.backend6 if self.ipv6 else [], "state_dir": self.state_dir}
+                "backends6": self.backend6 if self.ipv6 else [], "state_dir": self.state_dir,
+                **({"snat4": self.snat4[0], "snat6": self.snat6[0] if self.ipv6 else None}
+                   if self.topology == "fullnat" else {})}
 
     def lb_mac(self, ifname):
         out = sh("ip", "-j", "link", "show", ifname, ns=self.ns_lb, capture=True)
@@ -143,10 +186,14 @@ class Lab(NetnsLab):
 
     # The lab's side of BalancerConfig (scripts/lib/balancer_config.py).
     def config_defaults(self):
+        # fullnat: a TCP check (connect, then close): an HTTP check would be one more request in
+        # nginx's logs, which the tests count.
+        health = ({"type": "tcp", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2}
+                  if self.topology == "fullnat" else
+                  {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
+                   "max_latency_ms": 300, "http_path": "/"})
         return {"backends": self.n, "weights": (1, 2, 3), "forwarding": self.topology, "scheduler": "maglev",
-                "on_all_down": "drop", "memory_mb": 512, "sync": False, "extra_vips": "",
-                "health": {"type": "http", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2,
-                           "max_latency_ms": 300, "http_path": "/"}}
+                "on_all_down": "drop", "memory_mb": 512, "sync": False, "extra_vips": "", "health": health}
 
     def config_comment(self, i):
         return f'# Generated by scripts/lib/lab.py for lab "{self.prefix}" ({self.topology}).'
@@ -156,7 +203,7 @@ class Lab(NetnsLab):
 
     def config_ports(self, i):
         ports = []
-        if self.topology == "nat":
+        if self.topology in ("nat", "fullnat"):
             wan = {"name": "wan", "device": f"net_af_xdp0,iface={self.wan_if}", "exception_path": self.exception,
                    "ipv4": f"{self.lb_wan4}/24", "gateway4": self.client4}
             if self.ipv6:
@@ -180,15 +227,30 @@ class Lab(NetnsLab):
     def bgp_defaults(self, i):
         return {}
 
+    def fullnat_keys(self, v6, k=0, proxy_protocol=None, **more):
+        """Vip keyword arguments of a fullnat VIP whose backends are of family `v6`: its source
+        address (the k-th of the lab's), "10000-60999" and `proxy_protocol`; `more` overrides."""
+        keys = {"snat_addresses": [self.snat6[k] if v6 else self.snat4[k]], "snat_ports": "10000-60999",
+                "proxy_protocol": proxy_protocol}
+        keys.update(more)
+        return keys
+
     def config_vips(self, cfg, i):
-        """The TCP service (:80, cfg.health) and, with cfg.udp, the UDP echo (:5353) on each VIP."""
+        """The TCP service (:80, cfg.health) and, with cfg.udp, the UDP echo (:5353) on each VIP.
+        fullnat: :80 goes to nginx's PROXY v2 listener (:8080) with proxy_protocol = "v2", each
+        family's VIPs from the lab's first source address of that family."""
         udp_check = {"type": "udp", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2, "udp_payload": "hc"}
         fams = [(self.vip4, self.backend4, False)] + ([(self.vip6, self.backend6, True)] if self.ipv6 else [])
         out = []
         for vip, addrs, v6 in fams:
             for proto, port, check in [("tcp", 80, cfg.health)] + ([("udp", 5353, udp_check)] if cfg.udp else []):
+                kw = {}
+                if cfg.forwarding == "fullnat":
+                    kw = self.fullnat_keys(v6, proxy_protocol="v2" if proto == "tcp" else None)
+                    if proto == "tcp":
+                        kw["backend_port"] = lab_nginx.PP_PORT
                 out.append(Vip(vip, port, proto, cfg.forwarding, check, cfg.backend_list(self, addrs, v6),
-                               scheduler=cfg.scheduler, on_all_down=cfg.on_all_down))
+                               scheduler=cfg.scheduler, on_all_down=cfg.on_all_down, **kw))
         return out
 
 
@@ -205,7 +267,7 @@ def main():
     ap = argparse.ArgumentParser(description="l4lb lab of network namespaces")
     ap.add_argument("action", choices=["up", "down", "status", "config"])
     ap.add_argument("--prefix", default="l4lb")
-    ap.add_argument("--topology", default="nat", choices=["nat", "dsr", "ecmp"])
+    ap.add_argument("--topology", default="nat", choices=["nat", "fullnat", "dsr", "ecmp"])
     ap.add_argument("--ipv6", action="store_true")
     ap.add_argument("--backends", type=int, default=None, help="default 3 (ecmp: 5)")
     ap.add_argument("--exception", default="xdp", choices=["xdp", "tap"])

@@ -5,6 +5,7 @@ namespace), `client` (tests/e2e/lab_client.py in the client namespace).
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -129,9 +130,7 @@ class NetnsLab:
                     subprocess.run(["rm", "-rf", os.path.join("/var/run/dpdk", f)])
         d = os.path.join(RUN_DIR, prefix)
         if os.path.isdir(d):
-            for f in os.listdir(d):
-                os.unlink(os.path.join(d, f))
-            os.rmdir(d)
+            shutil.rmtree(d)  # with the fullnat lab's nginx prefixes
 
     def down(self):
         NetnsLab.down_prefix(self.prefix)

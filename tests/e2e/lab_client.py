@@ -7,7 +7,13 @@
   lab_client.py stream VIP PORT SECONDS RATE     new connections at RATE/s for SECONDS, each timed
   lab_client.py hold   VIP PORT N SECONDS [FILE]  N keep-alive connections, a GET on each every 0.2 s
                                                (FILE: once all are open, their local ADDR, PORT as JSON)
-  lab_client.py udp    VIP PORT N                N UDP flows (own source port each), 3 requests each
+  lab_client.py udp    VIP PORT N [SPORT0]       N UDP flows (own source port each: SPORT0, SPORT0+1, ...
+                                               if given), 3 requests each
+  lab_client.py banner VIP PORT N [THREADS]      N connections to a server that speaks first
+                                               (scripts/lib/proxy_banner.py): each sends nothing
+                                               until the banner line has come, then "QUIT" and
+                                               reads the goodbye; per connection its local address
+                                               and port, the banner, the goodbye, seconds to the banner
   lab_client.py blob   VIP PORT N                N concurrent GET /blob, sha256 of each body
   lab_client.py sticky VIP PORT N SRC...         N connections from each source address
   lab_client.py held   VIP PORT SECONDS RATE HOLD  new connections at RATE/s for SECONDS, each kept
@@ -134,11 +140,13 @@ def hold(vip, port, n, seconds, ports_file=None):
     return {"connections": out}
 
 
-def udp(vip, port, n):
+def udp(vip, port, n, sport0=0):
     flows = []
     for i in range(n):
         s = socket.socket(fam(vip), socket.SOCK_DGRAM)
         s.settimeout(1.0)
+        if sport0:
+            s.bind(("::" if ":" in vip else "0.0.0.0", sport0 + i))
         s.connect((vip, port))
         got = []
         for k in range(3):
@@ -177,6 +185,34 @@ def blob(vip, port, n):
 
     with ThreadPoolExecutor(n) as ex:
         return {"transfers": list(ex.map(one, range(n)))}
+
+
+BANNER_WAIT = 15.0  # banner: long enough for the balancer to resend a lost PROXY header
+
+
+def banner_once(vip, port):
+    rec = {"local": None, "banner": None, "bye": None, "s": None, "error": None}
+    t0 = time.monotonic()
+    try:
+        with socket.create_connection((vip, port), timeout=TIMEOUT) as c:
+            rec["local"] = list(c.getsockname()[:2])
+            c.settimeout(BANNER_WAIT)
+            f = c.makefile("rb")
+            line = f.readline()
+            rec["s"] = round(time.monotonic() - t0, 4)
+            rec["banner"] = line.decode("latin-1").rstrip("\r\n")
+            if not line.endswith(b"\n"):
+                raise ValueError(f"no banner line: {line!r}")
+            c.sendall(b"QUIT\r\n")
+            rec["bye"] = f.readline().decode("latin-1").rstrip("\r\n")
+    except Exception as e:  # timeout, reset, refused: failures the tests count
+        rec["error"] = type(e).__name__ + ": " + str(e)
+    return rec
+
+
+def banner(vip, port, n, threads=8):
+    with ThreadPoolExecutor(threads) as ex:
+        return {"conns": list(ex.map(lambda _: banner_once(vip, port), range(n)))}
 
 
 def sticky(vip, port, n, *srcs):
@@ -370,7 +406,8 @@ def main():
         print(json.dumps(hold(vip, port, int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])))
         return
     a = [float(x) if "." in x else int(x) for x in sys.argv[4:]]
-    fn = {"conns": conns, "stream": stream, "hold": hold, "udp": udp, "blob": blob, "held": held}[mode]
+    fn = {"conns": conns, "stream": stream, "hold": hold, "udp": udp, "blob": blob, "held": held,
+          "banner": banner}[mode]
     print(json.dumps(fn(vip, port, *a)))
 
 

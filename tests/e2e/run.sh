@@ -5,5 +5,5 @@
 # Same runner and summary line as the integration tests ("N passed, N failed, N skipped").
 here=$(cd "$(dirname "$0")" && pwd)
 export L4LB_SUITE_DIR=$here
-export L4LB_MODULES=${L4LB_MODULES:-"test_control test_lab test_ops test_flood test_scaleout"}
+export L4LB_MODULES=${L4LB_MODULES:-"test_control test_lab test_ops test_flood test_scaleout test_fullnat"}
 exec "$here/../integration/run.sh" "$@"
