@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Integration tests: the real l4lb binary on net_pcap ports, every output frame decoded by scapy.
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
-# Runs the modules in MODULES (config, malformed input, forwarding, edge replies, the XDP
+# Runs the modules in MODULES (config, malformed input, forwarding, full NAT, edge replies, the XDP
 # program under the net_af_xdp PMD, the health checker against real servers, the operator
 # scripts, l4lbctl and metrics, the man pages, the Grafana dashboard's queries against a live
 # scrape, the Debian package: built, linted, installed, upgraded, removed and purged, and the
