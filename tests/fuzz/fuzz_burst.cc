@@ -12,9 +12,10 @@
 //   other      ignored (one byte).
 // After every step, checkInvariants(): flow tables within capacity, no mbuf leaked (the pool's
 // in-use count is back to its start once the sent frames are freed). Every sent frame goes to
-// a backend, a gateway, a neighbour, back to the sender (ARP/ND/echo replies) or to the kernel
-// path; one the balancer made or rewrote (not relayed to or from the kernel) leaves from its
-// port's MAC, in one segment, and within the egress MTU when the burst's frames were within
+// a backend, a gateway, a neighbour, back to the sender (ARP/ND/echo replies), to the kernel
+// path, or (full NAT's replies) to the unicast MAC a live session's first packet came from;
+// one the balancer made or rewrote (not relayed to or from the kernel) leaves from its port's
+// MAC, in one segment, and within the egress MTU when the burst's frames were within
 // the ingress MTU, with a correct IPv4 header checksum unless the NIC vouched for an input's.
 // Full NAT (every snapshot has fullnat VIPs with the same source addresses, PROXY v2 on in some):
 // no frame leaves toward the clients (wan) with a source address as its source or destination,
@@ -115,9 +116,24 @@ std::unique_ptr<Snapshot> buildSnapshot(const SnapSpec& spec) {
   return std::move(built.snapshot);
 }
 
+// Full NAT sends a backend's reply out of the port the flow's first packet came in on, to the MAC
+// it came from (fullnat_path.h): a sender of an earlier burst. Never a group address.
+bool fullNatClient(WorkerState& w, uint16_t port, const uint8_t* dst) {
+  if (w.fullnat == nullptr) return false;
+  for (uint64_t i = 0; i < w.fullnat->totalSlots(); i++) {
+    SnatPair pair;
+    const FullNatSession& ss = w.fullnat->slot(i, pair);
+    if (ss.used && ss.client_port == port && std::memcmp(ss.client_mac, dst, 6) == 0) {
+      if (dst[0] & 1) fail("a full-NAT reply sent to a group MAC address");
+      return true;
+    }
+  }
+  return false;
+}
+
 // Every frame sent on `port` must go where the snapshot allows. `senders` are the source MACs of
 // the burst's input frames (replies go back to their sender, out of the ingress port).
-bool allowedDestination(const Snapshot& s, uint16_t port, uint16_t ingress, const uint8_t* dst,
+bool allowedDestination(WorkerState& w, const Snapshot& s, uint16_t port, uint16_t ingress, const uint8_t* dst,
                         const std::vector<MacAddr>& senders) {
   if (port >= s.ports.size()) return false;
   const SnapPort& in = s.ports[ingress];
@@ -135,7 +151,7 @@ bool allowedDestination(const Snapshot& s, uint16_t port, uint16_t ingress, cons
   if (port == ingress)
     for (const MacAddr& m : senders)
       if (m == d) return true;
-  return false;
+  return fullNatClient(w, port, dst);
 }
 
 bool sameAddr(const IpAddr& a, const uint8_t* p, bool v6) {
@@ -331,7 +347,7 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
       const uint32_t len = rte_pktmbuf_data_len(m);
       const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
       if (len < 14) fail("sent frame shorter than an Ethernet header");
-      if (!allowedDestination(s, p, b.ingress, frame, b.senders))
+      if (!allowedDestination(w, s, p, b.ingress, frame, b.senders))
         fail("frame sent to neither a backend, a gateway, a neighbour, the sender nor the kernel path");
       const SnapPort& out = s.ports[p];
       if (p != uint16_t(s.ports[b.ingress].kernel_port)) {
