@@ -123,6 +123,22 @@ TEST(FullNat, SynLeavesFromAPairAndTheReplyGoesBackFromTheVip) {
   EXPECT_EQ(ctr(*r.w, Ctr::FullNatNew), 1u);
 }
 
+// The replies go to the MAC the first frame came from: a group (multicast) source MAC opens no
+// session, so nothing is ever sent to it.
+TEST(FullNat, GroupSourceMacOpensNoSession) {
+  Rig r;
+  Frame syn = client4(1234, kTcpSyn, kIsn).build();
+  syn[6] = 0x01;  // 01:00:00:00:00:fe
+  EXPECT_FALSE(runOne(*r.w, *r.s, syn));
+  expectOnlyDrop(*r.w, Drop::FullNatUnsupported);
+  EXPECT_EQ(ctr(*r.w, Ctr::FullNatNew), 0u);
+  // The same SYN from the gateway's (individual) MAC opens one, on the first pair.
+  auto o = runOne(*r.w, *r.s, client4(1234, kTcpSyn, kIsn).build());
+  ASSERT_TRUE(o);
+  EXPECT_EQ(sportOf(o->bytes), kLo);
+  EXPECT_EQ(ctr(*r.w, Ctr::FullNatNew), 1u);
+}
+
 TEST(FullNat, OnlyASynOpensASession) {
   Rig r;
   runOne(*r.w, *r.s, client4(1234, kTcpAck, 5, 6, 10).build());
