@@ -95,8 +95,8 @@ namespace l4lb {
   /* a backend's packet to a pool port that another worker owns (its RSS queue is not the         \
      owner's) */                                                                                   \
   X(FullNatWrongWorker, "fullnat_wrong_worker")                                                    \
-  /* full-NAT packet that full NAT does not translate: an IP fragment, or an ICMP error about a    \
-     full-NAT flow */                                                                              \
+  /* full-NAT packet that full NAT does not translate: an IP fragment, an ICMP error about a       \
+     full-NAT flow, a new flow whose frame has a group source MAC (its replies go there) */        \
   X(FullNatUnsupported, "fullnat_unsupported")                                                     \
   /* full-NAT segment that needed the PROXY header inserted and had no room (chained mbuf, no      \
      headroom, or over the egress MTU) */                                                          \

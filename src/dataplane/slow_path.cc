@@ -2,6 +2,7 @@
 // speed, but still no allocation, no lock, no syscall and no log line per packet.
 #include "dataplane/slow_path.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <rte_byteorder.h>
@@ -127,12 +128,29 @@ bool resize(rte_mbuf* m, uint32_t len) {
   return true;
 }
 
+// Is `addr` the balancer's on `ingress`: a VIP (any port), or a full-NAT source address on a port
+// that a backend of one of its VIPs is reached through. The source addresses are only the
+// backends' business: answering ARP, ND or echo for them on the clients' side would hand the
+// clients the pool's addresses.
+bool answeredHere(const Snapshot& s, const uint8_t* addr, Family f, uint16_t ingress) {
+  if (!isVipAddr(s, addr, f)) return false;
+  uint32_t a = 0;
+  if (!findSnatAddr(s, addr, f, a)) return true;
+  for (const SnapVip& v : s.vips) {
+    const std::vector<uint32_t>& pool = f == Family::V4 ? v.snat4 : v.snat6;
+    if (v.mode != FwdMode::FullNat || std::find(pool.begin(), pool.end(), a) == pool.end()) continue;
+    for (uint32_t id : v.backends)
+      if (const SnapBackend* b = s.backend(id); b != nullptr && b->egress == ingress) return true;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------------------------------------
 // ARP (RFC 826)
 
-// An untagged Ethernet/IPv4 ARP request whose target is a VIP. A gratuitous ARP (sender address
-// = target address) announces, it does not ask: not answered.
-bool isArpRequestForVip(const Snapshot& s, const uint8_t* d, uint32_t len) {
+// An untagged Ethernet/IPv4 ARP request whose target is ours on `ingress` (answeredHere). A
+// gratuitous ARP (sender address = target address) announces, it does not ask: not answered.
+bool isArpRequestForVip(const Snapshot& s, const uint8_t* d, uint32_t len, uint16_t ingress) {
   if (len < kEthLen + kArpLen || load16be(d + 12) != kEtherTypeArp) return false;
   const uint8_t* a = d + kEthLen;
   if (load16be(a) != 1 || load16be(a + 2) != RTE_ETHER_TYPE_IPV4 || a[4] != 6 || a[5] != 4 ||
@@ -140,7 +158,7 @@ bool isArpRequestForVip(const Snapshot& s, const uint8_t* d, uint32_t len) {
     return false;
   }
   if (std::memcmp(a + 14, a + 24, 4) == 0) return false;
-  return isVipAddr(s, a + 24, Family::V4);
+  return answeredHere(s, a + 24, Family::V4, ingress);
 }
 
 void arpReply(WorkerState& w, const Snapshot& s, rte_mbuf* m, uint16_t ingress, TxBatch& tx) {
@@ -518,7 +536,7 @@ void handleUnparsed(WorkerState& w, const Snapshot& s, rte_mbuf* m, Drop verdict
   const uint32_t len = rte_pktmbuf_data_len(m);
   switch (verdict) {
     case Drop::NotIp:
-      if (isArpRequestForVip(s, d, len)) return arpReply(w, s, m, ingress, tx);
+      if (isArpRequestForVip(s, d, len, ingress)) return arpReply(w, s, m, ingress, tx);
       return toKernelOrDrop(w, s, m, ingress, tx, verdict);
     case Drop::Fragment:
     case Drop::UnsupportedProto:
@@ -533,21 +551,22 @@ void handleIcmp(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo
                 uint32_t now_ms, TxBatch& tx) {
   const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
   const bool to_vip = isVipAddr(s, d + pi.daddr_off, pi.family);
+  const bool echo_ok = to_vip && !pi.has_vlan && answeredHere(s, d + pi.daddr_off, pi.family, ingress);
   const uint8_t* icmp = d + pi.l4_off;
   const uint32_t len = pi.l3_len - uint32_t(pi.l4_off - pi.l3_off);
   const uint8_t type = icmp[0];
   if (pi.family == Family::V4) {
-    if (to_vip && type == kIcmpEchoRequest && !pi.has_vlan) return echoReply(w, s, m, pi, ingress, tx);
+    if (echo_ok && type == kIcmpEchoRequest) return echoReply(w, s, m, pi, ingress, tx);
     if (to_vip && (type == kIcmpUnreachable || type == kIcmpTimeExceeded)) {
       return forwardIcmpError(w, s, m, pi, ingress, now_ms, tx);
     }
   } else {
     // Solicitations go to the target's solicited-node multicast address (or the target itself
     // for unreachability detection): recognised by the target, not the destination.
-    if (type == kNdSolicit && !pi.has_vlan && len >= kNsLen && isVipAddr(s, icmp + 8, Family::V6)) {
+    if (type == kNdSolicit && !pi.has_vlan && len >= kNsLen && answeredHere(s, icmp + 8, Family::V6, ingress)) {
       return neighbourAdvert(w, s, m, pi, ingress, tx);
     }
-    if (to_vip && type == kIcmp6EchoRequest && !pi.has_vlan) return echoReply(w, s, m, pi, ingress, tx);
+    if (echo_ok && type == kIcmp6EchoRequest) return echoReply(w, s, m, pi, ingress, tx);
     if (to_vip && (type == kIcmp6Unreachable || type == kIcmp6TooBig || type == kIcmp6TimeExceeded)) {
       return forwardIcmpError(w, s, m, pi, ingress, now_ms, tx);
     }

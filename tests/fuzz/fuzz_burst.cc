@@ -12,10 +12,16 @@
 //   other      ignored (one byte).
 // After every step, checkInvariants(): flow tables within capacity, no mbuf leaked (the pool's
 // in-use count is back to its start once the sent frames are freed). Every sent frame goes to
-// a backend, a gateway, a neighbour, back to the sender (ARP/ND/echo replies) or to the kernel
-// path; one the balancer made or rewrote (not relayed to or from the kernel) leaves from its
-// port's MAC, in one segment, and within the egress MTU when the burst's frames were within
+// a backend, a gateway, a neighbour, back to the sender (ARP/ND/echo replies), to the kernel
+// path, or (full NAT's replies) to the unicast MAC a live session's first packet came from;
+// one the balancer made or rewrote (not relayed to or from the kernel) leaves from its port's
+// MAC, in one segment, and within the egress MTU when the burst's frames were within
 // the ingress MTU, with a correct IPv4 header checksum unless the NIC vouched for an input's.
+// Full NAT (every snapshot has fullnat VIPs with the same source addresses, PROXY v2 on in some):
+// no frame leaves toward the clients (wan) with a source address as its source or destination,
+// outer or quoted in an ICMP error, and none leaves toward a full-NAT backend (lan) from a
+// client's address (anything outside the VIPs' and lan's prefixes); the worker's session index
+// holds exactly one entry per pair in use.
 // Any violation aborts (libFuzzer reports it as a crash).
 #include <rte_eal.h>
 #include <rte_mbuf.h>
@@ -36,6 +42,8 @@
 #include "dataplane/flow_index.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/frag_table.h"
+#include "dataplane/fullnat/fullnat_path.h"
+#include "dataplane/fullnat/fullnat_state.h"
 #include "dataplane/worker.h"
 #include "l4lb/snapshot.h"
 #include "test_configs.h"
@@ -74,6 +82,7 @@ constexpr unsigned kPoolSize = 255;
 
 rte_mempool* g_pool;
 std::vector<std::unique_ptr<Snapshot>> g_snaps;
+std::vector<IpAddr> g_fullnat_backends;  // every snapshot's fullnat backends (sessions outlive a swap)
 uint64_t g_packets;  // frames given to processBurst, over the whole run
 unsigned g_base_in_use;
 
@@ -107,9 +116,24 @@ std::unique_ptr<Snapshot> buildSnapshot(const SnapSpec& spec) {
   return std::move(built.snapshot);
 }
 
+// Full NAT sends a backend's reply out of the port the flow's first packet came in on, to the MAC
+// it came from (fullnat_path.h): a sender of an earlier burst. Never a group address.
+bool fullNatClient(WorkerState& w, uint16_t port, const uint8_t* dst) {
+  if (w.fullnat == nullptr) return false;
+  for (uint64_t i = 0; i < w.fullnat->totalSlots(); i++) {
+    SnatPair pair;
+    const FullNatSession& ss = w.fullnat->slot(i, pair);
+    if (ss.used && ss.client_port == port && std::memcmp(ss.client_mac, dst, 6) == 0) {
+      if (dst[0] & 1) fail("a full-NAT reply sent to a group MAC address");
+      return true;
+    }
+  }
+  return false;
+}
+
 // Every frame sent on `port` must go where the snapshot allows. `senders` are the source MACs of
 // the burst's input frames (replies go back to their sender, out of the ingress port).
-bool allowedDestination(const Snapshot& s, uint16_t port, uint16_t ingress, const uint8_t* dst,
+bool allowedDestination(WorkerState& w, const Snapshot& s, uint16_t port, uint16_t ingress, const uint8_t* dst,
                         const std::vector<MacAddr>& senders) {
   if (port >= s.ports.size()) return false;
   const SnapPort& in = s.ports[ingress];
@@ -127,7 +151,73 @@ bool allowedDestination(const Snapshot& s, uint16_t port, uint16_t ingress, cons
   if (port == ingress)
     for (const MacAddr& m : senders)
       if (m == d) return true;
+  return fullNatClient(w, port, dst);
+}
+
+bool sameAddr(const IpAddr& a, const uint8_t* p, bool v6) {
+  return (a.family == Family::V6) == v6 && std::memcmp(a.bytes.data(), p, v6 ? 16 : 4) == 0;
+}
+
+bool isSnatAddr(const Snapshot& s, const uint8_t* p, bool v6) {
+  for (const SnapSnatAddr& a : s.snat_addrs)
+    if (sameAddr(a.addr, p, v6)) return true;
   return false;
+}
+
+// A client's address: none of the VIPs' prefixes (198.18.1.0/24, 2001:db8:1::/64) nor lan's
+// (198.18.2.0/24, 2001:db8:2::/64), where the source addresses and the backends live.
+bool clientAddr(const uint8_t* p, bool v6) {
+  static const uint8_t k6[5] = {0x20, 0x01, 0x0d, 0xb8, 0};
+  if (!v6) return !(p[0] == 198 && p[1] == 18 && (p[2] == 1 || p[2] == 2));
+  return !(std::memcmp(p, k6, 5) == 0 && (p[5] == 1 || p[5] == 2) && p[6] == 0 && p[7] == 0);
+}
+
+// Full NAT's invariant for a frame the balancer sends on `port` (fuzz topology: 0 wan, the
+// clients' side; 1 lan, the backends'). Returns what is violated, or nullptr.
+const char* fullNatLeak(const Snapshot& s, uint16_t port, const uint8_t* f, uint32_t len) {
+  uint32_t l3 = 14;
+  uint16_t type = uint16_t(f[12] << 8 | f[13]);
+  if (type == 0x8100 && len >= 18) {
+    type = uint16_t(f[16] << 8 | f[17]);
+    l3 = 18;
+  }
+  const bool v6 = type == 0x86dd;
+  if ((type != 0x0800 && !v6) || len < l3 + (v6 ? 40u : 20u)) return nullptr;
+  const uint8_t* ip = f + l3;
+  const uint8_t* src = ip + (v6 ? 8 : 12);
+  const uint8_t* dst = src + (v6 ? 16 : 4);
+  if (port == 0) {
+    if (isSnatAddr(s, src, v6) || isSnatAddr(s, dst, v6)) return "a frame toward the clients has a full-NAT source address";
+    // An ICMP error's quoted header (RFC 792, RFC 4443 §3): no source address there either.
+    const uint32_t hl = v6 ? 40 : (ip[0] & 0x0fu) * 4;
+    const uint8_t proto = v6 ? ip[6] : ip[9];
+    const uint32_t icmp = l3 + hl;
+    if (len < icmp + 8) return nullptr;
+    const uint8_t t = f[icmp];
+    const bool error = v6 ? (proto == 58 && t >= 1 && t <= 4) : (proto == 1 && (t == 3 || t == 4 || t == 5 || t == 11 || t == 12));
+    if (!error) return nullptr;
+    const uint8_t* q = f + icmp + 8;
+    const bool qv6 = len >= icmp + 8 + 40 && (q[0] >> 4) == 6;
+    if (!qv6 && !(len >= icmp + 8 + 20 && (q[0] >> 4) == 4)) return nullptr;
+    const uint8_t* qs = q + (qv6 ? 8 : 12);
+    if (isSnatAddr(s, qs, qv6) || isSnatAddr(s, qs + (qv6 ? 16 : 4), qv6))
+      return "an ICMP error toward the clients quotes a full-NAT source address";
+    return nullptr;
+  }
+  if (port == 1) {
+    for (const IpAddr& b : g_fullnat_backends)
+      if (sameAddr(b, dst, v6) && clientAddr(src, v6)) return "a frame toward a full-NAT backend has a client's source address";
+  }
+  return nullptr;
+}
+
+// Sessions in use, by the pools' count, and the entries of the index that finds them.
+void checkFullNat(const WorkerState& w, uint32_t now) {
+  if (w.fullnat == nullptr) return;
+  uint64_t in_use = 0;
+  for (uint32_t a = 0; a < w.fullnat->naddrs(); a++) in_use += w.fullnat->usage(a, now).in_use;
+  if (in_use != w.fullnat->index(false).size() + w.fullnat->index(true).size())
+    fail("full NAT: pairs in use differ from the session index's entries");
 }
 
 // Mbufs the worker legitimately keeps between steps: fragments held in its fragment table and
@@ -186,12 +276,30 @@ struct Burst {
 
 // Negative controls (tests/fuzz/run.sh --replay): L4LB_FUZZ_INJECT=leak keeps one sent mbuf,
 // =misroute sends the first frame to a MAC nobody has, =bigframe pads it past the egress MTU,
-// =badcksum flips a bit of its IPv4 TTL; each must make the checks above fail.
+// =badcksum flips a bit of its IPv4 TTL; =snatleak gives the first IPv4 frame sent toward the
+// clients (port 0) the first full-NAT source address as its source, with a correct checksum;
+// each must make the checks above fail.
 // =embryonic runs the burst with a copy of the snapshot whose embryonic quota is the whole table,
 // while the check keeps the configured one (syn_flood must then break it).
-enum class Inject { None, Leak, Misroute, BigFrame, BadCksum } g_inject = Inject::None;
+enum class Inject { None, Leak, Misroute, BigFrame, BadCksum, SnatLeak } g_inject = Inject::None;
 
-void inject(TxBatch& tx) {
+void inject(TxBatch& tx, const Snapshot& s) {
+  if (g_inject == Inject::SnatLeak) {
+    for (uint16_t k = 0; k < tx.n[0]; k++) {
+      uint8_t* f = rte_pktmbuf_mtod(tx.pkts[0][k], uint8_t*);
+      if (rte_pktmbuf_data_len(tx.pkts[0][k]) < 34 || f[12] != 0x08 || f[13] != 0x00) continue;
+      std::memcpy(f + 14 + 12, s.snat_addrs[0].addr.bytes.data(), 4);
+      f[24] = f[25] = 0;
+      uint32_t sum = 0;
+      for (uint32_t i = 0; i < (f[14] & 0x0fu) * 4; i += 2) sum += uint32_t(f[14 + i] << 8 | f[15 + i]);
+      while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+      f[24] = uint8_t(~sum >> 8);
+      f[25] = uint8_t(~sum);
+      g_inject = Inject::None;
+      return;
+    }
+    return;
+  }
   for (uint16_t p = 0; p < kMaxPorts; p++) {
     if (tx.n[p] == 0) continue;
     rte_mbuf* m = tx.pkts[p][0];
@@ -224,7 +332,7 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
   } else {
     processBurst(w, s, b.pkts, b.n, b.ingress, now, tx);
   }
-  if (g_inject != Inject::None) inject(tx);
+  if (g_inject != Inject::None) inject(tx, s);
   for (uint16_t p = 0; p < kMaxPorts; p++) {
     if (tx.n[p] > kBurst) fail("more frames sent than received");
     for (uint16_t k = 0; k < tx.n[p]; k++) {
@@ -239,7 +347,7 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
       const uint32_t len = rte_pktmbuf_data_len(m);
       const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
       if (len < 14) fail("sent frame shorter than an Ethernet header");
-      if (!allowedDestination(s, p, b.ingress, frame, b.senders))
+      if (!allowedDestination(w, s, p, b.ingress, frame, b.senders))
         fail("frame sent to neither a backend, a gateway, a neighbour, the sender nor the kernel path");
       const SnapPort& out = s.ports[p];
       if (p != uint16_t(s.ports[b.ingress].kernel_port)) {
@@ -252,6 +360,7 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
         // The parser checked every IPv4 header checksum it forwards (unless the NIC said it had):
         // what the balancer rewrote, encapsulated or answered must carry a correct one.
         if (!b.nic_cksum && badIpv4Checksum(frame, len)) fail("sent IPv4 header checksum is wrong");
+        if (const char* leak = fullNatLeak(s, p, frame, len)) fail(leak);
       }
       rte_pktmbuf_free(m);
     }
@@ -260,9 +369,10 @@ void runBurst(WorkerState& w, const Snapshot& s, Burst& b, uint32_t now) {
   b.max_in_len = 0;
   b.nic_cksum = false;
   b.senders.clear();
-  sweepFlows(w, now, s.timeouts);
+  sweepFlows(w, now, s);
   sweepFrags(w, now);
   checkInvariants(w, s);
+  checkFullNat(w, now);
 }
 
 uint16_t load16le(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
@@ -297,6 +407,19 @@ void resetWorker(WorkerState& w, const Snapshot& s, uint32_t now) {
   w.ip_id = 0;
   w.sweep_last_ms = 0;
   w.sweep_debt4 = w.sweep_debt6 = 0;
+  // Full NAT: one pass past every timeout ends every session; then a fresh state, so the pools'
+  // FIFO order does not carry over to the next input (a crash reproduces from its input alone).
+  sweepFullNat(w, now + 0x7fffffffu, s.timeouts, uint32_t(w.fullnat->totalSlots()));
+  checkFullNat(w, now);
+  if (w.fullnat->index(false).size() + w.fullnat->index(true).size() != 0)
+    fail("full NAT sessions left after a sweep past every timeout");
+  w.fullnat.reset();
+  std::string err;
+  w.fullnat = FullNatState::create(s.snat_addrs, 0, 1, SOCKET_ID_ANY, err);
+  if (!w.fullnat) {
+    fprintf(stderr, "fuzz_burst: full NAT state: %s\n", err.c_str());
+    abort();
+  }
 }
 
 }  // namespace
@@ -319,6 +442,23 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     fprintf(stderr, "fuzz_burst: flow table: %s\n", err.c_str());
     abort();
   }
+  // Full NAT: the worker's state is sized once by the source addresses, as the daemon does
+  // (control/daemon.cc), so every snapshot must list the same ones.
+  for (const auto& snap : g_snaps) {
+    if (!(snap->snat_addrs == g_snaps[0]->snat_addrs) || snap->snat_addrs.empty()) {
+      fprintf(stderr, "fuzz_burst: every snapshot needs the same, non-empty, full-NAT source addresses\n");
+      abort();
+    }
+    for (const SnapVip& v : snap->vips)
+      if (v.mode == FwdMode::FullNat)
+        for (uint32_t id : v.backends)
+          if (const SnapBackend* b = snap->backend(id)) g_fullnat_backends.push_back(b->addr);
+  }
+  g_worker->fullnat = FullNatState::create(g_snaps[0]->snat_addrs, 0, 1, SOCKET_ID_ANY, err);
+  if (!g_worker->fullnat) {
+    fprintf(stderr, "fuzz_burst: full NAT state: %s\n", err.c_str());
+    abort();
+  }
   {
     const control::ConfigResult r = control::loadConfigString(
         std::string(kTopology).replace(std::string(kTopology).find("%WANEXTRA%"), 10, "") +
@@ -335,7 +475,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     const std::string v = e;
     g_inject_embryonic = v == "embryonic";
     g_inject = g_inject_embryonic ? Inject::None : v == "leak" ? Inject::Leak : v == "misroute" ? Inject::Misroute : v == "bigframe" ? Inject::BigFrame
-                 : v == "badcksum" ? Inject::BadCksum : Inject::None;
+                 : v == "badcksum" ? Inject::BadCksum : v == "snatleak" ? Inject::SnatLeak : Inject::None;
     if (g_inject == Inject::None && !g_inject_embryonic) {
       fprintf(stderr, "fuzz_burst: unknown L4LB_FUZZ_INJECT=%s\n", e);
       abort();
@@ -391,10 +531,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       now += (step & 0x8000) ? uint32_t(step & 0x7fff) * 1000 : step;
       // The worker loop sweeps once per loop: a few loops' worth per clock step.
       for (int k = 0; k < 4; k++) {
-        sweepFlows(*w, now, s->timeouts);
+        sweepFlows(*w, now, *s);
         sweepFrags(*w, now);
       }
       checkInvariants(*w, *s);
+      checkFullNat(*w, now);
     } else if (op == 0x02) {  // SWAP
       if (size - i < 1) break;
       s = g_snaps[data[i++] % kSnapshots].get();

@@ -198,6 +198,107 @@ burst["frags_across_swaps"] = frag_ops(frags4(500)[2:]) + swap(2) + frag_ops(fra
 burst["frags_icmp_quote"] = frag_ops(frags4(600)) + pkt(eth(GW) / IP(src="198.19.9.9", dst=V4) /
                                                      ICMP(type=3, code=4, nexthopmtu=1400) /
                                                      bytes(IP(src=V4, dst=REMOTE4, id=600, frag=6, proto=6) / Raw(b"h" * 16)))
+
+
+# Full NAT (every snapshot: fullnat VIPs on FN4/FN6, port 443/tcp and 53/udp, source addresses
+# SNAT4/SNAT6 with ports 40000-40003 and a 1 s quiet time; PROXY v2 on the TCP VIPs in some
+# snapshots). A fresh worker hands out 40000 first. Replies come from every backend that Maglev
+# may have chosen (the others are dropped as fullnat_no_session).
+FN4, FN6, SNAT4, SNAT6 = "198.18.1.40", "2001:db8:1::40", "198.18.2.50", "2001:db8:2::50"
+FN_BACKENDS = {  # (VIP family, protocol) -> [(address, port, MAC)]
+    (4, "tcp"): [("198.18.2.41", 8443, "02:00:00:00:03:41"), ("198.18.2.42", 443, "02:00:00:00:03:42"),
+                 ("198.18.2.43", 443, "02:00:00:00:03:43")],
+    (6, "tcp"): [("2001:db8:2::41", 8443, "02:00:00:00:04:41")],
+    (4, "udp"): [("198.18.2.44", 5353, "02:00:00:00:03:44")],
+    (6, "udp"): [("2001:db8:2::44", 53, "02:00:00:00:04:44")],
+}
+FN_ISN, FN_BISN = 0xFFFFFFF0, 0x10000
+
+
+def fn_ip(fam, src, dst):
+    return IP(src=src, dst=dst) if fam == 4 else IPv6(src=src, dst=dst)
+
+
+def fn_client(fam, l4, sport=41000):
+    src, dst = (REMOTE4, FN4) if fam == 4 else (REMOTE6, FN6)
+    l4.sport, l4.dport = sport, (443 if isinstance(l4, TCP) else 53)
+    return pkt(eth(GW) / fn_ip(fam, src, dst) / l4)
+
+
+def fn_replies(fam, proto, l4, dport=40000):
+    ops = b""
+    for addr, port, mac in FN_BACKENDS[(fam, proto)]:
+        x = l4.copy()
+        x.sport, x.dport = port, dport
+        ops += pkt(Ether(src=mac, dst=LAN) / fn_ip(fam, addr, SNAT4 if fam == 4 else SNAT6) / x, LAN_P)
+    return ops
+
+
+def add32(a, b):
+    return (a + b) & 0xFFFFFFFF
+
+
+def fn_tcp_ops(fam, h):
+    """A whole connection, one operation a step: the PROXY header (h bytes, 0 without) takes the
+    backend's sequence numbers ISN + 1 .. ISN + h."""
+    first = add32(FN_ISN, 1)
+    return [
+        fn_client(fam, TCP(flags="S", seq=FN_ISN, options=[("MSS", 1460), ("SAckOK", b""), ("WScale", 7),
+                                                          ("Timestamp", (1, 0))])),
+        fn_replies(fam, "tcp", TCP(flags="SA", seq=FN_BISN, ack=first, options=[
+            ("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b""), ("Timestamp", (9, 1))])),
+        fn_client(fam, TCP(flags="A", seq=first, ack=FN_BISN + 1)),
+        fn_client(fam, TCP(flags="PA", seq=first, ack=FN_BISN + 1) / Raw(b"GET / HTTP/1.1\r\n\r\n")),
+        fn_replies(fam, "tcp", TCP(flags="A", seq=FN_BISN + 1, ack=add32(first, h // 2))),
+        fn_replies(fam, "tcp", TCP(flags="PA", seq=FN_BISN + 1, ack=add32(first, h + 18), options=[
+            ("NOP", None), ("NOP", None), ("SAck", (add32(first, 2), add32(first, h + 40)))]) / Raw(b"HTTP/1.1 200")),
+        fn_client(fam, TCP(flags="PA", seq=add32(first, 18), ack=FN_BISN + 13) / Raw(b"more")),
+        fn_client(fam, TCP(flags="A", seq=first, ack=FN_BISN + 13) / Raw(b"GET")),  # a retransmission at ISN + 1
+        fn_replies(fam, "tcp", TCP(flags="FA", seq=FN_BISN + 13, ack=add32(first, h + 22))),
+        fn_client(fam, TCP(flags="FA", seq=add32(first, 22), ack=FN_BISN + 14)),
+        fn_replies(fam, "tcp", TCP(flags="A", seq=FN_BISN + 14, ack=add32(first, h + 23))),
+    ]
+
+
+def fn_tcp_conn(fam, h):
+    return b"".join(fn_tcp_ops(fam, h))
+
+
+def fn_udp(fam):
+    return fn_client(fam, UDP() / Raw(b"query")) + fn_replies(fam, "udp", UDP() / Raw(b"answer")) + \
+        fn_client(fam, UDP() / Raw(b"again"))
+
+
+burst["fullnat_tcp4_proxy"] = swap(0) + fn_tcp_conn(4, 28)
+burst["fullnat_tcp4_plain"] = swap(1) + fn_tcp_conn(4, 0)
+burst["fullnat_tcp6_proxy"] = swap(0) + fn_tcp_conn(6, 52)
+burst["fullnat_tcp6_plain"] = swap(1) + fn_tcp_conn(6, 0)
+burst["fullnat_udp"] = fn_udp(4) + fn_udp(6) + swap(2) + fn_udp(4) + fn_udp(6)
+# A pool of 4: the fifth and sixth SYN find none; the SYNs time out (2 s), their pairs wait the
+# quiet time (1 s), then a new flow gets one.
+burst["fullnat_exhausted"] = b"".join(fn_client(4, TCP(flags="S", seq=FN_ISN), 42000 + i) for i in range(6)) + \
+    clock(s=3) + clock(s=2) + fn_client(4, TCP(flags="S", seq=FN_ISN), 42100) + \
+    fn_replies(4, "tcp", TCP(flags="SA", seq=FN_BISN, ack=add32(FN_ISN, 1)))
+# A connection across reloads: PROXY v2 on, then off (and one backend gone), then on again.
+burst["fullnat_across_swaps"] = swap(0) + b"".join(fn_tcp_ops(4, 28)[:5]) + swap(1) + b"".join(fn_tcp_ops(4, 28)[5:]) + \
+    swap(3) + fn_tcp_conn(6, 0) + swap(0) + fn_tcp_conn(6, 52)
+# What is no session's: a client ACK without a SYN, backends' packets to a pair out of range or
+# unused, an ICMP error from a backend quoting a full-NAT flow, and the source addresses asked
+# for from both sides (ARP, ND, echo).
+burst["fullnat_strays"] = fn_client(4, TCP(flags="PA", seq=5) / Raw(b"x")) + \
+    fn_client(4, TCP(flags="S", seq=FN_ISN)) + \
+    fn_replies(4, "tcp", TCP(flags="A", seq=1, ack=1), dport=39999) + \
+    fn_replies(4, "tcp", TCP(flags="A", seq=1, ack=1), dport=40001) + \
+    pkt(Ether(src="02:00:00:00:03:41", dst=LAN) / IP(src="198.18.2.41", dst=SNAT4) / ICMP(type=3, code=4, nexthopmtu=1300) /
+        IP(src=SNAT4, dst="198.18.2.41") / TCP(sport=40000, dport=8443, flags="A"), LAN_P) + \
+    pkt(Ether(src=CLIENT, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=CLIENT, psrc=C4, pdst=SNAT4)) + \
+    pkt(Ether(src="02:00:00:00:03:41", dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc="02:00:00:00:03:41",
+                                                                      psrc="198.18.2.41", pdst=SNAT4), LAN_P) + \
+    pkt(Ether(src=CLIENT, dst="33:33:ff:00:00:50") / IPv6(src=C6, dst="ff02::1:ff00:50", hlim=255) /
+        ICMPv6ND_NS(tgt=SNAT6) / ICMPv6NDOptSrcLLAddr(lladdr=CLIENT)) + \
+    pkt(eth(GW) / IP(src=REMOTE4, dst=SNAT4) / ICMP(type=8) / Raw(b"ping")) + \
+    pkt(eth(GW) / IPv6(src=REMOTE6, dst=SNAT6) / ICMPv6EchoRequest(data=b"ping")) + \
+    pkt(eth(GW) / IP(src=REMOTE4, dst=SNAT4) / TCP(sport=80, dport=40000, flags="A"))
 for name, data in burst.items():
     write("burst", name, data)
 

@@ -10,8 +10,9 @@
 # Prints one line per target and phase (executions, packets for fuzz_burst, cov/ft from
 # libFuzzer's final stats line, findings), then "N passed, N failed"; exits non-zero on any crash.
 # --replay also runs fuzz_burst's negative controls: a leaked mbuf, a misrouted frame, an
-# oversized frame and a wrong IPv4 checksum injected into its output, and an embryonic quota
-# larger than the one checked, must each be reported as a violated invariant.
+# oversized frame, a wrong IPv4 checksum and a full-NAT source address toward the clients injected
+# into its output, and an embryonic quota larger than the one checked, must each be reported as
+# a violated invariant.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -106,6 +107,7 @@ for t in "${targets[@]}"; do
   if [ $replay = 1 ] && [ "$t" = burst ]; then
     for inj in leak misroute bigframe badcksum; do control $inj; done
     control embryonic syn_flood  # a quota larger than the one checked: the SYN flood breaks it
+    control snatleak fullnat_udp  # a full-NAT source address toward the clients
   fi
 done
 if [ "$seconds" -gt 0 ]; then

@@ -78,6 +78,7 @@ class Vip:
     tunnel_source4: str = None
     tunnel_source6: str = None
     gue_port: int = None
+    extra: tuple = ()          # more "key = value" lines of the VIP (before its backends)
 
     @property
     def family(self):
@@ -91,6 +92,7 @@ class Vip:
             if getattr(self, k) is not None:
                 v = getattr(self, k)
                 lines.append(f"{k} = {toml_str(v) if isinstance(v, str) else v}")
+        lines += list(self.extra)
         for b in self.backends:
             lines += ["[[vips.backends]]", f"address = {toml_str(b.addr)}", f"mac = {toml_str(b.mac)}",
                       f"weight = {b.weight}"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Integration tests: the real l4lb binary on net_pcap ports, every output frame decoded by scapy.
 #   tests/integration/run.sh [BUILD_DIR [TEST ...]]   (default: the repository's build/, all tests)
-# Runs the modules in MODULES (config, malformed input, forwarding, edge replies, the XDP
+# Runs the modules in MODULES (config, malformed input, forwarding, full NAT, edge replies, the XDP
 # program under the net_af_xdp PMD, the health checker against real servers, the operator
 # scripts, l4lbctl and metrics, the man pages, the Grafana dashboard's queries against a live
 # scrape, the Debian package: built, linted, installed, upgraded, removed and purged, and the
@@ -70,7 +70,7 @@ import unittest
 
 import os
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_docs test_shape test_config test_malformed test_forwarding test_fragments test_edge test_xdp test_xdp_restart test_health test_scripts test_ctl test_top test_systemd test_status_page test_manpages test_bgp test_gate test_dashboard test_package").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_docs test_shape test_config test_malformed test_forwarding test_fullnat test_fragments test_edge test_xdp test_xdp_restart test_health test_scripts test_ctl test_top test_systemd test_status_page test_manpages test_bgp test_gate test_dashboard test_package").split()
 
 
 class Result(unittest.TextTestResult):

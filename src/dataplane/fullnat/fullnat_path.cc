@@ -130,6 +130,13 @@ FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, 
     return nullptr;
   }
   const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  // The flow's replies go to the frame's source MAC (client_mac below). A group address there
+  // names no station (IEEE 802.3 §3.2.3: a source address is individual), and replies sent to
+  // it would be flooded to every host on the clients' segment.
+  if (unlikely(d[6] & 0x01)) {
+    why = Drop::FullNatUnsupported;
+    return nullptr;
+  }
   const FlowFacts facts{c.vip, c.vip_index, c.slot_hash, pi.family, tcp, pi.tcp_flags};
   const uint32_t bid =
       newFlowBackend(*c.vip, facts, &w.rr_cursor[c.vip_index % kMaxVips], [&] { return d + pi.saddr_off; });

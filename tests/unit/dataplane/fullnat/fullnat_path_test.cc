@@ -123,6 +123,22 @@ TEST(FullNat, SynLeavesFromAPairAndTheReplyGoesBackFromTheVip) {
   EXPECT_EQ(ctr(*r.w, Ctr::FullNatNew), 1u);
 }
 
+// The replies go to the MAC the first frame came from: a group (multicast) source MAC opens no
+// session, so nothing is ever sent to it.
+TEST(FullNat, GroupSourceMacOpensNoSession) {
+  Rig r;
+  Frame syn = client4(1234, kTcpSyn, kIsn).build();
+  syn[6] = 0x01;  // 01:00:00:00:00:fe
+  EXPECT_FALSE(runOne(*r.w, *r.s, syn));
+  expectOnlyDrop(*r.w, Drop::FullNatUnsupported);
+  EXPECT_EQ(ctr(*r.w, Ctr::FullNatNew), 0u);
+  // The same SYN from the gateway's (individual) MAC opens one, on the first pair.
+  auto o = runOne(*r.w, *r.s, client4(1234, kTcpSyn, kIsn).build());
+  ASSERT_TRUE(o);
+  EXPECT_EQ(sportOf(o->bytes), kLo);
+  EXPECT_EQ(ctr(*r.w, Ctr::FullNatNew), 1u);
+}
+
 TEST(FullNat, OnlyASynOpensASession) {
   Rig r;
   runOne(*r.w, *r.s, client4(1234, kTcpAck, 5, 6, 10).build());
@@ -267,6 +283,44 @@ TEST(FullNatProxy, WithoutTheHeaderNothingMoves) {
   EXPECT_EQ(ack->bytes.size(), 14u + 20 + 20);
   EXPECT_EQ(seqOf(ack->bytes), kIsn + 1);
   EXPECT_EQ(ctr(*r.w, Ctr::ProxyHeaderSent), 0u);
+}
+
+// The source addresses are answered (ARP, ND, echo) on the backends' side only: on the clients'
+// side an answer would give the clients the pool's addresses, and its echo reply would leave
+// toward them from a source address.
+TEST(FullNat, SourceAddressesAnsweredOnlyTowardTheBackends) {
+  Rig r;
+  const MacAddr bcast = macAddr("ff:ff:ff:ff:ff:ff");
+  auto arp = runOne(*r.w, *r.s, PacketBuilder().eth(kB4Mac, bcast).arp(1, kB4Mac, kB4, MacAddr{}, kSnat4).padTo(60).build(),
+                    0, kLan);
+  ASSERT_TRUE(arp);
+  EXPECT_EQ(arp->port, kLan);
+  auto echo = runOne(*r.w, *r.s, PacketBuilder().eth(kB4Mac, kLanMac).ipv4(kB4, kSnat4).icmpEcho(1, 2).payload(8).build(),
+                     0, kLan);
+  ASSERT_TRUE(echo);
+  EXPECT_EQ(echo->port, kLan);
+  auto na = runOne(*r.w, *r.s,
+                   PacketBuilder().eth(kB6Mac, kLanMac).ipv6(kB6, test::solicitedNode(kSnat6)).ttl(255)
+                       .neighborSolicit(kSnat6, kB6Mac).build(), 0, kLan);
+  ASSERT_TRUE(na);
+  EXPECT_EQ(na->port, kLan);
+  EXPECT_EQ(ctr(*r.w, Ctr::ArpReply), 1u);
+  EXPECT_EQ(ctr(*r.w, Ctr::EchoReply), 1u);
+
+  const std::vector<Frame> wan = {
+      PacketBuilder().eth(kGwMac, bcast).arp(1, kGwMac, ipAddr("203.0.113.254"), MacAddr{}, kSnat4).padTo(60).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kClient4, kSnat4).icmpEcho(1, 2).payload(8).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, kSnat6).icmpEcho(1, 2).payload(8).build(),
+      PacketBuilder().eth(kGwMac, kWanMac).ipv6(kClient6, test::solicitedNode(kSnat6)).ttl(255)
+          .neighborSolicit(kSnat6, kGwMac).build(),
+  };
+  EXPECT_TRUE(run(*r.w, *r.s, wan).empty());
+  EXPECT_EQ(ctr(*r.w, Ctr::ArpReply), 1u);
+  EXPECT_EQ(ctr(*r.w, Ctr::EchoReply), 1u);
+  // The echo requests (to the balancer's address: not relayed) and the solicitation (no kernel
+  // path in this topology); the ARP request stays not_ip.
+  EXPECT_EQ(r.w->counters.get(Drop::Icmp), 3u);
+  EXPECT_EQ(r.w->counters.get(Drop::NotIp), 1u);
 }
 
 }  // namespace
