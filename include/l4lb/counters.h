@@ -240,6 +240,13 @@ struct PortCounters {
   uint64_t tx_packets = 0, tx_bytes = 0;
 };
 
+// Full NAT: one source address's (address, port) pairs by state: held by a session, free, or
+// freed and still waiting out the quiet time. A worker publishes its share (WorkerState::
+// snat_ports, at most once a second, publishSnatUsage); the control plane sums them.
+struct SnatPortCounts {
+  uint64_t in_use = 0, free = 0, quiet = 0;
+};
+
 // How busy a worker is: loops that received packets, and TSC cycles spent in them versus all
 // (l4lb_worker_busy_ratio = busy_cycles / total_cycles). With [eal] idle_backoff, the idle
 // sleeps (src/dataplane/idle_backoff.h) and the TSC cycles they took, part of total_cycles.

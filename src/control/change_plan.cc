@@ -74,6 +74,8 @@ std::vector<std::string> vipFields(const VipConfig& a, const VipConfig& b) {
   d("new_flow_rate", a.new_flow_rate, b.new_flow_rate);
   d("new_flow_burst", a.new_flow_burst, b.new_flow_burst);
   d("over_rate", std::string(a.over_rate_drop ? "drop" : "stateless"), std::string(b.over_rate_drop ? "drop" : "stateless"));
+  // Also what the backends' health checks send first (HealthCheckConfig::proxy_v2_local).
+  d("proxy_protocol", std::string(a.proxy_v2 ? "v2" : "none"), std::string(b.proxy_v2 ? "v2" : "none"));
   diffHealth(d, a.health, b.health);
   return out;
 }

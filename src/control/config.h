@@ -83,6 +83,9 @@ struct HealthCheckConfig {
   std::vector<std::pair<uint16_t, uint16_t>> http_expect;  // accepted status ranges; empty = 200..299
   std::string udp_payload = "ping"; // udp: datagram sent
   std::optional<std::string> udp_expect;  // udp: required reply; nullopt = any reply
+  // Not a key: set from the VIP (proxy_protocol = "v2"). tcp/http: a PROXY v2 LOCAL header goes
+  // first, since a backend that expects PROXY headers refuses a connection without one.
+  bool proxy_v2_local = false;
 };
 
 // What a VIP does when none of its backends is usable.

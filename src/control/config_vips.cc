@@ -420,6 +420,7 @@ void ConfigSchema::loadBackends(TableReader& vipTable, VipConfig& vip, bool addr
 void ConfigSchema::loadBackendHealth(TableReader& t, BackendConfig& be, const VipConfig& vip, bool portsOk,
                                      bool vipTimeoutSet) {
   be.health = vip.health;
+  be.health.proxy_v2_local = vip.proxy_v2;
   const Field hn = t.get("health_check");
   const toml::table* ht = hn ? r_.table(hn) : nullptr;
   if (hn && ht == nullptr) return;

@@ -587,7 +587,7 @@ std::vector<api::FlowAnswer> ControlPlane::askFlowTables(bool v6, const void* ke
     for (size_t i = 0; i < queries_.size(); i++) {
       if (!asked[i] || out[i].answered) continue;
       dataplane::FlowQueryAnswer a;
-      if (dataplane::takeFlowAnswer(*queries_[i], a)) out[i] = {true, a.hit, a.value, a.room, a.room_embryonic};
+      if (dataplane::takeFlowAnswer(*queries_[i], a)) out[i] = {true, a.hit, a.value, a.room, a.room_embryonic, a.snat_hit, a.snat_addr, a.snat_port};
       else pending = true;
     }
     if (!pending || monoMsNow() >= deadline) break;

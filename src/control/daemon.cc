@@ -201,6 +201,7 @@ bool createWorkers(Daemon& d) {
     // change the list, reload.cc).
     if (const SnatPools pools = snatPools(cfg); !pools.addrs.empty()) {
       st->fullnat = dataplane::FullNatState::create(pools.addrs, uint16_t(w), uint16_t(d.nworkers), socket, err);
+      st->snat_ports.resize(pools.addrs.size());
       if (!st->fullnat) {
         logError(err + " (full NAT's session index; give EAL more memory)");
         return false;

@@ -47,6 +47,19 @@ class Writer {
 
 std::string label(const char* k, const std::string& v) { return std::string(k) + "=\"" + escapeLabel(v) + "\""; }
 
+// l4lb_snat_ports: full NAT's source pairs per address, by state (present only with fullnat VIPs).
+void renderSnat(Writer& w, const std::vector<ObservedSnat>& snat) {
+  w.family("l4lb_snat_ports", "gauge",
+           "Full-NAT source ports of an address over all workers: in_use (held by a session), free, quiet (freed, "
+           "waiting out snat_quiet_time).");
+  for (const ObservedSnat& s : snat) {
+    const std::string a = label("address", s.address);
+    w.sample("l4lb_snat_ports", a + ",state=\"in_use\"", num(s.c.in_use));
+    w.sample("l4lb_snat_ports", a + ",state=\"free\"", num(s.c.free));
+    w.sample("l4lb_snat_ports", a + ",state=\"quiet\"", num(s.c.quiet));
+  }
+}
+
 // l4lb_sync_*: flow sync between balancers (control/sync/), present only when [sync] is enabled.
 void renderSync(Writer& w, const sync::SyncStatus& s) {
   using sync::kSyncRejectNames;
@@ -189,6 +202,7 @@ std::string renderMetrics(const Observation& o) {
   w.metric("l4lb_snapshot_publishes_total", "counter", "Snapshots published to the workers.", {{"", num(o.publishes)}});
   w.metric("l4lb_health_transitions_total", "counter", "Backend health state changes.", {{"", num(o.health_transitions)}});
   if (o.sync) renderSync(w, *o.sync);
+  if (!o.snat.empty()) renderSnat(w, o.snat);
   if (o.bgp.enabled) {
     w.family("l4lb_vip_announced", "gauge", "1 while the VIP's prefix is announced through BIRD (bgp).");
     for (const auto& [vip, on] : o.bgp.vips) w.sample("l4lb_vip_announced", label("vip", vip), on ? "1" : "0");

@@ -35,6 +35,12 @@ struct ObservedWorker {
   uint64_t capacity = 0;  // per family
 };
 
+// A full-NAT source address's pairs over all workers (SnatPortCounts).
+struct ObservedSnat {
+  std::string address;
+  SnatPortCounts c;
+};
+
 struct ObservedPort {
   std::string name;
   PortCounters c;
@@ -70,6 +76,7 @@ struct Observation {
   std::vector<ObservedBackend> backends;
   std::vector<ObservedWorker> workers;
   std::vector<ObservedPort> ports;
+  std::vector<ObservedSnat> snat;  // Snapshot::snat_addrs order; empty without fullnat VIPs
   Histogram health_ok, health_failed;  // health check durations by result
   uint64_t reloads_ok = 0, reloads_failed = 0;
   uint64_t publishes = 0, health_transitions = 0;

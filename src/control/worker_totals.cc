@@ -23,6 +23,12 @@ void accumulate(PortCounters& into, const PortCounters& c) {
   into.tx_bytes += c.tx_bytes;
 }
 
+void accumulate(SnatPortCounts& into, const SnatPortCounts& c) {
+  into.in_use += c.in_use;
+  into.free += c.free;
+  into.quiet += c.quiet;
+}
+
 WorkerTotals sumWorkers(const std::vector<const dataplane::WorkerState*>& workers,
                         const std::vector<uint32_t>& backend_ids, size_t nports) {
   WorkerTotals t;
@@ -37,6 +43,9 @@ WorkerTotals sumWorkers(const std::vector<const dataplane::WorkerState*>& worker
     // FlowTable::size() is a relaxed atomic the worker updates: off by a burst at worst.
     t.flows4 += w->flows4 ? w->flows4->size() : 0;
     t.flows6 += w->flows6 ? w->flows6->size() : 0;
+    // Sized before the workers start and never resized: only the counts change under us.
+    if (t.snat.size() < w->snat_ports.size()) t.snat.resize(w->snat_ports.size());
+    for (size_t a = 0; a < w->snat_ports.size(); a++) accumulate(t.snat[a], w->snat_ports[a]);
     t.embryonic += (w->flows4 ? w->flows4->embryonic() : 0) + (w->flows6 ? w->flows6->embryonic() : 0);
   }
   return t;

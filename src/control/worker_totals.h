@@ -21,6 +21,7 @@ namespace l4lb::control {
 void accumulate(WorkerCounters& into, const WorkerCounters& c);
 void accumulate(BackendCounters& into, const BackendCounters& c);
 void accumulate(PortCounters& into, const PortCounters& c);
+void accumulate(SnatPortCounts& into, const SnatPortCounts& c);
 
 struct WorkerTotals {
   WorkerCounters counters;                       // drops and events over all workers
@@ -28,6 +29,9 @@ struct WorkerTotals {
   std::vector<PortCounters> ports;               // Snapshot::ports index (the first `nports`)
   uint64_t flows4 = 0, flows6 = 0;               // flow-table entries over all workers
   uint64_t embryonic = 0;                         // ... of them embryonic (both families)
+  // Full NAT's pools per source address (Snapshot::snat_addrs index): each worker's share as it
+  // last published it (at most a second old); empty without fullnat VIPs.
+  std::vector<SnatPortCounts> snat;
 
   BackendCounters backend(uint32_t id) const {
     auto it = backends.find(id);
@@ -37,7 +41,7 @@ struct WorkerTotals {
 
 // Sums `workers`: every WorkerCounters, the BackendCounters of `backend_ids` (only those: the
 // arrays hold kMaxCountedBackends entries each), the PortCounters of the first `nports` ports
-// and the flow-table sizes.
+// the flow-table sizes and the full-NAT pools' usage.
 WorkerTotals sumWorkers(const std::vector<const dataplane::WorkerState*>& workers,
                         const std::vector<uint32_t>& backend_ids = {}, size_t nports = 0);
 

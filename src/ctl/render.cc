@@ -131,6 +131,16 @@ void printBackends(std::string& out, const json& r, int64_t now) {
 template <>
 constexpr Renderer kRender<CommandId::Backends> = printBackends;
 
+// Full NAT's pools per source address (only with fullnat VIPs).
+void printSnatUsage(std::string& out, const json& r) {
+  if (!r.contains("snat") || r["snat"].empty()) return;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : r["snat"])
+    rows.push_back({str(a["address"]), str(a["in_use"]), str(a["free"]), str(a["quiet"])});
+  appendf(out, "snat ports:\n");
+  appendTable(out, {"ADDRESS", "IN_USE", "FREE", "QUIET"}, rows, "  ");
+}
+
 void printStats(std::string& out, const json& r, int64_t) {
   std::vector<std::vector<std::string>> rows;
   appendf(out, "vips:\n");
@@ -168,6 +178,7 @@ void printStats(std::string& out, const json& r, int64_t) {
   if (rows.empty()) appendf(out, "  none\n");
   else appendTable(out, {"REASON", "PACKETS"}, rows, "  ");
   appendf(out, "new flows/s: %.1f\n", r["new_flows_per_s"].get<double>());
+  printSnatUsage(out, r);
 }
 template <>
 constexpr Renderer kRender<CommandId::Stats> = printStats;
@@ -195,6 +206,15 @@ void printReload(std::string& out, const json& r, int64_t) {
 template <>
 constexpr Renderer kRender<CommandId::Reload> = printReload;
 
+// Full NAT: the source pair the flow uses toward its backend, and the PROXY v2 header.
+void printExplainFullNat(std::string& out, const json& r) {
+  if (!r.contains("fullnat")) return;
+  const json& f = r["fullnat"];
+  if (f["source"].is_null()) appendf(out, "snat:       none yet (a new flow takes its worker's next free pair)\n");
+  else appendf(out, "snat:       %s (worker %s)\n", str(f["source"]).c_str(), str(f["worker"]).c_str());
+  appendf(out, "proxy v2:   %s\n", f["proxy_v2"].get<bool>() ? "on" : "off");
+}
+
 void printExplain(std::string& out, const json& r, int64_t) {
   appendf(out, "flow:       %s\n", str(r["flow"]).c_str());
   appendf(out, "vip:        %s\n", str(r["vip"]).c_str());
@@ -207,6 +227,7 @@ void printExplain(std::string& out, const json& r, int64_t) {
   if (r.contains("candidates")) appendf(out, "candidates: %s\n", r["candidates"].dump().c_str());
   appendf(out, "why:        %s\n", str(r["reason"]).c_str());
   appendf(out, "flow table: %s\n", str(r["flow_table"]).c_str());
+  printExplainFullNat(out, r);
 }
 template <>
 constexpr Renderer kRender<CommandId::Explain> = printExplain;

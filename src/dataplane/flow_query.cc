@@ -24,6 +24,18 @@ void answerFlowQuery(WorkerState& w, const Snapshot* s, uint32_t now_ms) {
     q.room = ft.size() < ft.capacity();
     q.room_embryonic = q.room && ft.embryonic() < FlowAdmission{}.embryonicLimit(ft.capacity());
   }
+  // Full NAT: the client's side of a session is in the worker's own index (fullnat_state.h),
+  // keyed as the flow table is; its value names the source pair.
+  q.snat_hit = false;
+  if (w.fullnat != nullptr) {
+    uint64_t raw = 0;
+    if (w.fullnat->index(q.v6).lookup(q.key, idx, raw)) {
+      const SnatPair p = w.fullnat->unpackPair(FlowValue::unpack(raw).backend_id);
+      q.snat_hit = true;
+      q.snat_addr = p.addr;
+      q.snat_port = p.port;
+    }
+  }
   q.answer.store(req, std::memory_order_release);
 }
 
@@ -39,7 +51,7 @@ bool postFlowQuery(FlowQuery& q, bool v6, const void* key, size_t key_len) {
 
 bool takeFlowAnswer(const FlowQuery& q, FlowQueryAnswer& out) {
   if (q.answer.load(std::memory_order_acquire) != q.request.load(std::memory_order_relaxed)) return false;
-  out = {q.hit, q.value, q.room, q.room_embryonic};
+  out = {q.hit, q.value, q.room, q.room_embryonic, q.snat_hit, q.snat_addr, q.snat_port};
   return true;
 }
 

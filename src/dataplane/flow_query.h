@@ -31,6 +31,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) FlowQuery {
   uint64_t value = 0;  // FlowValue::pack() of the entry when hit
   bool room = false;   // the table could take a new confirmed key (a new flow would be tracked)
   bool room_embryonic = false;  // ... and a new embryonic key (SYN, first UDP packet)
+  // Full NAT (WorkerState::fullnat): the key's session in the worker's index, and its pair.
+  bool snat_hit = false;
+  uint32_t snat_addr = 0;  // Snapshot::snat_addrs index
+  uint16_t snat_port = 0;  // host order
 };
 
 // A worker's answer to a FlowQuery: the facts decideFlow takes from the flow table.
@@ -39,6 +43,9 @@ struct FlowQueryAnswer {
   uint64_t value = 0;
   bool room = false;
   bool room_embryonic = false;
+  bool snat_hit = false;
+  uint32_t snat_addr = 0;
+  uint16_t snat_port = 0;
 };
 
 // Serves a pending FlowQuery (workerMain calls it when request != answer) by the admission

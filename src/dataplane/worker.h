@@ -70,6 +70,12 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   // Full NAT's sessions and this worker's share of the source pairs (fullnat/fullnat_state.h);
   // null without fullnat VIPs.
   std::unique_ptr<FullNatState> fullnat;
+  // Full NAT's pool usage per source address (Snapshot::snat_addrs index), this worker's share:
+  // written by the worker (publishSnatUsage, at most once a second), read and summed by the
+  // control plane like the counters above. Sized by the daemon with `fullnat`, before the
+  // worker starts; never resized after.
+  std::vector<SnatPortCounts> snat_ports;
+  uint32_t snat_published_ms = 0;
   // IP fragments (frag_table.h); null: fragments take the exception path as unparsed packets.
   std::unique_ptr<FragTable> frags;
   // With several workers, every worker's fragment ring (index = worker; multi-producer,

@@ -69,6 +69,7 @@ uint32_t sweepFlows(WorkerState& w, uint32_t now_ms, const Snapshot& s) {
   if (unlikely(w.fullnat != nullptr) && now_ms != w.fullnat->sweep_last_ms) {
     w.fullnat->sweep_last_ms = now_ms;
     sweepFullNat(w, now_ms, s.timeouts, uint32_t(std::max<uint64_t>(w.fullnat->totalSlots() / 1000 + 1, 16)));
+    if (uint32_t(now_ms - w.snat_published_ms) >= kSnatPublishMs) publishSnatUsage(w, now_ms);
   }
   // Flow sync: every live entry is visited at least once per sync_announce_ms.
   if (unlikely(w.sync_out != nullptr && s.sync_announce_ms != 0))

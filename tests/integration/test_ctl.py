@@ -224,11 +224,13 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(sum(s["drops"].values()), 0)
         self.assertEqual([p["port"] for p in s["ports"]], ["client", "server"])
         self.assertEqual([v["vip"] for v in s["vips"]], ["web"])
+        self.assertEqual(s["snat"], [])  # full NAT's pools: no fullnat VIP here
         rc, out, _ = ctl(self.d, "stats")
         self.assertEqual(rc, 0)
         self.assertRegex(out, rf"\n  0\s+{NFLOWS}\s+{NFLOWS}\s+0\s+{NFLOWS}\s+0\s")
         self.assertIn("drops:\n  none", out)
         self.assertIn("new flows/s:", out)
+        self.assertNotIn("snat ports:", out)
         # Per-backend and per-port counters: each SYN counted for the backend whose MAC it left with.
         per_backend = {b["backend"]: b["packets"] for b in s["backends"]}
         by_mac = {m: f"{a}:0" for a, m in BACKENDS}
@@ -465,6 +467,7 @@ class CtlTest(unittest.TestCase):
                           ("l4lb_config_reloads", "counter")):
             self.assertEqual(types.get(name), typ, name)
         self.assertIn("# HELP l4lb_packets_total ", body)
+        self.assertNotIn("l4lb_snat_ports", fams)  # only with fullnat VIPs
 
         def samples(fam, suffix=""):
             return {tuple(sorted(s.labels.items())): s.value for s in fams[fam].samples if s.name == fam + suffix}

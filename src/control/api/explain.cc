@@ -171,6 +171,21 @@ void explainDecision(const Snapshot& s, const SnapVip& v, uint32_t vi, hash_sig_
   }
 }
 
+// Full NAT: the source pair (address:port) the flow leaves from toward its backend, from the
+// worker whose index holds its session (null when no worker does: a new flow takes the next
+// free pair of its worker), and whether the backend gets a PROXY v2 header first.
+json fullNatJson(const Snapshot& s, const SnapVip& v, const std::vector<FlowAnswer>& answers) {
+  json j{{"proxy_v2", v.proxy_v2}, {"source", nullptr}, {"worker", nullptr}};
+  for (size_t i = 0; i < answers.size(); i++) {
+    const FlowAnswer& a = answers[i];
+    if (!a.answered || !a.snat_hit || a.snat_addr >= s.snat_addrs.size()) continue;
+    j["source"] = endpoint(s.snat_addrs[a.snat_addr].addr, a.snat_port);
+    j["worker"] = i;
+    break;
+  }
+  return j;
+}
+
 }  // namespace
 
 json cmdExplain(OperatorView& view, const Args& args) {
@@ -210,6 +225,7 @@ json cmdExplain(OperatorView& view, const Args& args) {
                                                           : view.askFlowTables(true, &k6, sizeof(k6));
   explainDecision(*s, *v, vi, sig, src->first.bytes.data(), f, proto == uint8_t(Proto::Tcp), answers,
                   view.workerClockMs(), j);
+  if (v->mode == FwdMode::FullNat) j["fullnat"] = fullNatJson(*s, *v, answers);
   return j;
 }
 

@@ -67,6 +67,9 @@ Observation observe(const OperatorView& view) {
     o.workers.push_back(ow);
   }
   for (size_t p = 0; p < nports; p++) o.ports.push_back({s->ports[p].name, t.ports[p]});
+  if (s != nullptr)
+    for (size_t a = 0; a < s->snat_addrs.size(); a++)
+      o.snat.push_back({s->snat_addrs[a].addr.str(), a < t.snat.size() ? t.snat[a] : SnatPortCounts{}});
   o.health_ok = f.health_ok;
   o.health_failed = f.health_failed;
   o.reloads_ok = f.stats.reloads_ok;
@@ -237,8 +240,12 @@ json cmdStats(OperatorView& view, const Args&) {
   for (const ObservedPort& p : o.ports)
     ports.push_back({{"port", p.name}, {"rx_packets", p.c.rx_packets}, {"rx_bytes", p.c.rx_bytes},
                      {"tx_packets", p.c.tx_packets}, {"tx_bytes", p.c.tx_bytes}});
+  json snat = json::array();
+  for (const ObservedSnat& a : o.snat)
+    snat.push_back({{"address", a.address}, {"in_use", a.c.in_use}, {"free", a.c.free}, {"quiet", a.c.quiet}});
   return {{"vips", vips},   {"backends", backends}, {"workers", workers},
-          {"ports", ports}, {"drops", drops_total}, {"new_flows_per_s", view.runFacts().new_flows_per_s}};
+          {"ports", ports}, {"drops", drops_total}, {"new_flows_per_s", view.runFacts().new_flows_per_s},
+          {"snat", snat}};
 }
 
 }  // namespace l4lb::control::api

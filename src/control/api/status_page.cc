@@ -40,6 +40,18 @@ std::string td(const std::string& v, const char* cls = nullptr) {
   return cls ? "<td class=\"" + std::string(cls) + "\">" + v + "</td>" : "<td>" + v + "</td>";
 }
 
+// Full NAT's source ports per address; nothing without fullnat VIPs.
+std::string snatTable(const std::vector<StatusSnat>& snat) {
+  if (snat.empty()) return {};
+  std::string h =
+      "<h2>Full-NAT source ports</h2>\n<table id=\"snat\"><tr><th>address</th><th>in use</th><th>free</th>"
+      "<th>quiet</th></tr>\n";
+  for (const StatusSnat& s : snat)
+    h += "<tr>" + td(htmlEscape(s.address)) + td(std::to_string(s.in_use), "n") + td(std::to_string(s.free), "n") +
+         td(std::to_string(s.quiet), "n") + "</tr>\n";
+  return h + "</table>\n";
+}
+
 }  // namespace
 
 std::string renderStatusPage(const StatusPage& p) {
@@ -80,6 +92,7 @@ std::string renderStatusPage(const StatusPage& p) {
     }
     h += "</table>\n";
   }
+  h += snatTable(p.snat);
   h += "<h2>Drops</h2>\n<table id=\"drops\"><tr><th>reason</th><th>packets</th></tr>\n";
   for (const auto& [reason, n] : p.drops) h += "<tr>" + td(htmlEscape(reason)) + td(std::to_string(n), "n") + "</tr>\n";
   h += "</table>\n<h2>Workers</h2>\n<table id=\"workers\"><tr><th>worker</th><th>busy</th></tr>\n";

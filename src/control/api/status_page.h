@@ -26,6 +26,12 @@ struct StatusVip {
   std::vector<StatusBackend> backends;
 };
 
+// A full-NAT source address's pairs over all workers.
+struct StatusSnat {
+  std::string address;
+  uint64_t in_use = 0, free = 0, quiet = 0;
+};
+
 struct StatusPage {
   std::string version;
   double uptime_s = 0;
@@ -34,6 +40,7 @@ struct StatusPage {
   std::vector<StatusVip> vips;
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> packets, every reason
   std::vector<double> worker_busy;                      // per worker, 0..1
+  std::vector<StatusSnat> snat;                         // empty without fullnat VIPs
   uint32_t refresh_s = 2;
 };
 

@@ -44,6 +44,7 @@ StatusPage statusPage(const OperatorView& view) {
   const WorkerCounters total = sumWorkers(view.workers()).counters;
   for (size_t r = 1; r < size_t(Drop::Count); r++) p.drops.emplace_back(std::string(kDropNames[r]), total.drops[r]);
   for (const ObservedWorker& w : o.workers) p.worker_busy.push_back(w.busy_ratio);
+  for (const ObservedSnat& a : o.snat) p.snat.push_back({a.address, a.c.in_use, a.c.free, a.c.quiet});
   return p;
 }
 

@@ -50,6 +50,10 @@ struct FlowAnswer {
   uint64_t value = 0;     // dataplane::FlowValue::pack() when hit
   bool room = true;       // the worker's table could take a new confirmed flow
   bool room_embryonic = true;  // ... and a new embryonic one (SYN, first UDP packet: quota)
+  // Full NAT: the worker holds a session for the key, from this source pair.
+  bool snat_hit = false;
+  uint32_t snat_addr = 0;  // Snapshot::snat_addrs index
+  uint16_t snat_port = 0;
 };
 
 // Facts about the running process that `status` and /metrics report.

@@ -1,5 +1,6 @@
 // type http: GET http_path (RFC 9112 §3), then the status line of the reply decides: a status
-// in http_expect (default 200..299) passes, anything else fails with "status N".
+// in http_expect (default 200..299) passes, anything else fails with "status N". Behind a VIP
+// that sends PROXY v2 headers, the LOCAL header goes in front of the request.
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -37,7 +38,7 @@ class HttpCheck final : public SocketCheck {
   explicit HttpCheck(const HealthTarget& t) : SocketCheck(t, Transport::Stream) {}
 
  private:
-  std::optional<ProbeResult> onConnected(uint64_t now_us) override { return sendRequest(request(), now_us); }
+  std::optional<ProbeResult> onConnected(uint64_t now_us) override { return sendRequest(proxyPrefix() + request(), now_us); }
 
   // RFC 9112 §3: origin-form request; Connection: close so the backend ends the exchange.
   std::string request() const {

@@ -13,7 +13,7 @@ bool sameCheck(const HealthCheckConfig& a, const HealthCheckConfig& b) {
   auto tie = [](const HealthCheckConfig& c) {
     return std::tie(c.type, c.interval_ms, c.timeout_ms, c.rise, c.fall, c.max_latency_ms,
                     c.jitter_pct, c.port, c.http_path, c.http_host, c.http_expect, c.udp_payload,
-                    c.udp_expect);
+                    c.udp_expect, c.proxy_v2_local);
   };
   return tie(a) == tie(b);
 }

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "dataplane/fullnat/proxy_v2.h"
+
 namespace l4lb::control {
 
 namespace {
@@ -119,6 +121,13 @@ std::optional<ProbeResult> SocketCheck::sendPending(uint64_t now_us) {
   }
   phase_ = Phase::Receiving;
   return std::nullopt;
+}
+
+std::string SocketCheck::proxyPrefix() const {
+  if (!target_.cfg.proxy_v2_local) return {};
+  uint8_t b[dataplane::fullnat::kProxyV2HdrLen];
+  const size_t n = dataplane::fullnat::writeProxyV2Local(b);
+  return std::string(reinterpret_cast<const char*>(b), n);
 }
 
 ProbeResult SocketCheck::fail(std::string reason, uint64_t now_us) const {

@@ -43,6 +43,11 @@ class SocketCheck : public Probe {
   ProbeResult fail(std::string reason, uint64_t now_us) const;
   ProbeResult succeed(std::string reason, uint64_t now_us) const;
 
+  // The PROXY v2 LOCAL header (HAProxy's "The PROXY protocol" §2.2, 16 bytes) when the check's
+  // VIP sends PROXY headers (HealthCheckConfig::proxy_v2_local), else empty: a backend behind
+  // such a VIP expects one first on every connection, and LOCAL says "use the real addresses".
+  std::string proxyPrefix() const;
+
   const HealthTarget& target() const { return target_; }
   int socketFd() const { return fd_; }
 

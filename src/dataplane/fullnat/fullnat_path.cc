@@ -1,5 +1,6 @@
 #include "dataplane/fullnat/fullnat_path.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <rte_byteorder.h>
@@ -322,6 +323,20 @@ uint32_t sweepFullNat(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t, ui
     }
   }
   return ended;
+}
+
+void publishSnatUsage(WorkerState& w, uint32_t now_ms) {
+  w.snat_published_ms = now_ms;
+  if (w.fullnat == nullptr) return;
+  const uint32_t n = std::min<uint32_t>(w.fullnat->naddrs(), uint32_t(w.snat_ports.size()));
+  for (uint32_t i = 0; i < n; i++) {
+    const FullNatState::Usage u = w.fullnat->usage(i, now_ms);
+    // Plain stores, one word each: the control thread reads them as it reads the counters.
+    SnatPortCounts& c = w.snat_ports[i];
+    c.in_use = u.in_use;
+    c.free = u.waiting - u.quiet;
+    c.quiet = u.quiet;
+  }
 }
 
 }  // namespace l4lb::dataplane

@@ -41,4 +41,11 @@ namespace l4lb::dataplane {
 // at): their pairs go back to the pool to wait out the quiet time. Returns how many ended.
 uint32_t sweepFullNat(WorkerState& w, uint32_t now_ms, const FlowTimeouts& t, uint32_t budget);
 
+// How often a worker publishes its pool usage (WorkerState::snat_ports).
+inline constexpr uint32_t kSnatPublishMs = 1000;
+
+// Writes this worker's pool usage per source address into WorkerState::snat_ports (the first
+// snat_ports.size() addresses): pairs in use, free, in their quiet time at `now_ms`.
+void publishSnatUsage(WorkerState& w, uint32_t now_ms);
+
 }  // namespace l4lb::dataplane

@@ -73,10 +73,20 @@ FullNatState::Usage FullNatState::usage(uint32_t addr, uint32_t now_ms) const {
   Usage u;
   u.waiting = a.count;
   u.in_use = uint32_t(a.ring.size()) - a.count;
-  for (uint32_t i = 0; i < a.count; i++) {
+  // The FIFO is in release order (never-used pairs, since 0, at the front): the pairs still in
+  // their quiet time are its back part, found by a binary search, so the worker can publish the
+  // counts (publishSnatUsage) without walking every free pair.
+  auto quiet = [&](uint32_t i) {
     const Queued& q = a.ring[(a.head + i) % a.ring.size()];
-    if (q.since_ms != 0 && uint32_t(now_ms - q.since_ms) < a.quiet_ms) u.quiet++;
+    return q.since_ms != 0 && uint32_t(now_ms - q.since_ms) < a.quiet_ms;
+  };
+  uint32_t lo = 0, hi = a.count;
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (quiet(mid)) hi = mid;
+    else lo = mid + 1;
   }
+  u.quiet = a.count - lo;
   return u;
 }
 

@@ -42,6 +42,15 @@ TEST(ChangePlan, VipSettingsAreNamedInTheDiff) {
   EXPECT_EQ(d.vips[0].slots_total, 0u);
 }
 
+TEST(ChangePlan, ProxyProtocolIsNamedInTheDiff) {
+  Config a = base(), n = base();
+  a.vips[0].forwarding = n.vips[0].forwarding = FwdMode::FullNat;
+  n.vips[0].proxy_v2 = true;
+  const ConfigDiff d = diffConfigs(a, n);
+  ASSERT_EQ(d.vips.size(), 1u);
+  EXPECT_EQ(d.vips[0].fields, (std::vector<std::string>{"proxy_protocol (\"none\" -> \"v2\")"}));
+}
+
 TEST(ChangePlan, BackendSettingsAndWeightCountOnce) {
   Config n = base();
   n.vips[0].backends[0].weight = 4;

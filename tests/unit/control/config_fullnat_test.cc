@@ -48,11 +48,15 @@ TEST(ConfigFullNat, KeysAndDefaults) {
   EXPECT_EQ(v.snat_port_hi, 2999);
   EXPECT_EQ(v.snat_quiet_ms, 2500u);
   EXPECT_TRUE(v.proxy_v2);
+  // The backends' health checks send a PROXY v2 LOCAL header first (health/socket_check.h).
+  ASSERT_EQ(v.backends.size(), 1u);
+  EXPECT_TRUE(v.backends[0].health.proxy_v2_local);
   Config d = load(vip("snat_addresses = [\"198.18.2.2\"]\n"));
   EXPECT_EQ(d.vips[0].snat_port_lo, 1024);
   EXPECT_EQ(d.vips[0].snat_port_hi, 65535);
   EXPECT_EQ(d.vips[0].snat_quiet_ms, 60'000u);
   EXPECT_FALSE(d.vips[0].proxy_v2);
+  EXPECT_FALSE(d.vips[0].backends[0].health.proxy_v2_local);
 }
 
 TEST(ConfigFullNat, SourceAddressesAreRequired) {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "control/health/health_checker.h"
+#include "control/health/health_target.h"
 #include "poll_loop.h"
 
 namespace l4lb::control {
@@ -401,6 +403,104 @@ TEST(HealthProbeTcp, BackToUpAfterTheListenerReturns) {
   ASSERT_EQ(tr.size(), 1u);
   EXPECT_EQ(describe(tr[0]), "k: down -> up (connected)");
   EXPECT_EQ(c.status("k")->successes, 2u);
+}
+
+// A backend behind a VIP with proxy_protocol = "v2": it reads 16 bytes first and refuses (closes
+// without a reply) unless they are the PROXY v2 LOCAL header, as HAProxy's accept-proxy does.
+const std::string kLocalHeader("\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a\x20\x00\x00\x00", 16);
+
+std::string readExactly(int fd, size_t want) {
+  std::string got;
+  char buf[64];
+  while (got.size() < want) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 2000) <= 0) break;
+    ssize_t n = ::recv(fd, buf, std::min(sizeof(buf), want - got.size()), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+TEST(HealthProbeProxyV2, HttpSendsTheLocalHeaderFirst) {
+  std::mutex mu;
+  std::vector<std::string> heads, requests;
+  TcpServer srv([&](int fd) {
+    const std::string head = readExactly(fd, kLocalHeader.size());
+    std::string req;
+    if (head == kLocalHeader) {
+      req = readRequest(fd);
+      sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    }
+    {
+      std::lock_guard<std::mutex> g(mu);
+      heads.push_back(head);
+      requests.push_back(req);
+    }
+    ::close(fd);
+  });
+  HealthTarget t = target(HealthType::Http, srv.port());
+  t.cfg.proxy_v2_local = true;
+  Health st = Health::Unknown;
+  EXPECT_EQ(firstReason(t, &st), "status 200");
+  EXPECT_EQ(st, Health::Up);
+  {
+    std::lock_guard<std::mutex> g(mu);
+    ASSERT_GE(heads.size(), 1u);
+    EXPECT_EQ(heads[0], kLocalHeader);
+    // The request follows the header unchanged.
+    EXPECT_EQ(requests[0].rfind("GET / HTTP/1.1\r\nHost: 127.0.0.1:", 0), 0u) << requests[0];
+  }
+
+  // Negative control: the same server, a check without the header: the server reads the
+  // request's first 16 bytes as a header, refuses, and the backend is down. (It closes with the
+  // rest of the request unread, so the kernel resets the connection: RFC 2525 §2.17.)
+  t.cfg.proxy_v2_local = false;
+  EXPECT_EQ(firstReason(t, &st), "connection reset");
+  EXPECT_EQ(st, Health::Down);
+  std::lock_guard<std::mutex> g(mu);
+  ASSERT_GE(heads.size(), 2u);
+  EXPECT_EQ(heads.back(), "GET / HTTP/1.1\r\n");
+}
+
+TEST(HealthProbeProxyV2, TcpSendsTheLocalHeaderAndPassesOnConnect) {
+  std::mutex mu;
+  std::vector<std::string> heads;
+  TcpServer srv([&](int fd) {
+    // Whatever arrives before the check's reset: 16 bytes, or nothing (a plain tcp check).
+    std::string head;
+    char buf[64];
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 500) == 1) {
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n > 0) head.assign(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    std::lock_guard<std::mutex> g(mu);
+    heads.push_back(head);
+  });
+  HealthTarget t = target(HealthType::Tcp, srv.port());
+  t.cfg.proxy_v2_local = true;
+  Health st = Health::Unknown;
+  EXPECT_EQ(firstReason(t, &st), "connected");
+  EXPECT_EQ(st, Health::Up);
+  for (int i = 0; i < 200; i++) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (!heads.empty()) break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  std::lock_guard<std::mutex> g(mu);
+  ASSERT_GE(heads.size(), 1u);
+  EXPECT_EQ(heads[0], kLocalHeader);
+}
+
+TEST(HealthProbeProxyV2, AChangedHeaderSettingIsAnotherCheck) {
+  HealthCheckConfig a, b;
+  b.proxy_v2_local = true;
+  EXPECT_TRUE(sameCheck(a, a));
+  EXPECT_FALSE(sameCheck(a, b));
 }
 
 TEST(HealthProbeIpv6, HttpOverLoopbackWithABracketedHost) {

@@ -119,6 +119,8 @@ TEST(Metrics, RendersSummedCounters) {
   o.workers.push_back(w);
   o.health_ok.observe(0.002);
   o.reloads_failed = 4;
+  o.snat.push_back({"198.18.2.2", {3, 1020, 1}});
+  o.snat.push_back({"2001:db8:2::2", {0, 1024, 0}});
   const std::string m = renderMetrics(o);
   for (const char* line : {
            "# TYPE l4lb_packets_total counter\n",
@@ -138,9 +140,17 @@ TEST(Metrics, RendersSummedCounters) {
            "l4lb_health_check_duration_seconds_count{result=\"failed\"} 0\n",
            "l4lb_config_reloads_total{result=\"failed\"} 4\n",
            "l4lb_build_info{version=\"9.9\"} 1\n",
+           "# TYPE l4lb_snat_ports gauge\n",
+           "l4lb_snat_ports{address=\"198.18.2.2\",state=\"in_use\"} 3\n"
+           "l4lb_snat_ports{address=\"198.18.2.2\",state=\"free\"} 1020\n"
+           "l4lb_snat_ports{address=\"198.18.2.2\",state=\"quiet\"} 1\n"
+           "l4lb_snat_ports{address=\"2001:db8:2::2\",state=\"in_use\"} 0\n",
        })
     EXPECT_NE(m.find(line), std::string::npos) << line;
   EXPECT_EQ(m.find("reason=\"ok\""), std::string::npos);  // "ok" is not a drop
+  // Without fullnat VIPs there is no family at all.
+  o.snat.clear();
+  EXPECT_EQ(renderMetrics(o).find("l4lb_snat_ports"), std::string::npos);
 }
 
 std::string roundTrip(const std::string& path, const std::string& req, OneShotServer& srv) {

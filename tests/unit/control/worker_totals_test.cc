@@ -44,6 +44,21 @@ TEST(WorkerTotals, SumsEveryKindOfCounter) {
   EXPECT_EQ(t.flows4, 0u);  // no tables
 }
 
+TEST(WorkerTotals, SumsTheFullNatPoolsPerAddress) {
+  dataplane::WorkerState a, b, none;
+  a.snat_ports = {{3, 10, 1}, {0, 20, 0}};
+  b.snat_ports = {{4, 9, 2}, {1, 19, 5}};
+  const WorkerTotals t = sumWorkers({&a, &none, &b});
+  ASSERT_EQ(t.snat.size(), 2u);
+  EXPECT_EQ(t.snat[0].in_use, 7u);
+  EXPECT_EQ(t.snat[0].free, 19u);
+  EXPECT_EQ(t.snat[0].quiet, 3u);
+  EXPECT_EQ(t.snat[1].in_use, 1u);
+  EXPECT_EQ(t.snat[1].free, 39u);
+  EXPECT_EQ(t.snat[1].quiet, 5u);
+  EXPECT_TRUE(sumWorkers({&none}).snat.empty());  // no fullnat VIPs
+}
+
 TEST(WorkerTotals, NoWorkersAndPortCap) {
   const WorkerTotals t = sumWorkers({}, {1}, kMaxPorts + 5);
   EXPECT_EQ(t.counters.totalDrops(), 0u);

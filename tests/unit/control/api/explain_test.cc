@@ -180,6 +180,34 @@ TEST(ApiExplain, RoundRobinListsCandidates) {
   EXPECT_NE(text.find("backend:    -\ncandidates: [\"198.18.0.21:0\"]\n"), std::string::npos) << text;
 }
 
+// Full NAT: the source pair of the worker that holds the session, and the PROXY v2 header.
+TEST(ApiExplain, FullNatShowsTheSourcePairAndProxyV2) {
+  FakeView v(kFullNatToml, 3);
+  FlowAnswer held{true, false, 0};
+  held.snat_hit = true;
+  held.snat_addr = 1;  // 198.18.0.3
+  held.snat_port = 2004;
+  v.answers = {{true, false, 0}, held, {false}};
+  json r = call(v, "explain", {"tcp", "198.18.0.50:40000", "198.18.0.30:443"});
+  ASSERT_EQ(r["ok"], true) << r;
+  EXPECT_EQ(r["vip"], "app");
+  EXPECT_EQ(r["backend"], "198.18.0.31:8443");
+  EXPECT_EQ(r["fullnat"], (json{{"proxy_v2", true}, {"source", "198.18.0.3:2004"}, {"worker", 1}}));
+  const std::string text = ctl::renderReply("explain", r, 0);
+  EXPECT_NE(text.find("\nsnat:       198.18.0.3:2004 (worker 1)\nproxy v2:   on\n"), std::string::npos) << text;
+  // No worker holds a session: no pair yet.
+  v.answers = {{true, false, 0}, {true, false, 0}, {true, false, 0}};
+  r = call(v, "explain", {"tcp", "198.18.0.50:40000", "198.18.0.30:443"});
+  EXPECT_EQ(r["fullnat"], (json{{"proxy_v2", true}, {"source", nullptr}, {"worker", nullptr}}));
+  EXPECT_NE(ctl::renderReply("explain", r, 0)
+                .find("\nsnat:       none yet (a new flow takes its worker's next free pair)\nproxy v2:   on\n"),
+            std::string::npos);
+  // Another mode: no fullnat section at all.
+  r = call(v, "explain", {"tcp", "198.18.0.50:40000", "198.18.0.10:80"});
+  EXPECT_FALSE(r.contains("fullnat"));
+  EXPECT_EQ(ctl::renderReply("explain", r, 0).find("snat:"), std::string::npos);
+}
+
 TEST(ApiExplain, NoVip) {
   FakeView v;
   EXPECT_EQ(call(v, "explain", {"tcp", "198.18.0.50:1", "198.18.0.10:81"}),

@@ -23,6 +23,14 @@ namespace l4lb::control::api::test {
 // (UDP round robin, one backend).
 inline const std::string kToml = ::l4lb::test::configText("api_two_vips.toml");
 
+// FakeView's two VIPs and a full-NAT one with two source addresses (Snapshot::snat_addrs 0, 1).
+inline const std::string kFullNatToml = kToml +
+                                 "[[vips]]\nname = \"app\"\naddress = \"198.18.0.30\"\nport = 443\n"
+                                 "forwarding = \"fullnat\"\nsnat_addresses = [\"198.18.0.2\", \"198.18.0.3\"]\n"
+                                 "snat_ports = \"2000-2999\"\nproxy_protocol = \"v2\"\n"
+                                 "[[vips.backends]]\naddress = \"198.18.0.31\"\nport = 8443\n"
+                                 "mac = \"02:00:00:00:00:31\"\n";
+
 class FakeView : public OperatorView {
  public:
   explicit FakeView(const std::string& toml = kToml, size_t nworkers = 1) {

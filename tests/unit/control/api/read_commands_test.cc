@@ -244,6 +244,41 @@ TEST(ApiStats, SumsWorkersPerVipBackendPortAndDrop) {
             "new flows/s: 3.5\n");
 }
 
+TEST(ApiStats, FullNatPoolsPerSourceAddress) {
+  FakeView v(kFullNatToml, 2);
+  ASSERT_EQ(v.snap->snat_addrs.size(), 2u);
+  // Each worker's share as it last published it (WorkerState::snat_ports).
+  v.worker(0).snat_ports = {{3, 496, 1}, {0, 500, 0}};
+  v.worker(1).snat_ports = {{2, 498, 0}, {1, 497, 2}};
+  json r = call(v, "stats");
+  ASSERT_EQ(r["ok"], true) << r;
+  EXPECT_EQ(r["snat"], (json::array({{{"address", "198.18.0.2"}, {"in_use", 5}, {"free", 994}, {"quiet", 1}},
+                                     {{"address", "198.18.0.3"}, {"in_use", 1}, {"free", 997}, {"quiet", 2}}})));
+  const std::string text = ctl::renderReply("stats", r, kNow);
+  EXPECT_NE(text.find("new flows/s: 3.5\n"
+                      "snat ports:\n"
+                      "  ADDRESS     IN_USE  FREE  QUIET\n"
+                      "  198.18.0.2  5       994   1\n"
+                      "  198.18.0.3  1       997   2\n"),
+            std::string::npos)
+      << text;
+  // /metrics and the status page read the same sums.
+  const Observation o = observe(v);
+  ASSERT_EQ(o.snat.size(), 2u);
+  EXPECT_EQ(o.snat[1].address, "198.18.0.3");
+  EXPECT_EQ(o.snat[1].c.quiet, 2u);
+  const StatusPage p = statusPage(v);
+  ASSERT_EQ(p.snat.size(), 2u);
+  EXPECT_EQ(p.snat[0].address, "198.18.0.2");
+  EXPECT_EQ(p.snat[0].in_use, 5u);
+  EXPECT_EQ(p.snat[0].free, 994u);
+  // Without fullnat VIPs: an empty list, and no section in the text.
+  FakeView plain(kToml, 1);
+  json q = call(plain, "stats");
+  EXPECT_EQ(q["snat"], json::array());
+  EXPECT_EQ(ctl::renderReply("stats", q, kNow).find("snat"), std::string::npos);
+}
+
 // /metrics renders observe(): the same sums.
 TEST(ApiObserve, BackendsWorkersPortsAndControlCounts) {
   FakeView v(kToml, 2);

@@ -47,6 +47,18 @@ TEST(StatusPage, ShowsEveryVipAndBackendWithItsValues) {
   EXPECT_NE(h.find("<li>none: the running configuration is the file's</li>"), std::string::npos);
 }
 
+TEST(StatusPage, FullNatSourcePortsOnlyWithFullNat) {
+  StatusPage p = page();
+  EXPECT_EQ(renderStatusPage(p).find("id=\"snat\""), std::string::npos);
+  p.snat.push_back({"198.18.0.2", 5, 994, 1});
+  const std::string h = renderStatusPage(p);
+  EXPECT_NE(h.find("<h2>Full-NAT source ports</h2>\n<table id=\"snat\"><tr><th>address</th><th>in use</th>"
+                   "<th>free</th><th>quiet</th></tr>\n<tr><td>198.18.0.2</td><td class=\"n\">5</td>"
+                   "<td class=\"n\">994</td><td class=\"n\">1</td></tr>\n</table>\n"),
+            std::string::npos)
+      << h;
+}
+
 TEST(StatusPage, EscapesEveryConfigStringAndHasNoActiveContent) {
   StatusPage p = page();
   p.vips[0].name = "<script>alert(1)</script>";

@@ -2,6 +2,12 @@
 // ownership among workers, and the pair as the index stores it.
 #include "dataplane/fullnat/fullnat_state.h"
 
+#include <arpa/inet.h>
+
+#include "dataplane/flow_query.h"
+#include "dataplane/fullnat/fullnat_path.h"
+#include "dataplane/lookup.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
@@ -66,6 +72,85 @@ TEST(FullNatState, WorkersOwnDisjointPortsAndAgreeOnTheOwner) {
     }
   }
   EXPECT_EQ(all.size(), 10u);
+}
+
+TEST(FullNatState, UsageCountsInUseFreeAndQuiet) {
+  std::string err;
+  auto st = FullNatState::create(addrs(1000, 1009, 100), 0, 1, SOCKET_ID_ANY, err);
+  ASSERT_TRUE(st) << err;
+  std::vector<SnatPair> got(6);
+  for (SnatPair& p : got) ASSERT_TRUE(st->alloc(0, 1, p));
+  // Released at 1000, 1050 and 1080: quiet for 100 ms each, so at 1120 only the first is out.
+  st->release(got[0], 1000);
+  st->release(got[1], 1050);
+  st->release(got[2], 1080);
+  for (uint32_t now : {1080u, 1099u, 1100u, 1120u, 1149u, 1150u, 1179u, 1180u, 5000u}) {
+    const FullNatState::Usage u = st->usage(0, now);
+    // The reference: walk the releases.
+    const uint32_t quiet = uint32_t(now - 1000 < 100) + uint32_t(now - 1050 < 100) + uint32_t(now - 1080 < 100);
+    EXPECT_EQ(u.in_use, 3u) << now;
+    EXPECT_EQ(u.waiting, 7u) << now;
+    EXPECT_EQ(u.quiet, quiet) << now;
+  }
+  EXPECT_EQ(st->usage(1, 1120).in_use, 0u);  // the other address is untouched
+  EXPECT_EQ(st->usage(1, 1120).waiting, 10u);
+}
+
+TEST(FullNatState, TheWorkerPublishesItsUsagePerAddress) {
+  std::string err;
+  WorkerState w;
+  w.fullnat = FullNatState::create(addrs(1000, 1009, 100), 1, 2, SOCKET_ID_ANY, err);
+  ASSERT_TRUE(w.fullnat) << err;
+  w.snat_ports.resize(2);
+  SnatPair a, b;
+  ASSERT_TRUE(w.fullnat->alloc(0, 1, a));
+  ASSERT_TRUE(w.fullnat->alloc(0, 1, b));
+  ASSERT_TRUE(w.fullnat->alloc(1, 1, b));
+  w.fullnat->release(a, 2000);
+  publishSnatUsage(w, 2050);
+  EXPECT_EQ(w.snat_published_ms, 2050u);
+  // Worker 1 of 2 owns 5 of each address's 10 ports.
+  EXPECT_EQ(w.snat_ports[0].in_use, 1u);
+  EXPECT_EQ(w.snat_ports[0].free, 3u);
+  EXPECT_EQ(w.snat_ports[0].quiet, 1u);
+  EXPECT_EQ(w.snat_ports[1].in_use, 1u);
+  EXPECT_EQ(w.snat_ports[1].free, 4u);
+  EXPECT_EQ(w.snat_ports[1].quiet, 0u);
+  publishSnatUsage(w, 2100);  // the quiet time is over
+  EXPECT_EQ(w.snat_ports[0].free, 4u);
+  EXPECT_EQ(w.snat_ports[0].quiet, 0u);
+}
+
+// explain's question (flow_query.h) on a full-NAT worker: the session's pair from the index.
+TEST(FullNatState, TheFlowQueryFindsTheSessionsPair) {
+  std::string err;
+  WorkerState w;
+  w.flows4 = FlowTable::create("fq4", 1024, sizeof(FlowKey4), SOCKET_ID_ANY, err);
+  w.flows6 = FlowTable::create("fq6", 1024, sizeof(FlowKey6), SOCKET_ID_ANY, err);
+  w.fullnat = FullNatState::create(addrs(3000, 3099, 100), 1, 4, SOCKET_ID_ANY, err);
+  ASSERT_TRUE(w.flows4 && w.flows6 && w.fullnat) << err;
+  SnatPair p;
+  ASSERT_TRUE(w.fullnat->alloc(1, 1, p));
+  ASSERT_TRUE(w.fullnat->alloc(1, 1, p));  // the second pair: not the first position
+  FlowKey4 k{}, other{};
+  const IpAddr c = test::ipAddr("198.18.5.5"), vip = test::ipAddr("198.18.1.10");
+  makeFlowKey(k, c.bytes.data(), vip.bytes.data(), htons(40000), htons(80), 6);
+  makeFlowKey(other, c.bytes.data(), vip.bytes.data(), htons(40001), htons(80), 6);
+  const FlowValue v{w.fullnat->packPair(p), FlowState::TcpEstablished, 1};
+  ASSERT_TRUE(w.fullnat->index(false).upsert(&k, FlowTable::indexHash(&k, sizeof(k)), v.pack()));
+  FlowQueryAnswer a;
+  ASSERT_TRUE(postFlowQuery(w.query, false, &k, sizeof(k)));
+  answerFlowQuery(w);
+  ASSERT_TRUE(takeFlowAnswer(w.query, a));
+  EXPECT_TRUE(a.snat_hit);
+  EXPECT_FALSE(a.hit);  // the flow table itself holds nothing
+  EXPECT_EQ(a.snat_addr, 1u);
+  EXPECT_EQ(a.snat_port, 3005);  // worker 1 of 4 owns 3001, 3005, ...
+  EXPECT_EQ(p.port, 3005);
+  ASSERT_TRUE(postFlowQuery(w.query, false, &other, sizeof(other)));
+  answerFlowQuery(w);
+  ASSERT_TRUE(takeFlowAnswer(w.query, a));
+  EXPECT_FALSE(a.snat_hit);
 }
 
 }  // namespace
