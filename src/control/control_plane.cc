@@ -386,7 +386,7 @@ api::ReloadOutcome ControlPlane::reload() {
   }
   if (!plan.snapshot) {
     stats_.reloads_failed++;
-    for (const std::string& e : plan.build_errors) error("reload rejected: " + path_ + ": " + e);
+    for (const std::string& e : placeMessages(path_, plan.build_errors)) error("reload rejected: " + e);
     error("reload rejected: the running configuration is unchanged");
     return out;
   }

@@ -19,6 +19,7 @@
 #include "control/config.h"
 #include "control/control_plane.h"
 #include "control/log.h"
+#include "control/memory_estimate.h"
 #include "control/ports.h"
 #include "control/snapshot_builder.h"
 #include "control/sync/sync_service.h"
@@ -48,7 +49,7 @@ bool validateSnapshot(const Config& cfg, const std::string& path) {
   SnapshotBuilder builder;
   BuildResult built = builder.build(cfg, rt);
   if (built) return true;
-  for (const std::string& e : built.errors) std::fprintf(stderr, "%s: %s\n", path.c_str(), e.c_str());
+  for (const std::string& e : placeMessages(path, built.errors)) std::fprintf(stderr, "%s\n", e.c_str());
   return false;
 }
 
@@ -65,6 +66,8 @@ int checkConfig(const std::string& path) {
   for (const auto& v : r.config->vips) nb += v.backends.size();
   std::printf("%s: OK (%zu ports, %zu VIPs, %zu backends, %zu workers)\n", path.c_str(), r.config->ports.size(),
               r.config->vips.size(), nb, r.config->eal.worker_cores.size());
+  for (const std::string& n : r.notes) std::printf("%s\n", n.c_str());
+  std::printf("%s: memory: %s\n", path.c_str(), describe(estimateMemory(*r.config, pageBytes(r.config->eal))).c_str());
   return 0;
 }
 
@@ -80,6 +83,16 @@ int printConfigKeys(const std::string& path) {
     const bool table = i + 1 < r.keys.size() && r.keys[i + 1].rfind(k + ".", 0) == 0;
     if (!table) std::printf("%s\n", k.c_str());
   }
+  return 0;
+}
+
+int printConfigSections(const std::string& path) {
+  ConfigResult r = loadConfigFile(path);
+  if (!r.ok()) {
+    std::fprintf(stderr, "%s\n", r.error.str().c_str());
+    return 1;
+  }
+  for (const std::string& s : r.sections) std::printf("%s\n", s.c_str());
   return 0;
 }
 
@@ -112,6 +125,8 @@ bool readConfig(Daemon& d) {
   }
   d.cfg = *cr.config;
   d.nworkers = unsigned(d.cfg.eal.worker_cores.size());
+  for (const std::string& n : cr.notes) logInfo(n);
+  logInfo("memory for tables and pools: " + describe(estimateMemory(d.cfg, pageBytes(d.cfg.eal))));
   return validateSnapshot(d.cfg, d.config_path);
 }
 
