@@ -44,6 +44,7 @@ ConfigResult load(std::string_view text, const std::string& name) {
   result.notes = r.takeNotes();
   if (!r.failed()) {
     config.path = name;
+    config.text = std::string(text);
     result.config = std::move(config);
     return result;
   }

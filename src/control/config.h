@@ -218,6 +218,7 @@ struct BgpConfig {
 
 struct Config {
   std::string path;                 // file it came from (for messages)
+  std::string text;                 // the TOML it was loaded from (l4lbctl config)
   EalConfig eal;
   std::vector<PortConfig> ports;
   std::vector<VipConfig> vips;

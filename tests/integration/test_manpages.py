@@ -159,9 +159,9 @@ class ManPagesTest(unittest.TestCase):
         text = rendered(self.page("l4lbctl.8"))
         r = run([os.path.join(BUILD_DIR, "l4lbctl"), "--help"])
         cmds = re.findall(r"^  ([a-z][a-z-]*)\b", r.stdout, re.M)
-        self.assertEqual(cmds, ["status", "vips", "backends", "stats", "drain", "undrain", "weight",
-                                "reload", "explain", "diff", "cluster", "drain-balancer", "undrain-balancer",
-                                "top"])
+        self.assertEqual(cmds, ["status", "vips", "backends", "list", "stats", "drain", "undrain", "weight",
+                                "reload", "explain", "diff", "config", "cluster", "drain-balancer",
+                                "undrain-balancer", "top"])
         for c in cmds:
             # Each command heads its own entry: at the start of a line, its arguments after it.
             self.assertRegex(text, rf"(?m)^ +{c}( |$)", c)
