@@ -205,6 +205,7 @@ void ControlPlane::tick() {
                           rate(c.flows_new, p->second.flows_new)};
   }
   prev_backends_ = totals.backends;
+  if (const Snapshot* s = publisher_.current()) history_.record(*s, backend_rates_, totals.counters, dt_s, busy_ratio_);
   const uint64_t flows_new = totals.counters.get(Ctr::FlowNew);
   if (now > prev_tick_ms_) flows_per_s_ = double(flows_new - prev_flows_new_) * 1000.0 / double(now - prev_tick_ms_);
   prev_flows_new_ = flows_new;
@@ -285,6 +286,7 @@ void ControlPlane::publish(std::unique_ptr<Snapshot> s, const std::string& why) 
           changes.push_back("backend " + b->addr.str() + " of VIP " + s->vips[b->vip_index].name + ": " +
                             std::string(toString(o->state)) + " -> " + std::string(toString(b->state)) + " (" + why + ")");
           transitions_[key] = {int64_t(time(nullptr)), std::string(toString(o->state)), std::string(toString(b->state)), why};
+          history_.transition({transitions_[key], v.name, api::endpoint(bc.address, bc.port)});
         }
       }
   syncXdp(*s);
