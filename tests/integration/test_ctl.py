@@ -74,7 +74,7 @@ maglev_table_size = {table}
 class Daemon(h.DaemonProcess):
     """A long-running l4lb on net_pcap ports with its control socket and metrics listener."""
 
-    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, endless=False, vip_name="web"):
+    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, endless=False, vip_name="web", body=None):
         # endless: the client port replays `frames` forever (net_pcap infinite_rx=1) and the
         # server port drops what it sends instead of writing a pcap (it would grow by MB/s).
         self.prefix = f"l4lb_it_{os.getpid()}_ctl{next(h._run_ids)}"
@@ -88,7 +88,7 @@ class Daemon(h.DaemonProcess):
                       h.Port("server", SERVER_MAC, ipv4="198.18.2.1/24", rx=[], tx=not endless)]
         self.vip_name = vip_name
         self.cfg = os.path.join(self.tmp, "l4lb.toml")
-        self.write(vip_toml(backends, name=vip_name))
+        self.write(body if body is not None else vip_toml(backends, name=vip_name))
         h.write_pcap(os.path.join(self.tmp, "client.in.pcap"), frames)
         h.write_pcap(os.path.join(self.tmp, "server.in.pcap"), [])
         self.err_path = err_path or os.path.join(self.tmp, "stderr.txt")
