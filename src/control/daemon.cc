@@ -307,6 +307,14 @@ bool launchWorkers(Daemon& d) {
   }
   logInfo("started: " + std::to_string(d.nworkers) + " workers, " + std::to_string(ports.runtime.size()) + " ports, " +
           std::to_string(first->vips.size()) + " VIPs (config " + d.config_path + ")");
+  // What the EAL's heaps hand out now, beside the estimate --check-config printed.
+  uint64_t in_use = 0;
+  for (unsigned s = 0; s < rte_socket_count(); s++) {
+    rte_malloc_socket_stats st{};
+    if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(s), &st) == 0) in_use += st.heap_allocsz_bytes;
+  }
+  logInfo("memory: EAL heap in use " + std::to_string(in_use >> 20) + " MiB; estimated " +
+          describe(estimateMemory(d.cfg, pageBytes(d.cfg.eal))));
   return true;
 }
 

@@ -15,6 +15,7 @@ plane) are asserted exactly: zeros there are a failure, never a skip.
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -606,6 +607,15 @@ class CtlTest(unittest.TestCase):
         for line in lines[2:]:
             self.assertRegex(line, r"^  -> 198\.18\.2\.1[123]:0\s+healthy\s+1\s+\d+\s+[\d.]+\s+[\d.]+$")
         self.assertEqual(ctl(self.d, "list", "nope")[0], 1)
+
+    def test_memory_estimate_against_the_eal_heap(self):
+        """The start-up log's heap figure (what the EAL handed out once everything started) is
+        within 10 % of the estimate --check-config prints for the same file."""
+        m = re.search(r"memory: EAL heap in use (\d+) MiB; estimated about (\d+) MiB", self.d.log())
+        self.assertIsNotNone(m, self.d.log())
+        heap, estimate = int(m.group(1)), int(m.group(2))
+        print(f"\n    EAL heap {heap} MiB, estimate {estimate} MiB")
+        self.assertLess(abs(estimate - heap), 0.1 * heap, (heap, estimate))
 
     def test_config_round_trip(self):
         """running config -> file -> --check-config -> the same configuration and snapshot."""
