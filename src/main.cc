@@ -12,6 +12,7 @@ void usage(FILE* f) {
                "       l4lb --check-config FILE               validate FILE: exit 0, or 1 with messages\n"
                "       l4lb --config-keys FILE                the configuration keys the loader knows, one per line\n"
                "                                              (dotted; for the tables FILE has)\n"
+               "       l4lb --config-sections FILE            the tables the loader read in FILE, as TOML headers\n"
                "       l4lb --version\n");
 }
 }  // namespace
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--check-config") return l4lb::control::checkConfig(value());
     if (a == "--config-keys") return l4lb::control::printConfigKeys(value());
+    if (a == "--config-sections") return l4lb::control::printConfigSections(value());
     if (a == "-c" || a == "--config") opts.config_path = value();
     else if (a == "--stats-file") opts.stats_file = value();
     else if (a == "--version") {

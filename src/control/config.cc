@@ -40,8 +40,11 @@ ConfigResult load(std::string_view text, const std::string& name) {
     r.internalError("");
   }
   result.keys = r.askedKeys();
+  result.sections = r.tableHeaders();
+  result.notes = r.takeNotes();
   if (!r.failed()) {
     config.path = name;
+    config.text = std::string(text);
     result.config = std::move(config);
     return result;
   }
@@ -73,7 +76,58 @@ std::optional<std::string> readFile(const std::string& path, int& err) {
   return text;
 }
 
+// The node `keyPath` ("vips[0].backends[1].mac") names, or the deepest one of its ancestors the
+// document has; null when not even the first key is there.
+const toml::node* deepestNode(const toml::table& root, std::string_view keyPath) {
+  const toml::node* at = nullptr;
+  const toml::node* cur = &root;
+  size_t i = 0;
+  while (i < keyPath.size() && cur != nullptr) {
+    const size_t end = keyPath.find_first_of(".[", i);
+    const std::string_view key = keyPath.substr(i, end == std::string_view::npos ? end : end - i);
+    cur = cur->is_table() ? cur->as_table()->get(key) : nullptr;
+    if (cur == nullptr) break;
+    at = cur;
+    i = end == std::string_view::npos ? keyPath.size() : end;
+    while (i < keyPath.size() && keyPath[i] == '[') {
+      const size_t close = keyPath.find(']', i);
+      if (close == std::string_view::npos) return at;
+      size_t index = 0;
+      for (char c : keyPath.substr(i + 1, close - i - 1)) index = index * 10 + size_t(c - '0');
+      cur = cur->is_array() ? cur->as_array()->get(index) : nullptr;
+      if (cur == nullptr) return at;
+      at = cur;
+      i = close + 1;
+    }
+    if (i < keyPath.size() && keyPath[i] == '.') i++;
+  }
+  return at;
+}
+
 }  // namespace
+
+std::vector<std::string> placeMessages(const std::string& path, const std::vector<std::string>& messages) {
+  std::vector<std::string> out;
+  std::optional<toml::table> root;
+  int err = 0;
+  if (auto text = readFile(path, err)) {
+    reader::Reader r(path);
+    root = r.parse(*text);
+  }
+  for (const std::string& m : messages) {
+    // A key path is the text before the first ": " when it has no space ("ports: 3 configured").
+    const size_t colon = m.find(": ");
+    const std::string_view keyPath = std::string_view(m).substr(0, colon == std::string::npos ? 0 : colon);
+    const toml::node* n = root && keyPath.find(' ') == std::string_view::npos ? deepestNode(*root, keyPath) : nullptr;
+    if (n == nullptr) {
+      out.push_back(path + ": " + m);
+      continue;
+    }
+    const toml::source_position at = n->source().begin;
+    out.push_back(path + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": " + m);
+  }
+  return out;
+}
 
 ConfigResult loadConfigString(std::string_view toml, const std::string& name) {
   return load(toml, name);

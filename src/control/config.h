@@ -229,6 +229,7 @@ struct BgpConfig {
 
 struct Config {
   std::string path;                 // file it came from (for messages)
+  std::string text;                 // the TOML it was loaded from (l4lbctl config)
   EalConfig eal;
   std::vector<PortConfig> ports;
   std::vector<VipConfig> vips;
@@ -262,10 +263,21 @@ struct ConfigResult {
   // Every key the loader asked for while reading (dotted, without array indexes), tables
   // included: for a document with every table, the whole schema (l4lb --config-keys).
   std::vector<std::string> keys;
+  // The tables it read, as TOML headers ("[eal]", "[[vips.backends]]"), sorted: for a document
+  // with every table, every section (l4lb --config-sections; l4lb.toml(5) lists them).
+  std::vector<std::string> sections;
+  // Remarks that do not refuse the file, "file:line:col: key.path: note: ...": a default the
+  // operator may not expect (a NAT backend without a port gets the VIP's).
+  std::vector<std::string> notes;
   bool ok() const { return config.has_value(); }
 };
 
 ConfigResult loadConfigFile(const std::string& path);
+// Places messages that name a key path ("vips[0].backends[1]: no port reaches ...", from the
+// snapshot builder or a reload's plan) in the file: "path:line:col: vips[0].backends[1]: ...", at
+// the deepest node of that path the file has. A message whose path the file lacks, or a file
+// that no longer reads, gets "path: " alone.
+std::vector<std::string> placeMessages(const std::string& path, const std::vector<std::string>& messages);
 // `name` is used in messages in place of a file path.
 ConfigResult loadConfigString(std::string_view toml, const std::string& name);
 

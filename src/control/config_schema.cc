@@ -8,6 +8,7 @@
 
 #include "control/config_schema.h"
 #include "control/log.h"
+#include "control/memory_estimate.h"
 #include "dataplane/idle_backoff.h"
 
 namespace l4lb::control {
@@ -97,6 +98,20 @@ void ConfigSchema::load(const toml::table& root) {
   if (sync) loadSync(sync);
   loadCluster(cluster);
   if (bgp) loadBgp(bgp);
+  if (!r_.failed()) checkMemory(eal, flowTable);
+}
+
+// The flow tables and pools must fit the EAL's memory (memory_estimate.h): reported at
+// flow_table.capacity, else at eal.memory_mb, else at [eal].
+void ConfigSchema::checkMemory(const Field& eal, const Field& flowTable) {
+  const std::string msg = memoryRefusal(config_);
+  if (msg.empty()) return;
+  auto at = [](const Field& table, std::string_view key) -> const toml::node* {
+    return table && table->is_table() ? table->as_table()->get(key) : nullptr;
+  };
+  if (const toml::node* n = at(flowTable, "capacity")) r_.report(*n, child(flowTable.path, "capacity"), msg);
+  else if (const toml::node* m = at(eal, "memory_mb")) r_.report(*m, child(eal.path, "memory_mb"), msg);
+  else r_.report(*eal, eal.path, msg);
 }
 
 // [cluster] name: logs, metrics and `l4lbctl cluster` name the balancer by it.

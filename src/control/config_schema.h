@@ -40,6 +40,8 @@ class ConfigSchema {
   // config_schema.cc: [cluster], [bgp] (scale-out). loadBgp runs after loadVips: announce names VIPs.
   void loadCluster(const Field& f);
   void loadBgp(const Field& f);
+  // After every section: the tables and pools fit the EAL's memory.
+  void checkMemory(const Field& eal, const Field& flowTable);
 
   // config_sync.cc: [sync].
   void loadSync(const Field& f);

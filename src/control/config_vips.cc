@@ -366,12 +366,16 @@ void ConfigSchema::loadBackends(TableReader& vipTable, VipConfig& vip, bool addr
   const Field f = vipTable.get("backends");
   auto tables = r_.requiredTableArray(f, vipTable.table(), "[[vips.backends]]", "a VIP needs at least one backend");
   std::map<std::string, size_t> seen;
+  bool allZero = true;
   for (size_t i = 0; i < tables.size(); i++) {
-    if (tables[i] == nullptr) continue;
+    if (tables[i] == nullptr) {
+      allZero = false;
+      continue;
+    }
     TableReader t(r_, *tables[i], element(f.path, i));
     BackendConfig be;
 
-    bool beAddrOk = false, bePortOk = true;
+    bool beAddrOk = false, bePortOk = true, weightOk = true;
     if (Field v = t.get("address"); v) {
       auto a = r_.address(v);
       beAddrOk = a.has_value();
@@ -385,7 +389,10 @@ void ConfigSchema::loadBackends(TableReader& vipTable, VipConfig& vip, bool addr
     } else {
       t.report(v, "is required");
     }
-    if (Field v = t.get("port")) {
+    if (Field v = t.get("port"); !v && fwdOk && vipPortOk && vip.forwarding == FwdMode::Nat && vip.port != 0) {
+      // The rule (l4lb.toml(5)): NAT without a backend port keeps the VIP's port.
+      r_.note(t.table(), v.path, "not set: forwarding nat sends to the VIP's port " + std::to_string(vip.port));
+    } else if (v) {
       auto x = r_.integer(v, 0, kMaxPort);
       bePortOk = x.has_value();
       if (x) be.port = static_cast<uint16_t>(*x);
@@ -396,7 +403,9 @@ void ConfigSchema::loadBackends(TableReader& vipTable, VipConfig& vip, bool addr
       }
     }
     if (Field v = t.get("weight")) {
-      if (auto x = r_.integer(v, 0, kMaxWeight)) be.weight = static_cast<uint32_t>(*x);
+      auto x = r_.integer(v, 0, kMaxWeight);
+      if (x) be.weight = static_cast<uint32_t>(*x);
+      weightOk = x.has_value();
     }
     if (Field v = t.get("mac")) be.mac = r_.mac(v);
     if (Field v = t.get("via")) {
@@ -411,8 +420,13 @@ void ConfigSchema::loadBackends(TableReader& vipTable, VipConfig& vip, bool addr
       if (auto [it, fresh] = seen.emplace(key, i); !fresh)
         r_.report(t.table(), t.path(), "duplicate of " + element(f.path, it->second) + " (same address and port)");
     }
+    allZero = allZero && weightOk && be.weight == 0;
     vip.backends.push_back(std::move(be));
   }
+  // Weight 0 drains a backend; with every backend drained the VIP could never take a new flow.
+  if (allZero && !tables.empty())
+    r_.report(f, "every backend has weight 0, so the VIP can never serve; give one a weight > 0 "
+                 "(to take a VIP out of service, remove it)");
 }
 
 // BackendConfig::health: the VIP's check with this backend's [vips.backends.health_check]

@@ -205,6 +205,7 @@ void ControlPlane::tick() {
                           rate(c.flows_new, p->second.flows_new)};
   }
   prev_backends_ = totals.backends;
+  if (const Snapshot* s = publisher_.current()) history_.record(*s, backend_rates_, totals.counters, dt_s, busy_ratio_);
   const uint64_t flows_new = totals.counters.get(Ctr::FlowNew);
   if (now > prev_tick_ms_) flows_per_s_ = double(flows_new - prev_flows_new_) * 1000.0 / double(now - prev_tick_ms_);
   prev_flows_new_ = flows_new;
@@ -285,6 +286,7 @@ void ControlPlane::publish(std::unique_ptr<Snapshot> s, const std::string& why) 
           changes.push_back("backend " + b->addr.str() + " of VIP " + s->vips[b->vip_index].name + ": " +
                             std::string(toString(o->state)) + " -> " + std::string(toString(b->state)) + " (" + why + ")");
           transitions_[key] = {int64_t(time(nullptr)), std::string(toString(o->state)), std::string(toString(b->state)), why};
+          history_.transition({transitions_[key], v.name, api::endpoint(bc.address, bc.port)});
         }
       }
   syncXdp(*s);
@@ -337,19 +339,12 @@ void ControlPlane::refreshNeighbours(bool request) {
 
 void ControlPlane::syncXdp(const Snapshot& s) {
   if (xdp_.empty()) return;
-  std::vector<XdpAddr> want;
-  for (const SnapVip& v : s.vips) {
-    want.push_back({v.addr, kXdpVip});
-    if (v.mode == FwdMode::Nat)
-      for (uint32_t id : v.backends)
-        if (const SnapBackend* b = s.backend(id)) want.push_back({b->addr, kXdpNatBackend});
-  }
-  // Replies to full NAT's source addresses are the workers' as VIP traffic is.
-  for (const SnapSnatAddr& a : s.snat_addrs) want.push_back({a.addr, kXdpVip});
+  std::vector<IpAddr> own;
   for (const PortConfig& p : cfg_.ports) {
-    if (p.ipv4) want.push_back({p.ipv4->addr, kXdpOwn});
-    if (p.ipv6) want.push_back({p.ipv6->addr, kXdpOwn});
+    if (p.ipv4) own.push_back(p.ipv4->addr);
+    if (p.ipv6) own.push_back(p.ipv6->addr);
   }
+  const std::vector<XdpAddr> want = xdpAddresses(s, own);
   for (auto& [ifname, m] : xdp_) {
     std::string err;
     if (!m->sync(want, err)) logError("XDP map on " + ifname + ": " + err);
@@ -388,7 +383,7 @@ api::ReloadOutcome ControlPlane::reload() {
   }
   if (!plan.snapshot) {
     stats_.reloads_failed++;
-    for (const std::string& e : plan.build_errors) error("reload rejected: " + path_ + ": " + e);
+    for (const std::string& e : placeMessages(path_, plan.build_errors)) error("reload rejected: " + e);
     error("reload rejected: the running configuration is unchanged");
     return out;
   }

@@ -89,6 +89,7 @@ class ControlPlane : public api::OperatorView {
   api::ReloadOutcome reload() override;
   const bgp::Announcer* announcer() const override { return announcer_.get(); }
   uint64_t monoMs() const override;
+  const StatusHistory* history() const override { return &history_; }
   bool setBalancerDrained(bool drained) override;
 
  private:
@@ -131,6 +132,7 @@ class ControlPlane : public api::OperatorView {
   std::map<uint32_t, BackendCounters> prev_backends_;   // at the last tick, by backend id
   std::map<uint32_t, api::RunFacts::Rate> backend_rates_;
   std::map<std::string, api::Transition> transitions_;  // backend identity -> last state change
+  StatusHistory history_;                                // the status page's sparklines and changes
   dataplane::DataplaneShared& shared_;
   const sync::SyncService* sync_ = nullptr;
   SystemdNotifier notify_;

@@ -19,6 +19,7 @@
 #include "control/config.h"
 #include "control/control_plane.h"
 #include "control/log.h"
+#include "control/memory_estimate.h"
 #include "control/ports.h"
 #include "control/snapshot_builder.h"
 #include "control/sync/sync_service.h"
@@ -49,7 +50,7 @@ bool validateSnapshot(const Config& cfg, const std::string& path) {
   SnapshotBuilder builder;
   BuildResult built = builder.build(cfg, rt);
   if (built) return true;
-  for (const std::string& e : built.errors) std::fprintf(stderr, "%s: %s\n", path.c_str(), e.c_str());
+  for (const std::string& e : placeMessages(path, built.errors)) std::fprintf(stderr, "%s\n", e.c_str());
   return false;
 }
 
@@ -66,6 +67,8 @@ int checkConfig(const std::string& path) {
   for (const auto& v : r.config->vips) nb += v.backends.size();
   std::printf("%s: OK (%zu ports, %zu VIPs, %zu backends, %zu workers)\n", path.c_str(), r.config->ports.size(),
               r.config->vips.size(), nb, r.config->eal.worker_cores.size());
+  for (const std::string& n : r.notes) std::printf("%s\n", n.c_str());
+  std::printf("%s: memory: %s\n", path.c_str(), describe(estimateMemory(*r.config, pageBytes(r.config->eal))).c_str());
   return 0;
 }
 
@@ -81,6 +84,16 @@ int printConfigKeys(const std::string& path) {
     const bool table = i + 1 < r.keys.size() && r.keys[i + 1].rfind(k + ".", 0) == 0;
     if (!table) std::printf("%s\n", k.c_str());
   }
+  return 0;
+}
+
+int printConfigSections(const std::string& path) {
+  ConfigResult r = loadConfigFile(path);
+  if (!r.ok()) {
+    std::fprintf(stderr, "%s\n", r.error.str().c_str());
+    return 1;
+  }
+  for (const std::string& s : r.sections) std::printf("%s\n", s.c_str());
   return 0;
 }
 
@@ -113,6 +126,8 @@ bool readConfig(Daemon& d) {
   }
   d.cfg = *cr.config;
   d.nworkers = unsigned(d.cfg.eal.worker_cores.size());
+  for (const std::string& n : cr.notes) logInfo(n);
+  logInfo("memory for tables and pools: " + describe(estimateMemory(d.cfg, pageBytes(d.cfg.eal))));
   return validateSnapshot(d.cfg, d.config_path);
 }
 
@@ -303,6 +318,14 @@ bool launchWorkers(Daemon& d) {
   }
   logInfo("started: " + std::to_string(d.nworkers) + " workers, " + std::to_string(ports.runtime.size()) + " ports, " +
           std::to_string(first->vips.size()) + " VIPs (config " + d.config_path + ")");
+  // What the EAL's heaps hand out now, beside the estimate --check-config printed.
+  uint64_t in_use = 0;
+  for (unsigned s = 0; s < rte_socket_count(); s++) {
+    rte_malloc_socket_stats st{};
+    if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(s), &st) == 0) in_use += st.heap_allocsz_bytes;
+  }
+  logInfo("memory: EAL heap in use " + std::to_string(in_use >> 20) + " MiB; estimated " +
+          describe(estimateMemory(d.cfg, pageBytes(d.cfg.eal))));
   return true;
 }
 

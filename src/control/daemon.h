@@ -18,5 +18,8 @@ int checkConfig(const std::string& path);
 // --config-keys: the leaf keys the loader asked for while reading `path` (tables left out), one
 // per line; 1 with messages when the file does not load.
 int printConfigKeys(const std::string& path);
+// --config-sections: the tables the loader read in `path`, as TOML headers ("[eal]",
+// "[[vips.backends]]"), one per line; 1 with messages when the file does not load.
+int printConfigSections(const std::string& path);
 
 }  // namespace l4lb::control

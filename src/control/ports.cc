@@ -1,8 +1,8 @@
 #include "control/ports.h"
 
+#include "control/memory_estimate.h"
 #include "control/neighbours.h"
 #include "control/xdp_map.h"
-#include "dataplane/worker.h"  // kFragRingSize
 
 #include <algorithm>
 
@@ -15,9 +15,6 @@
 namespace l4lb::control {
 
 namespace {
-constexpr uint16_t kRxDesc = 1024;
-constexpr uint16_t kTxDesc = 1024;
-constexpr unsigned kPoolCache = 256;
 
 std::string dpdkErr(const std::string& what, int ret) {
   return what + ": " + rte_strerror(ret < 0 ? -ret : ret);
@@ -131,40 +128,20 @@ bool initEal(const Config& cfg, std::string& err) {
 }
 
 bool setupPorts(const Config& cfg, unsigned workers, Ports& out, std::string& err) {
-  uint16_t max_mtu = 1500;
-  unsigned queues_total = 0;
-  for (const auto& p : cfg.ports) {
-    max_mtu = std::max(max_mtu, p.mtu);
-    uint16_t rxq = p.queues ? p.queues : uint16_t(workers);
-    queues_total += rxq * kRxDesc + workers * kTxDesc;
-    if (p.exception_path == ExceptionPath::Tap) queues_total += kRxDesc + workers * kTxDesc;
-  }
-  // Room for the largest frame plus an encapsulation header in front of it.
-  uint16_t data_room = uint16_t(std::max<unsigned>(RTE_MBUF_DEFAULT_BUF_SIZE, max_mtu + 18u + RTE_PKTMBUF_HEADROOM));
-  // Plus what the fragment tables may hold ([fragments] max_held per worker), so held fragments
-  // never take mbufs RX needs.
-  unsigned n = queues_total + (workers + 1) * (kPoolCache + 64) + 4096 + workers * cfg.fragments.max_held +
-               (workers > 1 ? workers * dataplane::kFragRingSize : 0);
-  unsigned pool_size = 1;
-  while (pool_size < n + 1) pool_size <<= 1;
-  out.pool = rte_pktmbuf_pool_create("l4lb_mbufs", pool_size - 1, kPoolCache, 0, data_room, int(rte_socket_id()));
+  // Sized in memory_estimate.cc, which the config check adds up.
+  const PoolSizes sizes = poolSizes(cfg, workers);
+  out.pool = rte_pktmbuf_pool_create("l4lb_mbufs", sizes.mbufs, kPoolCache, 0, sizes.data_room, int(rte_socket_id()));
   if (out.pool == nullptr) {
-    err = "mbuf pool (" + std::to_string(pool_size - 1) + " mbufs): " + rte_strerror(rte_errno) +
+    err = "mbuf pool (" + std::to_string(sizes.mbufs) + " mbufs): " + rte_strerror(rte_errno) +
           " (too little hugepage memory? see scripts/setup-hugepages.sh)";
     return false;
   }
-  // Outer fragments live until the driver has sent them: at most a TX ring's worth per worker
-  // and port (each fragment is one direct mbuf, the headers, and one indirect, the reference),
-  // plus the per-lcore caches and a burst's worth in flight.
-  unsigned nf = unsigned(cfg.ports.size()) * workers * kTxDesc + (workers + 1) * (kPoolCache + 64) + 1024;
-  unsigned frag_size = 1;
-  while (frag_size < nf + 1) frag_size <<= 1;
-  out.frag_direct = rte_pktmbuf_pool_create("l4lb_frag_direct", frag_size - 1, kPoolCache, 0,
+  out.frag_direct = rte_pktmbuf_pool_create("l4lb_frag_direct", sizes.frag_mbufs, kPoolCache, 0,
                                             uint16_t(RTE_PKTMBUF_HEADROOM + 64), int(rte_socket_id()));
-  out.frag_indirect = rte_pktmbuf_pool_create("l4lb_frag_indirect", frag_size - 1, kPoolCache, 0, 0,
+  out.frag_indirect = rte_pktmbuf_pool_create("l4lb_frag_indirect", sizes.frag_mbufs, kPoolCache, 0, 0,
                                               int(rte_socket_id()));
   if (out.frag_direct == nullptr || out.frag_indirect == nullptr) {
-    err = "outer fragment mbuf pools (2 x " + std::to_string(frag_size - 1) + " mbufs): " + rte_strerror(rte_errno);
+    err = "outer fragment mbuf pools (2 x " + std::to_string(sizes.frag_mbufs) + " mbufs): " + rte_strerror(rte_errno);
     freePools(out);
     return false;
   }

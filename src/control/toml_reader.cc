@@ -106,6 +106,10 @@ void Reader::report(const toml::source_position& at, const std::string& path, co
   add(at, nextSeq(), position(name_, at) + path + ": " + msg);
 }
 
+void Reader::note(const toml::node& at, const std::string& path, const std::string& msg) {
+  notes_.push_back(position(name_, at.source().begin) + path + ": note: " + msg);
+}
+
 void Reader::internalError(const std::string& what) {
   add({0, 0}, nextSeq(), name_ + ": internal error" + (what.empty() ? "" : ": " + what));
 }
@@ -259,15 +263,36 @@ std::optional<MacAddr> Reader::mac(const Field& f) {
 
 // ---- TableReader ----
 
+namespace {
+
+// The key path without the [N] of array elements ("vips.backends"), as Reader::asked_ holds it.
+std::string genericPath(std::string_view path) {
+  std::string out;
+  for (size_t i = 0; i < path.size(); i++) {
+    if (path[i] == '[') i = path.find(']', i);
+    else out += path[i];
+  }
+  return out;
+}
+
+// Suffixes that give a key's unit: `interval = 5` most likely means interval_ms.
+constexpr std::pair<std::string_view, std::string_view> kUnitSuffixes[] = {
+    {"_ms", "milliseconds"}, {"_us", "microseconds"}, {"_mb", "megabytes"}, {"_pct", "percent"}};
+
+}  // namespace
+
+TableReader::TableReader(Reader& r, const toml::table* t, std::string path)
+    : r_(r), t_(t), path_(std::move(path)), seq_(r.nextSeq()) {
+  if (t_ != nullptr && !path_.empty()) {
+    const std::string g = genericPath(path_);
+    r_.tables_.insert(path_.back() == ']' ? "[[" + g + "]]" : "[" + g + "]");
+  }
+}
+
 Field TableReader::get(std::string_view key) {
   if (std::find(known_.begin(), known_.end(), key) == known_.end()) known_.emplace_back(key);
   std::string path = child(path_, key);
-  std::string generic;  // without the [N] of array elements
-  for (size_t i = 0; i < path.size(); i++) {
-    if (path[i] == '[') i = path.find(']', i);
-    else generic += path[i];
-  }
-  r_.asked_.insert(std::move(generic));
+  r_.asked_.insert(genericPath(path));
   return {t_ != nullptr ? t_->get(key) : nullptr, std::move(path)};
 }
 
@@ -280,14 +305,32 @@ TableReader::~TableReader() {
   }
 }
 
+std::string TableReader::unknownKeyMessage(std::string_view k, std::span<const std::string_view> known) const {
+  // Valid one level up: TOML put it here because it follows this table's header.
+  const size_t dot = path_.rfind('.');
+  const std::string parent = dot == std::string::npos ? "" : path_.substr(0, dot);
+  if (!path_.empty() && r_.asked_.count(genericPath(child(parent, k))) != 0) {
+    const std::string g = genericPath(path_);
+    const std::string header = path_.back() == ']' ? "[[" + g + "]]" : "[" + g + "]";
+    return "unknown key here: " + quote(k) + " is a key of " + (parent.empty() ? "the top level" : parent) +
+           ", but TOML puts every key that follows a " + header + " header into that table; write it above the header";
+  }
+  for (auto [suffix, unit] : kUnitSuffixes)
+    for (std::string_view c : known)
+      if (c.size() == k.size() + suffix.size() && c.substr(0, k.size()) == k && c.substr(k.size()) == suffix)
+        return "unknown key, did you mean " + quote(c) + "? (the value is in " + std::string(unit) + ")";
+  std::string msg = "unknown key";
+  if (auto s = closest(k, known); !s.empty()) msg += ", did you mean " + quote(s) + "?";
+  return msg;
+}
+
 void TableReader::reportUnknownKeys() {
   if (t_ == nullptr) return;
   std::vector<std::string_view> known(known_.begin(), known_.end());
   for (auto&& [key, value] : *t_) {
     std::string_view k = key.str();
     if (std::find(known.begin(), known.end(), k) != known.end()) continue;
-    std::string msg = "unknown key";
-    if (auto s = closest(k, known); !s.empty()) msg += ", did you mean " + quote(s) + "?";
+    const std::string msg = unknownKeyMessage(k, known);
     const toml::source_position at = key.source().begin;
     r_.add(at, seq_, position(r_.name_, at) + child(path_, k) + ": " + msg);
   }

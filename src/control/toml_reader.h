@@ -49,6 +49,10 @@ class Reader {
     report(at.source().begin, path, msg);
   }
   void report(const Field& f, const std::string& msg) { report(*f.node, f.path, msg); }  // f present
+  // A remark that does not fail the load: a default took effect that the operator may not have
+  // meant ("file:line:col: key.path: note: message"). Kept apart from the errors.
+  void note(const toml::node& at, const std::string& path, const std::string& msg);
+  std::vector<std::string> takeNotes() { return std::move(notes_); }
   // "name: internal error: what", placed before every other message.
   void internalError(const std::string& what);
 
@@ -57,6 +61,9 @@ class Reader {
   // ("vips.backends.health_check.port"): the keys the loader knows, for each table the
   // document has. Sorted, no duplicates.
   std::vector<std::string> askedKeys() const { return {asked_.begin(), asked_.end()}; }
+  // Every table the schema read, as its TOML header ("[eal]", "[[vips.backends]]",
+  // "[vips.health_check]"): for a document with every table, the file's sections. Sorted.
+  std::vector<std::string> tableHeaders() const { return {tables_.begin(), tables_.end()}; }
   // Every message in file order; at one place, in the order they were found.
   std::vector<std::string> takeMessages();
 
@@ -104,7 +111,9 @@ class Reader {
 
   std::string name_;
   std::set<std::string> asked_;
+  std::set<std::string> tables_;
   std::vector<Diag> diags_;
+  std::vector<std::string> notes_;
   uint64_t next_seq_ = 0;
 };
 
@@ -133,9 +142,11 @@ class TableReader {
   const std::string& path() const { return path_; }
 
  private:
-  TableReader(Reader& r, const toml::table* t, std::string path)
-      : r_(r), t_(t), path_(std::move(path)), seq_(r.nextSeq()) {}
+  TableReader(Reader& r, const toml::table* t, std::string path);
   void reportUnknownKeys();
+  // "unknown key" and the likeliest intent: a key of the table above that TOML's scoping put
+  // here, the same key with its unit suffix (interval -> interval_ms), or the closest key.
+  std::string unknownKeyMessage(std::string_view key, std::span<const std::string_view> known) const;
 
   Reader& r_;
   const toml::table* t_;  // null: not a table

@@ -23,6 +23,19 @@
 #endif
 
 namespace l4lb::control {
+
+std::vector<XdpAddr> xdpAddresses(const Snapshot& s, const std::vector<IpAddr>& own) {
+  std::vector<XdpAddr> want;
+  for (const SnapVip& v : s.vips) {
+    want.push_back({v.addr, kXdpVip});
+    if (v.mode == FwdMode::Nat)
+      for (uint32_t id : v.backends)
+        if (const SnapBackend* b = s.backend(id)) want.push_back({b->addr, kXdpNatBackend});
+  }
+  for (const SnapSnatAddr& a : s.snat_addrs) want.push_back({a.addr, kXdpVip});
+  for (const IpAddr& a : own) want.push_back({a, kXdpOwn});
+  return want;
+}
 namespace {
 
 static_assert(kXdpVip == L4LB_XDP_VIP && kXdpOwn == L4LB_XDP_OWN &&

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "l4lb/addr.h"
+#include "l4lb/snapshot.h"
 
 namespace l4lb::control {
 
@@ -23,6 +24,11 @@ struct XdpAddr {
   uint32_t flags = 0;
   bool operator==(const XdpAddr&) const = default;
 };
+
+// What the XDP program must know of a snapshot: VIPs and full NAT's source addresses (their
+// traffic goes to the workers), two-arm NAT's backends (their replies too), and the ports' own
+// addresses `own` (the kernel's).
+std::vector<XdpAddr> xdpAddresses(const Snapshot& s, const std::vector<IpAddr>& own);
 
 // What the last sync() did, so callers and tests can see that unchanged entries were left alone.
 struct XdpSyncCounts {

@@ -1,9 +1,12 @@
 // l4lbctl: the operator's client for a running l4lb. One JSON request per connection on the
 // daemon's Unix socket ([control] socket); prints the reply as tables, or as JSON with --json.
 // Exit codes: 0 done, 1 the daemon refused or the command failed, 2 usage, 3 no daemon reachable.
+// With --json every error is also printed on stdout as {"error": "...", "code": N} (a refusal
+// is the daemon's reply with "code": 1), so scripts parse one format.
 // `top` is client-side: `stats` (and `backends`) requests an interval apart, rates from ctl/top.h.
 // Hidden, for the bash completion (dist/bash-completion/l4lbctl): --commands prints the command
-// names, --complete vips|backends the running daemon's names (nothing if it is unreachable).
+// names, --complete vips|backends the running daemon's names (nothing if it is unreachable or
+// does not answer within kCompleteTimeoutMs: a completion must never hang the shell).
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -11,6 +14,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <time.h>
@@ -37,16 +41,45 @@ using l4lb::ctl::kExitFailed;
 using l4lb::ctl::kExitNoDaemon;
 using l4lb::ctl::kExitUsage;
 constexpr int kTimeoutMs = 60000;  // a reload rebuilds Maglev tables: allow it time
+// The whole exchange of --complete, connect included: the shell waits on it at every <Tab>.
+constexpr int kCompleteTimeoutMs = 500;
+
+bool g_json = false;  // --json: errors as JSON on stdout too
 
 void usage(FILE* f) { std::fputs(l4lb::ctl::usageText(kDefaultSocket).c_str(), f); }
 
-[[noreturn]] void noDaemon(const std::string& msg) {
+// "l4lbctl: msg" on stderr and, with --json, {"error": msg, "code": code} on stdout; returns code.
+int failWith(int code, const std::string& msg) {
   std::fprintf(stderr, "l4lbctl: %s\n", msg.c_str());
-  std::exit(kExitNoDaemon);
+  if (g_json) std::printf("%s\n", json{{"error", msg}, {"code", code}}.dump().c_str());
+  return code;
 }
 
-// One request, one reply. False with `err` set when there is no daemon to talk to (exit 3).
-bool tryTalk(const std::string& path, const std::string& request, std::string& out, std::string& err) {
+// A usage error: the message, then the usage on stderr.
+int usageError(const std::string& msg) {
+  failWith(kExitUsage, msg);
+  usage(stderr);
+  return kExitUsage;
+}
+
+[[noreturn]] void noDaemon(const std::string& msg) { std::exit(failWith(kExitNoDaemon, msg)); }
+
+double monotonic();
+
+// Why connecting to `path` was refused: a stale socket, or something that is no socket at all.
+std::string refusedWhy(const std::string& path) {
+  struct stat st{};
+  if (stat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+    return std::string("not a socket (") + (S_ISDIR(st.st_mode) ? "a directory" : "a regular file") +
+           "; -s wants the daemon's control socket, [control] socket in l4lb.toml)";
+  return "connection refused (l4lb is not running: stale socket file)";
+}
+
+// One request, one reply, all within `timeout_ms`. False with `err` set when there is no daemon
+// to talk to (exit 3).
+bool tryTalk(const std::string& path, const std::string& request, std::string& out, std::string& err,
+             int timeout_ms = kTimeoutMs) {
+  const double deadline = monotonic() + timeout_ms / 1000.0;
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   if (path.size() >= sizeof(sa.sun_path)) {
@@ -64,11 +97,16 @@ bool tryTalk(const std::string& path, const std::string& request, std::string& o
     err = m;
     return false;
   };
+  // A Unix connect blocks while the listener's backlog is full (a daemon that stopped
+  // accepting); SO_SNDTIMEO bounds that wait, and the sends.
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
     const int e = errno;
     std::string why = std::strerror(e);
     if (e == ENOENT) why = "no such socket (l4lb is not running, or [control] socket names another path; see -s)";
-    else if (e == ECONNREFUSED) why = "connection refused (l4lb is not running: stale socket file)";
+    else if (e == ECONNREFUSED) why = refusedWhy(path);
+    else if (e == EAGAIN || e == EINPROGRESS) why = "no answer within " + std::to_string(timeout_ms) + " ms";
     else if (e == EACCES || e == EPERM)
       why = "permission denied (the socket is owned by root with [control] mode, 0600 by default: run as root)";
     else if (e == ENOTSOCK) why = "not a socket";
@@ -88,9 +126,12 @@ bool tryTalk(const std::string& path, const std::string& request, std::string& o
   char buf[65536];
   for (;;) {
     pollfd p{fd, POLLIN, 0};
-    int r = poll(&p, 1, kTimeoutMs);
+    const double left = deadline - monotonic();
+    int r = left > 0 ? poll(&p, 1, int(std::ceil(left * 1000))) : 0;
     if (r < 0 && errno == EINTR) continue;
-    if (r == 0) return fail("no reply from " + path + " within " + std::to_string(kTimeoutMs / 1000) + " s");
+    if (r == 0)
+      return fail("no reply from " + path + " within " +
+                  (timeout_ms % 1000 ? std::to_string(timeout_ms) + " ms" : std::to_string(timeout_ms / 1000) + " s"));
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail("reading from " + path + ": " + std::strerror(errno));
@@ -127,7 +168,7 @@ int complete(const std::string& sock, const std::string& what) {
     std::fprintf(stderr, "l4lbctl: --complete vips|backends\n");
     return kExitUsage;
   }
-  if (!tryTalk(sock, json{{"cmd", what}, {"args", json::array()}}.dump(), raw, err)) return 0;
+  if (!tryTalk(sock, json{{"cmd", what}, {"args", json::array()}}.dump(), raw, err, kCompleteTimeoutMs)) return 0;
   json r = json::parse(raw, nullptr, false);
   if (r.is_discarded() || !r.is_object() || !r.value("ok", false)) return 0;
   if (what == "vips") {
@@ -198,14 +239,10 @@ int top(const std::string& sock, const std::vector<std::string>& args, bool as_j
     else if (args[i] == "--interval" && i + 1 < args.size()) {
       char* end = nullptr;
       interval = std::strtod(args[++i].c_str(), &end);
-      if (end == args[i].c_str() || *end != '\0' || !(interval >= 0.1 && interval <= 3600)) {
-        std::fprintf(stderr, "l4lbctl: top: --interval wants seconds, 0.1..3600 (got '%s')\n", args[i].c_str());
-        return kExitUsage;
-      }
+      if (end == args[i].c_str() || *end != '\0' || !(interval >= 0.1 && interval <= 3600))
+        return failWith(kExitUsage, "top: --interval wants seconds, 0.1..3600 (got '" + args[i] + "')");
     } else {
-      std::fprintf(stderr, "l4lbctl: top: unknown argument '%s'\n", args[i].c_str());
-      usage(stderr);
-      return kExitUsage;
+      return usageError("top: unknown argument '" + args[i] + "'");
     }
   }
   const bool tty = isatty(STDOUT_FILENO) && !as_json && !once;
@@ -219,6 +256,7 @@ int top(const std::string& sock, const std::vector<std::string>& args, bool as_j
     json r = request(sock, cmd);
     if (!r.value("ok", false)) {
       std::fputs(l4lb::ctl::renderError(cmd, r).c_str(), stderr);
+      if (g_json) std::printf("%s\n", json{{"error", r.value("error", "failed")}, {"code", kExitFailed}}.dump().c_str());
       std::exit(kExitFailed);
     }
     return r;
@@ -256,58 +294,47 @@ int main(int argc, char** argv) {
   std::string sock = kDefaultSocket;
   bool as_json = false;
   std::vector<std::string> words;
+  // --json anywhere on the line makes every error JSON, those found before it too.
+  for (int i = 1; i < argc; i++) g_json = g_json || std::string(argv[i]) == "--json";
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--json") as_json = true;
     else if (a == "-s" || a == "--socket") {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "l4lbctl: %s needs a value\n", a.c_str());
-        return kExitUsage;
-      }
+      if (i + 1 >= argc) return failWith(kExitUsage, a + " needs a value");
       sock = argv[++i];
     } else if (a == "--commands" && words.empty()) {
       for (const std::string& n : l4lb::ctl::commandNames()) std::printf("%s\n", n.c_str());
       return 0;
     } else if (a == "--complete" && words.empty()) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "l4lbctl: --complete needs vips or backends\n");
-        return kExitUsage;
-      }
+      if (i + 1 >= argc) return failWith(kExitUsage, "--complete needs vips or backends");
       return complete(sock, argv[++i]);
     } else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
     } else if (a.size() > 1 && a[0] == '-' && words.empty()) {
-      std::fprintf(stderr, "l4lbctl: unknown option '%s'\n", a.c_str());
-      usage(stderr);
-      return kExitUsage;
+      return usageError("unknown option '" + a + "'");
     } else words.push_back(a);
   }
-  if (words.empty()) {
-    usage(stderr);
-    return kExitUsage;
-  }
+  if (words.empty()) return usageError("no command given");
   const std::string cmd = words[0];
   std::vector<std::string> args(words.begin() + 1, words.end());
   std::string bad;
-  if (l4lb::ctl::checkCommand(cmd, args.size(), bad) != l4lb::ctl::kExitOk) {
-    std::fputs(bad.c_str(), stderr);
-    usage(stderr);
-    return kExitUsage;
-  }
+  if (l4lb::ctl::checkCommand(cmd, args, bad) != l4lb::ctl::kExitOk) return usageError(bad);
   if (cmd == "top") return top(sock, args, as_json);
   // The daemon runs elsewhere in the file system's view of things: send an absolute path.
   if (cmd == "diff") {
     char buf[PATH_MAX];
-    if (realpath(args[0].c_str(), buf) == nullptr) {
-      std::fprintf(stderr, "l4lbctl: diff: %s: %s\n", args[0].c_str(), std::strerror(errno));
-      return kExitFailed;
-    }
+    if (realpath(args[0].c_str(), buf) == nullptr)
+      return failWith(kExitFailed, "diff: " + args[0] + ": " + std::strerror(errno));
     args[0] = buf;
   }
-  const json r = request(sock, cmd, args);
+  json r = request(sock, cmd, args);
   const bool ok = r.value("ok", false);
   if (as_json) {
+    if (!ok) {
+      r["code"] = kExitFailed;
+      std::fputs(l4lb::ctl::renderError(cmd, r).c_str(), stderr);
+    }
     std::printf("%s\n", r.dump(2).c_str());
     return ok ? 0 : kExitFailed;
   }

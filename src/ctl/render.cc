@@ -140,6 +140,36 @@ void printSnatUsage(std::string& out, const json& r) {
   appendf(out, "snat ports:\n");
   appendTable(out, {"ADDRESS", "IN_USE", "FREE", "QUIET"}, rows, "  ");
 }
+// ipvsadm -L's shape: a VIP's line, then "  -> " and each backend.
+void printList(std::string& out, const json& r, int64_t) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& v : r["vips"]) {
+    rows.push_back({str(v["protocol"]) + " " + str(v["address"]) + " " + str(v["name"]),
+                    str(v["scheduler"]) + " " + str(v["forwarding"]), "", str(v["active_flows"]),
+                    str(v["packets_per_s"]), str(v["new_flows_per_s"])});
+    for (const auto& b : v["backends"])
+      rows.push_back({"  -> " + str(b["backend"]), str(b["state"]), str(b["weight"]), str(b["active_flows"]),
+                      str(b["packets_per_s"]), str(b["new_flows_per_s"])});
+  }
+  appendTable(out, {"VIP / BACKEND", "STATE", "WEIGHT", "ACTIVE_FLOWS", "PACKETS/S", "NEW_FLOWS/S"}, rows);
+}
+template <>
+constexpr Renderer kRender<CommandId::List> = printList;
+
+// The file's text as is, so `l4lbctl config > FILE` is a config file; drift as TOML comments
+// after it (they change nothing a loader reads).
+void printConfig(std::string& out, const json& r, int64_t) {
+  out += r["text"].get<std::string>();
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  if (r.contains("drift") && !r["drift"].empty()) {
+    out += "# Changed by l4lbctl since it was loaded (not in the text above):\n";
+    for (const auto& d : r["drift"])
+      out += "#   " + str(d["vip"]) + " " + str(d["backend"]) + ": " + str(d["what"]) + " " + str(d["running"]) +
+             " (file: " + str(d["file"]) + ")\n";
+  }
+}
+template <>
+constexpr Renderer kRender<CommandId::Config> = printConfig;
 
 void printStats(std::string& out, const json& r, int64_t) {
   std::vector<std::vector<std::string>> rows;
@@ -376,14 +406,26 @@ int checkCommand(const std::string& cmd, size_t nargs, std::string& err) {
   for (const control::api::CommandSpec& c : kClientCommands)
     if (c.name == cmd) spec = &c;
   if (spec == nullptr) {
-    err = "l4lbctl: unknown command '" + cmd + "'\n";
+    err = "unknown command '" + cmd + "'";
     return kExitUsage;
   }
   if (!control::api::arityOk(*spec, nargs)) {
-    err = "l4lbctl: " + cmd + ": wrong number of arguments\n";
+    err = cmd + ": wrong number of arguments (usage: l4lbctl " + spec->usage() + ")";
     return kExitUsage;
   }
   return kExitOk;
+}
+
+int checkCommand(const std::string& cmd, const std::vector<std::string>& args, std::string& err) {
+  // Only top takes options of its own; its loop reports one it does not know. No argument of
+  // the others starts with '-' and a letter (a negative number is a value, refused by its command).
+  if (cmd != "top" && control::api::findCommand(cmd) != nullptr)
+    for (const std::string& a : args)
+      if (a.size() > 1 && a[0] == '-' && !(a[1] >= '0' && a[1] <= '9')) {
+        err = cmd + ": unknown option '" + a + "'";
+        return kExitUsage;
+      }
+  return checkCommand(cmd, args.size(), err);
 }
 
 std::string renderError(const std::string& cmd, const json& r) {

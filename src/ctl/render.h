@@ -18,9 +18,11 @@ std::string usageText(const char* default_socket);
 // Every command l4lbctl takes: the daemon's table, then the client-side ones (top.h), one name
 // each (l4lbctl --commands, which the bash completion reads).
 std::vector<std::string> commandNames();
-// kExitOk, or kExitUsage with the line to print before the usage in `err` (unknown command,
+// kExitOk, or kExitUsage with the message to print before the usage in `err` (unknown command,
 // wrong number of arguments, as the table says).
 int checkCommand(const std::string& cmd, size_t nargs, std::string& err);
+// The same for a command line: first an option the command does not take ("status -x").
+int checkCommand(const std::string& cmd, const std::vector<std::string>& args, std::string& err);
 // A JSON value as a table cell: "-" for null, strings bare, floats with two decimals.
 std::string str(const nlohmann::json& j);
 // `head` and `rows` as aligned columns (two spaces apart), each line prefixed by `indent`.

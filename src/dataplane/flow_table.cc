@@ -23,12 +23,8 @@ std::unique_ptr<FlowTable> FlowTable::create(const std::string& name, uint32_t c
     return nullptr;
   }
   const bool v6 = key_len == Layout6::kKeyLen;
-  const uint64_t per_bucket = v6 ? Layout6::kSlots : Layout4::kSlots;
-  const uint64_t bucket_bytes = v6 ? Layout6::kBytes : Layout4::kBytes;
-  const uint64_t min_slots = (uint64_t(capacity) * 100 + kMaxLoadPercent - 1) / kMaxLoadPercent;
-  uint64_t buckets = 1;
-  while (buckets * per_bucket < min_slots) buckets <<= 1;
-  const uint64_t bytes = buckets * bucket_bytes;
+  const uint64_t bytes = bytesFor(capacity, v6);
+  const uint64_t buckets = bytes / (v6 ? Layout6::kBytes : Layout4::kBytes);
   // Zeroed: every slot free (proto 0), every overflow count 0.
   auto* mem = static_cast<uint8_t*>(rte_zmalloc_socket(name.c_str(), bytes, RTE_CACHE_LINE_SIZE, socket));
   if (mem == nullptr) {

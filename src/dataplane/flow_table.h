@@ -156,6 +156,15 @@ class FlowTable {
   // when EAL has them).
   static std::unique_ptr<FlowTable> create(const std::string& name, uint32_t capacity, uint32_t key_len,
                                            int socket, std::string& err);
+  // The bucket array create() allocates for `capacity` entries: the power-of-two number of
+  // buckets that keeps the load under kMaxLoadPercent (control/memory_estimate.h adds these up).
+  static constexpr uint64_t bytesFor(uint32_t capacity, bool v6) {
+    const uint64_t per_bucket = v6 ? flow_table_detail::Layout6::kSlots : flow_table_detail::Layout4::kSlots;
+    const uint64_t min_slots = (uint64_t(capacity) * 100 + kMaxLoadPercent - 1) / kMaxLoadPercent;
+    uint64_t buckets = 1;
+    while (buckets * per_bucket < min_slots) buckets <<= 1;
+    return buckets * (v6 ? flow_table_detail::Layout6::kBytes : flow_table_detail::Layout4::kBytes);
+  }
   ~FlowTable();
   FlowTable(const FlowTable&) = delete;
   FlowTable& operator=(const FlowTable&) = delete;

@@ -9,6 +9,7 @@ eye against BASE below.
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -85,13 +86,18 @@ class ConfigTest(unittest.TestCase):
         n_backends = sum(len(v.get("backends", [])) for v in doc["vips"])
         rc, out, err = run_cli(["--check-config", path])
         self.assertEqual((rc, err), (0, ""))
-        self.assertEqual(out, f"{path}: OK ({len(doc['ports'])} ports, {len(doc['vips'])} VIPs, "
-                              f"{n_backends} backends, {len(doc['eal']['worker_cores'])} workers)\n")
+        lines = out.splitlines()
+        self.assertEqual(lines[0], f"{path}: OK ({len(doc['ports'])} ports, {len(doc['vips'])} VIPs, "
+                                   f"{n_backends} backends, {len(doc['eal']['worker_cores'])} workers)")
+        # Then what each table and pool takes (control/memory_estimate.h).
+        self.assertRegex(lines[-1], rf"^{re.escape(path)}: memory: about \d+ MiB: flow tables \d+ MiB \(2 workers x "
+                                    r"\(IPv4 \d+ MiB \+ IPv6 \d+ MiB\)\), packet buffers \d+ MiB, outer fragments "
+                                    r"\d+ MiB, rings \d+ MiB$")
 
     def test_base_config_is_valid(self):
         path = self.write("base.toml", self.base)
-        self.assertEqual(run_cli(["--check-config", path]),
-                         (0, f"{path}: OK (1 ports, 1 VIPs, 1 backends, 1 workers)\n", ""))
+        rc, out, err = run_cli(["--check-config", path])
+        self.assertEqual((rc, out.splitlines()[0], err), (0, f"{path}: OK (1 ports, 1 VIPs, 1 backends, 1 workers)", ""))
 
     # ---- one error each ----------------------------------------------------------------------
 
@@ -231,6 +237,12 @@ class ConfigTest(unittest.TestCase):
             ("nat_port0.toml", replace_line(replace_line(self.base, L_WEIGHT, "  port = 8080"), L_VIP_PORT,
                                             'port = 0\nforwarding = "nat"'),
              "vips[0].backends[0].port: must be 0 when the VIP's port is 0 (replies could not be mapped back)"),
+            # Two ports, neither on-link with the backend nor with a gateway (one port would take it).
+            ("unreachable.toml", insert_after(replace_line(self.base, L_BACKEND_ADDR, '  address = "203.0.113.5"'),
+                                              L_PORT_MAC + 2, '[[ports]]\nname = "p1"\ndevice = "net_null1"\n'
+                                                              'ipv4 = "10.9.0.1/24"'),
+             "vips[0].backends[0]: no port reaches 203.0.113.5 (give a port a connected prefix or gateway for it, "
+             "or set via)"),
         ]
         problems = []
         for name, text, msg in cases:
@@ -239,7 +251,8 @@ class ConfigTest(unittest.TestCase):
             self.assertIn(msg, err, name)
             path = os.path.join(self.tmp, name)
             rc, out, err = run_cli(["--check-config", path])
-            if rc != 1 or msg not in err:
+            # Placed in the file like the loader's own messages: path:line:col.
+            if rc != 1 or not re.search(rf"^{re.escape(path)}:\d+:\d+: {re.escape(msg)}$", err, re.M):
                 problems.append(f"--check-config {name} -> exit {rc}, {out.strip() or err.strip()!r}; "
                                 f"the daemon refuses it with {msg!r} (and no line:col)")
         self.assertEqual(problems, [])

@@ -15,6 +15,7 @@ plane) are asserted exactly: zeros there are a failure, never a skip.
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -74,7 +75,7 @@ maglev_table_size = {table}
 class Daemon(h.DaemonProcess):
     """A long-running l4lb on net_pcap ports with its control socket and metrics listener."""
 
-    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, endless=False, vip_name="web"):
+    def __init__(self, frames, backends=BACKENDS, env=None, err_path=None, endless=False, vip_name="web", body=None):
         # endless: the client port replays `frames` forever (net_pcap infinite_rx=1) and the
         # server port drops what it sends instead of writing a pcap (it would grow by MB/s).
         self.prefix = f"l4lb_it_{os.getpid()}_ctl{next(h._run_ids)}"
@@ -88,7 +89,7 @@ class Daemon(h.DaemonProcess):
                       h.Port("server", SERVER_MAC, ipv4="198.18.2.1/24", rx=[], tx=not endless)]
         self.vip_name = vip_name
         self.cfg = os.path.join(self.tmp, "l4lb.toml")
-        self.write(vip_toml(backends, name=vip_name))
+        self.write(body if body is not None else vip_toml(backends, name=vip_name))
         h.write_pcap(os.path.join(self.tmp, "client.in.pcap"), frames)
         h.write_pcap(os.path.join(self.tmp, "server.in.pcap"), [])
         self.err_path = err_path or os.path.join(self.tmp, "stderr.txt")
@@ -546,6 +547,107 @@ class CtlTest(unittest.TestCase):
         u.close()
         self.assertEqual(reply, {"ok": False, "error": "bad request: expected {\"cmd\": \"...\", \"args\": [...]}"})
         self.assertEqual(ctl_json(self.d, "vips")["ok"], True)
+
+    def test_messages_that_name_the_mistake(self):
+        # -s naming a file that is not a socket says so (not "stale socket file").
+        regular = os.path.join(self.d.tmp, "l4lb.toml")
+        rc, out, err = ctl(regular, "status")
+        self.assertEqual((rc, out), (3, ""))
+        self.assertIn(f"cannot connect to {regular}: not a socket (a regular file; -s wants the daemon's control "
+                      "socket, [control] socket in l4lb.toml)", err)
+        # An option a command does not take is an unknown option, not a wrong argument count.
+        rc, out, err = ctl(self.d, "status", "-x")
+        self.assertEqual((rc, out), (2, ""))
+        self.assertTrue(err.startswith("l4lbctl: status: unknown option '-x'\nusage: l4lbctl"), err)
+        rc, _, err = ctl(self.d, "weight", "web")
+        self.assertEqual(rc, 2)
+        self.assertIn("l4lbctl: weight: wrong number of arguments (usage: l4lbctl weight BACKEND N)", err)
+
+    def test_json_errors_are_json_on_stdout(self):
+        """With --json every error is {"error": ..., "code": N} on stdout, whatever failed."""
+        cases = [
+            (["frobnicate"], 2, "unknown command 'frobnicate'"),
+            (["status", "-x"], 2, "status: unknown option '-x'"),
+            (["weight", "web"], 2, "weight: wrong number of arguments (usage: l4lbctl weight BACKEND N)"),
+            (["drain", "198.18.9.9"], 1, None),
+            (["-s", os.path.join(self.d.tmp, "nosuch.sock"), "status"], 3, None),
+            (["-s", os.path.join(self.d.tmp, "l4lb.toml"), "vips"], 3, None),
+            (["diff", os.path.join(self.d.tmp, "missing.toml")], 1, None),
+        ]
+        for args, code, msg in cases:
+            p = subprocess.run([ctl_path(), "-s", self.d.sock, "--json"] + args, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, code, args)
+            j = json.loads(p.stdout)  # one JSON document, nothing else
+            self.assertEqual(j["code"], code, args)
+            self.assertIsInstance(j["error"], str, args)
+            self.assertTrue(j["error"], args)
+            if msg:
+                self.assertEqual(j["error"], msg, args)
+            self.assertIn(j["error"], p.stderr, args)  # and the same words for a person
+
+    def test_list(self):
+        r = ctl_json(self.d, "list")
+        self.assertEqual([v["name"] for v in r["vips"]], ["web"])
+        v = r["vips"][0]
+        self.assertEqual((v["address"], v["protocol"], v["scheduler"], v["forwarding"]),
+                         (f"{VIP}:80", "tcp", "maglev", "dsr"))
+        by_backend = {b["backend"]: b for b in v["backends"]}
+        self.assertEqual(sorted(by_backend), sorted(f"{a}:0" for a, _ in BACKENDS))
+        # The same flows and states `backends` reports, nested under their VIP.
+        for name, b in self.backends().items():
+            self.assertEqual((by_backend[name]["state"], by_backend[name]["weight"], by_backend[name]["active_flows"]),
+                             (b["state"], b["weight"], b["active_flows"]), name)
+            self.assertGreaterEqual(by_backend[name]["packets_per_s"], 0)
+        self.assertEqual(v["active_flows"], sum(b["active_flows"] for b in v["backends"]))
+        self.assertEqual(v["active_flows"], NFLOWS)
+        rc, out, _ = ctl(self.d, "list")
+        self.assertEqual(rc, 0)
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^VIP / BACKEND\s+STATE\s+WEIGHT\s+ACTIVE_FLOWS\s+PACKETS/S\s+NEW_FLOWS/S$")
+        self.assertRegex(lines[1], rf"^tcp {VIP}:80 web\s+maglev dsr\s+{NFLOWS}\s")
+        self.assertEqual(len(lines), 2 + len(BACKENDS))
+        for line in lines[2:]:
+            self.assertRegex(line, r"^  -> 198\.18\.2\.1[123]:0\s+healthy\s+1\s+\d+\s+[\d.]+\s+[\d.]+$")
+        self.assertEqual(ctl(self.d, "list", "nope")[0], 1)
+
+    def test_memory_estimate_against_the_eal_heap(self):
+        """The start-up log's heap figure (what the EAL handed out once everything started) is
+        within 10 % of the estimate --check-config prints for the same file."""
+        m = re.search(r"memory: EAL heap in use (\d+) MiB; estimated about (\d+) MiB", self.d.log())
+        self.assertIsNotNone(m, self.d.log())
+        heap, estimate = int(m.group(1)), int(m.group(2))
+        print(f"\n    EAL heap {heap} MiB, estimate {estimate} MiB")
+        self.assertLess(abs(estimate - heap), 0.1 * heap, (heap, estimate))
+
+    def test_config_round_trip(self):
+        """running config -> file -> --check-config -> the same configuration and snapshot."""
+        rc, text, err = ctl(self.d, "config")
+        self.assertEqual(rc, 0, err)
+        with open(self.d.cfg) as f:
+            self.assertEqual(text, f.read())  # what was loaded, byte for byte
+        path = os.path.join(self.d.tmp, "running.toml")
+        with open(path, "w") as f:
+            f.write(text)
+        rc, out, err = h.run_cli(["--check-config", path])
+        self.assertEqual((rc, err), (0, ""))
+        self.assertTrue(out.startswith(f"{path}: OK (2 ports, 1 VIPs, 3 backends, 1 workers)\n"), out)
+        # The hash the daemon reports for its configuration is this text's.
+        status = ctl_json(self.d, "status")
+        self.assertEqual(hashlib.sha256(text.encode()).hexdigest(), status["config"]["sha256"])
+        self.assertEqual(ctl_json(self.d, "config")["sha256"], status["config"]["sha256"])
+        # Built again, it gives the running snapshot: no VIP changes, no Maglev slot moves.
+        d = ctl_json(self.d, "diff", path)
+        self.assertEqual(d["restart_required"], [])
+        self.assertEqual([(v["vip"], v["change"], v["slots_moved"]) for v in d["vips"]], [("web", "unchanged", 0)])
+        # Once the file on disk changes, config still prints the running configuration.
+        original = open(self.d.cfg).read()
+        try:
+            self.d.write(vip_toml(BACKENDS[:2]))
+            self.assertEqual(ctl(self.d, "config")[1], text)
+        finally:
+            with open(self.d.cfg, "w") as f:
+                f.write(original)
 
 
 class DaemonDownTest(unittest.TestCase):

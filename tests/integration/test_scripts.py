@@ -578,7 +578,7 @@ class InstallTest(unittest.TestCase):
         # What ExecStartPre runs passes on the shipped example configuration.
         r = run([self.inst(l4lb), "--check-config", self.inst(self.config)])
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, f"{self.inst(self.config)}: OK (2 ports, 3 VIPs, 6 backends, 2 workers)\n")
+        self.assertEqual(r.stdout.splitlines()[0], f"{self.inst(self.config)}: OK (2 ports, 3 VIPs, 6 backends, 2 workers)")
 
     def systemd_analyze(self):
         exe = shutil.which("systemd-analyze")

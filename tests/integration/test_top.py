@@ -14,8 +14,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -214,12 +216,13 @@ class TopTest(unittest.TestCase):
     def test_commands_listed_by_l4lbctl(self):
         p = subprocess.run([c.ctl_path(), "--commands"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 0)
-        want = ["status", "vips", "backends", "stats", "drain", "undrain", "weight", "reload", "explain", "diff",
-                "cluster", "drain-balancer", "undrain-balancer", "top"]
+        want = ["status", "vips", "backends", "list", "stats", "drain", "undrain", "weight", "reload", "explain",
+                "diff", "config", "cluster", "drain-balancer", "undrain-balancer", "top"]
         self.assertEqual(p.stdout.splitlines(), want)
         self.assertEqual(self.complete("", sock=False), want)
         self.assertEqual(self.complete(""), want)
         self.assertEqual(self.complete("d"), ["drain", "diff", "drain-balancer"])
+        self.assertEqual(self.complete("c"), ["config", "cluster"])
         self.assertEqual(self.complete("--j", sock=False), ["--json"])
 
     def test_vips_after_backends(self):
@@ -260,3 +263,68 @@ class TopTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CompletionTimeoutTest(unittest.TestCase):
+    """Completion asks the daemon for names at every <Tab>: against a daemon that never answers it
+    must give up within a second, quietly (no output, exit 0), in l4lbctl and in the bash function.
+    Two ways of never answering: a listener that accepts and never replies, and one that never
+    accepts, its backlog full (connect itself then blocks)."""
+
+    def hung(self, accept):
+        tmp = tempfile.mkdtemp(prefix="l4lb_it_hung_")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", tmp]))
+        path = os.path.join(tmp, "hung.sock")
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(path)
+        srv.listen(0)
+        self.addCleanup(srv.close)
+        held = []
+        self.addCleanup(lambda: [s.close() for s in held])
+        if accept:
+            stop = threading.Event()
+            self.addCleanup(stop.set)
+
+            def serve():  # accept, read the request, never reply
+                srv.settimeout(0.1)
+                while not stop.is_set():
+                    try:
+                        conn, _ = srv.accept()
+                        held.append(conn)
+                    except OSError:
+                        pass
+            threading.Thread(target=serve, daemon=True).start()
+        else:
+            # Fill the backlog: a further connect blocks (Linux allows backlog + 1 pending).
+            for _ in range(4):
+                s = socket.socket(socket.AF_UNIX)
+                s.setblocking(False)
+                try:
+                    s.connect(path)
+                except (BlockingIOError, OSError):
+                    s.close()
+                    break
+                held.append(s)
+        return path
+
+    def timed(self, args):
+        t0 = time.monotonic()
+        p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        return time.monotonic() - t0, p
+
+    def test_gives_up_within_a_second(self):
+        for accept in (True, False):
+            sock = self.hung(accept)
+            for what in ("vips", "backends"):
+                took, p = self.timed([c.ctl_path(), "-s", sock, "--complete", what])
+                self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "", ""), (accept, what))
+                self.assertLess(took, 1.0, (accept, what))
+            script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
+                      '_l4lbctl; printf "%s\\n" "${COMPREPLY[@]}"')
+            took, p = self.timed(["bash", "--norc", "--noprofile", "-c", script, "bash", COMPLETION,
+                                  c.ctl_path(), "-s", sock, "drain", ""])
+            self.assertEqual((p.returncode, p.stdout.strip(), p.stderr), (0, "", ""), accept)
+            self.assertLess(took, 1.0, accept)
+            # The negative control: an ordinary command waits far longer on the same daemon.
+            with self.assertRaises(subprocess.TimeoutExpired):
+                subprocess.run([c.ctl_path(), "-s", sock, "vips"], capture_output=True, timeout=2)

@@ -20,6 +20,7 @@ namespace l4lb::control::api {
   X(Status, "status", "version, uptime, workers, ports, config file and hash, drift")                   \
   X(Vips, "vips", "configured VIPs")                                                                    \
   X(Backends, "backends", "[VIP]", "state, weight, health, active flows, last transition")              \
+  X(List, "list", "[VIP]", "each VIP and its backends: weight, state, active flows, packets/s, new flows/s") \
   X(Stats, "stats", "per VIP, backend, worker and port counters, drops by reason")                      \
   X(Drain, "drain", "BACKEND", "no new flows to BACKEND; existing flows continue")                      \
   X(Undrain, "undrain", "BACKEND", "back in service")                                                   \
@@ -27,6 +28,7 @@ namespace l4lb::control::api {
   X(Reload, "reload", "re-read the config file (as SIGHUP)")                                            \
   X(Explain, "explain", "tcp|udp SRC:PORT DST:PORT", "which backend this flow goes to now, and why")     \
   X(Diff, "diff", "FILE", "what reloading FILE would change")                                           \
+  X(Config, "config", "the running configuration: the TOML it was loaded from")                         \
   X(Cluster, "cluster", "this balancer: BGP sessions, what it announces and why, sync peers")           \
   X(DrainBalancer, "drain-balancer", "withdraw every VIP from BGP (traffic moves to the other balancers)") \
   X(UndrainBalancer, "undrain-balancer", "announce the VIPs again")

@@ -37,7 +37,7 @@ nlohmann::json driftJson(const OperatorView& view);
 StatusPage statusPage(const OperatorView& view);
 
 // One handler per api/commands.h entry, cmd<Id>, declared from the list; each is defined in
-// the api/ file of its kind: read_commands.cc (status, vips, backends, stats),
+// the api/ file of its kind: read_commands.cc (status, vips, backends, list, config, stats),
 // change_commands.cc (drain, undrain, weight, reload), explain.cc, diff.cc, and
 // cluster_commands.cc (cluster, drain-balancer, undrain-balancer; docs/SCALE-OUT.md).
 #define L4LB_DECLARE_HANDLER(Id, ...) nlohmann::json cmd##Id(OperatorView& view, const Args& args);

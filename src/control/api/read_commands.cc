@@ -1,5 +1,5 @@
-// The commands that only read: status, vips, backends, stats (and observe(), which /metrics
-// renders). Counters are summed by sumWorkers (control/worker_totals.h).
+// The commands that only read: status, vips, backends, list, config, stats (and observe(),
+// which /metrics renders). Counters are summed by sumWorkers (control/worker_totals.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -198,6 +198,60 @@ json cmdBackends(OperatorView& view, const Args& args) {
     out.push_back(j);
   }
   return {{"backends", out}};
+}
+
+// ipvsadm -L's nested view: each VIP, then its backends with the control tick's rates.
+json cmdList(OperatorView& view, const Args& args) {
+  const Snapshot* s = view.snapshot();
+  const RunFacts f = view.runFacts();
+  json vips = json::array();
+  bool found = args.empty();
+  for (const VipConfig& v : view.config().vips) {
+    if (!args.empty() && args[0] != v.name && args[0] != endpoint(v.address, v.port) && args[0] != v.address.str())
+      continue;
+    found = true;
+    std::vector<uint32_t> ids;
+    for (const BackendConfig& b : v.backends) ids.push_back(view.builder().idOf(backendIdentity(v, b)));
+    const WorkerTotals t = sumWorkers(view.workers(), ids);
+    json backends = json::array();
+    double pps = 0, nfs = 0;
+    uint64_t active = 0;
+    for (size_t i = 0; i < v.backends.size(); i++) {
+      const BackendConfig& b = v.backends[i];
+      const SnapBackend* sb = s ? s->backend(ids[i]) : nullptr;
+      auto rit = f.backend_rates.find(ids[i]);
+      const RunFacts::Rate rate = rit == f.backend_rates.end() ? RunFacts::Rate{} : rit->second;
+      const uint64_t flows = activeFlows(t.backend(ids[i]));
+      pps += rate.packets_per_s;
+      nfs += rate.new_flows_per_s;
+      active += flows;
+      backends.push_back({{"backend", endpoint(b.address, b.port)},
+                          {"weight", sb ? sb->weight : b.weight},
+                          {"state", sb ? std::string(toString(sb->state)) : "unknown"},
+                          {"active_flows", flows},
+                          {"packets_per_s", rate.packets_per_s},
+                          {"new_flows_per_s", rate.new_flows_per_s}});
+    }
+    vips.push_back({{"name", v.name},
+                    {"address", endpoint(v.address, v.port)},
+                    {"protocol", std::string(toString(v.protocol))},
+                    {"scheduler", std::string(toString(v.scheduler))},
+                    {"forwarding", std::string(toString(v.forwarding))},
+                    {"active_flows", active},
+                    {"packets_per_s", pps},
+                    {"new_flows_per_s", nfs},
+                    {"backends", backends}});
+  }
+  if (!found) throw ApiError{"no VIP named '" + args[0] + "' (see l4lbctl vips)"};
+  return {{"vips", vips}};
+}
+
+// The text the running configuration was loaded from, byte for byte: --check-config accepts it
+// and a reload of it changes nothing. What l4lbctl changed since (drains, weights) is the
+// drift, which the file does not say.
+json cmdConfig(OperatorView& view, const Args&) {
+  const Config& cfg = view.config();
+  return {{"path", view.configPath()}, {"sha256", sha256Hex(cfg.text)}, {"text", cfg.text}, {"drift", driftJson(view)}};
 }
 
 json cmdStats(OperatorView& view, const Args&) {

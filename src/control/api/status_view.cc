@@ -1,5 +1,10 @@
 // The status page's content from the operator view: the same observation /metrics renders, the
-// health checker's reasons, the rates of the last control tick, the config hash and the drift.
+// health checker's reasons, the rates of the last control tick, the config hash and the drift,
+// and from the control plane's StatusHistory the sparklines' samples and the state changes.
+#include <algorithm>
+#include <ctime>
+#include <set>
+
 #include "control/api/handlers.h"
 #include "control/worker_totals.h"
 
@@ -17,6 +22,19 @@ StatusPage statusPage(const OperatorView& view) {
     p.drift.push_back(d["vip"].get<std::string>() + " " + d["backend"].get<std::string>() + ": " +
                       d["what"].get<std::string>() + " (file: " + d["file"].dump() + ", running: " + d["running"].dump() +
                       ")");
+  const StatusHistory* hist = view.history();
+  // The busiest backends over the window get a sparkline (kMaxSparkBackends: the page's size).
+  std::set<uint32_t> drawn;
+  if (hist != nullptr) {
+    std::vector<std::pair<float, uint32_t>> peak;
+    for (const ObservedBackend& ob : o.backends)
+      if (const StatusHistory::Pair* s = hist->backend(ob.id)) {
+        const std::vector<float> v = s->packets_per_s.values();
+        peak.emplace_back(v.empty() ? 0.f : *std::max_element(v.begin(), v.end()), ob.id);
+      }
+    std::stable_sort(peak.begin(), peak.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t i = 0; i < peak.size() && drawn.size() < kMaxSparkBackends; i++) drawn.insert(peak[i].second);
+  }
   size_t next = 0;  // observe() lists backends in config order, VIP by VIP
   for (const VipConfig& v : view.config().vips) {
     StatusVip sv{v.name, endpoint(v.address, v.port), std::string(toString(v.protocol)),
@@ -37,9 +55,27 @@ StatusPage statusPage(const OperatorView& view) {
       }
       b.packets = ob.c.packets;
       b.active_flows = activeFlows(ob.c);
+      if (const StatusHistory::Pair* s = hist && drawn.count(ob.id) ? hist->backend(ob.id) : nullptr) {
+        b.packets_hist = s->packets_per_s.values();
+        b.new_flows_hist = s->new_flows_per_s.values();
+      }
       sv.backends.push_back(std::move(b));
     }
+    if (const StatusHistory::Pair* s = hist ? hist->vip(v.name) : nullptr) {
+      sv.packets_hist = s->packets_per_s.values();
+      sv.new_flows_hist = s->new_flows_per_s.values();
+    }
     p.vips.push_back(std::move(sv));
+  }
+  p.now_unix = int64_t(time(nullptr));
+  if (hist != nullptr) {
+    p.drops_hist = hist->drops().values();
+    for (const StatusHistory::Ring& w : hist->workers()) p.worker_hist.push_back(w.values());
+    const std::vector<StatusHistory::Transition> ts = hist->transitionsSince(p.now_unix);
+    p.transitions_total = ts.size();
+    for (size_t i = 0; i < ts.size() && i < kMaxShownTransitions; i++)
+      p.transitions.push_back({ts[i].change.unix_time, ts[i].vip, ts[i].backend, ts[i].change.from, ts[i].change.to,
+                               ts[i].change.why});
   }
   const WorkerCounters total = sumWorkers(view.workers()).counters;
   for (size_t r = 1; r < size_t(Drop::Count); r++) p.drops.emplace_back(std::string(kDropNames[r]), total.drops[r]);

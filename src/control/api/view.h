@@ -13,6 +13,7 @@
 #include "control/health/health_checker.h"
 #include "control/metrics.h"
 #include "control/snapshot_builder.h"
+#include "control/status_history.h"
 #include "l4lb/snapshot.h"
 
 namespace l4lb::dataplane {
@@ -35,10 +36,7 @@ struct ControlStats {
 namespace api {
 
 // A backend's last state change (healthy/draining/unhealthy), as `backends` reports it.
-struct Transition {
-  int64_t unix_time = 0;
-  std::string from, to, why;
-};
+using Transition = StatusHistory::Change;
 
 // How long askFlowTables waits for the workers' answers.
 inline constexpr uint64_t kFlowQueryWaitMs = 100;
@@ -68,9 +66,7 @@ struct RunFacts {
   uint32_t flow_capacity = 0;          // per worker and family
   double new_flows_per_s = 0;
   // Per backend id, over the last control tick (about 1 s): the status page's rates.
-  struct Rate {
-    double packets_per_s = 0, bytes_per_s = 0, new_flows_per_s = 0;
-  };
+  using Rate = StatusHistory::Rate;
   std::map<uint32_t, Rate> backend_rates;
 };
 
@@ -106,6 +102,8 @@ class OperatorView {
   virtual const bgp::Announcer* announcer() const { return nullptr; }
   // Monotonic milliseconds (the announcer's clock).
   virtual uint64_t monoMs() const { return 0; }
+  // The status page's history of rates and state changes; null when none is kept.
+  virtual const StatusHistory* history() const { return nullptr; }
 
   // ---- change ----
   // Drains and weights set by command live here; rebuild() publishes them.

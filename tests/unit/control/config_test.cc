@@ -6,7 +6,10 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -19,15 +22,17 @@ namespace {
 // relative to the build directory ("../tests/unit/..."), which is the working directory under
 // `meson test` but not when the binary is run from elsewhere; then resolve it against the build
 // directory, the binary's grandparent (<build>/tests/config_test).
-std::string exampleConfigPath() {
+std::string sourcePath(const std::string& file) {
   namespace fs = std::filesystem;
   const std::string here = __FILE__;
-  const std::string rel = here.substr(0, here.rfind("/tests/")) + "/config/l4lb.toml";
+  const std::string rel = here.substr(0, here.rfind("/tests/")) + "/" + file;
   if (fs::path(rel).is_absolute() || fs::exists(rel)) return rel;
   std::error_code ec;
   fs::path buildDir = fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path();
   return (buildDir / rel).lexically_normal().string();
 }
+
+std::string exampleConfigPath() { return sourcePath("config/l4lb.toml"); }
 
 // Lines 1-5 of most documents below: a valid [eal] and one port. VIPs start on line 6.
 const std::string kPrelude =
@@ -1572,6 +1577,181 @@ TEST(ConfigBgp, ErrorsNameThePlace) {
   const std::string e2 = errorsOf(kPrelude + kNamedVips + "[bgp]\nannounce = \"web\"\nnext_hop4 = \"0.0.0.0\"\n");
   EXPECT_NE(e2.find("t.toml:17:12: bgp.announce: must be an array of VIP names"), std::string::npos) << e2;
   EXPECT_NE(e2.find("t.toml:18:13: bgp.next_hop4: must be a unicast address (got 0.0.0.0)"), std::string::npos) << e2;
+}
+
+}  // namespace
+}  // namespace l4lb::control
+
+namespace l4lb::control {
+namespace {
+
+// ---- what operators get wrong: each with the message that says so ----
+
+TEST(ConfigOperator, EveryBackendAtWeightZeroIsRefused) {
+  const std::string vip =
+      "[[vips]]\n"                  // 6
+      "address = \"198.18.1.10\"\n"  // 7
+      "[[vips.backends]]\n"         // 8
+      "address = \"198.18.2.11\"\n"  // 9
+      "weight = 0\n"                // 10
+      "[[vips.backends]]\n"         // 11
+      "address = \"198.18.2.12\"\n"  // 12
+      "weight = 0\n";               // 13
+  EXPECT_EQ(errorsOf(kPrelude + vip),
+            "t.toml:8:1: vips[0].backends: every backend has weight 0, so the VIP can never serve; give one a "
+            "weight > 0 (to take a VIP out of service, remove it)");
+  // One backend still weighted: a VIP with a drained backend is fine.
+  std::string one = kPrelude + vip;
+  one.replace(one.rfind("weight = 0"), 10, "weight = 1");
+  EXPECT_TRUE(loadConfigString(one, "t.toml").ok());
+}
+
+TEST(ConfigOperator, NatBackendWithoutPortSaysWhichPortIsUsed) {
+  const std::string vip =
+      "[[vips]]\n"                  // 6
+      "address = \"198.18.1.10\"\n"  // 7
+      "port = 80\n"                 // 8
+      "forwarding = \"nat\"\n"      // 9
+      "[[vips.backends]]\n"         // 10
+      "address = \"198.18.2.11\"\n"  // 11
+      "[[vips.backends]]\n"         // 12
+      "address = \"198.18.2.12\"\n"  // 13
+      "port = 8080\n";              // 14
+  ConfigResult r = loadConfigString(kPrelude + vip, "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  EXPECT_EQ(r.notes, (std::vector<std::string>{
+                         "t.toml:10:1: vips[0].backends[0].port: note: not set: forwarding nat sends to the VIP's port 80"}));
+  EXPECT_EQ(r.config->vips[0].backends[0].port, 0);
+  // DSR never changes the port, and a VIP on every port (port 0) keeps the client's: no note.
+  std::string dsr = kPrelude + vip;
+  dsr.replace(dsr.find("\"nat\""), 5, "\"dsr\"");
+  dsr.erase(dsr.find("port = 8080\n"));
+  EXPECT_TRUE(loadConfigString(dsr, "t.toml").notes.empty());
+}
+
+TEST(ConfigOperator, FlowTablesThatDoNotFitTheEalMemoryAreRefused) {
+  const std::string eal = "[eal]\nworker_cores = [1, 2]\nmemory_mb = 4096\n";  // 1-3
+  const std::string rest = kPrelude.substr(25) + kVip +                       // 4-10
+                           "[flow_table]\n"                                   // 11
+                           "capacity = 134217728\n";                          // 12
+  EXPECT_EQ(errorsOf(eal + rest),
+            "t.toml:12:12: flow_table.capacity: the tables and pools need about 32811 MiB: flow tables 32768 MiB "
+            "(2 workers x (IPv4 4096 MiB + IPv6 12288 MiB)), packet buffers 39 MiB, outer fragments 5 MiB, rings 1 "
+            "MiB; more than eal.memory_mb = 4096 (lower flow_table.capacity or raise eal.memory_mb)");
+  // Without memory_mb the EAL takes hugepages as it needs them: nothing to compare against.
+  EXPECT_TRUE(loadConfigString("[eal]\nworker_cores = [1, 2]\n" + rest, "t.toml").ok());
+  // Without hugepages DPDK gives 64 MiB of 4 KiB pages unless told otherwise (a 2368-byte mbuf
+  // takes a page of its own); the default capacity needs more.
+  EXPECT_EQ(errorsOf("[eal]\nworker_cores = [1]\nhugepages = false\n" + kPrelude.substr(25) + kVip),
+            "t.toml:1:1: eal: the tables and pools need about 166 MiB: flow tables 128 MiB (1 worker x (IPv4 32 MiB "
+            "+ IPv6 96 MiB)), packet buffers 34 MiB, outer fragments 5 MiB, rings 0 MiB; more than the 64 MiB the "
+            "EAL takes without hugepages (eal.hugepages = false, eal.memory_mb = 0) (lower flow_table.capacity or "
+            "raise eal.memory_mb)");
+}
+
+TEST(ConfigOperator, KeyThatTomlScopedIntoTheTableBelow) {
+  const std::string vip =
+      "[[vips]]\n"                  // 6
+      "address = \"198.18.1.10\"\n"  // 7
+      "[[vips.backends]]\n"         // 8
+      "address = \"198.18.2.11\"\n"  // 9
+      "scheduler = \"source_hash\"\n"  // 10
+      "[vips.backends.health_check]\n"  // 11
+      "weight = 2\n";               // 12
+  EXPECT_EQ(errorsOf(kPrelude + vip),
+            "t.toml:10:1: vips[0].backends[0].scheduler: unknown key here: \"scheduler\" is a key of vips[0], but "
+            "TOML puts every key that follows a [[vips.backends]] header into that table; write it above the header\n"
+            "t.toml:12:1: vips[0].backends[0].health_check.weight: unknown key here: \"weight\" is a key of "
+            "vips[0].backends[0], but TOML puts every key that follows a [vips.backends.health_check] header into "
+            "that table; write it above the header");
+}
+
+TEST(ConfigOperator, KeyWithoutItsUnitSuffix) {
+  struct Case {
+    std::string doc;
+    std::string message;
+  };
+  const std::string eal = "[eal]\nworker_cores = [1]\n";  // lines 1-2; the key on line 3
+  const std::string check = kPrelude + kVip + "[vips.health_check]\n";  // the key on line 11
+  const Case cases[] = {
+      {eal + "memory = 512\n" + kPrelude.substr(25) + kVip,
+       "t.toml:3:1: eal.memory: unknown key, did you mean \"memory_mb\"? (the value is in megabytes)"},
+      {eal + "idle_sleep_max = 10\n" + kPrelude.substr(25) + kVip,
+       "t.toml:3:1: eal.idle_sleep_max: unknown key, did you mean \"idle_sleep_max_us\"? (the value is in "
+       "microseconds)"},
+      {check + "interval = 5\n",
+       "t.toml:11:1: vips[0].health_check.interval: unknown key, did you mean \"interval_ms\"? (the value is in "
+       "milliseconds)"},
+      {check + "timeout = 5\n",
+       "t.toml:11:1: vips[0].health_check.timeout: unknown key, did you mean \"timeout_ms\"? (the value is in "
+       "milliseconds)"},
+      {check + "max_latency = 5\n",
+       "t.toml:11:1: vips[0].health_check.max_latency: unknown key, did you mean \"max_latency_ms\"? (the value is "
+       "in milliseconds)"},
+      {check + "jitter = 5\n",
+       "t.toml:11:1: vips[0].health_check.jitter: unknown key, did you mean \"jitter_pct\"? (the value is in "
+       "percent)"},
+  };
+  std::set<std::string> covered;
+  for (const Case& c : cases) {
+    EXPECT_EQ(errorsOf(c.doc), c.message);
+    const size_t q = c.message.find("did you mean \"") + 14;
+    covered.insert(c.message.substr(q, c.message.find('"', q) - q));
+  }
+  // Every key of the schema with a unit suffix has its case above.
+  std::set<std::string> suffixed;
+  for (const std::string& k : loadConfigFile(exampleConfigPath()).keys) {
+    const std::string leaf = k.substr(k.rfind('.') + 1);
+    for (std::string_view s : {"_ms", "_us", "_mb", "_pct"})
+      if (leaf.size() > s.size() && leaf.compare(leaf.size() - s.size(), s.size(), s) == 0) suffixed.insert(leaf);
+  }
+  EXPECT_EQ(suffixed, covered);
+}
+
+TEST(ConfigOperator, BuilderMessagesArePlacedInTheFile) {
+  const std::string path = ::testing::TempDir() + "placed.toml";
+  {
+    std::ofstream f(path);
+    f << kPrelude << kVip  // the backend's table on line 8
+      << "[[vips.backends]]\n"            // 10
+         "address = \"2001:db8:10::12\"\n";  // 11
+  }
+  EXPECT_EQ(placeMessages(path, {"vips[0].backends[1]: no port reaches 2001:db8:10::12 (give a port a connected "
+                                 "prefix or gateway for it, or set via)",
+                                 "vips[0].backends[1].mac: no MAC known for 2001:db8:10::12",
+                                 "ports[0].gateway4: no MAC known for 198.18.0.254",
+                                 "ports: 3 configured, at most 2", "vips[7]: not in the file"}),
+            (std::vector<std::string>{
+                path + ":10:1: vips[0].backends[1]: no port reaches 2001:db8:10::12 (give a port a connected prefix "
+                       "or gateway for it, or set via)",
+                path + ":10:1: vips[0].backends[1].mac: no MAC known for 2001:db8:10::12",
+                path + ":3:1: ports[0].gateway4: no MAC known for 198.18.0.254",
+                path + ":3:1: ports: 3 configured, at most 2",
+                path + ":6:1: vips[7]: not in the file"}));
+  std::remove(path.c_str());
+  EXPECT_EQ(placeMessages(path, {"vips[0]: x"}), (std::vector<std::string>{path + ": vips[0]: x"}));
+}
+
+// l4lb.toml(5) names every section twice: in the list of DESCRIPTION and as a heading. Both
+// must be the tables the loader reads (the shipped example has every one).
+TEST(ConfigOperator, ManPageListsTheLoadersSections) {
+  const ConfigResult r = loadConfigFile(exampleConfigPath());
+  ASSERT_TRUE(r.ok()) << r.error.str();
+  const std::set<std::string> loader(r.sections.begin(), r.sections.end());
+  EXPECT_TRUE(loader.count("[[vips.backends]]") && loader.count("[bgp]") && loader.count("[fragments]"));
+  std::ifstream f(sourcePath("docs/man/l4lb.toml.5.scd"));
+  ASSERT_TRUE(f) << sourcePath("docs/man/l4lb.toml.5.scd");
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t from = text.find("The sections are");
+  ASSERT_NE(from, std::string::npos);
+  const std::string list = text.substr(from, text.find("\n\n", from) - from);
+  std::set<std::string> listed, headings;
+  for (size_t at = list.find("*["); at != std::string::npos; at = list.find("*[", at + 1))
+    listed.insert(list.substr(at + 1, list.find("]*", at) - at));
+  for (size_t at = text.find("\n# ["); at != std::string::npos; at = text.find("\n# [", at + 1))
+    headings.insert(text.substr(at + 3, text.find('\n', at + 1) - at - 3));
+  EXPECT_EQ(listed, loader);
+  EXPECT_EQ(headings, loader);
 }
 
 }  // namespace

@@ -151,9 +151,9 @@ TEST(CtlTop, Json) {
 TEST(CtlTop, ListedInHelpAndCommandNames) {
   EXPECT_NE(usageText("/s").find("  top [--once] [--interval S]  live rates per VIP, backend and worker, drops/s (from stats)\n"),
             std::string::npos);
-  EXPECT_EQ(commandNames(), (std::vector<std::string>{"status", "vips", "backends", "stats", "drain", "undrain", "weight",
-                                                      "reload", "explain", "diff", "cluster", "drain-balancer",
-                                                      "undrain-balancer", "top"}));
+  EXPECT_EQ(commandNames(), (std::vector<std::string>{"status", "vips", "backends", "list", "stats", "drain", "undrain",
+                                                      "weight", "reload", "explain", "diff", "config", "cluster",
+                                                      "drain-balancer", "undrain-balancer", "top"}));
   std::string err;
   EXPECT_EQ(checkCommand("top", 0, err), kExitOk);
   EXPECT_EQ(checkCommand("top", 3, err), kExitOk);

@@ -14,9 +14,9 @@ using nlohmann::json;
 TEST(ApiDispatch, TableListsTheCommands) {
   std::vector<std::string> names;
   for (const CommandSpec& c : kCommands) names.push_back(std::string(c.name));
-  EXPECT_EQ(names, (std::vector<std::string>{"status", "vips", "backends", "stats", "drain", "undrain", "weight",
-                                             "reload", "explain", "diff", "cluster", "drain-balancer",
-                                             "undrain-balancer"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"status", "vips", "backends", "list", "stats", "drain", "undrain",
+                                             "weight", "reload", "explain", "diff", "config", "cluster",
+                                             "drain-balancer", "undrain-balancer"}));
   ASSERT_NE(findCommand("weight"), nullptr);
   EXPECT_EQ(findCommand("weight")->min_args, 2u);
   EXPECT_EQ(findCommand("weight")->max_args, 2u);
@@ -63,11 +63,19 @@ TEST(CtlCommandLine, ArityAndNamesFromTheTable) {
   EXPECT_EQ(ctl::checkCommand("backends", 1, err), ctl::kExitOk);
   EXPECT_EQ(ctl::checkCommand("explain", 3, err), ctl::kExitOk);
   EXPECT_EQ(ctl::checkCommand("weight", 1, err), ctl::kExitUsage);
-  EXPECT_EQ(err, "l4lbctl: weight: wrong number of arguments\n");
+  EXPECT_EQ(err, "weight: wrong number of arguments (usage: l4lbctl weight BACKEND N)");
   EXPECT_EQ(ctl::checkCommand("status", 1, err), ctl::kExitUsage);
-  EXPECT_EQ(err, "l4lbctl: status: wrong number of arguments\n");
+  EXPECT_EQ(err, "status: wrong number of arguments (usage: l4lbctl status)");
   EXPECT_EQ(ctl::checkCommand("frobnicate", 0, err), ctl::kExitUsage);
-  EXPECT_EQ(err, "l4lbctl: unknown command 'frobnicate'\n");
+  EXPECT_EQ(err, "unknown command 'frobnicate'");
+  // An option the command does not take is named as one, not counted as an argument.
+  EXPECT_EQ(ctl::checkCommand("status", std::vector<std::string>{"-x"}, err), ctl::kExitUsage);
+  EXPECT_EQ(err, "status: unknown option '-x'");
+  EXPECT_EQ(ctl::checkCommand("backends", std::vector<std::string>{"--all"}, err), ctl::kExitUsage);
+  EXPECT_EQ(err, "backends: unknown option '--all'");
+  // A negative number is a value (weight refuses it itself); top has options of its own.
+  EXPECT_EQ(ctl::checkCommand("weight", std::vector<std::string>{"web", "-1"}, err), ctl::kExitOk);
+  EXPECT_EQ(ctl::checkCommand("top", std::vector<std::string>{"--once"}, err), ctl::kExitOk);
   for (const CommandSpec& c : kCommands) {
     EXPECT_EQ(ctl::checkCommand(std::string(c.name), c.min_args, err), ctl::kExitOk) << c.name;
     EXPECT_EQ(ctl::checkCommand(std::string(c.name), c.max_args + 1, err), ctl::kExitUsage) << c.name;
@@ -80,6 +88,7 @@ TEST(CtlCommandLine, UsageTextComesFromTheTable) {
             "  status                       version, uptime, workers, ports, config file and hash, drift\n"
             "  vips                         configured VIPs\n"
             "  backends [VIP]               state, weight, health, active flows, last transition\n"
+            "  list [VIP]                   each VIP and its backends: weight, state, active flows, packets/s, new flows/s\n"
             "  stats                        per VIP, backend, worker and port counters, drops by reason\n"
             "  drain BACKEND                no new flows to BACKEND; existing flows continue\n"
             "  undrain BACKEND              back in service\n"
@@ -87,6 +96,7 @@ TEST(CtlCommandLine, UsageTextComesFromTheTable) {
             "  reload                       re-read the config file (as SIGHUP)\n"
             "  explain tcp|udp SRC:PORT DST:PORT   which backend this flow goes to now, and why\n"
             "  diff FILE                    what reloading FILE would change\n"
+            "  config                       the running configuration: the TOML it was loaded from\n"
             "  cluster                      this balancer: BGP sessions, what it announces and why, sync peers\n"
             "  drain-balancer               withdraw every VIP from BGP (traffic moves to the other balancers)\n"
             "  undrain-balancer             announce the VIPs again\n"

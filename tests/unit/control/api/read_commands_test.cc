@@ -306,5 +306,56 @@ TEST(ApiObserve, BackendsWorkersPortsAndControlCounts) {
   EXPECT_EQ(o.uptime_s, 12.5);
 }
 
+TEST(ApiList, EachVipThenItsBackendsWithRates) {
+  FakeView v(kToml, 2);
+  const uint32_t id11 = v.idOf(0, 0), id12 = v.idOf(0, 1), id21 = v.idOf(1, 0);
+  v.worker(0).backend_ctrs[id11] = {10, 1000, 3, 1};  // 2 active
+  v.worker(1).backend_ctrs[id12] = {7, 700, 1, 1};    // 0 active
+  v.dyn.backends[backendIdentity(v.cfg.vips[0], v.cfg.vips[0].backends[1])].weight = 9;
+  ASSERT_TRUE(v.rebuild("test"));
+  v.facts.backend_rates[id11] = {120.5, 9000, 4};
+  v.facts.backend_rates[id21] = {3, 300, 1};
+  json r = call(v, "list");
+  ASSERT_EQ(r["ok"], true) << r;
+  EXPECT_EQ(r["vips"][0], (json{{"name", "web"}, {"address", "198.18.0.10:80"}, {"protocol", "tcp"},
+                                {"scheduler", "maglev"}, {"forwarding", "dsr"}, {"active_flows", 2},
+                                {"packets_per_s", 120.5}, {"new_flows_per_s", 4.0},
+                                {"backends", json::array({{{"backend", "198.18.0.11:0"}, {"weight", 1},
+                                                           {"state", "healthy"}, {"active_flows", 2},
+                                                           {"packets_per_s", 120.5}, {"new_flows_per_s", 4.0}},
+                                                          {{"backend", "198.18.0.12:0"}, {"weight", 9},
+                                                           {"state", "healthy"}, {"active_flows", 0},
+                                                           {"packets_per_s", 0.0}, {"new_flows_per_s", 0.0}}})}}));
+  EXPECT_EQ(ctl::renderReply("list", r, kNow),
+            "VIP / BACKEND           STATE            WEIGHT  ACTIVE_FLOWS  PACKETS/S  NEW_FLOWS/S\n"
+            "tcp 198.18.0.10:80 web  maglev dsr               2             120.50     4.00\n"
+            "  -> 198.18.0.11:0      healthy          1       2             120.50     4.00\n"
+            "  -> 198.18.0.12:0      healthy          9       0             0.00       0.00\n"
+            "udp 198.18.0.20:53 dns  round_robin dsr          0             3.00       1.00\n"
+            "  -> 198.18.0.21:0      healthy          1       0             3.00       1.00\n");
+  EXPECT_EQ(call(v, "list", {"dns"})["vips"].size(), 1u);
+  EXPECT_EQ(call(v, "list", {"mail"}), (json{{"ok", false}, {"error", "no VIP named 'mail' (see l4lbctl vips)"}}));
+}
+
+TEST(ApiConfig, TheTextTheRunningConfigWasLoadedFrom) {
+  FakeView v;
+  json r = call(v, "config");
+  ASSERT_EQ(r["ok"], true) << r;
+  EXPECT_EQ(r["text"], kToml);
+  EXPECT_EQ(r["sha256"], sha256Hex(kToml));
+  EXPECT_EQ(r["drift"], json::array());
+  EXPECT_EQ(ctl::renderReply("config", r, kNow), kToml);
+  // It loads to the same configuration.
+  ConfigResult again = loadConfigString(ctl::renderReply("config", r, kNow), "t.toml");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.config->vips.size(), v.cfg.vips.size());
+  // What l4lbctl changed since follows as comments, which a loader passes over.
+  v.dyn.backends[backendIdentity(v.cfg.vips[0], v.cfg.vips[0].backends[1])].weight = 5;
+  const std::string text = ctl::renderReply("config", call(v, "config"), kNow);
+  EXPECT_EQ(text, kToml + "# Changed by l4lbctl since it was loaded (not in the text above):\n"
+                          "#   web 198.18.0.12:0: weight 5 (file: 2)\n");
+  EXPECT_TRUE(loadConfigString(text, "t.toml").ok());
+}
+
 }  // namespace
 }  // namespace l4lb::control::api::test
