@@ -25,9 +25,17 @@ inline uint32_t load32(const uint8_t* p) {
 // Rewrites source and destination (addresses and ports) of the packet at `l3` (its L4 header at
 // `l4`), decrementing the TTL / hop limit, with the checksums updated by the session's
 // precomputed differences (sessionDeltas).
-__rte_always_inline void rewriteTuple(uint8_t* l3, uint8_t* l4, const PacketInfo& pi, const uint8_t* src,
-                                      uint16_t sport_be, const uint8_t* dst, uint16_t dport_be, uint16_t l4_delta,
-                                      uint16_t ip_delta) {
+// One direction's rewrite: the new source and destination, and the checksum differences.
+struct TupleRewrite {
+  const uint8_t* src;
+  const uint8_t* dst;
+  uint16_t sport_be, dport_be, l4_delta, ip_delta;
+};
+
+__rte_always_inline void rewriteTuple(uint8_t* l3, uint8_t* l4, const PacketInfo& pi, const TupleRewrite& t) {
+  const uint8_t* src = t.src;
+  const uint8_t* dst = t.dst;
+  const uint16_t sport_be = t.sport_be, dport_be = t.dport_be, l4_delta = t.l4_delta, ip_delta = t.ip_delta;
   const bool v4 = pi.family == Family::V4;
   if (pi.proto == kProtoTcp) {
     uint16_t ck;
@@ -245,8 +253,8 @@ FwdResult fullNatForward(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   uint8_t* l3 = d + pi.l3_off;
   uint8_t* l4 = d + pi.l4_off;
-  rewriteTuple(l3, l4, pi, ss->snat, ss->snat_port_be, ss->backend, ss->backend_port_be, ss->l4_to_backend,
-               ss->ip_to_backend);
+  rewriteTuple(l3, l4, pi,
+               {ss->snat, ss->backend, ss->snat_port_be, ss->backend_port_be, ss->l4_to_backend, ss->ip_to_backend});
   const bool v4 = pi.family == Family::V4;
   writeEth(m, pi, b->rw.hdr.data(), s.ports[b->egress].mac, v4);
   if (likely(ss->proxy_len == 0)) return FwdResult::sent(b->egress);  // (never set for UDP)
@@ -301,7 +309,7 @@ FwdResult fullNatReverse(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
     if (fullnat::seqToClient(l4, hlen, ss.delta, ss.client_isn) == fullnat::SeqResult::OptionsKept)
       return FwdResult::dropped(Drop::FullNatUnsupported);
   }
-  rewriteTuple(l3, l4, pi, ss.vip, ss.vip_port_be, ss.client, ss.client_port_be, ss.l4_to_client, ss.ip_to_client);
+  rewriteTuple(l3, l4, pi, {ss.vip, ss.client, ss.vip_port_be, ss.client_port_be, ss.l4_to_client, ss.ip_to_client});
   writeEth(m, pi, ss.client_mac, out.mac, pi.family == Family::V4);
   w.counters.add(Ctr::FullNatReverse);
   return FwdResult::sent(ss.client_port);
