@@ -65,7 +65,9 @@ def drop_first_header_segment(port, then=None):
     else through. Counted in counter "dropped"."""
     rules = []
     for fam, saddr, setname, hdr_len in (("ipv4", "ip saddr", "seen4", 28), ("ipv6", "ip6 saddr", "seen6", 52)):
-        match = f"meta nfproto {fam} tcp dport {port} @ih,0,96 {SIGNATURE_HEX}"
+        # The signature and the PROXY command (0x21): a health check's LOCAL header (0x20) is
+        # not a client's and is left alone.
+        match = f"meta nfproto {fam} tcp dport {port} @ih,0,104 {SIGNATURE_HEX}21"
         if then:
             # A payload match past the segment's end does not match (nft stops the rule).
             match += f" @ih,{hdr_len * 8},{len(then) * 8} 0x{then.hex()}"
