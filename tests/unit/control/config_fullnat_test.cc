@@ -103,6 +103,14 @@ TEST(ConfigFullNat, ASourceAddressIsTheBalancersAlone) {
             "t.toml:10:18: vips[0].snat_addresses: needs an IPv4 address: the VIP has backends of that family");
 }
 
+TEST(ConfigFullNat, OneWorkerOnly) {
+  std::string doc = vip("snat_addresses = [\"198.18.2.2\"]\n");
+  doc.replace(doc.find("worker_cores = [1]"), 18, "worker_cores = [1, 2]");
+  EXPECT_EQ(errorsOf(doc),
+            "t.toml:9:14: vips[0].forwarding: fullnat needs eal.worker_cores to name one core: a backend's reply "
+            "must reach the worker that holds its session, and replies are not steered to it");
+}
+
 TEST(SnatPools, OneListOverTheVipsAndItsConflicts) {
   Config c = load(vip("snat_addresses = [\"198.18.2.2\"]\n"));
   VipConfig second = c.vips[0];
