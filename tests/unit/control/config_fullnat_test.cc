@@ -8,22 +8,13 @@
 #include "control/config.h"
 #include "control/reload.h"
 #include "control/snat_pools.h"
+#include "config_text.h"
 
 namespace l4lb::control {
 namespace {
 
-const std::string kPrelude =
-    "[eal]\n"
-    "worker_cores = [1]\n"
-    "[[ports]]\n"
-    "name = \"wan\"\n"
-    "device = \"0000:01:00.0\"\n";
-
-std::string errorsOf(const std::string& doc) {
-  ConfigResult r = loadConfigString(doc, "t.toml");
-  EXPECT_FALSE(r.ok());
-  return r.error.str();
-}
+const std::string& kPrelude = test::kConfigPrelude;
+std::string errorsOf(const std::string& doc) { return test::configErrorsOf(doc); }
 
 Config load(const std::string& doc) {
   ConfigResult r = loadConfigString(doc, "t.toml");

@@ -2,6 +2,8 @@
 // rejection produces its exact "file:line:col: key.path: message".
 #include "control/config.h"
 
+#include "config_text.h"
+
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -35,12 +37,7 @@ std::string sourcePath(const std::string& file) {
 std::string exampleConfigPath() { return sourcePath("config/l4lb.toml"); }
 
 // Lines 1-5 of most documents below: a valid [eal] and one port. VIPs start on line 6.
-const std::string kPrelude =
-    "[eal]\n"
-    "worker_cores = [1]\n"
-    "[[ports]]\n"
-    "name = \"wan\"\n"
-    "device = \"0000:01:00.0\"\n";
+const std::string& kPrelude = test::kConfigPrelude;
 
 // A valid VIP for documents that test something else; lines 6-9 after kPrelude.
 const std::string kVip =
@@ -49,13 +46,8 @@ const std::string kVip =
     "[[vips.backends]]\n"
     "address = \"198.18.2.11\"\n";
 
-// Loads a document that must fail and returns all its messages.
-std::string errorsOf(const std::string& doc) {
-  ConfigResult r = loadConfigString(doc, "t.toml");
-  EXPECT_FALSE(r.ok());
-  EXPECT_FALSE(r.config.has_value());
-  return r.error.str();
-}
+using test::configErrorsOf;
+std::string errorsOf(const std::string& doc) { return configErrorsOf(doc); }
 
 IpAddr ip(std::string_view s) { return IpAddr::parse(s).value(); }
 MacAddr macOf(std::string_view s) { return MacAddr::parse(s).value(); }
