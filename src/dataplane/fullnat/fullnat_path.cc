@@ -222,17 +222,13 @@ FwdResult fullNatForward(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   if (c.v6 ? ix.lookupFamily<true>(c.key, c.bucket_hash, raw) : ix.lookupFamily<false>(c.key, c.bucket_hash, raw)) {
     const uint32_t packed = uint32_t(raw & kMaxBackendId);  // FlowValue::backend_id
     ss = &fn.sessionOf(packed);
-    if (sessionExpired(*ss, now_ms, s.timeouts)) {
-      pair = fn.unpackPair(packed);
-      endSession(w, *ss, pair, now_ms);
-      ss = nullptr;
-    } else if (unlikely(pi.tcp_flags & kTcpSyn) && (pi.tcp_flags & (kTcpAck | kTcpRst | kTcpFin)) == 0 &&
-               ss->state == FlowState::TcpClosing &&
-               rte_be_to_cpu_32(load32(rte_pktmbuf_mtod(m, const uint8_t*) + pi.l4_off + 4)) != ss->client_isn) {
-      // The client reuses the 5-tuple for a new connection (RFC 6191): a new session, with its
-      // own pair and ISN, while the old pair waits out its quiet time.
-      pair = fn.unpackPair(packed);
-      endSession(w, *ss, pair, now_ms);
+    // Expired, or the client reuses the 5-tuple for a new connection after a close (RFC 6191):
+    // a new session, with its own pair and ISN, while the old pair waits out its quiet time.
+    if (sessionExpired(*ss, now_ms, s.timeouts) ||
+        (unlikely(pi.tcp_flags & kTcpSyn) && (pi.tcp_flags & (kTcpAck | kTcpRst | kTcpFin)) == 0 &&
+         ss->state == FlowState::TcpClosing &&
+         rte_be_to_cpu_32(load32(rte_pktmbuf_mtod(m, const uint8_t*) + pi.l4_off + 4)) != ss->client_isn)) {
+      endSession(w, *ss, fn.unpackPair(packed), now_ms);
       ss = nullptr;
     } else {
       ss->state = nextState(ss->state, tcp, pi.tcp_flags, s.admission.enabled);
@@ -255,8 +251,7 @@ FwdResult fullNatForward(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   uint8_t* l4 = d + pi.l4_off;
   rewriteTuple(l3, l4, pi,
                {ss->snat, ss->backend, ss->snat_port_be, ss->backend_port_be, ss->l4_to_backend, ss->ip_to_backend});
-  const bool v4 = pi.family == Family::V4;
-  writeEth(m, pi, b->rw.hdr.data(), s.ports[b->egress].mac, v4);
+  std::memcpy(frameToIp(m, pi), b->rw.hdr.data(), kEthLen);  // as forwardNat: the backend's prebuilt header
   if (likely(ss->proxy_len == 0)) return FwdResult::sent(b->egress);  // (never set for UDP)
 
   // PROXY v2: translate, and put the header in front of a segment at the client's ISN + 1.
