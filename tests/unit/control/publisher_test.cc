@@ -682,10 +682,13 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
   while (launched && g - 1 < kTargetSwaps && std::chrono::steady_clock::now() - start < kMaxPublishTime) {
     auto next = build(sb, g + 1);
     if (!next) break;  // reported by build()
+    // Frames go in right before the publish, with the snapshot built: some are forwarded before
+    // publish() returns (with table g), some after (with g + 1), so both sides of the swap are
+    // exercised on every round rather than only when a worker happens to lag a whole build.
+    trafficRound(true);
     announced.store(g + 1, std::memory_order_release);
     pub.publish(std::move(next));
     completed.store(++g, std::memory_order_release);
-    trafficRound(true);
     if (g % 16 == 0) askWorker(g / 16);
   }
   const double publish_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
