@@ -52,6 +52,14 @@ FIGURES = {
     "ipip_vs_baseline": ("fwd", "modes", "ipip", "vs_5tswap", "ratio"),
     "gue_vs_baseline": ("fwd", "modes", "gue", "vs_5tswap", "ratio"),
     "nat_vs_baseline": ("fwd", "modes", "nat", "vs_5tswap", "ratio"),
+    "fullnat_mpps": ("fwd", "fullnat", "fullnat", "mpps", "Mpps"),
+    "fullnat_vs_nat": ("fwd", "fullnat", "fullnat", "vs_first", "ratio"),
+    "fullnat_vs_baseline": ("fwd", "fullnat", "fullnat", "vs_5tswap", "ratio"),
+    "fullnat_proxy_mpps": ("fwd", "fullnat_proxy", "fullnat", "mpps", "Mpps"),
+    "fullnat_proxy_vs_nat": ("fwd", "fullnat_proxy", "fullnat", "vs_first", "ratio"),
+    "fullnat_new_mps": ("fwd", "fullnat_new", "fullnat", "mpps", "M flows/s"),
+    "nat_new_mps": ("fwd", "fullnat_new", "nat", "mpps", "M flows/s"),
+    "fullnat_new_vs_nat_new": ("fwd", "fullnat_new", "fullnat", "vs_first", "ratio"),
     "katran_ns_per_pkt": ("fwd", "katran", "ipip", "ns_per_pkt", "ns"),
     "katran_mpps": ("fwd", "katran", "ipip", "mpps", "Mpps"),
     "katran_baseline_5tswap_ns_per_pkt": ("fwd", "katran", "5tswap", "ns_per_pkt", "ns"),
@@ -96,7 +104,7 @@ FIGURES = {
 }
 # Exact instructions per packet (callgrind, one run each): every variant of perf/gate.py.
 for v in ("dsr", "ipip", "gue", "nat", "dsr_ipv6", "dsr_udp", "dsr_1500b", "new_flows", "dsr_1m", "katran",
-          "dsr_sync", "5tswap"):
+          "dsr_sync", "nat_new", "fullnat", "fullnat_proxy", "fullnat_new", "5tswap"):
     FIGURES[f"callgrind_{v}_ir_per_pkt"] = ("callgrind", "callgrind", v, "ir_per_pkt", "instructions")
 
 # Katran's own XDP program on this machine (BPF_PROG_TEST_RUN, one hot established flow, IPIP, 100
@@ -116,6 +124,7 @@ DERIVED = {
     "gue_ir_vs_dsr": ("callgrind_gue_ir_per_pkt", "callgrind_dsr_ir_per_pkt", "ratio"),
     "nat_ir_vs_dsr": ("callgrind_nat_ir_per_pkt", "callgrind_dsr_ir_per_pkt", "ratio"),
     "katran_xdp_vs_l4lb": (f"const:{KATRAN_XDP_NS}", "katran_ns_per_pkt", "ratio"),
+    "fullnat_ir_vs_nat": ("callgrind_fullnat_ir_per_pkt", "callgrind_nat_ir_per_pkt", "ratio"),
 }
 # --- the whole worker on net_ring ports, and the multi-core model -------------------------------
 FIGURES.update({
@@ -163,6 +172,8 @@ TARGETS = {
     "ipip_vs_dsr": (">=", 0.85, "IPIP within 15 % of DSR, time"),
     "gue_vs_dsr": (">=", 0.85, "GUE within 15 % of DSR, time"),
     "nat_vs_dsr": (">=", 0.85, "NAT within 15 % of DSR, time"),
+    "fullnat_ir_vs_nat": ("<=", 1.15, "full NAT within 15 % of two-arm NAT, instructions"),
+    "fullnat_new_vs_nat_new": (">=", 0.7, "new full-NAT flows >= 0.7 x new NAT flows per second"),
     "katran_ns_per_pkt": ("<=", 28, "Katran's scenario <= 28 ns/packet"),
     "katran_xdp_vs_l4lb": (">=", 5, "... i.e. >= 5 x Katran's XDP (141 ns)"),
     "new_flows_mps": (">=", 20, "new flows >= 20 M/s"),

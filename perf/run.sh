@@ -101,6 +101,11 @@ fwd --label fwd_10k_1500b --flows 10000 --size 1500 --packets $P_SMALL
 fwd --label fwd_10k_syn10 --flows 10000 --new-share 0.1 --packets $P_SMALL
 step "forwarding modes: DSR, IPIP, GUE, NAT (10k flows)"
 fwd --label modes --flows 10000 --modes dsr,ipip,gue,nat,5tswap --packets $P_SMALL
+step "full NAT (10k flows): established, with PROXY v2, and new flows, each against two-arm NAT in the same run"
+fwd --label fullnat --flows 10000 --modes nat,fullnat,5tswap --packets $P_SMALL
+fwd --label fullnat_proxy --flows 10000 --modes nat,fullnat --proxy-v2 --packets $P_SMALL
+# The bench's pool is 4 source addresses x 64512 ports: 2e5 new flows per run fit in it.
+fwd --label fullnat_new --flows 10000 --new-share 1 --modes nat,fullnat --packets 2e5 --capacity 1048576 --mem 3072
 step "Katran's scenario: one hot established flow, IPIP, 100 backends, Maglev 65537 (Katran's XDP: 141 ns here)"
 fwd --label katran --flows 1 --backends 100 --modes ipip,5tswap --packets $P
 step "new flows: every packet a SYN of a new flow (Maglev pick + insert)"
