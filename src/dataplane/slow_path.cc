@@ -11,6 +11,7 @@
 
 #include "dataplane/decide.h"
 #include "dataplane/forward.h"
+#include "dataplane/fullnat/fullnat_icmp.h"
 #include "dataplane/lookup.h"
 #include "dataplane/icmp_quote.h"
 #include "dataplane/pipeline.h"
@@ -56,32 +57,6 @@ void toKernelOrDrop(WorkerState& w, const Snapshot& s, rte_mbuf* m, uint16_t ing
   if (!validKernelPort(s, kp, ingress)) return dropPkt(w, m, Drop::NoKernelPath);
   w.counters.add(Ctr::ToKernel);
   emit(tx, m, uint16_t(kp));
-}
-
-// RFC 1071 sums, unfolded, in the CPU's byte order (rte_raw_cksum's convention).
-inline uint32_t ipv6PseudoHeaderSum(const uint8_t* src, const uint8_t* dst, uint32_t len, uint8_t next) {
-  // RFC 8200 §8.1: source, destination, upper-layer length (32 bits), 3 zero bytes, next header.
-  const uint32_t tail[2] = {rte_cpu_to_be_32(len), rte_cpu_to_be_32(next)};
-  uint32_t sum = __rte_raw_cksum(src, 16, 0);
-  sum = __rte_raw_cksum(dst, 16, sum);
-  return __rte_raw_cksum(tail, sizeof(tail), sum);
-}
-
-inline uint32_t icmpSum(const uint8_t* l3, Family f, const uint8_t* icmp, uint32_t len) {
-  uint32_t sum = __rte_raw_cksum(icmp, len, 0);
-  // ICMPv6 covers a pseudo-header (RFC 4443 §2.3); ICMP for IPv4 does not (RFC 792).
-  if (f == Family::V6) sum += ipv6PseudoHeaderSum(l3 + 8, l3 + 24, len, kProtoIcmp6);
-  return sum;
-}
-
-inline bool icmpChecksumOk(const uint8_t* l3, Family f, const uint8_t* icmp, uint32_t len) {
-  return __rte_raw_cksum_reduce(icmpSum(l3, f, icmp, len)) == 0xffff;
-}
-
-inline void setIcmpChecksum(const uint8_t* l3, Family f, uint8_t* icmp, uint32_t len) {
-  icmp[2] = icmp[3] = 0;
-  const uint16_t ck = uint16_t(~__rte_raw_cksum_reduce(icmpSum(l3, f, icmp, len)));
-  std::memcpy(icmp + 2, &ck, 2);
 }
 
 // Writes a 20-byte IPv4 header (no options, DF: the reply is no larger than the request that
@@ -434,6 +409,8 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   if ((q.proto != kProtoTcp && q.proto != kProtoUdp) || std::memcmp(qsrc, d + pi.daddr_off, alen) != 0) {
     return dropPkt(w, m, Drop::BadIcmpQuote);
   }
+  // Full NAT's errors are translated by their flow's session (fullnat_icmp.h).
+  if (fullNatIcmpError(w, s, m, pi, q, now_ms, tx)) return;
   if (q.later_fragment) {
     // No ports: the quoted datagram is named by (qsrc, qdst, ID, protocol), as it went: VIP ->
     // client. Forwarded only to the backend this worker's fragment table recorded for exactly
