@@ -28,6 +28,7 @@ constexpr uint32_t kArpLen = 28;  // RFC 826 body for Ethernet (6-byte) / IPv4 (
 constexpr uint16_t kArpRequest = 1, kArpReply = 2;
 
 constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8, kIcmpTimeExceeded = 11;
+constexpr uint8_t kIcmpParamProblem = 12, kIcmp6ParamProblem = 4;
 constexpr uint8_t kIcmpFragNeeded = 4;  // type 3 code 4 (RFC 1191)
 constexpr uint8_t kIcmp6Unreachable = 1, kIcmp6TooBig = 2, kIcmp6TimeExceeded = 3;
 constexpr uint8_t kIcmp6EchoRequest = 128, kIcmp6EchoReply = 129;
@@ -380,7 +381,8 @@ void sendIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const IcmpErr
   emit(tx, m, r.egress);
 }
 
-// An ICMP error (IPv4 type 3 or 11, ICMPv6 type 1, 2 or 3) to a VIP address. It quotes a packet
+// An ICMP error (IPv4 type 3 or 11, ICMPv6 type 1, 2 or 3; for full NAT also a parameter
+// problem, IPv4 type 12, ICMPv6 type 4) to a VIP address. It quotes a packet
 // the VIP's side sent, VIP:vport -> client:cport; the flow it belongs to is client -> VIP, whose
 // backend must see the error (path MTU discovery, RFC 1191 / RFC 8201, only works if it does).
 // The checks and the rule for the backend, in order: slow_path.h.
@@ -411,6 +413,8 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   }
   // Full NAT's errors are translated by their flow's session (fullnat_icmp.h).
   if (fullNatIcmpError(w, s, m, pi, q, now_ms, tx)) return;
+  // A parameter problem goes no further: only full NAT's are translated.
+  if (icmp[0] == (v4 ? kIcmpParamProblem : kIcmp6ParamProblem)) return dropPkt(w, m, Drop::Icmp);
   if (q.later_fragment) {
     // No ports: the quoted datagram is named by (qsrc, qdst, ID, protocol), as it went: VIP ->
     // client. Forwarded only to the backend this worker's fragment table recorded for exactly
@@ -534,7 +538,7 @@ void handleIcmp(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo
   const uint8_t type = icmp[0];
   if (pi.family == Family::V4) {
     if (echo_ok && type == kIcmpEchoRequest) return echoReply(w, s, m, pi, ingress, tx);
-    if (to_vip && (type == kIcmpUnreachable || type == kIcmpTimeExceeded)) {
+    if (to_vip && (type == kIcmpUnreachable || type == kIcmpTimeExceeded || type == kIcmpParamProblem)) {
       return forwardIcmpError(w, s, m, pi, ingress, now_ms, tx);
     }
   } else {
@@ -544,7 +548,8 @@ void handleIcmp(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo
       return neighbourAdvert(w, s, m, pi, ingress, tx);
     }
     if (echo_ok && type == kIcmp6EchoRequest) return echoReply(w, s, m, pi, ingress, tx);
-    if (to_vip && (type == kIcmp6Unreachable || type == kIcmp6TooBig || type == kIcmp6TimeExceeded)) {
+    if (to_vip && (type == kIcmp6Unreachable || type == kIcmp6TooBig || type == kIcmp6TimeExceeded ||
+                   type == kIcmp6ParamProblem)) {
       return forwardIcmpError(w, s, m, pi, ingress, now_ms, tx);
     }
   }

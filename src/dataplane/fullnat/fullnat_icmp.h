@@ -18,7 +18,9 @@
 // fragmentation-needed or packet-too-big stays as reported: no encapsulation is added, so the
 // client's path to the backend has the MTU the router saw (the segment that carries the PROXY
 // header is longer by the header than the client's; the MSS lowered by its length covers that).
-// The error goes out as the session's packets do: to the client's MAC on the port its flow came
+// The errors: destination unreachable, fragmentation needed, time exceeded, parameter problem
+// (IPv4 types 3, 11, 12; ICMPv6 types 1 to 4), whose pointer into the quote stays right (no
+// header changes length). The error goes out as the session's packets do: to the client's MAC on the port its flow came
 // in on, or to the backend by its prebuilt Ethernet header.
 //
 // Refused, each counted: a quoted later fragment (icmp_quote_fragment: no ports to find the

@@ -213,6 +213,57 @@ TEST(FullNatIcmp, WithoutProxyTheSequenceStays) {
   expectChecksums4(o->bytes, true);
 }
 
+// Parameter problems are translated as the other errors, their pointer into the quote as it is
+// (no header changes length): from the clients' side over IPv4, from the backends' over IPv6.
+TEST(FullNatIcmp, ParameterProblemsAreTranslatedBothWays) {
+  Rig r(false);
+  const uint16_t sp4 = r.openTcp();
+  const uint16_t sp6 = r.openUdp6();
+  const uint32_t ptr4 = 0x14000000;  // pointer 20: the quoted TCP header's first byte
+  auto o = runOne(*r.w, *r.s,
+                  PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).ttl(64).icmp(12, 0, ptr4)
+                      .payload(tcpQuote4(kVip4, kClient4, 80, kCport4, kTcpAck, 9000, 5000)).build());
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->port, kLan);
+  expectFrame(o->bytes,
+              PacketBuilder().eth(kLanMac, kB4Mac).ipv4(kSnat4, kB4).ttl(63).icmp(12, 0, ptr4)
+                  .payload(tcpQuote4(kB4, kSnat4, 8080, sp4, kTcpAck, 9000, 5000)).build(),
+              "parameter problem to the backend");
+  expectChecksums4(o->bytes, true);
+  auto o6 = runOne(*r.w, *r.s,
+                   PacketBuilder().eth(kB6Mac, kLanMac).ipv6(kBackRouter6, kSnat6).ttl(64).icmp(4, 0, 40)
+                       .payload(udpQuote6(kSnat6, kB6, sp6, 53)).build(),
+                   0, kLan);
+  ASSERT_TRUE(o6);
+  EXPECT_EQ(o6->port, kWan);
+  expectFrame(o6->bytes,
+              PacketBuilder().eth(kWanMac, kGwMac).ipv6(kVip6, kClient6).ttl(63).icmp(4, 0, 40)
+                  .payload(udpQuote6(kClient6, kVip6, kCport6, 53)).build(),
+              "parameter problem to the client");
+  EXPECT_TRUE(test::l4ChecksumOk(o6->bytes));
+  EXPECT_EQ(ctr(*r.w, Ctr::IcmpErrorForwarded), 2u);
+  EXPECT_EQ(r.w->counters.totalDrops(), 0u);
+}
+
+// Each worker owns its share of a source address's ports: an error about another worker's
+// pair is counted, not translated (worker 1 of 2 owns the odd offsets from the range's start).
+TEST(FullNatIcmp, AnotherWorkersPairIsACountedDrop) {
+  Rig r;
+  std::string err;
+  r.w->index = 1;
+  r.w->fullnat = FullNatState::create(r.s->snat_addrs, 1, 2, SOCKET_ID_ANY, err);
+  ASSERT_TRUE(r.w->fullnat) << err;
+  const uint16_t sp = r.openTcp();
+  EXPECT_EQ((sp - kLo) % 2, 1);
+  auto err4 = [](uint16_t port) {
+    return PacketBuilder().eth(kB4Mac, kLanMac).ipv4(kBackRouter4, kSnat4).ttl(64).icmp(3, 4, 1400)
+        .payload(tcpQuote4(kSnat4, kB4, port, 8080, kTcpAck, 1, 2)).build();
+  };
+  EXPECT_FALSE(runOne(*r.w, *r.s, err4(uint16_t(sp - 1)), 0, kLan));
+  expectOnlyDrop(*r.w, Drop::FullNatWrongWorker);
+  EXPECT_TRUE(runOne(*r.w, *r.s, err4(sp), 0, kLan));  // its own pair (the control)
+}
+
 // No session for the quote, either side: counted, nothing sent. The same errors with the
 // session open are forwarded (the control).
 TEST(FullNatIcmp, NoSessionIsACountedDrop) {
