@@ -14,12 +14,12 @@
 namespace l4lb::dataplane::wtest {
 namespace {
 
-const IpAddr kSnat4 = ipAddr("10.0.0.2");
-const IpAddr kSnat6 = ipAddr("fd00::2");
+const IpAddr kSnat4 = ipAddr("198.18.3.2");
+const IpAddr kSnat6 = ipAddr("2001:db8:3::2");
 const IpAddr kRouter4 = ipAddr("198.18.0.9");  // a router on the client's path
 const IpAddr kRouter6 = ipAddr("2001:db8:ff::9");
-const IpAddr kBackRouter4 = ipAddr("10.0.0.254");  // a router on the backends' side
-const IpAddr kBackRouter6 = ipAddr("fd00::fe");
+const IpAddr kBackRouter4 = ipAddr("198.18.0.10");  // a router on the backends' side
+const IpAddr kBackRouter6 = ipAddr("2001:db8:ff::a");
 constexpr uint16_t kLo = 40000, kHi = 40003;
 constexpr uint16_t kCport4 = 1234, kCport6 = 5353;
 constexpr uint32_t kIsn = 0xfffffff0;  // the client's ISN: its later bytes wrap past 2^32
