@@ -90,13 +90,15 @@ namespace l4lb {
   /* new full-NAT flow: no free (address, port) left in its VIP's source pool */                   \
   X(SnatExhausted, "snat_exhausted")                                                               \
   /* full-NAT packet with no session: a client packet that does not open one (not a SYN, not       \
-     UDP) or a backend's packet to a pool (address, port) that no live flow uses */                \
+     UDP), a backend's packet to a pool (address, port) that no live flow uses, or an ICMP error   \
+     quoting a pair or a client's tuple that no live session holds */                              \
   X(FullNatNoSession, "fullnat_no_session")                                                        \
-  /* a backend's packet to a pool port that another worker owns (its RSS queue is not the         \
-     owner's) */                                                                                   \
+  /* a backend's packet (or an ICMP error quoting one of the balancer's) to a pool port that       \
+     another worker owns (its RSS queue is not the owner's) */                                     \
   X(FullNatWrongWorker, "fullnat_wrong_worker")                                                    \
   /* full-NAT packet that full NAT does not translate: an IP fragment, an ICMP error about a       \
-     full-NAT flow, a new flow whose frame has a group source MAC (its replies go there) */        \
+     flow whose client and backend are of different families, a new flow whose frame has a         \
+     group source MAC (its replies go there) */                                                    \
   X(FullNatUnsupported, "fullnat_unsupported")                                                     \
   /* full-NAT segment that needed the PROXY header inserted and had no room (chained mbuf, no      \
      headroom, or over the egress MTU) */                                                          \

@@ -1,9 +1,14 @@
 // The packet an ICMP error quotes (RFC 792, RFC 4443 §3): where its IP header ends and what
 // follows, read by the parser's rules for IPv6 extension headers. It only locates; the slow path
 // (slow_path.cc forwardIcmpError) decides what the error is about. Pure, so it needs no EAL.
+// Also the ICMP checksum (RFC 1071 over the message, ICMPv6 with its pseudo-header).
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+
+#include <rte_byteorder.h>
+#include <rte_ip.h>
 
 #include "dataplane/parser.h"
 #include "dataplane/parser_inline.h"  // the IPv6 extension-header rules
@@ -67,6 +72,34 @@ inline Drop parseQuote(const uint8_t* quote, uint32_t qlen, Family f, Quote& q) 
   q.hdr_len = off;
   q.proto = next;
   return Drop::Ok;
+}
+
+// The ICMP checksum of the message at `icmp` (`len` bytes) whose IP header is at `l3` (the
+// outer addresses for ICMPv6's pseudo-header). Shared by the slow path and full NAT's errors.
+// RFC 1071 sums, unfolded, in the CPU's byte order (rte_raw_cksum's convention).
+inline uint32_t ipv6PseudoHeaderSum(const uint8_t* src, const uint8_t* dst, uint32_t len, uint8_t next) {
+  // RFC 8200 §8.1: source, destination, upper-layer length (32 bits), 3 zero bytes, next header.
+  const uint32_t tail[2] = {rte_cpu_to_be_32(len), rte_cpu_to_be_32(next)};
+  uint32_t sum = __rte_raw_cksum(src, 16, 0);
+  sum = __rte_raw_cksum(dst, 16, sum);
+  return __rte_raw_cksum(tail, sizeof(tail), sum);
+}
+
+inline uint32_t icmpSum(const uint8_t* l3, Family f, const uint8_t* icmp, uint32_t len) {
+  uint32_t sum = __rte_raw_cksum(icmp, len, 0);
+  // ICMPv6 covers a pseudo-header (RFC 4443 §2.3); ICMP for IPv4 does not (RFC 792).
+  if (f == Family::V6) sum += ipv6PseudoHeaderSum(l3 + 8, l3 + 24, len, kProtoIcmp6);
+  return sum;
+}
+
+inline bool icmpChecksumOk(const uint8_t* l3, Family f, const uint8_t* icmp, uint32_t len) {
+  return __rte_raw_cksum_reduce(icmpSum(l3, f, icmp, len)) == 0xffff;
+}
+
+inline void setIcmpChecksum(const uint8_t* l3, Family f, uint8_t* icmp, uint32_t len) {
+  icmp[2] = icmp[3] = 0;
+  const uint16_t ck = uint16_t(~__rte_raw_cksum_reduce(icmpSum(l3, f, icmp, len)));
+  std::memcpy(icmp + 2, &ck, 2);
 }
 
 }  // namespace l4lb::dataplane

@@ -84,8 +84,9 @@ __rte_always_inline FwdResult forwardByMode(WorkerState& w, const Snapshot& s, c
     case FwdMode::Ipip: return forwardIpip(m, c.pi, *c.vip, b, s, c.slot_hash, ingress, w.ip_id++);
     case FwdMode::Gue: return forwardGue(m, c.pi, *c.vip, b, s, c.slot_hash, ingress, w.ip_id++);
     case FwdMode::Nat: return nat();
-    // Full NAT keeps a session per flow (fullnat_path.h): the burst calls it directly; a
-    // fragment or an ICMP error about its flow is not translated.
+    // Full NAT keeps a session per flow (fullnat_path.h): the burst calls it directly, the slow
+    // path translates an ICMP error about its flow before this switch (fullnat_icmp.h); a
+    // fragment is not translated.
     case FwdMode::FullNat: return FwdResult::dropped(Drop::FullNatUnsupported);
   }
   return FwdResult::dropped(Drop::NoBackend);  // not reached: every mode is handled

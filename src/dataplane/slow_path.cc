@@ -11,6 +11,7 @@
 
 #include "dataplane/decide.h"
 #include "dataplane/forward.h"
+#include "dataplane/fullnat/fullnat_icmp.h"
 #include "dataplane/lookup.h"
 #include "dataplane/icmp_quote.h"
 #include "dataplane/pipeline.h"
@@ -27,6 +28,7 @@ constexpr uint32_t kArpLen = 28;  // RFC 826 body for Ethernet (6-byte) / IPv4 (
 constexpr uint16_t kArpRequest = 1, kArpReply = 2;
 
 constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8, kIcmpTimeExceeded = 11;
+constexpr uint8_t kIcmpParamProblem = 12, kIcmp6ParamProblem = 4;
 constexpr uint8_t kIcmpFragNeeded = 4;  // type 3 code 4 (RFC 1191)
 constexpr uint8_t kIcmp6Unreachable = 1, kIcmp6TooBig = 2, kIcmp6TimeExceeded = 3;
 constexpr uint8_t kIcmp6EchoRequest = 128, kIcmp6EchoReply = 129;
@@ -56,32 +58,6 @@ void toKernelOrDrop(WorkerState& w, const Snapshot& s, rte_mbuf* m, uint16_t ing
   if (!validKernelPort(s, kp, ingress)) return dropPkt(w, m, Drop::NoKernelPath);
   w.counters.add(Ctr::ToKernel);
   emit(tx, m, uint16_t(kp));
-}
-
-// RFC 1071 sums, unfolded, in the CPU's byte order (rte_raw_cksum's convention).
-inline uint32_t ipv6PseudoHeaderSum(const uint8_t* src, const uint8_t* dst, uint32_t len, uint8_t next) {
-  // RFC 8200 §8.1: source, destination, upper-layer length (32 bits), 3 zero bytes, next header.
-  const uint32_t tail[2] = {rte_cpu_to_be_32(len), rte_cpu_to_be_32(next)};
-  uint32_t sum = __rte_raw_cksum(src, 16, 0);
-  sum = __rte_raw_cksum(dst, 16, sum);
-  return __rte_raw_cksum(tail, sizeof(tail), sum);
-}
-
-inline uint32_t icmpSum(const uint8_t* l3, Family f, const uint8_t* icmp, uint32_t len) {
-  uint32_t sum = __rte_raw_cksum(icmp, len, 0);
-  // ICMPv6 covers a pseudo-header (RFC 4443 §2.3); ICMP for IPv4 does not (RFC 792).
-  if (f == Family::V6) sum += ipv6PseudoHeaderSum(l3 + 8, l3 + 24, len, kProtoIcmp6);
-  return sum;
-}
-
-inline bool icmpChecksumOk(const uint8_t* l3, Family f, const uint8_t* icmp, uint32_t len) {
-  return __rte_raw_cksum_reduce(icmpSum(l3, f, icmp, len)) == 0xffff;
-}
-
-inline void setIcmpChecksum(const uint8_t* l3, Family f, uint8_t* icmp, uint32_t len) {
-  icmp[2] = icmp[3] = 0;
-  const uint16_t ck = uint16_t(~__rte_raw_cksum_reduce(icmpSum(l3, f, icmp, len)));
-  std::memcpy(icmp + 2, &ck, 2);
 }
 
 // Writes a 20-byte IPv4 header (no options, DF: the reply is no larger than the request that
@@ -405,7 +381,8 @@ void sendIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const IcmpErr
   emit(tx, m, r.egress);
 }
 
-// An ICMP error (IPv4 type 3 or 11, ICMPv6 type 1, 2 or 3) to a VIP address. It quotes a packet
+// An ICMP error (IPv4 type 3 or 11, ICMPv6 type 1, 2 or 3; for full NAT also a parameter
+// problem, IPv4 type 12, ICMPv6 type 4) to a VIP address. It quotes a packet
 // the VIP's side sent, VIP:vport -> client:cport; the flow it belongs to is client -> VIP, whose
 // backend must see the error (path MTU discovery, RFC 1191 / RFC 8201, only works if it does).
 // The checks and the rule for the backend, in order: slow_path.h.
@@ -434,6 +411,10 @@ void forwardIcmpError(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   if ((q.proto != kProtoTcp && q.proto != kProtoUdp) || std::memcmp(qsrc, d + pi.daddr_off, alen) != 0) {
     return dropPkt(w, m, Drop::BadIcmpQuote);
   }
+  // Full NAT's errors are translated by their flow's session (fullnat_icmp.h).
+  if (fullNatIcmpError(w, s, m, pi, q, now_ms, tx)) return;
+  // A parameter problem goes no further: only full NAT's are translated.
+  if (icmp[0] == (v4 ? kIcmpParamProblem : kIcmp6ParamProblem)) return dropPkt(w, m, Drop::Icmp);
   if (q.later_fragment) {
     // No ports: the quoted datagram is named by (qsrc, qdst, ID, protocol), as it went: VIP ->
     // client. Forwarded only to the backend this worker's fragment table recorded for exactly
@@ -557,7 +538,7 @@ void handleIcmp(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo
   const uint8_t type = icmp[0];
   if (pi.family == Family::V4) {
     if (echo_ok && type == kIcmpEchoRequest) return echoReply(w, s, m, pi, ingress, tx);
-    if (to_vip && (type == kIcmpUnreachable || type == kIcmpTimeExceeded)) {
+    if (to_vip && (type == kIcmpUnreachable || type == kIcmpTimeExceeded || type == kIcmpParamProblem)) {
       return forwardIcmpError(w, s, m, pi, ingress, now_ms, tx);
     }
   } else {
@@ -567,7 +548,8 @@ void handleIcmp(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo
       return neighbourAdvert(w, s, m, pi, ingress, tx);
     }
     if (echo_ok && type == kIcmp6EchoRequest) return echoReply(w, s, m, pi, ingress, tx);
-    if (to_vip && (type == kIcmp6Unreachable || type == kIcmp6TooBig || type == kIcmp6TimeExceeded)) {
+    if (to_vip && (type == kIcmp6Unreachable || type == kIcmp6TooBig || type == kIcmp6TimeExceeded ||
+                   type == kIcmp6ParamProblem)) {
       return forwardIcmpError(w, s, m, pi, ingress, now_ms, tx);
     }
   }

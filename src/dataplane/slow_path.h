@@ -63,6 +63,13 @@
 //     burst; token_bucket.h): icmp_rate_limited. Last, so refused errors spend no token.
 // Then the VIP's forwarding mode sends it (NAT: RFC 5508 rewrite of the outer destination and
 // the quote) and icmp_error_forwarded counts it.
+// Full NAT's errors leave this list after check 3's IP header and source: a quote whose source
+// is a full-NAT source address (an error from the backends' side, to that address) or a fullnat
+// VIP's service (from the clients' side) is translated by its flow's session, in either
+// direction, with its own checks and counters (fullnat_icmp.h); icmp_error_forwarded counts it.
+// A parameter problem (IPv4 type 12, ICMPv6 type 4) takes checks 1 to 3 too and is translated
+// only for full NAT (RFC 5508 §4.2: its pointer stays right, no header length changes); any
+// other is dropped there as icmp.
 #pragma once
 
 #include <cstdint>

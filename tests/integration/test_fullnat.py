@@ -14,6 +14,13 @@ contents do not depend on the client (every client of a VIP starts at the same I
 can be written before the run. They sit behind as many filler frames (to no VIP, dropped) as the
 client port receives: the worker reads at most one burst per port per loop, client port first,
 so every client frame has been processed before the first reply is read.
+
+ICMP errors from the backends' side go the same way: for two VIPs (IPv6 TCP: packet too big,
+IPv4 TCP with PROXY v2: fragmentation needed), an error from a router on the backends' side to
+the source address, quoting the balancer's packet from each pair to each backend. Exactly those
+about a flow's pair and backend reach the flow's client, from the VIP, about the client's own
+packet (its addresses, ports and, with PROXY v2, sequence number); the rest are dropped as
+fullnat_no_session. The expected frames are built by scapy, every checksum computed from scratch.
 """
 
 import collections
@@ -26,7 +33,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from scapy.all import IP, IPv6, TCP, UDP, Ether, Raw  # noqa: E402
+from scapy.all import ICMP, IP, IPv6, TCP, UDP, Ether, ICMPv6PacketTooBig, Raw  # noqa: E402
 
 import fwd_common as fc  # noqa: E402
 from l4lb_harness import run_daemon, shared_run  # noqa: E402
@@ -37,6 +44,10 @@ PROXY_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 PROXY_LEN = {4: 28, 6: 52}
 L1, L2 = 20, 15  # the PROXY VIP's clients' first and second data segments
 MSS_IN = 1460    # offered in the backends' SYN-ACKs
+ICMP_VIPS = ("v6tcp", "v4proxy")  # the VIPs whose flows get ICMP errors from the backends' side
+ROUTER = {4: "198.18.2.254", 6: "2001:db8:2::fe"}  # the router on the backends' side that reports
+ROUTER_MAC = "02:00:00:00:04:fe"
+ERR_MTU = 1280
 
 
 def norm(addr):
@@ -123,6 +134,29 @@ def rewrite(ip_bytes, fam, src, sport, dst, dport, seq=None, ack=None, options=N
     return bytes(pkt)
 
 
+def requote(ip_bytes, fam, src, sport, dst, dport, seq=None):
+    """The quoted packet as its receiver sent it: addresses, ports and seq replaced, the TTL as it
+    was, checksums recomputed by scapy."""
+    pkt = IP(ip_bytes) if fam == 4 else IPv6(ip_bytes)
+    pkt.src, pkt.dst = src, dst
+    if fam == 4:
+        del pkt.chksum
+    l4 = pkt[TCP]
+    l4.sport, l4.dport = sport, dport
+    if seq is not None:
+        l4.seq = seq
+    del l4.chksum
+    return bytes(pkt)
+
+
+def icmp_error(fam, src, dst, ident, ttl, quote):
+    """Fragmentation needed (IPv4) or packet too big (IPv6) with MTU ERR_MTU about `quote`."""
+    if fam == 4:
+        return bytes(IP(src=src, dst=dst, id=ident, ttl=ttl, flags="DF") / ICMP(type=3, code=4, nexthopmtu=ERR_MTU)
+                     / Raw(quote))
+    return bytes(IPv6(src=src, dst=dst, fl=ident, hlim=ttl) / ICMPv6PacketTooBig(mtu=ERR_MTU) / Raw(quote))
+
+
 class FullNatRun:
     """Builds the traffic, runs the daemon once, indexes the output."""
 
@@ -196,6 +230,20 @@ class FullNatRun:
                         self.sent[ident] = ("rev", (v, b, p), k, bytes(ip))
                         self.replies.append(ident)
                         server_rx.append(fc.frame_of(bytes(ip), v.family, b.mac, fc.SERVER_MAC))
+        # ICMP errors from the backends' side, about the balancer's packet from every pair to every
+        # backend (the client's last segment as the backend received it).
+        self.errors = []
+        for key in ICMP_VIPS:
+            v = self.vips[key]
+            for b in v.backends:
+                for p in range(v.lo, v.hi + 1):
+                    ident = self.take("err", (v, b, p), 0)
+                    ip = self.ip(v.family, v.snat, b.addr, 0, 63) / self.quoted_l4(v, b, p)
+                    quote = bytes(ip)
+                    self.sent[ident] = ("err", (v, b, p), 0, quote)
+                    self.errors.append(ident)
+                    err = icmp_error(v.family, ROUTER[v.family], v.snat, ident, 64, quote)
+                    server_rx.append(fc.frame_of(err, v.family, ROUTER_MAC, fc.SERVER_MAC))
         # A backend's packet to a source address, below and above its range.
         self.out_of_range = []
         v = self.vips["v4tcp"]
@@ -210,7 +258,8 @@ class FullNatRun:
         self.config = body
         self.n_fwd = sum(1 for kind, f, k, _ in self.sent.values() if kind == "fwd" and f.vip is not self.small)
         expect_tx = self.n_fwd + 4 + sum(
-            len(self.reply_l4(v, v.backends[0], v.lo)) * v.nflows for v in self.vips.values())
+            len(self.reply_l4(v, v.backends[0], v.lo)) * v.nflows for v in self.vips.values()) + sum(
+            self.vips[key].nflows for key in ICMP_VIPS)
         self.result = run_daemon(fc.two_arm_ports(client_rx, server_rx), body, expect_tx=expect_tx)
         self.index()
 
@@ -284,6 +333,22 @@ class FullNatRun:
             / Raw(b"banner"),
         ]
 
+    @staticmethod
+    def quoted_l4(v, b, p):
+        """The segment the balancer sent backend `b` from pair `p`: the client's last (with PROXY
+        v2 its second data segment, moved up by the header's length)."""
+        if v.proxy:
+            seq = add32(add32(v.isn, 1 + L1), PROXY_LEN[v.family])
+            return TCP(sport=p, dport=v.bport(b), flags="PA", seq=seq, ack=BISN + 1, window=29200) / Raw(bytes(L2))
+        return TCP(sport=p, dport=v.bport(b), flags="PA", seq=add32(v.isn, 1), ack=BISN + 1, window=29200) / Raw(b"x" * 9)
+
+    def expected_error(self, v, ident, quote, flow):
+        """The error as the client of `flow` must receive it: from the VIP, TTL - 1, the MTU as
+        reported, the quote about the client's own segment (with PROXY v2 at its own seq)."""
+        seq = add32(v.isn, 1 + L1) if v.proxy else None
+        inner = requote(quote, v.family, flow.client, flow.sport, v.addr, v.port, seq=seq)
+        return fc.expected_dsr_like(flow.mac, fc.CLIENT_MAC, icmp_error(v.family, v.addr, flow.client, ident, 63, inner))
+
     def expected_reply(self, v, k, ip_bytes, flow):
         """The backend's k-th reply as the client of `flow` must receive it."""
         fam = v.family
@@ -311,7 +376,7 @@ class FullNatRun:
                 ip = eth.getlayer(IP) or eth.getlayer(IPv6)
                 if ip is None:
                     continue  # ARP
-                if isinstance(ip, IPv6) and ip.nh == 58:
+                if isinstance(ip, IPv6) and ip.nh == 58 and bytes(ip.payload)[0] in range(133, 138):
                     continue  # neighbour discovery
                 ident = ip.id if isinstance(ip, IP) else ip.fl
                 if ident in self.sent:
@@ -410,6 +475,38 @@ class FullNatTest(unittest.TestCase):
         self.assertEqual(errors, [], f"{len(errors)} problems, first ones:\n" + "\n".join(errors[:5]))
         self.assertEqual(delivered, v.nflows * len(r.reply_l4(v, v.backends[0], v.lo)))
 
+    def errors_of(self, r, key):
+        """Every error from the backends' side about `key`'s pairs: those about a flow's pair and
+        backend reach the flow's client from the VIP, exactly; the others are not sent."""
+        v = r.vips[key]
+        by_pair = {(b.addr, p): f for f, b, p in self.flows_of(r, key).values()}
+        problems, delivered = [], 0
+        for ident in r.errors:
+            _, (ev, b, p), _, quote = r.sent[ident]
+            if ev is not v:
+                continue
+            outs = r.out.get(ident, [])
+            f = by_pair.get((b.addr, p))
+            if f is None:
+                if outs:
+                    problems.append(f"{key}: error about {b.addr} from :{p} (no flow) sent out of {[x for x, _ in outs]}")
+                continue
+            if len(outs) != 1 or outs[0][0] != "client":
+                problems.append(f"{key}: error about {b.addr} from :{p}: out {[x for x, _ in outs]}, expected client")
+                continue
+            exp = r.expected_error(v, ident, quote, f)
+            if outs[0][1] != exp:
+                problems.append(f"{key} error to {f.five_tuple()}: {fc.describe_mismatch(outs[0][1], exp)}")
+            delivered += 1
+        self.assertEqual(problems, [], f"{len(problems)} problems, first ones:\n" + "\n".join(problems[:5]))
+        self.assertEqual(delivered, v.nflows)
+
+    def test_v6_packet_too_big_from_the_backend_side(self):
+        self.errors_of(fn_run(), "v6tcp")
+
+    def test_v4_frag_needed_from_the_backend_side_proxy_v2(self):
+        self.errors_of(fn_run(), "v4proxy")
+
     def test_v4_tcp(self):
         self.replies_of(fn_run(), "v4tcp")
 
@@ -473,7 +570,10 @@ class FullNatTest(unittest.TestCase):
         self.assertEqual(c["fullnat_new"], n_flows)
         self.assertEqual(c["fullnat_reverse"], delivered)
         self.assertEqual(c["proxy_header_sent"], 2 * (r.vips["v4proxy"].nflows + r.vips["v6proxy"].nflows))
-        self.assertEqual(d["fullnat_no_session"], n_replies - delivered + len(r.no_session_client) + len(r.out_of_range))
+        n_errors = sum(r.vips[key].nflows for key in ICMP_VIPS)
+        self.assertEqual(c["icmp_error_forwarded"], n_errors)
+        self.assertEqual(d["fullnat_no_session"], n_replies - delivered + len(r.no_session_client) + len(r.out_of_range)
+                         + len(r.errors) - n_errors)
         self.assertEqual(d["no_vip"], len(r.filler))
         self.assertEqual(d["snat_exhausted"], 6)
         self.assertEqual({k: n for k, n in r.result.nonzero_drops().items()

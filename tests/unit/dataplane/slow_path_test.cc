@@ -416,6 +416,22 @@ TEST_P(IcmpError, FragNeededAndPacketTooBigReachTheFlowsBackend) {
   EXPECT_EQ(w->counters.totalDrops(), 0u);
 }
 
+// A parameter problem (IPv4 type 12, ICMPv6 type 4) is translated for full NAT only
+// (fullnat_icmp_test.cc): in these modes it is dropped as icmp, even with a flow and a valid quote.
+TEST_P(IcmpError, ParameterProblemIsNotForwarded) {
+  ASSERT_EQ(run(*w, *s, {clientSyn4(), clientUdp6()}).size(), 2u);
+  const Frame pp4 =
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).icmp(12, 0, 0).payload(quotedV4(kVip4, 80)).build();
+  const Frame pp6 =
+      PacketBuilder().eth(kGwMac, kWanMac).ipv6(kRouter6, kVip6).icmp(4, 0, 0).payload(quotedV6(kVip6, 53)).build();
+  EXPECT_TRUE(run(*w, *s, {pp4, pp6}).empty());
+  expectOnlyDrop(*w, Drop::Icmp, 2);
+  // The same quote in a time exceeded is forwarded (the control).
+  const Frame te4 =
+      PacketBuilder().eth(kGwMac, kWanMac).ipv4(kRouter4, kVip4).icmp(11, 0, 0).payload(quotedV4(kVip4, 80)).build();
+  EXPECT_EQ(run(*w, *s, {te4}).size(), 1u);
+}
+
 TEST_P(IcmpError, OtherErrorTypesAndStatelessWorker) {
   // Time exceeded, other unreachable codes, ICMPv6 unreachable and time exceeded, on a worker
   // that never saw the flow (one backend: the stateless choice is it).
