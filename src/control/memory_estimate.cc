@@ -6,7 +6,9 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
+#include "control/snat_pools.h"
 #include "dataplane/flow_table.h"
+#include "dataplane/fullnat/fullnat_state.h"
 #include "dataplane/worker.h"  // kFragRingSize
 
 namespace l4lb::control {
@@ -85,6 +87,12 @@ MemoryEstimate estimateMemory(const Config& cfg, uint64_t page) {
   m.frag_pools = pktmbufPoolBytes(p.frag_mbufs, uint16_t(RTE_PKTMBUF_HEADROOM + 64), page) +
                  pktmbufPoolBytes(p.frag_mbufs, 0, page);
   m.rings = m.workers > 1 ? m.workers * ringBytes(dataplane::kFragRingSize - 1) : 0;
+  if (const SnatPools pools = snatPools(cfg); !pools.addrs.empty()) {
+    const uint64_t slots = dataplane::FullNatState::slotsPerWorker(pools.addrs, uint16_t(std::max(m.workers, 1u)));
+    const uint32_t cap = dataplane::FullNatState::indexCapacity(slots);
+    m.fullnat_index = dataplane::FlowTable::bytesFor(cap, false) + dataplane::FlowTable::bytesFor(cap, true);
+    m.fullnat_sessions = dataplane::FullNatState::sessionBytes(slots) * std::max(m.workers, 1u);
+  }
   return m;
 }
 
@@ -98,7 +106,12 @@ std::string describe(const MemoryEstimate& m) {
          " MiB (" + std::to_string(m.workers) + (m.workers == 1 ? " worker" : " workers") + " x (IPv4 " +
          std::to_string(mib(m.flows4)) + " MiB + IPv6 " + std::to_string(mib(m.flows6)) + " MiB)), packet buffers " +
          std::to_string(mib(m.mbuf_pool)) + " MiB, outer fragments " + std::to_string(mib(m.frag_pools)) +
-         " MiB, rings " + std::to_string(mib(m.rings)) + " MiB";
+         " MiB, rings " + std::to_string(mib(m.rings)) + " MiB" +
+         (m.fullnat_index == 0 ? ""
+                               : ", full-NAT index " + std::to_string(mib(m.fullnat_index * m.workers)) + " MiB (" +
+                                     std::to_string(m.workers) + (m.workers == 1 ? " worker" : " workers") + " x " +
+                                     std::to_string(mib(m.fullnat_index)) + " MiB); full-NAT sessions " +
+                                     std::to_string(mib(m.fullnat_sessions)) + " MiB of process memory besides");
 }
 
 std::string memoryRefusal(const Config& cfg) {

@@ -32,8 +32,12 @@ struct MemoryEstimate {
   uint64_t mbuf_pool = 0;
   uint64_t frag_pools = 0;  // both
   uint64_t rings = 0;       // fragment rings between workers
+  // Full NAT, per worker: the client-side session index (both families; EAL memory) and the
+  // sessions with their free-pair queues (process memory, outside the EAL's: not in total()).
+  uint64_t fullnat_index = 0;
+  uint64_t fullnat_sessions = 0;
   uint64_t flowTables() const { return (flows4 + flows6) * workers; }
-  uint64_t total() const { return flowTables() + mbuf_pool + frag_pools + rings; }
+  uint64_t total() const { return flowTables() + mbuf_pool + frag_pools + rings + fullnat_index * workers; }
 };
 // `page`: the page size the EAL's memory comes in (pageBytes).
 MemoryEstimate estimateMemory(const Config& cfg, uint64_t page);
@@ -50,7 +54,8 @@ uint64_t pageBytes(const EalConfig& eal);
 uint64_t ealMemoryBytes(const EalConfig& eal);
 
 // "about 170 MiB: flow tables 128 MiB (1 worker x (IPv4 32 MiB + IPv6 96 MiB)), packet buffers
-// 40 MiB, outer fragments 2 MiB, rings 0 MiB" (MiB rounded up).
+// 40 MiB, outer fragments 2 MiB, rings 0 MiB" (MiB rounded up), and with full NAT ", full-NAT
+// index 12 MiB (1 worker x 12 MiB); full-NAT sessions 40 MiB of process memory besides".
 std::string describe(const MemoryEstimate& m);
 
 // The loader's check: the message when the estimate does not fit ealMemoryBytes, else empty.

@@ -32,13 +32,25 @@ std::unique_ptr<FullNatState> FullNatState::create(const std::vector<SnapSnatAdd
   }
   // The index holds one entry per session in use: room for every owned pair (at least the
   // table's minimum).
-  const uint32_t cap = std::max<uint32_t>(std::min<uint64_t>(st->total_slots_, FlowTable::kMaxCapacity), 1024);
+  const uint32_t cap = indexCapacity(st->total_slots_);
   const std::string w = std::to_string(worker);
   st->index4_ = FlowTable::create("fullnat4_w" + w, cap, sizeof(FlowKey4), socket, err);
   if (st->index4_) st->index6_ = FlowTable::create("fullnat6_w" + w, cap, sizeof(FlowKey6), socket, err);
   if (!st->index4_ || !st->index6_) return nullptr;
   return st;
 }
+
+uint64_t FullNatState::slotsPerWorker(const std::vector<SnapSnatAddr>& addrs, uint16_t nworkers) {
+  uint64_t n = 0;
+  for (const SnapSnatAddr& a : addrs) n += (uint32_t(a.port_hi) - a.port_lo) / std::max<uint16_t>(nworkers, 1) + 1;
+  return n;
+}
+
+uint32_t FullNatState::indexCapacity(uint64_t slots) {
+  return std::max<uint32_t>(uint32_t(std::min<uint64_t>(slots, FlowTable::kMaxCapacity)), 1024);
+}
+
+uint64_t FullNatState::sessionBytes(uint64_t slots) { return slots * (sizeof(FullNatSession) + sizeof(Queued)); }
 
 bool FullNatState::alloc(uint32_t addr, uint32_t now_ms, SnatPair& out) {
   Addr& a = addrs_[addr];

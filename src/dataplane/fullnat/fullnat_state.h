@@ -68,6 +68,13 @@ class FullNatState {
   static std::unique_ptr<FullNatState> create(const std::vector<SnapSnatAddr>& addrs, uint16_t worker,
                                               uint16_t nworkers, int socket, std::string& err);
 
+  // Sessions per worker (each worker owns (hi - lo) / nworkers + 1 slots of every address), and
+  // the capacity create() gives each client index: the estimate of memory_estimate.cc uses both.
+  static uint64_t slotsPerWorker(const std::vector<SnapSnatAddr>& addrs, uint16_t nworkers);
+  static uint32_t indexCapacity(uint64_t slots);
+  // The process memory (not the EAL's) that `slots` sessions and their free-pair queue take.
+  static uint64_t sessionBytes(uint64_t slots);
+
   uint32_t naddrs() const { return uint32_t(addrs_.size()); }
   // Which worker owns (address, port): every worker computes the same.
   uint16_t ownerOf(uint32_t addr, uint16_t port) const {

@@ -13,7 +13,9 @@
 #include <memory>
 #include <vector>
 
+#include "control/snat_pools.h"
 #include "dataplane/flow_table.h"
+#include "dataplane/fullnat/fullnat_state.h"
 #include "dataplane/worker.h"
 
 namespace l4lb::control {
@@ -115,6 +117,38 @@ TEST(MemoryEstimate, MatchesWhatTheEalAllocates) {
   EXPECT_LT(ratio, 1.1);
   for (rte_ring* r : rings) rte_ring_free(r);
   for (rte_mempool* mp : pools) rte_mempool_free(mp);
+}
+
+// Full NAT: each worker's session index is EAL memory (in total()), its sessions are not; both
+// as FullNatState::create makes them for a pool of two addresses.
+TEST(MemoryEstimate, FullNatIndexMatchesWhatCreateAllocates) {
+  Config c = twoWorkers(1024);
+  VipConfig v;
+  v.address = IpAddr::v4(htobe32(0xc6120001u));
+  v.port = 80;
+  v.forwarding = FwdMode::FullNat;
+  v.snat_addresses = {IpAddr::v4(htobe32(0xc6130101u)), IpAddr::v4(htobe32(0xc6130102u))};
+  v.snat_port_lo = 10000;
+  v.snat_port_hi = 29999;
+  c.vips.push_back(v);
+  const Config plain = twoWorkers(1024);
+  const MemoryEstimate m = estimateMemory(c, kSmallPage);
+  EXPECT_EQ(m.total() - estimateMemory(plain, kSmallPage).total(), 2 * m.fullnat_index);
+  // 2 addresses x 20000 ports over 2 workers: 20000 sessions each.
+  EXPECT_EQ(m.fullnat_sessions, 2 * dataplane::FullNatState::sessionBytes(20000));
+  EXPECT_NE(describe(m).find("full-NAT index"), std::string::npos) << describe(m);
+  EXPECT_EQ(describe(estimateMemory(plain, kSmallPage)).find("full-NAT"), std::string::npos);
+
+  const SnatPools pools = snatPools(c);
+  ASSERT_TRUE(pools.errors.empty());
+  const uint64_t before = heapInUse();
+  std::string err;
+  auto st = dataplane::FullNatState::create(pools.addrs, 0, 2, SOCKET_ID_ANY, err);
+  ASSERT_NE(st, nullptr) << err;
+  EXPECT_EQ(st->totalSlots(), 20000u);
+  const double ratio = double(m.fullnat_index) / double(heapInUse() - before);
+  EXPECT_GT(ratio, 0.9);
+  EXPECT_LT(ratio, 1.1);
 }
 
 }  // namespace
