@@ -93,15 +93,6 @@ void udpChecksum6(rte_mbuf* m, const uint8_t* ip6, uint32_t l4_off, uint16_t l4_
   std::memcpy(ckp, &ck, 2);
 }
 
-// The IP header of the packet is the client's or backend's family `from_v6`, without options or
-// extension headers, and the frame has room for the translated one. Otherwise the packet is not
-// translated (fullnat_xlate_dropped).
-bool translatable(const rte_mbuf* m, const PacketInfo& pi, bool from_v6) {
-  if (pi.l4_off - pi.l3_off != (from_v6 ? kIpv6HdrLen : kIpv4HdrLen)) return false;
-  // frameToIp gives back any VLAN tag's 4 bytes; IPv6 needs 20 more.
-  return from_v6 || rte_pktmbuf_headroom(m) + (pi.l3_off - kEthLen) >= kIpv6HdrLen - kIpv4HdrLen;
-}
-
 // Replaces the IP header of the packet (its L4 header already rewritten) by one of family `to_v6`
 // and returns the frame's start, where the Ethernet header goes. The frame is then exactly
 // [Ethernet][IP][L4].
@@ -123,6 +114,12 @@ uint8_t* swapIpHeader(rte_mbuf* m, const PacketInfo& pi, bool to_v6, const uint8
 inline uint32_t tcpHdrLen(const uint8_t* l4) { return uint32_t(l4[12] >> 4) * 4; }
 
 }  // namespace
+
+bool translatable(const rte_mbuf* m, const PacketInfo& pi, bool from_v6) {
+  if (pi.l4_off - pi.l3_off != (from_v6 ? kIpv6HdrLen : kIpv4HdrLen)) return false;
+  // frameToIp gives back any VLAN tag's 4 bytes; IPv6 needs 20 more.
+  return from_v6 || rte_pktmbuf_headroom(m) + (pi.l3_off - kEthLen) >= kIpv6HdrLen - kIpv4HdrLen;
+}
 
 void crossFamilyDeltas(FullNatSession& ss) {
   const unsigned clen = ss.client_v6 ? 16 : 4, blen = ss.backend_v6 ? 16 : 4;

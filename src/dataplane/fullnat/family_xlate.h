@@ -41,6 +41,11 @@ namespace l4lb::dataplane::fullnat {
 // translation (the new IPv4 header's checksum is computed whole) and are set to 0.
 void crossFamilyDeltas(FullNatSession& ss);
 
+// True when the packet (`pi`, of family `from_v6`) can be translated: no IPv4 options, no IPv6
+// extension headers, and headroom for the 20 more bytes of an IPv6 header. A client's packet that
+// cannot opens no session.
+bool translatable(const rte_mbuf* m, const PacketInfo& pi, bool from_v6);
+
 // How many bytes the IP header grows on the way to the backend: +20 (IPv4 client, IPv6 backend),
 // -20 (the reverse) or 0.
 constexpr int xlateGrowth(const FullNatSession& ss) {

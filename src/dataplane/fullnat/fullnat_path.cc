@@ -155,6 +155,12 @@ FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, 
     why = Drop::NoBackend;
     return nullptr;
   }
+  // A packet that cannot cross to the backend's family opens nothing (family_xlate.h).
+  const bool xlate = b->addr.isV4() == c.v6;
+  if (unlikely(xlate) && !fullnat::translatable(m, pi, c.v6)) {
+    why = Drop::FullNatXlateDropped;
+    return nullptr;
+  }
   const std::vector<uint32_t>& addrs = b->addr.isV4() ? c.vip->snat4 : c.vip->snat6;
   bool got = false;
   // Spread over the VIP's addresses: start at the flow's hash.
@@ -181,7 +187,7 @@ FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, 
   ss.proto = pi.proto;
   ss.client_v6 = c.v6;
   ss.backend_v6 = !b->addr.isV4();
-  ss.xlate = ss.client_v6 != ss.backend_v6;
+  ss.xlate = xlate;
   ss.used = true;
   ss.state = initialState(tcp, pi.tcp_flags, false);
   ss.last_seen_ms = now_ms;

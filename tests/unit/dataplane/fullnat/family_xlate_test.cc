@@ -222,7 +222,8 @@ TEST(FullNatXlate, ProxyHeaderOfTheClientsFamily) {
 }
 
 // IPv4 options and IPv6 extension headers are not translated; nor is a frame without the headroom
-// IPv6's 20 more bytes need. Each against its control: the same flow without it passes.
+// IPv6's 20 more bytes need; and such a packet opens no session. Each against its control: the
+// same flow without it passes.
 TEST(FullNatXlate, OptionsExtensionHeadersAndNoHeadroomAreDropped) {
   Rig r;
   auto syn4 = [](uint16_t cport) {
@@ -232,6 +233,7 @@ TEST(FullNatXlate, OptionsExtensionHeadersAndNoHeadroomAreDropped) {
   expectOnlyDrop(*r.w, Drop::FullNatXlateDropped);
   EXPECT_FALSE(runOne(*r.w, *r.s, syn4(2).build(), 0, kWan, /*no_headroom=*/true));
   expectOnlyDrop(*r.w, Drop::FullNatXlateDropped, 2);
+  EXPECT_EQ(ctr(*r.w, Ctr::FullNatNew), 0u);  // no source pair taken
   EXPECT_TRUE(runOne(*r.w, *r.s, syn4(1).build()));
   auto syn6 = PacketBuilder().eth(kGwMac, kWanMac).ipv6(kC6, kV6).ipv6Ext(test::kIpv6DestOpts)
                   .tcp(4321, 80, kTcpSyn).tcpSeq(kIsn);
