@@ -245,6 +245,23 @@ TEST(FullNatXlate, OptionsExtensionHeadersAndNoHeadroomAreDropped) {
   expectOnlyDrop(*r.w, Drop::FullNatXlateDropped, 3);
 }
 
+// A session is in the index of its client's family and its pair is of the backend's: the sweep
+// ends it there, and the pair goes back to its own address's pool.
+TEST(FullNatXlate, TheSweepEndsASessionAcrossFamilies) {
+  Rig r;
+  ASSERT_TRUE(runOne(*r.w, *r.s, PacketBuilder().eth(kGwMac, kWanMac).ipv6(kC6, kV6).udp(7777, 53).payload(8).build()));
+  const uint32_t a4 = 0;  // kS4, the first of snat_addresses
+  ASSERT_EQ(r.s->snat_addrs[a4].addr, kS4);
+  EXPECT_EQ(r.w->fullnat->index(true).size(), 1u);
+  EXPECT_EQ(r.w->fullnat->index(false).size(), 0u);
+  EXPECT_EQ(r.w->fullnat->usage(a4, 0).in_use, 1u);
+  const uint32_t later = r.s->timeouts.udp_ms + 10;
+  EXPECT_EQ(sweepFullNat(*r.w, later, r.s->timeouts, 1000), 1u);
+  EXPECT_EQ(r.w->fullnat->index(true).size(), 0u);
+  EXPECT_EQ(r.w->fullnat->usage(a4, later).in_use, 0u);
+  EXPECT_EQ(ctr(*r.w, Ctr::FullNatEnded), 1u);
+}
+
 // Too big once grown: the IPv4 client with DF is told the MTU less the 20 bytes.
 TEST(FullNatXlate, TooBigOnceGrownAnswersWithTheSmallerMtu) {
   Rig r;
