@@ -100,6 +100,10 @@ namespace l4lb {
      flow whose client and backend are of different families, a new flow whose frame has a         \
      group source MAC (its replies go there) */                                                    \
   X(FullNatUnsupported, "fullnat_unsupported")                                                     \
+  /* full-NAT packet of a session whose client and backend differ in family (IPv4 <-> IPv6) that  \
+     is not translated: IPv4 options or IPv6 extension headers, or no headroom for the IPv6      \
+     header's 20 more bytes */                                                                    \
+  X(FullNatXlateDropped, "fullnat_xlate_dropped")                                                  \
   /* full-NAT segment that needed the PROXY header inserted and had no room (chained mbuf, no      \
      headroom, or over the egress MTU) */                                                          \
   X(ProxyHeaderNoRoom, "proxy_header_no_room")

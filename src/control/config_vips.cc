@@ -381,10 +381,12 @@ void ConfigSchema::loadBackends(TableReader& vipTable, VipConfig& vip, bool addr
       beAddrOk = a.has_value();
       if (a) be.address = *a;
       // DSR rewrites only the MAC and NAT only addresses of the same family; crossing families
-      // needs an outer header of the backend's family (RFC 2473 / GUE).
-      if (a && addrOk && fwdOk && !tunnels(vip.forwarding) && a->family != vip.address.family) {
+      // needs an outer header of the backend's family (RFC 2473 / GUE), or full NAT, which
+      // replaces the IP header (fullnat/family_xlate.h).
+      if (a && addrOk && fwdOk && !tunnels(vip.forwarding) && vip.forwarding != FwdMode::FullNat &&
+          a->family != vip.address.family) {
         r_.report(v, std::string(familyName(*a)) + " backend for an " + std::string(familyName(vip.address)) +
-                         " VIP needs forwarding ipip or gue");
+                         " VIP needs forwarding ipip, gue or fullnat");
       }
     } else {
       t.report(v, "is required");

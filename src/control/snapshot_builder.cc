@@ -72,8 +72,9 @@ BackendRewrite buildRewrite(const SnapVip& v, const SnapBackend& b, const SnapPo
   uint8_t* h = rw.hdr.data();
   const bool tunnel = v.mode == FwdMode::Ipip || v.mode == FwdMode::Gue;
   const bool gue = v.mode == FwdMode::Gue;
-  // The frame carries the outer header's family for tunnels, else the VIP's (NAT keeps it).
-  const bool l3v4 = tunnel ? b.addr.isV4() : v.addr.isV4();
+  // The frame carries the outer header's family for tunnels and the backend's for full NAT (which
+  // may translate the family: fullnat/family_xlate.h), else the VIP's (NAT keeps it).
+  const bool l3v4 = tunnel || v.mode == FwdMode::FullNat ? b.addr.isV4() : v.addr.isV4();
   std::memcpy(h, b.next_hop_mac.bytes.data(), 6);
   std::memcpy(h + 6, out.mac.bytes.data(), 6);
   const uint16_t ethertype_be = rte_cpu_to_be_16(l3v4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);

@@ -8,6 +8,8 @@ The VIPs (all on the lab's VIP address; each pool address is its VIPs' own):
   :81    tcp, no PROXY header -> nginx :8081 (plain), from SNAT4[1]: the negative control
   :25    tcp, proxy_protocol v2 -> proxy_banner.py :8082 (the server speaks first), from SNAT4[3]
   :82    tcp, no PROXY header -> nginx :8081, from SNAT4[2] with a pool of 16 ports
+  :83    tcp on the IPv6 VIP, proxy_protocol v2 -> the IPv4 backends' nginx :8080, from SNAT4[4]:
+         full NAT across families (IPv6 clients to IPv4 backends)
 Losses are made in the backends' namespaces with nftables (this kernel may lack sch_netem; see
 impair()). Figures are printed (the closing note quotes them).
 """
@@ -25,7 +27,7 @@ import lab_nginx  # scripts/lib, on the path through e2e_common
 from balancer_config import Vip
 
 HEALTH = {"type": "tcp", "interval_ms": 500, "timeout_ms": 400, "rise": 2, "fall": 2}
-PLAIN_VIP_PORT, BANNER_VIP_PORT, POOL_VIP_PORT = 81, 25, 82
+PLAIN_VIP_PORT, BANNER_VIP_PORT, POOL_VIP_PORT, MIXED_VIP_PORT = 81, 25, 82, 83
 POOL_PORTS = (20000, 20015)
 SIGNATURE_HEX = "0x0d0a0d0a000d0a515549540a"  # the PROXY v2 signature, the first 12 bytes of a header
 BLOB_SHA256 = hashlib.sha256(lab_nginx.blob_bytes()).hexdigest()
@@ -134,6 +136,8 @@ class FullNat(unittest.TestCase):
                 Vip(lab.vip4, POOL_VIP_PORT, "tcp", "fullnat", HEALTH, [(b, None) for b in lab.backend4],
                     backend_port=lab_nginx.PLAIN_PORT,
                     **lab.fullnat_keys(False, 2, snat_ports=f"{POOL_PORTS[0]}-{POOL_PORTS[1]}", snat_quiet_time=60)),
+                Vip(lab.vip6, MIXED_VIP_PORT, "tcp", "fullnat", HEALTH, [(b, None) for b in lab.backend4],
+                    backend_port=lab_nginx.PP_PORT, **lab.fullnat_keys(False, 4, proxy_protocol="v2")),
             ]
             text = BalancerConfig(health=HEALTH, udp=True, extra_sections=f'[control]\nsocket = "{cls.sock}"\n',
                                   extra_vips="\n".join(c for v in extra for c in v.chunks())).toml(lab)
@@ -147,7 +151,8 @@ class FullNat(unittest.TestCase):
         try:
             stats = cls.lb.stop()
             names = ("fullnat_new", "fullnat_ended", "fullnat_reverse", "proxy_header_sent", "snat_exhausted",
-                     "fullnat_no_session", "fullnat_wrong_worker", "fullnat_unsupported", "proxy_header_no_room")
+                     "fullnat_no_session", "fullnat_wrong_worker", "fullnat_unsupported", "fullnat_xlate_dropped",
+                     "proxy_header_no_room")
             print("  fullnat: final stats: " + ", ".join(f"{k} {counter(stats, k)}" for k in names))
         finally:
             cls.lb.kill()
@@ -268,6 +273,29 @@ print(s.makefile("rb").readline().decode().strip())
         self.assertEqual({x["pp_addr"] for x in lines}, {lab.client6})
         self.assertEqual(sorted(int(x["pp_port"]) for x in lines), list(range(15000, 15000 + n)))
         self.assertEqual({x["remote_addr"] for x in lines}, {lab.snat6[0]})
+
+    def test_2_ipv6_clients_to_ipv4_backends(self):
+        """An IPv6 VIP in front of IPv4 backends: every request completes, nginx on IPv4 learns
+        each IPv6 client's address and port from the PROXY v2 header (the 52-byte IPv6 form), and
+        its TCP peer is the IPv4 pool address."""
+        lab, n = self.lab, 500
+        pp0 = self.log_offsets("pp")
+        s0 = self.stats()
+        r = client(lab, "conns", lab.vip6, MIXED_VIP_PORT, n, 16, 16000, timeout=300)
+        self.assertEqual(r["fail"], 0, r)
+        lines = self.log_since("pp", pp0)
+        s1 = self.stats()
+        per = {b: sum(1 for x in lines if x["backend"] == b) for b in ("b1", "b2", "b3")}
+        print(f"  fullnat [{lab.vip6}]:{MIXED_VIP_PORT} -> IPv4 backends (PROXY v2): nginx logged {len(lines)}, "
+              f"{sum(1 for x in lines if x['pp_addr'] == lab.client6)} with the client's IPv6 address, from "
+              f"{sorted({x['remote_addr'] for x in lines})}; per backend {per}")
+        self.assertEqual(len(lines), n)
+        self.assertEqual({x["pp_addr"] for x in lines}, {lab.client6})
+        self.assertEqual(sorted(int(x["pp_port"]) for x in lines), list(range(16000, 16000 + n)))
+        self.assertEqual({(x["pp_server_addr"], x["pp_server_port"]) for x in lines}, {(lab.vip6, str(MIXED_VIP_PORT))})
+        self.assertEqual({x["remote_addr"] for x in lines}, {lab.snat4[4]})
+        self.assertTrue(all(per.values()), per)
+        self.assertEqual(counter(s1, "fullnat_xlate_dropped") - counter(s0, "fullnat_xlate_dropped"), 0)
 
     # -- b. 1 MiB transfers under loss and reordering -------------------------------------------
     def test_3_transfers_under_loss_and_reordering(self):

@@ -68,7 +68,8 @@ const SnapSpec kSpecs[] = {
     // 0: DSR, Maglev over three backends; IPv6 UDP round robin; an all-ports VIP.
     {false, "burst_snap0.toml"},
     // 1: IPIP and GUE; the backend set changed (one gone, one new, one draining), an IPv6
-    // backend behind an IPv4 VIP.
+    // backend behind an IPv4 VIP; full NAT with an IPv4 backend behind its IPv6 VIP (the
+    // family translated, fullnat/family_xlate.h).
     {false, "burst_snap1.toml"},
     // 2: NAT (a backend port, UDP round robin, IPv6), with wan's tap: the exception path.
     {true, "burst_snap2.toml"},

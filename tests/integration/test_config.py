@@ -139,7 +139,7 @@ class ConfigTest(unittest.TestCase):
     def test_ipv6_backend_on_ipv4_dsr_vip(self):
         text = replace_line(self.base, L_BACKEND_ADDR, '  address = "2001:db8::11"')
         self.assert_rejected("v6_on_v4_dsr.toml", text, [
-            f"{L_BACKEND_ADDR}:13: vips[0].backends[0].address: IPv6 backend for an IPv4 VIP needs forwarding ipip or gue"])
+            f"{L_BACKEND_ADDR}:13: vips[0].backends[0].address: IPv6 backend for an IPv4 VIP needs forwarding ipip, gue or fullnat"])
 
     def test_worker_core_is_main_core(self):
         text = replace_line(self.base, L_WORKER_CORES, "worker_cores = [0, 1]")
@@ -188,7 +188,7 @@ class ConfigTest(unittest.TestCase):
         self.assert_rejected("many.toml", text, [
             f"{L_WORKER_CORES}:20: eal.worker_cores[1]: core 1 is listed twice",
             f'{L_PORT_MAC}:7: ports[0].mac: must be a MAC address like 02:00:00:00:00:01 (got "02:00:00:00:00")',
-            f"{L_BACKEND_ADDR}:13: vips[0].backends[0].address: IPv6 backend for an IPv4 VIP needs forwarding ipip or gue",
+            f"{L_BACKEND_ADDR}:13: vips[0].backends[0].address: IPv6 backend for an IPv4 VIP needs forwarding ipip, gue or fullnat",
             f"{L_WEIGHT}:12: vips[0].backends[0].weight: must be 0..65535",
             f"{n}:1: vips[1]: duplicate of vips[0] (same address, port and protocol)",
             f"{n + 7}:3: vips[1].backends[0].colour: unknown key",

@@ -1,7 +1,8 @@
 """Full NAT (forwarding = "fullnat") through the real daemon, decoded by scapy: TCP and UDP VIPs
-over IPv4 and IPv6, a TCP VIP with PROXY v2, and a VIP whose source pool is too small.
+over IPv4 and IPv6, a TCP VIP with PROXY v2, and a VIP whose source pool is too small; and, in a
+second run (MixedRun), VIPs whose backends are of the other family.
 
-One daemon run for the module, on the two-arm topology of fwd_common (clients on port "client",
+One daemon run for these, on the two-arm topology of fwd_common (clients on port "client",
 backends on port "server"). Every input frame carries a unique number in its IPv4 ID or IPv6
 flow label, which full NAT leaves alone, so each output frame is matched to its input.
 
@@ -578,6 +579,238 @@ class FullNatTest(unittest.TestCase):
         self.assertEqual(d["snat_exhausted"], 6)
         self.assertEqual({k: n for k, n in r.result.nonzero_drops().items()
                           if k not in ("fullnat_no_session", "no_vip", "snat_exhausted")}, {})
+
+
+# ---- across address families --------------------------------------------------------------------
+
+MIX_PAIRS = 16  # each mixed VIP's source port range
+
+
+def xlate(ip_bytes, src, sport, dst, dport):
+    """The packet after full NAT into the other family, built by scapy (RFC 7915 as family_xlate.h
+    states it): a new IP header of the other family (TOS <-> traffic class, TTL - 1, IPv4 DF with
+    ID 0, IPv6 flow label 0), the L4 header's ports replaced and its checksum computed whole (an
+    IPv4 UDP datagram without one gets one)."""
+    pkt = IP(ip_bytes) if ip_bytes[0] >> 4 == 4 else IPv6(ip_bytes)
+    l4 = (pkt[TCP] if TCP in pkt else pkt[UDP]).copy()
+    l4.sport, l4.dport = sport, dport
+    del l4.chksum
+    if isinstance(l4, UDP):
+        del l4.len
+    tos, ttl = (pkt.tos, pkt.ttl) if isinstance(pkt, IP) else (pkt.tc, pkt.hlim)
+    if ":" in dst:
+        out = IPv6(src=src, dst=dst, tc=tos, fl=0, hlim=ttl - 1) / l4
+    else:
+        out = IP(src=src, dst=dst, tos=tos, ttl=ttl - 1, flags="DF", id=0) / l4
+    return bytes(out)
+
+
+def mark_of(l4):
+    """The packet's number: a TCP timestamp's value or a UDP payload's first bytes ("ID" + 16
+    bits), which full NAT carries across families (the IPv4 ID and IPv6 flow label it does not)."""
+    if isinstance(l4, TCP):
+        for name, val in l4.options:
+            if name == "Timestamp":
+                return val[0]
+        return None
+    data = bytes(l4.payload)
+    return struct.unpack_from("!H", data, 2)[0] if data[:2] == b"ID" else None
+
+
+class MixedRun:
+    """A second daemon run: fullnat VIPs whose backends are of the other family (IPv4 clients to
+    IPv6 backends and IPv6 clients to IPv4 backends), TCP and UDP, both directions. Replies are
+    written as FullNatRun's are: every backend to every pair of its VIP, behind filler."""
+
+    def __init__(self):
+        self.rng = rng = random.Random(SEED + 1)
+        self.vips = collections.OrderedDict()
+        for v in [
+            FnVip("m46tcp", "198.18.1.50", 80, "tcp", backends(6, 0x51, 8080), 12, "2001:db8:2::210", 24000,
+                  24000 + MIX_PAIRS - 1),
+            FnVip("m46udp", "198.18.1.50", 53, "udp", backends(6, 0x61, 5353), 12, "2001:db8:2::211", 24000,
+                  24000 + MIX_PAIRS - 1),
+            FnVip("m64tcp", "2001:db8:1::50", 80, "tcp", backends(4, 0x51, 8080), 12, "198.18.2.210", 24000,
+                  24000 + MIX_PAIRS - 1, isn=0x7FFFFFF0),
+            FnVip("m64udp", "2001:db8:1::50", 53, "udp", backends(4, 0x61), 12, "198.18.2.211", 24000,
+                  24000 + MIX_PAIRS - 1),
+        ]:
+            self.vips[v.key] = v
+        self.sent = {}  # mark -> (kind, what, k, ip bytes)
+        self.next_mark = 1
+        self.flows = []
+        first = 0
+        for v in self.vips.values():
+            for f in fc.make_flows(v, rng, 2000 + first, nat=True):
+                f.ip_options = f.dest_opts = False  # the cases apart below
+                f.npkts = 3 if v.proto == "tcp" else 2
+                self.flows.append(f)
+            first += v.nflows
+        client_rx = []
+        order = list(self.flows)
+        rng.shuffle(order)
+        for k in range(3):
+            for f in order:
+                if k < f.npkts:
+                    client_rx.append(self.frame(f, self.emit(f, k), k))
+        # Not translated, and opening nothing: IPv4 options, an IPv6 extension header.
+        self.untranslatable = []
+        for key, opt in (("m46tcp", "ip_options"), ("m64udp", "dest_opts")):
+            v = self.vips[key]
+            f = fc.Flow(vip=v, client=fc.client_addr(v.family, 3000), sport=4444, mac="02:00:00:bb:00:03",
+                        dport=v.port, proto=v.proto, npkts=1)
+            setattr(f, opt, True)
+            self.untranslatable.append(self.next_mark)
+            client_rx.append(self.frame(f, self.emit(f, 0), 0))
+        server_rx = []
+        self.filler = []
+        for i in range(len(client_rx)):
+            m = self.take("drop", None, i)
+            ip = IP(src="198.18.2.250", dst="198.18.1.99", id=m, ttl=64) / UDP(sport=9, dport=9) / Raw(b"ID" + struct.pack("!H", m))
+            server_rx.append(fc.frame_of(bytes(ip), 4, "02:00:00:00:04:fa", fc.SERVER_MAC))
+            self.filler.append(m)
+        self.replies = []
+        for v in self.vips.values():
+            for b in v.backends:
+                for p in range(v.lo, v.hi + 1):
+                    m = self.take("rev", (v, b, p), 0)
+                    fam = fc.family_of(b.addr)
+                    ip = FullNatRun.ip(fam, b.addr, v.snat, m, 64, tos=0x48)
+                    if v.proto == "udp":
+                        l4 = UDP(sport=v.bport(b), dport=p) / Raw(b"ID" + struct.pack("!H", m) + b"reply")
+                        if fam == 4 and p % 2:
+                            l4.chksum = 0  # an IPv4 backend's datagram without a checksum
+                    else:
+                        l4 = TCP(sport=v.bport(b), dport=p, flags="PA", seq=BISN + 1, ack=add32(v.isn, 30),
+                                 window=500, options=[("Timestamp", (m, 1))]) / Raw(b"hi")
+                    b_ip = bytes(ip / l4)
+                    self.sent[m] = ("rev", (v, b, p), 0, b_ip)
+                    self.replies.append(m)
+                    server_rx.append(fc.frame_of(b_ip, fam, b.mac, fc.SERVER_MAC))
+        self.config = fc.NEIGHBOURS_TOML + "\n" + "\n".join(v.toml() for v in self.vips.values())
+        n_fwd = sum(f.npkts for f in self.flows)
+        self.result = run_daemon(fc.two_arm_ports(client_rx, server_rx), self.config,
+                                 expect_tx=n_fwd + sum(v.nflows for v in self.vips.values()))
+        self.out = collections.defaultdict(list)
+        self.unknown = []
+        for port, frames in self.result.out.items():
+            for fr in frames:
+                ip = Ether(fr).getlayer(IP) or Ether(fr).getlayer(IPv6)
+                if ip is None or (isinstance(ip, IPv6) and ip.nh == 58):
+                    continue  # ARP, neighbour discovery
+                l4 = ip.getlayer(TCP) or ip.getlayer(UDP)
+                m = mark_of(l4) if l4 is not None else None
+                (self.out[m] if m in self.sent else self.unknown).append((port, fr))
+
+    def take(self, kind, what, k):
+        m = self.next_mark
+        self.next_mark += 1
+        self.sent[m] = (kind, what, k, None)
+        return m
+
+    def emit(self, f, k):
+        v = f.vip
+        m = self.take("fwd", f, k)
+        ip = FullNatRun.ip(f.family, f.client, v.addr, m, f.ttl, f.tos, f.df, f.ip_options, f.dest_opts)
+        if v.proto == "udp":
+            l4 = UDP(sport=f.sport, dport=v.port) / Raw(b"ID" + struct.pack("!H", m) + bytes(range(k + 5)))
+            if f.udp_zero_csum:
+                l4.chksum = 0
+        else:
+            flags, seq = [("S", v.isn), ("A", add32(v.isn, 1)), ("PA", add32(v.isn, 1))][k]
+            opts = ([("MSS", 1460)] if k == 0 else []) + [("Timestamp", (m, 0))]
+            l4 = TCP(sport=f.sport, dport=v.port, flags=flags, seq=seq, ack=0 if k == 0 else BISN + 1, window=29200,
+                     options=opts)
+            if k == 2:
+                l4 = l4 / Raw(bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 40))))
+        b = bytes(ip / l4)
+        self.sent[m] = ("fwd", f, k, b)
+        return b
+
+    frame = staticmethod(FullNatRun.frame)
+
+
+def mixed_run():
+    return shared_run(_runs, "mixed", MixedRun, "mixed-family fullnat daemon run")
+
+
+class FullNatMixedFamilyTest(unittest.TestCase):
+    """Every rewrite both ways across families, each frame compared with scapy's (checksums
+    computed by scapy)."""
+    maxDiff = None
+
+    def check(self, key):
+        r = mixed_run()
+        v = r.vips[key]
+        errors, pair_of = [], {}
+        for m, (kind, f, k, ip_in) in r.sent.items():
+            if kind != "fwd" or f.vip is not v or m in r.untranslatable:
+                continue
+            outs = r.out.get(m, [])
+            if len(outs) != 1 or outs[0][0] != "server":
+                errors.append(f"{key} packet {k} of {f.five_tuple()}: out {[p for p, _ in outs]}, expected server once")
+                continue
+            fr = outs[0][1]
+            ip = Ether(fr).payload
+            b = v.backend_by_addr(norm(ip.dst))
+            if b is None:
+                errors.append(f"{key}: dst {ip.dst} is no backend")
+                continue
+            port = (ip[TCP] if TCP in ip else ip[UDP]).sport
+            exp = fc.expected_dsr_like(b.mac, fc.SERVER_MAC, xlate(ip_in, v.snat, port, b.addr, v.bport(b)))
+            if fr != exp:
+                errors.append(f"{key} packet {k} of {f.five_tuple()}: {fc.describe_mismatch(fr, exp)}")
+            if pair_of.setdefault(id(f), (f, b, port))[1:] != (b, port):
+                errors.append(f"{key}: {f.five_tuple()} changed its backend or pair")
+        self.assertEqual(errors, [], f"{len(errors)} problems, first ones:\n" + "\n".join(errors[:5]))
+        self.assertEqual(len(pair_of), v.nflows)
+        by_pair = {(b.addr, p): f for f, b, p in pair_of.values()}
+        delivered = 0
+        for m in r.replies:
+            _, (rv, b, p), _, ip_in = r.sent[m]
+            if rv is not v:
+                continue
+            outs, f = r.out.get(m, []), by_pair.get((b.addr, p))
+            if f is None:
+                if outs:
+                    errors.append(f"{key}: reply from {b.addr} to :{p} (no flow) sent")
+                continue
+            if len(outs) != 1 or outs[0][0] != "client":
+                errors.append(f"{key}: reply from {b.addr} to :{p}: out {[x for x, _ in outs]}, expected client once")
+                continue
+            exp = fc.expected_dsr_like(f.mac, fc.CLIENT_MAC, xlate(ip_in, v.addr, v.port, f.client, f.sport))
+            if outs[0][1] != exp:
+                errors.append(f"{key} reply to {f.five_tuple()}: {fc.describe_mismatch(outs[0][1], exp)}")
+            delivered += 1
+        self.assertEqual(errors, [], f"{len(errors)} problems, first ones:\n" + "\n".join(errors[:5]))
+        self.assertEqual(delivered, v.nflows)
+
+    def test_v4_clients_to_v6_backends_tcp(self):
+        self.check("m46tcp")
+
+    def test_v4_clients_to_v6_backends_udp(self):
+        self.check("m46udp")
+
+    def test_v6_clients_to_v4_backends_tcp(self):
+        self.check("m64tcp")
+
+    def test_v6_clients_to_v4_backends_udp(self):
+        self.check("m64udp")
+
+    def test_counters_and_nothing_else(self):
+        r = mixed_run()
+        self.assertEqual(r.unknown, [], "frames that match no input")
+        leaked = [m for m in r.filler + r.untranslatable if r.out.get(m)]
+        self.assertEqual(leaked, [], "filler or untranslatable packets were sent")
+        d, c = r.result.drops, r.result.counters
+        n = sum(v.nflows for v in r.vips.values())
+        self.assertEqual(c["fullnat_new"], n)
+        self.assertEqual(c["fullnat_reverse"], n)
+        self.assertEqual(d["fullnat_xlate_dropped"], len(r.untranslatable))
+        self.assertEqual(d["fullnat_no_session"], len(r.replies) - n)
+        self.assertEqual(d["no_vip"], len(r.filler))
+        self.assertEqual({k: x for k, x in r.result.nonzero_drops().items()
+                          if k not in ("fullnat_no_session", "no_vip", "fullnat_xlate_dropped")}, {})
 
 
 if __name__ == "__main__":

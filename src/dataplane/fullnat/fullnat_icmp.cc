@@ -154,7 +154,7 @@ FwdResult fromBackend(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Pack
   if (!sessionLive(ss, s, now_ms) || ss.proto != q.proto || std::memcmp(ql4 + 2, &ss.backend_port_be, 2) != 0 ||
       std::memcmp(ss.backend, quote + (v4 ? 16 : 24), v4 ? 4 : 16) != 0)
     return FwdResult::dropped(Drop::FullNatNoSession);
-  if (ss.v6 == v4) return FwdResult::dropped(Drop::FullNatUnsupported);  // a client of the other family
+  if (ss.xlate) return FwdResult::dropped(Drop::FullNatUnsupported);  // a client of the other family
   const SnapPort& out = s.ports[ss.client_port];
   uint8_t eth[kEthLen];
   std::memcpy(eth, ss.client_mac, 6);

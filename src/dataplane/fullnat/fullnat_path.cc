@@ -7,6 +7,7 @@
 #include <rte_ether.h>
 
 #include "dataplane/decide.h"
+#include "dataplane/fullnat/family_xlate.h"
 #include "dataplane/fullnat/fullnat_state.h"
 #include "dataplane/fullnat/proxy_v2.h"
 #include "dataplane/fullnat/segment_prefix.h"
@@ -73,7 +74,7 @@ __rte_always_inline void rewriteTuple(uint8_t* l3, uint8_t* l4, const PacketInfo
 // addresses and the two ports, wherever they sit, so the way back is the same difference
 // negated; IPv4's adds the TTL's decrement both ways.
 void sessionDeltas(FullNatSession& ss, const uint8_t* snat, uint16_t snat_port_be) {
-  const unsigned alen = ss.v6 ? 16 : 4;
+  const unsigned alen = ss.client_v6 ? 16 : 4;
   uint64_t a = net::csumDiffBytes(ss.client, snat, alen);
   a = net::csumDiffBytes(ss.vip, ss.backend, alen, a);
   uint64_t l4 = net::csumDiffBytes(reinterpret_cast<const uint8_t*>(&ss.client_port_be),
@@ -96,7 +97,7 @@ inline uint32_t tcpHdrLen(const uint8_t* l4) { return uint32_t(l4[12] >> 4) * 4;
 // The session's flow-table key (the client's 5-tuple as makeFlowKey builds it).
 template <typename Key>
 void sessionKey(const FullNatSession& ss, Key& k) {
-  const unsigned alen = ss.v6 ? 16 : 4;
+  const unsigned alen = ss.client_v6 ? 16 : 4;
   std::memcpy(&k.saddr, ss.client, alen);
   std::memcpy(&k.daddr, ss.vip, alen);
   k.sport = ss.client_port_be;
@@ -106,7 +107,7 @@ void sessionKey(const FullNatSession& ss, Key& k) {
 
 void endSession(WorkerState& w, FullNatSession& ss, SnatPair pair, uint32_t now_ms) {
   FullNatState& fn = *w.fullnat;
-  if (ss.v6) {
+  if (ss.client_v6) {
     FlowKey6 k;
     sessionKey(ss, k);
     fn.index(true).erase(&k, FlowTable::indexHash(k));
@@ -154,6 +155,12 @@ FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, 
     why = Drop::NoBackend;
     return nullptr;
   }
+  // A packet that cannot cross to the backend's family opens nothing (family_xlate.h).
+  const bool xlate = b->addr.isV4() == c.v6;
+  if (unlikely(xlate) && !fullnat::translatable(m, pi, c.v6)) {
+    why = Drop::FullNatXlateDropped;
+    return nullptr;
+  }
   const std::vector<uint32_t>& addrs = b->addr.isV4() ? c.vip->snat4 : c.vip->snat6;
   bool got = false;
   // Spread over the VIP's addresses: start at the flow's hash.
@@ -173,12 +180,14 @@ FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, 
   const unsigned alen = c.v6 ? 16 : 4;
   std::memcpy(ss.client, d + pi.saddr_off, alen);
   std::memcpy(ss.vip, d + pi.daddr_off, alen);
-  std::memcpy(ss.backend, b->addr.bytes.data(), alen);
+  std::memcpy(ss.backend, b->addr.bytes.data(), 16);  // the backend's family (IPv4: 4 bytes, then zeros)
   ss.client_port_be = pi.sport_be;
   ss.vip_port_be = pi.dport_be;
   ss.backend_port_be = b->port_be != 0 ? b->port_be : pi.dport_be;
   ss.proto = pi.proto;
-  ss.v6 = c.v6;
+  ss.client_v6 = c.v6;
+  ss.backend_v6 = !b->addr.isV4();
+  ss.xlate = xlate;
   ss.used = true;
   ss.state = initialState(tcp, pi.tcp_flags, false);
   ss.last_seen_ms = now_ms;
@@ -189,9 +198,12 @@ FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, 
   ss.delta = {ss.proxy_len, 0};
   ss.client_port = ingress;
   std::memcpy(ss.client_mac, d + 6, 6);  // the frame's source MAC
-  std::memcpy(ss.snat, s.snat_addrs[pair.addr].addr.bytes.data(), alen);
+  std::memcpy(ss.snat, s.snat_addrs[pair.addr].addr.bytes.data(), 16);  // as the backend's
   ss.snat_port_be = rte_cpu_to_be_16(pair.port);
-  sessionDeltas(ss, ss.snat, ss.snat_port_be);
+  if (unlikely(ss.xlate))
+    fullnat::crossFamilyDeltas(ss);
+  else
+    sessionDeltas(ss, ss.snat, ss.snat_port_be);
   w.counters.add(Ctr::FullNatNew);
   if (bid < kMaxCountedBackends) w.backend_ctrs[bid].flows_new++;
   return &ss;
@@ -205,6 +217,50 @@ inline void writeEth(rte_mbuf* m, const PacketInfo& pi, const uint8_t* dst_mac, 
   std::memcpy(e + 6, src_mac.bytes.data(), 6);
   const uint16_t et = rte_cpu_to_be_16(v4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
   std::memcpy(e + 12, &et, 2);
+}
+
+// The IP header's length as the packet leaves toward the backend (frameToIp done): the client's,
+// or, translated, the backend family's (no options).
+__rte_always_inline uint32_t outIpHdrLen(const FullNatSession& ss, const PacketInfo& pi, bool translated) {
+  if (!translated) return uint32_t(pi.l4_off - pi.l3_off);
+  return ss.backend_v6 ? kIpv6HdrLen : kIpv4HdrLen;
+}
+
+// PROXY v2: translate, and put the header (of the client's family, pi.family) in front of a
+// segment at the client's ISN + 1. `translated`: the packet crossed families (family_xlate.h);
+// what it changed is computed where it is used, so that the same-family path (a constant false)
+// keeps no more values live across the calls.
+__rte_always_inline FwdResult proxyToBackend(WorkerState& w, const Snapshot& s, const FullNatSession& ss, rte_mbuf* m,
+                                             const PacketInfo& pi, uint16_t egress, bool translated) {
+  uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, kEthLen);
+  uint8_t* l4 = l3 + outIpHdrLen(ss, pi, translated);
+  const uint32_t hlen = tcpHdrLen(l4);
+  if (pi.tcp_flags & kTcpSyn) return FwdResult::sent(egress);  // the SYN keeps the ISN
+  fullnat::seqToBackend(l4, hlen, ss.delta);
+  const uint32_t first = ss.client_isn + 1;
+  const uint32_t client_seq = rte_be_to_cpu_32(load32(l4 + 4)) - ss.delta.client;
+  if (client_seq != first || (pi.tcp_flags & kTcpRst) != 0) return FwdResult::sent(egress);
+  const int l3_len = int(pi.l3_len) + (translated ? fullnat::xlateGrowth(ss) : 0);
+  if (l3_len + ss.proxy_len > s.ports[egress].mtu) return FwdResult::dropped(Drop::ProxyHeaderNoRoom);
+  const uint32_t first_be = rte_cpu_to_be_32(first);
+  std::memcpy(l4 + 4, &first_be, 4);  // the header starts at ISN + 1; the checksum is recomputed below
+  uint8_t hdr[fullnat::kProxyV2Len6];
+  const size_t n = fullnat::writeProxyV2(hdr, pi.family, ss.client, ss.client_port_be, ss.vip, ss.vip_port_be, true);
+  const Family out_family = !translated ? pi.family : ss.backend_v6 ? Family::V6 : Family::V4;
+  if (!fullnat::insertSegmentPrefix(m, kEthLen, kEthLen + outIpHdrLen(ss, pi, translated), out_family, hdr,
+                                    uint16_t(n)))
+    return FwdResult::dropped(Drop::ProxyHeaderNoRoom);
+  w.counters.add(Ctr::ProxyHeaderSent);
+  return FwdResult::sent(egress);
+}
+
+// A client's packet of a session whose backend is of the other family: translated, then the
+// PROXY step as for the same family. Out of line: the same-family path keeps its registers.
+[[gnu::noinline]] FwdResult xlateForward(WorkerState& w, const Snapshot& s, const FullNatSession& ss,
+                                         const SnapBackend& b, rte_mbuf* m, const PacketInfo& pi, uint16_t ingress) {
+  const FwdResult r = fullnat::xlateToBackend(s, ss, b, m, pi, ingress);
+  if (r.outcome != FwdOutcome::Sent || ss.proxy_len == 0) return r;
+  return proxyToBackend(w, s, ss, m, pi, b.egress, true);
 }
 
 }  // namespace
@@ -244,6 +300,7 @@ FwdResult fullNatForward(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   const SnapBackend* b = s.backend(ss->backend_id);
   if (unlikely(b == nullptr)) return FwdResult::dropped(Drop::NoBackend);  // removed by a reload
   if (unlikely(pi.ttl <= 1)) return FwdResult::dropped(Drop::TtlExceeded);
+  if (unlikely(ss->xlate)) return xlateForward(w, s, *ss, *b, m, pi, ingress);  // family_xlate.h
   if (unlikely(pi.l3_len > b->rw.max_l3_len)) return tooBigFor(m, pi, s, ingress, s.ports[b->egress].mtu, 0);
 
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
@@ -253,25 +310,7 @@ FwdResult fullNatForward(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
                {ss->snat, ss->backend, ss->snat_port_be, ss->backend_port_be, ss->l4_to_backend, ss->ip_to_backend});
   std::memcpy(frameToIp(m, pi), b->rw.hdr.data(), kEthLen);  // as forwardNat: the backend's prebuilt header
   if (likely(ss->proxy_len == 0)) return FwdResult::sent(b->egress);  // (never set for UDP)
-
-  // PROXY v2: translate, and put the header in front of a segment at the client's ISN + 1.
-  l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, kEthLen);
-  l4 = l3 + (pi.l4_off - pi.l3_off);
-  const uint32_t hlen = tcpHdrLen(l4);
-  if (pi.tcp_flags & kTcpSyn) return FwdResult::sent(b->egress);  // the SYN keeps the ISN
-  fullnat::seqToBackend(l4, hlen, ss->delta);
-  const uint32_t first = ss->client_isn + 1;
-  const uint32_t client_seq = rte_be_to_cpu_32(load32(l4 + 4)) - ss->delta.client;
-  if (client_seq != first || (pi.tcp_flags & kTcpRst) != 0) return FwdResult::sent(b->egress);
-  if (pi.l3_len + ss->proxy_len > s.ports[b->egress].mtu) return FwdResult::dropped(Drop::ProxyHeaderNoRoom);
-  const uint32_t first_be = rte_cpu_to_be_32(first);
-  std::memcpy(l4 + 4, &first_be, 4);  // the header starts at ISN + 1; the checksum is recomputed below
-  uint8_t hdr[fullnat::kProxyV2Len6];
-  const size_t n = fullnat::writeProxyV2(hdr, pi.family, ss->client, ss->client_port_be, ss->vip, ss->vip_port_be, true);
-  if (!fullnat::insertSegmentPrefix(m, kEthLen, kEthLen + (pi.l4_off - pi.l3_off), pi.family, hdr, uint16_t(n)))
-    return FwdResult::dropped(Drop::ProxyHeaderNoRoom);
-  w.counters.add(Ctr::ProxyHeaderSent);
-  return FwdResult::sent(b->egress);
+  return proxyToBackend(w, s, *ss, m, pi, b->egress, false);
 }
 
 FwdResult fullNatReverse(WorkerState& w, const Snapshot& s, const PktCtx& c, rte_mbuf* m, uint32_t now_ms) {
@@ -284,7 +323,7 @@ FwdResult fullNatReverse(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   FullNatSession& ss = fn.session(c.vip_index, dport);
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   const unsigned alen = pi.family == Family::V4 ? 4 : 16;
-  if (!ss.used || ss.proto != pi.proto || ss.v6 != (pi.family == Family::V6) || ss.backend_port_be != pi.sport_be ||
+  if (!ss.used || ss.proto != pi.proto || ss.backend_v6 != (pi.family == Family::V6) || ss.backend_port_be != pi.sport_be ||
       std::memcmp(ss.backend, d + pi.saddr_off, alen) != 0 || sessionExpired(ss, now_ms, s.timeouts))
     return FwdResult::dropped(Drop::FullNatNoSession);
   if (unlikely(pi.ttl <= 1)) return FwdResult::dropped(Drop::TtlExceeded);
@@ -293,6 +332,7 @@ FwdResult fullNatReverse(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   // else keeps it alive.
   if (tcp && (pi.tcp_flags & (kTcpFin | kTcpRst))) ss.state = FlowState::TcpClosing;
   ss.last_seen_ms = now_ms;
+  if (unlikely(ss.xlate)) return fullnat::xlateToClient(w, s, ss, m, pi);  // family_xlate.h
   const SnapPort& out = s.ports[ss.client_port];
   if (pi.l3_len > out.mtu) return FwdResult::dropped(Drop::TooBig);
   uint8_t* l3 = d + pi.l3_off;
@@ -300,7 +340,7 @@ FwdResult fullNatReverse(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   if (tcp && ss.proxy_len != 0) {
     const uint32_t hlen = tcpHdrLen(l4);
     if (pi.tcp_flags & kTcpSyn)
-      fullnat::lowerMss(l4, hlen, ss.proxy_len, ss.v6 ? fullnat::kMinMss6 : fullnat::kMinMss4);
+      fullnat::lowerMss(l4, hlen, ss.proxy_len, ss.client_v6 ? fullnat::kMinMss6 : fullnat::kMinMss4);
     if (fullnat::seqToClient(l4, hlen, ss.delta, ss.client_isn) == fullnat::SeqResult::OptionsKept)
       return FwdResult::dropped(Drop::FullNatUnsupported);
   }

@@ -11,8 +11,10 @@
 // still hold the old connection. Both ends are O(1).
 //
 // Lookups: a client's packet finds its session through `index4`/`index6` (a FlowTable keyed by
-// the client's 5-tuple whose value names the pair); a backend's packet finds it directly by its
-// destination (address index, port).
+// the client's 5-tuple whose value names the pair, in the client's family); a backend's packet
+// finds it directly by its destination (address index, port), in the backend's family. The two
+// families may differ (an IPv6 VIP in front of IPv4 backends, or the reverse): the pair is then of
+// the backend's family, and each packet crosses families (family_xlate.h).
 #pragma once
 
 #include <cstdint>
@@ -34,7 +36,10 @@ struct FullNatSession {
   uint8_t snat[16];  // the source pair's address, and its port below
   uint16_t client_port_be, vip_port_be, backend_port_be, snat_port_be;
   uint8_t proto;
-  bool v6;
+  // The two sides' families: the client's (client, VIP; the index it is in) and the backend's
+  // (backend, source pair). `xlate` when they differ: every packet has its IP header replaced
+  // (family_xlate.h), the one flag the per-packet path tests for it.
+  bool client_v6, backend_v6, xlate;
   bool used;
   // PROXY v2: the header's length; it occupies the backend's sequence numbers client_isn + 1 ..
   // client_isn + proxy_len, just before the client's first byte.

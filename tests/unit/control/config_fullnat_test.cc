@@ -94,6 +94,30 @@ TEST(ConfigFullNat, ASourceAddressIsTheBalancersAlone) {
             "t.toml:10:18: vips[0].snat_addresses: needs an IPv4 address: the VIP has backends of that family");
 }
 
+// Full NAT translates the family (fullnat/family_xlate.h): an IPv4 VIP takes IPv6 backends and
+// an IPv6 VIP IPv4 ones, or both at once; the pool needs an address of each backend's family.
+TEST(ConfigFullNat, BackendsOfTheOtherFamily) {
+  Config c = load(vip("snat_addresses = [\"2001:db8:2::2\"]\n", "2001:db8:2::11"));
+  ASSERT_EQ(c.vips.size(), 1u);
+  EXPECT_EQ(c.vips[0].backends[0].address.str(), "2001:db8:2::11");
+  std::string six = kPrelude +
+                    "[[vips]]\naddress = \"2001:db8:1::10\"\nport = 80\nforwarding = \"fullnat\"\n"
+                    "snat_addresses = [\"198.18.2.2\", \"2001:db8:2::2\"]\n"
+                    "[[vips.backends]]\naddress = \"198.18.2.11\"\n[[vips.backends]]\naddress = \"2001:db8:2::11\"\n";
+  Config d = load(six);
+  ASSERT_EQ(d.vips.size(), 1u);
+  EXPECT_EQ(d.vips[0].backends.size(), 2u);
+  // Without the IPv4 source address the IPv4 backend has no pool.
+  six.replace(six.find("\"198.18.2.2\", "), 14, "");
+  EXPECT_EQ(errorsOf(six),
+            "t.toml:10:18: vips[0].snat_addresses: needs an IPv4 address: the VIP has backends of that family");
+  // NAT still refuses it: it rewrites addresses within one family.
+  std::string nat = vip("", "2001:db8:2::11");
+  nat.replace(nat.find("\"fullnat\""), 9, "\"nat\"");
+  EXPECT_EQ(errorsOf(nat), "t.toml:11:11: vips[0].backends[0].address: IPv6 backend for an IPv4 VIP needs "
+                           "forwarding ipip, gue or fullnat");
+}
+
 TEST(ConfigFullNat, OneWorkerOnly) {
   std::string doc = vip("snat_addresses = [\"198.18.2.2\"]\n");
   doc.replace(doc.find("worker_cores = [1]"), 18, "worker_cores = [1, 2]");

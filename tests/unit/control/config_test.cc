@@ -603,9 +603,9 @@ address = "198.18.2.11"
 )";
   EXPECT_EQ(errorsOf(doc),
             "t.toml:9:11: vips[0].backends[0].address: IPv6 backend for an IPv4 VIP needs "
-            "forwarding ipip or gue\n"
+            "forwarding ipip, gue or fullnat\n"
             "t.toml:14:11: vips[1].backends[0].address: IPv4 backend for an IPv6 VIP needs "
-            "forwarding ipip or gue");
+            "forwarding ipip, gue or fullnat");
   // The same backends are fine once tunnelled.
   std::string tunnelled = doc;
   tunnelled.replace(tunnelled.find("[[vips.backends]]"), 0, "forwarding = \"ipip\"\n");
