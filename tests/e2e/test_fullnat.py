@@ -147,7 +147,7 @@ class FullNat(unittest.TestCase):
         try:
             stats = cls.lb.stop()
             names = ("fullnat_new", "fullnat_ended", "fullnat_reverse", "proxy_header_sent", "snat_exhausted",
-                     "fullnat_no_session", "fullnat_wrong_worker", "fullnat_unsupported", "proxy_header_no_room")
+                     "fullnat_no_session", "fullnat_ring_full", "fullnat_unsupported", "proxy_header_no_room")
             print("  fullnat: final stats: " + ", ".join(f"{k} {counter(stats, k)}" for k in names))
         finally:
             cls.lb.kill()
