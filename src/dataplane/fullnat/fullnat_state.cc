@@ -64,20 +64,6 @@ std::unique_ptr<FullNatState> FullNatState::create(const std::vector<SnapSnatAdd
   return st;
 }
 
-bool FullNatState::take(Addr& a, uint32_t addr, uint32_t bucket, uint32_t now_ms, SnatPair& out) {
-  Fifo& f = a.fifo[bucket];
-  if (f.count == 0) return false;
-  const Queued& q = a.ring[f.start + f.head];
-  // Never released (since 0 at start) or quiet long enough. A bucket is in release order, so
-  // if its front is still quiet, every pair behind it is too.
-  if (q.since_ms != 0 && uint32_t(now_ms - q.since_ms) < a.quiet_ms) return false;
-  out = {addr, q.port};
-  f.head = f.head + 1 == f.size ? 0 : f.head + 1;
-  f.count--;
-  a.free--;
-  return true;
-}
-
 bool FullNatState::takeAny(Addr& a, uint32_t addr, uint32_t now_ms, SnatPair& out) {
   for (uint32_t k = 0; k <= mask_; k++) {
     const uint32_t b = (a.next + k) & mask_;
@@ -89,11 +75,11 @@ bool FullNatState::takeAny(Addr& a, uint32_t addr, uint32_t now_ms, SnatPair& ou
   return false;
 }
 
-bool FullNatState::allocFor(uint32_t addr, uint32_t now_ms, const ReplyFrom& r, SnatPair& out, bool& steered) {
+bool FullNatState::allocSteered(uint32_t addr, uint32_t now_ms, const ReplyFrom& r, SnatPair& out, bool& steered) {
   Addr& a = addrs_[addr];
-  steered = nworkers_ == 1;  // one worker receives every reply
+  steered = false;
   if (a.free == 0) return false;
-  if (mask_ != 0 && r.port < rss_.ports.size()) {
+  if (r.port < rss_.ports.size()) {
     const SnatRssPort& p = rss_.ports[r.port];
     const uint32_t n = uint32_t(p.mine.size());
     if (n != 0 && rssHashesPorts(p.hash_types, a.v6, r.proto)) {
@@ -113,6 +99,7 @@ bool FullNatState::allocFor(uint32_t addr, uint32_t now_ms, const ReplyFrom& r, 
 
 bool FullNatState::alloc(uint32_t addr, uint32_t now_ms, SnatPair& out) {
   Addr& a = addrs_[addr];
+  if (mask_ == 0) return take(a, addr, 0, now_ms, out);
   return a.free != 0 && takeAny(a, addr, now_ms, out);
 }
 

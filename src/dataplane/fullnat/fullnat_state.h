@@ -104,7 +104,11 @@ class FullNatState {
   // Takes a pair of `addr` whose quiet time has passed; false when none is left. allocFor
   // prefers one whose reply `r` lands on this worker's RX queue (`steered`: it does, or this is
   // the only worker); alloc takes any.
-  bool allocFor(uint32_t addr, uint32_t now_ms, const ReplyFrom& r, SnatPair& out, bool& steered);
+  bool allocFor(uint32_t addr, uint32_t now_ms, const ReplyFrom& r, SnatPair& out, bool& steered) {
+    if (mask_ != 0) return allocSteered(addr, now_ms, r, out, steered);
+    steered = nworkers_ == 1;  // one worker receives every reply
+    return take(addrs_[addr], addr, 0, now_ms, out);  // one bucket: the address's FIFO
+  }
   bool alloc(uint32_t addr, uint32_t now_ms, SnatPair& out);
   // The buckets an address's free pairs are sorted into (1: not steered).
   uint32_t buckets() const { return mask_ + 1; }
@@ -154,7 +158,20 @@ class FullNatState {
     uint32_t free = 0;                      // pairs in the FIFOs
     uint32_t next = 0;                      // the bucket an unsteered allocation looks at first
   };
-  bool take(Addr& a, uint32_t addr, uint32_t bucket, uint32_t now_ms, SnatPair& out);
+  bool take(Addr& a, uint32_t addr, uint32_t bucket, uint32_t now_ms, SnatPair& out) {
+    Fifo& f = a.fifo[bucket];
+    if (f.count == 0) return false;
+    const Queued& q = a.ring[f.start + f.head];
+    // Never released (since 0 at start) or quiet long enough. A bucket is in release order, so
+    // if its front is still quiet, every pair behind it is too.
+    if (q.since_ms != 0 && uint32_t(now_ms - q.since_ms) < a.quiet_ms) return false;
+    out = {addr, q.port};
+    f.head = f.head + 1 == f.size ? 0 : f.head + 1;
+    f.count--;
+    a.free--;
+    return true;
+  }
+  bool allocSteered(uint32_t addr, uint32_t now_ms, const ReplyFrom& r, SnatPair& out, bool& steered);
   bool takeAny(Addr& a, uint32_t addr, uint32_t now_ms, SnatPair& out);
   std::vector<Addr> addrs_;
   std::vector<uint32_t> pair_base_;  // each address's first position in the sweep's order
