@@ -49,6 +49,7 @@ std::unique_ptr<FullNatState> FullNatState::create(const std::vector<SnapSnatAdd
       if (nb > 1) x.bucket_of[(ports[i] - x.lo) / st->nworkers_] = bucket[i];
     }
     x.free = uint32_t(ports.size());
+    x.released.assign(std::max<size_t>(ports.size(), 1), 0);
     st->pair_base_.push_back(base);
     base += uint32_t(x.sessions.size());
     st->total_slots_ += x.sessions.size();
@@ -107,9 +108,15 @@ void FullNatState::release(SnatPair p, uint32_t now_ms) {
   Addr& a = addrs_[p.addr];
   Fifo& f = a.fifo[a.bucket_of.empty() ? 0 : a.bucket_of[uint32_t(p.port - a.lo) / nworkers_]];
   const uint32_t tail = f.head + f.count >= f.size ? f.head + f.count - f.size : f.head + f.count;
-  a.ring[f.start + tail] = {p.port, now_ms == 0 ? 1u : now_ms};  // 0 means "never used"
+  const uint32_t since = now_ms == 0 ? 1u : now_ms;  // 0 means "never used"
+  a.ring[f.start + tail] = {p.port, since};
   f.count++;
   a.free++;
+  const uint32_t n = uint32_t(a.released.size());
+  if (a.rel_count == n) a.rel_head = a.rel_head + 1 == n ? 0 : a.rel_head + 1;  // the oldest is past its quiet time
+  else a.rel_count++;
+  const uint32_t last = a.rel_head + a.rel_count - 1;
+  a.released[last >= n ? last - n : last] = since;
 }
 
 FullNatSession& FullNatState::slot(uint64_t i, SnatPair& p) {
@@ -125,23 +132,21 @@ FullNatState::Usage FullNatState::usage(uint32_t addr, uint32_t now_ms) const {
   Usage u;
   u.waiting = a.free;
   u.in_use = uint32_t(a.ring.size()) - a.free;
-  // Each bucket is in release order (never-used pairs, since 0, at the front): the pairs still
-  // in their quiet time are its back part, found by a binary search, so the worker can publish
-  // the counts (publishSnatUsage) without walking every free pair.
-  for (const Fifo& f : a.fifo) {
-    auto quiet = [&](uint32_t i) {
-      const uint32_t j = f.head + i >= f.size ? f.head + i - f.size : f.head + i;
-      const Queued& q = a.ring[f.start + j];
-      return q.since_ms != 0 && uint32_t(now_ms - q.since_ms) < a.quiet_ms;
-    };
-    uint32_t lo = 0, hi = f.count;
-    while (lo < hi) {
-      const uint32_t mid = lo + (hi - lo) / 2;
-      if (quiet(mid)) hi = mid;
-      else lo = mid + 1;
-    }
-    u.quiet += f.count - lo;
+  // The releases are in time order: the ones still in their quiet time are the back part, found
+  // by a binary search, so the worker can publish the counts (publishSnatUsage) without walking
+  // every free pair or every bucket.
+  const uint32_t n = uint32_t(a.released.size());
+  auto quiet = [&](uint32_t i) {
+    const uint32_t j = a.rel_head + i >= n ? a.rel_head + i - n : a.rel_head + i;
+    return uint32_t(now_ms - a.released[j]) < a.quiet_ms;
+  };
+  uint32_t lo = 0, hi = a.rel_count;
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (quiet(mid)) hi = mid;
+    else lo = mid + 1;
   }
+  u.quiet = a.rel_count - lo;
   return u;
 }
 

@@ -157,6 +157,11 @@ class FullNatState {
     std::vector<uint16_t> bucket_of;        // per owned port (sessions' order); empty with one bucket
     uint32_t free = 0;                      // pairs in the FIFOs
     uint32_t next = 0;                      // the bucket an unsteered allocation looks at first
+    // The last releases' times, oldest first (capacity = owned ports): a pair is released at
+    // most once per quiet time (it is not taken while quiet), so every pair in its quiet time is
+    // here, and usage() counts them with one binary search whatever the buckets.
+    std::vector<uint32_t> released;
+    uint32_t rel_head = 0, rel_count = 0;
   };
   bool take(Addr& a, uint32_t addr, uint32_t bucket, uint32_t now_ms, SnatPair& out) {
     Fifo& f = a.fifo[bucket];
