@@ -21,6 +21,17 @@ std::unique_ptr<FullNatState> FullNatState::create(const std::vector<SnapSnatAdd
     st->mask_ = rss.buckets - 1;
   }
   const uint32_t nb = st->mask_ + 1;
+  // The port term is linear too: the XOR of its set bits' terms, 16 per family, computed once.
+  uint32_t bit_term[2][16] = {};
+  if (nb > 1)
+    for (int v6 = 0; v6 < 2; v6++)
+      for (int b = 0; b < 16; b++) bit_term[v6][b] = rssPortTerm(st->rss_.key.data(), v6 != 0, uint16_t(1u << b));
+  auto portBucket = [&](bool v6, uint32_t p) {
+    uint32_t t = 0;
+    for (int b = 0; b < 16; b++)
+      if (p >> b & 1) t ^= bit_term[v6][b];
+    return uint16_t(t & st->mask_);
+  };
   uint32_t base = 0;
   for (const SnapSnatAddr& a : addrs) {
     Addr x;
@@ -36,7 +47,7 @@ std::unique_ptr<FullNatState> FullNatState::create(const std::vector<SnapSnatAdd
     std::vector<uint16_t> ports, bucket;
     for (uint32_t p = uint32_t(a.port_lo) + worker; p <= a.port_hi; p += st->nworkers_) {
       ports.push_back(uint16_t(p));
-      bucket.push_back(uint16_t(nb == 1 ? 0 : rssPortTerm(st->rss_.key.data(), x.v6, uint16_t(p)) & st->mask_));
+      bucket.push_back(nb == 1 ? 0 : portBucket(x.v6, p));
     }
     x.fifo.resize(nb);
     for (uint16_t b : bucket) x.fifo[b].size++;
