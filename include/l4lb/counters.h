@@ -93,9 +93,12 @@ namespace l4lb {
      UDP), a backend's packet to a pool (address, port) that no live flow uses, or an ICMP error   \
      quoting a pair or a client's tuple that no live session holds */                              \
   X(FullNatNoSession, "fullnat_no_session")                                                        \
-  /* a backend's packet (or an ICMP error quoting one of the balancer's) to a pool port that       \
-     another worker owns (its RSS queue is not the owner's) */                                     \
+  /* an ICMP error quoting the balancer's packet from a pool port that another worker owns (its    \
+     RSS queue is not the owner's; ICMP errors are not handed off, replies are) */                \
   X(FullNatWrongWorker, "fullnat_wrong_worker")                                                    \
+  /* a backend's packet for a pool port that another worker owns not taken: that worker's         \
+     hand-off ring was full */                                                                     \
+  X(FullNatRingFull, "fullnat_ring_full")                                                          \
   /* full-NAT packet that full NAT does not translate: an IP fragment, an ICMP error about a       \
      flow whose client and backend are of different families, a new flow whose frame has a         \
      group source MAC (its replies go there) */                                                    \
@@ -168,6 +171,13 @@ namespace l4lb {
   X(ProxyHeaderSent, "proxy_header_sent")                                                          \
   /* fragments handed to their owner worker's ring (fragments of one datagram meet there) */       \
   X(FragHandedOff, "frag_handed_off")                                                              \
+  /* backend packets to a full-NAT pair that another worker owns, handed to its ring (RSS put them  \
+     on this worker's queue: the pair was not steered, fullnat_unsteered) */                       \
+  X(FullNatHandedOff, "fullnat_handed_off")                                                        \
+  /* full-NAT sessions, with several workers, whose pair could not be chosen so that RSS brings     \
+     the backend's packets to the session's worker (RSS unknown, one RX queue, ports not hashed, or \
+     no such pair free): their packets may take the hand-off ring */                               \
+  X(FullNatUnsteered, "fullnat_unsteered")                                                         \
   /* tunnelled IPv4 packets (inner DF clear) fragmented on the outer header to fit the egress */  \
   X(TunnelFragmented, "tunnel_fragmented")                                                       \
   /* flow sync (dataplane/sync_rings.h): a record not pushed, the worker's sync_out ring was full   \

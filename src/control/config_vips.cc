@@ -460,12 +460,6 @@ void ConfigSchema::loadFullNat(TableReader& t, VipConfig& vip, bool fwdOk, bool 
     if (fwdOk && !fullnat) r_.report(v, "only allowed with forwarding fullnat");
     return fullnat;
   };
-  if (fullnat && config_.eal.worker_cores.size() > 1) {
-    // A backend's reply is found by its destination pair in one worker's sessions; with several
-    // workers the NIC's RSS would hand most replies to another worker, which has no session.
-    r_.report(t.get("forwarding"), "fullnat needs eal.worker_cores to name one core: a backend's reply must "
-                                   "reach the worker that holds its session, and replies are not steered to it");
-  }
   const Field addrs = t.get("snat_addresses");
   if (addrs && onlyFullNat(addrs)) {
     if (auto* arr = addrs->as_array(); arr != nullptr && !arr->empty()) {

@@ -112,7 +112,7 @@ struct Daemon {
   std::unique_ptr<ControlPlane> cp;
   std::vector<std::unique_ptr<dataplane::WorkerState>> states;
   std::vector<dataplane::WorkerArgs> args;
-  std::vector<rte_ring*> frag_rings;
+  std::vector<rte_ring*> handoff_rings;
   std::unique_ptr<sync::SyncService> sync_service;
   bool workers_launched = false;
 };
@@ -199,6 +199,11 @@ bool createWorkers(Daemon& d) {
   const Config& cfg = d.cfg;
   std::string err;
   d.args.resize(d.nworkers);
+  // The ports' RSS (key, hash types, RETA), for full NAT's steering (snat_pools.h, snatRss).
+  std::vector<sync::PortRss> rss;
+  if (d.nworkers > 1)
+    for (size_t p = 0; p < d.ports.runtime.size(); p++)
+      rss.push_back(sync::queryPortRss(d.ports.runtime[p].port_id, d.ports.rx_queues[p]));
   for (unsigned w = 0; w < d.nworkers; w++) {
     auto st = std::make_unique<dataplane::WorkerState>();
     st->index = uint16_t(w);
@@ -213,9 +218,17 @@ bool createWorkers(Daemon& d) {
       return false;
     }
     // Full NAT: this worker's share of every source address, sized once (a reload cannot
-    // change the list, reload.cc).
+    // change the list, reload.cc), its free pairs sorted by where RSS sends their replies.
     if (const SnatPools pools = snatPools(cfg); !pools.addrs.empty()) {
-      st->fullnat = dataplane::FullNatState::create(pools.addrs, uint16_t(w), uint16_t(d.nworkers), socket, err);
+      const dataplane::SnatRss steer = snatRss(rss, w, d.nworkers);
+      if (w == 0 && d.nworkers > 1) {
+        size_t n = 0;
+        for (const auto& p : steer.ports) n += p.mine.empty() ? 0 : 1;
+        logInfo("full NAT: replies steered to their worker by RSS on " + std::to_string(n) + " of " +
+                std::to_string(steer.ports.size()) + " ports; elsewhere they may take the hand-off ring");
+      }
+      st->fullnat =
+          dataplane::FullNatState::create(pools.addrs, uint16_t(w), uint16_t(d.nworkers), socket, err, steer);
       st->snat_ports.resize(pools.addrs.size());
       if (!st->fullnat) {
         logError(err + " (full NAT's session index; give EAL more memory)");
@@ -234,21 +247,21 @@ bool createWorkers(Daemon& d) {
   return true;
 }
 
-// Rings between workers: fragments (several workers only: any worker hands a fragment to its
-// owner's ring), then the workers shown to the control plane.
+// Rings between workers (several workers only: any worker hands a fragment, or a full-NAT reply,
+// to its owner's ring), then the workers shown to the control plane.
 bool createRings(Daemon& d) {
   if (d.nworkers > 1) {
     for (unsigned w = 0; w < d.nworkers; w++) {
-      const std::string name = "frag_ring_w" + std::to_string(w);
-      rte_ring* r = rte_ring_create(name.c_str(), dataplane::kFragRingSize,
+      const std::string name = "handoff_ring_w" + std::to_string(w);
+      rte_ring* r = rte_ring_create(name.c_str(), dataplane::kHandOffRingSize,
                                     int(rte_lcore_to_socket_id(d.cfg.eal.worker_cores[w])), RING_F_SC_DEQ);
       if (r == nullptr) {
-        logError("fragment ring " + name + ": " + rte_strerror(rte_errno));
+        logError("hand-off ring " + name + ": " + rte_strerror(rte_errno));
         return false;
       }
-      d.frag_rings.push_back(r);
+      d.handoff_rings.push_back(r);
     }
-    for (auto& st : d.states) st->frag_rings = d.frag_rings;
+    for (auto& st : d.states) st->handoff_rings = d.handoff_rings;
   }
   for (auto& st : d.states) st->outer_frag = {d.ports.frag_direct, d.ports.frag_indirect};
   std::vector<const dataplane::WorkerState*> ro;
@@ -377,12 +390,12 @@ void teardown(Daemon& d) {
   d.sync_service.reset();
   if (d.ports_up) stopPorts(d.ports);
   d.states.clear();
-  for (rte_ring* r : d.frag_rings) {
+  for (rte_ring* r : d.handoff_rings) {
     void* m;
     while (rte_ring_sc_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     rte_ring_free(r);
   }
-  d.frag_rings.clear();
+  d.handoff_rings.clear();
   if (d.shared.qsbr != nullptr) rte_free(d.shared.qsbr);
   d.shared.qsbr = nullptr;
   if (d.ports_up) freePools(d.ports);

@@ -9,7 +9,7 @@
 #include "control/snat_pools.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/fullnat/fullnat_state.h"
-#include "dataplane/worker.h"  // kFragRingSize
+#include "dataplane/worker.h"  // kHandOffRingSize
 
 namespace l4lb::control {
 
@@ -63,11 +63,11 @@ PoolSizes poolSizes(const Config& cfg, unsigned workers) {
   PoolSizes s;
   // Room for the largest frame plus an encapsulation header in front of it.
   s.data_room = uint16_t(std::max<unsigned>(RTE_MBUF_DEFAULT_BUF_SIZE, max_mtu + 18u + RTE_PKTMBUF_HEADROOM));
-  // Plus what the fragment tables may hold ([fragments] max_held per worker), so held fragments
-  // never take mbufs RX needs.
+  // Plus what the fragment tables may hold ([fragments] max_held per worker) and the hand-off
+  // rings between workers, so held or handed-off packets never take mbufs RX needs.
   s.mbufs = pow2Minus1Above(queues_total + (workers + 1) * (kPoolCache + 64) + 4096 +
                             workers * cfg.fragments.max_held +
-                            (workers > 1 ? workers * dataplane::kFragRingSize : 0));
+                            (workers > 1 ? workers * dataplane::kHandOffRingSize : 0));
   // Outer fragments live until the driver has sent them: at most a TX ring's worth per worker
   // and port (each fragment is one direct mbuf, the headers, and one indirect, the reference),
   // plus the per-lcore caches and a burst's worth in flight.
@@ -86,7 +86,7 @@ MemoryEstimate estimateMemory(const Config& cfg, uint64_t page) {
   m.mbuf_pool = pktmbufPoolBytes(p.mbufs, p.data_room, page);
   m.frag_pools = pktmbufPoolBytes(p.frag_mbufs, uint16_t(RTE_PKTMBUF_HEADROOM + 64), page) +
                  pktmbufPoolBytes(p.frag_mbufs, 0, page);
-  m.rings = m.workers > 1 ? m.workers * ringBytes(dataplane::kFragRingSize - 1) : 0;
+  m.rings = m.workers > 1 ? m.workers * ringBytes(dataplane::kHandOffRingSize - 1) : 0;
   if (const SnatPools pools = snatPools(cfg); !pools.addrs.empty()) {
     const uint64_t slots = dataplane::FullNatState::slotsPerWorker(pools.addrs, uint16_t(std::max(m.workers, 1u)));
     const uint32_t cap = dataplane::FullNatState::indexCapacity(slots);

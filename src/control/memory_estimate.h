@@ -1,6 +1,6 @@
 // What l4lb takes from the EAL's memory at start, computed from the config before the EAL runs:
 // the flow tables (per worker and address family), the shared packet-buffer pool, the two
-// outer-fragment pools and the fragment rings. The sizes here are the ones the start-up code
+// outer-fragment pools and the hand-off rings. The sizes here are the ones the start-up code
 // allocates (ports.cc sizes its pools with poolSizes(); FlowTable::bytesFor is create()'s own
 // arithmetic), so the estimate cannot drift from them. Left out: the EAL's own bookkeeping, the
 // drivers' descriptor rings, flow-sync rings and a few small objects (a few MiB in all).
@@ -31,7 +31,7 @@ struct MemoryEstimate {
   uint64_t flows6 = 0;  // one worker's IPv6 flow table
   uint64_t mbuf_pool = 0;
   uint64_t frag_pools = 0;  // both
-  uint64_t rings = 0;       // fragment rings between workers
+  uint64_t rings = 0;       // hand-off rings between workers (fragments, full-NAT replies)
   // Full NAT, per worker: the client-side session index (both families; EAL memory) and the
   // sessions with their free-pair queues (process memory, outside the EAL's: not in total()).
   uint64_t fullnat_index = 0;

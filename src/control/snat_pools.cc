@@ -1,5 +1,6 @@
 #include "control/snat_pools.h"
 
+#include <algorithm>
 #include <map>
 
 #include "l4lb/limits.h"
@@ -42,6 +43,35 @@ SnatPools snatPools(const Config& cfg) {
     p.errors.push_back("vips: " + std::to_string(p.addrs.size()) + " distinct snat_addresses, at most " +
                        std::to_string(kMaxSnatAddrs));
   return p;
+}
+
+namespace {
+
+bool steerable(const sync::PortRss& p) {
+  const size_t n = p.reta.size();
+  return p.rx_queues > 1 && p.rss && p.key.size() >= 40 && n > 1 && n <= dataplane::kMaxSnatBuckets && (n & (n - 1)) == 0;
+}
+
+}  // namespace
+
+dataplane::SnatRss snatRss(const std::vector<sync::PortRss>& ports, unsigned worker, unsigned workers) {
+  dataplane::SnatRss r;
+  r.ports.resize(ports.size());
+  if (workers <= 1) return r;
+  for (const sync::PortRss& p : ports) {
+    if (!steerable(p)) continue;
+    if (r.key.empty()) r.key = p.key;
+    if (p.key == r.key) r.buckets = std::max<uint32_t>(r.buckets, uint32_t(p.reta.size()));
+  }
+  if (r.key.empty()) return r;
+  for (size_t i = 0; i < ports.size(); i++) {
+    const sync::PortRss& p = ports[i];
+    if (!steerable(p) || p.key != r.key) continue;
+    r.ports[i].hash_types = p.hash_types;
+    for (uint32_t b = 0; b < r.buckets; b++)
+      if (p.reta[b % p.reta.size()] % workers == worker) r.ports[i].mine.push_back(uint16_t(b));
+  }
+  return r;
 }
 
 }  // namespace l4lb::control

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "control/config.h"
+#include "control/sync/sync_owner.h"
+#include "dataplane/fullnat/snat_rss.h"
 #include "l4lb/snapshot.h"
 
 namespace l4lb::control {
@@ -22,5 +24,13 @@ struct SnatPools {
 };
 
 SnatPools snatPools(const Config& cfg);
+
+// How worker `worker` of `workers` steers full NAT's replies (dataplane/fullnat/snat_rss.h), from
+// what the ports (configured order: Snapshot::ports indexes) report of their RSS. A port is
+// steered when it has several RX queues, RSS read whole (Toeplitz key, hash types, a power-of-two
+// RETA of at most kMaxSnatBuckets entries) and the key of the first such port (the buckets are
+// one per key); `mine` lists the RETA entries, repeated up to the largest steered RETA, whose
+// queue q this worker polls (q mod workers = worker, daemon.cc). One worker: no steering.
+dataplane::SnatRss snatRss(const std::vector<sync::PortRss>& ports, unsigned worker, unsigned workers);
 
 }  // namespace l4lb::control

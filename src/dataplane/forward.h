@@ -60,6 +60,8 @@ enum class FwdOutcome : uint8_t {
   // Too big but encapsulated whole (outer IPv4, DF clear): may leave fragmented on the outer
   // header to `frag_mtu` (outer_frag.h), on `egress`; where that is not done, a `drop` (too_big).
   Fragment,
+  // Handed to the worker that owns it (a full-NAT reply on that worker's ring): nothing to do here.
+  HandedOff,
 };
 
 // A forwarding step's outcome and the fields it needs.
@@ -72,6 +74,7 @@ struct FwdResult {
   static constexpr FwdResult sent(uint16_t egress) { return {FwdOutcome::Sent, Drop::Ok, egress, 0}; }
   static constexpr FwdResult dropped(Drop why) { return {FwdOutcome::Dropped, why, 0, 0}; }
   static constexpr FwdResult icmpSent(uint16_t ingress) { return {FwdOutcome::IcmpSent, Drop::Ok, ingress, 0}; }
+  static constexpr FwdResult handedOff() { return {FwdOutcome::HandedOff, Drop::Ok, 0, 0}; }
   static constexpr FwdResult fragment(uint16_t egress, uint16_t mtu) {
     return {FwdOutcome::Fragment, Drop::TooBig, egress, mtu};
   }

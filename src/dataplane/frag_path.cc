@@ -1,5 +1,5 @@
 // The fragment path (FragTable, frag_table.h): fragments of a VIP's flows, scheduled by their
-// first fragment and forwarded after it, handed between workers on the fragment rings, held
+// first fragment and forwarded after it, handed between workers on the hand-off rings, held
 // until their first arrives. Out of line and cold: processBurst reaches it only for fragments.
 #include "dataplane/frag_path.h"
 
@@ -8,6 +8,7 @@
 #include <rte_ring.h>
 
 #include "dataplane/frag_table.h"
+#include "dataplane/fullnat/fullnat_handoff.h"
 #include "dataplane/lookup.h"
 #include "dataplane/parser.h"
 #include "dataplane/pipeline.h"
@@ -83,11 +84,11 @@ void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Packet
   const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
   const uint8_t* saddr = data + pi.saddr_off;
   const uint8_t* daddr = data + pi.daddr_off;
-  if (!from_ring && w.frag_rings.size() > 1) {
-    const uint32_t owner = fragOwner(saddr, daddr, pi.family, uint32_t(w.frag_rings.size()));
+  if (!from_ring && w.handoff_rings.size() > 1) {
+    const uint32_t owner = fragOwner(saddr, daddr, pi.family, uint32_t(w.handoff_rings.size()));
     if (owner != w.index) {
       m->hash.usr = ingress;  // the RSS hash is not needed any more; the owner needs the port
-      if (rte_ring_mp_enqueue(w.frag_rings[owner], m) != 0) {
+      if (rte_ring_mp_enqueue(w.handoff_rings[owner], m) != 0) {
         dropPkt(w, m, Drop::FragRingFull);
         return;
       }
@@ -188,12 +189,16 @@ void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const Packet
   dropPkt(w, m, Drop::Fragment);
 }
 
-uint16_t drainFragRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx) {
-  if (w.index >= w.frag_rings.size()) return 0;  // one worker: no rings
+uint16_t drainHandOffRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx) {
+  if (w.index >= w.handoff_rings.size()) return 0;  // one worker: no rings
   rte_mbuf* pkts[kBurst];
-  const unsigned n = rte_ring_sc_dequeue_burst(w.frag_rings[w.index], reinterpret_cast<void**>(pkts), kBurst, nullptr);
+  const unsigned n = rte_ring_sc_dequeue_burst(w.handoff_rings[w.index], reinterpret_cast<void**>(pkts), kBurst, nullptr);
   for (unsigned i = 0; i < n; i++) {
     rte_mbuf* m = pkts[i];
+    if (m->hash.usr & kHandOffFullNat) {
+      takeHandedOffReply(w, s, m, now_ms, tx);
+      continue;
+    }
     const uint16_t ingress = uint16_t(m->hash.usr);
     PacketInfo pi;
     // Parsed by the worker that received it; parsed again here (the ring carries only the mbuf).

@@ -16,7 +16,7 @@
 namespace l4lb::dataplane {
 
 // A fragment (parsed: pi.frag is First or Later) received on Snapshot::ports[ingress], or taken
-// from this worker's fragment ring (`from_ring`). Cold: processBurst calls it after the burst's
+// from this worker's hand-off ring (`from_ring`). Cold: processBurst calls it after the burst's
 // other packets.
 [[gnu::cold, gnu::noinline]] void handleFragment(WorkerState& w, const Snapshot& s, rte_mbuf* m, const PacketInfo& pi,
                                                  uint16_t ingress, uint32_t now_ms, TxBatch& tx, bool from_ring);

@@ -11,7 +11,7 @@
 //
 // What it does not do: it has no interrupt mode (rte_eth_dev_rx_intr_*, which l3fwd-power's
 // default mode uses): not every PMD we run on has RX interrupts (net_ring, net_pcap), and the
-// worker must wake on its own anyway for the sweep, the fragment ring, FlowQuery answers and the
+// worker must wake on its own anyway for the sweep, the hand-off ring, FlowQuery answers and the
 // sync rings, which wait for at most one sleep (sleep_max_us).
 //
 // Thread ownership: one IdleBackoff per worker, on its stack; nothing shared.

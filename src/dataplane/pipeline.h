@@ -111,6 +111,7 @@ __rte_always_inline void finishForward(WorkerState& w, rte_mbuf* m, const FwdRes
     }
     // Too big, but may leave fragmented (by value: `r` stays in registers).
     if (r.outcome == FwdOutcome::Fragment) return emitOuterFragments(w, m, r.egress, r.frag_mtu, bid, tx);
+    if (r.outcome == FwdOutcome::HandedOff) return;  // another worker's mbuf now
     // IcmpSent: the reply goes back to the client, counted as a too_big drop of the packet.
     w.counters.drop(Drop::TooBig);
     w.counters.add(Ctr::IcmpTooBigSent);

@@ -78,10 +78,12 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   uint32_t snat_published_ms = 0;
   // IP fragments (frag_table.h); null: fragments take the exception path as unparsed packets.
   std::unique_ptr<FragTable> frags;
-  // With several workers, every worker's fragment ring (index = worker; multi-producer,
-  // single-consumer: any worker hands a fragment to its owner, fragOwner(), and only the owner
-  // dequeues); empty with one worker. Created and freed by the daemon, outside the loop.
-  std::vector<rte_ring*> frag_rings;
+  // With several workers, every worker's hand-off ring (index = worker; multi-producer,
+  // single-consumer: any worker hands a packet to its owner, and only the owner dequeues): IP
+  // fragments to the worker that owns their datagram (fragOwner, frag_path.cc) and full NAT's
+  // replies to the worker that holds their session (fullnat_handoff.h). Empty with one worker.
+  // Created and freed by the daemon, outside the loop.
+  std::vector<rte_ring*> handoff_rings;
   // Mbufs for outer-header fragments of tunnelled packets (outer_frag.h), shared by the workers
   // and created by the daemon; null pools: such packets are frag_out_nomem drops.
   OuterFragPools outer_frag;
@@ -99,13 +101,14 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   }
 };
 
-// Fragments in a ring: at most this many per worker (the mbuf pool is sized with room for them).
-inline constexpr uint32_t kFragRingSize = 512;
+// Packets in a hand-off ring: at most this many per worker (the mbuf pool is sized with room for
+// them).
+inline constexpr uint32_t kHandOffRingSize = 512;
 
-// The owner's side of the fragment rings: takes up to kBurst fragments other workers handed to
-// this one and handles them as its own (each keeps the ingress port index it arrived on).
-// Returns how many were taken.
-uint16_t drainFragRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx);
+// The owner's side of the hand-off rings: takes up to kBurst packets other workers handed to this
+// one (fragments, each with the ingress port index it arrived on; full NAT's replies) and handles
+// them as its own. Returns how many were taken.
+uint16_t drainHandOffRing(WorkerState& w, const Snapshot& s, uint32_t now_ms, TxBatch& tx);
 
 inline void emit(TxBatch& tx, rte_mbuf* m, uint16_t port) { tx.pkts[port][tx.n[port]++] = m; }
 

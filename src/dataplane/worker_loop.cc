@@ -128,9 +128,9 @@ int workerMain(void* arg) {
       processBurst(w, *s, pkts, n, q.port_index, now, tx);
       flushTx(w, *s, tx);
     }
-    if (unlikely(!w.frag_rings.empty())) {
+    if (unlikely(!w.handoff_rings.empty())) {
       tx.clear();
-      if (drainFragRing(w, *s, now, tx) != 0) {
+      if (drainHandOffRing(w, *s, now, tx) != 0) {
         busy = true;
         flushTx(w, *s, tx);
       }

@@ -151,7 +151,7 @@ class FullNat(unittest.TestCase):
         try:
             stats = cls.lb.stop()
             names = ("fullnat_new", "fullnat_ended", "fullnat_reverse", "proxy_header_sent", "snat_exhausted",
-                     "fullnat_no_session", "fullnat_wrong_worker", "fullnat_unsupported", "fullnat_xlate_dropped",
+                     "fullnat_no_session", "fullnat_wrong_worker", "fullnat_ring_full", "fullnat_unsupported", "fullnat_xlate_dropped",
                      "proxy_header_no_room")
             print("  fullnat: final stats: " + ", ".join(f"{k} {counter(stats, k)}" for k in names))
         finally:

@@ -222,10 +222,10 @@ void checkFullNat(const WorkerState& w, uint32_t now) {
 }
 
 // Mbufs the worker legitimately keeps between steps: fragments held in its fragment table and
-// fragments waiting in fragment rings (none with this single worker, counted all the same).
+// fragments waiting in hand-off rings (none with this single worker, counted all the same).
 unsigned heldMbufs(const WorkerState& w) {
   unsigned n = w.frags ? w.frags->held() : 0;
-  for (rte_ring* r : w.frag_rings) n += rte_ring_count(r);
+  for (rte_ring* r : w.handoff_rings) n += rte_ring_count(r);
   return n;
 }
 

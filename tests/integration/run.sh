@@ -70,7 +70,7 @@ import unittest
 
 import os
 import os
-MODULES = os.environ.get("L4LB_MODULES", "test_docs test_shape test_config test_malformed test_forwarding test_fullnat test_fragments test_edge test_xdp test_xdp_restart test_health test_scripts test_ctl test_fullnat_ops test_top test_systemd test_status_page test_manpages test_bgp test_gate test_dashboard test_package").split()
+MODULES = os.environ.get("L4LB_MODULES", "test_docs test_shape test_config test_malformed test_forwarding test_fullnat test_fullnat_workers test_fragments test_edge test_xdp test_xdp_restart test_health test_scripts test_ctl test_fullnat_ops test_top test_systemd test_status_page test_manpages test_bgp test_gate test_dashboard test_package").split()
 
 
 class Result(unittest.TextTestResult):

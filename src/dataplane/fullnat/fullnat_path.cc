@@ -8,6 +8,7 @@
 
 #include "dataplane/decide.h"
 #include "dataplane/fullnat/family_xlate.h"
+#include "dataplane/fullnat/fullnat_handoff.h"
 #include "dataplane/fullnat/fullnat_state.h"
 #include "dataplane/fullnat/proxy_v2.h"
 #include "dataplane/fullnat/segment_prefix.h"
@@ -162,14 +163,18 @@ FullNatSession* openSession(WorkerState& w, const Snapshot& s, const PktCtx& c, 
     return nullptr;
   }
   const std::vector<uint32_t>& addrs = b->addr.isV4() ? c.vip->snat4 : c.vip->snat6;
-  bool got = false;
-  // Spread over the VIP's addresses: start at the flow's hash.
+  bool got = false, steered = false;
+  // Spread over the VIP's addresses: start at the flow's hash. A pair whose reply RSS brings to
+  // this worker when there is one (snat_rss.h); else the reply may take the hand-off ring.
+  const ReplyFrom from{b->addr.bytes.data(), b->port_be != 0 ? b->port_be : pi.dport_be, b->egress, pi.proto,
+                       c.slot_hash};
   for (size_t i = 0; i < addrs.size() && !got; i++)
-    got = fn.alloc(addrs[(c.slot_hash + i) % addrs.size()], now_ms, pair);
+    got = fn.allocFor(addrs[(c.slot_hash + i) % addrs.size()], now_ms, from, pair, steered);
   if (!got) {
     why = Drop::SnatExhausted;
     return nullptr;
   }
+  if (!steered) w.counters.add(Ctr::FullNatUnsteered);
   const FlowValue v{fn.packPair(pair), FlowState::TcpEstablished, 0, false};
   if (!fn.index(c.v6).upsert(c.key, c.bucket_hash, v.pack())) {  // room for every pair: not expected
     fn.release(pair, now_ms);
@@ -319,7 +324,8 @@ FwdResult fullNatReverse(WorkerState& w, const Snapshot& s, const PktCtx& c, rte
   if (unlikely(w.fullnat == nullptr) || !w.fullnat->inRange(c.vip_index, dport))
     return FwdResult::dropped(Drop::FullNatNoSession);
   FullNatState& fn = *w.fullnat;
-  if (fn.ownerOf(c.vip_index, dport) != w.index) return FwdResult::dropped(Drop::FullNatWrongWorker);
+  // Another worker's pair (its reply was not steered to it): to that worker's ring.
+  if (const uint16_t owner = fn.ownerOf(c.vip_index, dport); unlikely(owner != w.index)) return handOffReply(w, c, m, owner);
   FullNatSession& ss = fn.session(c.vip_index, dport);
   uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
   const unsigned alen = pi.family == Family::V4 ? 4 : 16;

@@ -5,10 +5,14 @@
 //
 // Ownership: the ports of a source address are split among the workers (port - port_lo taken
 // modulo the number of workers), so any worker knows from a reply's destination port which
-// worker's session it belongs to. Allocation is a FIFO per address: a pair that is freed goes
-// to the back with its release time, and the front is taken only once its quiet time has
-// passed (2 x MSL by default, as TIME-WAIT), so a pair is never reused while the backend may
-// still hold the old connection. Both ends are O(1).
+// worker's session it belongs to; a reply received by another worker is handed to the owner
+// (fullnat_handoff.h). Allocation is a FIFO per bucket: a pair that is freed goes to the back of
+// its bucket with its release time, and a front is taken only once its quiet time has passed
+// (2 x MSL by default, as TIME-WAIT), so a pair is never reused while the backend may still
+// hold the old connection. Without RSS steering an address has one bucket. With it (snat_rss.h)
+// a port's bucket is its hash term's low bits, so a new flow can take a port whose reply comes
+// back on this worker's RX queue: at most one look per RETA entry of this worker, then one per
+// bucket for any free pair; release is O(1).
 //
 // Lookups: a client's packet finds its session through `index4`/`index6` (a FlowTable keyed by
 // the client's 5-tuple whose value names the pair, in the client's family); a backend's packet
@@ -24,6 +28,7 @@
 
 #include "dataplane/flow.h"
 #include "dataplane/flow_table.h"
+#include "dataplane/fullnat/snat_rss.h"
 #include "dataplane/fullnat/tcp_seq.h"
 #include "l4lb/snapshot.h"
 
@@ -66,12 +71,24 @@ struct SnatPair {
   uint16_t port = 0;  // host order
 };
 
+// A new flow's reply as RSS sees it: from the backend (address in network order, port) on
+// Snapshot::ports[port]; `spread` (the flow's hash) picks where the walk over the RETA starts.
+struct ReplyFrom {
+  const uint8_t* backend;
+  uint16_t backend_port_be;
+  uint16_t port;
+  uint8_t proto;
+  uint32_t spread;
+};
+
 class FullNatState {
  public:
   // `addrs`: Snapshot::snat_addrs at start. Sessions and queues are sized for this worker's
-  // share of every address. Returns nullptr with `err` when the index tables cannot be made.
+  // share of every address; `rss` steers replies (snat_rss.h; default: not steered). Returns
+  // nullptr with `err` when the index tables cannot be made.
   static std::unique_ptr<FullNatState> create(const std::vector<SnapSnatAddr>& addrs, uint16_t worker,
-                                              uint16_t nworkers, int socket, std::string& err);
+                                              uint16_t nworkers, int socket, std::string& err,
+                                              const SnatRss& rss = {});
 
   // Sessions per worker (each worker owns (hi - lo) / nworkers + 1 slots of every address), and
   // the capacity create() gives each client index: the estimate of memory_estimate.cc uses both.
@@ -96,8 +113,17 @@ class FullNatState {
     const uint32_t i = packed - 1;
     return addrs_[i >> 16].sessions[i & 0xffff];
   }
-  // Takes a pair of `addr` whose quiet time has passed; false when none is left.
+  // Takes a pair of `addr` whose quiet time has passed; false when none is left. allocFor
+  // prefers one whose reply `r` lands on this worker's RX queue (`steered`: it does, or this is
+  // the only worker); alloc takes any.
+  bool allocFor(uint32_t addr, uint32_t now_ms, const ReplyFrom& r, SnatPair& out, bool& steered) {
+    if (mask_ != 0) return allocSteered(addr, now_ms, r, out, steered);
+    steered = nworkers_ == 1;  // one worker receives every reply
+    return take(addrs_[addr], addr, 0, now_ms, out);  // one bucket: the address's FIFO
+  }
   bool alloc(uint32_t addr, uint32_t now_ms, SnatPair& out);
+  // The buckets an address's free pairs are sorted into (1: not steered).
+  uint32_t buckets() const { return mask_ + 1; }
   // Returns a pair, to be reused after its address's quiet time.
   void release(SnatPair p, uint32_t now_ms);
 
@@ -128,17 +154,48 @@ class FullNatState {
     uint16_t port;
     uint32_t since_ms;  // release time (start: long enough ago)
   };
+  // One bucket's FIFO: ring[start .. start + size) of its address, `count` pairs from `head`.
+  struct Fifo {
+    uint32_t start = 0, size = 0, head = 0, count = 0;
+  };
   struct Addr {
     uint16_t lo = 0, hi = 0;
     uint32_t quiet_ms = 0;
+    bool v6 = false;
+    uint8_t bytes[16] = {};                 // the address, network order
     std::vector<FullNatSession> sessions;  // one per owned port
-    std::vector<Queued> ring;               // FIFO of free pairs, capacity = owned ports
-    uint32_t head = 0, count = 0;
+    std::vector<Queued> ring;               // free pairs, bucket by bucket; capacity = owned ports
+    std::vector<Fifo> fifo;                 // one per bucket
+    std::vector<uint16_t> bucket_of;        // per owned port (sessions' order); empty with one bucket
+    uint32_t free = 0;                      // pairs in the FIFOs
+    uint32_t next = 0;                      // the bucket an unsteered allocation looks at first
+    // The last releases' times, oldest first (capacity = owned ports): a pair is released at
+    // most once per quiet time (it is not taken while quiet), so every pair in its quiet time is
+    // here, and usage() counts them with one binary search whatever the buckets.
+    std::vector<uint32_t> released;
+    uint32_t rel_head = 0, rel_count = 0;
   };
+  bool take(Addr& a, uint32_t addr, uint32_t bucket, uint32_t now_ms, SnatPair& out) {
+    Fifo& f = a.fifo[bucket];
+    if (f.count == 0) return false;
+    const Queued& q = a.ring[f.start + f.head];
+    // Never released (since 0 at start) or quiet long enough. A bucket is in release order, so
+    // if its front is still quiet, every pair behind it is too.
+    if (q.since_ms != 0 && uint32_t(now_ms - q.since_ms) < a.quiet_ms) return false;
+    out = {addr, q.port};
+    f.head = f.head + 1 == f.size ? 0 : f.head + 1;
+    f.count--;
+    a.free--;
+    return true;
+  }
+  bool allocSteered(uint32_t addr, uint32_t now_ms, const ReplyFrom& r, SnatPair& out, bool& steered);
+  bool takeAny(Addr& a, uint32_t addr, uint32_t now_ms, SnatPair& out);
   std::vector<Addr> addrs_;
   std::vector<uint32_t> pair_base_;  // each address's first position in the sweep's order
   uint64_t total_slots_ = 0;
   uint16_t worker_ = 0, nworkers_ = 1;
+  uint32_t mask_ = 0;  // buckets - 1
+  SnatRss rss_;
   std::unique_ptr<FlowTable> index4_, index6_;
 };
 

@@ -118,12 +118,13 @@ TEST(ConfigFullNat, BackendsOfTheOtherFamily) {
                            "forwarding ipip, gue or fullnat");
 }
 
-TEST(ConfigFullNat, OneWorkerOnly) {
+TEST(ConfigFullNat, SeveralWorkers) {
+  // A reply reaches the worker that holds its session: by RSS steering, else the hand-off ring.
   std::string doc = vip("snat_addresses = [\"198.18.2.2\"]\n");
   doc.replace(doc.find("worker_cores = [1]"), 18, "worker_cores = [1, 2]");
-  EXPECT_EQ(errorsOf(doc),
-            "t.toml:9:14: vips[0].forwarding: fullnat needs eal.worker_cores to name one core: a backend's reply "
-            "must reach the worker that holds its session, and replies are not steered to it");
+  Config c = load(doc);
+  EXPECT_EQ(c.eal.worker_cores.size(), 2u);
+  EXPECT_EQ(c.vips[0].forwarding, FwdMode::FullNat);
 }
 
 TEST(SnatPools, OneListOverTheVipsAndItsConflicts) {
@@ -155,6 +156,44 @@ TEST(SnatPools, ChangingTheSourceAddressesNeedsARestart) {
   auto msgs = restartRequired(a, b);
   ASSERT_EQ(msgs.size(), 1u);
   EXPECT_NE(msgs[0].find("full-NAT source addresses changed: needs a restart"), std::string::npos) << msgs[0];
+}
+
+
+sync::PortRss rssPort(uint8_t key_byte, uint16_t queues, size_t reta_size) {
+  sync::PortRss p;
+  p.rx_queues = queues;
+  p.rss = true;
+  p.key.assign(40, key_byte);
+  p.hash_types = 0xffff;
+  for (size_t i = 0; i < reta_size; i++) p.reta.push_back(uint16_t(i % queues));
+  return p;
+}
+
+TEST(SnatRss, SteeredPortsAndEachWorkersEntries) {
+  sync::PortRss single = rssPort(0x6d, 1, 128), unread = rssPort(0x6d, 4, 128), other_key = rssPort(0x5a, 4, 128),
+                odd_reta = rssPort(0x6d, 4, 96);
+  single.rss = false;
+  unread.rss = false;
+  const std::vector<sync::PortRss> ports{rssPort(0x6d, 4, 128), single, unread, other_key, odd_reta, rssPort(0x6d, 4, 512)};
+  const dataplane::SnatRss r = snatRss(ports, 1, 2);
+  EXPECT_EQ(r.key, ports[0].key);
+  EXPECT_EQ(r.buckets, 512u);  // the largest steered RETA
+  ASSERT_EQ(r.ports.size(), ports.size());
+  // Worker 1 of 2 polls queues 1 and 3: the odd entries, the 128-entry RETA repeated 4 times.
+  ASSERT_EQ(r.ports[0].mine.size(), 256u);
+  for (uint16_t b : r.ports[0].mine) EXPECT_EQ(b % 2, 1) << b;
+  EXPECT_EQ(r.ports[0].hash_types, 0xffffu);
+  for (size_t i : {1, 2, 3, 4}) EXPECT_TRUE(r.ports[i].mine.empty()) << "port " << i;
+  EXPECT_EQ(r.ports[5].mine.size(), 256u);
+  // Three workers over four queues: worker 0 polls queues 0 and 3.
+  const dataplane::SnatRss r3 = snatRss({rssPort(0x6d, 4, 128)}, 0, 3);
+  ASSERT_EQ(r3.ports[0].mine.size(), 64u);
+  for (uint16_t b : r3.ports[0].mine) EXPECT_TRUE(b % 4 == 0 || b % 4 == 3) << b;
+  // One worker, or no steerable port: no steering.
+  EXPECT_TRUE(snatRss(ports, 0, 1).key.empty());
+  const dataplane::SnatRss none = snatRss({single, unread}, 0, 2);
+  EXPECT_TRUE(none.key.empty());
+  EXPECT_EQ(none.buckets, 1u);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The memory estimate (control/memory_estimate.h) against what the EAL's heap hands out when
 // the same tables, pools and rings are created as the daemon creates them at start
-// (daemon.cc: the flow tables and fragment rings; ports.cc setupPorts: the three mbuf pools).
+// (daemon.cc: the flow tables and hand-off rings; ports.cc setupPorts: the three mbuf pools).
 // The EAL's own bookkeeping and the drivers' descriptor rings are outside both figures.
 #include "control/memory_estimate.h"
 
@@ -55,8 +55,8 @@ TEST(MemoryEstimate, PoolSizesFromPortsAndWorkers) {
   const Config c = twoWorkers(4096);
   const PoolSizes p = poolSizes(c, 2);
   // Two ports of 2 RX and 2 TX queues (4 x 1024 descriptors each), 3 lcore caches of 256 + 64,
-  // 4096 spare, the fragment tables' max_held per worker, two fragment rings: rounded up to 2^k - 1.
-  const unsigned n = 2 * 4 * 1024 + 3 * 320 + 4096 + 2 * c.fragments.max_held + 2 * dataplane::kFragRingSize;
+  // 4096 spare, the fragment tables' max_held per worker, two hand-off rings: rounded up to 2^k - 1.
+  const unsigned n = 2 * 4 * 1024 + 3 * 320 + 4096 + 2 * c.fragments.max_held + 2 * dataplane::kHandOffRingSize;
   unsigned want = 1;
   while (want < n + 1) want <<= 1;
   EXPECT_EQ(p.mbufs, want - 1);
@@ -104,8 +104,8 @@ TEST(MemoryEstimate, MatchesWhatTheEalAllocates) {
       rte_pktmbuf_pool_create("me_fdirect", p.frag_mbufs, kPoolCache, 0, uint16_t(RTE_PKTMBUF_HEADROOM + 64), socket),
       rte_pktmbuf_pool_create("me_findirect", p.frag_mbufs, kPoolCache, 0, 0, socket)};
   for (rte_mempool* mp : pools) ASSERT_NE(mp, nullptr);
-  rte_ring* rings[] = {rte_ring_create("me_r0", dataplane::kFragRingSize, socket, RING_F_SC_DEQ),
-                       rte_ring_create("me_r1", dataplane::kFragRingSize, socket, RING_F_SC_DEQ)};
+  rte_ring* rings[] = {rte_ring_create("me_r0", dataplane::kHandOffRingSize, socket, RING_F_SC_DEQ),
+                       rte_ring_create("me_r1", dataplane::kHandOffRingSize, socket, RING_F_SC_DEQ)};
   for (rte_ring* r : rings) ASSERT_NE(r, nullptr);
   const uint64_t used = heapInUse() - before;
   const double ratio = double(m.total()) / double(used);

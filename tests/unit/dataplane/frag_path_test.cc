@@ -29,7 +29,7 @@ std::vector<Out> drain(WorkerState& w, const Snapshot& s) {
   std::vector<Out> out;
   TxBatch tx;
   tx.clear();
-  drainFragRing(w, s, 0, tx);
+  drainHandOffRing(w, s, 0, tx);
   for (uint16_t p = 0; p < kMaxPorts; p++)
     for (uint16_t k = 0; k < tx.n[p]; k++) {
       rte_mbuf* m = tx.pkts[p][k];
@@ -110,12 +110,12 @@ struct TwoWorkers {
       addFrags(*w[i]);
       if (with_rings) {
         const std::string name = "fp_ring" + std::to_string(n++);
-        rings[i] = rte_ring_create(name.c_str(), kFragRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
+        rings[i] = rte_ring_create(name.c_str(), kHandOffRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
         EXPECT_NE(rings[i], nullptr);
       }
     }
     if (with_rings)
-      for (auto& x : w) x->frag_rings = {rings[0], rings[1]};
+      for (auto& x : w) x->handoff_rings = {rings[0], rings[1]};
   }
   ~TwoWorkers() {
     for (rte_ring* r : rings) rte_ring_free(r);
