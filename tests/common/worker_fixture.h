@@ -72,6 +72,35 @@ inline Config topology() {
       {.wan4 = "203.0.113.1/24", .gw4 = "203.0.113.254", .lan4 = "10.0.0.1/24", .lan6 = "fd00::1/64"});
 }
 
+// A fullnat VIP `vip`:`port` (`proto`) with the source addresses `snat`, ports lo..hi, a quiet
+// time, and one backend `backend`:`bport` (MAC `mac`); PROXY v2 when `proxy`.
+struct FullNatVipSpec {
+  IpAddr vip;
+  uint16_t port = 80;
+  Proto proto = Proto::Tcp;
+  std::vector<IpAddr> snat;
+  uint16_t lo = 40000, hi = 40003;
+  uint32_t quiet_ms = 60'000;
+  IpAddr backend;
+  MacAddr mac;
+  uint16_t bport = 0;
+  bool proxy = false;
+};
+inline VipConfig fullNatVip(const FullNatVipSpec& f) {
+  VipConfig v;
+  v.address = f.vip;
+  v.port = f.port;
+  v.protocol = f.proto;
+  v.forwarding = FwdMode::FullNat;
+  v.snat_addresses = f.snat;
+  v.snat_port_lo = f.lo;
+  v.snat_port_hi = f.hi;
+  v.snat_quiet_ms = f.quiet_ms;
+  v.proxy_v2 = f.proxy;
+  v.backends.push_back(makeBackend(f.backend, f.mac, 1, f.bport));
+  return v;
+}
+
 // Scheduler fixtures: TCP VIP 192.0.2.1:80 (DSR) with backends 10.0.0.11.. (MAC ..:01:0i).
 inline MacAddr backendMac(int i) { return macAddr("02:00:00:00:01:1" + std::to_string(i)); }
 inline IpAddr backendAddr(int i) { return ipAddr("10.0.0." + std::to_string(20 + i)); }

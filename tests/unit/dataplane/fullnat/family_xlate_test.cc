@@ -27,17 +27,8 @@ constexpr uint16_t kLo = 40000, kHi = 40003;
 
 VipConfig xVip(const IpAddr& vip, uint16_t port, Proto proto, const IpAddr& backend, const MacAddr& mac,
                uint16_t bport, bool proxy = false) {
-  VipConfig v;
-  v.address = vip;
-  v.port = port;
-  v.protocol = proto;
-  v.forwarding = FwdMode::FullNat;
-  v.snat_addresses = {kS4, kS6};
-  v.snat_port_lo = kLo;
-  v.snat_port_hi = kHi;
-  v.proxy_v2 = proxy;
-  v.backends.push_back(makeBackend(backend, mac, 1, bport));
-  return v;
+  return fullNatVip({.vip = vip, .port = port, .proto = proto, .snat = {kS4, kS6}, .lo = kLo, .hi = kHi,
+                     .backend = backend, .mac = mac, .bport = bport, .proxy = proxy});
 }
 
 // Every VIP's backends are of the other family.

@@ -16,16 +16,8 @@ constexpr uint16_t kLo = 40000, kHi = 40003;  // worker 0 owns 40000 and 40002, 
 
 Config fullNatConfig() {
   Config c = topology();
-  VipConfig v;
-  v.address = kVip4;
-  v.port = 80;
-  v.forwarding = FwdMode::FullNat;
-  v.snat_addresses = {kSnat};
-  v.snat_port_lo = kLo;
-  v.snat_port_hi = kHi;
-  v.snat_quiet_ms = 5000;
-  v.backends.push_back(makeBackend(kB4, kB4Mac, 1, 8080));
-  c.vips.push_back(v);
+  c.vips.push_back(fullNatVip({.vip = kVip4, .port = 80, .snat = {kSnat}, .lo = kLo, .hi = kHi, .quiet_ms = 5000,
+                               .backend = kB4, .mac = kB4Mac, .bport = 8080}));
   return c;
 }
 

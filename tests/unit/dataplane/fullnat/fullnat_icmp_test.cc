@@ -28,26 +28,10 @@ constexpr uint32_t kProxy4 = fullnat::kProxyV2Len4;
 // TCP 192.0.2.1:80 -> 10.0.0.11:8080 (PROXY v2 when `proxy`), UDP [2001:db8:1::1]:53 -> fd00::11.
 Config icmpConfig(bool proxy) {
   Config c = topology();
-  VipConfig v;
-  v.address = kVip4;
-  v.port = 80;
-  v.forwarding = FwdMode::FullNat;
-  v.snat_addresses = {kSnat4};
-  v.snat_port_lo = kLo;
-  v.snat_port_hi = kHi;
-  v.proxy_v2 = proxy;
-  v.backends.push_back(makeBackend(kB4, kB4Mac, 1, 8080));
-  c.vips.push_back(v);
-  VipConfig u;
-  u.address = kVip6;
-  u.port = 53;
-  u.protocol = Proto::Udp;
-  u.forwarding = FwdMode::FullNat;
-  u.snat_addresses = {kSnat6};
-  u.snat_port_lo = kLo;
-  u.snat_port_hi = kHi;
-  u.backends.push_back(makeBackend(kB6, kB6Mac));
-  c.vips.push_back(u);
+  c.vips.push_back(fullNatVip({.vip = kVip4, .port = 80, .snat = {kSnat4}, .lo = kLo, .hi = kHi, .backend = kB4,
+                               .mac = kB4Mac, .bport = 8080, .proxy = proxy}));
+  c.vips.push_back(fullNatVip({.vip = kVip6, .port = 53, .proto = Proto::Udp, .snat = {kSnat6}, .lo = kLo, .hi = kHi,
+                               .backend = kB6, .mac = kB6Mac}));
   return c;
 }
 

@@ -17,28 +17,10 @@ constexpr uint32_t kQuietMs = 5000;
 
 Config fullNatConfig(bool proxy, uint16_t lo = kLo, uint16_t hi = kHi) {
   Config c = topology();
-  VipConfig v;
-  v.address = kVip4;
-  v.port = 80;
-  v.forwarding = FwdMode::FullNat;
-  v.snat_addresses = {kSnat4};
-  v.snat_port_lo = lo;
-  v.snat_port_hi = hi;
-  v.snat_quiet_ms = kQuietMs;
-  v.proxy_v2 = proxy;
-  v.backends.push_back(makeBackend(kB4, kB4Mac, 1, 8080));
-  c.vips.push_back(v);
-  VipConfig u;
-  u.address = kVip6;
-  u.port = 53;
-  u.protocol = Proto::Udp;
-  u.forwarding = FwdMode::FullNat;
-  u.snat_addresses = {kSnat6};
-  u.snat_port_lo = lo;
-  u.snat_port_hi = hi;
-  u.snat_quiet_ms = kQuietMs;
-  u.backends.push_back(makeBackend(kB6, kB6Mac));
-  c.vips.push_back(u);
+  c.vips.push_back(fullNatVip({.vip = kVip4, .port = 80, .snat = {kSnat4}, .lo = lo, .hi = hi, .quiet_ms = kQuietMs,
+                               .backend = kB4, .mac = kB4Mac, .bport = 8080, .proxy = proxy}));
+  c.vips.push_back(fullNatVip({.vip = kVip6, .port = 53, .proto = Proto::Udp, .snat = {kSnat6}, .lo = lo, .hi = hi,
+                               .quiet_ms = kQuietMs, .backend = kB6, .mac = kB6Mac}));
   return c;
 }
 
