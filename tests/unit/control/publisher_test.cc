@@ -647,6 +647,12 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
     }
   };
 
+  auto inFlight = [&] {
+    uint64_t t = 0;
+    for (uint32_t f : in_flight) t += f;
+    return t;
+  };
+
   // Flow-table questions (the FlowQuery protocol), one every 16 swaps, for an IPv4 recurring
   // flow (makeFrame: host 0, source port 1024 + flow) to one worker in turn.
   uint64_t q_asked = 0, q_answered = 0, q_hits = 0, q_bad = 0;
@@ -682,12 +688,24 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
   while (launched && g - 1 < kTargetSwaps && std::chrono::steady_clock::now() - start < kMaxPublishTime) {
     auto next = build(sb, g + 1);
     if (!next) break;  // reported by build()
-    // Frames go in right before the publish, with the snapshot built: some are forwarded before
-    // publish() returns (with table g), some after (with g + 1), so both sides of the swap are
-    // exercised on every round rather than only when a worker happens to lag a whole build.
-    trafficRound(true);
+    // Three kinds of round in turn, so that both outcomes of a swap occur on every run:
+    //  0: frames go in and all come out before the publish: forwarded with table g, the one
+    //     current at injection;
+    //  1: frames go in after publish() returned but before `completed` says so: they carry
+    //     lo = g, and every worker already reads g + 1 (a newer table);
+    //  2: frames go in right before the publish, with the next snapshot built: either, as the
+    //     race between the workers and the swap falls.
+    const uint64_t kind = g % 3;
+    if (kind == 0) {
+      trafficRound(true);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (inFlight() > 0 && std::chrono::steady_clock::now() < until) trafficRound(false);
+    } else if (kind == 2) {
+      trafficRound(true);
+    }
     announced.store(g + 1, std::memory_order_release);
     pub.publish(std::move(next));
+    if (kind == 1) trafficRound(true);
     completed.store(++g, std::memory_order_release);
     if (g % 16 == 0) askWorker(g / 16);
   }
@@ -696,11 +714,6 @@ TEST_F(PublisherStress, WorkersForwardWhileTablesSwapThousandsOfTimes) {
 
   // Drain what is still in flight, then stop the workers.
   const auto drain_end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  auto inFlight = [&] {
-    uint64_t t = 0;
-    for (uint32_t f : in_flight) t += f;
-    return t;
-  };
   while (inFlight() > 0 && std::chrono::steady_clock::now() < drain_end) {
     trafficRound(false);
     sched_yield();
